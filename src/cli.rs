@@ -1,0 +1,260 @@
+//! What the subcommands do, callable from tests. Output for people on the
+//! terminal is Swedish; a token is printed alone on its last line so scripts
+//! can take it with `tail -n1`.
+
+use std::io::Write;
+use std::path::Path;
+
+use crate::config::Config;
+use crate::demo::{self, DemoOptions};
+use crate::ingest::{self, csv_mapping::CsvMapping, IngestError};
+use crate::store::events::BatchOutcome;
+use crate::store::tokens::{self, Role};
+use crate::store::{self, units, DbConn};
+use crate::{app_state, Application};
+
+/// Events per stored batch when importing a file.
+const IMPORT_BATCH: usize = 10_000;
+
+pub fn serve(config: &Config, demo: bool, demo_cases: usize) -> anyhow::Result<()> {
+    if demo {
+        prepare_demo(config, demo_cases)?;
+    }
+    actix_web::rt::System::new().block_on(async {
+        let app = Application::build(config)?;
+        tracing::info!(port = app.port(), database = %store::redact_url(&config.database_url_text), "svu-vakt listening");
+        app.run().await?;
+        Ok(())
+    })
+}
+
+/// Fills an empty database with the demo county and prints an admin token.
+fn prepare_demo(config: &Config, cases: usize) -> anyhow::Result<()> {
+    let state = app_state(config)?;
+    let mut conn = state.pool.get()?;
+    if store::events::count(&mut conn)? == 0 {
+        let opts = DemoOptions {
+            seed: 1,
+            cases,
+            from: chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap_or_default(),
+            to: chrono::NaiveDate::from_ymd_opt(2026, 12, 31).unwrap_or_default(),
+        };
+        load_demo(&mut conn, &state.hasher, &opts)?;
+    }
+    let token = tokens::create(&mut conn, Role::Admin, None, Some("demo"))?;
+    println!("Demodata finns i databasen. Admin-token för API:t:\n{token}");
+    Ok(())
+}
+
+pub fn migrate(config: &Config) -> anyhow::Result<()> {
+    let pool = store::pool(&config.database_url, 1)?;
+    let applied = store::migrate(&mut *pool.get()?)?;
+    println!(
+        "Migreringar körda: {}",
+        if applied.is_empty() {
+            "inga nya".into()
+        } else {
+            applied.join(", ")
+        }
+    );
+    Ok(())
+}
+
+pub fn token_create(config: &Config, role: &str, unit: Option<&str>, label: Option<&str>) -> anyhow::Result<()> {
+    let role = Role::parse(role)
+        .ok_or_else(|| anyhow::anyhow!("okänd roll `{role}`: admin, ledning, handlaggare eller inlasning"))?;
+    let state = app_state(config)?;
+    let token = tokens::create(&mut *state.pool.get()?, role, unit, label)?;
+    println!("Ny token för rollen {} (visas bara nu):\n{token}", role.as_str());
+    Ok(())
+}
+
+pub fn import(
+    config: &Config,
+    units_file: Option<&Path>,
+    events_file: Option<&Path>,
+    mapping: Option<&Path>,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        units_file.is_some() || events_file.is_some(),
+        "ange --units FIL och/eller --events FIL"
+    );
+    let state = app_state(config)?;
+    let mut conn = state.pool.get()?;
+    if let Some(path) = units_file {
+        let text = read(path)?;
+        let is_csv = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+        let list = ingest::parse_units(&text, is_csv).map_err(|errors| field_errors(path, &errors))?;
+        let (created, updated) = units::upsert(&mut conn, &list)?;
+        println!("{}: {created} nya enheter, {updated} uppdaterade", path.display());
+    }
+    if let Some(path) = events_file {
+        let text = read(path)?;
+        let total = match mapping {
+            Some(m) => import_csv(&mut conn, &state.hasher, path, &text, m)?,
+            None => import_jsonl(&mut conn, &state.hasher, path, &text)?,
+        };
+        println!(
+            "{}: {} händelser lästa, {} nya sparade, {} fanns redan",
+            path.display(),
+            total.received,
+            total.stored,
+            total.duplicates
+        );
+    }
+    Ok(())
+}
+
+fn read(path: &Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("kan inte läsa {}: {e}", path.display()))
+}
+
+fn field_errors(path: &Path, errors: &[crate::domain::FieldError]) -> anyhow::Error {
+    let mut msg = format!("{}: {} fel, inget sparades", path.display(), errors.len());
+    for e in errors.iter().take(50) {
+        msg.push_str(&format!("\n  rad {}, fält {}: {}", e.line, e.field, e.message));
+    }
+    if errors.len() > 50 {
+        msg.push_str(&format!("\n  … och {} fel till", errors.len() - 50));
+    }
+    anyhow::anyhow!(msg)
+}
+
+fn ingest_error(path: &Path, e: IngestError) -> anyhow::Error {
+    match e {
+        IngestError::Invalid(errors) => field_errors(path, &errors),
+        IngestError::Conflict(c) => {
+            let lines: Vec<String> = c
+                .iter()
+                .take(50)
+                .map(|c| format!("  rad {}, id {}: {}", c.line, c.id, c.message))
+                .collect();
+            anyhow::anyhow!(
+                "{}: {} id:n finns redan med annat innehåll\n{}",
+                path.display(),
+                c.len(),
+                lines.join("\n")
+            )
+        }
+        IngestError::Db(e) => e,
+    }
+}
+
+fn add(total: &mut BatchOutcome, o: BatchOutcome) {
+    total.received += o.received;
+    total.stored += o.stored;
+    total.duplicates += o.duplicates;
+}
+
+/// Checks the whole file first, so a bad line anywhere stores nothing; then
+/// stores it in batches of 10 000 lines. A crash between batches leaves
+/// whole batches, and a re-run stores only what is missing.
+fn import_jsonl(
+    conn: &mut DbConn,
+    hasher: &crate::domain::PatientHasher,
+    path: &Path,
+    text: &str,
+) -> anyhow::Result<BatchOutcome> {
+    let lines = ingest::json_objects(text).map_err(|e| field_errors(path, &e))?;
+    let mut errors = Vec::new();
+    for chunk in lines.chunks(IMPORT_BATCH) {
+        if let Err(mut e) = ingest::parse_lines(chunk, hasher) {
+            errors.append(&mut e);
+        }
+    }
+    if !errors.is_empty() {
+        return Err(field_errors(path, &errors));
+    }
+    let mut total = BatchOutcome {
+        batch: None,
+        received: 0,
+        stored: 0,
+        duplicates: 0,
+    };
+    for chunk in lines.chunks(IMPORT_BATCH) {
+        let outcome = ingest::store_events(conn, ingest::parse_lines(chunk, hasher), "import")
+            .map_err(|e| ingest_error(path, e))?;
+        add(&mut total, outcome);
+    }
+    Ok(total)
+}
+
+fn import_csv(
+    conn: &mut DbConn,
+    hasher: &crate::domain::PatientHasher,
+    path: &Path,
+    text: &str,
+    mapping: &Path,
+) -> anyhow::Result<BatchOutcome> {
+    let mapping = CsvMapping::from_toml(&read(mapping)?)?;
+    let events = mapping.parse_events(text, hasher).map_err(|e| field_errors(path, &e))?;
+    let mut total = BatchOutcome {
+        batch: None,
+        received: 0,
+        stored: 0,
+        duplicates: 0,
+    };
+    for chunk in events.chunks(IMPORT_BATCH) {
+        let outcome = ingest::store_events(conn, Ok(chunk.to_vec()), "import").map_err(|e| ingest_error(path, e))?;
+        add(&mut total, outcome);
+    }
+    Ok(total)
+}
+
+/// Writes DIR/units.json and DIR/events.jsonl.
+pub fn demo_files(opts: &DemoOptions, dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join("units.json"), demo::units_json())?;
+    let started = std::time::Instant::now();
+    let file = std::fs::File::create(dir.join("events.jsonl"))?;
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+    let n = demo::write_events(opts, &mut out)?;
+    out.flush()?;
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!(
+        "{} ärenden, {n} händelser skrivna till {} på {secs:.2} s ({:.0} ärenden/s)",
+        opts.cases,
+        dir.display(),
+        opts.cases as f64 / secs.max(1e-9)
+    );
+    Ok(())
+}
+
+pub fn demo_db(config: &Config, opts: &DemoOptions) -> anyhow::Result<()> {
+    let state = app_state(config)?;
+    let mut conn = state.pool.get()?;
+    let total = load_demo(&mut conn, &state.hasher, opts)?;
+    println!(
+        "Demodata: {} ärenden, {} nya händelser, {} fanns redan",
+        opts.cases, total.stored, total.duplicates
+    );
+    Ok(())
+}
+
+/// Units and events of the demo county, through the same validation as any import.
+pub fn load_demo(
+    conn: &mut DbConn,
+    hasher: &crate::domain::PatientHasher,
+    opts: &DemoOptions,
+) -> anyhow::Result<BatchOutcome> {
+    units::upsert(conn, &demo::units())?;
+    let mut total = BatchOutcome {
+        batch: None,
+        received: 0,
+        stored: 0,
+        duplicates: 0,
+    };
+    let per_chunk = 1000;
+    let mut start = 0;
+    while start < opts.cases {
+        let n = per_chunk.min(opts.cases - start);
+        let mut buf = Vec::new();
+        demo::write_case_range(opts, start, n, &mut buf)?;
+        let text = String::from_utf8(buf)?;
+        let outcome = ingest::store_events(conn, ingest::parse_events(&text, hasher), "demo")
+            .map_err(|e| ingest_error(Path::new("demo"), e))?;
+        add(&mut total, outcome);
+        start += n;
+    }
+    Ok(total)
+}

@@ -1,0 +1,204 @@
+//! The one typed configuration: a TOML file (`--config`), then environment
+//! variables, then command-line flags, each overriding the one before.
+//! Every option and its default is documented once, in `ops/svu-vakt.toml`.
+//! Secrets are wrapped in [`Secret`] and never print.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::domain::Secret;
+use crate::store::DbUrl;
+
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/svu-vakt.db";
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct FileConfig {
+    database: DatabaseSection,
+    server: ServerSection,
+    log: LogSection,
+    privacy: PrivacySection,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct DatabaseSection {
+    url: String,
+    pool_size: u32,
+}
+
+impl Default for DatabaseSection {
+    fn default() -> Self {
+        DatabaseSection {
+            url: DEFAULT_DATABASE_URL.into(),
+            pool_size: 8,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct ServerSection {
+    listen: String,
+    max_body_mb: usize,
+    workers: usize,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        ServerSection {
+            listen: DEFAULT_LISTEN.into(),
+            max_body_mb: 64,
+            workers: 2,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct LogSection {
+    format: LogFormat,
+    level: String,
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        LogSection {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct PrivacySection {
+    patient_key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The resolved configuration the application is built from.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub database_url: DbUrl,
+    pub database_url_text: String,
+    pub pool_size: u32,
+    pub listen: String,
+    pub max_body_bytes: usize,
+    pub workers: usize,
+    pub log_format: LogFormat,
+    pub log_level: String,
+    pub patient_key: Secret,
+}
+
+/// Overrides from the environment and the command line.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub database_url: Option<String>,
+    pub listen: Option<String>,
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+impl Config {
+    /// Loads the file (if any), applies `SVU_VAKT_*` variables and the flags,
+    /// and resolves the patient key. Errors name the option at fault.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> anyhow::Result<Config> {
+        let fc: FileConfig = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| anyhow::anyhow!("cannot read config {}: {e}", path.display()))?;
+                toml::from_str(&text).map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        let database_url_text = overrides
+            .database_url
+            .clone()
+            .or_else(|| env("SVU_VAKT_DATABASE_URL"))
+            .unwrap_or(fc.database.url);
+        let listen = overrides
+            .listen
+            .clone()
+            .or_else(|| env("SVU_VAKT_LISTEN"))
+            .unwrap_or(fc.server.listen);
+        let log_format = match env("SVU_VAKT_LOG_FORMAT").as_deref() {
+            Some("json") => LogFormat::Json,
+            Some("text") => LogFormat::Text,
+            Some(other) => anyhow::bail!("SVU_VAKT_LOG_FORMAT must be text or json, not `{other}`"),
+            None => fc.log.format,
+        };
+        let database_url = DbUrl::parse(&database_url_text)?;
+        let patient_key = patient_key(fc.privacy.patient_key_file, &database_url)?;
+        anyhow::ensure!(fc.database.pool_size > 0, "database.pool_size must be at least 1");
+        Ok(Config {
+            database_url,
+            database_url_text,
+            pool_size: fc.database.pool_size,
+            listen,
+            max_body_bytes: fc.server.max_body_mb * 1024 * 1024,
+            workers: fc.server.workers.max(1),
+            log_format,
+            log_level: env("SVU_VAKT_LOG_LEVEL").unwrap_or(fc.log.level),
+            patient_key,
+        })
+    }
+}
+
+/// The installation secret for patient hashes: `SVU_VAKT_PATIENT_KEY`, else
+/// the key file (default beside a SQLite database, `data/patient.key` for
+/// PostgreSQL), created with fresh random bytes on first start.
+fn patient_key(file: Option<PathBuf>, db: &DbUrl) -> anyhow::Result<Secret> {
+    if let Some(k) = env("SVU_VAKT_PATIENT_KEY") {
+        anyhow::ensure!(k.len() >= 32, "SVU_VAKT_PATIENT_KEY must be at least 32 characters");
+        return Ok(Secret::new(k.into_bytes()));
+    }
+    let path = file
+        .or_else(|| env("SVU_VAKT_PATIENT_KEY_FILE").map(PathBuf::from))
+        .unwrap_or_else(|| match db {
+            DbUrl::Sqlite(p) => p.with_extension("patient.key"),
+            DbUrl::Postgres(_) => PathBuf::from("data/patient.key"),
+        });
+    if path.exists() {
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| anyhow::anyhow!("cannot read patient key {}: {e}", path.display()))?;
+        let key = text.trim();
+        anyhow::ensure!(
+            key.len() >= 32,
+            "patient key {} is shorter than 32 characters",
+            path.display()
+        );
+        return Ok(Secret::new(key.as_bytes().to_vec()));
+    }
+    create_key_file(&path)
+}
+
+fn create_key_file(path: &Path) -> anyhow::Result<Secret> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut bytes = [0u8; 32];
+    getrandom::getrandom(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+    let key = hex::encode(bytes);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| anyhow::anyhow!("cannot create patient key {}: {e}", path.display()))?;
+    f.write_all(key.as_bytes())?;
+    tracing::warn!(path = %path.display(), "created a new patient key; back it up: without it, hashes cannot be matched again");
+    Ok(Secret::new(key.into_bytes()))
+}

@@ -1,0 +1,569 @@
+//! Synthetic county data for demos and benchmarks: Region Östergötland's
+//! hospitals and vårdcentraler and its 13 kommuner, and N cases with
+//! realistic timings and a realistic share of late or missing steps. The
+//! same seed gives the same output, byte for byte. Patients get synthetic,
+//! checksum-valid numbers; nothing here describes a real person.
+
+use std::fmt::Write as _;
+use std::io::Write;
+
+use chrono::{DateTime, NaiveDate, SecondsFormat};
+use chrono_tz::Europe::Stockholm;
+
+use crate::domain::{Unit, UnitId, UnitKind};
+
+pub const KOMMUNER: [(&str, &str); 13] = [
+    ("BOXHOLM", "Boxholm"),
+    ("FINSPANG", "Finspång"),
+    ("KINDA", "Kinda"),
+    ("LINKOPING", "Linköping"),
+    ("MJOLBY", "Mjölby"),
+    ("MOTALA", "Motala"),
+    ("NORRKOPING", "Norrköping"),
+    ("SODERKOPING", "Söderköping"),
+    ("VADSTENA", "Vadstena"),
+    ("VALDEMARSVIK", "Valdemarsvik"),
+    ("YDRE", "Ydre"),
+    ("ATVIDABERG", "Åtvidaberg"),
+    ("ODESHOG", "Ödeshög"),
+];
+
+const REGION: &str = "Region Östergötland";
+const SJUKHUS: [(&str, &str); 3] = [
+    ("US", "Universitetssjukhuset i Linköping"),
+    ("VIN", "Vrinnevisjukhuset i Norrköping"),
+    ("LIM", "Lasarettet i Motala"),
+];
+const KLINIKER: [(&str, &str); 3] = [
+    ("MED", "Medicinkliniken"),
+    ("GER", "Geriatriska kliniken"),
+    ("ORT", "Ortopedkliniken"),
+];
+
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    pub seed: u64,
+    pub cases: usize,
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+}
+
+/// SplitMix64: tiny, fast, and stable across platforms and versions.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+    fn range(&mut self, lo: i64, hi: i64) -> i64 {
+        lo + self.below((hi - lo).max(1) as u64) as i64
+    }
+    fn chance(&mut self, p: f64) -> bool {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64 <= p
+    }
+}
+
+fn unit(id: String, name: String, kind: UnitKind, huvudman: &str, parent: Option<&str>, email: Option<String>) -> Unit {
+    Unit {
+        id: UnitId(id),
+        name,
+        kind,
+        huvudman: huvudman.into(),
+        parent: parent.map(|p| UnitId(p.into())),
+        email,
+        storhelg: true,
+    }
+}
+
+/// The synthetic county's units; the same for every seed.
+pub fn units() -> Vec<Unit> {
+    let mut out = vec![
+        unit(
+            "RO-SJUKVARD".into(),
+            "Centrum för sjukhusvård".into(),
+            UnitKind::Slutenvard,
+            REGION,
+            None,
+            Some("avvikelse.sjukhusvard@example.se".into()),
+        ),
+        unit(
+            "RO-PRIMARVARD".into(),
+            "Primärvårdscentrum".into(),
+            UnitKind::Oppenvard,
+            REGION,
+            None,
+            Some("avvikelse.primarvard@example.se".into()),
+        ),
+    ];
+    for (s, sname) in SJUKHUS {
+        out.push(unit(
+            format!("RO-{s}"),
+            sname.into(),
+            UnitKind::Slutenvard,
+            REGION,
+            Some("RO-SJUKVARD"),
+            None,
+        ));
+        for (k, kname) in KLINIKER {
+            let klinik = format!("RO-{s}-{k}");
+            out.push(unit(
+                klinik.clone(),
+                format!("{kname}, {sname}"),
+                UnitKind::Slutenvard,
+                REGION,
+                Some(&format!("RO-{s}")),
+                Some(format!("{}@example.se", klinik.to_lowercase())),
+            ));
+            for a in 1..=2 {
+                out.push(unit(
+                    format!("{klinik}-AVD{a}"),
+                    format!("Avdelning {a}, {kname}, {sname}"),
+                    UnitKind::Slutenvard,
+                    REGION,
+                    Some(&klinik),
+                    None,
+                ));
+            }
+        }
+    }
+    for (code, name) in KOMMUNER {
+        out.push(unit(
+            format!("VC-{code}"),
+            format!("Vårdcentralen {name}"),
+            UnitKind::Oppenvard,
+            REGION,
+            Some("RO-PRIMARVARD"),
+            Some(format!("vc.{}@example.se", code.to_lowercase())),
+        ));
+        let root = format!("K-{code}");
+        let huvudman = huvudman_of(name);
+        out.push(unit(
+            root.clone(),
+            format!("{huvudman}, socialförvaltningen"),
+            UnitKind::Kommun,
+            &huvudman,
+            None,
+            Some(format!("avvikelse@{}.example.se", code.to_lowercase())),
+        ));
+        out.push(unit(
+            format!("{root}-HT"),
+            format!("Hemtjänst {name}"),
+            UnitKind::Kommun,
+            &huvudman,
+            Some(&root),
+            None,
+        ));
+        out.push(unit(
+            format!("{root}-HSV"),
+            format!("Hemsjukvård {name}"),
+            UnitKind::Kommun,
+            &huvudman,
+            Some(&root),
+            None,
+        ));
+    }
+    out
+}
+
+/// "Linköpings kommun", but "Motala kommun": a name ending in a vowel takes no s.
+pub fn huvudman_of(kommun: &str) -> String {
+    if kommun.ends_with(['a', 'e', 'y', 'o']) {
+        format!("{kommun} kommun")
+    } else {
+        format!("{kommun}s kommun")
+    }
+}
+
+fn wards() -> Vec<String> {
+    let mut w = Vec::new();
+    for (s, _) in SJUKHUS {
+        for (k, _) in KLINIKER {
+            for a in 1..=2 {
+                w.push(format!("RO-{s}-{k}-AVD{a}"));
+            }
+        }
+    }
+    w
+}
+
+struct Ev {
+    n: u8,
+    kind: &'static str,
+    at: i64,
+    unit: String,
+    to: Vec<String>,
+    reference: Option<u8>,
+    value: Option<String>,
+    patient: Option<String>,
+}
+
+const HOUR: i64 = 3600;
+const DAY: i64 = 86_400;
+
+/// Writes every case as JSON Lines; returns the number of events written.
+pub fn write_events<W: Write>(opts: &DemoOptions, out: &mut W) -> std::io::Result<usize> {
+    write_case_range(opts, 0, opts.cases, out)
+}
+
+/// Writes cases `start..start + n`: each case depends only on the seed and
+/// its number, so any range comes out the same as in the whole file.
+pub fn write_case_range<W: Write>(opts: &DemoOptions, start: usize, n: usize, out: &mut W) -> std::io::Result<usize> {
+    let wards = wards();
+    let from = opts.from.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc().timestamp();
+    let to = opts
+        .to
+        .and_hms_opt(0, 0, 0)
+        .unwrap_or_default()
+        .and_utc()
+        .timestamp()
+        .max(from + DAY);
+    let mut buf = String::with_capacity(1 << 20);
+    let mut count = 0;
+    for i in start..start + n {
+        count += case_lines(opts.seed, i, from, to, &wards, &mut buf);
+        if buf.len() > (1 << 20) - 8192 {
+            out.write_all(buf.as_bytes())?;
+            buf.clear();
+        }
+    }
+    out.write_all(buf.as_bytes())?;
+    Ok(count)
+}
+
+fn case_lines(seed: u64, i: usize, from: i64, to: i64, wards: &[String], buf: &mut String) -> usize {
+    let mut r = Rng(seed ^ (i as u64).wrapping_mul(0xD1B5_4A32_D192_ED03));
+    let case = format!("SVU-{seed}-{i:07}");
+    let mut evs = plan_case(&mut r, from, to, wards);
+    evs.sort_by_key(|e| (e.at, e.n));
+    for e in &evs {
+        push_line(buf, &case, e);
+    }
+    evs.len()
+}
+
+fn plan_case(r: &mut Rng, from: i64, to: i64, wards: &[String]) -> Vec<Ev> {
+    let mut evs: Vec<Ev> = Vec::with_capacity(16);
+    let push = |evs: &mut Vec<Ev>, kind, at, unit: &str, to: Vec<String>, reference, value: Option<String>| {
+        let n = evs.len() as u8 + 1;
+        evs.push(Ev {
+            n,
+            kind,
+            at,
+            unit: unit.to_string(),
+            to,
+            reference,
+            value,
+            patient: None,
+        });
+        n
+    };
+    let k = KOMMUNER[r.below(13) as usize].0;
+    let mut ward = wards[r.below(wards.len() as u64) as usize].clone();
+    let vc = format!("VC-{k}");
+    let recipients = vec![format!("K-{k}-HT"), format!("K-{k}-HSV"), vc.clone()];
+    let admit = r.range(from, to);
+    push(&mut evs, "inskrivning", admit, &ward, vec![], None, None);
+    evs[0].patient = Some(personnummer(r));
+    let mut start = admit;
+    if r.chance(0.10) {
+        start = admit + r.range(4 * HOUR, 48 * HOUR);
+        push(&mut evs, "bedomning", start, &ward, vec![], None, None);
+    }
+    let im_at = pick(
+        r,
+        &[
+            (0.86, start + 600, start + 20 * HOUR),
+            (0.10, start + 24 * HOUR + 1, start + 60 * HOUR),
+        ],
+    );
+    if let Some(at) = im_at {
+        let im = push(
+            &mut evs,
+            "inskrivningsmeddelande",
+            at,
+            &ward,
+            recipients.clone(),
+            None,
+            None,
+        );
+        for rc in &recipients {
+            if let Some(k_at) = pick(
+                r,
+                &[(0.90, at + 300, at + 18 * HOUR), (0.06, at + 24 * HOUR, at + 72 * HOUR)],
+            ) {
+                push(&mut evs, "kvittens", k_at, rc, vec![], Some(im), None);
+            }
+        }
+    }
+    if r.chance(0.85) {
+        push(
+            &mut evs,
+            "fast_vardkontakt",
+            im_at.unwrap_or(start) + r.range(HOUR, 48 * HOUR),
+            &vc,
+            vec![],
+            None,
+            None,
+        );
+    }
+    let behov = r.below(100);
+    let sip_needed = behov < 45;
+    if behov < 75 {
+        push(
+            &mut evs,
+            "behov_av_sip",
+            admit + r.range(HOUR, 72 * HOUR),
+            &vc,
+            vec![],
+            None,
+            Some(sip_needed.to_string()),
+        );
+    }
+    let samtycke = r.below(100);
+    if samtycke < 97 {
+        push(
+            &mut evs,
+            "samtycke_sip",
+            admit + r.range(HOUR, 12 * HOUR),
+            &ward,
+            vec![],
+            None,
+            Some((samtycke < 93).to_string()),
+        );
+    }
+    if r.chance(0.5) {
+        let c = ["bla", "gron", "gron", "gul", "gul", "rod"][r.below(6) as usize];
+        push(
+            &mut evs,
+            "sparfarg",
+            admit + r.range(2 * HOUR, 48 * HOUR),
+            &ward,
+            vec![],
+            None,
+            Some(c.into()),
+        );
+    }
+    if r.chance(0.08) {
+        ward = wards[r.below(wards.len() as u64) as usize].clone();
+        push(
+            &mut evs,
+            "overflyttning",
+            admit + r.range(6 * HOUR, 72 * HOUR),
+            &ward,
+            vec![],
+            None,
+            None,
+        );
+    }
+    if r.chance(0.02) {
+        push(
+            &mut evs,
+            "avslut",
+            admit + r.range(DAY, 8 * DAY),
+            &ward,
+            vec![],
+            None,
+            Some("avliden".into()),
+        );
+        return evs;
+    }
+    let mut uk_at = admit + r.range(20 * HOUR, 10 * DAY);
+    let mut uk = None;
+    if r.chance(0.95) {
+        let mut n = push(
+            &mut evs,
+            "utskrivningsklar",
+            uk_at,
+            &ward,
+            recipients.clone(),
+            None,
+            None,
+        );
+        if r.chance(0.03) {
+            let back = uk_at + r.range(HOUR, 20 * HOUR);
+            push(&mut evs, "atertag_utskrivningsklar", back, &ward, vec![], Some(n), None);
+            uk_at = back + r.range(DAY, 3 * DAY);
+            n = push(
+                &mut evs,
+                "utskrivningsklar",
+                uk_at,
+                &ward,
+                recipients.clone(),
+                None,
+                None,
+            );
+        }
+        uk = Some(n);
+    }
+    if let Some(n) = uk {
+        let dag0_end = end_of_dag0(uk_at);
+        for rc in &recipients {
+            if let Some(at) = pick(
+                r,
+                &[
+                    (0.88, uk_at + 60, dag0_end),
+                    (0.07, dag0_end + 60, dag0_end + 30 * HOUR),
+                ],
+            ) {
+                push(&mut evs, "kvittens", at, rc, vec![], Some(n), None);
+            }
+        }
+        if sip_needed {
+            if let Some(at) = pick(
+                r,
+                &[
+                    (0.80, uk_at - 2 * DAY, uk_at + 3 * DAY),
+                    (0.12, uk_at + 4 * DAY, uk_at + 7 * DAY),
+                ],
+            ) {
+                push(&mut evs, "kallelse_sip", at, &vc, recipients[..2].to_vec(), None, None);
+            }
+        }
+    }
+    push(
+        &mut evs,
+        "utskrivning",
+        uk_at + r.range(2 * HOUR, 5 * DAY),
+        &ward,
+        vec![],
+        None,
+        None,
+    );
+    evs
+}
+
+/// One of the weighted windows, or none (the step never happened).
+fn pick(r: &mut Rng, windows: &[(f64, i64, i64)]) -> Option<i64> {
+    let mut x = (r.next() >> 11) as f64 / (1u64 << 53) as f64;
+    for (p, lo, hi) in windows {
+        if x < *p {
+            return Some(r.range(*lo, *hi));
+        }
+        x -= p;
+    }
+    None
+}
+
+/// End of dag 0 in local time for a UK sent at `t` (brytpunkt 12:00).
+fn end_of_dag0(t: i64) -> i64 {
+    let local = DateTime::from_timestamp(t, 0)
+        .unwrap_or_default()
+        .with_timezone(&Stockholm);
+    let hour = chrono::Timelike::hour(&local);
+    let extra = if hour < 12 { 0 } else { DAY };
+    let secs_into_day = i64::from(chrono::Timelike::num_seconds_from_midnight(&local));
+    t - secs_into_day + extra + DAY - 1
+}
+
+fn personnummer(r: &mut Rng) -> String {
+    let y = 1925 + r.below(40);
+    let m = 1 + r.below(12);
+    let d = 1 + r.below(28);
+    let serial = 980 + r.below(20);
+    let nine = format!("{:02}{m:02}{d:02}{serial:03}", y % 100);
+    let sum: u32 = nine
+        .bytes()
+        .enumerate()
+        .map(|(i, b)| {
+            let v = u32::from(b - b'0') * if i % 2 == 0 { 2 } else { 1 };
+            v / 10 + v % 10
+        })
+        .sum();
+    format!("{y}{m:02}{d:02}-{serial:03}{}", (10 - sum % 10) % 10)
+}
+
+fn push_line(buf: &mut String, case: &str, e: &Ev) {
+    let at = DateTime::from_timestamp(e.at, 0)
+        .unwrap_or_default()
+        .with_timezone(&Stockholm);
+    let _ = write!(
+        buf,
+        "{{\"id\":\"{case}-{:02}\",\"case\":\"{case}\",\"type\":\"{}\",\"at\":\"{}\",\"unit\":\"{}\"",
+        e.n,
+        e.kind,
+        at.to_rfc3339_opts(SecondsFormat::Secs, false),
+        e.unit
+    );
+    if !e.to.is_empty() || matches!(e.kind, "inskrivningsmeddelande" | "utskrivningsklar" | "kallelse_sip") {
+        buf.push_str(",\"to\":[");
+        for (i, t) in e.to.iter().enumerate() {
+            if i > 0 {
+                buf.push(',');
+            }
+            let _ = write!(buf, "\"{t}\"");
+        }
+        buf.push(']');
+    }
+    if let Some(r) = e.reference {
+        let _ = write!(buf, ",\"ref\":\"{case}-{r:02}\"");
+    }
+    match e.value.as_deref() {
+        Some(v @ ("true" | "false")) => {
+            let _ = write!(buf, ",\"value\":{v}");
+        }
+        Some(v) => {
+            let _ = write!(buf, ",\"value\":\"{v}\"");
+        }
+        None => {}
+    }
+    if let Some(p) = &e.patient {
+        let _ = write!(buf, ",\"patient\":\"{p}\"");
+    }
+    buf.push_str("}\n");
+}
+
+/// The units as a JSON array, as `import --units` and `check --units` read them.
+pub fn units_json() -> String {
+    serde_json::to_string_pretty(&units()).unwrap_or_else(|_| "[]".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{PatientHasher, Secret};
+
+    fn opts(seed: u64) -> DemoOptions {
+        DemoOptions {
+            seed,
+            cases: 300,
+            from: NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
+            to: NaiveDate::from_ymd_opt(2026, 12, 31).unwrap(),
+        }
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_bytes_and_another_seed_other_bytes() {
+        let (mut a, mut b, mut c) = (Vec::new(), Vec::new(), Vec::new());
+        write_events(&opts(7), &mut a).unwrap();
+        write_events(&opts(7), &mut b).unwrap();
+        write_events(&opts(8), &mut c).unwrap();
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+    }
+
+    #[test]
+    fn every_generated_event_passes_validation() {
+        let mut out = Vec::new();
+        let n = write_events(&opts(3), &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let hasher = PatientHasher::new(Secret::new(b"k".to_vec()));
+        let events = crate::ingest::parse_events(&text, &hasher).unwrap();
+        assert_eq!(events.len(), n);
+        assert!(n > 300 * 8, "a case has about ten events, got {n} for 300");
+        let units = crate::ingest::parse_units(&units_json(), false).unwrap();
+        assert_eq!(
+            units
+                .iter()
+                .filter(|u| u.kind == UnitKind::Kommun && u.parent.is_none())
+                .count(),
+            13
+        );
+    }
+}

@@ -1,0 +1,60 @@
+//! Validated domain types: ids, units, events, field errors. Nothing here
+//! touches the database, the clock of the rules, or the network.
+
+pub mod event;
+pub mod patient;
+pub mod unit;
+
+use serde::Serialize;
+
+pub use event::{Event, EventType, EventValue, Sparfarg};
+pub use patient::{PatientHash, PatientHasher, Secret};
+pub use unit::{Unit, UnitKind};
+
+macro_rules! string_id {
+    ($name:ident) => {
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+        #[serde(transparent)]
+        pub struct $name(pub String);
+
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+string_id!(UnitId);
+string_id!(CaseId);
+string_id!(EventId);
+
+/// One wrong field of one input line, as the API and the CLI report it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    pub line: usize,
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(line: usize, field: &str, message: &str) -> FieldError {
+        FieldError {
+            line,
+            field: field.to_string(),
+            message: message.to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for FieldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "line {}, field {}: {}", self.line, self.field, self.message)
+    }
+}

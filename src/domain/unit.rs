@@ -1,0 +1,122 @@
+//! A unit (SPEC §3.1): anything that sends, receives or must act. Units form
+//! a tree through `parent` and belong to one huvudman.
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::{FieldError, UnitId};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnitKind {
+    Slutenvard,
+    Oppenvard,
+    Kommun,
+}
+
+impl UnitKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UnitKind::Slutenvard => "slutenvard",
+            UnitKind::Oppenvard => "oppenvard",
+            UnitKind::Kommun => "kommun",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<UnitKind> {
+        [UnitKind::Slutenvard, UnitKind::Oppenvard, UnitKind::Kommun]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Unit {
+    pub id: UnitId,
+    pub name: String,
+    pub kind: UnitKind,
+    pub huvudman: String,
+    pub parent: Option<UnitId>,
+    pub email: Option<String>,
+    pub storhelg: bool,
+}
+
+const FIELDS: [&str; 7] = ["id", "name", "kind", "huvudman", "parent", "email", "storhelg"];
+
+impl Unit {
+    /// Parses one unit from a JSON object (or a CSV row turned into one, with
+    /// every value a string).
+    pub fn from_json(obj: &Map<String, Value>, line: usize) -> Result<Unit, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        for key in obj.keys() {
+            if !FIELDS.contains(&key.as_str()) {
+                errors.push(FieldError::new(line, key, "unknown field"));
+            }
+        }
+        let mut text = |field: &str, required: bool| -> Option<String> {
+            match obj.get(field) {
+                Some(Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_string()),
+                None | Some(Value::Null) if !required => None,
+                Some(Value::String(_)) if !required => None,
+                _ => {
+                    errors.push(FieldError::new(line, field, "is required: a non-empty string"));
+                    None
+                }
+            }
+        };
+        let id = text("id", true);
+        let name = text("name", true);
+        let kind_text = text("kind", true);
+        let huvudman = text("huvudman", true);
+        let parent = text("parent", false);
+        let email = text("email", false);
+        let kind = kind_text.as_deref().and_then(UnitKind::parse);
+        if kind_text.is_some() && kind.is_none() {
+            errors.push(FieldError::new(line, "kind", "must be slutenvard, oppenvard or kommun"));
+        }
+        if email.as_deref().is_some_and(|e| !looks_like_email(e)) {
+            errors.push(FieldError::new(line, "email", "is not an e-mail address"));
+        }
+        let storhelg = match obj.get("storhelg") {
+            None | Some(Value::Null) => Some(true),
+            Some(Value::Bool(b)) => Some(*b),
+            Some(Value::String(s)) => parse_bool(s),
+            _ => None,
+        };
+        if storhelg.is_none() {
+            errors.push(FieldError::new(line, "storhelg", "must be true or false"));
+        }
+        if parent.is_some() && parent == id {
+            errors.push(FieldError::new(line, "parent", "a unit cannot be its own parent"));
+        }
+        match (id, name, kind, huvudman, storhelg) {
+            (Some(id), Some(name), Some(kind), Some(huvudman), Some(storhelg)) if errors.is_empty() => Ok(Unit {
+                id: UnitId(id),
+                name,
+                kind,
+                huvudman,
+                parent: parent.map(UnitId),
+                email,
+                storhelg,
+            }),
+            _ => Err(errors),
+        }
+    }
+}
+
+/// Booleans as CSV exports write them.
+pub fn parse_bool(s: &str) -> Option<bool> {
+    match s.trim().to_lowercase().as_str() {
+        "" | "true" | "ja" | "1" | "yes" => Some(true),
+        "false" | "nej" | "0" | "no" => Some(false),
+        _ => None,
+    }
+}
+
+fn looks_like_email(e: &str) -> bool {
+    let mut parts = e.split('@');
+    matches!(
+        (parts.next(), parts.next(), parts.next()),
+        (Some(user), Some(domain), None) if !user.is_empty() && domain.contains('.')
+    ) && !e.contains(char::is_whitespace)
+}

@@ -1,0 +1,297 @@
+//! CSV input. Units come as CSV with the field names as header. Events come
+//! as a coordination system's export, whose columns a mapping file (TOML)
+//! maps onto the event fields; see `docs/import.md` and `ops/mapping-cosmic-link.toml`.
+
+use std::collections::BTreeMap;
+
+use chrono::{NaiveDateTime, TimeZone};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use super::{parse_event_object, IngestEvent};
+use crate::domain::{FieldError, PatientHasher};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CsvMapping {
+    /// Field separator, one character; `,` when left out.
+    #[serde(default = "default_delimiter")]
+    pub delimiter: char,
+    /// Separator between recipients in the `to` column.
+    #[serde(default = "default_list_separator")]
+    pub list_separator: char,
+    /// chrono format of the `at` column when it holds local time without offset.
+    pub at_format: Option<String>,
+    /// IANA zone of such local times; required with `at_format`.
+    pub timezone: Option<String>,
+    /// Event field -> export column header.
+    pub columns: BTreeMap<String, String>,
+    /// Export value of the type column -> event type.
+    #[serde(default)]
+    pub types: BTreeMap<String, String>,
+    /// Export value of the value column -> event value (e.g. "Ja" -> "true").
+    #[serde(default)]
+    pub values: BTreeMap<String, String>,
+}
+
+fn default_delimiter() -> char {
+    ','
+}
+
+fn default_list_separator() -> char {
+    '|'
+}
+
+const EVENT_FIELDS: [&str; 9] = ["id", "case", "type", "at", "unit", "to", "ref", "value", "patient"];
+
+impl CsvMapping {
+    pub fn from_toml(text: &str) -> anyhow::Result<CsvMapping> {
+        let m: CsvMapping = toml::from_str(text)?;
+        for field in m.columns.keys() {
+            anyhow::ensure!(
+                EVENT_FIELDS.contains(&field.as_str()),
+                "mapping: unknown event field `{field}` in [columns]"
+            );
+        }
+        for field in ["id", "type", "at", "unit"] {
+            anyhow::ensure!(m.columns.contains_key(field), "mapping: [columns] must map `{field}`");
+        }
+        anyhow::ensure!(m.delimiter.is_ascii(), "mapping: delimiter must be one ASCII character");
+        if m.at_format.is_some() {
+            let tz = m.timezone.as_deref().unwrap_or_default();
+            anyhow::ensure!(
+                tz.parse::<chrono_tz::Tz>().is_ok(),
+                "mapping: at_format needs a valid timezone, e.g. Europe/Stockholm"
+            );
+        }
+        Ok(m)
+    }
+
+    /// Parses a whole export; all events, or every bad line.
+    pub fn parse_events(&self, body: &str, hasher: &PatientHasher) -> Result<Vec<IngestEvent>, Vec<FieldError>> {
+        let mut reader = csv::ReaderBuilder::new()
+            .delimiter(self.delimiter as u8)
+            .from_reader(body.as_bytes());
+        let headers = reader
+            .headers()
+            .map_err(|e| vec![FieldError::new(1, "header", &e.to_string())])?
+            .clone();
+        let index = self.column_index(&headers)?;
+        let mut events = Vec::new();
+        let mut errors = Vec::new();
+        for record in reader.records() {
+            let record = match record {
+                Ok(r) => r,
+                Err(e) => {
+                    let line = e.position().map_or(0, |p| p.line() as usize);
+                    errors.push(FieldError::new(line, "line", &format!("is not valid CSV: {e}")));
+                    continue;
+                }
+            };
+            let line = record.position().map_or(0, |p| p.line() as usize);
+            match self.record_object(&record, &index, line).and_then(|obj| {
+                let raw = self.raw_line(&record, &index);
+                parse_event_object(&obj, line, &raw, hasher)
+            }) {
+                Ok(mut ev) => {
+                    if let (Some(col), Some(hash)) = (index.get("patient"), &ev.event.patient) {
+                        ev.raw = self.replace_cell(&record, *col, &format!("hmac:{}", hash.0));
+                    }
+                    events.push(ev)
+                }
+                Err(mut e) => errors.append(&mut e),
+            }
+        }
+        if errors.is_empty() {
+            Ok(events)
+        } else {
+            Err(errors)
+        }
+    }
+
+    fn column_index(&self, headers: &csv::StringRecord) -> Result<BTreeMap<String, usize>, Vec<FieldError>> {
+        let mut index = BTreeMap::new();
+        let mut errors = Vec::new();
+        for (field, column) in &self.columns {
+            match headers.iter().position(|h| h.trim() == column) {
+                Some(i) => {
+                    index.insert(field.clone(), i);
+                }
+                None => errors.push(FieldError::new(
+                    1,
+                    field,
+                    &format!("the export has no column `{column}`"),
+                )),
+            }
+        }
+        if errors.is_empty() {
+            Ok(index)
+        } else {
+            Err(errors)
+        }
+    }
+
+    fn record_object(
+        &self,
+        record: &csv::StringRecord,
+        index: &BTreeMap<String, usize>,
+        line: usize,
+    ) -> Result<Map<String, Value>, Vec<FieldError>> {
+        let mut obj = Map::new();
+        for (field, &i) in index {
+            let cell = record.get(i).unwrap_or("").trim();
+            if cell.is_empty() {
+                if field == "to" {
+                    obj.insert("to".into(), Value::Array(Vec::new()));
+                }
+                continue;
+            }
+            let value = match field.as_str() {
+                "type" => Value::String(self.types.get(cell).cloned().unwrap_or_else(|| cell.to_string())),
+                "value" => Value::String(self.values.get(cell).cloned().unwrap_or_else(|| cell.to_string())),
+                "to" => Value::Array(
+                    cell.split(self.list_separator)
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(|s| Value::String(s.to_string()))
+                        .collect(),
+                ),
+                "at" => Value::String(self.timestamp(cell, line).map_err(|e| vec![e])?),
+                _ => Value::String(cell.to_string()),
+            };
+            obj.insert(field.clone(), value);
+        }
+        Ok(obj)
+    }
+
+    /// RFC 3339 as it is, or local time in the mapping's zone. A local time
+    /// that daylight saving makes ambiguous or impossible is an error, never a guess.
+    fn timestamp(&self, cell: &str, line: usize) -> Result<String, FieldError> {
+        let (Some(format), Some(tz)) = (&self.at_format, &self.timezone) else {
+            return Ok(cell.to_string());
+        };
+        let tz: chrono_tz::Tz = tz
+            .parse()
+            .map_err(|_| FieldError::new(line, "at", "mapping has no valid timezone"))?;
+        let naive = NaiveDateTime::parse_from_str(cell, format)
+            .map_err(|_| FieldError::new(line, "at", &format!("does not match the format `{format}`")))?;
+        match tz.from_local_datetime(&naive) {
+            chrono::LocalResult::Single(t) => Ok(t.fixed_offset().to_rfc3339()),
+            chrono::LocalResult::Ambiguous(..) => Err(FieldError::new(
+                line,
+                "at",
+                "is ambiguous local time (daylight saving ends); the export must give the offset",
+            )),
+            chrono::LocalResult::None => Err(FieldError::new(
+                line,
+                "at",
+                "does not exist in local time (daylight saving starts)",
+            )),
+        }
+    }
+
+    /// The record as text with the patient cell emptied; filled with the
+    /// hash once the number is validated.
+    fn raw_line(&self, record: &csv::StringRecord, index: &BTreeMap<String, usize>) -> String {
+        let col = index.get("patient").copied().unwrap_or(usize::MAX);
+        self.replace_cell(record, col, "")
+    }
+
+    fn replace_cell(&self, record: &csv::StringRecord, col: usize, with: &str) -> String {
+        let mut writer = csv::WriterBuilder::new()
+            .delimiter(self.delimiter as u8)
+            .terminator(csv::Terminator::Any(b'\n'))
+            .from_writer(Vec::new());
+        let cells: Vec<&str> = record
+            .iter()
+            .enumerate()
+            .map(|(i, c)| if i == col { with } else { c })
+            .collect();
+        // Writing to a Vec cannot fail.
+        let _ = writer.write_record(&cells);
+        let bytes = writer.into_inner().unwrap_or_default();
+        String::from_utf8_lossy(&bytes).trim_end().to_string()
+    }
+}
+
+/// A JSON object with the input line it came from.
+pub type NumberedObject = (usize, Map<String, Value>);
+
+/// Rows of a CSV with a header row as string-valued objects (units).
+pub fn csv_objects(body: &str) -> Result<Vec<NumberedObject>, Vec<FieldError>> {
+    let delimiter = if body.lines().next().is_some_and(|h| h.contains(';')) {
+        b';'
+    } else {
+        b','
+    };
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .from_reader(body.as_bytes());
+    let headers = reader
+        .headers()
+        .map_err(|e| vec![FieldError::new(1, "header", &e.to_string())])?
+        .clone();
+    let mut out = Vec::new();
+    let mut errors = Vec::new();
+    for record in reader.records() {
+        match record {
+            Ok(r) => {
+                let line = r.position().map_or(0, |p| p.line() as usize);
+                let obj = headers
+                    .iter()
+                    .zip(r.iter())
+                    .filter(|(_, v)| !v.trim().is_empty())
+                    .map(|(h, v)| (h.trim().to_string(), Value::String(v.to_string())))
+                    .collect();
+                out.push((line, obj));
+            }
+            Err(e) => errors.push(FieldError::new(
+                e.position().map_or(0, |p| p.line() as usize),
+                "line",
+                &e.to_string(),
+            )),
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Secret;
+
+    #[test]
+    fn the_shipped_cosmic_link_mapping_reads_an_export() {
+        let mapping = CsvMapping::from_toml(include_str!("../../ops/mapping-cosmic-link.toml")).unwrap();
+        let export = "Händelse-id;Ärendenummer;Händelsetyp;Tidpunkt;Utförande enhet;Mottagare;Avser händelse;Värde;Personnummer\n\
+                      h1;A1;Utskrivningsklar;2026-03-29 11:30;AVD1;K1, VC1;;;\n\
+                      h2;A1;Samtycke till SIP;2026-10-25 01:30;AVD1;;;Nej;\n";
+        let hasher = PatientHasher::new(Secret::new(b"k".to_vec()));
+        let events = mapping.parse_events(export, &hasher).unwrap();
+        assert_eq!(events[0].event.at.to_rfc3339(), "2026-03-29T11:30:00+02:00");
+        assert_eq!(events[0].event.to.len(), 2);
+        assert_eq!(events[1].event.value, Some(crate::domain::EventValue::Bool(false)));
+    }
+
+    #[test]
+    fn a_local_time_that_daylight_saving_makes_ambiguous_or_impossible_is_an_error() {
+        let mapping = CsvMapping::from_toml(include_str!("../../ops/mapping-cosmic-link.toml")).unwrap();
+        let head = "Händelse-id;Ärendenummer;Händelsetyp;Tidpunkt;Utförande enhet;Mottagare;Avser händelse;Värde;Personnummer\n";
+        let hasher = PatientHasher::new(Secret::new(b"k".to_vec()));
+        for at in ["2026-10-25 02:30", "2026-03-29 02:30", "25/10/2026 10:00"] {
+            let export = format!("{head}h1;A1;Utskrivning;{at};AVD1;;;;\n");
+            let errors = mapping.parse_events(&export, &hasher).unwrap_err();
+            assert_eq!((errors[0].line, errors[0].field.as_str()), (2, "at"), "{at}");
+        }
+    }
+
+    #[test]
+    fn a_mapping_without_the_required_columns_is_refused() {
+        let err = CsvMapping::from_toml("[columns]\nid = \"Id\"\n").unwrap_err();
+        assert!(err.to_string().contains("type"));
+    }
+}

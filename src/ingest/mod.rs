@@ -1,0 +1,192 @@
+//! Turning input bytes into validated events and units: JSON Lines, a JSON
+//! array, or CSV through a column mapping. A batch is parsed whole and either
+//! every line is good or every bad line is reported; storing is `store`'s job.
+
+pub mod csv_mapping;
+
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::domain::{Event, FieldError, PatientHasher, Unit};
+
+/// One validated event with what storage needs besides it.
+#[derive(Debug, Clone)]
+pub struct IngestEvent {
+    pub line: usize,
+    pub event: Event,
+    /// The line as received, the patient number replaced by its hash.
+    pub raw: String,
+    /// SHA-256 over the normalised content: equal for the same event in JSON or CSV.
+    pub content_hash: String,
+}
+
+/// Splits a request body into JSON objects with their line numbers: a JSON
+/// array (numbered by position, from 1) or JSON Lines (numbered by line).
+pub fn json_objects(body: &str) -> Result<Vec<(usize, String)>, Vec<FieldError>> {
+    let trimmed = body.trim_start();
+    if trimmed.starts_with('[') {
+        let items: Vec<&serde_json::value::RawValue> = serde_json::from_str(trimmed)
+            .map_err(|e| vec![FieldError::new(e.line(), "body", &format!("not a JSON array: {e}"))])?;
+        return Ok(items
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (i + 1, r.get().to_string()))
+            .collect());
+    }
+    Ok(body
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| (i + 1, l.to_string()))
+        .collect())
+}
+
+fn object(line: usize, text: &str) -> Result<Map<String, Value>, FieldError> {
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err(FieldError::new(line, "line", "must be a JSON object")),
+        Err(e) => Err(FieldError::new(line, "line", &format!("is not valid JSON: {e}"))),
+    }
+}
+
+/// Parses and validates every event of a batch; all errors, or all events.
+pub fn parse_events(body: &str, hasher: &PatientHasher) -> Result<Vec<IngestEvent>, Vec<FieldError>> {
+    parse_lines(&json_objects(body)?, hasher)
+}
+
+/// Parses numbered lines (as [`json_objects`] gives them).
+pub fn parse_lines(lines: &[(usize, String)], hasher: &PatientHasher) -> Result<Vec<IngestEvent>, Vec<FieldError>> {
+    let mut events = Vec::with_capacity(lines.len());
+    let mut errors = Vec::new();
+    for (line, text) in lines {
+        let parsed = object(*line, text)
+            .map_err(|e| vec![e])
+            .and_then(|m| parse_event_object(&m, *line, text, hasher));
+        match parsed {
+            Ok(ev) => events.push(ev),
+            Err(mut e) => errors.append(&mut e),
+        }
+    }
+    if errors.is_empty() {
+        Ok(events)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Validates one event object; `raw` is the text it came from.
+pub fn parse_event_object(
+    obj: &Map<String, Value>,
+    line: usize,
+    raw: &str,
+    hasher: &PatientHasher,
+) -> Result<IngestEvent, Vec<FieldError>> {
+    let event = Event::from_json(obj, line, hasher)?;
+    let raw = redact(raw, obj, &event);
+    let content_hash = content_hash(&event);
+    Ok(IngestEvent {
+        line,
+        event,
+        raw,
+        content_hash,
+    })
+}
+
+/// Replaces the patient number in the raw line by its hash, so the kept line
+/// never holds the number in clear.
+fn redact(raw: &str, obj: &Map<String, Value>, event: &Event) -> String {
+    let (Some(Value::String(clear)), Some(hash)) = (obj.get("patient"), &event.patient) else {
+        return raw.trim().to_string();
+    };
+    let mut copy = obj.clone();
+    copy.insert("patient".into(), Value::String(format!("hmac:{}", hash.0)));
+    let replaced = Value::Object(copy).to_string();
+    debug_assert!(!replaced.contains(clear.as_str()));
+    replaced
+}
+
+/// The identity of an event's content, independent of its source format.
+pub fn content_hash(e: &Event) -> String {
+    let mut h = Sha256::new();
+    let to: Vec<&str> = e.to.iter().map(|u| u.as_str()).collect();
+    let parts = [
+        e.kind.as_str().to_string(),
+        e.case.as_ref().map(|c| c.0.clone()).unwrap_or_default(),
+        // The instant, not its spelling: 10:00Z and 12:00+02:00 are the same event.
+        e.at.with_timezone(&chrono::Utc)
+            .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+        e.unit.0.clone(),
+        to.join("\u{1f}"),
+        e.reference.as_ref().map(|r| r.0.clone()).unwrap_or_default(),
+        e.value.as_ref().map(|v| v.to_stored()).unwrap_or_default(),
+        e.patient.as_ref().map(|p| p.0.clone()).unwrap_or_default(),
+    ];
+    for p in parts {
+        h.update(p.as_bytes());
+        h.update([0x1e]);
+    }
+    hex::encode(h.finalize())
+}
+
+/// Parses units from a JSON array, JSON Lines, or CSV with a header row.
+pub fn parse_units(body: &str, is_csv: bool) -> Result<Vec<Unit>, Vec<FieldError>> {
+    let objects = if is_csv {
+        csv_mapping::csv_objects(body)?
+    } else {
+        let mut out = Vec::new();
+        let mut errors = Vec::new();
+        for (line, text) in json_objects(body)? {
+            match object(line, &text) {
+                Ok(m) => out.push((line, m)),
+                Err(e) => errors.push(e),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        out
+    };
+    let mut units = Vec::with_capacity(objects.len());
+    let mut errors = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (line, obj) in objects {
+        match Unit::from_json(&obj, line) {
+            Ok(u) if !seen.insert(u.id.clone()) => {
+                errors.push(FieldError::new(line, "id", "appears twice in this batch"));
+            }
+            Ok(u) => units.push(u),
+            Err(mut e) => errors.append(&mut e),
+        }
+    }
+    if errors.is_empty() {
+        Ok(units)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Why a batch was not stored.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("{} invalid lines", .0.len())]
+    Invalid(Vec<FieldError>),
+    #[error("{} conflicting event ids", .0.len())]
+    Conflict(Vec<crate::store::events::Conflict>),
+    #[error(transparent)]
+    Db(#[from] anyhow::Error),
+}
+
+/// Stores a parsed batch: all of it, or nothing.
+pub fn store_events(
+    conn: &mut crate::store::DbConn,
+    parsed: Result<Vec<IngestEvent>, Vec<FieldError>>,
+    source: &str,
+) -> Result<crate::store::events::BatchOutcome, IngestError> {
+    use crate::store::events::{store_batch, StoreBatchError};
+    let events = parsed.map_err(IngestError::Invalid)?;
+    match store_batch(conn, &events, source) {
+        Ok(outcome) => Ok(outcome),
+        Err(StoreBatchError::Conflict(c)) => Err(IngestError::Conflict(c)),
+        Err(StoreBatchError::Db(e)) => Err(IngestError::Db(e.into())),
+    }
+}

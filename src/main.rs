@@ -1,0 +1,172 @@
+//! The `svu-vakt` command line: parse, load the config, call the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use chrono::NaiveDate;
+use clap::{Args, Parser, Subcommand};
+
+use svu_vakt::config::{Config, Overrides};
+
+use svu_vakt::cli;
+
+#[derive(Parser)]
+#[command(
+    name = "svu-vakt",
+    version,
+    about = "Granskar samverkan vid utskrivning (Lag (2017:612)) och rapporterar avvikelser"
+)]
+struct Cli {
+    /// TOML configuration file (see ops/svu-vakt.toml)
+    #[arg(long, global = true, env = "SVU_VAKT_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone, Default)]
+struct DbArgs {
+    /// sqlite://PATH or postgres://… (default sqlite://data/svu-vakt.db)
+    #[arg(long, env = "SVU_VAKT_DATABASE_URL")]
+    database_url: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP service
+    Serve {
+        #[command(flatten)]
+        db: DbArgs,
+        /// Address to listen on (default 127.0.0.1:8080)
+        #[arg(long, env = "SVU_VAKT_LISTEN")]
+        listen: Option<String>,
+        /// Load the synthetic demo county when the database holds no events,
+        /// and print an admin token for it
+        #[arg(long)]
+        demo: bool,
+        /// Number of demo cases with --demo
+        #[arg(long, default_value_t = 2000)]
+        demo_cases: usize,
+    },
+    /// Run the database migrations and exit
+    Migrate {
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Import units and events from files (JSON, JSON Lines, or CSV with a mapping)
+    Import {
+        #[command(flatten)]
+        db: DbArgs,
+        /// Units: a JSON array, JSON Lines, or CSV with a header row
+        #[arg(long)]
+        units: Option<PathBuf>,
+        /// Events: JSON Lines (or a JSON array), or CSV with --mapping
+        #[arg(long)]
+        events: Option<PathBuf>,
+        /// TOML file mapping CSV export columns onto event fields
+        #[arg(long)]
+        mapping: Option<PathBuf>,
+    },
+    /// Manage API tokens
+    Token {
+        #[command(subcommand)]
+        action: TokenAction,
+    },
+    /// Generate a synthetic county (units and cases) into the database or files
+    Demo {
+        #[command(flatten)]
+        db: DbArgs,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, default_value_t = 1000)]
+        cases: usize,
+        /// First admission date (YYYY-MM-DD)
+        #[arg(long, default_value = "2026-01-01")]
+        from: NaiveDate,
+        /// Last admission date (YYYY-MM-DD)
+        #[arg(long, default_value = "2026-12-31")]
+        to: NaiveDate,
+        /// Write DIR/units.json and DIR/events.jsonl instead of the database
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenAction {
+    /// Create a token; it is printed once, alone on the last line
+    Create {
+        #[command(flatten)]
+        db: DbArgs,
+        /// admin, ledning, handlaggare or inlasning
+        #[arg(long)]
+        role: String,
+        /// The unit a handlaggare token belongs to
+        #[arg(long)]
+        unit: Option<String>,
+        /// A note on who holds the token
+        #[arg(long)]
+        label: Option<String>,
+    },
+}
+
+fn load(cli_config: Option<&PathBuf>, db: &DbArgs, listen: Option<String>) -> anyhow::Result<Config> {
+    let overrides = Overrides {
+        database_url: db.database_url.clone(),
+        listen,
+    };
+    let config = Config::load(cli_config.map(PathBuf::as_path), &overrides)?;
+    svu_vakt::telemetry::init(config.log_format, &config.log_level);
+    Ok(config)
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let cfg = cli.config.as_ref();
+    match cli.command {
+        Command::Serve {
+            db,
+            listen,
+            demo,
+            demo_cases,
+        } => cli::serve(&load(cfg, &db, listen)?, demo, demo_cases),
+        Command::Migrate { db } => cli::migrate(&load(cfg, &db, None)?),
+        Command::Import {
+            db,
+            units,
+            events,
+            mapping,
+        } => cli::import(
+            &load(cfg, &db, None)?,
+            units.as_deref(),
+            events.as_deref(),
+            mapping.as_deref(),
+        ),
+        Command::Token {
+            action: TokenAction::Create { db, role, unit, label },
+        } => cli::token_create(&load(cfg, &db, None)?, &role, unit.as_deref(), label.as_deref()),
+        Command::Demo {
+            db,
+            seed,
+            cases,
+            from,
+            to,
+            out,
+        } => {
+            let opts = svu_vakt::demo::DemoOptions { seed, cases, from, to };
+            match out {
+                Some(dir) => cli::demo_files(&opts, &dir),
+                None => cli::demo_db(&load(cfg, &db, None)?, &opts),
+            }
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("fel: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

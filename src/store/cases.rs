@@ -1,0 +1,88 @@
+//! The case register: one row per coordination case, kept current as events
+//! arrive. `changed_at` (arrival time of the case's newest event) is what an
+//! incremental scan looks at.
+
+use std::collections::HashMap;
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::events::utc_seconds;
+use super::schema::cases;
+use super::{backend, DbConn};
+use crate::ingest::IngestEvent;
+
+#[derive(Insertable)]
+#[diesel(table_name = cases, treat_none_as_default_value = false)]
+pub struct NewCase<'a> {
+    pub id: &'a str,
+    pub patient_hash: Option<&'a str>,
+    pub first_at: NaiveDateTime,
+    pub last_at: NaiveDateTime,
+    pub changed_at: NaiveDateTime,
+}
+
+struct Span<'a> {
+    patient: Option<&'a str>,
+    first: NaiveDateTime,
+    last: NaiveDateTime,
+}
+
+/// Registers the cases of newly stored events, or widens their span.
+pub fn touch(conn: &mut DbConn, fresh: &[&IngestEvent], changed_at: NaiveDateTime) -> QueryResult<()> {
+    let mut spans: HashMap<&str, Span> = HashMap::new();
+    for ev in fresh {
+        let Some(case) = ev.event.case.as_ref() else { continue };
+        let at = utc_seconds(&ev.event.at);
+        let patient = ev.event.patient.as_ref().map(|p| p.0.as_str());
+        let span = spans.entry(case.as_str()).or_insert(Span {
+            patient,
+            first: at,
+            last: at,
+        });
+        span.first = span.first.min(at);
+        span.last = span.last.max(at);
+        span.patient = span.patient.or(patient);
+    }
+    let ids: Vec<&str> = spans.keys().copied().collect();
+    let mut existing: HashMap<String, (Option<String>, NaiveDateTime, NaiveDateTime)> = HashMap::new();
+    for chunk in ids.chunks(500) {
+        let rows: Vec<(String, Option<String>, NaiveDateTime, NaiveDateTime)> = cases::table
+            .filter(cases::id.eq_any(chunk))
+            .select((cases::id, cases::patient_hash, cases::first_at, cases::last_at))
+            .load(conn)?;
+        existing.extend(rows.into_iter().map(|(id, p, f, l)| (id, (p, f, l))));
+    }
+    let mut new_rows = Vec::new();
+    for (id, span) in &spans {
+        match existing.get(*id) {
+            Some((patient, first, last)) => {
+                diesel::update(cases::table.find(*id))
+                    .set((
+                        cases::first_at.eq(span.first.min(*first)),
+                        cases::last_at.eq(span.last.max(*last)),
+                        cases::changed_at.eq(changed_at),
+                        cases::patient_hash.eq(patient.as_deref().or(span.patient)),
+                    ))
+                    .execute(conn)?;
+            }
+            None => new_rows.push(NewCase {
+                id,
+                patient_hash: span.patient,
+                first_at: span.first,
+                last_at: span.last,
+                changed_at,
+            }),
+        }
+    }
+    backend::insert_cases(conn, &new_rows)?;
+    Ok(())
+}
+
+pub fn exists(conn: &mut DbConn, id: &str) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(cases::table.find(id))).get_result(conn)
+}
+
+pub fn count(conn: &mut DbConn) -> QueryResult<i64> {
+    cases::table.count().get_result(conn)
+}

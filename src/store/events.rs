@@ -1,0 +1,302 @@
+//! Storing an ingest batch all or nothing, idempotent by event id, and
+//! reading events back.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, FixedOffset, NaiveDateTime};
+use diesel::prelude::*;
+use serde::Serialize;
+
+use super::schema::{events, ingest_batches};
+use super::{backend, cases, now, DbConn};
+use crate::domain::{CaseId, Event, EventId, EventType, EventValue, PatientHash, UnitId};
+use crate::ingest::IngestEvent;
+
+#[derive(Insertable)]
+#[diesel(table_name = events, treat_none_as_default_value = false)]
+pub struct NewEvent<'a> {
+    pub id: &'a str,
+    pub case_id: Option<&'a str>,
+    pub event_type: &'a str,
+    pub at: NaiveDateTime,
+    pub at_offset: i32,
+    pub unit: &'a str,
+    pub to_units: String,
+    pub ref_id: Option<&'a str>,
+    pub value: Option<String>,
+    pub patient_hash: Option<&'a str>,
+    pub content_hash: &'a str,
+    pub raw: &'a str,
+    pub batch_id: i64,
+    pub received_at: NaiveDateTime,
+}
+
+/// What a stored batch did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BatchOutcome {
+    /// The batch id, or none when nothing in it was new.
+    pub batch: Option<i64>,
+    pub received: usize,
+    pub stored: usize,
+    pub duplicates: usize,
+}
+
+/// An event id already stored (or repeated in the batch) with other content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Conflict {
+    pub line: usize,
+    pub id: String,
+    pub message: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreBatchError {
+    #[error("{} event ids conflict with stored events", .0.len())]
+    Conflict(Vec<Conflict>),
+    #[error(transparent)]
+    Db(#[from] diesel::result::Error),
+}
+
+/// Why a transaction stops without committing.
+enum Abort {
+    Conflict(Vec<Conflict>),
+    NothingNew,
+    Db(diesel::result::Error),
+}
+
+impl From<diesel::result::Error> for Abort {
+    fn from(e: diesel::result::Error) -> Self {
+        Abort::Db(e)
+    }
+}
+
+/// Stores a validated batch. The same events again are counted as
+/// duplicates and change nothing; an id with other content stores nothing.
+pub fn store_batch(conn: &mut DbConn, batch: &[IngestEvent], source: &str) -> Result<BatchOutcome, StoreBatchError> {
+    let (unique, in_batch_dups, mut conflicts) = dedupe(batch);
+    if !conflicts.is_empty() {
+        conflicts.sort_by_key(|c| c.line);
+        return Err(StoreBatchError::Conflict(conflicts));
+    }
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match conn.transaction(|c| store_in_tx(c, &unique, batch.len(), in_batch_dups, source)) {
+            Ok(outcome) => return Ok(outcome),
+            Err(Abort::NothingNew) => {
+                return Ok(BatchOutcome {
+                    batch: None,
+                    received: batch.len(),
+                    stored: 0,
+                    duplicates: batch.len(),
+                })
+            }
+            Err(Abort::Conflict(c)) => return Err(StoreBatchError::Conflict(c)),
+            // Another writer stored one of these ids meanwhile: look again.
+            Err(Abort::Db(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                _,
+            ))) if attempt < 3 => continue,
+            Err(Abort::Db(e)) => return Err(e.into()),
+        }
+    }
+}
+
+/// Drops repeats inside the batch; a repeat with other content is a conflict.
+fn dedupe(batch: &[IngestEvent]) -> (Vec<&IngestEvent>, usize, Vec<Conflict>) {
+    let mut first: HashMap<&str, &IngestEvent> = HashMap::with_capacity(batch.len());
+    let mut unique = Vec::with_capacity(batch.len());
+    let mut dups = 0;
+    let mut conflicts = Vec::new();
+    for ev in batch {
+        match first.get(ev.event.id.as_str()) {
+            Some(prev) if prev.content_hash == ev.content_hash => dups += 1,
+            Some(prev) => conflicts.push(Conflict {
+                line: ev.line,
+                id: ev.event.id.0.clone(),
+                message: format!("same id as line {} with other content", prev.line),
+            }),
+            None => {
+                first.insert(ev.event.id.as_str(), ev);
+                unique.push(ev);
+            }
+        }
+    }
+    (unique, dups, conflicts)
+}
+
+fn store_in_tx(
+    conn: &mut DbConn,
+    unique: &[&IngestEvent],
+    received: usize,
+    in_batch_dups: usize,
+    source: &str,
+) -> Result<BatchOutcome, Abort> {
+    let received_at = now();
+    // Writing first takes SQLite's write lock at once, so two concurrent
+    // batches serialise instead of failing to upgrade a read lock.
+    let batch_id: i64 = diesel::insert_into(ingest_batches::table)
+        .values((
+            ingest_batches::received_at.eq(received_at),
+            ingest_batches::source.eq(source),
+            ingest_batches::lines.eq(received as i32),
+            ingest_batches::stored.eq(0),
+            ingest_batches::duplicates.eq(0),
+        ))
+        .returning(ingest_batches::id)
+        .get_result(conn)?;
+    let stored = existing_hashes(conn, unique)?;
+    let mut conflicts = Vec::new();
+    let mut fresh = Vec::with_capacity(unique.len());
+    for ev in unique {
+        match stored.get(ev.event.id.as_str()) {
+            Some(h) if *h == ev.content_hash => {}
+            Some(_) => conflicts.push(Conflict {
+                line: ev.line,
+                id: ev.event.id.0.clone(),
+                message: "an event with this id is already stored with other content".into(),
+            }),
+            None => fresh.push(*ev),
+        }
+    }
+    if !conflicts.is_empty() {
+        return Err(Abort::Conflict(conflicts));
+    }
+    if fresh.is_empty() {
+        return Err(Abort::NothingNew);
+    }
+    let rows: Vec<NewEvent> = fresh.iter().map(|ev| new_event(ev, batch_id, received_at)).collect();
+    backend::insert_events(conn, &rows)?;
+    cases::touch(conn, &fresh, received_at)?;
+    let duplicates = received - fresh.len();
+    diesel::update(ingest_batches::table.find(batch_id))
+        .set((
+            ingest_batches::stored.eq(fresh.len() as i32),
+            ingest_batches::duplicates.eq(duplicates as i32),
+        ))
+        .execute(conn)?;
+    debug_assert!(duplicates >= in_batch_dups);
+    Ok(BatchOutcome {
+        batch: Some(batch_id),
+        received,
+        stored: fresh.len(),
+        duplicates,
+    })
+}
+
+fn existing_hashes(conn: &mut DbConn, unique: &[&IngestEvent]) -> QueryResult<HashMap<String, String>> {
+    let mut out = HashMap::new();
+    for chunk in unique.chunks(500) {
+        let ids: Vec<&str> = chunk.iter().map(|e| e.event.id.as_str()).collect();
+        let rows: Vec<(String, String)> = events::table
+            .filter(events::id.eq_any(&ids))
+            .select((events::id, events::content_hash))
+            .load(conn)?;
+        out.extend(rows);
+    }
+    Ok(out)
+}
+
+fn new_event<'a>(ev: &'a IngestEvent, batch_id: i64, received_at: NaiveDateTime) -> NewEvent<'a> {
+    let e = &ev.event;
+    let to: Vec<&str> = e.to.iter().map(|u| u.as_str()).collect();
+    NewEvent {
+        id: e.id.as_str(),
+        case_id: e.case.as_ref().map(|c| c.as_str()),
+        event_type: e.kind.as_str(),
+        at: utc_seconds(&e.at),
+        at_offset: e.at.offset().local_minus_utc(),
+        unit: e.unit.as_str(),
+        to_units: serde_json::Value::from(to).to_string(),
+        ref_id: e.reference.as_ref().map(|r| r.as_str()),
+        value: e.value.as_ref().map(EventValue::to_stored),
+        patient_hash: e.patient.as_ref().map(|p| p.0.as_str()),
+        content_hash: &ev.content_hash,
+        raw: &ev.raw,
+        batch_id,
+        received_at,
+    }
+}
+
+/// The instant in UTC at whole seconds, as stored and compared.
+pub fn utc_seconds(at: &DateTime<FixedOffset>) -> NaiveDateTime {
+    DateTime::from_timestamp(at.timestamp(), 0)
+        .unwrap_or_default()
+        .naive_utc()
+}
+
+#[derive(Debug, Clone, Queryable)]
+pub struct EventRow {
+    pub id: String,
+    pub case_id: Option<String>,
+    pub event_type: String,
+    pub at: NaiveDateTime,
+    pub at_offset: i32,
+    pub unit: String,
+    pub to_units: String,
+    pub ref_id: Option<String>,
+    pub value: Option<String>,
+    pub patient_hash: Option<String>,
+}
+
+type EventColumns = (
+    events::id,
+    events::case_id,
+    events::event_type,
+    events::at,
+    events::at_offset,
+    events::unit,
+    events::to_units,
+    events::ref_id,
+    events::value,
+    events::patient_hash,
+);
+
+pub const EVENT_COLUMNS: EventColumns = (
+    events::id,
+    events::case_id,
+    events::event_type,
+    events::at,
+    events::at_offset,
+    events::unit,
+    events::to_units,
+    events::ref_id,
+    events::value,
+    events::patient_hash,
+);
+
+impl EventRow {
+    /// Back to the domain event; the database only holds what validation let in.
+    pub fn into_event(self) -> anyhow::Result<Event> {
+        let kind = EventType::parse(&self.event_type)
+            .ok_or_else(|| anyhow::anyhow!("stored event {} has unknown type {}", self.id, self.event_type))?;
+        let offset = FixedOffset::east_opt(self.at_offset)
+            .ok_or_else(|| anyhow::anyhow!("stored event {} has a bad offset", self.id))?;
+        let to: Vec<String> = serde_json::from_str(&self.to_units)?;
+        Ok(Event {
+            id: EventId(self.id),
+            case: self.case_id.map(CaseId),
+            kind,
+            at: self.at.and_utc().with_timezone(&offset),
+            unit: UnitId(self.unit),
+            to: to.into_iter().map(UnitId).collect(),
+            reference: self.ref_id.map(EventId),
+            value: self.value.map(|v| EventValue::from_stored(kind, &v)),
+            patient: self.patient_hash.map(PatientHash),
+        })
+    }
+}
+
+/// A case's events in time order (ties by id).
+pub fn case_events(conn: &mut DbConn, case: &str) -> anyhow::Result<Vec<Event>> {
+    let rows: Vec<EventRow> = events::table
+        .filter(events::case_id.eq(case))
+        .order((events::at.asc(), events::id.asc()))
+        .select(EVENT_COLUMNS)
+        .load(conn)?;
+    rows.into_iter().map(EventRow::into_event).collect()
+}
+
+pub fn count(conn: &mut DbConn) -> QueryResult<i64> {
+    events::table.count().get_result(conn)
+}

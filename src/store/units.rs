@@ -1,0 +1,124 @@
+//! The unit register and the unit tree.
+
+use std::collections::{HashMap, HashSet};
+
+use diesel::prelude::*;
+
+use super::schema::{events, units};
+use super::{now, DbConn};
+use crate::domain::{Unit, UnitId, UnitKind};
+
+#[derive(Debug, Clone, Queryable)]
+struct UnitRow {
+    id: String,
+    name: String,
+    kind: String,
+    huvudman: String,
+    parent: Option<String>,
+    email: Option<String>,
+    storhelg: bool,
+}
+
+const COLUMNS: (
+    units::id,
+    units::name,
+    units::kind,
+    units::huvudman,
+    units::parent,
+    units::email,
+    units::storhelg,
+) = (
+    units::id,
+    units::name,
+    units::kind,
+    units::huvudman,
+    units::parent,
+    units::email,
+    units::storhelg,
+);
+
+impl UnitRow {
+    fn into_unit(self) -> Unit {
+        Unit {
+            id: UnitId(self.id),
+            // Only validated kinds are ever written (see `Unit::from_json`).
+            kind: UnitKind::parse(&self.kind).unwrap_or(UnitKind::Kommun),
+            name: self.name,
+            huvudman: self.huvudman,
+            parent: self.parent.map(UnitId),
+            email: self.email,
+            storhelg: self.storhelg,
+        }
+    }
+}
+
+/// Registers or updates every unit, in one transaction.
+pub fn upsert(conn: &mut DbConn, list: &[Unit]) -> QueryResult<(usize, usize)> {
+    conn.transaction(|conn| {
+        let (mut created, mut updated) = (0, 0);
+        let t = now();
+        for u in list {
+            let values = (
+                units::name.eq(&u.name),
+                units::kind.eq(u.kind.as_str()),
+                units::huvudman.eq(&u.huvudman),
+                units::parent.eq(u.parent.as_ref().map(|p| p.as_str())),
+                units::email.eq(u.email.as_deref()),
+                units::storhelg.eq(u.storhelg),
+                units::updated_at.eq(t),
+            );
+            let n = diesel::update(units::table.find(u.id.as_str()))
+                .set(values)
+                .execute(conn)?;
+            if n == 0 {
+                diesel::insert_into(units::table)
+                    .values((units::id.eq(u.id.as_str()), values))
+                    .execute(conn)?;
+                created += 1;
+            } else {
+                updated += 1;
+            }
+        }
+        Ok((created, updated))
+    })
+}
+
+pub fn all(conn: &mut DbConn) -> QueryResult<Vec<Unit>> {
+    let rows: Vec<UnitRow> = units::table.select(COLUMNS).order(units::id).load(conn)?;
+    Ok(rows.into_iter().map(UnitRow::into_unit).collect())
+}
+
+pub fn get(conn: &mut DbConn, id: &str) -> QueryResult<Option<Unit>> {
+    let row: Option<UnitRow> = units::table.find(id).select(COLUMNS).first(conn).optional()?;
+    Ok(row.map(UnitRow::into_unit))
+}
+
+/// Units that events name (as performer) but that are not registered.
+pub fn unknown(conn: &mut DbConn) -> QueryResult<Vec<String>> {
+    let known: HashSet<String> = units::table.select(units::id).load(conn)?.into_iter().collect();
+    let named: Vec<String> = events::table
+        .select(events::unit)
+        .distinct()
+        .order(events::unit)
+        .load(conn)?;
+    Ok(named.into_iter().filter(|u| !known.contains(u)).collect())
+}
+
+/// The unit and every unit below it.
+pub fn subtree(conn: &mut DbConn, root: &str) -> QueryResult<HashSet<String>> {
+    let pairs: Vec<(String, Option<String>)> = units::table.select((units::id, units::parent)).load(conn)?;
+    let mut children: HashMap<String, Vec<String>> = HashMap::new();
+    for (id, parent) in pairs {
+        if let Some(p) = parent {
+            children.entry(p).or_default().push(id);
+        }
+    }
+    let mut out = HashSet::new();
+    let mut stack = vec![root.to_string()];
+    while let Some(id) = stack.pop() {
+        if out.insert(id.clone()) {
+            stack.extend(children.get(&id).cloned().unwrap_or_default());
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,54 @@
+//! `POST /api/v1/events`: JSON Lines or a JSON array, all or nothing.
+
+use actix_web::{post, web, HttpResponse};
+
+use super::body_text;
+use crate::ingest::{self, IngestError};
+use crate::metrics::Metrics;
+use crate::store::tokens::Role;
+use crate::web::auth::Auth;
+use crate::web::error::AppError;
+use crate::web::AppState;
+
+#[post("/events")]
+#[tracing::instrument(skip_all, fields(bytes = body.len()))]
+async fn post_events(state: web::Data<AppState>, auth: Auth, body: web::Bytes) -> Result<HttpResponse, AppError> {
+    auth.require(&[Role::Admin, Role::Inlasning])?;
+    let st = state.clone();
+    let result = web::block(move || -> Result<_, IngestError> {
+        let text = body_text(&body)
+            .map_err(|e| IngestError::Invalid(vec![crate::domain::FieldError::new(0, "body", &e.message)]))?;
+        let parsed = ingest::parse_events(text, &st.hasher);
+        let mut conn = st.pool.get().map_err(|e| IngestError::Db(e.into()))?;
+        ingest::store_events(&mut conn, parsed, "api")
+    })
+    .await?;
+    let m = &state.metrics;
+    match result {
+        Ok(outcome) => {
+            Metrics::add(&m.events_ingested, outcome.stored);
+            Metrics::add(&m.events_duplicate, outcome.duplicates);
+            tracing::info!(stored = outcome.stored, duplicates = outcome.duplicates, batch = ?outcome.batch, "batch stored");
+            Ok(HttpResponse::Ok().json(outcome))
+        }
+        Err(e) => {
+            match &e {
+                IngestError::Invalid(errors) => Metrics::add(&m.events_rejected, distinct_lines(errors)),
+                IngestError::Conflict(c) => Metrics::add(&m.events_conflict, c.len()),
+                IngestError::Db(_) => {}
+            }
+            Metrics::add(&m.batches_rejected, 1);
+            Err(e.into())
+        }
+    }
+}
+
+fn distinct_lines(errors: &[crate::domain::FieldError]) -> usize {
+    let mut lines: Vec<usize> = errors.iter().map(|e| e.line).collect();
+    lines.dedup();
+    lines.len()
+}
+
+pub fn config(cfg: &mut web::ServiceConfig) {
+    cfg.service(post_events);
+}

@@ -1,0 +1,69 @@
+//! `GET /api/v1/units` and `POST /api/v1/units` (JSON array or CSV).
+
+use actix_web::{get, post, web, HttpRequest, HttpResponse};
+use serde_json::json;
+
+use super::body_text;
+use crate::ingest;
+use crate::store::tokens::Role;
+use crate::store::units;
+use crate::web::auth::Auth;
+use crate::web::error::{AppError, ErrorCode};
+use crate::web::AppState;
+
+#[post("/units")]
+async fn post_units(
+    state: web::Data<AppState>,
+    auth: Auth,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, AppError> {
+    auth.require(&[Role::Admin, Role::Inlasning])?;
+    let is_csv = req
+        .headers()
+        .get("Content-Type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("csv"));
+    let list = ingest::parse_units(body_text(&body)?, is_csv).map_err(|errors| AppError {
+        code: ErrorCode::InvalidBatch,
+        message: format!(
+            "the units were rejected whole: {} invalid field(s); nothing was stored",
+            errors.len()
+        ),
+        extra: Some(("errors", json!(errors))),
+    })?;
+    let (created, updated) = web::block(move || -> Result<_, AppError> {
+        let mut conn = state.pool.get()?;
+        Ok(units::upsert(&mut conn, &list)?)
+    })
+    .await??;
+    Ok(HttpResponse::Ok().json(json!({"created": created, "updated": updated})))
+}
+
+/// Registered units, then the units events name that are not registered
+/// (`"registered": false`, no kind: they count as unknown, SPEC §4.6).
+#[get("/units")]
+async fn get_units(state: web::Data<AppState>, auth: Auth) -> Result<HttpResponse, AppError> {
+    auth.require(&[Role::Admin, Role::Ledning, Role::Handlaggare])?;
+    let (known, unknown) = web::block(move || -> Result<_, AppError> {
+        let mut conn = state.pool.get()?;
+        Ok((units::all(&mut conn)?, units::unknown(&mut conn)?))
+    })
+    .await??;
+    let mut out: Vec<serde_json::Value> = known
+        .into_iter()
+        .map(|u| {
+            let mut v = json!(u);
+            if let Some(o) = v.as_object_mut() {
+                o.insert("registered".into(), json!(true));
+            }
+            v
+        })
+        .collect();
+    out.extend(unknown.into_iter().map(|id| json!({"id": id, "registered": false})));
+    Ok(HttpResponse::Ok().json(out))
+}
+
+pub fn config(cfg: &mut web::ServiceConfig) {
+    cfg.service(post_units).service(get_units);
+}

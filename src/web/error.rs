@@ -1,0 +1,135 @@
+//! The one error type at the HTTP edge. Every failure leaves as
+//! `{"error": "<stable_snake_case_code>", "message": "<English text>"}`,
+//! plus `errors` (per-line field errors) or `conflicts` where they apply.
+//! Causes are logged with the request's route, never with patient data.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde_json::{json, Value};
+
+use crate::ingest::IngestError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    InvalidBatch,
+    Conflict,
+    BadRequest,
+    Unavailable,
+    Internal,
+}
+
+impl ErrorCode {
+    fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::InvalidBatch => "invalid_batch",
+            ErrorCode::Conflict => "conflict",
+            ErrorCode::BadRequest => "bad_request",
+            ErrorCode::Unavailable => "unavailable",
+            ErrorCode::Internal => "internal",
+        }
+    }
+
+    fn status(self) -> StatusCode {
+        match self {
+            ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+            ErrorCode::NotFound => StatusCode::NOT_FOUND,
+            ErrorCode::InvalidBatch | ErrorCode::BadRequest => StatusCode::BAD_REQUEST,
+            ErrorCode::Conflict => StatusCode::CONFLICT,
+            ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{code:?}: {message}")]
+pub struct AppError {
+    pub code: ErrorCode,
+    pub message: String,
+    pub extra: Option<(&'static str, Value)>,
+}
+
+impl AppError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> AppError {
+        AppError {
+            code,
+            message: message.into(),
+            extra: None,
+        }
+    }
+
+    pub fn internal(cause: impl std::fmt::Display) -> AppError {
+        tracing::error!(error = %cause, "request failed");
+        AppError::new(ErrorCode::Internal, "internal error; see the server log")
+    }
+}
+
+impl ResponseError for AppError {
+    fn status_code(&self) -> StatusCode {
+        self.code.status()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut body = json!({"error": self.code.as_str(), "message": self.message});
+        if let (Some((key, value)), Some(obj)) = (&self.extra, body.as_object_mut()) {
+            obj.insert((*key).to_string(), value.clone());
+        }
+        HttpResponse::build(self.status_code()).json(body)
+    }
+}
+
+impl From<IngestError> for AppError {
+    fn from(e: IngestError) -> AppError {
+        match e {
+            IngestError::Invalid(errors) => AppError {
+                code: ErrorCode::InvalidBatch,
+                message: format!(
+                    "the batch was rejected whole: {} invalid field(s); nothing was stored",
+                    errors.len()
+                ),
+                extra: Some(("errors", json!(errors))),
+            },
+            IngestError::Conflict(conflicts) => AppError {
+                code: ErrorCode::Conflict,
+                message: format!(
+                    "{} event id(s) already exist with other content; nothing was stored",
+                    conflicts.len()
+                ),
+                extra: Some(("conflicts", json!(conflicts))),
+            },
+            IngestError::Db(e) => AppError::internal(e),
+        }
+    }
+}
+
+impl From<actix_web::error::BlockingError> for AppError {
+    fn from(e: actix_web::error::BlockingError) -> AppError {
+        AppError::internal(e)
+    }
+}
+
+impl From<diesel::result::Error> for AppError {
+    fn from(e: diesel::result::Error) -> AppError {
+        AppError::internal(e)
+    }
+}
+
+impl From<anyhow::Error> for AppError {
+    fn from(e: anyhow::Error) -> AppError {
+        AppError::internal(e)
+    }
+}
+
+impl From<r2d2::Error> for AppError {
+    fn from(e: r2d2::Error) -> AppError {
+        tracing::error!(error = %e, "no database connection");
+        AppError::new(ErrorCode::Unavailable, "the database is not reachable")
+    }
+}

@@ -1,0 +1,59 @@
+//! The HTTP edge: application state, route wiring, request metrics.
+
+pub mod api;
+pub mod auth;
+pub mod error;
+pub mod ops;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_web::dev::Service;
+use actix_web::{web, App, HttpServer};
+
+use crate::domain::PatientHasher;
+use crate::metrics::Metrics;
+use crate::store::Pool;
+
+/// What every handler may use. Cloned per worker; the parts are shared.
+pub struct AppState {
+    pub pool: Pool,
+    pub hasher: PatientHasher,
+    pub metrics: Arc<Metrics>,
+}
+
+/// Binds the listener and returns the server, not yet awaited.
+pub fn server(
+    listener: std::net::TcpListener,
+    state: web::Data<AppState>,
+    max_body: usize,
+    workers: usize,
+) -> std::io::Result<actix_web::dev::Server> {
+    let server = HttpServer::new(move || {
+        let metrics = state.metrics.clone();
+        App::new()
+            .app_data(state.clone())
+            .app_data(web::PayloadConfig::new(max_body))
+            .wrap_fn(move |req, srv| {
+                let started = Instant::now();
+                let method = req.method().to_string();
+                let metrics = metrics.clone();
+                let fut = srv.call(req);
+                async move {
+                    let res = fut.await?;
+                    let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".into());
+                    let status = res.status().as_u16();
+                    let secs = started.elapsed().as_secs_f64();
+                    metrics.observe_request(&method, &route, status, secs);
+                    tracing::info!(%method, %route, status, ms = secs * 1000.0, "request");
+                    Ok(res)
+                }
+            })
+            .configure(ops::config)
+            .configure(api::config)
+    })
+    .workers(workers)
+    .listen(listener)?
+    .run();
+    Ok(server)
+}

@@ -1,0 +1,160 @@
+//! The `svu-vakt` binary: import with a CSV mapping, token creation, demo.
+
+use std::process::Command;
+
+use crate::helpers::{spawn_app, Backend, CASE_EVENTS, UNITS};
+
+crate::on_both!(
+    csv_import_with_a_mapping_gives_the_same_events_as_json_lines,
+    token_create_prints_the_token_alone_on_its_last_line,
+    a_bad_import_names_the_line_and_field_and_stores_nothing,
+    demo_writes_units_and_events_into_the_database,
+);
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_svu-vakt"));
+    c.env("SVU_VAKT_PATIENT_KEY", crate::helpers::TEST_KEY)
+        .env("SVU_VAKT_LOG_LEVEL", "warn");
+    c
+}
+
+/// The same case as `CASE_EVENTS`, as a coordination-system export.
+const EXPORT: &str = "\
+Händelse-id;Ärendenummer;Händelsetyp;Tidpunkt;Utförande enhet;Mottagare;Avser;Värde;Personnummer
+e3;C1;Kvittens;2026-05-04 13:00;K1-HT;;e2;;
+e1;C1;Inskrivning;2026-05-04 08:00;AVD1;;;;19900101-0017
+e2;C1;Inskrivningsmeddelande;2026-05-04 11:42;AVD1;K1-HT, VC1;;;
+e4;C1;Behov av SIP;2026-05-05 09:00;VC1;;;Ja;
+e5;C1;Spårfärg;2026-05-05 12:00;AVD1;;;Gul;
+";
+
+const MAPPING: &str = r#"
+delimiter = ";"
+list_separator = ","
+at_format = "%Y-%m-%d %H:%M"
+timezone = "Europe/Stockholm"
+
+[columns]
+id = "Händelse-id"
+case = "Ärendenummer"
+type = "Händelsetyp"
+at = "Tidpunkt"
+unit = "Utförande enhet"
+to = "Mottagare"
+ref = "Avser"
+value = "Värde"
+patient = "Personnummer"
+
+[types]
+"Inskrivning" = "inskrivning"
+"Inskrivningsmeddelande" = "inskrivningsmeddelande"
+"Kvittens" = "kvittens"
+"Behov av SIP" = "behov_av_sip"
+"Spårfärg" = "sparfarg"
+
+[values]
+"Ja" = "true"
+"Nej" = "false"
+"Gul" = "gul"
+"#;
+
+fn csv_import_with_a_mapping_gives_the_same_events_as_json_lines(b: Backend) {
+    let app = spawn_app(b);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("export.csv"), EXPORT).unwrap();
+    std::fs::write(dir.path().join("mapping.toml"), MAPPING).unwrap();
+    std::fs::write(dir.path().join("units.json"), UNITS).unwrap();
+    let out = bin()
+        .args(["import", "--database-url", &app.db.url()])
+        .arg("--units")
+        .arg(dir.path().join("units.json"))
+        .arg("--events")
+        .arg(dir.path().join("export.csv"))
+        .arg("--mapping")
+        .arg(dir.path().join("mapping.toml"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("5 nya sparade"));
+    // The JSON Lines of the same case are then all duplicates: same ids, same content.
+    let r = app.post_events(CASE_EVENTS);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        (r.json()["stored"].as_i64(), r.json()["duplicates"].as_i64()),
+        (Some(0), Some(5))
+    );
+    let case = app.get("/api/v1/cases/C1").json();
+    assert_eq!(case["events"][1]["at"], "2026-05-04T11:42:00+02:00");
+    assert_eq!(case["events"][1]["to"], serde_json::json!(["K1-HT", "VC1"]));
+    assert!(!app.db.dump().contains("19900101-0017"));
+}
+
+fn token_create_prints_the_token_alone_on_its_last_line(b: Backend) {
+    let app = spawn_app(b);
+    let out = bin()
+        .args(["token", "create", "--role", "ledning", "--database-url", &app.db.url()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let token = stdout.trim_end().lines().last().unwrap();
+    assert!(token.starts_with("svk_") && !token.contains(' '));
+    assert_eq!(app.request("GET", "/api/v1/units", Some(token), None).status, 200);
+    let bad = bin()
+        .args([
+            "token",
+            "create",
+            "--role",
+            "handlaggare",
+            "--database-url",
+            &app.db.url(),
+        ])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success(), "a handläggare token needs a unit");
+}
+
+fn a_bad_import_names_the_line_and_field_and_stores_nothing(b: Backend) {
+    let app = spawn_app(b);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.jsonl");
+    let good = CASE_EVENTS.lines().take(2).collect::<Vec<_>>().join("\n");
+    std::fs::write(&path, format!("{good}\n{{\"id\":\"z\",\"case\":\"C1\",\"type\":\"kvittens\",\"at\":\"2026-05-04T08:00:00\",\"unit\":\"K1\",\"ref\":\"e2\"}}\n")).unwrap();
+    let out = bin()
+        .args(["import", "--database-url", &app.db.url()])
+        .arg("--events")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("rad 3, fält at"), "{stderr}");
+    assert_eq!(app.event_count(), 0);
+}
+
+fn demo_writes_units_and_events_into_the_database(b: Backend) {
+    let app = spawn_app(b);
+    let out = bin()
+        .args(["demo", "--seed", "5", "--cases", "50", "--database-url", &app.db.url()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let units = app.get("/api/v1/units").json();
+    let kommuner: std::collections::BTreeSet<String> = units
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| u["kind"] == "kommun")
+        .map(|u| u["huvudman"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(kommuner.len(), 13);
+    let n = app.event_count();
+    assert!(n > 400, "50 cases give about 600 events, got {n}");
+    // Running it again adds nothing: the demo ids are stable.
+    let again = bin()
+        .args(["demo", "--seed", "5", "--cases", "50", "--database-url", &app.db.url()])
+        .output()
+        .unwrap();
+    assert!(again.status.success());
+    assert_eq!(app.event_count(), n);
+}

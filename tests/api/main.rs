@@ -1,0 +1,8 @@
+//! API tests on the real application, on SQLite and PostgreSQL.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod access;
+mod helpers;
+mod import;
+mod ingest;
