@@ -8,6 +8,7 @@ use std::path::Path;
 use crate::config::Config;
 use crate::demo::{self, DemoOptions};
 use crate::ingest::{self, csv_mapping::CsvMapping, IngestError};
+use crate::rules::RuleId;
 use crate::store::events::BatchOutcome;
 use crate::store::tokens::{self, Role};
 use crate::store::{self, units, DbConn};
@@ -256,5 +257,111 @@ pub fn load_demo(
         add(&mut total, outcome);
         start += n;
     }
+    let mut buf = Vec::new();
+    demo::write_staffing(opts, &mut buf)?;
+    let outcome = ingest::store_events(conn, ingest::parse_events(&String::from_utf8(buf)?, hasher), "demo")
+        .map_err(|e| ingest_error(Path::new("demo"), e))?;
+    add(&mut total, outcome);
     Ok(total)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Json,
+    Text,
+}
+
+/// `svu-vakt check`: prints the findings; bad input fails naming line and field.
+pub fn check(
+    config: Option<&Path>,
+    units: &Path,
+    events: &Path,
+    as_of: &str,
+    format: Format,
+    profile: Option<&str>,
+    rules: Option<Vec<String>>,
+) -> anyhow::Result<()> {
+    let profile = crate::config::resolve_profile(profile, &crate::config::load_rules(config)?)?;
+    let as_of = chrono::DateTime::parse_from_rfc3339(as_of)
+        .map_err(|_| anyhow::anyhow!("--as-of must be RFC 3339 with offset, e.g. 2026-05-04T12:00:00+02:00"))?
+        .with_timezone(&chrono::Utc);
+    let rules = match rules {
+        Some(names) => names
+            .iter()
+            .filter(|n| !n.trim().is_empty())
+            .map(|n| RuleId::parse(n).ok_or_else(|| anyhow::anyhow!("--rules: unknown rule `{n}`")))
+            .collect::<anyhow::Result<Vec<_>>>()?,
+        None => profile.enabled.iter().copied().collect(),
+    };
+    let opts = crate::check::CheckOptions { profile, rules, as_of };
+    let units = crate::check::load_units(units).map_err(check_error)?;
+    let findings = crate::check::check_file(events, &units, &opts).map_err(check_error)?;
+    let text = match format {
+        Format::Json => crate::check::to_json(&findings),
+        Format::Text => crate::check::to_text(&findings, as_of),
+    };
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes())?;
+    stdout.flush()?;
+    Ok(())
+}
+
+fn check_error(e: crate::check::CheckError) -> anyhow::Error {
+    match e {
+        crate::check::CheckError::Input { file, count, errors } => {
+            let mut msg = format!("{file}: {count} fel, ingen granskning gjord");
+            for e in &errors {
+                msg.push_str(&format!("\n  rad {}, fält {}: {}", e.line, e.field, e.message));
+            }
+            if count > errors.len() {
+                msg.push_str(&format!("\n  … och {} fel till", count - errors.len()));
+            }
+            anyhow::anyhow!(msg)
+        }
+        crate::check::CheckError::Io(m) => anyhow::anyhow!(m),
+    }
+}
+
+/// `svu-vakt calendar YEAR`.
+pub fn calendar(config: Option<&Path>, year: i32, format: Format, profile: Option<&str>) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        (crate::calendar::FIRST_YEAR..=crate::calendar::LAST_YEAR).contains(&year),
+        "året måste vara {}–{}",
+        crate::calendar::FIRST_YEAR,
+        crate::calendar::LAST_YEAR
+    );
+    let profile = crate::config::resolve_profile(profile, &crate::config::load_rules(config)?)?;
+    let cal = crate::calendar::year_calendar(year, &profile.staffing_tables);
+    let text = match format {
+        Format::Json => serde_json::to_string_pretty(&cal)? + "\n",
+        Format::Text => calendar_text(year, &cal),
+    };
+    std::io::stdout().lock().write_all(text.as_bytes())?;
+    Ok(())
+}
+
+fn calendar_text(year: i32, cal: &crate::calendar::YearCalendar) -> String {
+    use chrono::Datelike;
+    const DAYS: [&str; 7] = ["måndag", "tisdag", "onsdag", "torsdag", "fredag", "lördag", "söndag"];
+    let day = |d: chrono::NaiveDate| DAYS[d.weekday().num_days_from_monday() as usize];
+    let mut out = format!("Helgdagar {year}\n");
+    for h in &cal.holidays {
+        let note = if h.legal {
+            ""
+        } else {
+            "  (ej lagstadgad, i praktiken ledig)"
+        };
+        out.push_str(&format!("  {}  {:<8} {}{note}\n", h.date, day(h.date), h.name));
+    }
+    out.push_str(&format!("\nBemanningsdagar vid storhelg {year} (kl. 08–15)\n"));
+    for s in &cal.staffing_days {
+        out.push_str(&format!(
+            "  {}  {:<8} storhelg {} – {}\n",
+            s.date,
+            day(s.date),
+            s.block_start,
+            s.block_end
+        ));
+    }
+    out
 }

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::domain::Secret;
+use crate::rules::profile::{Profile, ProfileOverrides};
 use crate::store::DbUrl;
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/svu-vakt.db";
@@ -20,6 +21,7 @@ struct FileConfig {
     server: ServerSection,
     log: LogSection,
     privacy: PrivacySection,
+    rules: ProfileOverrides,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -97,6 +99,7 @@ pub struct Config {
     pub log_format: LogFormat,
     pub log_level: String,
     pub patient_key: Secret,
+    pub rules: ProfileOverrides,
 }
 
 /// Overrides from the environment and the command line.
@@ -151,8 +154,29 @@ impl Config {
             log_format,
             log_level: env("SVU_VAKT_LOG_LEVEL").unwrap_or(fc.log.level),
             patient_key,
+            rules: fc.rules,
         })
     }
+}
+
+/// The `[rules]` section alone, for the commands that need no database.
+pub fn load_rules(file: Option<&Path>) -> anyhow::Result<ProfileOverrides> {
+    let Some(path) = file else {
+        return Ok(ProfileOverrides::default());
+    };
+    let text =
+        std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read config {}: {e}", path.display()))?;
+    let fc: FileConfig = toml::from_str(&text).map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))?;
+    Ok(fc.rules)
+}
+
+/// The profile: `name` (from the command line) or the config's
+/// `rules.profile` or `nationell`, with the config's overrides applied.
+pub fn resolve_profile(name: Option<&str>, overrides: &ProfileOverrides) -> anyhow::Result<Profile> {
+    let name = name.or(overrides.profile.as_deref()).unwrap_or("nationell");
+    let mut profile = Profile::by_name(name)?;
+    profile.apply(overrides)?;
+    Ok(profile)
 }
 
 /// The installation secret for patient hashes: `SVU_VAKT_PATIENT_KEY`, else

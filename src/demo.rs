@@ -207,9 +207,44 @@ struct Ev {
 const HOUR: i64 = 3600;
 const DAY: i64 = 86_400;
 
-/// Writes every case as JSON Lines; returns the number of events written.
+/// Writes every case as JSON Lines, then the staffing events; returns the
+/// number of events written.
 pub fn write_events<W: Write>(opts: &DemoOptions, out: &mut W) -> std::io::Result<usize> {
-    write_case_range(opts, 0, opts.cases, out)
+    let n = write_case_range(opts, 0, opts.cases, out)?;
+    Ok(n + write_staffing(opts, out)?)
+}
+
+/// `bemanning` events on the storhelg staffing days between `from` and `to`:
+/// most units register that they are staffed, some forget, some are closed.
+pub fn write_staffing<W: Write>(opts: &DemoOptions, out: &mut W) -> std::io::Result<usize> {
+    let cal = crate::calendar::Calendar::new();
+    let mut r = Rng(opts.seed ^ 0x5354_4146_4649_4E47);
+    let mut buf = String::new();
+    let mut n = 0;
+    let units = units();
+    for day in cal.staffing_days(opts.from, opts.to, &std::collections::BTreeMap::new()) {
+        for u in &units {
+            if !r.chance(0.8) {
+                continue;
+            }
+            let secs = r.range(7 * HOUR + 30 * 60, 9 * HOUR);
+            let t = crate::calendar::local_instant(day.date, chrono::NaiveTime::MIN).timestamp() + secs;
+            let at = DateTime::from_timestamp(t, 0)
+                .unwrap_or_default()
+                .with_timezone(&Stockholm);
+            let _ = writeln!(
+                buf,
+                "{{\"id\":\"BEM-{}-{}\",\"type\":\"bemanning\",\"at\":\"{}\",\"unit\":\"{}\"}}",
+                day.date,
+                u.id,
+                at.to_rfc3339_opts(SecondsFormat::Secs, false),
+                u.id
+            );
+            n += 1;
+        }
+    }
+    out.write_all(buf.as_bytes())?;
+    Ok(n)
 }
 
 /// Writes cases `start..start + n`: each case depends only on the seed and

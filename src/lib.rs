@@ -1,12 +1,15 @@
 //! svu-vakt: audits samverkan vid utskrivning (Lag (2017:612)). The library
 //! holds everything; `main.rs` only parses the command line.
 
+pub mod calendar;
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod domain;
 pub mod ingest;
 pub mod metrics;
+pub mod rules;
 pub mod store;
 pub mod telemetry;
 pub mod web;

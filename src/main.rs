@@ -67,6 +67,35 @@ enum Command {
         #[arg(long)]
         mapping: Option<PathBuf>,
     },
+    /// Evaluate the rules on files, without a database; prints the findings
+    Check {
+        /// Units: a JSON array, JSON Lines, or CSV
+        #[arg(long)]
+        units: PathBuf,
+        /// Events: JSON Lines (or a JSON array)
+        #[arg(long)]
+        events: PathBuf,
+        /// The instant of evaluation, RFC 3339 with offset; later events have not happened
+        #[arg(long)]
+        as_of: String,
+        #[arg(long, value_enum, default_value_t = cli::Format::Json)]
+        format: cli::Format,
+        /// nationell (default), ostergotland or vasterbotten
+        #[arg(long)]
+        profile: Option<String>,
+        /// Exactly these rules, comma-separated (default: every rule the profile has on)
+        #[arg(long, value_delimiter = ',')]
+        rules: Option<Vec<String>>,
+    },
+    /// Swedish holidays and storhelg staffing days of a year
+    Calendar {
+        year: i32,
+        #[arg(long, value_enum, default_value_t = cli::Format::Json)]
+        format: cli::Format,
+        /// A profile whose published staffing tables apply (e.g. ostergotland)
+        #[arg(long)]
+        profile: Option<String>,
+    },
     /// Manage API tokens
     Token {
         #[command(subcommand)]
@@ -141,6 +170,25 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             events.as_deref(),
             mapping.as_deref(),
         ),
+        Command::Check {
+            units,
+            events,
+            as_of,
+            format,
+            profile,
+            rules,
+        } => cli::check(
+            cfg.map(PathBuf::as_path),
+            &units,
+            &events,
+            &as_of,
+            format,
+            profile.as_deref(),
+            rules,
+        ),
+        Command::Calendar { year, format, profile } => {
+            cli::calendar(cfg.map(PathBuf::as_path), year, format, profile.as_deref())
+        }
         Command::Token {
             action: TokenAction::Create { db, role, unit, label },
         } => cli::token_create(&load(cfg, &db, None)?, &role, unit.as_deref(), label.as_deref()),

@@ -155,6 +155,7 @@ pub fn config(db: &TestDb) -> Config {
         log_format: LogFormat::Text,
         log_level: "warn".into(),
         patient_key: Secret::new(TEST_KEY.as_bytes().to_vec()),
+        rules: Default::default(),
     }
 }
 

@@ -1,0 +1,356 @@
+//! `svu-vakt check`: the rules on files, with no database (SPEC §8). The
+//! events file is read as a stream. Cases are evaluated as soon as their
+//! lines end, so memory holds one case at a time when the file is grouped by
+//! case (as exports and `svu-vakt demo` write it). If a case comes back
+//! later in the file, the check starts over in a spill mode that partitions
+//! the lines by case into temporary files and evaluates one part at a time.
+//! Every line is validated; any bad line fails the whole check.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::hash::{Hash, Hasher};
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+
+use crate::calendar::Calendar;
+use crate::domain::{CaseId, Event, FieldError, PatientHasher, Secret, Unit};
+use crate::rules::bemanning::StaffingTracker;
+use crate::rules::{evaluate_case, Finding, Profile, RuleId, Units};
+
+/// Most errors reported for one input file; the count is still exact.
+const MAX_ERRORS: usize = 200;
+/// Partitions in spill mode.
+const SPILL_PARTS: u64 = 64;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    #[error("{file}: {count} invalid line(s)")]
+    Input {
+        file: String,
+        count: usize,
+        errors: Vec<FieldError>,
+    },
+    #[error("{0}")]
+    Io(String),
+}
+
+impl CheckError {
+    fn io(path: &Path, e: impl std::fmt::Display) -> CheckError {
+        CheckError::Io(format!("{}: {e}", path.display()))
+    }
+}
+
+pub struct CheckOptions {
+    pub profile: Profile,
+    pub rules: Vec<RuleId>,
+    pub as_of: DateTime<Utc>,
+}
+
+/// Reads the units file: a JSON array, JSON Lines, or CSV (by extension).
+pub fn load_units(path: &Path) -> Result<Units, CheckError> {
+    let text = std::fs::read_to_string(path).map_err(|e| CheckError::io(path, e))?;
+    let is_csv = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+    let list: Vec<Unit> = crate::ingest::parse_units(&text, is_csv).map_err(|errors| CheckError::Input {
+        file: path.display().to_string(),
+        count: errors.len(),
+        errors,
+    })?;
+    Ok(Units::new(list))
+}
+
+struct Run<'a> {
+    opts: &'a CheckOptions,
+    units: &'a Units,
+    case_rules: Vec<RuleId>,
+    hasher: PatientHasher,
+    findings: Vec<Finding>,
+    staffing: StaffingTracker,
+    errors: Vec<FieldError>,
+    error_count: usize,
+}
+
+impl<'a> Run<'a> {
+    fn new(opts: &'a CheckOptions, units: &'a Units) -> Run<'a> {
+        // Patient numbers are validated, never kept: a throwaway key suffices.
+        let mut key = [0u8; 32];
+        let _ = getrandom::getrandom(&mut key);
+        Run {
+            opts,
+            units,
+            case_rules: opts
+                .rules
+                .iter()
+                .copied()
+                .filter(|r| *r != RuleId::BemanningStorhelg)
+                .collect(),
+            hasher: PatientHasher::new(Secret::new(key.to_vec())),
+            findings: Vec::new(),
+            staffing: StaffingTracker::default(),
+            errors: Vec::new(),
+            error_count: 0,
+        }
+    }
+
+    fn parse(&mut self, line: usize, text: &str) -> Option<Event> {
+        let parsed = match serde_json::from_str::<Value>(text) {
+            Ok(Value::Object(m)) => Event::from_json(&m, line, &self.hasher),
+            Ok(_) => Err(vec![FieldError::new(line, "line", "must be a JSON object")]),
+            Err(e) => Err(vec![FieldError::new(line, "line", &format!("is not valid JSON: {e}"))]),
+        };
+        match parsed {
+            Ok(e) => Some(e),
+            Err(errs) => {
+                self.error_count += errs.len();
+                let room = MAX_ERRORS.saturating_sub(self.errors.len());
+                self.errors.extend(errs.into_iter().take(room));
+                None
+            }
+        }
+    }
+
+    fn case_done(&mut self, events: &[Event]) {
+        if !events.is_empty() && self.error_count == 0 {
+            let f = evaluate_case(
+                events,
+                self.units,
+                &self.opts.profile,
+                &self.case_rules,
+                self.opts.as_of,
+            );
+            self.findings.extend(f);
+        }
+    }
+
+    fn observe(&mut self, e: &Event) {
+        self.staffing.observe(e, self.units, self.opts.as_of);
+    }
+}
+
+/// Evaluates the rules on an events file; the findings, sorted.
+pub fn check_file(events: &Path, units: &Units, opts: &CheckOptions) -> Result<Vec<Finding>, CheckError> {
+    let run = match stream_grouped(events, units, opts)? {
+        Some(run) => run,
+        None => spill(events, units, opts)?,
+    };
+    finish(run, events)
+}
+
+fn finish(mut run: Run, path: &Path) -> Result<Vec<Finding>, CheckError> {
+    if run.error_count > 0 {
+        return Err(CheckError::Input {
+            file: path.display().to_string(),
+            count: run.error_count,
+            errors: run.errors,
+        });
+    }
+    if run.opts.rules.contains(&RuleId::BemanningStorhelg) {
+        let calendar = Calendar::new();
+        let f = run
+            .staffing
+            .findings(run.units, &calendar, &run.opts.profile, run.opts.as_of);
+        run.findings.extend(f);
+    }
+    let mut findings = run.findings;
+    findings.sort_by(|a, b| {
+        (a.case.is_none(), &a.case, a.due_utc(), a.rule, &a.unit).cmp(&(
+            b.case.is_none(),
+            &b.case,
+            b.due_utc(),
+            b.rule,
+            &b.unit,
+        ))
+    });
+    Ok(findings)
+}
+
+fn open(path: &Path) -> Result<BufReader<File>, CheckError> {
+    File::open(path)
+        .map(|f| BufReader::with_capacity(1 << 20, f))
+        .map_err(|e| CheckError::io(path, e))
+}
+
+/// Lines of the file with their numbers; a JSON array is read whole.
+fn for_each_line(path: &Path, mut f: impl FnMut(usize, &str) -> bool) -> Result<(), CheckError> {
+    let mut reader = open(path)?;
+    let mut buf = String::new();
+    let mut n = 0;
+    loop {
+        buf.clear();
+        let read = reader.read_line(&mut buf).map_err(|e| CheckError::io(path, e))?;
+        if read == 0 {
+            return Ok(());
+        }
+        n += 1;
+        let line = buf.trim();
+        if n == 1 && line.starts_with('[') {
+            return whole_array(path, f);
+        }
+        if !line.is_empty() && !f(n, line) {
+            return Ok(());
+        }
+    }
+}
+
+fn whole_array(path: &Path, mut f: impl FnMut(usize, &str) -> bool) -> Result<(), CheckError> {
+    let text = std::fs::read_to_string(path).map_err(|e| CheckError::io(path, e))?;
+    let items = crate::ingest::json_objects(&text).map_err(|errors| CheckError::Input {
+        file: path.display().to_string(),
+        count: errors.len(),
+        errors,
+    })?;
+    for (n, item) in items {
+        if !f(n, &item) {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// One pass, one case in memory. `None` when a case reappears after others.
+fn stream_grouped<'a>(path: &Path, units: &'a Units, opts: &'a CheckOptions) -> Result<Option<Run<'a>>, CheckError> {
+    let mut run = Run::new(opts, units);
+    let mut current: Vec<Event> = Vec::new();
+    let mut current_case: Option<CaseId> = None;
+    let mut finished: HashSet<CaseId> = HashSet::new();
+    let mut regrouped = false;
+    for_each_line(path, |n, line| {
+        let Some(e) = run.parse(n, line) else { return true };
+        run.observe(&e);
+        let Some(case) = e.case.clone() else { return true };
+        if current_case.as_ref() != Some(&case) {
+            if finished.contains(&case) {
+                regrouped = true;
+                return false;
+            }
+            let done = std::mem::take(&mut current);
+            run.case_done(&done);
+            if let Some(prev) = current_case.replace(case) {
+                finished.insert(prev);
+            }
+        }
+        current.push(e);
+        true
+    })?;
+    if regrouped {
+        return Ok(None);
+    }
+    run.case_done(&current);
+    Ok(Some(run))
+}
+
+/// Partitions the lines by case into temporary files, then evaluates each part.
+fn spill<'a>(path: &Path, units: &'a Units, opts: &'a CheckOptions) -> Result<Run<'a>, CheckError> {
+    let dir = tempfile::tempdir().map_err(|e| CheckError::io(path, e))?;
+    let part_path = |i: u64| -> PathBuf { dir.path().join(format!("part-{i}.jsonl")) };
+    let mut parts = Vec::new();
+    for i in 0..SPILL_PARTS {
+        let f = File::create(part_path(i)).map_err(|e| CheckError::io(path, e))?;
+        parts.push(BufWriter::new(f));
+    }
+    let mut run = Run::new(opts, units);
+    let mut write_error = None;
+    for_each_line(path, |n, line| {
+        let Some(e) = run.parse(n, line) else { return true };
+        run.observe(&e);
+        if let Some(case) = &e.case {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            case.hash(&mut h);
+            let part = &mut parts[(h.finish() % SPILL_PARTS) as usize];
+            if let Err(err) = writeln!(part, "{n}\t{line}") {
+                write_error = Some(err);
+                return false;
+            }
+        }
+        true
+    })?;
+    if let Some(e) = write_error {
+        return Err(CheckError::io(dir.path(), e));
+    }
+    for mut p in parts {
+        p.flush().map_err(|e| CheckError::io(dir.path(), e))?;
+    }
+    if run.error_count > 0 {
+        return Ok(run);
+    }
+    for i in 0..SPILL_PARTS {
+        evaluate_part(&part_path(i), &mut run)?;
+    }
+    Ok(run)
+}
+
+fn evaluate_part(part: &Path, run: &mut Run) -> Result<(), CheckError> {
+    let mut cases: HashMap<CaseId, Vec<Event>> = HashMap::new();
+    for line in open(part)?.lines() {
+        let line = line.map_err(|e| CheckError::io(part, e))?;
+        let Some((n, text)) = line.split_once('\t') else {
+            continue;
+        };
+        let obj: Map<String, Value> = serde_json::from_str(text).map_err(|e| CheckError::io(part, e))?;
+        let e = Event::from_json(&obj, n.parse().unwrap_or(0), &run.hasher)
+            .map_err(|_| CheckError::io(part, "a validated line no longer parses"))?;
+        if let Some(c) = e.case.clone() {
+            cases.entry(c).or_default().push(e);
+        }
+    }
+    let mut ids: Vec<CaseId> = cases.keys().cloned().collect();
+    ids.sort();
+    for id in ids {
+        if let Some(events) = cases.remove(&id) {
+            run.case_done(&events);
+        }
+    }
+    Ok(())
+}
+
+/// The JSON contract of SPEC §8: an array of findings.
+pub fn to_json(findings: &[Finding]) -> String {
+    let mut out = String::from("[");
+    for (i, f) in findings.iter().enumerate() {
+        out.push_str(if i == 0 { "\n  " } else { ",\n  " });
+        out.push_str(&serde_json::to_string(f).unwrap_or_default());
+    }
+    out.push_str(if findings.is_empty() { "]\n" } else { "\n]\n" });
+    out
+}
+
+/// A table for a person to read, in Swedish.
+pub fn to_text(findings: &[Finding], as_of: DateTime<Utc>) -> String {
+    use std::fmt::Write as _;
+    let fmt = |t: &chrono::DateTime<chrono::FixedOffset>| t.format("%Y-%m-%d %H:%M:%S %:z").to_string();
+    let mut out = format!(
+        "{:<32} {:<20} {:<20} {:<26} {:<8} {:<26} {:>9}\n",
+        "Regel", "Ärende", "Ansvarig enhet", "Senast", "Status", "Utfört", "Min. sent"
+    );
+    for f in findings {
+        let _ = writeln!(
+            out,
+            "{:<32} {:<20} {:<20} {:<26} {:<8} {:<26} {:>9}",
+            f.rule.as_str(),
+            f.case.as_ref().map_or("–", |c| c.as_str()),
+            f.unit.as_ref().map_or("(ingen)", |u| u.as_str()),
+            fmt(&f.due),
+            match f.status {
+                crate::rules::Status::Late => "sen",
+                crate::rules::Status::Missing => "saknas",
+            },
+            f.done.as_ref().map_or("–".to_string(), fmt),
+            f.late_minutes.map_or("–".to_string(), |m| m.to_string()),
+        );
+    }
+    let late = findings
+        .iter()
+        .filter(|f| f.status == crate::rules::Status::Late)
+        .count();
+    let _ = writeln!(
+        out,
+        "\n{} avvikelser ({} sena, {} saknas) per {}",
+        findings.len(),
+        late,
+        findings.len() - late,
+        crate::calendar::in_stockholm(as_of).format("%Y-%m-%d %H:%M:%S %:z")
+    );
+    out
+}

@@ -1,0 +1,277 @@
+//! The per-case rules of SPEC §4.1–4.3, 4.5 and 4.6. One [`CaseView`] is
+//! built per case (events up to T, in time order) and every rule reads it.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Duration, FixedOffset, Utc};
+
+use super::profile::SipSource;
+use super::{finding, judge, Finding, Profile, RuleId, Units};
+use crate::calendar::{dag0, end_of_day, local_date};
+use crate::domain::{CaseId, Event, EventType, EventValue, Sparfarg, UnitId};
+
+/// A case's events that have happened by T, in time order (stable).
+struct CaseView<'a> {
+    case: Option<&'a CaseId>,
+    events: Vec<&'a Event>,
+    /// The first `avslut`: every obligation due after it is cancelled.
+    avslut: Option<DateTime<Utc>>,
+    as_of: DateTime<Utc>,
+}
+
+fn utc(e: &Event) -> DateTime<Utc> {
+    DateTime::from_timestamp(e.at.timestamp(), 0).unwrap_or_default()
+}
+
+/// The event's own `at` at whole seconds, with the offset it was sent with.
+fn at_secs(e: &Event) -> DateTime<FixedOffset> {
+    utc(e).with_timezone(e.at.offset())
+}
+
+impl<'a> CaseView<'a> {
+    fn new(events: &'a [Event], as_of: DateTime<Utc>) -> CaseView<'a> {
+        let mut evs: Vec<&Event> = events
+            .iter()
+            .filter(|e| e.at.timestamp() <= as_of.timestamp())
+            .collect();
+        evs.sort_by_key(|e| e.at.timestamp());
+        let avslut = evs.iter().find(|e| e.kind == EventType::Avslut).map(|e| utc(e));
+        CaseView {
+            case: events.first().and_then(|e| e.case.as_ref()),
+            events: evs,
+            avslut,
+            as_of,
+        }
+    }
+
+    fn of(&self, kind: EventType) -> impl Iterator<Item = &'a Event> + '_ {
+        self.events.iter().copied().filter(move |e| e.kind == kind)
+    }
+
+    fn first(&self, kind: EventType) -> Option<&'a Event> {
+        self.of(kind).next()
+    }
+
+    fn latest(&self, kind: EventType) -> Option<&'a Event> {
+        self.of(kind).last()
+    }
+
+    fn cancelled(&self, due: DateTime<Utc>) -> bool {
+        self.avslut.is_some_and(|c| due > c)
+    }
+
+    /// A UK is withdrawn for an obligation when a withdrawal of it came before the due.
+    fn withdrawn(&self, uk: &Event, due: DateTime<Utc>) -> bool {
+        self.of(EventType::AtertagUtskrivningsklar)
+            .any(|w| w.reference.as_ref() == Some(&uk.id) && utc(w) < due)
+    }
+
+    fn judge_and_file(
+        &self,
+        out: &mut Vec<Finding>,
+        rule: RuleId,
+        unit: Option<&UnitId>,
+        due: DateTime<Utc>,
+        fulfilling: impl IntoIterator<Item = &'a Event>,
+    ) {
+        if self.cancelled(due) {
+            return;
+        }
+        if let Some(v) = judge(due, self.as_of, fulfilling.into_iter().map(at_secs)) {
+            out.push(finding(rule, self.case, unit, due, v));
+        }
+    }
+
+    /// Recipients of the case's IMs, in order of first appearance.
+    fn im_recipients(&self) -> Vec<&'a UnitId> {
+        let mut seen = HashSet::new();
+        self.of(EventType::Inskrivningsmeddelande)
+            .flat_map(|e| e.to.iter())
+            .filter(|u| seen.insert(*u))
+            .collect()
+    }
+
+    fn first_im_oppenvard(&self, units: &Units) -> Option<&'a UnitId> {
+        self.first(EventType::Inskrivningsmeddelande)?
+            .to
+            .iter()
+            .find(|u| units.is_oppenvard(u))
+    }
+
+    /// SPEC §4.2: the latest behov_av_sip is true or the latest spårfärg gul
+    /// or röd (by the profile's sources), and the latest samtycke is not false.
+    fn sip_needed(&self, profile: &Profile) -> bool {
+        let behov = profile.sip_sources.contains(&SipSource::BehovAvSip)
+            && self
+                .latest(EventType::BehovAvSip)
+                .is_some_and(|e| e.value == Some(EventValue::Bool(true)));
+        let spar = profile.sip_sources.contains(&SipSource::Sparfarg)
+            && self
+                .latest(EventType::Sparfarg)
+                .is_some_and(|e| matches!(e.value, Some(EventValue::Sparfarg(Sparfarg::Gul | Sparfarg::Rod))));
+        let refused = self
+            .latest(EventType::SamtyckeSip)
+            .is_some_and(|e| e.value == Some(EventValue::Bool(false)));
+        (behov || spar) && !refused
+    }
+
+    fn kallelse_due(&self, uk: &Event, profile: &Profile) -> DateTime<Utc> {
+        let d = if profile.kallelse_brytpunkt {
+            dag0(utc(uk))
+        } else {
+            local_date(utc(uk))
+        };
+        end_of_day(d + Duration::days(profile.kallelse_days))
+    }
+}
+
+pub fn evaluate(
+    events: &[Event],
+    units: &Units,
+    profile: &Profile,
+    rules: &[RuleId],
+    as_of: DateTime<Utc>,
+) -> Vec<Finding> {
+    let view = CaseView::new(events, as_of);
+    let mut out = Vec::new();
+    for rule in rules {
+        match rule {
+            RuleId::Inskrivningsmeddelande24h => im_24h(&view, &mut out),
+            RuleId::KallelseSip => kallelse_sip(&view, units, profile, &mut out),
+            RuleId::KvittensUtskrivningsklar => kvittens_uk(&view, &mut out),
+            RuleId::KvittensInskrivningsmeddelande => kvittens_im(&view, &mut out),
+            RuleId::FastVardkontaktSaknas => fast_vardkontakt_saknas(&view, units, profile, &mut out),
+            RuleId::UtskrivningsklarSaknas => uk_saknas(&view, &mut out),
+            RuleId::BemanningStorhelg => {}
+        }
+    }
+    out
+}
+
+/// §4.1: 24 h (elapsed) from the first inskrivning, or from the first
+/// bedömning when later; met by the case's first IM. An överflyttning never
+/// restarts the clock.
+fn im_24h(v: &CaseView, out: &mut Vec<Finding>) {
+    let Some(ins) = v.first(EventType::Inskrivning) else {
+        return;
+    };
+    let start = match v.first(EventType::Bedomning) {
+        Some(b) => utc(ins).max(utc(b)),
+        None => utc(ins),
+    };
+    let first_im = v.first(EventType::Inskrivningsmeddelande);
+    v.judge_and_file(
+        out,
+        RuleId::Inskrivningsmeddelande24h,
+        Some(&ins.unit),
+        start + Duration::hours(24),
+        first_im,
+    );
+}
+
+/// §4.2: each UK not withdrawn, when SIP is needed; due end of day D + N;
+/// met by any kallelse with at <= due (one before the UK counts).
+fn kallelse_sip(v: &CaseView, units: &Units, profile: &Profile, out: &mut Vec<Finding>) {
+    if !v.sip_needed(profile) {
+        return;
+    }
+    for uk in v.of(EventType::Utskrivningsklar) {
+        let due = v.kallelse_due(uk, profile);
+        if v.withdrawn(uk, due) {
+            continue;
+        }
+        let unit = v
+            .of(EventType::FastVardkontakt)
+            .filter(|f| utc(f) <= due)
+            .last()
+            .or_else(|| v.latest(EventType::FastVardkontakt))
+            .map(|f| &f.unit)
+            .or_else(|| v.first_im_oppenvard(units));
+        v.judge_and_file(out, RuleId::KallelseSip, unit, due, v.of(EventType::KallelseSip));
+    }
+}
+
+/// §4.6: a fast vårdkontakt must exist by the kallelse due of every UK for which §4.2 applies.
+fn fast_vardkontakt_saknas(v: &CaseView, units: &Units, profile: &Profile, out: &mut Vec<Finding>) {
+    if !v.sip_needed(profile) {
+        return;
+    }
+    for uk in v.of(EventType::Utskrivningsklar) {
+        let due = v.kallelse_due(uk, profile);
+        if v.withdrawn(uk, due) {
+            continue;
+        }
+        let unit = v.first_im_oppenvard(units);
+        v.judge_and_file(
+            out,
+            RuleId::FastVardkontaktSaknas,
+            unit,
+            due,
+            v.of(EventType::FastVardkontakt),
+        );
+    }
+}
+
+/// Recipients of a message, each once; for a UK with an empty `to`, the IMs' recipients.
+fn recipients<'a>(v: &CaseView<'a>, msg: &'a Event) -> Vec<&'a UnitId> {
+    if msg.to.is_empty() && msg.kind == EventType::Utskrivningsklar {
+        return v.im_recipients();
+    }
+    let mut seen = HashSet::new();
+    msg.to.iter().filter(|u| seen.insert(*u)).collect()
+}
+
+/// A kvittens of `msg` by `r`.
+fn kvittenser<'a>(v: &'a CaseView<'a>, msg: &'a Event, r: &'a UnitId) -> impl Iterator<Item = &'a Event> + 'a {
+    v.of(EventType::Kvittens)
+        .filter(move |k| &k.unit == r && k.reference.as_ref() == Some(&msg.id))
+}
+
+/// §4.3: each recipient acknowledges each UK not withdrawn by the end of dag 0.
+fn kvittens_uk(v: &CaseView, out: &mut Vec<Finding>) {
+    for uk in v.of(EventType::Utskrivningsklar) {
+        let due = end_of_day(dag0(utc(uk)));
+        if v.withdrawn(uk, due) {
+            continue;
+        }
+        for r in recipients(v, uk) {
+            v.judge_and_file(
+                out,
+                RuleId::KvittensUtskrivningsklar,
+                Some(r),
+                due,
+                kvittenser(v, uk, r),
+            );
+        }
+    }
+}
+
+/// §4.6: each recipient acknowledges each IM by the end of its dag 0.
+fn kvittens_im(v: &CaseView, out: &mut Vec<Finding>) {
+    for im in v.of(EventType::Inskrivningsmeddelande) {
+        let due = end_of_day(dag0(utc(im)));
+        for r in recipients(v, im) {
+            v.judge_and_file(
+                out,
+                RuleId::KvittensInskrivningsmeddelande,
+                Some(r),
+                due,
+                kvittenser(v, im, r),
+            );
+        }
+    }
+}
+
+/// §4.6: "utskrivningsklar skickas alltid": a UK at or before the first utskrivning.
+fn uk_saknas(v: &CaseView, out: &mut Vec<Finding>) {
+    let Some(ut) = v.first(EventType::Utskrivning) else {
+        return;
+    };
+    v.judge_and_file(
+        out,
+        RuleId::UtskrivningsklarSaknas,
+        Some(&ut.unit),
+        utc(ut),
+        v.of(EventType::Utskrivningsklar),
+    );
+}

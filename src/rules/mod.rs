@@ -1,0 +1,163 @@
+//! The rules of SPEC §4, pure: `(case events, units, profile, as_of) ->
+//! findings`. Every instant compares at whole seconds; every calendar notion
+//! is in Europe/Stockholm. Events with `at > as_of` have not happened yet.
+//! `svu-vakt check` and the scheduled scan run these very functions.
+
+pub mod bemanning;
+pub mod case;
+pub mod profile;
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, FixedOffset, SecondsFormat, Utc};
+use serde::Serialize;
+
+use crate::calendar::in_stockholm;
+use crate::domain::{CaseId, Event, Unit, UnitId, UnitKind};
+
+pub use profile::{Profile, RuleId};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Late,
+    Missing,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Late => "late",
+            Status::Missing => "missing",
+        }
+    }
+}
+
+/// One breach, in the shape of the `check` contract (SPEC §8).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub rule: RuleId,
+    pub case: Option<CaseId>,
+    pub unit: Option<UnitId>,
+    /// The due instant, shown with the Stockholm offset.
+    #[serde(serialize_with = "rfc3339")]
+    pub due: DateTime<FixedOffset>,
+    pub status: Status,
+    /// The first fulfilling event's `at` after due (with its own offset), or null.
+    #[serde(serialize_with = "rfc3339_opt")]
+    pub done: Option<DateTime<FixedOffset>>,
+    pub late_minutes: Option<i64>,
+}
+
+fn rfc3339<S: serde::Serializer>(t: &DateTime<FixedOffset>, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&t.to_rfc3339_opts(SecondsFormat::Secs, false))
+}
+
+fn rfc3339_opt<S: serde::Serializer>(t: &Option<DateTime<FixedOffset>>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => rfc3339(t, s),
+        None => s.serialize_none(),
+    }
+}
+
+impl Finding {
+    pub fn due_utc(&self) -> DateTime<Utc> {
+        self.due.with_timezone(&Utc)
+    }
+}
+
+/// The registered units, as the rules need them.
+#[derive(Debug, Clone, Default)]
+pub struct Units {
+    by_id: HashMap<UnitId, Unit>,
+}
+
+impl Units {
+    pub fn new(list: impl IntoIterator<Item = Unit>) -> Units {
+        Units {
+            by_id: list.into_iter().map(|u| (u.id.clone(), u)).collect(),
+        }
+    }
+
+    pub fn get(&self, id: &UnitId) -> Option<&Unit> {
+        self.by_id.get(id)
+    }
+
+    /// Unknown units are not `oppenvard` (SPEC §4.6).
+    pub fn is_oppenvard(&self, id: &UnitId) -> bool {
+        self.get(id).is_some_and(|u| u.kind == UnitKind::Oppenvard)
+    }
+
+    /// Registered units covered by the storhelg recommendation, in id order.
+    pub fn storhelg_units(&self) -> Vec<&Unit> {
+        let mut v: Vec<&Unit> = self.by_id.values().filter(|u| u.storhelg).collect();
+        v.sort_by(|a, b| a.id.cmp(&b.id));
+        v
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_id.is_empty()
+    }
+}
+
+/// An obligation's outcome as of T, given its due and the instants of the
+/// events that would fulfil it (any order). `None` when met or not yet due.
+pub(crate) fn judge(
+    due: DateTime<Utc>,
+    as_of: DateTime<Utc>,
+    fulfilling: impl IntoIterator<Item = DateTime<FixedOffset>>,
+) -> Option<(Status, Option<DateTime<FixedOffset>>, Option<i64>)> {
+    if due >= as_of {
+        return None;
+    }
+    let mut first_after: Option<DateTime<FixedOffset>> = None;
+    for at in fulfilling {
+        if at.timestamp() <= due.timestamp() {
+            return None;
+        }
+        if at.timestamp() <= as_of.timestamp() && first_after.is_none_or(|f| at.timestamp() < f.timestamp()) {
+            first_after = Some(at);
+        }
+    }
+    Some(match first_after {
+        Some(done) => (
+            Status::Late,
+            Some(done),
+            Some((done.timestamp() - due.timestamp()).div_euclid(60)),
+        ),
+        None => (Status::Missing, None, None),
+    })
+}
+
+pub(crate) fn finding(
+    rule: RuleId,
+    case: Option<&CaseId>,
+    unit: Option<&UnitId>,
+    due: DateTime<Utc>,
+    verdict: (Status, Option<DateTime<FixedOffset>>, Option<i64>),
+) -> Finding {
+    Finding {
+        rule,
+        case: case.cloned(),
+        unit: unit.cloned(),
+        due: in_stockholm(due),
+        status: verdict.0,
+        done: verdict.1,
+        late_minutes: verdict.2,
+    }
+}
+
+/// All per-case findings of the profile's (or the given) rules for one case.
+pub fn evaluate_case(
+    events: &[Event],
+    units: &Units,
+    profile: &Profile,
+    rules: &[RuleId],
+    as_of: DateTime<Utc>,
+) -> Vec<Finding> {
+    case::evaluate(events, units, profile, rules, as_of)
+}
