@@ -365,3 +365,62 @@ fn calendar_text(year: i32, cal: &crate::calendar::YearCalendar) -> String {
     }
     out
 }
+
+/// `svu-vakt scan`: one scan, then delivery of everything pending. With the
+/// SMTP server unreachable the deviations are still filed and their mail
+/// stays queued for the next run.
+pub fn scan(config: &Config, as_of: Option<&str>, full: bool) -> anyhow::Result<()> {
+    let as_of = as_of
+        .map(|t| {
+            chrono::DateTime::parse_from_rfc3339(t)
+                .map(|t| t.with_timezone(&chrono::Utc))
+                .map_err(|_| {
+                    anyhow::anyhow!("--as-of måste vara RFC 3339 med tidszon, t.ex. 2026-05-04T12:00:00+02:00")
+                })
+        })
+        .transpose()?;
+    let state = app_state(config)?;
+    let auditor = crate::audit::Auditor::new(state.pool.clone(), config)?;
+    let summary = match auditor.run_scan(as_of, full) {
+        Ok(s) => s,
+        Err(crate::audit::ScanError::Busy) => anyhow::bail!("en annan granskning pågår; försök igen senare"),
+        Err(crate::audit::ScanError::Failed(e)) => return Err(e),
+    };
+    println!(
+        "Granskning {} per {}: {} ärenden granskade, {} avvikelser, {} nya, {} uppdaterade, {} återkallade",
+        summary.id,
+        summary.as_of,
+        summary.counts.cases_evaluated,
+        summary.counts.findings,
+        summary.counts.filed,
+        summary.counts.updated,
+        summary.counts.withdrawn
+    );
+    match crate::mail::delivery::Mailer::from_config(&config.mail)? {
+        Some(mailer) => {
+            let r = crate::mail::delivery::deliver(&state.pool, &mailer, false)?;
+            println!(
+                "E-post: {} skickade, {} misslyckade, {} väntar",
+                r.sent, r.failed, r.pending
+            );
+        }
+        None => {
+            let pending = crate::store::deviations::pending_count(&mut *state.pool.get()?)?;
+            println!("E-post: ingen SMTP-server konfigurerad (--smtp-url); {pending} väntar i utkorgen");
+        }
+    }
+    Ok(())
+}
+
+/// `svu-vakt routes --unit ID`.
+pub fn routes(config: &Config, unit: &str) -> anyhow::Result<()> {
+    let state = app_state(config)?;
+    let units = crate::rules::Units::new(units::all(&mut *state.pool.get()?)?);
+    let r = crate::mail::routing::route(Some(&crate::domain::UnitId(unit.to_string())), &units, &config.mail);
+    println!("Avvikelser för {unit} går till: {}", r.to);
+    if !r.cc.is_empty() {
+        println!("Kopia till: {}", r.cc.join(", "));
+    }
+    println!("Varför: {}", r.via);
+    Ok(())
+}

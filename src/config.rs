@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::domain::Secret;
+use crate::mail::{MailConfig, MailMode, Route, SmtpUrl};
 use crate::rules::profile::{Profile, ProfileOverrides};
 use crate::store::DbUrl;
 
@@ -22,6 +23,86 @@ struct FileConfig {
     log: LogSection,
     privacy: PrivacySection,
     rules: ProfileOverrides,
+    scan: ScanSection,
+    mail: MailSection,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct ScanSection {
+    schedule: String,
+    grace_minutes: i64,
+    staffing_lookback_days: i64,
+}
+
+impl Default for ScanSection {
+    fn default() -> Self {
+        ScanSection {
+            schedule: "0 */15 * * * *".into(),
+            grace_minutes: 60,
+            staffing_lookback_days: 14,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct MailSection {
+    smtp_url: String,
+    from: String,
+    default_to: String,
+    mode: MailMode,
+    base_url: String,
+    templates_dir: Option<PathBuf>,
+    deliver_every_seconds: u64,
+    smtp_timeout_seconds: u64,
+    routes: Vec<Route>,
+}
+
+impl Default for MailSection {
+    fn default() -> Self {
+        MailSection {
+            smtp_url: String::new(),
+            from: "svu-vakt <svu-vakt@localhost>".into(),
+            default_to: "svu-vakt@localhost".into(),
+            mode: MailMode::PerAvvikelse,
+            base_url: "http://127.0.0.1:8080".into(),
+            templates_dir: None,
+            deliver_every_seconds: 60,
+            smtp_timeout_seconds: 10,
+            routes: Vec::new(),
+        }
+    }
+}
+
+/// The scheduled scan's settings.
+#[derive(Debug, Clone)]
+pub struct ScanConfig {
+    /// Parsed at start-up: a typo stops the start, not the 3 a.m. scan.
+    pub schedule: Option<cron::Schedule>,
+    pub grace: chrono::Duration,
+    pub staffing_lookback_days: i64,
+}
+
+impl ScanConfig {
+    pub fn parse(schedule: &str, grace_minutes: i64, lookback: i64) -> anyhow::Result<ScanConfig> {
+        let schedule = if schedule.trim().is_empty() {
+            None
+        } else {
+            Some(schedule.parse::<cron::Schedule>().map_err(|e| {
+                anyhow::anyhow!(
+                    "scan.schedule `{schedule}` is not a cron expression (six fields, seconds first, e.g. \"0 */15 * * * *\"): {e}"
+                )
+            })?)
+        };
+        anyhow::ensure!(grace_minutes >= 0, "scan.grace_minutes must not be negative");
+        anyhow::ensure!(lookback >= 1, "scan.staffing_lookback_days must be at least 1");
+        Ok(ScanConfig {
+            schedule,
+            grace: chrono::Duration::minutes(grace_minutes),
+            staffing_lookback_days: lookback,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -100,6 +181,8 @@ pub struct Config {
     pub log_level: String,
     pub patient_key: Secret,
     pub rules: ProfileOverrides,
+    pub scan: ScanConfig,
+    pub mail: MailConfig,
 }
 
 /// Overrides from the environment and the command line.
@@ -107,6 +190,7 @@ pub struct Config {
 pub struct Overrides {
     pub database_url: Option<String>,
     pub listen: Option<String>,
+    pub smtp_url: Option<String>,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -114,6 +198,11 @@ fn env(name: &str) -> Option<String> {
 }
 
 impl Config {
+    /// The rule profile this installation runs (config `[rules]`).
+    pub fn profile(&self) -> anyhow::Result<Profile> {
+        resolve_profile(None, &self.rules)
+    }
+
     /// Loads the file (if any), applies `SVU_VAKT_*` variables and the flags,
     /// and resolves the patient key. Errors name the option at fault.
     pub fn load(file: Option<&Path>, overrides: &Overrides) -> anyhow::Result<Config> {
@@ -155,6 +244,24 @@ impl Config {
             log_level: env("SVU_VAKT_LOG_LEVEL").unwrap_or(fc.log.level),
             patient_key,
             rules: fc.rules,
+            scan: ScanConfig::parse(&fc.scan.schedule, fc.scan.grace_minutes, fc.scan.staffing_lookback_days)?,
+            mail: MailConfig {
+                smtp_url: SmtpUrl(
+                    overrides
+                        .smtp_url
+                        .clone()
+                        .or_else(|| env("SVU_VAKT_SMTP_URL"))
+                        .unwrap_or(fc.mail.smtp_url),
+                ),
+                from: fc.mail.from,
+                default_to: fc.mail.default_to,
+                mode: fc.mail.mode,
+                base_url: fc.mail.base_url.trim_end_matches('/').to_string(),
+                templates_dir: fc.mail.templates_dir,
+                deliver_every_seconds: fc.mail.deliver_every_seconds.max(1),
+                smtp_timeout_seconds: fc.mail.smtp_timeout_seconds.max(1),
+                routes: fc.mail.routes,
+            },
         })
     }
 }
@@ -225,4 +332,28 @@ fn create_key_file(path: &Path) -> anyhow::Result<Secret> {
     f.write_all(key.as_bytes())?;
     tracing::warn!(path = %path.display(), "created a new patient key; back it up: without it, hashes cannot be matched again");
     Ok(Secret::new(key.into_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_cron_expression_stops_the_start_with_a_clear_message() {
+        let err = ScanConfig::parse("*/15 * * * *", 60, 14).unwrap_err().to_string();
+        assert!(err.contains("scan.schedule") && err.contains("six fields"), "{err}");
+        assert!(ScanConfig::parse("0 */15 * * * *", 60, 14).unwrap().schedule.is_some());
+        assert!(ScanConfig::parse("", 60, 14).unwrap().schedule.is_none());
+    }
+
+    #[test]
+    fn the_shipped_example_config_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        std::env::set_var("SVU_VAKT_PATIENT_KEY_FILE", dir.path().join("k").display().to_string());
+        let c = Config::load(Some(Path::new("ops/svu-vakt.toml")), &Overrides::default()).unwrap();
+        assert!(c.scan.schedule.is_some());
+        assert_eq!(c.mail.routes.len(), 2);
+        let secret = SmtpUrl("smtp://svu:hemligt@smtp.example.se:587?tls=required".into());
+        assert!(!format!("{secret:?}").contains("hemligt"));
+    }
 }

@@ -1,6 +1,7 @@
 //! svu-vakt: audits samverkan vid utskrivning (Lag (2017:612)). The library
 //! holds everything; `main.rs` only parses the command line.
 
+pub mod audit;
 pub mod calendar;
 pub mod check;
 pub mod cli;
@@ -8,6 +9,8 @@ pub mod config;
 pub mod demo;
 pub mod domain;
 pub mod ingest;
+pub mod jobs;
+pub mod mail;
 pub mod metrics;
 pub mod rules;
 pub mod store;
@@ -56,7 +59,14 @@ impl Application {
         self.state.clone()
     }
 
+    /// Serves HTTP and runs the scheduled scan and the mail delivery loop.
     pub async fn run(self) -> std::io::Result<()> {
+        if let Some(cron) = self.state.auditor.scan.schedule.clone() {
+            actix_web::rt::spawn(jobs::scan_loop(self.state.clone(), cron));
+        }
+        if self.state.mailer.is_some() {
+            actix_web::rt::spawn(jobs::delivery_loop(self.state.clone()));
+        }
         self.server.await
     }
 }
@@ -72,9 +82,13 @@ pub fn app_state(config: &Config) -> anyhow::Result<AppState> {
     })?;
     store::migrate(&mut conn)?;
     drop(conn);
+    let auditor = Arc::new(audit::Auditor::new(pool.clone(), config)?);
+    let mailer = mail::delivery::Mailer::from_config(&config.mail)?.map(Arc::new);
     Ok(AppState {
         pool,
         hasher: PatientHasher::new(config.patient_key.clone()),
         metrics: Arc::new(Metrics::default()),
+        auditor,
+        mailer,
     })
 }

@@ -40,6 +40,9 @@ enum Command {
         /// Address to listen on (default 127.0.0.1:8080)
         #[arg(long, env = "SVU_VAKT_LISTEN")]
         listen: Option<String>,
+        /// smtp://host:port, smtp://…?tls=required (STARTTLS) or smtps://… (TLS)
+        #[arg(long, env = "SVU_VAKT_SMTP_URL", hide_env_values = true)]
+        smtp_url: Option<String>,
         /// Load the synthetic demo county when the database holds no events,
         /// and print an admin token for it
         #[arg(long)]
@@ -47,6 +50,27 @@ enum Command {
         /// Number of demo cases with --demo
         #[arg(long, default_value_t = 2000)]
         demo_cases: usize,
+    },
+    /// Run one scan now, deliver the mail it queued and any still pending, and exit
+    Scan {
+        #[command(flatten)]
+        db: DbArgs,
+        /// Evaluate as of this instant (RFC 3339 with offset); default now
+        #[arg(long)]
+        as_of: Option<String>,
+        /// Re-evaluate every case, not only those that changed or fell due
+        #[arg(long)]
+        full: bool,
+        /// smtp://host:port, smtp://…?tls=required (STARTTLS) or smtps://… (TLS)
+        #[arg(long, env = "SVU_VAKT_SMTP_URL", hide_env_values = true)]
+        smtp_url: Option<String>,
+    },
+    /// Show where a unit's deviations are mailed
+    Routes {
+        #[command(flatten)]
+        db: DbArgs,
+        #[arg(long)]
+        unit: String,
     },
     /// Run the database migrations and exit
     Migrate {
@@ -139,10 +163,16 @@ enum TokenAction {
     },
 }
 
-fn load(cli_config: Option<&PathBuf>, db: &DbArgs, listen: Option<String>) -> anyhow::Result<Config> {
+fn load(
+    cli_config: Option<&PathBuf>,
+    db: &DbArgs,
+    listen: Option<String>,
+    smtp_url: Option<String>,
+) -> anyhow::Result<Config> {
     let overrides = Overrides {
         database_url: db.database_url.clone(),
         listen,
+        smtp_url,
     };
     let config = Config::load(cli_config.map(PathBuf::as_path), &overrides)?;
     svu_vakt::telemetry::init(config.log_format, &config.log_level);
@@ -155,17 +185,25 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve {
             db,
             listen,
+            smtp_url,
             demo,
             demo_cases,
-        } => cli::serve(&load(cfg, &db, listen)?, demo, demo_cases),
-        Command::Migrate { db } => cli::migrate(&load(cfg, &db, None)?),
+        } => cli::serve(&load(cfg, &db, listen, smtp_url)?, demo, demo_cases),
+        Command::Scan {
+            db,
+            as_of,
+            full,
+            smtp_url,
+        } => cli::scan(&load(cfg, &db, None, smtp_url)?, as_of.as_deref(), full),
+        Command::Routes { db, unit } => cli::routes(&load(cfg, &db, None, None)?, &unit),
+        Command::Migrate { db } => cli::migrate(&load(cfg, &db, None, None)?),
         Command::Import {
             db,
             units,
             events,
             mapping,
         } => cli::import(
-            &load(cfg, &db, None)?,
+            &load(cfg, &db, None, None)?,
             units.as_deref(),
             events.as_deref(),
             mapping.as_deref(),
@@ -191,7 +229,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Token {
             action: TokenAction::Create { db, role, unit, label },
-        } => cli::token_create(&load(cfg, &db, None)?, &role, unit.as_deref(), label.as_deref()),
+        } => cli::token_create(&load(cfg, &db, None, None)?, &role, unit.as_deref(), label.as_deref()),
         Command::Demo {
             db,
             seed,
@@ -203,7 +241,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let opts = svu_vakt::demo::DemoOptions { seed, cases, from, to };
             match out {
                 Some(dir) => cli::demo_files(&opts, &dir),
-                None => cli::demo_db(&load(cfg, &db, None)?, &opts),
+                None => cli::demo_db(&load(cfg, &db, None, None)?, &opts),
             }
         }
     }

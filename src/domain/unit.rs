@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 
 use super::{FieldError, UnitId};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum UnitKind {
     Slutenvard,

@@ -17,6 +17,8 @@ struct CaseView<'a> {
     /// The first `avslut`: every obligation due after it is cancelled.
     avslut: Option<DateTime<Utc>>,
     as_of: DateTime<Utc>,
+    /// The earliest due not yet reached: when the case must be looked at again.
+    next_due: std::cell::Cell<Option<DateTime<Utc>>>,
 }
 
 fn utc(e: &Event) -> DateTime<Utc> {
@@ -41,6 +43,7 @@ impl<'a> CaseView<'a> {
             events: evs,
             avslut,
             as_of,
+            next_due: std::cell::Cell::new(None),
         }
     }
 
@@ -76,6 +79,9 @@ impl<'a> CaseView<'a> {
     ) {
         if self.cancelled(due) {
             return;
+        }
+        if due >= self.as_of {
+            self.next_due.set(Some(self.next_due.get().map_or(due, |n| n.min(due))));
         }
         if let Some(v) = judge(due, self.as_of, fulfilling.into_iter().map(at_secs)) {
             out.push(finding(rule, self.case, unit, due, v));
@@ -125,13 +131,15 @@ impl<'a> CaseView<'a> {
     }
 }
 
+/// The case's findings, and the earliest due that has not come yet (after
+/// which the case must be evaluated again even if no event arrives).
 pub fn evaluate(
     events: &[Event],
     units: &Units,
     profile: &Profile,
     rules: &[RuleId],
     as_of: DateTime<Utc>,
-) -> Vec<Finding> {
+) -> (Vec<Finding>, Option<DateTime<Utc>>) {
     let view = CaseView::new(events, as_of);
     let mut out = Vec::new();
     for rule in rules {
@@ -145,7 +153,7 @@ pub fn evaluate(
             RuleId::BemanningStorhelg => {}
         }
     }
-    out
+    (out, view.next_due.get())
 }
 
 /// §4.1: 24 h (elapsed) from the first inskrivning, or from the first

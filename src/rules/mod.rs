@@ -159,5 +159,5 @@ pub fn evaluate_case(
     rules: &[RuleId],
     as_of: DateTime<Utc>,
 ) -> Vec<Finding> {
-    case::evaluate(events, units, profile, rules, as_of)
+    case::evaluate(events, units, profile, rules, as_of).0
 }

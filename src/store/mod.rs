@@ -5,6 +5,7 @@
 
 pub mod backend;
 pub mod cases;
+pub mod deviations;
 pub mod events;
 pub mod schema;
 pub mod tokens;

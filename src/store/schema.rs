@@ -32,6 +32,7 @@ diesel::table! {
         first_at -> Timestamp,
         last_at -> Timestamp,
         changed_at -> Timestamp,
+        next_check -> Nullable<Timestamp>,
     }
 }
 
@@ -79,3 +80,86 @@ diesel::table! {
 
 diesel::joinable!(events -> ingest_batches (batch_id));
 diesel::allow_tables_to_appear_in_same_query!(units, ingest_batches, cases, events, api_tokens, access_log);
+
+diesel::table! {
+    scan_runs (id) {
+        id -> BigInt,
+        started_at -> Timestamp,
+        finished_at -> Nullable<Timestamp>,
+        as_of -> Timestamp,
+        full_scan -> Bool,
+        cases_evaluated -> Integer,
+        findings -> Integer,
+        filed -> Integer,
+        updated -> Integer,
+        withdrawn -> Integer,
+        errors -> Integer,
+        error_text -> Nullable<Text>,
+        status -> Text,
+    }
+}
+
+diesel::table! {
+    scan_lock (id) {
+        id -> Integer,
+        holder -> Nullable<Text>,
+        expires_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    deviations (id) {
+        id -> BigInt,
+        fingerprint -> Text,
+        rule -> Text,
+        case_id -> Nullable<Text>,
+        unit -> Nullable<Text>,
+        due -> Timestamp,
+        finding_status -> Text,
+        done_at -> Nullable<Timestamp>,
+        late_minutes -> Nullable<BigInt>,
+        status -> Text,
+        sannolikhet -> Integer,
+        konsekvens -> Integer,
+        recipients -> Text,
+        queued_at -> Nullable<Timestamp>,
+        scan_id -> BigInt,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    deviation_history (id) {
+        id -> BigInt,
+        deviation_id -> BigInt,
+        at -> Timestamp,
+        actor -> Text,
+        from_status -> Nullable<Text>,
+        to_status -> Text,
+        note -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    outbox (id) {
+        id -> BigInt,
+        message_id -> Text,
+        kind -> Text,
+        deviation_ids -> Text,
+        recipients -> Text,
+        subject -> Text,
+        body_text -> Text,
+        body_html -> Text,
+        in_reply_to -> Nullable<Text>,
+        created_at -> Timestamp,
+        attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        claimed_until -> Nullable<Timestamp>,
+        sent_at -> Nullable<Timestamp>,
+        cancelled_at -> Nullable<Timestamp>,
+        last_error -> Nullable<Text>,
+    }
+}
+
+diesel::joinable!(deviation_history -> deviations (deviation_id));
+diesel::allow_tables_to_appear_in_same_query!(deviations, deviation_history, outbox, scan_runs, cases);

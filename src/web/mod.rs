@@ -20,6 +20,8 @@ pub struct AppState {
     pub pool: Pool,
     pub hasher: PatientHasher,
     pub metrics: Arc<Metrics>,
+    pub auditor: Arc<crate::audit::Auditor>,
+    pub mailer: Option<Arc<crate::mail::delivery::Mailer>>,
 }
 
 /// Binds the listener and returns the server, not yet awaited.

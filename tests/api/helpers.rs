@@ -46,6 +46,10 @@ pub fn pg_admin_url() -> Option<String> {
 }
 
 pub enum TestDb {
+    /// Another instance's database: not dropped by this handle.
+    Shared {
+        url: String,
+    },
     Sqlite {
         _dir: tempfile::TempDir,
         path: std::path::PathBuf,
@@ -96,6 +100,7 @@ impl TestDb {
     pub fn url(&self) -> String {
         match self {
             TestDb::Sqlite { path, .. } => format!("sqlite://{}", path.display()),
+            TestDb::Shared { url } => url.clone(),
             TestDb::Postgres { admin, name } => {
                 let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(admin);
                 format!("{base}/{name}")
@@ -117,6 +122,7 @@ impl TestDb {
                 }
                 String::from_utf8_lossy(&all).into_owned()
             }
+            TestDb::Shared { .. } => String::new(),
             TestDb::Postgres { .. } => {
                 #[derive(QueryableByName)]
                 struct Row {
@@ -156,6 +162,18 @@ pub fn config(db: &TestDb) -> Config {
         log_level: "warn".into(),
         patient_key: Secret::new(TEST_KEY.as_bytes().to_vec()),
         rules: Default::default(),
+        scan: svu_vakt::config::ScanConfig::parse("", 60, 14).unwrap(),
+        mail: svu_vakt::mail::MailConfig {
+            smtp_url: svu_vakt::mail::SmtpUrl(String::new()),
+            from: "svu-vakt <svu-vakt@region.example.se>".into(),
+            default_to: "svu-processagare@region.example.se".into(),
+            mode: svu_vakt::mail::MailMode::PerAvvikelse,
+            base_url: "https://svu-vakt.example.se".into(),
+            templates_dir: None,
+            deliver_every_seconds: 3600,
+            smtp_timeout_seconds: 5,
+            routes: Vec::new(),
+        },
     }
 }
 
@@ -175,8 +193,19 @@ impl Drop for TestApp {
 }
 
 pub fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |_| {})
+}
+
+/// The application with a changed configuration (SMTP, routes, mail mode).
+pub fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> TestApp {
     let db = TestDb::new(backend);
-    let cfg = config(&db);
+    let mut cfg = config(&db);
+    tweak(&mut cfg);
+    spawn_on(db, cfg)
+}
+
+/// A second instance on the same database.
+pub fn spawn_on(db: TestDb, cfg: Config) -> TestApp {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         actix_web::rt::System::new().block_on(async move {
@@ -245,6 +274,25 @@ impl TestApp {
             Some(&self.admin.clone()),
             Some(("application/x-ndjson", body)),
         )
+    }
+
+    /// `POST /api/v1/scans` as of `as_of`; the reply holds the scan and mail summaries.
+    pub fn scan(&self, as_of: &str) -> Reply {
+        let body = serde_json::json!({"as_of": as_of}).to_string();
+        self.request(
+            "POST",
+            "/api/v1/scans",
+            Some(&self.admin.clone()),
+            Some(("application/json", &body)),
+        )
+    }
+
+    pub fn deviations(&self) -> Vec<svu_vakt::store::deviations::DeviationRow> {
+        svu_vakt::store::deviations::all(&mut self.conn()).unwrap()
+    }
+
+    pub fn outbox(&self) -> Vec<svu_vakt::store::deviations::MailRow> {
+        svu_vakt::store::deviations::mails(&mut self.conn()).unwrap()
     }
 
     pub fn post_units(&self, body: &str) -> Reply {

@@ -9,6 +9,8 @@ crate::on_both!(
     token_create_prints_the_token_alone_on_its_last_line,
     a_bad_import_names_the_line_and_field_and_stores_nothing,
     demo_writes_units_and_events_into_the_database,
+    routes_shows_where_a_units_deviations_go,
+    a_bad_cron_expression_in_the_config_stops_the_start,
 );
 
 fn bin() -> Command {
@@ -157,4 +159,48 @@ fn demo_writes_units_and_events_into_the_database(b: Backend) {
         .unwrap();
     assert!(again.status.success());
     assert_eq!(app.event_count(), n);
+}
+
+fn routes_shows_where_a_units_deviations_go(b: Backend) {
+    let app = spawn_app(b);
+    app.post_units(UNITS);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("svu.toml");
+    std::fs::write(
+        &cfg,
+        "[mail]\ndefault_to = \"svu@region.example.se\"\n[[mail.routes]]\nunit = \"K1\"\nto = \"soc@linkoping.example.se\"\ncc = [\"svu@region.example.se\"]\n",
+    )
+    .unwrap();
+    let run = |unit: &str| {
+        let out = bin()
+            .arg("--config")
+            .arg(&cfg)
+            .args(["routes", "--unit", unit, "--database-url", &app.db.url()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let ht = run("K1-HT");
+    assert!(
+        ht.contains("går till: soc@linkoping.example.se") && ht.contains("Kopia till: svu@region.example.se"),
+        "{ht}"
+    );
+    assert!(run("AVD1").contains("går till: avd1@example.se"));
+    assert!(run("OKAND").contains("går till: svu@region.example.se"));
+}
+
+fn a_bad_cron_expression_in_the_config_stops_the_start(b: Backend) {
+    let app = spawn_app(b);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("svu.toml");
+    std::fs::write(&cfg, "[scan]\nschedule = \"*/15 * * * *\"\n").unwrap();
+    let out = bin()
+        .arg("--config")
+        .arg(&cfg)
+        .args(["serve", "--listen", "127.0.0.1:0", "--database-url", &app.db.url()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("scan.schedule"));
 }

@@ -1,7 +1,9 @@
 //! The JSON API under `/api/v1`.
 
 mod cases;
+mod deviations;
 mod events;
+mod scans;
 mod units;
 
 use actix_web::web;
@@ -11,7 +13,9 @@ pub fn config(cfg: &mut web::ServiceConfig) {
         web::scope("/api/v1")
             .configure(events::config)
             .configure(units::config)
-            .configure(cases::config),
+            .configure(cases::config)
+            .configure(deviations::config)
+            .configure(scans::config),
     );
 }
 

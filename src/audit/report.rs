@@ -1,0 +1,104 @@
+//! What a deviation report says: the data the templates get (in Swedish
+//! field names), built from the stored deviation and the unit register. No
+//! patient identity is ever part of it: the case id and a link carry the rest.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use serde_json::{json, Value};
+
+use crate::calendar::in_stockholm;
+use crate::mail::templates::{Rendered, Templates};
+use crate::mail::MailConfig;
+use crate::rules::profile::Risk;
+use crate::rules::{RuleId, Units};
+use crate::store::deviations::DeviationRow;
+
+pub fn rule_title(rule: RuleId) -> &'static str {
+    match rule {
+        RuleId::Inskrivningsmeddelande24h => "Inskrivningsmeddelande senare än 24 timmar",
+        RuleId::KallelseSip => "Kallelse till SIP för sent",
+        RuleId::KvittensUtskrivningsklar => "Utskrivningsklar inte kvitterad i tid",
+        RuleId::KvittensInskrivningsmeddelande => "Inskrivningsmeddelande inte kvitterat i tid",
+        RuleId::FastVardkontaktSaknas => "Fast vårdkontakt saknas",
+        RuleId::UtskrivningsklarSaknas => "Utskrivning utan utskrivningsklar",
+        RuleId::BemanningStorhelg => "Ingen bemanning på storhelgens bemanningsdag (rekommendation)",
+    }
+}
+
+/// "2026-05-05 kl. 08:00", seconds only when there are any.
+pub fn local_text(t: NaiveDateTime) -> String {
+    let local = in_stockholm(t.and_utc());
+    if chrono::Timelike::second(&local) == 0 {
+        local.format("%Y-%m-%d kl. %H:%M").to_string()
+    } else {
+        local.format("%Y-%m-%d kl. %H:%M:%S").to_string()
+    }
+}
+
+/// "2 dygn 3 tim 5 min", "mindre än en minut".
+pub fn delay_text(minutes: i64) -> String {
+    if minutes <= 0 {
+        return "mindre än en minut".into();
+    }
+    let (d, h, m) = (minutes / 1440, minutes % 1440 / 60, minutes % 60);
+    let mut parts = Vec::new();
+    if d > 0 {
+        parts.push(format!("{d} dygn"));
+    }
+    if h > 0 {
+        parts.push(format!("{h} tim"));
+    }
+    if m > 0 {
+        parts.push(format!("{m} min"));
+    }
+    parts.join(" ")
+}
+
+/// The template data of one deviation, sections included.
+pub fn data(
+    d: &DeviationRow,
+    units: &Units,
+    mail: &MailConfig,
+    templates: &Templates,
+    as_of: DateTime<Utc>,
+) -> anyhow::Result<Value> {
+    let rule = RuleId::parse(&d.rule)
+        .ok_or_else(|| anyhow::anyhow!("stored deviation {} has unknown rule {}", d.id, d.rule))?;
+    let unit = d
+        .unit
+        .as_ref()
+        .map(|id| match units.get(&crate::domain::UnitId(id.clone())) {
+            Some(u) => json!({"id": id, "namn": u.name, "huvudman": u.huvudman}),
+            None => json!({"id": id, "namn": format!("{id} (okänd enhet)"), "huvudman": "okänd"}),
+        });
+    let risk = Risk {
+        sannolikhet: d.sannolikhet as u8,
+        konsekvens: d.konsekvens as u8,
+    };
+    let mut v = json!({
+        "id": d.id,
+        "regel": d.rule,
+        "regel_namn": rule_title(rule),
+        "arende": d.case_id,
+        "enhet": unit.unwrap_or_else(|| json!({"id": "–", "namn": "ingen ansvarig enhet", "huvudman": "–"})),
+        "senast": local_text(d.due),
+        "dag": in_stockholm(d.due.and_utc()).format("%Y-%m-%d").to_string(),
+        "status": if d.finding_status == "late" { "sen" } else { "saknas" },
+        "utfort": d.done_at.map(local_text),
+        "minuter_sent": d.late_minutes,
+        "forsening": d.late_minutes.map(delay_text),
+        "risk": {"sannolikhet": risk.sannolikhet, "konsekvens": risk.konsekvens, "varde": risk.value(), "klass": risk.class()},
+        "lank": format!("{}/avvikelser/{}", mail.base_url, d.id),
+        "registrerad": local_text(d.created_at),
+        "granskad": local_text(as_of.naive_utc()),
+        "rekommendation": rule == RuleId::BemanningStorhelg,
+    });
+    let sections = templates.sections(rule, &v)?;
+    if let Some(o) = v.as_object_mut() {
+        o.insert("avsnitt".into(), sections);
+    }
+    Ok(v)
+}
+
+pub fn render(kind: &str, data: &Value, templates: &Templates) -> anyhow::Result<Rendered> {
+    templates.render(kind, data)
+}

@@ -1,0 +1,73 @@
+//! Mail: where a deviation goes (`routing`), what the mail says
+//! (`templates`, Swedish Handlebars templates compiled in and overridable from
+//! a directory), and getting it there (`delivery`: the outbox in the database
+//! drained over SMTP with retries and backoff).
+
+pub mod delivery;
+pub mod routing;
+pub mod templates;
+
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use crate::domain::UnitKind;
+
+/// One mail per deviation, or one digest per recipient per scan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MailMode {
+    PerAvvikelse,
+    Sammanstallning,
+}
+
+/// The SMTP URL may hold a password: it never prints.
+#[derive(Clone, Default)]
+pub struct SmtpUrl(pub String);
+
+impl fmt::Debug for SmtpUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&crate::store::redact_url(&self.0))
+    }
+}
+
+/// A routing rule of the config: the first whose criteria all match wins.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    pub huvudman: Option<String>,
+    pub kind: Option<UnitKind>,
+    /// Matches the unit and every unit below it.
+    pub unit: Option<String>,
+    /// Used when the responsible unit has no e-mail of its own.
+    pub to: Option<String>,
+    /// Copies, added to every deviation the route matches.
+    #[serde(default)]
+    pub cc: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct MailConfig {
+    pub smtp_url: SmtpUrl,
+    pub from: String,
+    pub default_to: String,
+    pub mode: MailMode,
+    pub base_url: String,
+    pub templates_dir: Option<PathBuf>,
+    pub deliver_every_seconds: u64,
+    pub smtp_timeout_seconds: u64,
+    pub routes: Vec<Route>,
+}
+
+impl MailConfig {
+    /// The domain of the from-address, for Message-IDs.
+    pub fn domain(&self) -> String {
+        let addr = self.from.rsplit('<').next().unwrap_or(&self.from).trim_end_matches('>');
+        addr.rsplit('@')
+            .next()
+            .filter(|d| !d.is_empty() && *d != addr)
+            .unwrap_or("svu-vakt.local")
+            .to_string()
+    }
+}

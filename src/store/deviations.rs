@@ -1,0 +1,242 @@
+//! Deviations, their history and the outbox rows that carry them. Every
+//! write here happens inside the caller's transaction, so a deviation, its
+//! history line and its mail are stored together or not at all.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use serde::Serialize;
+
+use super::schema::{deviation_history, deviations, outbox};
+use super::{now, DbConn};
+
+pub const OPEN: [&str; 4] = ["ny", "skickad", "mottagen", "utreds"];
+
+#[derive(Debug, Clone, Queryable, Serialize)]
+pub struct DeviationRow {
+    pub id: i64,
+    pub fingerprint: String,
+    pub rule: String,
+    pub case_id: Option<String>,
+    pub unit: Option<String>,
+    pub due: NaiveDateTime,
+    pub finding_status: String,
+    pub done_at: Option<NaiveDateTime>,
+    pub late_minutes: Option<i64>,
+    pub status: String,
+    pub sannolikhet: i32,
+    pub konsekvens: i32,
+    pub recipients: String,
+    pub queued_at: Option<NaiveDateTime>,
+    pub scan_id: i64,
+    pub created_at: NaiveDateTime,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = deviations, treat_none_as_default_value = false)]
+pub struct NewDeviation<'a> {
+    pub fingerprint: &'a str,
+    pub rule: &'a str,
+    pub case_id: Option<&'a str>,
+    pub unit: Option<&'a str>,
+    pub due: NaiveDateTime,
+    pub finding_status: &'a str,
+    pub done_at: Option<NaiveDateTime>,
+    pub late_minutes: Option<i64>,
+    pub status: &'a str,
+    pub sannolikhet: i32,
+    pub konsekvens: i32,
+    pub recipients: String,
+    pub queued_at: Option<NaiveDateTime>,
+    pub scan_id: i64,
+    pub created_at: NaiveDateTime,
+}
+
+pub fn insert(conn: &mut DbConn, d: &NewDeviation) -> QueryResult<i64> {
+    diesel::insert_into(deviations::table)
+        .values(d)
+        .returning(deviations::id)
+        .get_result(conn)
+}
+
+pub fn by_cases(conn: &mut DbConn, cases: &[&str]) -> QueryResult<Vec<DeviationRow>> {
+    deviations::table.filter(deviations::case_id.eq_any(cases)).load(conn)
+}
+
+pub fn by_rule_due(
+    conn: &mut DbConn,
+    rule: &str,
+    from: NaiveDateTime,
+    to: NaiveDateTime,
+) -> QueryResult<Vec<DeviationRow>> {
+    deviations::table
+        .filter(deviations::rule.eq(rule))
+        .filter(deviations::due.ge(from))
+        .filter(deviations::due.le(to))
+        .load(conn)
+}
+
+pub fn get(conn: &mut DbConn, id: i64) -> QueryResult<Option<DeviationRow>> {
+    deviations::table.find(id).first(conn).optional()
+}
+
+pub fn all(conn: &mut DbConn) -> QueryResult<Vec<DeviationRow>> {
+    deviations::table.order(deviations::id).load(conn)
+}
+
+/// Records a status change with who made it.
+pub fn set_status(conn: &mut DbConn, d: &DeviationRow, to: &str, actor: &str, note: Option<&str>) -> QueryResult<()> {
+    diesel::update(deviations::table.find(d.id))
+        .set(deviations::status.eq(to))
+        .execute(conn)?;
+    history(conn, d.id, actor, Some(&d.status), to, note)
+}
+
+pub fn history(
+    conn: &mut DbConn,
+    id: i64,
+    actor: &str,
+    from: Option<&str>,
+    to: &str,
+    note: Option<&str>,
+) -> QueryResult<()> {
+    diesel::insert_into(deviation_history::table)
+        .values((
+            deviation_history::deviation_id.eq(id),
+            deviation_history::at.eq(now()),
+            deviation_history::actor.eq(actor),
+            deviation_history::from_status.eq(from),
+            deviation_history::to_status.eq(to),
+            deviation_history::note.eq(note),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// The facts of a deviation whose finding changed (a `missing` that turned `late`).
+pub fn update_facts(
+    conn: &mut DbConn,
+    d: &DeviationRow,
+    finding_status: &str,
+    done_at: Option<NaiveDateTime>,
+    late_minutes: Option<i64>,
+) -> QueryResult<()> {
+    diesel::update(deviations::table.find(d.id))
+        .set((
+            deviations::finding_status.eq(finding_status),
+            deviations::done_at.eq(done_at),
+            deviations::late_minutes.eq(late_minutes),
+        ))
+        .execute(conn)?;
+    let note = match late_minutes {
+        Some(m) => format!("uppgifterna uppdaterade: utfört, {m} minuter efter tidsgränsen"),
+        None => "uppgifterna uppdaterade".to_string(),
+    };
+    history(conn, d.id, "svu-vakt", Some(&d.status), &d.status, Some(&note))
+}
+
+pub fn mark_queued(conn: &mut DbConn, ids: &[i64]) -> QueryResult<()> {
+    diesel::update(deviations::table.filter(deviations::id.eq_any(ids)))
+        .set(deviations::queued_at.eq(now()))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Deviations filed but not yet put in any mail (digest mode).
+pub fn unqueued(conn: &mut DbConn) -> QueryResult<Vec<DeviationRow>> {
+    deviations::table
+        .filter(deviations::status.eq("ny"))
+        .filter(deviations::queued_at.is_null())
+        .order(deviations::id)
+        .load(conn)
+}
+
+#[derive(Debug, Clone, Queryable, Serialize)]
+pub struct HistoryRow {
+    pub id: i64,
+    pub deviation_id: i64,
+    pub at: NaiveDateTime,
+    pub actor: String,
+    pub from_status: Option<String>,
+    pub to_status: String,
+    pub note: Option<String>,
+}
+
+pub fn history_of(conn: &mut DbConn, id: i64) -> QueryResult<Vec<HistoryRow>> {
+    deviation_history::table
+        .filter(deviation_history::deviation_id.eq(id))
+        .order(deviation_history::id)
+        .load(conn)
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = outbox, treat_none_as_default_value = false)]
+pub struct NewMail<'a> {
+    pub message_id: &'a str,
+    pub kind: &'a str,
+    pub deviation_ids: String,
+    pub recipients: String,
+    pub subject: &'a str,
+    pub body_text: &'a str,
+    pub body_html: &'a str,
+    pub in_reply_to: Option<&'a str>,
+    pub created_at: NaiveDateTime,
+    pub attempts: i32,
+    pub next_attempt_at: NaiveDateTime,
+}
+
+/// Queues a mail; a Message-ID already queued is left as it is.
+pub fn enqueue(conn: &mut DbConn, mail: &NewMail) -> QueryResult<bool> {
+    let exists: bool = diesel::select(diesel::dsl::exists(
+        outbox::table.filter(outbox::message_id.eq(mail.message_id)),
+    ))
+    .get_result(conn)?;
+    if exists {
+        return Ok(false);
+    }
+    diesel::insert_into(outbox::table).values(mail).execute(conn)?;
+    Ok(true)
+}
+
+/// Cancels unsent mail that carries only this deviation.
+pub fn cancel_mail_of(conn: &mut DbConn, deviation_id: i64) -> QueryResult<usize> {
+    diesel::update(
+        outbox::table
+            .filter(outbox::deviation_ids.eq(format!("[{deviation_id}]")))
+            .filter(outbox::sent_at.is_null())
+            .filter(outbox::cancelled_at.is_null()),
+    )
+    .set(outbox::cancelled_at.eq(now()))
+    .execute(conn)
+}
+
+#[derive(Debug, Clone, Queryable, Serialize)]
+pub struct MailRow {
+    pub id: i64,
+    pub message_id: String,
+    pub kind: String,
+    pub deviation_ids: String,
+    pub recipients: String,
+    pub subject: String,
+    pub body_text: String,
+    pub body_html: String,
+    pub in_reply_to: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub attempts: i32,
+    pub next_attempt_at: NaiveDateTime,
+    pub claimed_until: Option<NaiveDateTime>,
+    pub sent_at: Option<NaiveDateTime>,
+    pub cancelled_at: Option<NaiveDateTime>,
+    pub last_error: Option<String>,
+}
+
+pub fn mails(conn: &mut DbConn) -> QueryResult<Vec<MailRow>> {
+    outbox::table.order(outbox::id).load(conn)
+}
+
+pub fn pending_count(conn: &mut DbConn) -> QueryResult<i64> {
+    outbox::table
+        .filter(outbox::sent_at.is_null())
+        .filter(outbox::cancelled_at.is_null())
+        .count()
+        .get_result(conn)
+}
