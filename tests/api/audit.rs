@@ -137,6 +137,39 @@ fn mails_reach_the_routed_recipients_with_every_report_field_and_no_patient_iden
     );
     assert!(app.deviations().iter().all(|d| d.status == "skickad"));
 
+    // A handläggare of the kommun sees its own deviations, with their history.
+    let k1 = crate::helpers::token(&app.pool, svu_vakt::store::tokens::Role::Handlaggare, Some("K1"));
+    let own = app.request("GET", "/api/v1/deviations", Some(&k1), None).json();
+    let rules: HashSet<&str> = own
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["rule"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        rules,
+        HashSet::from(["kvittens_utskrivningsklar", "bemanning_storhelg"])
+    );
+    let avd = app
+        .deviations()
+        .into_iter()
+        .find(|d| d.unit.as_deref() == Some("AVD1"))
+        .unwrap();
+    assert_eq!(
+        app.request("GET", &format!("/api/v1/deviations/{}", avd.id), Some(&k1), None)
+            .status,
+        403
+    );
+    let one = app.get(&format!("/api/v1/deviations/{}", avd.id)).json();
+    let steps: Vec<&str> = one["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["to"].as_str().unwrap())
+        .collect();
+    assert_eq!(steps, ["ny", "skickad"]);
+    assert_eq!(one["risk"]["varde"], 9);
+
     // The next scan finds the same breaches and sends nothing new.
     let r = scan_ok(&app, "2026-05-16T06:00:00+02:00");
     assert_eq!(
