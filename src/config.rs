@@ -168,8 +168,9 @@ pub enum LogFormat {
     Json,
 }
 
-/// The resolved configuration the application is built from.
-#[derive(Debug, Clone)]
+/// The resolved configuration the application is built from. Its `Debug`
+/// never shows a secret (patient key, database or SMTP password).
+#[derive(Clone)]
 pub struct Config {
     pub database_url: DbUrl,
     pub database_url_text: String,
@@ -183,6 +184,20 @@ pub struct Config {
     pub rules: ProfileOverrides,
     pub scan: ScanConfig,
     pub mail: MailConfig,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("database_url", &self.database_url)
+            .field("pool_size", &self.pool_size)
+            .field("listen", &self.listen)
+            .field("log_format", &self.log_format)
+            .field("patient_key", &self.patient_key)
+            .field("scan", &self.scan)
+            .field("mail", &self.mail)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Overrides from the environment and the command line.
@@ -355,5 +370,11 @@ mod tests {
         assert_eq!(c.mail.routes.len(), 2);
         let secret = SmtpUrl("smtp://svu:hemligt@smtp.example.se:587?tls=required".into());
         assert!(!format!("{secret:?}").contains("hemligt"));
+        let mut c = c;
+        c.database_url = DbUrl::parse("postgres://svu:hemligt@db/svu").unwrap();
+        c.database_url_text = "postgres://svu:hemligt@db/svu".into();
+        c.mail.smtp_url = secret;
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("hemligt") && shown.contains("svu:***@db"), "{shown}");
     }
 }

@@ -22,6 +22,12 @@ pub struct Metrics {
     pub events_rejected: AtomicU64,
     pub batches_rejected: AtomicU64,
     pub events_conflict: AtomicU64,
+    pub scans: AtomicU64,
+    pub scans_failed: AtomicU64,
+    pub deviations_filed: AtomicU64,
+    pub deviations_withdrawn: AtomicU64,
+    pub mail_sent: AtomicU64,
+    pub mail_failed: AtomicU64,
     http: Mutex<BTreeMap<(String, String, u16), Histogram>>,
 }
 
@@ -69,6 +75,32 @@ impl Metrics {
                 "svu_vakt_batches_rejected_total",
                 "Ingest batches rejected whole.",
                 &self.batches_rejected,
+            ),
+            ("svu_vakt_scans_total", "Scans completed by this process.", &self.scans),
+            (
+                "svu_vakt_scans_failed_total",
+                "Scans that failed (see scan_runs).",
+                &self.scans_failed,
+            ),
+            (
+                "svu_vakt_deviations_filed_total",
+                "Deviations filed by this process's scans.",
+                &self.deviations_filed,
+            ),
+            (
+                "svu_vakt_deviations_withdrawn_total",
+                "Deviations withdrawn by this process's scans.",
+                &self.deviations_withdrawn,
+            ),
+            (
+                "svu_vakt_mail_sent_total",
+                "Mails accepted by the SMTP server.",
+                &self.mail_sent,
+            ),
+            (
+                "svu_vakt_mail_failed_total",
+                "Mail delivery attempts that failed.",
+                &self.mail_failed,
             ),
         ];
         for (name, help, c) in counters {

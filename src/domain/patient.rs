@@ -112,7 +112,8 @@ fn century(yy: &str, plus: bool) -> String {
     format!("{}", year / 100)
 }
 
-fn luhn(nine: &str) -> u8 {
+/// The check digit over nine digits (Luhn, weights 2-1-2-…).
+pub fn luhn(nine: &str) -> u8 {
     let sum: u32 = nine
         .bytes()
         .enumerate()

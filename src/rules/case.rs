@@ -237,35 +237,29 @@ fn kvittenser<'a>(v: &'a CaseView<'a>, msg: &'a Event, r: &'a UnitId) -> impl It
 
 /// §4.3: each recipient acknowledges each UK not withdrawn by the end of dag 0.
 fn kvittens_uk(v: &CaseView, out: &mut Vec<Finding>) {
-    for uk in v.of(EventType::Utskrivningsklar) {
-        let due = end_of_day(dag0(utc(uk)));
-        if v.withdrawn(uk, due) {
-            continue;
-        }
-        for r in recipients(v, uk) {
-            v.judge_and_file(
-                out,
-                RuleId::KvittensUtskrivningsklar,
-                Some(r),
-                due,
-                kvittenser(v, uk, r),
-            );
-        }
-    }
+    kvittens(v, out, EventType::Utskrivningsklar, RuleId::KvittensUtskrivningsklar);
 }
 
 /// §4.6: each recipient acknowledges each IM by the end of its dag 0.
 fn kvittens_im(v: &CaseView, out: &mut Vec<Finding>) {
-    for im in v.of(EventType::Inskrivningsmeddelande) {
-        let due = end_of_day(dag0(utc(im)));
-        for r in recipients(v, im) {
-            v.judge_and_file(
-                out,
-                RuleId::KvittensInskrivningsmeddelande,
-                Some(r),
-                due,
-                kvittenser(v, im, r),
-            );
+    kvittens(
+        v,
+        out,
+        EventType::Inskrivningsmeddelande,
+        RuleId::KvittensInskrivningsmeddelande,
+    );
+}
+
+/// Each recipient of each `kind` message acknowledges it by the end of its
+/// dag 0 (brytpunkt 12:00). Only a UK can be withdrawn.
+fn kvittens(v: &CaseView, out: &mut Vec<Finding>, kind: EventType, rule: RuleId) {
+    for msg in v.of(kind) {
+        let due = end_of_day(dag0(utc(msg)));
+        if kind == EventType::Utskrivningsklar && v.withdrawn(msg, due) {
+            continue;
+        }
+        for r in recipients(v, msg) {
+            v.judge_and_file(out, rule, Some(r), due, kvittenser(v, msg, r));
         }
     }
 }

@@ -32,8 +32,9 @@ pub enum DbConn {
 pub type Pool = r2d2::Pool<Manager>;
 pub type PooledConn = r2d2::PooledConnection<Manager>;
 
-/// A database location, parsed once from the configured URL.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A database location, parsed once from the configured URL. Its `Debug`
+/// hides the password.
+#[derive(Clone, PartialEq, Eq)]
 pub enum DbUrl {
     Sqlite(PathBuf),
     Postgres(String),
@@ -62,6 +63,15 @@ impl DbUrl {
 
     pub fn is_postgres(&self) -> bool {
         matches!(self, DbUrl::Postgres(_))
+    }
+}
+
+impl std::fmt::Debug for DbUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DbUrl::Sqlite(p) => write!(f, "Sqlite({})", p.display()),
+            DbUrl::Postgres(u) => write!(f, "Postgres({})", redact_url(u)),
+        }
     }
 }
 

@@ -170,6 +170,15 @@ fn mails_reach_the_routed_recipients_with_every_report_field_and_no_patient_iden
     assert_eq!(steps, ["ny", "skickad"]);
     assert_eq!(one["risk"]["varde"], 9);
 
+    let metrics = app.request("GET", "/metrics", None, None).body;
+    for want in [
+        "svu_vakt_scans_total 1",
+        "svu_vakt_deviations_filed_total 3",
+        "svu_vakt_mail_sent_total 3",
+    ] {
+        assert!(metrics.contains(want), "metrics lack `{want}`");
+    }
+
     // The next scan finds the same breaches and sends nothing new.
     let r = scan_ok(&app, "2026-05-16T06:00:00+02:00");
     assert_eq!(

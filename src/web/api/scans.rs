@@ -37,8 +37,7 @@ async fn post_scan(
         .map(|t| chrono::DateTime::parse_from_rfc3339(&t).map(|t| t.with_timezone(&chrono::Utc)))
         .transpose()
         .map_err(|_| AppError::new(ErrorCode::BadRequest, "as_of must be RFC 3339 with offset"))?;
-    let st = state.clone();
-    let summary = match web::block(move || st.auditor.run_scan(as_of, full)).await? {
+    let summary = match crate::jobs::scan_once(&state, as_of, full).await {
         Ok(s) => s,
         Err(ScanError::Busy) => return Err(AppError::new(ErrorCode::Conflict, "another scan is running")),
         Err(ScanError::Failed(e)) => return Err(AppError::internal(format!("{e:#}"))),
