@@ -18,6 +18,7 @@ crate::on_both!(
     a_scan_killed_midway_and_run_again_files_and_mails_nothing_twice,
     two_instances_on_one_database_scan_one_at_a_time_and_send_no_mail_twice,
     digest_mode_sends_one_mail_per_recipient_per_scan,
+    the_service_scans_on_its_schedule_and_mails_without_being_asked,
 );
 
 const UNITS: &str = r#"[
@@ -446,4 +447,28 @@ fn digest_mode_sends_one_mail_per_recipient_per_scan(b: Backend) {
     let r = scan_ok(&app, "2026-05-16T06:00:00+02:00");
     assert_eq!(r["mail"]["sent"], 0);
     assert_eq!(smtp.messages().len(), 2);
+}
+
+fn the_service_scans_on_its_schedule_and_mails_without_being_asked(b: Backend) {
+    let smtp = SmtpServer::start();
+    let url = smtp.url();
+    let app = spawn_app_with(b, move |c: &mut Config| {
+        c.mail.smtp_url = SmtpUrl(url);
+        c.mail.routes = routes();
+        c.mail.deliver_every_seconds = 1;
+        c.scan = svu_vakt::config::ScanConfig::parse("* * * * * *", 60, 14).unwrap();
+    });
+    assert_eq!(app.post_units(UNITS).status, 200);
+    // Due long ago (now is after 2026-05): the scheduled scan must find it.
+    assert_eq!(app.post_events(EVENTS).status, 200);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while smtp.messages().len() < 3 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert!(smtp.messages().len() >= 3, "the scheduled scan and delivery mailed the deviations");
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let msgs = smtp.messages();
+    assert_eq!(msgs.iter().map(|m| m.message_id()).collect::<HashSet<_>>().len(), msgs.len(), "every mail once");
+    let runs = app.get("/api/v1/scans").json();
+    assert!(runs.as_array().unwrap().len() >= 2, "scans run every second: {runs}");
 }
