@@ -90,10 +90,9 @@ pub fn import(
         println!("{}: {created} nya enheter, {updated} uppdaterade", path.display());
     }
     if let Some(path) = events_file {
-        let text = read(path)?;
         let total = match mapping {
-            Some(m) => import_csv(&mut conn, &state.hasher, path, &text, m)?,
-            None => import_jsonl(&mut conn, &state.hasher, path, &text)?,
+            Some(m) => import_csv(&mut conn, &state.hasher, path, &read(path)?, m)?,
+            None => import_jsonl(&mut conn, &state.hasher, path)?,
         };
         println!(
             "{}: {} händelser lästa, {} nya sparade, {} fanns redan",
@@ -149,20 +148,16 @@ fn add(total: &mut BatchOutcome, o: BatchOutcome) {
 
 /// Checks the whole file first, so a bad line anywhere stores nothing; then
 /// stores it in batches of 10 000 lines. A crash between batches leaves
-/// whole batches, and a re-run stores only what is missing.
-fn import_jsonl(
-    conn: &mut DbConn,
-    hasher: &crate::domain::PatientHasher,
-    path: &Path,
-    text: &str,
-) -> anyhow::Result<BatchOutcome> {
-    let lines = ingest::json_objects(text).map_err(|e| field_errors(path, &e))?;
+/// whole batches, and a re-run stores only what is missing. The file is read
+/// twice as a stream: memory holds one batch, not the file.
+fn import_jsonl(conn: &mut DbConn, hasher: &crate::domain::PatientHasher, path: &Path) -> anyhow::Result<BatchOutcome> {
     let mut errors = Vec::new();
-    for chunk in lines.chunks(IMPORT_BATCH) {
+    for_each_batch(path, &mut |chunk| {
         if let Err(mut e) = ingest::parse_lines(chunk, hasher) {
             errors.append(&mut e);
         }
-    }
+        Ok(())
+    })?;
     if !errors.is_empty() {
         return Err(field_errors(path, &errors));
     }
@@ -172,12 +167,42 @@ fn import_jsonl(
         stored: 0,
         duplicates: 0,
     };
-    for chunk in lines.chunks(IMPORT_BATCH) {
+    for_each_batch(path, &mut |chunk| {
         let outcome = ingest::store_events(conn, ingest::parse_lines(chunk, hasher), "import")
             .map_err(|e| ingest_error(path, e))?;
         add(&mut total, outcome);
-    }
+        Ok(())
+    })?;
     Ok(total)
+}
+
+type NumberedLine = (usize, String);
+
+/// Numbered lines of a JSON Lines file, `IMPORT_BATCH` at a time; a file
+/// holding one JSON array is read whole.
+fn for_each_batch(path: &Path, f: &mut dyn FnMut(&[NumberedLine]) -> anyhow::Result<()>) -> anyhow::Result<()> {
+    use std::io::BufRead;
+    let file = std::fs::File::open(path).map_err(|e| anyhow::anyhow!("kan inte läsa {}: {e}", path.display()))?;
+    let mut batch = Vec::with_capacity(IMPORT_BATCH);
+    for (i, line) in std::io::BufReader::with_capacity(1 << 20, file).lines().enumerate() {
+        let line = line.map_err(|e| anyhow::anyhow!("{}: rad {}: {e}", path.display(), i + 1))?;
+        if i == 0 && line.trim_start().starts_with('[') {
+            let lines = ingest::json_objects(&read(path)?).map_err(|e| field_errors(path, &e))?;
+            return lines.chunks(IMPORT_BATCH).try_for_each(f);
+        }
+        if line.trim().is_empty() {
+            continue;
+        }
+        batch.push((i + 1, line));
+        if batch.len() == IMPORT_BATCH {
+            f(&batch)?;
+            batch.clear();
+        }
+    }
+    if !batch.is_empty() {
+        f(&batch)?;
+    }
+    Ok(())
 }
 
 fn import_csv(

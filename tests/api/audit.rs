@@ -465,10 +465,17 @@ fn the_service_scans_on_its_schedule_and_mails_without_being_asked(b: Backend) {
     while smtp.messages().len() < 3 && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
-    assert!(smtp.messages().len() >= 3, "the scheduled scan and delivery mailed the deviations");
+    assert!(
+        smtp.messages().len() >= 3,
+        "the scheduled scan and delivery mailed the deviations"
+    );
     std::thread::sleep(std::time::Duration::from_millis(2500));
     let msgs = smtp.messages();
-    assert_eq!(msgs.iter().map(|m| m.message_id()).collect::<HashSet<_>>().len(), msgs.len(), "every mail once");
+    assert_eq!(
+        msgs.iter().map(|m| m.message_id()).collect::<HashSet<_>>().len(),
+        msgs.len(),
+        "every mail once"
+    );
     let runs = app.get("/api/v1/scans").json();
     assert!(runs.as_array().unwrap().len() >= 2, "scans run every second: {runs}");
 }

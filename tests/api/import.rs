@@ -10,6 +10,7 @@ crate::on_both!(
     a_bad_import_names_the_line_and_field_and_stores_nothing,
     demo_writes_units_and_events_into_the_database,
     routes_shows_where_a_units_deviations_go,
+    demo_files_import_in_batches_and_a_second_import_adds_nothing,
     a_bad_cron_expression_in_the_config_stops_the_start,
 );
 
@@ -203,4 +204,41 @@ fn a_bad_cron_expression_in_the_config_stops_the_start(b: Backend) {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("scan.schedule"));
+}
+
+fn demo_files_import_in_batches_and_a_second_import_adds_nothing(b: Backend) {
+    let app = spawn_app(b);
+    let dir = tempfile::tempdir().unwrap();
+    let out = bin()
+        .args([
+            "demo",
+            "--seed",
+            "4",
+            "--cases",
+            "1800",
+            "--out",
+            dir.path().to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let events = dir.path().join("events.jsonl");
+    let lines = std::fs::read_to_string(&events).unwrap().lines().count() as i64;
+    assert!(lines > 20_000, "more than two batches of 10 000: {lines}");
+    let import = || {
+        bin()
+            .args(["import", "--database-url", &app.db.url()])
+            .arg("--units")
+            .arg(dir.path().join("units.json"))
+            .arg("--events")
+            .arg(&events)
+            .output()
+            .unwrap()
+    };
+    let first = import();
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    assert_eq!(app.event_count(), lines);
+    let second = import();
+    assert!(String::from_utf8_lossy(&second.stdout).contains(&format!("0 nya sparade, {lines} fanns redan")));
+    assert_eq!(app.event_count(), lines);
 }
