@@ -263,7 +263,7 @@ impl FieldParser<'_> {
         };
         let found = v.as_str().and_then(EventType::parse);
         if found.is_none() {
-            self.err("type", "is not a known event type (see SPEC §3.2)");
+            self.err("type", "is not a known event type (see docs/import.md)");
         }
         found
     }
