@@ -89,9 +89,13 @@ impl TestDb {
                     chrono::Utc::now().timestamp_subsec_nanos()
                 );
                 let mut c = PgConnection::establish(&admin).unwrap();
-                diesel::sql_query(format!("CREATE DATABASE {name}"))
-                    .execute(&mut c)
-                    .unwrap();
+                // Concurrent CREATE DATABASE can trip over template1 being copied: retry.
+                let mut attempt = 0;
+                while let Err(e) = diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut c) {
+                    attempt += 1;
+                    assert!(attempt < 10, "cannot create test database {name}: {e}");
+                    std::thread::sleep(std::time::Duration::from_millis(200 * attempt));
+                }
                 TestDb::Postgres { admin, name }
             }
         }
