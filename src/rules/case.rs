@@ -177,17 +177,22 @@ fn im_24h(v: &CaseView, out: &mut Vec<Finding>) {
     );
 }
 
+/// The UKs for which §4.2 applies (SIP needed, not withdrawn before the
+/// kallelse due), each with that due.
+fn sip_uks<'a>(v: &CaseView<'a>, profile: &Profile) -> Vec<(&'a Event, DateTime<Utc>)> {
+    if !v.sip_needed(profile) {
+        return Vec::new();
+    }
+    v.of(EventType::Utskrivningsklar)
+        .map(|uk| (uk, v.kallelse_due(uk, profile)))
+        .filter(|(uk, due)| !v.withdrawn(uk, *due))
+        .collect()
+}
+
 /// §4.2: each UK not withdrawn, when SIP is needed; due end of day D + N;
 /// met by any kallelse with at <= due (one before the UK counts).
 fn kallelse_sip(v: &CaseView, units: &Units, profile: &Profile, out: &mut Vec<Finding>) {
-    if !v.sip_needed(profile) {
-        return;
-    }
-    for uk in v.of(EventType::Utskrivningsklar) {
-        let due = v.kallelse_due(uk, profile);
-        if v.withdrawn(uk, due) {
-            continue;
-        }
+    for (_, due) in sip_uks(v, profile) {
         let unit = v
             .of(EventType::FastVardkontakt)
             .filter(|f| utc(f) <= due)
@@ -201,14 +206,7 @@ fn kallelse_sip(v: &CaseView, units: &Units, profile: &Profile, out: &mut Vec<Fi
 
 /// §4.6: a fast vårdkontakt must exist by the kallelse due of every UK for which §4.2 applies.
 fn fast_vardkontakt_saknas(v: &CaseView, units: &Units, profile: &Profile, out: &mut Vec<Finding>) {
-    if !v.sip_needed(profile) {
-        return;
-    }
-    for uk in v.of(EventType::Utskrivningsklar) {
-        let due = v.kallelse_due(uk, profile);
-        if v.withdrawn(uk, due) {
-            continue;
-        }
+    for (_, due) in sip_uks(v, profile) {
         let unit = v.first_im_oppenvard(units);
         v.judge_and_file(
             out,

@@ -13,6 +13,15 @@ fn bin(args: &[&str]) -> Output {
         .unwrap()
 }
 
+fn check(units: &str, events: &str, as_of: &str, extra: &[&str]) -> Output {
+    let args = [
+        &["check", "--units", units, "--events", events, "--as-of", as_of][..],
+        extra,
+    ]
+    .concat();
+    bin(&args)
+}
+
 fn json_of(out: &Output) -> Value {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).unwrap()
@@ -44,17 +53,7 @@ fn files(dir: &Path, events: &str) -> (String, String) {
 fn check_prints_the_contract_json() {
     let dir = tempfile::tempdir().unwrap();
     let (u, e) = files(dir.path(), EVENTS);
-    let out = bin(&[
-        "check",
-        "--units",
-        &u,
-        "--events",
-        &e,
-        "--as-of",
-        "2026-06-01T00:00:00+02:00",
-        "--format",
-        "json",
-    ]);
+    let out = check(&u, &e, "2026-06-01T00:00:00+02:00", &["--format", "json"]);
     let v = json_of(&out);
     let expected = serde_json::json!([
         {"rule": "inskrivningsmeddelande_24h", "case": "C1", "unit": "AVD1", "due": "2026-05-05T08:00:00+02:00",
@@ -140,17 +139,7 @@ fn a_config_file_overrides_the_profile() {
 fn the_text_format_is_a_swedish_table() {
     let dir = tempfile::tempdir().unwrap();
     let (u, e) = files(dir.path(), EVENTS);
-    let out = bin(&[
-        "check",
-        "--units",
-        &u,
-        "--events",
-        &e,
-        "--as-of",
-        "2026-06-01T00:00:00+02:00",
-        "--format",
-        "text",
-    ]);
+    let out = check(&u, &e, "2026-06-01T00:00:00+02:00", &["--format", "text"]);
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.starts_with("Regel"), "{text}");
     assert!(text.contains("inskrivningsmeddelande_24h") && text.contains("sen") && text.contains("saknas"));
@@ -162,35 +151,19 @@ fn bad_input_stops_naming_the_line_and_field() {
     let dir = tempfile::tempdir().unwrap();
     let bad = format!("{EVENTS}{{\"id\":\"z\",\"case\":\"C3\",\"type\":\"kvittens\",\"at\":\"2026-05-09 10:00\",\"unit\":\"K1\",\"ref\":\"u\"}}\n");
     let (u, e) = files(dir.path(), &bad);
-    let out = bin(&[
-        "check",
-        "--units",
-        &u,
-        "--events",
-        &e,
-        "--as-of",
-        "2026-06-01T00:00:00+02:00",
-    ]);
+    let out = check(&u, &e, "2026-06-01T00:00:00+02:00", &[]);
     assert!(!out.status.success());
     assert!(out.stdout.is_empty(), "no partial output");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("rad 6, fält at"), "{err}");
-    let out = bin(&["check", "--units", &u, "--events", &e, "--as-of", "2026-06-01T00:00:00"]);
+    let out = check(&u, &e, "2026-06-01T00:00:00", &[]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("--as-of"));
     std::fs::write(
         dir.path().join("units.json"),
         r#"[{"id":"A","name":"A","kind":"avdelning","huvudman":"R"}]"#,
     )
     .unwrap();
-    let out = bin(&[
-        "check",
-        "--units",
-        &u,
-        "--events",
-        &e,
-        "--as-of",
-        "2026-06-01T00:00:00+02:00",
-    ]);
+    let out = check(&u, &e, "2026-06-01T00:00:00+02:00", &[]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("rad 1, fält kind"));
 }
 
