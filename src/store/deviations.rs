@@ -51,6 +51,30 @@ pub struct NewDeviation<'a> {
     pub created_at: NaiveDateTime,
 }
 
+impl NewDeviation<'_> {
+    /// The stored row, once the database has given it `id`.
+    pub fn to_row(&self, id: i64) -> DeviationRow {
+        DeviationRow {
+            id,
+            fingerprint: self.fingerprint.to_string(),
+            rule: self.rule.to_string(),
+            case_id: self.case_id.map(String::from),
+            unit: self.unit.map(String::from),
+            due: self.due,
+            finding_status: self.finding_status.to_string(),
+            done_at: self.done_at,
+            late_minutes: self.late_minutes,
+            status: self.status.to_string(),
+            sannolikhet: self.sannolikhet,
+            konsekvens: self.konsekvens,
+            recipients: self.recipients.clone(),
+            queued_at: self.queued_at,
+            scan_id: self.scan_id,
+            created_at: self.created_at,
+        }
+    }
+}
+
 pub fn insert(conn: &mut DbConn, d: &NewDeviation) -> QueryResult<i64> {
     diesel::insert_into(deviations::table)
         .values(d)

@@ -75,27 +75,15 @@ fn check_prints_the_contract_json() {
 fn rules_and_profile_flags_choose_what_runs() {
     let dir = tempfile::tempdir().unwrap();
     let (u, e) = files(dir.path(), EVENTS);
-    let base = [
-        "check",
-        "--units",
-        &u,
-        "--events",
-        &e,
-        "--as-of",
-        "2026-06-01T00:00:00+02:00",
-    ];
-    let only = json_of(&bin(&[&base[..], &["--rules", "utskrivningsklar_saknas"]].concat()));
+    let run = |extra: &[&str]| check(&u, &e, "2026-06-01T00:00:00+02:00", extra);
+    let only = json_of(&run(&["--rules", "utskrivningsklar_saknas"]));
     assert_eq!(only.as_array().unwrap().len(), 1);
-    let vb = json_of(&bin(&[
-        &base[..],
-        &[
-            "--profile",
-            "vasterbotten",
-            "--rules",
-            "kvittens_inskrivningsmeddelande",
-        ],
-    ]
-    .concat()));
+    let vb = json_of(&run(&[
+        "--profile",
+        "vasterbotten",
+        "--rules",
+        "kvittens_inskrivningsmeddelande",
+    ]));
     let units: Vec<&str> = vb
         .as_array()
         .unwrap()
@@ -103,10 +91,10 @@ fn rules_and_profile_flags_choose_what_runs() {
         .map(|f| f["unit"].as_str().unwrap())
         .collect();
     assert_eq!(units, ["K1", "VC1"]);
-    let bad = bin(&[&base[..], &["--rules", "inskrivning_48h"]].concat());
+    let bad = run(&["--rules", "inskrivning_48h"]);
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("inskrivning_48h"));
-    assert!(!bin(&[&base[..], &["--profile", "skane"]].concat()).status.success());
+    assert!(!run(&["--profile", "skane"]).status.success());
 }
 
 #[test]
