@@ -30,7 +30,9 @@ macro_rules! on_both {
         pub mod postgres {
             $( #[test] fn $name() {
                 if $crate::helpers::pg_admin_url().is_none() {
-                    eprintln!("skipped: SVU_VAKT_TEST_PG_URL is not set");
+                    // Straight to stderr: the test harness does not capture this, so it shows.
+                    use std::io::Write as _;
+                    let _ = writeln!(std::io::stderr(), "postgres::{} skipped: SVU_VAKT_TEST_PG_URL is not set", stringify!($name));
                     return;
                 }
                 super::$name($crate::helpers::Backend::Postgres)
