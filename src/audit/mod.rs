@@ -212,9 +212,13 @@ impl Auditor {
         if active.contains(&RuleId::BemanningStorhelg) {
             // Staffing is judged from the first day the data covers (as `check` does).
             let earliest = earliest_event_date(conn)?.unwrap_or_else(|| local_date(as_of));
-            let from = match (&previous, full) {
-                (Some(p), false) => {
-                    earliest.max(local_date(p.as_of.and_utc()) - Duration::days(self.scan.staffing_lookback_days))
+            // Incrementally: the lookback window, widened back to the oldest
+            // event that arrived since the last scan (a backfill of old data).
+            let from = match (&previous, since) {
+                (Some(p), Some(since)) => {
+                    let window = local_date(p.as_of.and_utc()) - Duration::days(self.scan.staffing_lookback_days);
+                    let arrived = earliest_arrival_date(conn, since)?.unwrap_or(window);
+                    earliest.max(window.min(arrived))
                 }
                 _ => earliest,
             };
@@ -388,6 +392,15 @@ fn candidates(
         q = q.filter(cases::changed_at.gt(s).or(cases::next_check.le(as_of)));
     }
     q.load(conn)
+}
+
+/// The local date of the earliest event that arrived after `since`.
+fn earliest_arrival_date(conn: &mut DbConn, since: NaiveDateTime) -> QueryResult<Option<chrono::NaiveDate>> {
+    let t: Option<NaiveDateTime> = events::table
+        .filter(events::received_at.gt(since))
+        .select(diesel::dsl::min(events::at))
+        .first(conn)?;
+    Ok(t.map(|t| local_date(t.and_utc())))
 }
 
 fn earliest_event_date(conn: &mut DbConn) -> QueryResult<Option<chrono::NaiveDate>> {

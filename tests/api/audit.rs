@@ -19,6 +19,7 @@ crate::on_both!(
     two_instances_on_one_database_scan_one_at_a_time_and_send_no_mail_twice,
     digest_mode_sends_one_mail_per_recipient_per_scan,
     the_service_scans_on_its_schedule_and_mails_without_being_asked,
+    old_data_arriving_after_the_first_scan_is_judged_in_full,
 );
 
 const UNITS: &str = r#"[
@@ -467,7 +468,12 @@ fn the_service_scans_on_its_schedule_and_mails_without_being_asked(b: Backend) {
     }
     assert!(
         smtp.messages().len() >= 3,
-        "the scheduled scan and delivery mailed the deviations"
+        "the scheduled scan and delivery mailed the deviations; scans: {}; outbox: {:?}",
+        app.get("/api/v1/scans").body,
+        app.outbox()
+            .iter()
+            .map(|m| (m.attempts, m.last_error.clone()))
+            .collect::<Vec<_>>()
     );
     std::thread::sleep(std::time::Duration::from_millis(2500));
     let msgs = smtp.messages();
@@ -478,4 +484,24 @@ fn the_service_scans_on_its_schedule_and_mails_without_being_asked(b: Backend) {
     );
     let runs = app.get("/api/v1/scans").json();
     assert!(runs.as_array().unwrap().len() >= 2, "scans run every second: {runs}");
+}
+
+fn old_data_arriving_after_the_first_scan_is_judged_in_full(b: Backend) {
+    let smtp = SmtpServer::start();
+    let url = smtp.url();
+    let app = spawn_app_with(b, move |c: &mut Config| {
+        c.mail.smtp_url = SmtpUrl(url);
+        c.mail.routes = routes();
+    });
+    assert_eq!(app.post_units(UNITS).status, 200);
+    // The installation's first scan finds nothing; months later the history is loaded.
+    assert_eq!(scan_ok(&app, "2026-11-01T00:00:00+01:00")["scan"]["filed"], 0);
+    assert_eq!(app.post_events(EVENTS).status, 200);
+    let r = scan_ok(&app, "2026-11-01T06:00:00+01:00");
+    let rules: HashSet<String> = app.deviations().into_iter().map(|d| d.rule).collect();
+    assert!(
+        rules.contains("bemanning_storhelg"),
+        "staffing of 15 May is judged although it is outside the lookback: {r}"
+    );
+    assert!(rules.contains("inskrivningsmeddelande_24h") && rules.contains("kvittens_utskrivningsklar"));
 }

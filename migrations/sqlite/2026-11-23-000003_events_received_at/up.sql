@@ -1,0 +1,1 @@
+CREATE INDEX events_received_at ON events (received_at);
