@@ -404,33 +404,34 @@ pub fn scan(config: &Config, as_of: Option<&str>, full: bool) -> anyhow::Result<
                 })
         })
         .transpose()?;
-    let state = app_state(config)?;
-    let auditor = crate::audit::Auditor::new(state.pool.clone(), config)?;
-    let summary = match auditor.run_scan(as_of, full) {
+    let services = app_state(config)?;
+    let summary = match services.scan(as_of, full) {
         Ok(s) => s,
         Err(crate::audit::ScanError::Busy) => anyhow::bail!("en annan granskning pågår; försök igen senare"),
         Err(crate::audit::ScanError::Failed(e)) => return Err(e),
     };
     println!(
-        "Granskning {} per {}: {} ärenden granskade, {} avvikelser, {} nya, {} uppdaterade, {} återkallade",
+        "Granskning {} per {}: {} ärenden granskade, {} avvikelser, {} nya ({} utan e-post: äldre än {} dagar), {} uppdaterade, {} återkallade",
         summary.id,
         summary.as_of,
         summary.counts.cases_evaluated,
         summary.counts.findings,
         summary.counts.filed,
+        summary.counts.unmailed,
+        config.mail.max_age_days,
         summary.counts.updated,
         summary.counts.withdrawn
     );
-    match crate::mail::delivery::Mailer::from_config(&config.mail)? {
-        Some(mailer) => {
-            let r = crate::mail::delivery::deliver(&state.pool, &mailer, false)?;
+    match services.deliver(false) {
+        Some(r) => {
+            let r = r?;
             println!(
-                "E-post: {} skickade, {} misslyckade, {} väntar",
-                r.sent, r.failed, r.pending
+                "E-post: {} skickade, {} vägrade permanent (skickas inte igen), {} misslyckade (försöks igen), {} väntar",
+                r.sent, r.refused, r.failed, r.pending
             );
         }
         None => {
-            let pending = crate::store::deviations::pending_count(&mut *state.pool.get()?)?;
+            let pending = crate::mail::outbox::pending_count(&mut *services.pool.get()?)?;
             println!("E-post: ingen SMTP-server konfigurerad (--smtp-url); {pending} väntar i utkorgen");
         }
     }

@@ -56,6 +56,7 @@ struct MailSection {
     templates_dir: Option<PathBuf>,
     deliver_every_seconds: u64,
     smtp_timeout_seconds: u64,
+    max_age_days: i64,
     routes: Vec<Route>,
 }
 
@@ -70,6 +71,7 @@ impl Default for MailSection {
             templates_dir: None,
             deliver_every_seconds: 60,
             smtp_timeout_seconds: 10,
+            max_age_days: 14,
             routes: Vec::new(),
         }
     }
@@ -275,8 +277,15 @@ impl Config {
                 templates_dir: fc.mail.templates_dir,
                 deliver_every_seconds: fc.mail.deliver_every_seconds.max(1),
                 smtp_timeout_seconds: fc.mail.smtp_timeout_seconds.max(1),
+                max_age_days: match env("SVU_VAKT_MAIL_MAX_AGE_DAYS") {
+                    Some(v) => v
+                        .parse()
+                        .map_err(|_| anyhow::anyhow!("SVU_VAKT_MAIL_MAX_AGE_DAYS must be a whole number of days"))?,
+                    None => fc.mail.max_age_days,
+                },
                 routes: fc.mail.routes,
-            },
+            }
+            .validated()?,
         })
     }
 }

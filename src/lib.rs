@@ -13,18 +13,16 @@ pub mod jobs;
 pub mod mail;
 pub mod metrics;
 pub mod rules;
+pub mod service;
 pub mod store;
 pub mod telemetry;
 pub mod web;
 
 use std::net::TcpListener;
-use std::sync::Arc;
 
 use actix_web::web::Data;
 
 use config::Config;
-use domain::PatientHasher;
-use metrics::Metrics;
 use web::AppState;
 
 /// The built service: migrated database, bound port, not yet running.
@@ -61,34 +59,18 @@ impl Application {
 
     /// Serves HTTP and runs the scheduled scan and the mail delivery loop.
     pub async fn run(self) -> std::io::Result<()> {
-        if let Some(cron) = self.state.auditor.scan.schedule.clone() {
-            actix_web::rt::spawn(jobs::scan_loop(self.state.clone(), cron));
+        let services = self.state.clone().into_inner();
+        if let Some(cron) = services.auditor.scan.schedule.clone() {
+            actix_web::rt::spawn(jobs::scan_loop(services.clone(), cron));
         }
-        if self.state.mailer.is_some() {
-            actix_web::rt::spawn(jobs::delivery_loop(self.state.clone()));
+        if services.mailer.is_some() {
+            actix_web::rt::spawn(jobs::delivery_loop(services));
         }
         self.server.await
     }
 }
 
-/// Pool, migrations and shared state, as `serve` and the CLI commands use them.
+/// The service's shared operations, as `serve` and the CLI commands use them.
 pub fn app_state(config: &Config) -> anyhow::Result<AppState> {
-    let pool = store::pool(&config.database_url, config.pool_size)?;
-    let mut conn = pool.get().map_err(|e| {
-        anyhow::anyhow!(
-            "cannot open the database {}: {e}",
-            store::redact_url(&config.database_url_text)
-        )
-    })?;
-    store::migrate(&mut conn)?;
-    drop(conn);
-    let auditor = Arc::new(audit::Auditor::new(pool.clone(), config)?);
-    let mailer = mail::delivery::Mailer::from_config(&config.mail)?.map(Arc::new);
-    Ok(AppState {
-        pool,
-        hasher: PatientHasher::new(config.patient_key.clone()),
-        metrics: Arc::new(Metrics::default()),
-        auditor,
-        mailer,
-    })
+    service::Services::build(config)
 }

@@ -26,8 +26,10 @@ pub struct Metrics {
     pub scans_failed: AtomicU64,
     pub deviations_filed: AtomicU64,
     pub deviations_withdrawn: AtomicU64,
+    pub deviations_unmailed: AtomicU64,
     pub mail_sent: AtomicU64,
     pub mail_failed: AtomicU64,
+    pub mail_refused: AtomicU64,
     http: Mutex<BTreeMap<(String, String, u16), Histogram>>,
 }
 
@@ -93,14 +95,24 @@ impl Metrics {
                 &self.deviations_withdrawn,
             ),
             (
+                "svu_vakt_deviations_unmailed_total",
+                "Deviations filed without mail (older than mail.max_age_days).",
+                &self.deviations_unmailed,
+            ),
+            (
                 "svu_vakt_mail_sent_total",
                 "Mails accepted by the SMTP server.",
                 &self.mail_sent,
             ),
             (
                 "svu_vakt_mail_failed_total",
-                "Mail delivery attempts that failed.",
+                "Mail delivery attempts that failed and are retried (4xx, server unreachable).",
                 &self.mail_failed,
+            ),
+            (
+                "svu_vakt_mail_refused_total",
+                "Mails refused permanently by the SMTP server (not retried).",
+                &self.mail_refused,
             ),
         ];
         for (name, help, c) in counters {

@@ -1,19 +1,26 @@
 //! Turning a chunk's findings into deviations, in the chunk's transaction:
 //! file what is new (fingerprint rule + case + unit + due, unique in the
 //! database), update facts that changed, withdraw what the data no longer
-//! supports, and queue each mail in the same transaction as its deviation.
+//! supports, and queue each mail (as a reference) in the same transaction as
+//! its deviation.
+//!
+//! Only evidence withdraws (SPEC §6). A backfill scan, as of an earlier
+//! instant than a scan before it, sees fewer events than that scan did: it
+//! files only obligations no deviation covers yet, and never updates,
+//! withdraws or re-files one.
 
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use sha2::{Digest, Sha256};
 
-use super::{report, Auditor, Counts};
-use crate::mail::routing::{self, Recipients};
+use super::{Auditor, Counts};
+use crate::mail::outbox;
+use crate::mail::routing;
 use crate::mail::MailMode;
-use crate::rules::{Finding, RuleId, Status, Units};
-use crate::store::deviations::{self, DeviationRow, NewDeviation, NewMail, OPEN};
-use crate::store::{now, DbConn};
+use crate::rules::{Finding, RuleId, Units};
+use crate::store::deviations::{self, DeviationRow, NewDeviation, OPEN};
+use crate::store::{backend, now, DbConn};
 
 pub fn fingerprint(f: &Finding) -> String {
     let key = format!(
@@ -26,23 +33,20 @@ pub fn fingerprint(f: &Finding) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
 }
 
-pub fn message_id(kind: &str, fingerprint: &str, domain: &str) -> String {
-    format!("<{kind}-{}@{domain}>", &fingerprint[..32])
-}
-
 fn naive(t: DateTime<Utc>) -> NaiveDateTime {
     t.naive_utc()
 }
 
-fn status_text(s: Status) -> &'static str {
-    s.as_str()
-}
+/// The obligation a deviation is about, whoever is responsible.
+type Obligation = (String, Option<String>, NaiveDateTime);
 
 pub struct Filing<'a> {
     pub auditor: &'a Auditor,
     pub units: &'a Units,
     pub scan_id: i64,
-    pub as_of: DateTime<Utc>,
+    pub backfill: bool,
+    /// Deviations due before this are filed without mail.
+    pub mail_cutoff: DateTime<Utc>,
     pub active: &'a HashSet<RuleId>,
 }
 
@@ -55,6 +59,10 @@ impl Filing<'_> {
         existing: Vec<DeviationRow>,
         counts: &mut Counts,
     ) -> anyhow::Result<()> {
+        let covered: HashSet<Obligation> = existing
+            .iter()
+            .map(|d| (d.rule.clone(), d.case_id.clone(), d.due))
+            .collect();
         let mut by_fp: HashMap<String, DeviationRow> =
             existing.into_iter().map(|d| (d.fingerprint.clone(), d)).collect();
         let mut seen = HashSet::new();
@@ -64,25 +72,24 @@ impl Filing<'_> {
                 continue;
             }
             match by_fp.remove(&fp) {
-                None => {
-                    self.file(conn, f, &fp)?;
-                    counts.filed += 1;
-                }
+                None if self.backfill && covered.contains(&obligation(f)) => {}
+                None => self.file(conn, f, &fp, counts)?,
+                Some(_) if self.backfill => {}
                 Some(d) if d.status == "aterkallad" => {
                     self.reopen(conn, &d)?;
                     counts.filed += 1;
                 }
                 Some(d) => {
                     let done = f.done.map(|t| naive(t.with_timezone(&Utc)));
-                    if d.finding_status != status_text(f.status)
-                        || d.done_at != done
-                        || d.late_minutes != f.late_minutes
-                    {
-                        deviations::update_facts(conn, &d, status_text(f.status), done, f.late_minutes)?;
+                    if d.finding_status != f.status.as_str() || d.done_at != done || d.late_minutes != f.late_minutes {
+                        deviations::update_facts(conn, &d, f.status.as_str(), done, f.late_minutes)?;
                         counts.updated += 1;
                     }
                 }
             }
+        }
+        if self.backfill {
+            return Ok(());
         }
         for d in by_fp.into_values() {
             let active = RuleId::parse(&d.rule).is_some_and(|r| self.active.contains(&r));
@@ -95,11 +102,12 @@ impl Filing<'_> {
     }
 
     /// A new deviation, its history line and (one mail per deviation) its
-    /// mail, already marked queued, in as few statements as the backends allow.
-    fn file(&self, conn: &mut DbConn, f: &Finding, fp: &str) -> anyhow::Result<()> {
+    /// mail; a deviation too old to act on is filed without mail.
+    fn file(&self, conn: &mut DbConn, f: &Finding, fp: &str, counts: &mut Counts) -> anyhow::Result<()> {
         let a = self.auditor;
         let risk = a.profile.risk_of(f.rule);
         let recipients = routing::route(f.unit.as_ref(), self.units, &a.mail);
+        let unmailed = f.due_utc() < self.mail_cutoff;
         let per_deviation = a.mail.mode == MailMode::PerAvvikelse;
         let t = now();
         let row = NewDeviation {
@@ -108,32 +116,34 @@ impl Filing<'_> {
             case_id: f.case.as_ref().map(|c| c.as_str()),
             unit: f.unit.as_ref().map(|u| u.as_str()),
             due: naive(f.due_utc()),
-            finding_status: status_text(f.status),
+            finding_status: f.status.as_str(),
             done_at: f.done.map(|t| naive(t.with_timezone(&Utc))),
             late_minutes: f.late_minutes,
             status: "ny",
             sannolikhet: i32::from(risk.sannolikhet),
             konsekvens: i32::from(risk.konsekvens),
             recipients: recipients.to_json(),
-            queued_at: per_deviation.then_some(t),
+            queued_at: (per_deviation || unmailed).then_some(t),
             scan_id: self.scan_id,
             created_at: t,
         };
         let id = deviations::insert(conn, &row)?;
-        deviations::history(conn, id, "svu-vakt", None, "ny", Some("registrerad vid granskning"))?;
-        if per_deviation {
-            self.queue_report(conn, &row.to_row(id), &message_id("avvikelse", fp, &a.mail.domain()))?;
+        let note = if unmailed {
+            "registrerad vid granskning; inte mejlad: tidsgränsen låg för långt tillbaka"
+        } else {
+            "registrerad vid granskning"
+        };
+        deviations::history(conn, id, "svu-vakt", None, "ny", Some(note))?;
+        counts.filed += 1;
+        if unmailed {
+            counts.unmailed += 1;
+            *counts
+                .unmailed_by_unit
+                .entry(row.unit.unwrap_or_default().to_string())
+                .or_default() += 1;
+        } else if per_deviation {
+            outbox::enqueue(conn, &[outbox::report(&row.to_row(id), 0, &a.mail.domain())])?;
         }
-        Ok(())
-    }
-
-    /// Renders the report of `d` and puts it in the outbox.
-    fn queue_report(&self, conn: &mut DbConn, d: &DeviationRow, mid: &str) -> anyhow::Result<()> {
-        let a = self.auditor;
-        let data = report::data(d, self.units, &a.mail, &a.templates, self.as_of)?;
-        let mail = report::render("avvikelse", &data, &a.templates)?;
-        let recipients = Recipients::from_json(&d.recipients);
-        enqueue(conn, mid, "avvikelse", &[d.id], &recipients, &mail, None)?;
         Ok(())
     }
 
@@ -146,69 +156,49 @@ impl Filing<'_> {
             "svu-vakt",
             Some("återupptagen: nya uppgifter visar avvikelsen igen"),
         )?;
-        let n = deviations::history_of(conn, d.id)?.len();
-        let mid = message_id(&format!("avvikelse-{n}"), &d.fingerprint, &self.auditor.mail.domain());
-        let d = DeviationRow {
-            status: "ny".into(),
-            ..d.clone()
-        };
-        self.queue_report(conn, &d, &mid)?;
-        deviations::mark_queued(conn, &[d.id])?;
+        if d.due.and_utc() < self.mail_cutoff {
+            return Ok(());
+        }
+        if self.auditor.mail.mode == MailMode::PerAvvikelse {
+            let n = deviations::history_of(conn, d.id)?.len();
+            outbox::enqueue(conn, &[outbox::report(d, n, &self.auditor.mail.domain())])?;
+            deviations::mark_queued(conn, &[d.id])?;
+        } else {
+            deviations::mark_unqueued(conn, d.id)?;
+        }
         Ok(())
     }
 
+    /// Withdraws `d`. Its status is read under a row lock, so a mail being
+    /// marked sent at this moment is seen: a report already mailed gets a
+    /// withdrawal notice; one still waiting is cancelled; one on its way is
+    /// followed by a notice when it is marked sent (`outbox::mark_sent`).
     fn withdraw(&self, conn: &mut DbConn, d: &DeviationRow) -> anyhow::Result<()> {
+        backend::lock_deviations(conn, &[d.id])?;
+        let Some(current) = deviations::get(conn, d.id)? else {
+            return Ok(());
+        };
         deviations::set_status(
             conn,
-            d,
+            &current,
             "aterkallad",
             "svu-vakt",
             Some("nya uppgifter visar att kravet uppfylldes i tid eller inte gällde"),
         )?;
-        let unsent = d.status == "ny" && deviations::cancel_mail_of(conn, d.id)? > 0;
-        if unsent || (d.status == "ny" && d.queued_at.is_none()) {
-            return Ok(());
+        outbox::cancel_unclaimed_report(conn, d.id)?;
+        if current.status != "ny" {
+            let domain = self.auditor.mail.domain();
+            let original = outbox::message_id(outbox::AVVIKELSE, &d.fingerprint, &domain);
+            outbox::queue_withdrawal(conn, &current, &domain, &original)?;
         }
-        let a = self.auditor;
-        let data = report::data(d, self.units, &a.mail, &a.templates, self.as_of)?;
-        let mail = report::render("aterkallelse", &data, &a.templates)?;
-        let domain = a.mail.domain();
-        let original = message_id("avvikelse", &d.fingerprint, &domain);
-        let recipients = Recipients::from_json(&d.recipients);
-        let mid = message_id(
-            &format!("aterkallelse-{}", deviations::history_of(conn, d.id)?.len()),
-            &d.fingerprint,
-            &domain,
-        );
-        enqueue(conn, &mid, "aterkallelse", &[d.id], &recipients, &mail, Some(&original))?;
         Ok(())
     }
 }
 
-pub fn enqueue(
-    conn: &mut DbConn,
-    message_id: &str,
-    kind: &str,
-    ids: &[i64],
-    recipients: &Recipients,
-    mail: &crate::mail::templates::Rendered,
-    in_reply_to: Option<&str>,
-) -> anyhow::Result<bool> {
-    let t = now();
-    Ok(deviations::enqueue(
-        conn,
-        &NewMail {
-            message_id,
-            kind,
-            deviation_ids: serde_json::to_string(ids)?,
-            recipients: recipients.to_json(),
-            subject: &mail.subject,
-            body_text: &mail.text,
-            body_html: &mail.html,
-            in_reply_to,
-            created_at: t,
-            attempts: 0,
-            next_attempt_at: t,
-        },
-    )?)
+fn obligation(f: &Finding) -> Obligation {
+    (
+        f.rule.as_str().to_string(),
+        f.case.as_ref().map(|c| c.0.clone()),
+        naive(f.due_utc()),
+    )
 }

@@ -19,10 +19,13 @@ use sha2::Digest as _;
 
 use crate::calendar::{local_date, local_instant, Calendar};
 use crate::config::ScanConfig;
+use crate::domain::{EventType, UnitId};
+use crate::mail::outbox::{self, NewMail};
 use crate::mail::routing::Recipients;
 use crate::mail::templates::Templates;
 use crate::mail::{MailConfig, MailMode};
-use crate::rules::{case, Finding, Profile, RuleId, Status, Units};
+use crate::rules::bemanning::{staffing_dues, StaffingTracker};
+use crate::rules::{case, Finding, Profile, RuleId, Units};
 use crate::store::events::{EventRow, EVENT_COLUMNS};
 use crate::store::schema::{cases, events, scan_runs};
 use crate::store::{backend, deviations, now, DbConn, Pool};
@@ -50,6 +53,10 @@ pub struct Counts {
     pub filed: usize,
     pub updated: usize,
     pub withdrawn: usize,
+    /// Filed but not mailed: due longer ago than `mail.max_age_days`.
+    pub unmailed: usize,
+    #[serde(skip)]
+    pub unmailed_by_unit: BTreeMap<String, usize>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -94,7 +101,7 @@ impl Auditor {
             pool,
             profile: config.profile()?,
             scan: config.scan.clone(),
-            mail: config.mail.clone(),
+            mail: config.mail.clone().validated()?,
             templates: Arc::new(Templates::load(config.mail.templates_dir.as_deref())?),
         })
     }
@@ -116,6 +123,7 @@ impl Auditor {
         let as_of = as_of.unwrap_or_else(Utc::now);
         let as_of = DateTime::from_timestamp(as_of.timestamp(), 0).unwrap_or(as_of);
         let previous = last_good_run(&mut conn).map_err(|e| anyhow::anyhow!(e))?;
+        let high_water = high_water(&mut conn).map_err(|e| anyhow::anyhow!(e))?;
         let full = full || previous.is_none();
         let run_id: i64 = diesel::insert_into(scan_runs::table)
             .values((
@@ -128,7 +136,16 @@ impl Auditor {
             .get_result(&mut conn)
             .map_err(|e| anyhow::anyhow!(e))?;
         let mut counts = Counts::default();
-        let result = self.scan_body(&mut conn, run_id, as_of, full, previous, &holder, &mut counts);
+        let run = Run {
+            id: run_id,
+            as_of,
+            full,
+            backfill: high_water.is_some_and(|h| as_of < h),
+            reference: high_water.map_or(as_of, |h| h.max(as_of)),
+            previous,
+            holder,
+        };
+        let result = self.scan_body(&mut conn, &run, &mut counts);
         let (status, error) = match &result {
             Ok(()) => ("klar", None),
             Err(e) => ("fel", Some(format!("{e:#}"))),
@@ -141,6 +158,7 @@ impl Auditor {
                 scan_runs::filed.eq(counts.filed as i32),
                 scan_runs::updated.eq(counts.updated as i32),
                 scan_runs::withdrawn.eq(counts.withdrawn as i32),
+                scan_runs::unmailed.eq(counts.unmailed as i32),
                 scan_runs::errors.eq(i32::from(error.is_some())),
                 scan_runs::error_text.eq(error.as_deref()),
                 scan_runs::status.eq(status),
@@ -154,6 +172,8 @@ impl Auditor {
             filed = counts.filed,
             updated = counts.updated,
             withdrawn = counts.withdrawn,
+            unmailed = counts.unmailed,
+            backfill = run.backfill,
             "scan done"
         );
         Ok(ScanSummary {
@@ -164,17 +184,7 @@ impl Auditor {
         })
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn scan_body(
-        &self,
-        conn: &mut DbConn,
-        run_id: i64,
-        as_of: DateTime<Utc>,
-        full: bool,
-        previous: Option<PreviousRun>,
-        holder: &str,
-        counts: &mut Counts,
-    ) -> anyhow::Result<()> {
+    fn scan_body(&self, conn: &mut DbConn, run: &Run, counts: &mut Counts) -> anyhow::Result<()> {
         let units = Units::new(crate::store::units::all(conn)?);
         let active: HashSet<RuleId> = self.profile.enabled.iter().copied().collect();
         let case_rules: Vec<RuleId> = self
@@ -187,58 +197,97 @@ impl Auditor {
         let filing = filing::Filing {
             auditor: self,
             units: &units,
-            scan_id: run_id,
-            as_of,
+            scan_id: run.id,
+            backfill: run.backfill,
+            mail_cutoff: run.reference - Duration::days(self.mail.max_age_days),
             active: &active,
         };
-        let since = if full {
+        let since = if run.full {
             None
         } else {
-            previous
+            run.previous
                 .as_ref()
                 .map(|p| p.started_at - Duration::minutes(ARRIVAL_MARGIN_MINUTES))
         };
         let mut after = String::new();
         let mut chunk_no = 0;
         loop {
-            let chunk = candidates(conn, &after, since, as_of.naive_utc())?;
+            let chunk = candidates(conn, &after, since, run.as_of.naive_utc())?;
             let Some((last, _)) = chunk.last() else { break };
             after = last.clone();
-            conn.transaction(|conn| self.scan_chunk(conn, &chunk, &case_rules, &filing, as_of, counts))?;
-            backend::renew_scan_lock(conn, holder, now() + Duration::minutes(LEASE_MINUTES))?;
+            // Judged from a read snapshot, without the write lock (ingest goes
+            // on); filed in a short write transaction. An event that arrived
+            // after the read has a newer `changed_at`: the next scan judges it.
+            let judged = self.judge_chunk(conn, &chunk, &case_rules, &units, run.as_of, counts)?;
+            backend::write_tx(conn, |conn| {
+                self.keep_lease(conn, &run.holder)?;
+                self.file_chunk(conn, &chunk, judged, &filing, counts)
+            })?;
             chunk_no += 1;
             fault_injection(chunk_no);
         }
         if active.contains(&RuleId::BemanningStorhelg) {
-            // Staffing is judged from the first day the data covers (as `check` does).
-            let earliest = earliest_event_date(conn)?.unwrap_or_else(|| local_date(as_of));
-            // Incrementally: the lookback window, widened back to the oldest
-            // event that arrived since the last scan (a backfill of old data).
-            let from = match (&previous, since) {
-                (Some(p), Some(since)) => {
-                    let window = local_date(p.as_of.and_utc()) - Duration::days(self.scan.staffing_lookback_days);
-                    let arrived = earliest_arrival_date(conn, since)?.unwrap_or(window);
-                    earliest.max(window.min(arrived))
-                }
-                _ => earliest,
-            };
-            conn.transaction(|conn| self.scan_staffing(conn, &units, &filing, from, as_of, counts))?;
+            let from = self.staffing_from(conn, run, since)?;
+            if let Some(from) = from {
+                backend::write_tx(conn, |conn| {
+                    self.keep_lease(conn, &run.holder)?;
+                    self.scan_staffing(conn, &units, &filing, from, run.as_of, counts)
+                })?;
+            }
         }
-        if self.mail.mode == MailMode::Sammanstallning {
-            conn.transaction(|conn| self.queue_digests(conn, &units, run_id, as_of))?;
-        }
+        backend::write_tx(conn, |conn| {
+            self.keep_lease(conn, &run.holder)?;
+            if self.mail.mode == MailMode::Sammanstallning {
+                self.queue_digests(conn, run.id)?;
+            }
+            self.queue_unmailed_summary(conn, &units, run, counts)
+        })
+    }
+
+    /// Inside a chunk's transaction: the chunk commits only while this scan
+    /// still holds the SQLite lease (a scan that lost it stops).
+    fn keep_lease(&self, conn: &mut DbConn, holder: &str) -> anyhow::Result<()> {
+        let renewed = backend::renew_scan_lock(conn, holder, now() + Duration::minutes(LEASE_MINUTES))?;
+        anyhow::ensure!(
+            renewed,
+            "the scan lost its lease (another scan took it over); it stops without filing more"
+        );
         Ok(())
     }
 
-    fn scan_chunk(
+    /// The first staffing day to judge: from the first day the data covers
+    /// (as `check` does), or incrementally the lookback window widened back
+    /// to the oldest event that arrived since the last scan.
+    fn staffing_from(
+        &self,
+        conn: &mut DbConn,
+        run: &Run,
+        since: Option<NaiveDateTime>,
+    ) -> anyhow::Result<Option<chrono::NaiveDate>> {
+        let Some(earliest) = earliest_event_date(conn, run.as_of)? else {
+            return Ok(None);
+        };
+        Ok(Some(match (&run.previous, since) {
+            (Some(p), Some(since)) => {
+                let window = local_date(p.as_of.and_utc()) - Duration::days(self.scan.staffing_lookback_days);
+                let arrived = earliest_arrival_date(conn, since)?.unwrap_or(window);
+                earliest.max(window.min(arrived))
+            }
+            _ => earliest,
+        }))
+    }
+
+    /// Runs the rules on a chunk of cases: the findings past due + grace,
+    /// and each case's next check where it changed.
+    fn judge_chunk(
         &self,
         conn: &mut DbConn,
         chunk: &[(String, Option<NaiveDateTime>)],
         rules: &[RuleId],
-        filing: &filing::Filing,
+        units: &Units,
         as_of: DateTime<Utc>,
         counts: &mut Counts,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<Judged> {
         let ids: Vec<&str> = chunk.iter().map(|(id, _)| id.as_str()).collect();
         let rows: Vec<EventRow> = events::table
             .filter(events::case_id.eq_any(&ids))
@@ -252,23 +301,39 @@ impl Auditor {
                 by_case.entry(c.0).or_default().push(e);
             }
         }
-        let mut due_findings = Vec::new();
+        let mut judged = Judged::default();
         for (id, old_next) in chunk {
             let events = by_case.get(id).map(Vec::as_slice).unwrap_or_default();
-            let (findings, next_due) = case::evaluate(events, filing.units, &self.profile, rules, as_of);
+            let (findings, next_due) = case::evaluate(events, units, &self.profile, rules, as_of);
             let (ready, next) = self.split_by_grace(findings, next_due, as_of);
             counts.cases_evaluated += 1;
             counts.findings += ready.len();
-            due_findings.extend(ready);
+            judged.findings.extend(ready);
             let next = next.map(|t| t.naive_utc());
             if next != *old_next {
-                diesel::update(cases::table.find(id))
-                    .set(cases::next_check.eq(next))
-                    .execute(conn)?;
+                judged.next_checks.push((id.clone(), next));
             }
         }
+        Ok(judged)
+    }
+
+    /// Inside the chunk's write transaction: next checks, then the deviations.
+    fn file_chunk(
+        &self,
+        conn: &mut DbConn,
+        chunk: &[(String, Option<NaiveDateTime>)],
+        judged: Judged,
+        filing: &filing::Filing,
+        counts: &mut Counts,
+    ) -> anyhow::Result<()> {
+        for (id, next) in &judged.next_checks {
+            diesel::update(cases::table.find(id))
+                .set(cases::next_check.eq(next))
+                .execute(conn)?;
+        }
+        let ids: Vec<&str> = chunk.iter().map(|(id, _)| id.as_str()).collect();
         let existing = deviations::by_cases(conn, &ids)?;
-        filing.apply(conn, &due_findings, existing, counts)
+        filing.apply(conn, &judged.findings, existing, counts)
     }
 
     /// Findings past due + grace are filed now; the rest, and dues still to
@@ -293,6 +358,8 @@ impl Auditor {
         (ready, next)
     }
 
+    /// Storhelg staffing, judged by the very function `check` uses: the
+    /// events of each staffing day go through a [`StaffingTracker`].
     fn scan_staffing(
         &self,
         conn: &mut DbConn,
@@ -302,60 +369,117 @@ impl Auditor {
         as_of: DateTime<Utc>,
         counts: &mut Counts,
     ) -> anyhow::Result<()> {
-        let days = Calendar::new().staffing_days(from, local_date(as_of), &self.profile.staffing_tables);
-        let until = NaiveTime::from_hms_opt(15, 0, 0).unwrap_or_default();
-        let mut findings = Vec::new();
-        let mut window: Option<(NaiveDateTime, NaiveDateTime)> = None;
-        for day in days {
-            let due = local_instant(day.date, until);
-            if due + self.scan.grace > as_of {
-                continue;
+        let dues = staffing_dues(from, &Calendar::new(), &self.profile, as_of);
+        let (Some((_, lo)), Some((_, hi))) = (dues.first(), dues.last()) else {
+            return Ok(());
+        };
+        let (lo, hi) = (lo.naive_utc(), hi.naive_utc());
+        let mut tracker = StaffingTracker::default();
+        for (day, _) in &dues {
+            for (unit, kind, at) in acts_on(conn, *day, as_of)? {
+                let Some(kind) = EventType::parse(&kind) else { continue };
+                tracker.observe_act(&UnitId(unit), kind, at.and_utc(), units, as_of);
             }
-            let staffed = staffed_units(conn, day.date, as_of)?;
-            for u in units.storhelg_units() {
-                if !staffed.contains(u.id.as_str()) {
-                    findings.push(crate::rules::finding(
-                        RuleId::BemanningStorhelg,
-                        None,
-                        Some(&u.id),
-                        due,
-                        (Status::Missing, None, None),
-                    ));
-                }
-            }
-            let d = due.naive_utc();
-            window = Some(window.map_or((d, d), |(a, b)| (a.min(d), b.max(d))));
         }
-        let Some((lo, hi)) = window else { return Ok(()) };
-        counts.findings += findings.len();
+        let findings = tracker.findings_from(from, units, &Calendar::new(), &self.profile, as_of);
+        let (ready, _) = self.split_by_grace(findings, None, as_of);
+        counts.findings += ready.len();
         let existing = deviations::by_rule_due(conn, RuleId::BemanningStorhelg.as_str(), lo, hi)?;
-        filing.apply(conn, &findings, existing, counts)
+        filing.apply(conn, &ready, existing, counts)
     }
 
-    /// Sammanställning: one mail per recipient for every deviation not yet in a mail.
-    fn queue_digests(&self, conn: &mut DbConn, units: &Units, run_id: i64, as_of: DateTime<Utc>) -> anyhow::Result<()> {
-        let mut groups: BTreeMap<String, Vec<deviations::DeviationRow>> = BTreeMap::new();
-        for d in deviations::unqueued(conn)? {
-            groups.entry(d.recipients.clone()).or_default().push(d);
+    /// Sammanställning: every deviation not yet in a mail, one digest per
+    /// recipient address (to and copies) per scan, at most `DIGEST_MAX`
+    /// deviations a mail: a backlog is split, never dropped.
+    fn queue_digests(&self, conn: &mut DbConn, run_id: i64) -> anyhow::Result<()> {
+        let mut groups: BTreeMap<(String, Vec<String>), Vec<i64>> = BTreeMap::new();
+        for (id, recipients) in deviations::unqueued(conn)? {
+            let r = Recipients::from_json(&recipients);
+            let mut cc = r.cc;
+            cc.sort();
+            cc.dedup();
+            groups.entry((r.to, cc)).or_default().push(id);
         }
-        for (recipients_json, list) in groups {
-            let data: Vec<serde_json::Value> = list
-                .iter()
-                .map(|d| report::data(d, units, &self.mail, &self.templates, as_of))
-                .collect::<anyhow::Result<_>>()?;
-            let mail = self.templates.render(
-                "sammanstallning",
-                &serde_json::json!({"antal": list.len(), "avvikelser": data}),
-            )?;
-            let recipients = Recipients::from_json(&recipients_json);
-            let key = hex::encode(sha2::Sha256::digest(recipients_json.as_bytes()));
-            let mid = format!("<sammanstallning-{run_id}-{}@{}>", &key[..16], self.mail.domain());
-            let ids: Vec<i64> = list.iter().map(|d| d.id).collect();
-            filing::enqueue(conn, &mid, "sammanstallning", &ids, &recipients, &mail, None)?;
-            deviations::mark_queued(conn, &ids)?;
+        let domain = self.mail.domain();
+        for ((to, cc), ids) in groups {
+            let key = hex::encode(sha2::Sha256::digest(format!("{to}|{}", cc.join(",")).as_bytes()));
+            let recipients = Recipients {
+                to,
+                cc,
+                via: String::new(),
+            };
+            for (n, part) in ids.chunks(outbox::DIGEST_MAX).enumerate() {
+                let mid = format!("<sammanstallning-{run_id}-{}-{n}@{domain}>", &key[..16]);
+                outbox::enqueue(conn, &[NewMail::new(mid, outbox::SAMMANSTALLNING, part, &recipients)])?;
+                deviations::mark_queued(conn, part)?;
+            }
         }
         Ok(())
     }
+
+    /// One summary to the default address of what this scan filed without
+    /// mail because it was too old to act on, per unit.
+    fn queue_unmailed_summary(
+        &self,
+        conn: &mut DbConn,
+        units: &Units,
+        run: &Run,
+        counts: &Counts,
+    ) -> anyhow::Result<()> {
+        if counts.unmailed == 0 {
+            return Ok(());
+        }
+        let per_unit: Vec<serde_json::Value> = counts
+            .unmailed_by_unit
+            .iter()
+            .map(|(id, n)| {
+                let name = units
+                    .get(&UnitId(id.clone()))
+                    .map_or_else(|| "okänd eller ingen enhet".to_string(), |u| u.name.clone());
+                serde_json::json!({"id": if id.is_empty() { "–" } else { id }, "namn": name, "antal": n})
+            })
+            .collect();
+        let mut m = NewMail::new(
+            format!("<{}-{}@{}>", outbox::EJ_MEJLADE, run.id, self.mail.domain()),
+            outbox::EJ_MEJLADE,
+            &[],
+            &Recipients {
+                to: self.mail.default_to.clone(),
+                cc: Vec::new(),
+                via: String::new(),
+            },
+        );
+        m.payload = Some(
+            serde_json::json!({
+                "antal": counts.unmailed, "dagar": self.mail.max_age_days, "granskning": run.id, "enheter": per_unit,
+            })
+            .to_string(),
+        );
+        outbox::enqueue(conn, &[m])?;
+        Ok(())
+    }
+}
+
+/// What the rules said about a chunk of cases.
+#[derive(Default)]
+struct Judged {
+    findings: Vec<Finding>,
+    next_checks: Vec<(String, Option<NaiveDateTime>)>,
+}
+
+/// One scan's settings, decided when it starts.
+struct Run {
+    id: i64,
+    as_of: DateTime<Utc>,
+    full: bool,
+    /// As of an earlier instant than an earlier scan: it may file what is
+    /// new, but it never withdraws, updates or re-files what a scan
+    /// established (SPEC §6: only evidence withdraws).
+    backfill: bool,
+    /// "Now" for the mail age limit: the latest instant any scan judged.
+    reference: DateTime<Utc>,
+    previous: Option<PreviousRun>,
+    holder: String,
 }
 
 #[derive(Debug, Clone)]
@@ -403,30 +527,38 @@ fn earliest_arrival_date(conn: &mut DbConn, since: NaiveDateTime) -> QueryResult
     Ok(t.map(|t| local_date(t.and_utc())))
 }
 
-fn earliest_event_date(conn: &mut DbConn) -> QueryResult<Option<chrono::NaiveDate>> {
-    let t: Option<NaiveDateTime> = events::table.select(diesel::dsl::min(events::at)).first(conn)?;
+/// The local date of the earliest event that had happened by T.
+fn earliest_event_date(conn: &mut DbConn, as_of: DateTime<Utc>) -> QueryResult<Option<chrono::NaiveDate>> {
+    let t: Option<NaiveDateTime> = events::table
+        .filter(events::at.le(as_of.naive_utc()))
+        .select(diesel::dsl::min(events::at))
+        .first(conn)?;
     Ok(t.map(|t| local_date(t.and_utc())))
 }
 
-/// Units staffed on `day`: a `bemanning` dated that day, or any act between
-/// 08:00:00 and 15:00:00 local time (SPEC §4.4), that had happened by T.
-fn staffed_units(conn: &mut DbConn, day: chrono::NaiveDate, as_of: DateTime<Utc>) -> QueryResult<HashSet<String>> {
+/// The latest instant a scan (finished or failed midway) judged as of.
+fn high_water(conn: &mut DbConn) -> QueryResult<Option<DateTime<Utc>>> {
+    let t: Option<NaiveDateTime> = scan_runs::table
+        .filter(scan_runs::status.ne("pagar"))
+        .select(diesel::dsl::max(scan_runs::as_of))
+        .first(conn)?;
+    Ok(t.map(|t| t.and_utc()))
+}
+
+/// Every act (unit, type, instant) on the local day `day` that had happened by T.
+fn acts_on(
+    conn: &mut DbConn,
+    day: chrono::NaiveDate,
+    as_of: DateTime<Utc>,
+) -> QueryResult<Vec<(String, String, NaiveDateTime)>> {
     let start = local_instant(day, NaiveTime::MIN).naive_utc();
     let end = local_instant(day + Duration::days(1), NaiveTime::MIN).naive_utc();
-    let from = local_instant(day, NaiveTime::from_hms_opt(8, 0, 0).unwrap_or_default()).naive_utc();
-    let until = local_instant(day, NaiveTime::from_hms_opt(15, 0, 0).unwrap_or_default()).naive_utc();
-    let t = as_of.naive_utc();
-    let rows: Vec<(String, String, NaiveDateTime)> = events::table
+    events::table
         .filter(events::at.ge(start))
         .filter(events::at.lt(end))
-        .filter(events::at.le(t))
+        .filter(events::at.le(as_of.naive_utc()))
         .select((events::unit, events::event_type, events::at))
-        .load(conn)?;
-    Ok(rows
-        .into_iter()
-        .filter(|(_, kind, at)| kind == "bemanning" || (*at >= from && *at <= until))
-        .map(|(u, _, _)| u)
-        .collect())
+        .load(conn)
 }
 
 /// For the crash tests: `SVU_VAKT_FAULT_ABORT_AFTER_CHUNKS=N` kills the

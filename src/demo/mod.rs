@@ -83,6 +83,7 @@ fn unit(id: String, name: String, kind: UnitKind, huvudman: &str, parent: Option
         parent: parent.map(|p| UnitId(p.into())),
         email,
         storhelg: true,
+        email_given: true,
     }
 }
 

@@ -31,6 +31,15 @@ macro_rules! string_id {
     };
 }
 
+/// An e-mail address as the mailer will read it (`a@b.se` or
+/// `Namn <a@b.se>`): the one parser for configured addresses, units'
+/// `email` at registration, and sending.
+pub fn parse_mailbox(s: &str) -> Result<lettre::message::Mailbox, String> {
+    s.trim()
+        .parse::<lettre::message::Mailbox>()
+        .map_err(|e| format!("`{s}` is not an e-mail address: {e}"))
+}
+
 string_id!(UnitId);
 string_id!(CaseId);
 string_id!(EventId);

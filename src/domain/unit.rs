@@ -39,6 +39,10 @@ pub struct Unit {
     pub parent: Option<UnitId>,
     pub email: Option<String>,
     pub storhelg: bool,
+    /// Whether the input named `email` at all: an update that leaves it out
+    /// keeps the stored address (`null` or an empty string clears it).
+    #[serde(skip)]
+    pub email_given: bool,
 }
 
 const FIELDS: [&str; 7] = ["id", "name", "kind", "huvudman", "parent", "email", "storhelg"];
@@ -74,8 +78,8 @@ impl Unit {
         if kind_text.is_some() && kind.is_none() {
             errors.push(FieldError::new(line, "kind", "must be slutenvard, oppenvard or kommun"));
         }
-        if email.as_deref().is_some_and(|e| !looks_like_email(e)) {
-            errors.push(FieldError::new(line, "email", "is not an e-mail address"));
+        if let Some(Err(e)) = email.as_deref().map(super::parse_mailbox) {
+            errors.push(FieldError::new(line, "email", &e));
         }
         let storhelg = match obj.get("storhelg") {
             None | Some(Value::Null) => Some(true),
@@ -98,6 +102,7 @@ impl Unit {
                 parent: parent.map(UnitId),
                 email,
                 storhelg,
+                email_given: obj.contains_key("email"),
             }),
             _ => Err(errors),
         }
@@ -111,12 +116,4 @@ pub fn parse_bool(s: &str) -> Option<bool> {
         "false" | "nej" | "0" | "no" => Some(false),
         _ => None,
     }
-}
-
-fn looks_like_email(e: &str) -> bool {
-    let mut parts = e.split('@');
-    matches!(
-        (parts.next(), parts.next(), parts.next()),
-        (Some(user), Some(domain), None) if !user.is_empty() && domain.contains('.')
-    ) && !e.contains(char::is_whitespace)
 }

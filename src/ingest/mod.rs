@@ -154,6 +154,11 @@ pub fn parse_units(body: &str, is_csv: bool) -> Result<Vec<Unit>, Vec<FieldError
             Ok(u) if !seen.insert(u.id.clone()) => {
                 errors.push(FieldError::new(line, "id", "appears twice in this batch"));
             }
+            // A CSV row cannot say null: an empty cell keeps the stored address.
+            Ok(u) if is_csv => units.push(Unit {
+                email_given: u.email.is_some(),
+                ..u
+            }),
             Ok(u) => units.push(u),
             Err(mut e) => errors.append(&mut e),
         }

@@ -1,24 +1,35 @@
 //! Draining the outbox over SMTP. Rows are claimed for a few minutes (on
-//! PostgreSQL with `FOR UPDATE SKIP LOCKED`), sent, and marked sent together
-//! with their deviations (`skickad`). A failure records the error and retries
-//! later with backoff (1, 2, 4 … minutes, at most an hour); while the server
-//! is unreachable the rest of the batch is released untouched. Each mail has
-//! a deterministic Message-ID, so a mail re-sent after a crash between
-//! sending and marking is recognisable as the same message.
+//! PostgreSQL with `FOR UPDATE SKIP LOCKED`), rendered from what the
+//! database says now, sent, and marked (see `outbox`). What the server does
+//! decides what happens next:
+//! - accepted: sent, its deviations `skickad`;
+//! - refused permanently (5xx, an address it rejects, an address that does
+//!   not parse): failed, never claimed again, the default address told;
+//! - refused for now (4xx) or unreachable: retried with backoff (1, 2, 4 …
+//!   minutes, at most an hour); an unreachable server ends the round.
+//!
+//! Each mail has a Message-ID fixed per mail, so a mail re-sent after a
+//! crash between sending and marking is recognisable as the same message.
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
 use lettre::message::{Mailbox, MultiPart};
 use lettre::{Message, SmtpTransport, Transport};
 use serde::Serialize;
+use serde_json::json;
 
-use super::routing::Recipients;
+use super::outbox::{self, MailRow, ATERKALLELSE, AVVIKELSE, EJ_MEJLADE, MISSLYCKAD, SAMMANSTALLNING};
+use super::templates::{Rendered, Templates};
 use super::MailConfig;
-use crate::store::deviations::{self, MailRow};
-use crate::store::schema::{deviations as dev, outbox};
-use crate::store::{backend, now, DbConn, Pool};
+use crate::audit::report;
+use crate::rules::Units;
+use crate::store::deviations::DeviationRow;
+use crate::store::schema::{deviations as dev, scan_runs};
+use crate::store::{DbConn, Pool};
 
 const BATCH: i64 = 20;
 const LEASE_MINUTES: i64 = 5;
@@ -26,19 +37,26 @@ const LEASE_MINUTES: i64 = 5;
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct DeliveryReport {
     pub sent: usize,
+    /// Failures that are retried (4xx, server unreachable).
     pub failed: usize,
+    /// Permanent refusals: marked failed, not retried.
+    pub refused: usize,
+    /// Mails with nothing left to say (every deviation withdrawn first).
+    pub cancelled: usize,
     pub pending: i64,
 }
 
 pub struct Mailer {
     transport: SmtpTransport,
     from: Mailbox,
+    config: MailConfig,
+    templates: Arc<Templates>,
 }
 
 impl Mailer {
     /// None when no SMTP URL is configured: deviations are filed and their
     /// mail waits in the outbox.
-    pub fn from_config(cfg: &MailConfig) -> anyhow::Result<Option<Mailer>> {
+    pub fn from_config(cfg: &MailConfig, templates: Arc<Templates>) -> anyhow::Result<Option<Mailer>> {
         if cfg.smtp_url.0.trim().is_empty() {
             return Ok(None);
         }
@@ -46,129 +64,193 @@ impl Mailer {
             .map_err(|e| anyhow::anyhow!("mail.smtp_url {:?} is not usable: {e}", cfg.smtp_url))?
             .timeout(Some(StdDuration::from_secs(cfg.smtp_timeout_seconds)))
             .build();
-        let from: Mailbox = cfg
-            .from
-            .parse()
-            .map_err(|e| anyhow::anyhow!("mail.from `{}` is not an address: {e}", cfg.from))?;
-        Ok(Some(Mailer { transport, from }))
+        let from = crate::domain::parse_mailbox(&cfg.from).map_err(|e| anyhow::anyhow!("mail.from: {e}"))?;
+        Ok(Some(Mailer {
+            transport,
+            from,
+            config: cfg.clone(),
+            templates,
+        }))
     }
 
-    fn build(&self, m: &MailRow) -> anyhow::Result<Message> {
-        let r = Recipients::from_json(&m.recipients);
+    fn message(&self, m: &MailRow, content: &Rendered) -> anyhow::Result<Message> {
+        let r = m.recipients();
         let mut b = Message::builder()
             .from(self.from.clone())
-            .to(r.to.parse()?)
-            .subject(m.subject.clone())
+            .to(crate::domain::parse_mailbox(&r.to).map_err(Refusal)?)
+            .subject(content.subject.clone())
             .message_id(Some(m.message_id.clone()));
         for cc in &r.cc {
-            b = b.cc(cc.parse()?);
+            b = b.cc(crate::domain::parse_mailbox(cc).map_err(Refusal)?);
         }
         if let Some(parent) = &m.in_reply_to {
             b = b.in_reply_to(parent.clone()).references(parent.clone());
         }
         Ok(b.multipart(MultiPart::alternative_plain_html(
-            m.body_text.clone(),
-            m.body_html.clone(),
+            content.text.clone(),
+            content.html.clone(),
         ))?)
     }
 }
+
+/// An address that cannot be mailed: as permanent as a 550.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Refusal(String);
 
 /// Backoff after the n-th failed attempt.
 pub fn backoff(attempts: i32) -> Duration {
     Duration::minutes(1i64 << attempts.clamp(1, 7).saturating_sub(1)).min(Duration::hours(1))
 }
 
+/// What the renderer needs besides a mail row, loaded once per round.
+struct Context {
+    units: Units,
+    scan_as_of: HashMap<i64, DateTime<Utc>>,
+}
+
 /// Sends what is due. With `respect_backoff` false (an operator's `scan`),
-/// mail waiting for its next attempt is tried at once.
+/// mail waiting for its next attempt is tried at once; it still ends: a
+/// refused mail is never claimed again, and a failure that may pass ends
+/// the round.
 pub fn deliver(pool: &Pool, mailer: &Mailer, respect_backoff: bool) -> anyhow::Result<DeliveryReport> {
     let mut conn = pool.get()?;
     let mut report = DeliveryReport::default();
+    let mut ctx = Context {
+        units: Units::new(crate::store::units::all(&mut conn)?),
+        scan_as_of: HashMap::new(),
+    };
+    let domain = mailer.config.domain();
     'outer: loop {
-        let t = now();
-        let batch = backend::claim_mail(
-            &mut conn,
-            t,
-            t + Duration::minutes(LEASE_MINUTES),
-            BATCH,
-            respect_backoff,
-        )?;
+        let batch = outbox::claim(&mut conn, BATCH, respect_backoff, Duration::minutes(LEASE_MINUTES))?;
         if batch.is_empty() {
             break;
         }
         for (i, m) in batch.iter().enumerate() {
+            let composed = match compose(&mut conn, mailer, &mut ctx, m) {
+                Ok(Some(c)) => c,
+                Ok(None) => {
+                    outbox::mark_cancelled(&mut conn, m)?;
+                    report.cancelled += 1;
+                    continue;
+                }
+                Err(e) => {
+                    // A template that cannot render this mail: no retry will help.
+                    refuse(
+                        &mut conn,
+                        mailer,
+                        m,
+                        &format!("kunde inte skapa meddelandet: {e:#}"),
+                        &domain,
+                    )?;
+                    report.refused += 1;
+                    continue;
+                }
+            };
+            let (content, included) = composed;
             let result = mailer
-                .build(m)
+                .message(m, &content)
                 .and_then(|msg| mailer.transport.send(&msg).map_err(anyhow::Error::from));
             match result {
                 Ok(_) => {
-                    mark_sent(&mut conn, m)?;
+                    outbox::mark_sent(&mut conn, m, &included, &domain)?;
                     report.sent += 1;
+                }
+                Err(e) if permanent(&e) => {
+                    refuse(&mut conn, mailer, m, &format!("{e:#}"), &domain)?;
+                    report.refused += 1;
                 }
                 Err(e) => {
                     report.failed += 1;
-                    mark_failed(&mut conn, m, &e)?;
-                    tracing::warn!(message = %m.message_id, attempts = m.attempts + 1, error = %e, "mail not delivered; will retry");
-                    if !permanent(&e) {
-                        release(&mut conn, &batch[i + 1..])?;
-                        break 'outer;
-                    }
+                    let text = format!("{e:#}");
+                    outbox::mark_retry(&mut conn, m, &text, backoff(m.attempts + 1))?;
+                    tracing::warn!(message = %m.message_id, attempts = m.attempts + 1, error = %text, "mail not delivered; will retry");
+                    outbox::release(&mut conn, &batch[i + 1..])?;
+                    break 'outer;
                 }
             }
         }
     }
-    report.pending = deviations::pending_count(&mut conn)?;
+    report.pending = outbox::pending_count(&mut conn)?;
     Ok(report)
+}
+
+fn refuse(conn: &mut DbConn, mailer: &Mailer, m: &MailRow, error: &str, domain: &str) -> anyhow::Result<()> {
+    tracing::error!(message = %m.message_id, kind = %m.kind, error = %error, "mail refused permanently; not retried");
+    outbox::mark_failed(conn, m, error, &mailer.config.default_to, domain)?;
+    Ok(())
 }
 
 fn permanent(e: &anyhow::Error) -> bool {
     e.downcast_ref::<lettre::transport::smtp::Error>()
         .is_some_and(|e| e.is_permanent())
         || e.downcast_ref::<lettre::address::AddressError>().is_some()
+        || e.downcast_ref::<Refusal>().is_some()
 }
 
-fn mark_sent(conn: &mut DbConn, m: &MailRow) -> anyhow::Result<()> {
-    let ids: Vec<i64> = serde_json::from_str(&m.deviation_ids)?;
-    let to = Recipients::from_json(&m.recipients).to;
-    conn.transaction(|conn| {
-        diesel::update(outbox::table.find(m.id))
-            .set((
-                outbox::sent_at.eq(now()),
-                outbox::claimed_until.eq(None::<chrono::NaiveDateTime>),
-                outbox::attempts.eq(m.attempts + 1),
-            ))
-            .execute(conn)?;
-        if m.kind != "aterkallelse" {
-            let fresh: Vec<deviations::DeviationRow> = dev::table
-                .filter(dev::id.eq_any(&ids))
-                .filter(dev::status.eq("ny"))
-                .load(conn)?;
-            for d in fresh {
-                deviations::set_status(conn, &d, "skickad", "svu-vakt", Some(&format!("mejlad till {to}")))?;
+/// The mail as it should read now, with the deviations it reports; None
+/// when every deviation it was queued for has been withdrawn or voided.
+fn compose(
+    conn: &mut DbConn,
+    mailer: &Mailer,
+    ctx: &mut Context,
+    m: &MailRow,
+) -> anyhow::Result<Option<(Rendered, Vec<i64>)>> {
+    let t = &mailer.templates;
+    let ids = m.ids();
+    match m.kind.as_str() {
+        AVVIKELSE | SAMMANSTALLNING => {
+            let live: Vec<DeviationRow> = load(conn, &ids)?
+                .into_iter()
+                .filter(|d| d.status != "aterkallad" && d.status != "makulerad")
+                .collect();
+            if live.is_empty() {
+                return Ok(None);
             }
+            let data = live
+                .iter()
+                .map(|d| data(conn, mailer, ctx, d))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let included = live.iter().map(|d| d.id).collect();
+            let content = if m.kind == AVVIKELSE {
+                t.render(AVVIKELSE, &data[0])?
+            } else {
+                t.render(SAMMANSTALLNING, &json!({"antal": data.len(), "avvikelser": data}))?
+            };
+            Ok(Some((content, included)))
         }
-        Ok::<_, diesel::result::Error>(())
-    })?;
-    Ok(())
+        ATERKALLELSE => {
+            let Some(d) = load(conn, &ids)?.into_iter().next() else {
+                return Ok(None);
+            };
+            let data = data(conn, mailer, ctx, &d)?;
+            Ok(Some((t.render(ATERKALLELSE, &data)?, vec![d.id])))
+        }
+        MISSLYCKAD | EJ_MEJLADE => {
+            let payload: serde_json::Value = serde_json::from_str(m.payload.as_deref().unwrap_or("{}"))?;
+            Ok(Some((t.render(&m.kind, &payload)?, Vec::new())))
+        }
+        other => anyhow::bail!("unknown mail kind {other}"),
+    }
 }
 
-fn mark_failed(conn: &mut DbConn, m: &MailRow, e: &anyhow::Error) -> anyhow::Result<()> {
-    let attempts = m.attempts + 1;
-    let text: String = format!("{e:#}").chars().take(500).collect();
-    diesel::update(outbox::table.find(m.id))
-        .set((
-            outbox::attempts.eq(attempts),
-            outbox::last_error.eq(text),
-            outbox::next_attempt_at.eq(now() + backoff(attempts)),
-            outbox::claimed_until.eq(None::<chrono::NaiveDateTime>),
-        ))
-        .execute(conn)?;
-    Ok(())
+fn load(conn: &mut DbConn, ids: &[i64]) -> QueryResult<Vec<DeviationRow>> {
+    dev::table.filter(dev::id.eq_any(ids)).order(dev::id).load(conn)
 }
 
-fn release(conn: &mut DbConn, rest: &[MailRow]) -> anyhow::Result<()> {
-    let ids: Vec<i64> = rest.iter().map(|m| m.id).collect();
-    diesel::update(outbox::table.filter(outbox::id.eq_any(ids)))
-        .set(outbox::claimed_until.eq(None::<chrono::NaiveDateTime>))
-        .execute(conn)?;
-    Ok(())
+fn data(conn: &mut DbConn, mailer: &Mailer, ctx: &mut Context, d: &DeviationRow) -> anyhow::Result<serde_json::Value> {
+    let as_of = match ctx.scan_as_of.get(&d.scan_id) {
+        Some(t) => *t,
+        None => {
+            let t: Option<chrono::NaiveDateTime> = scan_runs::table
+                .find(d.scan_id)
+                .select(scan_runs::as_of)
+                .first(conn)
+                .optional()?;
+            let t = t.map_or(d.created_at.and_utc(), |t| t.and_utc());
+            ctx.scan_as_of.insert(d.scan_id, t);
+            t
+        }
+    };
+    report::data(d, &ctx.units, &mailer.config, &mailer.templates, as_of)
 }

@@ -4,6 +4,7 @@
 //! drained over SMTP with retries and backoff).
 
 pub mod delivery;
+pub mod outbox;
 pub mod routing;
 pub mod templates;
 
@@ -57,10 +58,30 @@ pub struct MailConfig {
     pub templates_dir: Option<PathBuf>,
     pub deliver_every_seconds: u64,
     pub smtp_timeout_seconds: u64,
+    /// Deviations due longer ago than this are filed but not mailed (SPEC §6).
+    pub max_age_days: i64,
     pub routes: Vec<Route>,
 }
 
 impl MailConfig {
+    /// Checks every configured address with the parser the mailer uses, so a
+    /// typo stops the start instead of failing every mail.
+    pub fn validated(self) -> anyhow::Result<MailConfig> {
+        let check = |what: &str, a: &str| crate::domain::parse_mailbox(a).map_err(|e| anyhow::anyhow!("{what}: {e}"));
+        check("mail.from", &self.from)?;
+        check("mail.default_to", &self.default_to)?;
+        for (i, r) in self.routes.iter().enumerate() {
+            if let Some(to) = &r.to {
+                check(&format!("mail.routes[{}].to", i + 1), to)?;
+            }
+            for cc in &r.cc {
+                check(&format!("mail.routes[{}].cc", i + 1), cc)?;
+            }
+        }
+        anyhow::ensure!(self.max_age_days >= 0, "mail.max_age_days must not be negative");
+        Ok(self)
+    }
+
     /// The domain of the from-address, for Message-IDs.
     pub fn domain(&self) -> String {
         let addr = self.from.rsplit('<').next().unwrap_or(&self.from).trim_end_matches('>');

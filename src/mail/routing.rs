@@ -106,6 +106,7 @@ mod tests {
             parent: parent.map(|p| UnitId(p.into())),
             email: email.map(String::from),
             storhelg: true,
+            email_given: true,
         }
     }
 
@@ -119,6 +120,7 @@ mod tests {
             templates_dir: None,
             deliver_every_seconds: 60,
             smtp_timeout_seconds: 10,
+            max_age_days: 14,
             routes,
         }
     }

@@ -14,7 +14,13 @@ use serde_json::{json, Value};
 use crate::rules::RuleId;
 
 pub const SECTIONS: [&str; 5] = ["handelse", "konsekvens", "atgard", "forbattring", "grund"];
-const KINDS: [&str; 3] = ["avvikelse", "aterkallelse", "sammanstallning"];
+const KINDS: [&str; 5] = [
+    "avvikelse",
+    "aterkallelse",
+    "sammanstallning",
+    "misslyckad",
+    "ej_mejlade",
+];
 const PARTS: [&str; 3] = ["subject", "txt", "html"];
 
 macro_rules! embedded {
@@ -33,6 +39,12 @@ const EMBEDDED: &[(&str, &str)] = embedded!(
     "mail/sammanstallning.subject.hbs",
     "mail/sammanstallning.txt.hbs",
     "mail/sammanstallning.html.hbs",
+    "mail/misslyckad.subject.hbs",
+    "mail/misslyckad.txt.hbs",
+    "mail/misslyckad.html.hbs",
+    "mail/ej_mejlade.subject.hbs",
+    "mail/ej_mejlade.txt.hbs",
+    "mail/ej_mejlade.html.hbs",
     "rules/inskrivningsmeddelande_24h.hbs",
     "rules/kallelse_sip.hbs",
     "rules/kvittens_utskrivningsklar.hbs",

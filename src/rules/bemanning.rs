@@ -26,18 +26,31 @@ pub struct StaffingTracker {
 impl StaffingTracker {
     /// Notes one event; events after T have not happened and are ignored.
     pub fn observe(&mut self, e: &Event, units: &Units, as_of: DateTime<Utc>) {
-        if e.at.timestamp() > as_of.timestamp() {
+        let at = DateTime::from_timestamp(e.at.timestamp(), 0).unwrap_or_default();
+        self.observe_act(&e.unit, e.kind, at, units, as_of);
+    }
+
+    /// Notes that `unit` did `kind` at `at` (the scan feeds stored events
+    /// through here without building whole events).
+    pub fn observe_act(
+        &mut self,
+        unit: &UnitId,
+        kind: EventType,
+        at: DateTime<Utc>,
+        units: &Units,
+        as_of: DateTime<Utc>,
+    ) {
+        if at > as_of {
             return;
         }
-        let at = DateTime::from_timestamp(e.at.timestamp(), 0).unwrap_or_default();
         self.earliest = Some(self.earliest.map_or(at, |x| x.min(at)));
-        if !units.get(&e.unit).is_some_and(|u| u.storhelg) {
+        if !units.get(unit).is_some_and(|u| u.storhelg) {
             return;
         }
         let local = at.with_timezone(&Stockholm);
         let secs = local.num_seconds_from_midnight();
-        if e.kind == EventType::Bemanning || (FROM..=UNTIL).contains(&secs) {
-            self.staffed.insert((e.unit.clone(), local.date_naive()));
+        if kind == EventType::Bemanning || (FROM..=UNTIL).contains(&secs) {
+            self.staffed.insert((unit.clone(), local.date_naive()));
         }
     }
 
@@ -53,16 +66,23 @@ impl StaffingTracker {
         let Some(earliest) = self.earliest else {
             return Vec::new();
         };
-        let days = calendar.staffing_days(local_date(earliest), local_date(as_of), &profile.staffing_tables);
-        let until = NaiveTime::from_hms_opt(15, 0, 0).unwrap_or_default();
+        self.findings_from(local_date(earliest), units, calendar, profile, as_of)
+    }
+
+    /// The same, from the local date `from` on: an incremental scan judges a
+    /// window, and has observed the events of its staffing days.
+    pub fn findings_from(
+        &self,
+        from: NaiveDate,
+        units: &Units,
+        calendar: &Calendar,
+        profile: &Profile,
+        as_of: DateTime<Utc>,
+    ) -> Vec<Finding> {
         let mut out = Vec::new();
-        for day in days {
-            let due = local_instant(day.date, until);
-            if due >= as_of {
-                continue;
-            }
+        for (day, due) in staffing_dues(from, calendar, profile, as_of) {
             for unit in units.storhelg_units() {
-                if !self.staffed.contains(&(unit.id.clone(), day.date)) {
+                if !self.staffed.contains(&(unit.id.clone(), day)) {
                     out.push(finding(
                         RuleId::BemanningStorhelg,
                         None,
@@ -75,4 +95,20 @@ impl StaffingTracker {
         }
         out
     }
+}
+
+/// The staffing days from `from` up to T whose due (15:00:00) has passed, with that due.
+pub fn staffing_dues(
+    from: NaiveDate,
+    calendar: &Calendar,
+    profile: &Profile,
+    as_of: DateTime<Utc>,
+) -> Vec<(NaiveDate, DateTime<Utc>)> {
+    let until = NaiveTime::from_hms_opt(15, 0, 0).unwrap_or_default();
+    calendar
+        .staffing_days(from, local_date(as_of), &profile.staffing_tables)
+        .into_iter()
+        .map(|day| (day.date, local_instant(day.date, until)))
+        .filter(|(_, due)| *due < as_of)
+        .collect()
 }

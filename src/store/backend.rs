@@ -1,6 +1,7 @@
 //! The one place with backend-specific code: what `MultiConnection` cannot
-//! express portably (multi-row inserts). Each function matches on the
-//! connection and runs the same diesel query on the inner connection.
+//! express portably (multi-row inserts, upserts, `BEGIN IMMEDIATE`, row
+//! locks, `SKIP LOCKED`, advisory locks). Each function matches on the
+//! connection and runs the same query on the inner connection.
 
 use diesel::prelude::*;
 
@@ -34,18 +35,92 @@ pub fn insert_cases(conn: &mut DbConn, rows: &[NewCase<'_>]) -> QueryResult<usiz
     Ok(n)
 }
 
-/// Claims up to `limit` unsent mails for `lease_until`. PostgreSQL: rows
-/// locked by another instance are skipped (`FOR UPDATE SKIP LOCKED`), so no
-/// mail is claimed twice. SQLite: each row is taken by a conditional update.
+/// Runs `f` in a transaction that may write. On SQLite it is `BEGIN
+/// IMMEDIATE`: the write lock is taken when the transaction begins, so a
+/// transaction that reads and then writes never fails because another
+/// writer committed in between (a deferred transaction cannot upgrade its
+/// read snapshot and gets SQLITE_BUSY at once, whatever the busy timeout).
+/// Every read-then-write transaction of the service goes through here.
+pub fn write_tx<T, E, F>(conn: &mut DbConn, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConn) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    type Manager = <DbConn as Connection>::TransactionManager;
+    match conn {
+        DbConn::Sqlite(c) => match AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE") {
+            Ok(()) => {}
+            // Inside a write transaction already: a savepoint, the lock is held.
+            Err(diesel::result::Error::AlreadyInTransaction) => return conn.transaction(f),
+            Err(e) => return Err(e.into()),
+        },
+        DbConn::Pg(_) => return conn.transaction(f),
+    }
+    match f(conn) {
+        Ok(value) => {
+            Manager::commit_transaction(conn)?;
+            Ok(value)
+        }
+        Err(e) => {
+            Manager::rollback_transaction(conn)?;
+            Err(e)
+        }
+    }
+}
+
+/// Locks deviation rows until the transaction ends (PostgreSQL `FOR
+/// UPDATE`), so a withdrawal and the marking of a sent mail see each
+/// other's change. SQLite's write transactions are serial already.
+pub fn lock_deviations(conn: &mut DbConn, ids: &[i64]) -> QueryResult<()> {
+    if let DbConn::Pg(c) = conn {
+        use super::schema::deviations::dsl as d;
+        for chunk in ids.chunks(CHUNK) {
+            let _: Vec<i64> = d::deviations
+                .filter(d::id.eq_any(chunk))
+                .order(d::id)
+                .select(d::id)
+                .for_update()
+                .load(c)?;
+        }
+    }
+    Ok(())
+}
+
+/// Inserts outbox rows; a Message-ID already there is skipped.
+pub fn insert_mail(conn: &mut DbConn, rows: &[crate::mail::outbox::NewMail]) -> QueryResult<usize> {
+    use super::schema::outbox;
+    let mut n = 0;
+    for chunk in rows.chunks(CHUNK) {
+        n += match conn {
+            DbConn::Sqlite(c) => diesel::insert_into(outbox::table)
+                .values(chunk)
+                .on_conflict(outbox::message_id)
+                .do_nothing()
+                .execute(c)?,
+            DbConn::Pg(c) => diesel::insert_into(outbox::table)
+                .values(chunk)
+                .on_conflict(outbox::message_id)
+                .do_nothing()
+                .execute(c)?,
+        };
+    }
+    Ok(n)
+}
+
+/// Claims up to `limit` mails that are neither sent, cancelled nor failed,
+/// for `lease_until`, and returns their ids. PostgreSQL: rows locked by
+/// another instance are skipped (`FOR UPDATE SKIP LOCKED`), so no mail is
+/// claimed twice. SQLite: one write transaction, serial by nature.
 pub fn claim_mail(
     conn: &mut DbConn,
     now: chrono::NaiveDateTime,
     lease_until: chrono::NaiveDateTime,
     limit: i64,
     respect_backoff: bool,
-) -> QueryResult<Vec<super::deviations::MailRow>> {
+) -> QueryResult<Vec<i64>> {
     use super::schema::outbox::dsl as o;
-    let ids: Vec<i64> = match conn {
+    match conn {
         DbConn::Pg(c) => {
             #[derive(diesel::QueryableByName)]
             struct Id {
@@ -59,7 +134,8 @@ pub fn claim_mail(
             };
             let sql = format!(
                 "UPDATE outbox SET claimed_until = $1 WHERE id IN (SELECT id FROM outbox \
-                 WHERE sent_at IS NULL AND cancelled_at IS NULL AND (claimed_until IS NULL OR claimed_until < $2) \
+                 WHERE sent_at IS NULL AND cancelled_at IS NULL AND failed_at IS NULL \
+                 AND (claimed_until IS NULL OR claimed_until < $2) \
                  {backoff} ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING id"
             );
             let rows: Vec<Id> = diesel::sql_query(sql)
@@ -67,36 +143,27 @@ pub fn claim_mail(
                 .bind::<diesel::sql_types::Timestamp, _>(now)
                 .bind::<diesel::sql_types::BigInt, _>(limit)
                 .load(c)?;
-            rows.into_iter().map(|r| r.id).collect()
+            let mut ids: Vec<i64> = rows.into_iter().map(|r| r.id).collect();
+            ids.sort_unstable();
+            Ok(ids)
         }
-        DbConn::Sqlite(c) => {
+        DbConn::Sqlite(c) => c.immediate_transaction(|c| {
             let mut q = o::outbox
                 .filter(o::sent_at.is_null())
                 .filter(o::cancelled_at.is_null())
+                .filter(o::failed_at.is_null())
                 .filter(o::claimed_until.is_null().or(o::claimed_until.lt(now)))
                 .into_boxed();
             if respect_backoff {
                 q = q.filter(o::next_attempt_at.le(now));
             }
-            let candidates: Vec<i64> = q.select(o::id).order(o::id).limit(limit).load(c)?;
-            let mut ids = Vec::new();
-            for id in candidates {
-                let n = diesel::update(
-                    o::outbox
-                        .filter(o::id.eq(id))
-                        .filter(o::sent_at.is_null())
-                        .filter(o::claimed_until.is_null().or(o::claimed_until.lt(now))),
-                )
+            let ids: Vec<i64> = q.select(o::id).order(o::id).limit(limit).load(c)?;
+            diesel::update(o::outbox.filter(o::id.eq_any(&ids)))
                 .set(o::claimed_until.eq(lease_until))
                 .execute(c)?;
-                if n == 1 {
-                    ids.push(id);
-                }
-            }
-            ids
-        }
-    };
-    o::outbox.filter(o::id.eq_any(&ids)).order(o::id).load(conn)
+            Ok(ids)
+        }),
+    }
 }
 
 /// The key of the scan's PostgreSQL advisory lock ("svuvakt1").
@@ -156,15 +223,21 @@ pub fn release_scan_lock(conn: &mut DbConn, holder: &str) -> QueryResult<()> {
     Ok(())
 }
 
-/// Extends a SQLite lease while a long scan runs (no-op on PostgreSQL).
-pub fn renew_scan_lock(conn: &mut DbConn, holder: &str, lease_until: chrono::NaiveDateTime) -> QueryResult<()> {
+/// Extends a SQLite lease while a long scan runs; false when this holder
+/// no longer has it (it expired and another scan took it over). Called
+/// inside each chunk's transaction, so a scan that lost its lease commits
+/// nothing more. PostgreSQL's advisory lock lives as long as its session.
+pub fn renew_scan_lock(conn: &mut DbConn, holder: &str, lease_until: chrono::NaiveDateTime) -> QueryResult<bool> {
     use super::schema::scan_lock::dsl as l;
-    if let DbConn::Sqlite(c) = conn {
-        diesel::update(l::scan_lock.filter(l::id.eq(1)).filter(l::holder.eq(holder)))
-            .set(l::expires_at.eq(lease_until))
-            .execute(c)?;
+    match conn {
+        DbConn::Sqlite(c) => {
+            let n = diesel::update(l::scan_lock.filter(l::id.eq(1)).filter(l::holder.eq(holder)))
+                .set(l::expires_at.eq(lease_until))
+                .execute(c)?;
+            Ok(n == 1)
+        }
+        DbConn::Pg(_) => Ok(true),
     }
-    Ok(())
 }
 
 /// `host:pid:nonce` of a holder on this machine whose process is gone.

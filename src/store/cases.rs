@@ -2,7 +2,7 @@
 //! arrive. `changed_at` (arrival time of the case's newest event) is what an
 //! incremental scan looks at.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -30,7 +30,8 @@ struct Span<'a> {
 
 /// Registers the cases of newly stored events, or widens their span.
 pub fn touch(conn: &mut DbConn, fresh: &[&IngestEvent], changed_at: NaiveDateTime) -> QueryResult<()> {
-    let mut spans: HashMap<&str, Span> = HashMap::new();
+    // In id order, as the scan updates them: two writers never wait on each other in a cycle.
+    let mut spans: BTreeMap<&str, Span> = BTreeMap::new();
     for ev in fresh {
         let Some(case) = ev.event.case.as_ref() else { continue };
         let at = utc_seconds(&ev.event.at);

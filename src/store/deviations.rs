@@ -1,12 +1,12 @@
-//! Deviations, their history and the outbox rows that carry them. Every
-//! write here happens inside the caller's transaction, so a deviation, its
-//! history line and its mail are stored together or not at all.
+//! Deviations and their history. Every write here happens inside the
+//! caller's transaction, so a deviation, its history line and its mail (in
+//! `mail::outbox`) are stored together or not at all.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use serde::Serialize;
 
-use super::schema::{deviation_history, deviations, outbox};
+use super::schema::{deviation_history, deviations};
 use super::{now, DbConn};
 
 pub const OPEN: [&str; 4] = ["ny", "skickad", "mottagen", "utreds"];
@@ -159,18 +159,31 @@ pub fn update_facts(
 }
 
 pub fn mark_queued(conn: &mut DbConn, ids: &[i64]) -> QueryResult<()> {
-    diesel::update(deviations::table.filter(deviations::id.eq_any(ids)))
-        .set(deviations::queued_at.eq(now()))
+    let t = now();
+    for chunk in ids.chunks(500) {
+        diesel::update(deviations::table.filter(deviations::id.eq_any(chunk)))
+            .set(deviations::queued_at.eq(t))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// Puts a deviation back among those a digest must carry (it was reopened).
+pub fn mark_unqueued(conn: &mut DbConn, id: i64) -> QueryResult<()> {
+    diesel::update(deviations::table.find(id))
+        .set(deviations::queued_at.eq(None::<NaiveDateTime>))
         .execute(conn)?;
     Ok(())
 }
 
-/// Deviations filed but not yet put in any mail (digest mode).
-pub fn unqueued(conn: &mut DbConn) -> QueryResult<Vec<DeviationRow>> {
+/// Deviations filed but not yet put in any mail (digest mode): id and
+/// recipients only, so a large backlog costs little memory.
+pub fn unqueued(conn: &mut DbConn) -> QueryResult<Vec<(i64, String)>> {
     deviations::table
-        .filter(deviations::status.eq("ny"))
         .filter(deviations::queued_at.is_null())
+        .filter(deviations::status.eq("ny"))
         .order(deviations::id)
+        .select((deviations::id, deviations::recipients))
         .load(conn)
 }
 
@@ -190,77 +203,4 @@ pub fn history_of(conn: &mut DbConn, id: i64) -> QueryResult<Vec<HistoryRow>> {
         .filter(deviation_history::deviation_id.eq(id))
         .order(deviation_history::id)
         .load(conn)
-}
-
-#[derive(Insertable)]
-#[diesel(table_name = outbox, treat_none_as_default_value = false)]
-pub struct NewMail<'a> {
-    pub message_id: &'a str,
-    pub kind: &'a str,
-    pub deviation_ids: String,
-    pub recipients: String,
-    pub subject: &'a str,
-    pub body_text: &'a str,
-    pub body_html: &'a str,
-    pub in_reply_to: Option<&'a str>,
-    pub created_at: NaiveDateTime,
-    pub attempts: i32,
-    pub next_attempt_at: NaiveDateTime,
-}
-
-/// Queues a mail; a Message-ID already queued is left as it is.
-pub fn enqueue(conn: &mut DbConn, mail: &NewMail) -> QueryResult<bool> {
-    let exists: bool = diesel::select(diesel::dsl::exists(
-        outbox::table.filter(outbox::message_id.eq(mail.message_id)),
-    ))
-    .get_result(conn)?;
-    if exists {
-        return Ok(false);
-    }
-    diesel::insert_into(outbox::table).values(mail).execute(conn)?;
-    Ok(true)
-}
-
-/// Cancels unsent mail that carries only this deviation.
-pub fn cancel_mail_of(conn: &mut DbConn, deviation_id: i64) -> QueryResult<usize> {
-    diesel::update(
-        outbox::table
-            .filter(outbox::deviation_ids.eq(format!("[{deviation_id}]")))
-            .filter(outbox::sent_at.is_null())
-            .filter(outbox::cancelled_at.is_null()),
-    )
-    .set(outbox::cancelled_at.eq(now()))
-    .execute(conn)
-}
-
-#[derive(Debug, Clone, Queryable, Serialize)]
-pub struct MailRow {
-    pub id: i64,
-    pub message_id: String,
-    pub kind: String,
-    pub deviation_ids: String,
-    pub recipients: String,
-    pub subject: String,
-    pub body_text: String,
-    pub body_html: String,
-    pub in_reply_to: Option<String>,
-    pub created_at: NaiveDateTime,
-    pub attempts: i32,
-    pub next_attempt_at: NaiveDateTime,
-    pub claimed_until: Option<NaiveDateTime>,
-    pub sent_at: Option<NaiveDateTime>,
-    pub cancelled_at: Option<NaiveDateTime>,
-    pub last_error: Option<String>,
-}
-
-pub fn mails(conn: &mut DbConn) -> QueryResult<Vec<MailRow>> {
-    outbox::table.order(outbox::id).load(conn)
-}
-
-pub fn pending_count(conn: &mut DbConn) -> QueryResult<i64> {
-    outbox::table
-        .filter(outbox::sent_at.is_null())
-        .filter(outbox::cancelled_at.is_null())
-        .count()
-        .get_result(conn)
 }

@@ -81,7 +81,7 @@ pub fn store_batch(conn: &mut DbConn, batch: &[IngestEvent], source: &str) -> Re
     let mut attempt = 0;
     loop {
         attempt += 1;
-        match conn.transaction(|c| store_in_tx(c, &unique, batch.len(), in_batch_dups, source)) {
+        match backend::write_tx(conn, |c| store_in_tx(c, &unique, batch.len(), in_batch_dups, source)) {
             Ok(outcome) => return Ok(outcome),
             Err(Abort::NothingNew) => {
                 return Ok(BatchOutcome {
@@ -92,11 +92,9 @@ pub fn store_batch(conn: &mut DbConn, batch: &[IngestEvent], source: &str) -> Re
                 })
             }
             Err(Abort::Conflict(c)) => return Err(StoreBatchError::Conflict(c)),
-            // Another writer stored one of these ids meanwhile: look again.
-            Err(Abort::Db(diesel::result::Error::DatabaseError(
-                diesel::result::DatabaseErrorKind::UniqueViolation,
-                _,
-            ))) if attempt < 3 => continue,
+            // Another writer stored one of these ids meanwhile, or PostgreSQL
+            // chose this transaction as a deadlock victim: look again.
+            Err(Abort::Db(e)) if attempt < 5 && super::retryable(&e) => continue,
             Err(Abort::Db(e)) => return Err(e.into()),
         }
     }
@@ -165,6 +163,8 @@ fn store_in_tx(
     if fresh.is_empty() {
         return Err(Abort::NothingNew);
     }
+    // In id order: concurrent batches lock the same keys in the same order.
+    fresh.sort_by(|a, b| a.event.id.cmp(&b.event.id));
     let rows: Vec<NewEvent> = fresh.iter().map(|ev| new_event(ev, batch_id, received_at)).collect();
     backend::insert_events(conn, &rows)?;
     cases::touch(conn, &fresh, received_at)?;

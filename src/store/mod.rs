@@ -161,6 +161,18 @@ pub fn migrate(conn: &mut DbConn) -> anyhow::Result<Vec<String>> {
     Ok(applied.iter().map(ToString::to_string).collect())
 }
 
+/// Errors after which the same transaction may simply be run again: a
+/// unique key another writer took meanwhile, a serialization failure, or
+/// PostgreSQL's deadlock victim.
+pub fn retryable(e: &diesel::result::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind as K, Error};
+    match e {
+        Error::DatabaseError(K::UniqueViolation | K::SerializationFailure, _) => true,
+        Error::DatabaseError(_, info) => info.message().contains("deadlock detected"),
+        _ => false,
+    }
+}
+
 /// Now in UTC at microseconds, the precision both backends keep.
 pub fn now() -> NaiveDateTime {
     let t = Utc::now().naive_utc();

@@ -96,6 +96,7 @@ diesel::table! {
         errors -> Integer,
         error_text -> Nullable<Text>,
         status -> Text,
+        unmailed -> Integer,
     }
 }
 
@@ -147,9 +148,7 @@ diesel::table! {
         kind -> Text,
         deviation_ids -> Text,
         recipients -> Text,
-        subject -> Text,
-        body_text -> Text,
-        body_html -> Text,
+        payload -> Nullable<Text>,
         in_reply_to -> Nullable<Text>,
         created_at -> Timestamp,
         attempts -> Integer,
@@ -157,6 +156,7 @@ diesel::table! {
         claimed_until -> Nullable<Timestamp>,
         sent_at -> Nullable<Timestamp>,
         cancelled_at -> Nullable<Timestamp>,
+        failed_at -> Nullable<Timestamp>,
         last_error -> Nullable<Text>,
     }
 }

@@ -48,13 +48,15 @@ impl UnitRow {
             parent: self.parent.map(UnitId),
             email: self.email,
             storhelg: self.storhelg,
+            email_given: true,
         }
     }
 }
 
-/// Registers or updates every unit, in one transaction.
+/// Registers or updates every unit, in one transaction. An update that
+/// does not name `email` keeps the stored address.
 pub fn upsert(conn: &mut DbConn, list: &[Unit]) -> QueryResult<(usize, usize)> {
-    conn.transaction(|conn| {
+    super::backend::write_tx(conn, |conn| {
         let (mut created, mut updated) = (0, 0);
         let t = now();
         for u in list {
@@ -63,16 +65,20 @@ pub fn upsert(conn: &mut DbConn, list: &[Unit]) -> QueryResult<(usize, usize)> {
                 units::kind.eq(u.kind.as_str()),
                 units::huvudman.eq(&u.huvudman),
                 units::parent.eq(u.parent.as_ref().map(|p| p.as_str())),
-                units::email.eq(u.email.as_deref()),
                 units::storhelg.eq(u.storhelg),
                 units::updated_at.eq(t),
             );
-            let n = diesel::update(units::table.find(u.id.as_str()))
-                .set(values)
-                .execute(conn)?;
+            let target = units::table.find(u.id.as_str());
+            let n = if u.email_given {
+                diesel::update(target)
+                    .set((values, units::email.eq(u.email.as_deref())))
+                    .execute(conn)?
+            } else {
+                diesel::update(target).set(values).execute(conn)?
+            };
             if n == 0 {
                 diesel::insert_into(units::table)
-                    .values((units::id.eq(u.id.as_str()), values))
+                    .values((units::id.eq(u.id.as_str()), values, units::email.eq(u.email.as_deref())))
                     .execute(conn)?;
                 created += 1;
             } else {

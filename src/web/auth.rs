@@ -26,6 +26,36 @@ impl Auth {
     }
 }
 
+/// What a caller may see. A handläggare sees its unit and every unit below
+/// it; a handläggare whose unit is not set has no determinable scope and is
+/// denied (SPEC §9: a scope that cannot be determined denies).
+pub enum Scope {
+    All,
+    Units(std::collections::HashSet<String>),
+}
+
+impl Scope {
+    pub fn of(caller: &Caller, conn: &mut crate::store::DbConn) -> Result<Scope, AppError> {
+        match (caller.role, caller.unit.as_deref()) {
+            (Role::Handlaggare, Some(u)) if !u.trim().is_empty() => {
+                Ok(Scope::Units(crate::store::units::subtree(conn, u)?))
+            }
+            (Role::Handlaggare, _) => Err(AppError::new(
+                ErrorCode::Forbidden,
+                "this token has no unit, so what it may see cannot be determined",
+            )),
+            _ => Ok(Scope::All),
+        }
+    }
+
+    pub fn contains(&self, unit: Option<&str>) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Units(own) => unit.is_some_and(|u| own.contains(u)),
+        }
+    }
+}
+
 impl FromRequest for Auth {
     type Error = AppError;
     type Future = Pin<Box<dyn Future<Output = Result<Auth, AppError>>>>;

@@ -5,24 +5,13 @@ pub mod auth;
 pub mod error;
 pub mod ops;
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use actix_web::dev::Service;
 use actix_web::{web, App, HttpServer};
 
-use crate::domain::PatientHasher;
-use crate::metrics::Metrics;
-use crate::store::Pool;
-
-/// What every handler may use. Cloned per worker; the parts are shared.
-pub struct AppState {
-    pub pool: Pool,
-    pub hasher: PatientHasher,
-    pub metrics: Arc<Metrics>,
-    pub auditor: Arc<crate::audit::Auditor>,
-    pub mailer: Option<Arc<crate::mail::delivery::Mailer>>,
-}
+/// What every handler may use: the service's one set of operations.
+pub type AppState = crate::service::Services;
 
 /// Binds the listener and returns the server, not yet awaited.
 pub fn server(

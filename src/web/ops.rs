@@ -25,11 +25,34 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
+/// The process's counters, and the outbox as the database has it (every
+/// instance's work, not only this process's).
 #[get("/metrics")]
 async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4")
-        .body(state.metrics.render())
+    let mut text = state.metrics.render();
+    let st = state.clone();
+    let gauges = web::block(move || -> anyhow::Result<(i64, i64)> {
+        let mut conn = st.pool.get()?;
+        Ok((
+            crate::mail::outbox::failed_count(&mut conn)?,
+            crate::mail::outbox::pending_count(&mut conn)?,
+        ))
+    })
+    .await;
+    if let Ok(Ok((failed, pending))) = gauges {
+        use std::fmt::Write as _;
+        for (name, help, v) in [
+            (
+                "svu_vakt_outbox_failed",
+                "Mails refused permanently, in the outbox.",
+                failed,
+            ),
+            ("svu_vakt_outbox_pending", "Mails waiting to be sent.", pending),
+        ] {
+            let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+        }
+    }
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(text)
 }
 
 pub fn config(cfg: &mut web::ServiceConfig) {

@@ -2,13 +2,12 @@
 //! mailed over real SMTP to the routed recipients, exactly once.
 
 use std::collections::HashSet;
-use std::process::Command;
 
 use svu_vakt::config::Config;
 use svu_vakt::domain::{PatientHasher, Secret};
 use svu_vakt::mail::{MailMode, Route, SmtpUrl};
 
-use crate::helpers::{spawn_app_with, spawn_on, Backend, TestApp, TestDb, TEST_KEY};
+use crate::helpers::{bin, demo_into, spawn_app_with, spawn_on, Backend, TestApp, TestDb, TEST_KEY};
 use crate::smtp::{free_port, SmtpServer};
 
 crate::on_both!(
@@ -160,7 +159,7 @@ fn mails_reach_the_routed_recipients_with_every_report_field_and_no_patient_iden
     assert_eq!(
         app.request("GET", &format!("/api/v1/deviations/{}", avd.id), Some(&k1), None)
             .status,
-        403
+        404
     );
     let one = app.get(&format!("/api/v1/deviations/{}", avd.id)).json();
     let steps: Vec<&str> = one["history"]
@@ -285,21 +284,6 @@ fn a_late_event_withdraws_a_deviation_and_a_missing_that_turns_late_is_updated_q
     assert!(notice.text().contains("Ingen åtgärd behövs"));
 }
 
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_svu-vakt"));
-    c.env("SVU_VAKT_PATIENT_KEY", TEST_KEY)
-        .env("SVU_VAKT_LOG_LEVEL", "error");
-    c
-}
-
-fn demo_into(url: &str, cases: &str) {
-    let out = bin()
-        .args(["demo", "--seed", "3", "--cases", cases, "--database-url", url])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-}
-
 fn scan_bin(url: &str, smtp: &str, fault: Option<&str>) -> std::process::Output {
     let mut c = bin();
     c.args([
@@ -314,6 +298,8 @@ fn scan_bin(url: &str, smtp: &str, fault: Option<&str>) -> std::process::Output 
     if let Some(n) = fault {
         c.env("SVU_VAKT_FAULT_ABORT_AFTER_CHUNKS", n);
     }
+    // A year of demo history, all of it to be mailed here.
+    c.env("SVU_VAKT_MAIL_MAX_AGE_DAYS", "100000");
     c.output().unwrap()
 }
 
@@ -363,9 +349,13 @@ fn two_instances_on_one_database_scan_one_at_a_time_and_send_no_mail_twice(b: Ba
     let port = free_port();
     let smtp_url = format!("smtp://127.0.0.1:{port}");
     let url_a = smtp_url.clone();
-    let a = spawn_app_with(b, move |c| c.mail.smtp_url = SmtpUrl(url_a));
+    let a = spawn_app_with(b, move |c| {
+        c.mail.smtp_url = SmtpUrl(url_a);
+        c.mail.max_age_days = 100_000;
+    });
     let mut cfg_b = crate::helpers::config(&a.db);
     cfg_b.mail.smtp_url = SmtpUrl(smtp_url.clone());
+    cfg_b.mail.max_age_days = 100_000;
     let b_app = spawn_on(TestDb::Shared { url: a.db.url() }, cfg_b.clone());
     demo_into(&a.db.url(), "700");
 
@@ -393,10 +383,11 @@ fn two_instances_on_one_database_scan_one_at_a_time_and_send_no_mail_twice(b: Ba
 
     // SMTP comes up; both instances drain the outbox at the same time.
     let smtp = SmtpServer::start_on(port);
-    let mailer_a = svu_vakt::mail::delivery::Mailer::from_config(&cfg_b.mail)
+    let templates = std::sync::Arc::new(svu_vakt::mail::templates::Templates::load(None).unwrap());
+    let mailer_a = svu_vakt::mail::delivery::Mailer::from_config(&cfg_b.mail, templates.clone())
         .unwrap()
         .unwrap();
-    let mailer_b = svu_vakt::mail::delivery::Mailer::from_config(&cfg_b.mail)
+    let mailer_b = svu_vakt::mail::delivery::Mailer::from_config(&cfg_b.mail, templates)
         .unwrap()
         .unwrap();
     std::thread::scope(|s| {
@@ -457,6 +448,7 @@ fn the_service_scans_on_its_schedule_and_mails_without_being_asked(b: Backend) {
         c.mail.smtp_url = SmtpUrl(url);
         c.mail.routes = routes();
         c.mail.deliver_every_seconds = 1;
+        c.mail.max_age_days = 100_000;
         c.scan = svu_vakt::config::ScanConfig::parse("* * * * * *", 60, 14).unwrap();
     });
     assert_eq!(app.post_units(UNITS).status, 200);

@@ -178,6 +178,7 @@ pub fn config(db: &TestDb) -> Config {
             templates_dir: None,
             deliver_every_seconds: 3600,
             smtp_timeout_seconds: 5,
+            max_age_days: 14,
             routes: Vec::new(),
         },
     }
@@ -297,8 +298,8 @@ impl TestApp {
         svu_vakt::store::deviations::all(&mut self.conn()).unwrap()
     }
 
-    pub fn outbox(&self) -> Vec<svu_vakt::store::deviations::MailRow> {
-        svu_vakt::store::deviations::mails(&mut self.conn()).unwrap()
+    pub fn outbox(&self) -> Vec<svu_vakt::mail::outbox::MailRow> {
+        svu_vakt::mail::outbox::all(&mut self.conn()).unwrap()
     }
 
     pub fn post_units(&self, body: &str) -> Reply {
@@ -342,3 +343,24 @@ pub const CASE_EVENTS: &str = r#"{"id":"e3","case":"C1","type":"kvittens","at":"
 {"id":"e4","case":"C1","type":"behov_av_sip","at":"2026-05-05T09:00:00+02:00","unit":"VC1","value":true}
 {"id":"e5","case":"C1","type":"sparfarg","at":"2026-05-05T10:00:00Z","unit":"AVD1","value":"gul"}
 "#;
+
+/// The built `svu-vakt` binary, with the test patient key.
+pub fn bin() -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_svu-vakt"));
+    c.env("SVU_VAKT_PATIENT_KEY", TEST_KEY)
+        .env("SVU_VAKT_LOG_LEVEL", "error");
+    c
+}
+
+/// `svu-vakt demo --seed 3 --cases N` into the database at `url`.
+pub fn demo_into(url: &str, cases: &str) {
+    demo_seed_into(url, "3", cases);
+}
+
+pub fn demo_seed_into(url: &str, seed: &str, cases: &str) {
+    let out = bin()
+        .args(["demo", "--seed", seed, "--cases", cases, "--database-url", url])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}

@@ -4,6 +4,7 @@
 
 mod access;
 mod audit;
+mod core;
 mod helpers;
 mod import;
 mod ingest;

@@ -5,6 +5,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use base64::Engine;
@@ -50,9 +51,25 @@ impl Received {
     }
 }
 
+/// How the server answers; tests change it while it runs.
+#[derive(Debug, Default)]
+pub struct Policy {
+    /// Recipients refused with `550 5.1.1` at RCPT TO.
+    pub reject: Mutex<Vec<String>>,
+    /// While set, every MAIL FROM gets `451 4.3.0` (try again later).
+    pub tempfail: AtomicBool,
+    /// Milliseconds the server waits before it accepts a message's data.
+    pub data_delay_ms: AtomicU64,
+    /// How many messages have begun DATA (a mail "on its way").
+    pub data_begun: AtomicUsize,
+    /// Every RCPT TO seen, refused or not.
+    pub rcpt_seen: Mutex<Vec<String>>,
+}
+
 pub struct SmtpServer {
     pub port: u16,
     pub received: Arc<Mutex<Vec<Received>>>,
+    pub policy: Arc<Policy>,
 }
 
 impl SmtpServer {
@@ -64,16 +81,19 @@ impl SmtpServer {
         let listener = TcpListener::bind(("127.0.0.1", port)).expect("smtp port");
         let port = listener.local_addr().unwrap().port();
         let received = Arc::new(Mutex::new(Vec::new()));
+        let policy = Arc::new(Policy::default());
         let store = received.clone();
+        let p = policy.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 let store = store.clone();
+                let p = p.clone();
                 std::thread::spawn(move || {
-                    let _ = session(stream, &store);
+                    let _ = session(stream, &store, &p);
                 });
             }
         });
-        SmtpServer { port, received }
+        SmtpServer { port, received, policy }
     }
 
     pub fn url(&self) -> String {
@@ -83,6 +103,25 @@ impl SmtpServer {
     pub fn messages(&self) -> Vec<Received> {
         self.received.lock().unwrap().clone()
     }
+
+    pub fn reject(&self, addr: &str) {
+        self.policy.reject.lock().unwrap().push(addr.to_string());
+    }
+
+    pub fn set_tempfail(&self, on: bool) {
+        self.policy.tempfail.store(on, Ordering::SeqCst);
+    }
+
+    /// How often the server was asked to deliver to `addr`.
+    pub fn rcpt_count(&self, addr: &str) -> usize {
+        self.policy
+            .rcpt_seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|a| *a == addr)
+            .count()
+    }
 }
 
 /// A port nothing listens on (yet): SMTP "down".
@@ -90,7 +129,7 @@ pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-fn session(stream: TcpStream, store: &Mutex<Vec<Received>>) -> std::io::Result<()> {
+fn session(stream: TcpStream, store: &Mutex<Vec<Received>>, policy: &Policy) -> std::io::Result<()> {
     let mut out = stream.try_clone()?;
     let mut reader = BufReader::new(stream);
     out.write_all(b"220 test-smtp ESMTP\r\n")?;
@@ -107,14 +146,25 @@ fn session(stream: TcpStream, store: &Mutex<Vec<Received>>) -> std::io::Result<(
             out.write_all(b"250-test-smtp\r\n250 8BITMIME\r\n")?;
         } else if upper.starts_with("MAIL FROM") {
             rcpt.clear();
-            out.write_all(b"250 OK\r\n")?;
+            if policy.tempfail.load(Ordering::SeqCst) {
+                out.write_all(b"451 4.3.0 try again later\r\n")?;
+            } else {
+                out.write_all(b"250 OK\r\n")?;
+            }
         } else if upper.starts_with("RCPT TO") {
             let addr = cmd
                 .split_once(':')
-                .map(|(_, a)| a.trim().trim_matches(|c| c == '<' || c == '>').to_string());
-            rcpt.push(addr.unwrap_or_default());
-            out.write_all(b"250 OK\r\n")?;
+                .map(|(_, a)| a.trim().trim_matches(|c| c == '<' || c == '>').to_string())
+                .unwrap_or_default();
+            policy.rcpt_seen.lock().unwrap().push(addr.clone());
+            if policy.reject.lock().unwrap().contains(&addr) {
+                out.write_all(b"550 5.1.1 no such user here\r\n")?;
+            } else {
+                rcpt.push(addr);
+                out.write_all(b"250 OK\r\n")?;
+            }
         } else if upper == "DATA" {
+            policy.data_begun.fetch_add(1, Ordering::SeqCst);
             out.write_all(b"354 go ahead\r\n")?;
             let mut raw = String::new();
             loop {
@@ -123,6 +173,8 @@ fn session(stream: TcpStream, store: &Mutex<Vec<Received>>) -> std::io::Result<(
                     return Ok(());
                 }
                 if line == ".\r\n" {
+                    let delay = policy.data_delay_ms.load(Ordering::SeqCst);
+                    std::thread::sleep(std::time::Duration::from_millis(delay));
                     break;
                 }
                 raw.push_str(

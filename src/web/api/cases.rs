@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use crate::domain::Event;
 use crate::store::tokens::{self, Role};
 use crate::store::{cases, events, units};
-use crate::web::auth::Auth;
+use crate::web::auth::{Auth, Scope};
 use crate::web::error::{AppError, ErrorCode};
 use crate::web::AppState;
 
@@ -21,23 +21,20 @@ async fn get_case(state: web::Data<AppState>, auth: Auth, path: web::Path<String
     let id = path.into_inner();
     let body = web::block(move || -> Result<Value, AppError> {
         let mut conn = state.pool.get()?;
+        let scope = Scope::of(&caller, &mut conn)?;
+        // Out of scope answers exactly as a case that does not exist.
+        let not_found = || AppError::new(ErrorCode::NotFound, "no such case");
         if !cases::exists(&mut conn, &id)? {
-            return Err(AppError::new(ErrorCode::NotFound, "no such case"));
+            return Err(not_found());
         }
         let timeline = events::case_events(&mut conn, &id)?;
-        let registered: HashSet<String> = units::all(&mut conn)?.into_iter().map(|u| u.id.0).collect();
-        if caller.role == Role::Handlaggare {
-            let own = units::subtree(&mut conn, caller.unit.as_deref().unwrap_or_default())?;
-            let touches = timeline
-                .iter()
-                .any(|e| own.contains(e.unit.as_str()) || e.to.iter().any(|t| own.contains(t.as_str())));
-            if !touches {
-                return Err(AppError::new(
-                    ErrorCode::Forbidden,
-                    "this case does not concern your units",
-                ));
-            }
+        let touches = timeline
+            .iter()
+            .any(|e| scope.contains(Some(e.unit.as_str())) || e.to.iter().any(|t| scope.contains(Some(t.as_str()))));
+        if !touches {
+            return Err(not_found());
         }
+        let registered: HashSet<String> = units::all(&mut conn)?.into_iter().map(|u| u.id.0).collect();
         tokens::log_access(&mut conn, &caller, "read_case", &id)?;
         let list: Vec<Value> = timeline.iter().map(|e| event_json(e, &registered)).collect();
         Ok(json!({"case": id, "events": list}))

@@ -1,14 +1,14 @@
 //! `GET /api/v1/deviations` and `GET /api/v1/deviations/{id}` (with its
-//! history). A handläggare sees only deviations of their unit and below;
-//! every read of one deviation is logged.
+//! history). A handläggare sees only deviations of their unit and below,
+//! and another unit's deviation answers as one that does not exist; every
+//! read, list reads included, is logged.
 
-use actix_web::{get, web, HttpResponse};
+use actix_web::{get, web, HttpRequest, HttpResponse};
 use serde_json::json;
 
 use crate::store::deviations::{self, DeviationRow};
 use crate::store::tokens::{self, Role};
-use crate::store::units;
-use crate::web::auth::Auth;
+use crate::web::auth::{Auth, Scope};
 use crate::web::error::{AppError, ErrorCode};
 use crate::web::AppState;
 
@@ -26,21 +26,17 @@ fn view(d: &DeviationRow) -> serde_json::Value {
 }
 
 #[get("/deviations")]
-async fn list(state: web::Data<AppState>, auth: Auth) -> Result<HttpResponse, AppError> {
+async fn list(state: web::Data<AppState>, auth: Auth, req: HttpRequest) -> Result<HttpResponse, AppError> {
     let caller = auth.require(&[Role::Admin, Role::Ledning, Role::Handlaggare])?.clone();
+    let filter = req.query_string().to_string();
     let out = web::block(move || -> Result<Vec<serde_json::Value>, AppError> {
         let mut conn = state.pool.get()?;
-        let all = deviations::all(&mut conn)?;
-        let own = match (&caller.role, &caller.unit) {
-            (Role::Handlaggare, Some(u)) => Some(units::subtree(&mut conn, u)?),
-            _ => None,
-        };
-        Ok(all
+        let scope = Scope::of(&caller, &mut conn)?;
+        // A list read is a read of every deviation in it: logged with its filter.
+        tokens::log_access(&mut conn, &caller, "list_deviations", &format!("?{filter}"))?;
+        Ok(deviations::all(&mut conn)?
             .iter()
-            .filter(|d| {
-                own.as_ref()
-                    .is_none_or(|o| d.unit.as_ref().is_some_and(|u| o.contains(u)))
-            })
+            .filter(|d| scope.contains(d.unit.as_deref()))
             .map(view)
             .collect())
     })
@@ -54,17 +50,11 @@ async fn one(state: web::Data<AppState>, auth: Auth, path: web::Path<i64>) -> Re
     let id = path.into_inner();
     let out = web::block(move || -> Result<serde_json::Value, AppError> {
         let mut conn = state.pool.get()?;
-        let d =
-            deviations::get(&mut conn, id)?.ok_or_else(|| AppError::new(ErrorCode::NotFound, "no such deviation"))?;
-        if let (Role::Handlaggare, Some(u)) = (&caller.role, &caller.unit) {
-            let own = units::subtree(&mut conn, u)?;
-            if !d.unit.as_ref().is_some_and(|x| own.contains(x)) {
-                return Err(AppError::new(
-                    ErrorCode::Forbidden,
-                    "this deviation is not for your units",
-                ));
-            }
-        }
+        let scope = Scope::of(&caller, &mut conn)?;
+        // Out of scope answers exactly as an id that does not exist.
+        let d = deviations::get(&mut conn, id)?
+            .filter(|d| scope.contains(d.unit.as_deref()))
+            .ok_or_else(|| AppError::new(ErrorCode::NotFound, "no such deviation"))?;
         tokens::log_access(&mut conn, &caller, "read_deviation", &id.to_string())?;
         let history = deviations::history_of(&mut conn, id)?;
         let mut v = view(&d);

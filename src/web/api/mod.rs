@@ -3,6 +3,7 @@
 mod cases;
 mod deviations;
 mod events;
+mod outbox;
 mod scans;
 mod units;
 
@@ -15,7 +16,8 @@ pub fn config(cfg: &mut web::ServiceConfig) {
             .configure(units::config)
             .configure(cases::config)
             .configure(deviations::config)
-            .configure(scans::config),
+            .configure(scans::config)
+            .configure(outbox::config),
     );
 }
 

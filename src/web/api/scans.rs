@@ -37,12 +37,13 @@ async fn post_scan(
         .map(|t| chrono::DateTime::parse_from_rfc3339(&t).map(|t| t.with_timezone(&chrono::Utc)))
         .transpose()
         .map_err(|_| AppError::new(ErrorCode::BadRequest, "as_of must be RFC 3339 with offset"))?;
-    let summary = match crate::jobs::scan_once(&state, as_of, full).await {
+    let services = state.clone().into_inner();
+    let summary = match crate::jobs::scan_once(&services, as_of, full).await {
         Ok(s) => s,
         Err(ScanError::Busy) => return Err(AppError::new(ErrorCode::Conflict, "another scan is running")),
         Err(ScanError::Failed(e)) => return Err(AppError::internal(format!("{e:#}"))),
     };
-    let mail = crate::jobs::deliver_once(&state, false).await;
+    let mail = crate::jobs::deliver_once(&services, false).await;
     Ok(HttpResponse::Ok().json(json!({"scan": summary, "mail": mail})))
 }
 

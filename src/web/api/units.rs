@@ -18,7 +18,9 @@ async fn post_units(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
-    auth.require(&[Role::Admin, Role::Inlasning])?;
+    // Units carry the addresses reports go to: only an admin may change them
+    // (SPEC §9: `inlasning` ingests events only).
+    auth.require(&[Role::Admin])?;
     let is_csv = req
         .headers()
         .get("Content-Type")
@@ -44,7 +46,8 @@ async fn post_units(
 /// (`"registered": false`, no kind: they count as unknown, SPEC §4.6).
 #[get("/units")]
 async fn get_units(state: web::Data<AppState>, auth: Auth) -> Result<HttpResponse, AppError> {
-    auth.require(&[Role::Admin, Role::Ledning, Role::Handlaggare])?;
+    let caller = auth.require(&[Role::Admin, Role::Ledning, Role::Handlaggare])?;
+    let show_addresses = caller.role != Role::Handlaggare;
     let (known, unknown) = web::block(move || -> Result<_, AppError> {
         let mut conn = state.pool.get()?;
         Ok((units::all(&mut conn)?, units::unknown(&mut conn)?))
@@ -56,6 +59,9 @@ async fn get_units(state: web::Data<AppState>, auth: Auth) -> Result<HttpRespons
             let mut v = json!(u);
             if let Some(o) = v.as_object_mut() {
                 o.insert("registered".into(), json!(true));
+                if !show_addresses {
+                    o.remove("email");
+                }
             }
             v
         })

@@ -1,0 +1,83 @@
+//! The service's operations as one set, used alike by the command line, the
+//! HTTP API and the background jobs: the pool, the patient hasher, the
+//! metrics, the auditor and the mailer, and the one way to run a scan or a
+//! round of delivery (so the metrics count every one, whoever asked).
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use crate::audit::{Auditor, ScanError, ScanSummary};
+use crate::config::Config;
+use crate::domain::PatientHasher;
+use crate::mail::delivery::{DeliveryReport, Mailer};
+use crate::metrics::Metrics;
+use crate::store::{self, Pool};
+
+pub struct Services {
+    pub pool: Pool,
+    pub hasher: PatientHasher,
+    pub metrics: Arc<Metrics>,
+    pub auditor: Arc<Auditor>,
+    pub mailer: Option<Arc<Mailer>>,
+}
+
+impl Services {
+    /// Pool, migrations, validated mail settings and compiled templates.
+    pub fn build(config: &Config) -> anyhow::Result<Services> {
+        let pool = store::pool(&config.database_url, config.pool_size)?;
+        let mut conn = pool.get().map_err(|e| {
+            anyhow::anyhow!(
+                "cannot open the database {}: {e}",
+                store::redact_url(&config.database_url_text)
+            )
+        })?;
+        store::migrate(&mut conn)?;
+        drop(conn);
+        let auditor = Arc::new(Auditor::new(pool.clone(), config)?);
+        let mailer = Mailer::from_config(&auditor.mail, auditor.templates.clone())?.map(Arc::new);
+        Ok(Services {
+            pool,
+            hasher: PatientHasher::new(config.patient_key.clone()),
+            metrics: Arc::new(Metrics::default()),
+            auditor,
+            mailer,
+        })
+    }
+
+    /// One scan (blocking), counted in the metrics.
+    pub fn scan(&self, as_of: Option<DateTime<Utc>>, full: bool) -> Result<ScanSummary, ScanError> {
+        let result = self.auditor.run_scan(as_of, full);
+        let m = &self.metrics;
+        match &result {
+            Ok(s) => {
+                Metrics::add(&m.scans, 1);
+                Metrics::add(&m.deviations_filed, s.counts.filed);
+                Metrics::add(&m.deviations_withdrawn, s.counts.withdrawn);
+                Metrics::add(&m.deviations_unmailed, s.counts.unmailed);
+            }
+            Err(ScanError::Failed(e)) => {
+                Metrics::add(&m.scans_failed, 1);
+                tracing::error!(error = %format!("{e:#}"), "scan failed");
+            }
+            Err(ScanError::Busy) => {}
+        }
+        result
+    }
+
+    /// One round of delivery (blocking), if an SMTP server is configured.
+    pub fn deliver(&self, respect_backoff: bool) -> Option<anyhow::Result<DeliveryReport>> {
+        let mailer = self.mailer.as_ref()?;
+        let result = crate::mail::delivery::deliver(&self.pool, mailer, respect_backoff);
+        match &result {
+            Ok(r) => {
+                let m = &self.metrics;
+                Metrics::add(&m.mail_sent, r.sent);
+                Metrics::add(&m.mail_failed, r.failed);
+                Metrics::add(&m.mail_refused, r.refused);
+            }
+            Err(e) => tracing::error!(error = %format!("{e:#}"), "mail delivery failed"),
+        }
+        Some(result)
+    }
+}

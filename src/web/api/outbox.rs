@@ -1,0 +1,49 @@
+//! `GET /api/v1/outbox?status=failed`: for admins, the mail the SMTP server
+//! refused permanently (never retried), newest first, with the server's
+//! answer. No patient identity: deviation ids and addresses only.
+
+use actix_web::{get, web, HttpResponse};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::mail::outbox;
+use crate::store::tokens::Role;
+use crate::web::auth::Auth;
+use crate::web::error::{AppError, ErrorCode};
+use crate::web::AppState;
+
+#[derive(Deserialize)]
+struct Query {
+    status: Option<String>,
+}
+
+#[get("/outbox")]
+async fn list(state: web::Data<AppState>, auth: Auth, q: web::Query<Query>) -> Result<HttpResponse, AppError> {
+    auth.require(&[Role::Admin])?;
+    if q.status.as_deref().is_some_and(|s| s != "failed") {
+        return Err(AppError::new(ErrorCode::BadRequest, "status must be `failed`"));
+    }
+    let rows = web::block(move || -> Result<_, AppError> {
+        let mut conn = state.pool.get()?;
+        Ok(outbox::failed(&mut conn, 500)?)
+    })
+    .await??;
+    let list: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|m| {
+            let r = m.recipients();
+            json!({
+                "id": m.id, "message_id": m.message_id, "kind": m.kind, "deviations": m.ids(),
+                "to": r.to, "cc": r.cc, "attempts": m.attempts,
+                "created_at": m.created_at.and_utc().to_rfc3339(),
+                "failed_at": m.failed_at.map(|t| t.and_utc().to_rfc3339()),
+                "error": m.last_error,
+            })
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(list))
+}
+
+pub fn config(cfg: &mut web::ServiceConfig) {
+    cfg.service(list);
+}
