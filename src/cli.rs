@@ -90,10 +90,8 @@ pub fn import(
         println!("{}: {created} nya enheter, {updated} uppdaterade", path.display());
     }
     if let Some(path) = events_file {
-        let total = match mapping {
-            Some(m) => import_csv(&mut conn, &state.hasher, path, &read(path)?, m)?,
-            None => import_jsonl(&mut conn, &state.hasher, path)?,
-        };
+        let mapping = mapping.map(|m| CsvMapping::from_toml(&read(m)?)).transpose()?;
+        let total = import_events(&mut conn, &state.hasher, path, mapping.as_ref())?;
         println!(
             "{}: {} händelser lästa, {} nya sparade, {} fanns redan",
             path.display(),
@@ -146,20 +144,39 @@ fn add(total: &mut BatchOutcome, o: BatchOutcome) {
     total.duplicates += o.duplicates;
 }
 
-/// Checks the whole file first, so a bad line anywhere stores nothing; then
-/// stores it in batches of 10 000 lines. A crash between batches leaves
-/// whole batches, and a re-run stores only what is missing. The file is read
-/// twice as a stream: memory holds one batch, not the file.
-fn import_jsonl(conn: &mut DbConn, hasher: &crate::domain::PatientHasher, path: &Path) -> anyhow::Result<BatchOutcome> {
+/// Imports an events file, all or nothing. Pass one reads the file as a
+/// stream, validates every line and compares every id with what is stored:
+/// a bad line or a conflicting id anywhere stores nothing. Pass two stores
+/// it in batches of 10 000 lines (memory holds one batch, never the file;
+/// the feed is never locked out for the length of a file). Should a
+/// conflict still surface there (an id repeated with other content further
+/// apart in the file than one batch, or stored by another writer between
+/// the passes), the batches this import stored are removed again. A crash
+/// between batches leaves whole batches; a re-run stores only what is
+/// missing.
+fn import_events(
+    conn: &mut DbConn,
+    hasher: &crate::domain::PatientHasher,
+    path: &Path,
+    mapping: Option<&CsvMapping>,
+) -> anyhow::Result<BatchOutcome> {
     let mut errors = Vec::new();
-    for_each_batch(path, &mut |chunk| {
-        if let Err(mut e) = ingest::parse_lines(chunk, hasher) {
-            errors.append(&mut e);
+    let mut conflicts = Vec::new();
+    each_chunk(path, mapping, hasher, &mut |chunk| {
+        match chunk {
+            Err(mut e) => errors.append(&mut e),
+            Ok(events) if errors.is_empty() => {
+                conflicts.extend(crate::store::events::conflicts_with_stored(conn, &events)?);
+            }
+            Ok(_) => {}
         }
         Ok(())
     })?;
     if !errors.is_empty() {
         return Err(field_errors(path, &errors));
+    }
+    if !conflicts.is_empty() {
+        return Err(ingest_error(path, IngestError::Conflict(conflicts)));
     }
     let mut total = BatchOutcome {
         batch: None,
@@ -167,13 +184,47 @@ fn import_jsonl(conn: &mut DbConn, hasher: &crate::domain::PatientHasher, path: 
         stored: 0,
         duplicates: 0,
     };
-    for_each_batch(path, &mut |chunk| {
-        let outcome = ingest::store_events(conn, ingest::parse_lines(chunk, hasher), "import")
-            .map_err(|e| ingest_error(path, e))?;
+    let mut stored_batches = Vec::new();
+    let result = each_chunk(path, mapping, hasher, &mut |chunk| {
+        let outcome = ingest::store_events(conn, chunk, "import").map_err(|e| ingest_error(path, e))?;
+        stored_batches.extend(outcome.batch);
         add(&mut total, outcome);
         Ok(())
-    })?;
+    });
+    if let Err(e) = result {
+        crate::store::events::remove_batches(conn, &stored_batches)?;
+        return Err(e.context(format!(
+            "{}: inget sparades (de {} batcher som hann sparas är borttagna)",
+            path.display(),
+            stored_batches.len()
+        )));
+    }
     Ok(total)
+}
+
+type Chunk = Result<Vec<ingest::IngestEvent>, Vec<crate::domain::FieldError>>;
+
+/// The file's events, validated, `IMPORT_BATCH` at a time: JSON Lines (a
+/// file holding one JSON array is read whole), or CSV through `mapping`.
+fn each_chunk(
+    path: &Path,
+    mapping: Option<&CsvMapping>,
+    hasher: &crate::domain::PatientHasher,
+    f: &mut dyn FnMut(Chunk) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    match mapping {
+        Some(m) => {
+            let file =
+                std::fs::File::open(path).map_err(|e| anyhow::anyhow!("kan inte läsa {}: {e}", path.display()))?;
+            m.for_each_chunk(
+                std::io::BufReader::with_capacity(1 << 20, file),
+                hasher,
+                IMPORT_BATCH,
+                f,
+            )
+        }
+        None => for_each_batch(path, &mut |lines| f(ingest::parse_lines(lines, hasher))),
+    }
 }
 
 type NumberedLine = (usize, String);
@@ -203,28 +254,6 @@ fn for_each_batch(path: &Path, f: &mut dyn FnMut(&[NumberedLine]) -> anyhow::Res
         f(&batch)?;
     }
     Ok(())
-}
-
-fn import_csv(
-    conn: &mut DbConn,
-    hasher: &crate::domain::PatientHasher,
-    path: &Path,
-    text: &str,
-    mapping: &Path,
-) -> anyhow::Result<BatchOutcome> {
-    let mapping = CsvMapping::from_toml(&read(mapping)?)?;
-    let events = mapping.parse_events(text, hasher).map_err(|e| field_errors(path, &e))?;
-    let mut total = BatchOutcome {
-        batch: None,
-        received: 0,
-        stored: 0,
-        duplicates: 0,
-    };
-    for chunk in events.chunks(IMPORT_BATCH) {
-        let outcome = ingest::store_events(conn, Ok(chunk.to_vec()), "import").map_err(|e| ingest_error(path, e))?;
-        add(&mut total, outcome);
-    }
-    Ok(total)
 }
 
 /// Writes DIR/units.json and DIR/events.jsonl.

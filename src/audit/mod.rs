@@ -122,6 +122,14 @@ impl Auditor {
         let mut conn = self.pool.get().map_err(|e| anyhow::anyhow!(e))?;
         let as_of = as_of.unwrap_or_else(Utc::now);
         let as_of = DateTime::from_timestamp(as_of.timestamp(), 0).unwrap_or(as_of);
+        // Holding the lock, any run still marked running was killed.
+        diesel::update(scan_runs::table.filter(scan_runs::status.eq("pagar")))
+            .set((
+                scan_runs::status.eq("avbruten"),
+                scan_runs::error_text.eq("granskningen avbröts (processen stoppades) innan den blev klar"),
+            ))
+            .execute(&mut conn)
+            .map_err(|e| anyhow::anyhow!(e))?;
         let previous = last_good_run(&mut conn).map_err(|e| anyhow::anyhow!(e))?;
         let high_water = high_water(&mut conn).map_err(|e| anyhow::anyhow!(e))?;
         let full = full || previous.is_none();

@@ -69,44 +69,88 @@ impl CsvMapping {
 
     /// Parses a whole export; all events, or every bad line.
     pub fn parse_events(&self, body: &str, hasher: &PatientHasher) -> Result<Vec<IngestEvent>, Vec<FieldError>> {
-        let mut reader = csv::ReaderBuilder::new()
-            .delimiter(self.delimiter as u8)
-            .from_reader(body.as_bytes());
-        let headers = reader
-            .headers()
-            .map_err(|e| vec![FieldError::new(1, "header", &e.to_string())])?
-            .clone();
-        let index = self.column_index(&headers)?;
         let mut events = Vec::new();
         let mut errors = Vec::new();
-        for record in reader.records() {
-            let record = match record {
-                Ok(r) => r,
-                Err(e) => {
-                    let line = e.position().map_or(0, |p| p.line() as usize);
-                    errors.push(FieldError::new(line, "line", &format!("is not valid CSV: {e}")));
-                    continue;
-                }
-            };
-            let line = record.position().map_or(0, |p| p.line() as usize);
-            match self.record_object(&record, &index, line).and_then(|obj| {
-                let raw = self.raw_line(&record, &index);
-                parse_event_object(&obj, line, &raw, hasher)
-            }) {
-                Ok(mut ev) => {
-                    if let (Some(col), Some(hash)) = (index.get("patient"), &ev.event.patient) {
-                        ev.raw = self.replace_cell(&record, *col, &format!("hmac:{}", hash.0));
-                    }
-                    events.push(ev)
-                }
+        let mut collect = |chunk: Result<Vec<IngestEvent>, Vec<FieldError>>| {
+            match chunk {
+                Ok(mut e) => events.append(&mut e),
                 Err(mut e) => errors.append(&mut e),
             }
+            Ok(())
+        };
+        if let Err(e) = self.for_each_chunk(body.as_bytes(), hasher, usize::MAX, &mut collect) {
+            errors.push(FieldError::new(0, "body", &format!("{e:#}")));
         }
         if errors.is_empty() {
             Ok(events)
         } else {
             Err(errors)
         }
+    }
+
+    /// Streams a CSV export: `f` gets each run of `size` records, validated
+    /// (all events, or every error of the run). Memory holds one run.
+    pub fn for_each_chunk(
+        &self,
+        input: impl std::io::Read,
+        hasher: &PatientHasher,
+        size: usize,
+        f: &mut dyn FnMut(Result<Vec<IngestEvent>, Vec<FieldError>>) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        let mut reader = csv::ReaderBuilder::new()
+            .delimiter(self.delimiter as u8)
+            .from_reader(input);
+        let headers = match reader.headers() {
+            Ok(h) => h.clone(),
+            Err(e) => return f(Err(vec![FieldError::new(1, "header", &e.to_string())])),
+        };
+        let index = match self.column_index(&headers) {
+            Ok(i) => i,
+            Err(e) => return f(Err(e)),
+        };
+        let mut events = Vec::new();
+        let mut errors = Vec::new();
+        let mut n = 0;
+        for record in reader.records() {
+            n += 1;
+            match record {
+                Ok(record) => {
+                    let line = record.position().map_or(0, |p| p.line() as usize);
+                    match self.record_event(&record, &index, line, hasher) {
+                        Ok(ev) => events.push(ev),
+                        Err(mut e) => errors.append(&mut e),
+                    }
+                }
+                Err(e) => {
+                    let line = e.position().map_or(0, |p| p.line() as usize);
+                    errors.push(FieldError::new(line, "line", &format!("is not valid CSV: {e}")));
+                }
+            }
+            if n == size {
+                f(chunk_result(&mut events, &mut errors))?;
+                n = 0;
+            }
+        }
+        if n > 0 {
+            f(chunk_result(&mut events, &mut errors))?;
+        }
+        Ok(())
+    }
+
+    fn record_event(
+        &self,
+        record: &csv::StringRecord,
+        index: &BTreeMap<String, usize>,
+        line: usize,
+        hasher: &PatientHasher,
+    ) -> Result<IngestEvent, Vec<FieldError>> {
+        let obj = self.record_object(record, index, line)?;
+        let raw = self.raw_line(record, index);
+        let mut ev = parse_event_object(&obj, line, &raw, hasher)?;
+        if let (Some(col), Some(hash)) = (index.get("patient"), &ev.event.patient) {
+            ev.raw = self.replace_cell(record, *col, &format!("hmac:{}", hash.0));
+        }
+        Ok(ev)
     }
 
     fn column_index(&self, headers: &csv::StringRecord) -> Result<BTreeMap<String, usize>, Vec<FieldError>> {
@@ -256,6 +300,18 @@ pub fn csv_objects(body: &str) -> Result<Vec<NumberedObject>, Vec<FieldError>> {
         Ok(out)
     } else {
         Err(errors)
+    }
+}
+
+fn chunk_result(
+    events: &mut Vec<IngestEvent>,
+    errors: &mut Vec<FieldError>,
+) -> Result<Vec<IngestEvent>, Vec<FieldError>> {
+    if errors.is_empty() {
+        Ok(std::mem::take(events))
+    } else {
+        events.clear();
+        Err(std::mem::take(errors))
     }
 }
 

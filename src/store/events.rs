@@ -184,6 +184,33 @@ fn store_in_tx(
     })
 }
 
+/// The events of `batch` whose id is stored with other content.
+pub fn conflicts_with_stored(conn: &mut DbConn, batch: &[IngestEvent]) -> QueryResult<Vec<Conflict>> {
+    let refs: Vec<&IngestEvent> = batch.iter().collect();
+    let stored = existing_hashes(conn, &refs)?;
+    Ok(batch
+        .iter()
+        .filter(|ev| stored.get(ev.event.id.as_str()).is_some_and(|h| *h != ev.content_hash))
+        .map(|ev| Conflict {
+            line: ev.line,
+            id: ev.event.id.0.clone(),
+            message: "an event with this id is already stored with other content".into(),
+        })
+        .collect())
+}
+
+/// Removes what the given ingest batches stored (an import that failed
+/// after some of its batches were stored takes them back).
+pub fn remove_batches(conn: &mut DbConn, batches: &[i64]) -> QueryResult<()> {
+    backend::write_tx(conn, |conn| {
+        for chunk in batches.chunks(500) {
+            diesel::delete(events::table.filter(events::batch_id.eq_any(chunk))).execute(conn)?;
+            diesel::delete(ingest_batches::table.filter(ingest_batches::id.eq_any(chunk))).execute(conn)?;
+        }
+        Ok(())
+    })
+}
+
 fn existing_hashes(conn: &mut DbConn, unique: &[&IngestEvent]) -> QueryResult<HashMap<String, String>> {
     let mut out = HashMap::new();
     for chunk in unique.chunks(500) {

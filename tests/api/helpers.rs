@@ -189,13 +189,15 @@ pub struct TestApp {
     pub pool: Pool,
     pub admin: String,
     pub db: TestDb,
-    handle: actix_web::dev::ServerHandle,
+    handle: Option<actix_web::dev::ServerHandle>,
 }
 
 impl Drop for TestApp {
     fn drop(&mut self) {
         // Stopping is asynchronous; the server thread ends on its own.
-        drop(self.handle.stop(false));
+        if let Some(h) = &self.handle {
+            drop(h.stop(false));
+        }
     }
 }
 
@@ -228,7 +230,7 @@ pub fn spawn_on(db: TestDb, cfg: Config) -> TestApp {
         pool,
         admin,
         db,
-        handle,
+        handle: Some(handle),
     }
 }
 
@@ -249,6 +251,20 @@ impl Reply {
 }
 
 impl TestApp {
+    /// A handle on a database that other processes serve: for reading it
+    /// (no server of its own runs here).
+    pub fn attach(url: &str) -> TestApp {
+        let db = TestDb::Shared { url: url.to_string() };
+        let pool = svu_vakt::store::pool(&DbUrl::parse(url).unwrap(), 2).unwrap();
+        TestApp {
+            base: String::new(),
+            pool,
+            admin: String::new(),
+            db,
+            handle: None,
+        }
+    }
+
     pub fn request(&self, method: &str, path: &str, token: Option<&str>, body: Option<(&str, &str)>) -> Reply {
         let mut req = ureq::request(method, &format!("{}{path}", self.base));
         if let Some(t) = token {

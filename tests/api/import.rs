@@ -12,7 +12,58 @@ crate::on_both!(
     routes_shows_where_a_units_deviations_go,
     demo_files_import_in_batches_and_a_second_import_adds_nothing,
     a_bad_cron_expression_in_the_config_stops_the_start,
+    an_id_conflicting_with_a_stored_event_in_a_late_batch_stores_nothing,
+    an_id_repeated_with_other_content_batches_apart_stores_nothing,
 );
+
+/// 25 000 events: three batches of the import.
+fn many_events(n: usize) -> String {
+    (0..n)
+        .map(|i| {
+            format!(
+                "{{\"id\":\"m{i}\",\"case\":\"M{}\",\"type\":\"bedomning\",\"at\":\"2026-05-04T08:00:00+02:00\",\"unit\":\"AVD1\"}}\n",
+                i / 10
+            )
+        })
+        .collect()
+}
+
+fn import_file(app: &crate::helpers::TestApp, text: &str) -> std::process::Output {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.jsonl");
+    std::fs::write(&path, text).unwrap();
+    bin()
+        .args(["import", "--database-url", &app.db.url()])
+        .arg("--events")
+        .arg(&path)
+        .output()
+        .unwrap()
+}
+
+fn an_id_conflicting_with_a_stored_event_in_a_late_batch_stores_nothing(b: Backend) {
+    let app = spawn_app(b);
+    let stored = r#"{"id":"m24000","case":"X","type":"bedomning","at":"2026-05-01T08:00:00+02:00","unit":"AVD1"}"#;
+    assert_eq!(app.post_events(stored).status, 200);
+    let out = import_file(&app, &many_events(25_000));
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("rad 24001, id m24000"), "{stderr}");
+    assert_eq!(app.event_count(), 1, "nothing of the file stored");
+    assert_eq!(app.batch_count(), 1);
+}
+
+fn an_id_repeated_with_other_content_batches_apart_stores_nothing(b: Backend) {
+    let app = spawn_app(b);
+    let mut text = many_events(25_000);
+    text.push_str(r#"{"id":"m5","case":"X","type":"bedomning","at":"2026-05-01T08:00:00+02:00","unit":"AVD1"}"#);
+    text.push('\n');
+    let out = import_file(&app, &text);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("id m5"), "{stderr}");
+    assert!(stderr.contains("inget sparades"), "{stderr}");
+    assert_eq!(app.event_count(), 0, "the batches already stored were taken back");
+}
 
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_svu-vakt"));

@@ -8,4 +8,5 @@ mod core;
 mod helpers;
 mod import;
 mod ingest;
+mod processes;
 mod smtp;

@@ -1,0 +1,151 @@
+//! Claims about processes, tested with processes: two `svu-vakt serve` on
+//! one database, and a scan that loses its SQLite lease to another.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use diesel::prelude::*;
+use svu_vakt::store::schema::{scan_lock, scan_runs};
+
+use crate::helpers::{bin, demo_into, spawn_app, Backend, TestApp, TestDb};
+use crate::smtp::SmtpServer;
+
+crate::on_both!(two_serve_processes_on_one_database_scan_one_at_a_time_and_mail_each_deviation_once);
+
+/// Kills the child when the test ends, however it ends.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn runs(url: &str) -> Vec<(chrono::NaiveDateTime, Option<chrono::NaiveDateTime>, String)> {
+    let pool = svu_vakt::store::pool(&svu_vakt::store::DbUrl::parse(url).unwrap(), 1).unwrap();
+    let mut c = pool.get().unwrap();
+    let conn: &mut svu_vakt::store::DbConn = &mut c;
+    scan_runs::table
+        .order(scan_runs::started_at)
+        .select((scan_runs::started_at, scan_runs::finished_at, scan_runs::status))
+        .load(conn)
+        .unwrap()
+}
+
+fn two_serve_processes_on_one_database_scan_one_at_a_time_and_mail_each_deviation_once(b: Backend) {
+    let db = TestDb::new(b);
+    let url = db.url();
+    demo_into(&url, "400");
+    let smtp = SmtpServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("svu-vakt.toml");
+    std::fs::write(
+        &cfg,
+        "[scan]\nschedule = \"*/2 * * * * *\"\n[mail]\ndeliver_every_seconds = 1\nmax_age_days = 100000\n\
+         from = \"svu-vakt <svu-vakt@region.example.se>\"\ndefault_to = \"svu@region.example.se\"\n",
+    )
+    .unwrap();
+    let serve = || {
+        Child(
+            bin()
+                .args(["--config"])
+                .arg(&cfg)
+                .args([
+                    "serve",
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--database-url",
+                    &url,
+                    "--smtp-url",
+                    &smtp.url(),
+                ])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
+    };
+    let (first, second) = (serve(), serve());
+    let app = TestApp::attach(&url);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut stable_since = Instant::now();
+    let mut last = 0;
+    loop {
+        let n = smtp.messages().len();
+        if n != last {
+            (last, stable_since) = (n, Instant::now());
+        }
+        let filed = app.deviations().len();
+        if n > 0 && n >= filed && stable_since.elapsed() > Duration::from_secs(4) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "mail did not settle: {n} mails, {filed} deviations"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    drop((first, second));
+    let filed = app.deviations().len();
+    let ids: Vec<String> = smtp.messages().iter().map(|m| m.message_id()).collect();
+    assert_eq!(ids.len(), filed, "one mail per deviation");
+    assert_eq!(ids.iter().collect::<HashSet<_>>().len(), filed, "none twice");
+    let mut runs = runs(&url);
+    // The processes were killed: a scan may have been running at that moment.
+    if runs.last().is_some_and(|r| r.2 == "pagar") {
+        runs.pop();
+    }
+    assert!(runs.len() >= 2, "{runs:?}");
+    for w in runs.windows(2) {
+        let end = w[0].1.expect("every scan finished");
+        assert!(end <= w[1].0, "two scans overlapped: {w:?}");
+    }
+    assert!(runs.iter().all(|r| r.2 == "klar"), "{runs:?}");
+}
+
+/// The lease of the scan running on SQLite is taken over (as when it expired
+/// while the scan was stalled): the scan notices at its next chunk and stops.
+#[test]
+fn sqlite_a_scan_that_loses_its_lease_stops_and_says_why() {
+    let app = spawn_app(Backend::Sqlite);
+    demo_into(&app.db.url(), "6000");
+    let url = app.db.url();
+    let scan = std::thread::spawn(move || {
+        bin()
+            .args([
+                "scan",
+                "--full",
+                "--as-of",
+                "2027-01-10T00:00:00+01:00",
+                "--database-url",
+                &url,
+            ])
+            .output()
+            .unwrap()
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut c = app.conn();
+        let conn: &mut svu_vakt::store::DbConn = &mut c;
+        let holder: Option<String> = scan_lock::table.find(1).select(scan_lock::holder).first(conn).unwrap();
+        if holder.is_some() {
+            diesel::update(scan_lock::table.find(1))
+                .set((
+                    scan_lock::holder.eq("other-host:1:cafe"),
+                    scan_lock::expires_at.eq(chrono::Utc::now().naive_utc() + chrono::Duration::hours(1)),
+                ))
+                .execute(conn)
+                .unwrap();
+            break;
+        }
+        assert!(Instant::now() < deadline, "the scan never took the lease");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let out = scan.join().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the scan went on without its lease");
+    assert!(stderr.contains("lost its lease"), "{stderr}");
+    let runs = runs(&app.db.url());
+    assert_eq!(runs.last().unwrap().2, "fel", "{runs:?}");
+}
