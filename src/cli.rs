@@ -70,6 +70,25 @@ pub fn token_create(config: &Config, role: &str, unit: Option<&str>, label: Opti
     Ok(())
 }
 
+/// `import` without the lines for people: the events stored (for `bench`).
+pub fn import_quiet(
+    services: &crate::service::Services,
+    units_file: Option<&Path>,
+    events_file: Option<&Path>,
+    mapping: Option<&Path>,
+) -> anyhow::Result<usize> {
+    let mut conn = services.pool.get()?;
+    if let Some(path) = units_file {
+        let text = read(path)?;
+        let is_csv = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+        let list = ingest::parse_units(&text, is_csv).map_err(|errors| field_errors(path, &errors))?;
+        units::upsert(&mut conn, &list)?;
+    }
+    let Some(path) = events_file else { return Ok(0) };
+    let mapping = mapping.map(|m| CsvMapping::from_toml(&read(m)?)).transpose()?;
+    Ok(import_events(&mut conn, &services.hasher, path, mapping.as_ref())?.stored)
+}
+
 pub fn import(
     config: &Config,
     units_file: Option<&Path>,

@@ -33,6 +33,7 @@ struct ScanSection {
     schedule: String,
     grace_minutes: i64,
     staffing_lookback_days: i64,
+    arrival_margin_seconds: i64,
 }
 
 impl Default for ScanSection {
@@ -41,6 +42,7 @@ impl Default for ScanSection {
             schedule: "0 */15 * * * *".into(),
             grace_minutes: 60,
             staffing_lookback_days: 14,
+            arrival_margin_seconds: 600,
         }
     }
 }
@@ -84,6 +86,10 @@ pub struct ScanConfig {
     pub schedule: Option<cron::Schedule>,
     pub grace: chrono::Duration,
     pub staffing_lookback_days: i64,
+    /// An incremental scan looks at cases changed since the last scan began,
+    /// less this margin: an ingest transaction that began before that scan
+    /// and committed during it is still caught.
+    pub arrival_margin: chrono::Duration,
 }
 
 impl ScanConfig {
@@ -103,6 +109,7 @@ impl ScanConfig {
             schedule,
             grace: chrono::Duration::minutes(grace_minutes),
             staffing_lookback_days: lookback,
+            arrival_margin: chrono::Duration::minutes(10),
         })
     }
 }
@@ -261,7 +268,10 @@ impl Config {
             log_level: env("SVU_VAKT_LOG_LEVEL").unwrap_or(fc.log.level),
             patient_key,
             rules: fc.rules,
-            scan: ScanConfig::parse(&fc.scan.schedule, fc.scan.grace_minutes, fc.scan.staffing_lookback_days)?,
+            scan: ScanConfig {
+                arrival_margin: chrono::Duration::seconds(fc.scan.arrival_margin_seconds.max(0)),
+                ..ScanConfig::parse(&fc.scan.schedule, fc.scan.grace_minutes, fc.scan.staffing_lookback_days)?
+            },
             mail: MailConfig {
                 smtp_url: SmtpUrl(
                     overrides

@@ -2,6 +2,7 @@
 //! holds everything; `main.rs` only parses the command line.
 
 pub mod audit;
+pub mod bench;
 pub mod calendar;
 pub mod check;
 pub mod cli;

@@ -65,6 +65,18 @@ enum Command {
         #[arg(long, env = "SVU_VAKT_SMTP_URL", hide_env_values = true)]
         smtp_url: Option<String>,
     },
+    /// Benchmark at county scale: demo data, import, scans, check and the
+    /// plain-SQL peer of the four core rules, as a table (see docs/PERFORMANCE.md)
+    Bench {
+        /// Demo cases (about 13 events each)
+        #[arg(long, default_value_t = 100_000)]
+        cases: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// An EMPTY database to run in (default: a new SQLite file in a temporary directory)
+        #[arg(long)]
+        database_url: Option<String>,
+    },
     /// Show where a unit's deviations are mailed
     Routes {
         #[command(flatten)]
@@ -195,6 +207,29 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             full,
             smtp_url,
         } => cli::scan(&load(cfg, &db, None, smtp_url)?, as_of.as_deref(), full),
+        Command::Bench {
+            cases,
+            seed,
+            database_url,
+        } => {
+            // Synthetic data: a throwaway patient key, and no key file written anywhere.
+            if std::env::var_os("SVU_VAKT_PATIENT_KEY").is_none() {
+                std::env::set_var("SVU_VAKT_PATIENT_KEY", "bench-only-key-not-for-patient-data-0123456789");
+            }
+            let db = DbArgs {
+                database_url: Some(
+                    database_url
+                        .clone()
+                        .unwrap_or_else(|| "sqlite:///tmp/svu-vakt-bench.db".into()),
+                ),
+            };
+            let opts = svu_vakt::bench::BenchOptions {
+                cases,
+                seed,
+                database_url,
+            };
+            svu_vakt::bench::run(&load(cfg, &db, None, None)?, &opts)
+        }
         Command::Routes { db, unit } => cli::routes(&load(cfg, &db, None, None)?, &unit),
         Command::Migrate { db } => cli::migrate(&load(cfg, &db, None, None)?),
         Command::Import {

@@ -19,7 +19,7 @@ use crate::mail::outbox;
 use crate::mail::routing;
 use crate::mail::MailMode;
 use crate::rules::{Finding, RuleId, Units};
-use crate::store::deviations::{self, DeviationRow, NewDeviation, OPEN};
+use crate::store::deviations::{self, DeviationRow, NewDeviation, NewHistory, OPEN};
 use crate::store::{backend, now, DbConn};
 
 pub fn fingerprint(f: &Finding) -> String {
@@ -66,6 +66,7 @@ impl Filing<'_> {
         let mut by_fp: HashMap<String, DeviationRow> =
             existing.into_iter().map(|d| (d.fingerprint.clone(), d)).collect();
         let mut seen = HashSet::new();
+        let mut new = Vec::new();
         for f in findings {
             let fp = fingerprint(f);
             if !seen.insert(fp.clone()) {
@@ -73,7 +74,7 @@ impl Filing<'_> {
             }
             match by_fp.remove(&fp) {
                 None if self.backfill && covered.contains(&obligation(f)) => {}
-                None => self.file(conn, f, &fp, counts)?,
+                None => new.push((f, fp)),
                 Some(_) if self.backfill => {}
                 Some(d) if d.status == "aterkallad" => {
                     self.reopen(conn, &d)?;
@@ -88,6 +89,7 @@ impl Filing<'_> {
                 }
             }
         }
+        self.file(conn, &new, counts)?;
         if self.backfill {
             return Ok(());
         }
@@ -101,49 +103,77 @@ impl Filing<'_> {
         Ok(())
     }
 
-    /// A new deviation, its history line and (one mail per deviation) its
-    /// mail; a deviation too old to act on is filed without mail.
-    fn file(&self, conn: &mut DbConn, f: &Finding, fp: &str, counts: &mut Counts) -> anyhow::Result<()> {
+    /// New deviations, their history lines and (one mail per deviation)
+    /// their mail, in a few multi-row statements; a deviation too old to act
+    /// on is filed without mail.
+    fn file(&self, conn: &mut DbConn, new: &[(&Finding, String)], counts: &mut Counts) -> anyhow::Result<()> {
+        if new.is_empty() {
+            return Ok(());
+        }
         let a = self.auditor;
-        let risk = a.profile.risk_of(f.rule);
-        let recipients = routing::route(f.unit.as_ref(), self.units, &a.mail);
-        let unmailed = f.due_utc() < self.mail_cutoff;
         let per_deviation = a.mail.mode == MailMode::PerAvvikelse;
         let t = now();
-        let row = NewDeviation {
-            fingerprint: fp,
-            rule: f.rule.as_str(),
-            case_id: f.case.as_ref().map(|c| c.as_str()),
-            unit: f.unit.as_ref().map(|u| u.as_str()),
-            due: naive(f.due_utc()),
-            finding_status: f.status.as_str(),
-            done_at: f.done.map(|t| naive(t.with_timezone(&Utc))),
-            late_minutes: f.late_minutes,
-            status: "ny",
-            sannolikhet: i32::from(risk.sannolikhet),
-            konsekvens: i32::from(risk.konsekvens),
-            recipients: recipients.to_json(),
-            queued_at: (per_deviation || unmailed).then_some(t),
-            scan_id: self.scan_id,
-            created_at: t,
-        };
-        let id = deviations::insert(conn, &row)?;
-        let note = if unmailed {
-            "registrerad vid granskning; inte mejlad: tidsgränsen låg för långt tillbaka"
-        } else {
-            "registrerad vid granskning"
-        };
-        deviations::history(conn, id, "svu-vakt", None, "ny", Some(note))?;
-        counts.filed += 1;
-        if unmailed {
-            counts.unmailed += 1;
-            *counts
-                .unmailed_by_unit
-                .entry(row.unit.unwrap_or_default().to_string())
-                .or_default() += 1;
-        } else if per_deviation {
-            outbox::enqueue(conn, &[outbox::report(&row.to_row(id), 0, &a.mail.domain())])?;
+        let rows: Vec<NewDeviation> = new
+            .iter()
+            .map(|(f, fp)| {
+                let risk = a.profile.risk_of(f.rule);
+                let unmailed = f.due_utc() < self.mail_cutoff;
+                NewDeviation {
+                    fingerprint: fp,
+                    rule: f.rule.as_str(),
+                    case_id: f.case.as_ref().map(|c| c.as_str()),
+                    unit: f.unit.as_ref().map(|u| u.as_str()),
+                    due: naive(f.due_utc()),
+                    finding_status: f.status.as_str(),
+                    done_at: f.done.map(|t| naive(t.with_timezone(&Utc))),
+                    late_minutes: f.late_minutes,
+                    status: "ny",
+                    sannolikhet: i32::from(risk.sannolikhet),
+                    konsekvens: i32::from(risk.konsekvens),
+                    recipients: routing::route(f.unit.as_ref(), self.units, &a.mail).to_json(),
+                    queued_at: (per_deviation || unmailed).then_some(t),
+                    scan_id: self.scan_id,
+                    created_at: t,
+                }
+            })
+            .collect();
+        let ids: HashMap<String, i64> = deviations::insert_many(conn, &rows)?
+            .into_iter()
+            .map(|(id, fp)| (fp, id))
+            .collect();
+        let mut history = Vec::with_capacity(rows.len());
+        let mut mail = Vec::new();
+        let domain = a.mail.domain();
+        for row in &rows {
+            let id = *ids
+                .get(row.fingerprint)
+                .ok_or_else(|| anyhow::anyhow!("deviation {} was not stored", row.fingerprint))?;
+            let unmailed = row.due.and_utc() < self.mail_cutoff;
+            history.push(NewHistory {
+                deviation_id: id,
+                at: t,
+                actor: "svu-vakt",
+                from_status: None,
+                to_status: "ny",
+                note: Some(if unmailed {
+                    "registrerad vid granskning; inte mejlad: tidsgränsen låg för långt tillbaka"
+                } else {
+                    "registrerad vid granskning"
+                }),
+            });
+            if unmailed {
+                counts.unmailed += 1;
+                *counts
+                    .unmailed_by_unit
+                    .entry(row.unit.unwrap_or_default().to_string())
+                    .or_default() += 1;
+            } else if per_deviation {
+                mail.push(outbox::report(&row.to_row(id), 0, &domain));
+            }
         }
+        backend::insert_history(conn, &history)?;
+        outbox::enqueue(conn, &mail)?;
+        counts.filed += rows.len();
         Ok(())
     }
 

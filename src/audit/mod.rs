@@ -34,8 +34,6 @@ use crate::store::{backend, deviations, now, DbConn, Pool};
 const CHUNK: i64 = 500;
 /// How long a scan holds the SQLite lease before it must renew it.
 const LEASE_MINUTES: i64 = 30;
-/// Events that arrive while a scan reads are caught by the next one.
-const ARRIVAL_MARGIN_MINUTES: i64 = 10;
 
 /// Everything a scan needs, shared by `serve`, `scan` and the API.
 pub struct Auditor {
@@ -213,9 +211,7 @@ impl Auditor {
         let since = if run.full {
             None
         } else {
-            run.previous
-                .as_ref()
-                .map(|p| p.started_at - Duration::minutes(ARRIVAL_MARGIN_MINUTES))
+            run.previous.as_ref().map(|p| p.started_at - self.scan.arrival_margin)
         };
         let mut after = String::new();
         let mut chunk_no = 0;

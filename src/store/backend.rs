@@ -87,6 +87,43 @@ pub fn lock_deviations(conn: &mut DbConn, ids: &[i64]) -> QueryResult<()> {
     Ok(())
 }
 
+/// Inserts deviations in multi-row statements, returning (id, fingerprint).
+pub fn insert_deviations(
+    conn: &mut DbConn,
+    rows: &[super::deviations::NewDeviation<'_>],
+) -> QueryResult<Vec<(i64, String)>> {
+    use super::schema::deviations as d;
+    let mut out = Vec::with_capacity(rows.len());
+    // 15 columns: 60 rows stay below SQLite's 999-variable default.
+    for chunk in rows.chunks(60) {
+        let ids: Vec<(i64, String)> = match conn {
+            DbConn::Sqlite(c) => diesel::insert_into(d::table)
+                .values(chunk)
+                .returning((d::id, d::fingerprint))
+                .get_results(c)?,
+            DbConn::Pg(c) => diesel::insert_into(d::table)
+                .values(chunk)
+                .returning((d::id, d::fingerprint))
+                .get_results(c)?,
+        };
+        out.extend(ids);
+    }
+    Ok(out)
+}
+
+/// Inserts history lines in multi-row statements.
+pub fn insert_history(conn: &mut DbConn, rows: &[super::deviations::NewHistory<'_>]) -> QueryResult<usize> {
+    use super::schema::deviation_history as h;
+    let mut n = 0;
+    for chunk in rows.chunks(CHUNK / 3) {
+        n += match conn {
+            DbConn::Sqlite(c) => diesel::insert_into(h::table).values(chunk).execute(c)?,
+            DbConn::Pg(c) => diesel::insert_into(h::table).values(chunk).execute(c)?,
+        };
+    }
+    Ok(n)
+}
+
 /// Inserts outbox rows; a Message-ID already there is skipped.
 pub fn insert_mail(conn: &mut DbConn, rows: &[crate::mail::outbox::NewMail]) -> QueryResult<usize> {
     use super::schema::outbox;

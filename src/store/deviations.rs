@@ -75,6 +75,22 @@ impl NewDeviation<'_> {
     }
 }
 
+#[derive(Insertable)]
+#[diesel(table_name = deviation_history, treat_none_as_default_value = false)]
+pub struct NewHistory<'a> {
+    pub deviation_id: i64,
+    pub at: NaiveDateTime,
+    pub actor: &'a str,
+    pub from_status: Option<&'a str>,
+    pub to_status: &'a str,
+    pub note: Option<&'a str>,
+}
+
+/// Files many deviations at once (multi-row inserts): their ids by fingerprint.
+pub fn insert_many(conn: &mut DbConn, rows: &[NewDeviation]) -> QueryResult<Vec<(i64, String)>> {
+    super::backend::insert_deviations(conn, rows)
+}
+
 pub fn insert(conn: &mut DbConn, d: &NewDeviation) -> QueryResult<i64> {
     diesel::insert_into(deviations::table)
         .values(d)

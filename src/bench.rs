@@ -1,0 +1,397 @@
+//! `svu-vakt bench`: the county-scale benchmark. It generates demo data,
+//! imports it, runs a first full scan, a full re-scan that files nothing, an
+//! incremental scan after 10 000 new events, and `check` on the files; then
+//! runs the plain-SQL peer of the four core rules (`ops/bench/peer-*.sql`,
+//! as a region's analysis unit would write them) on the same database,
+//! checks that it finds the very breaches the scan filed, and prints a
+//! table: time, rate and peak memory per step, and the peer beside our scan.
+//!
+//! Peak memory is the process's resident high-water mark, reset before each
+//! step (Linux `/proc/self/clear_refs`), so each step is measured alone.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::Path;
+use std::time::Instant;
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{Integer, Nullable, Text, Timestamp};
+
+use crate::config::Config;
+use crate::demo::{self, DemoOptions};
+use crate::rules::RuleId;
+use crate::service::Services;
+use crate::store::{DbConn, DbUrl};
+
+const PEER_SQLITE: &str = include_str!("../ops/bench/peer-sqlite.sql");
+const PEER_POSTGRES: &str = include_str!("../ops/bench/peer-postgres.sql");
+const CORE_RULES: [RuleId; 4] = [
+    RuleId::Inskrivningsmeddelande24h,
+    RuleId::KallelseSip,
+    RuleId::KvittensUtskrivningsklar,
+    RuleId::BemanningStorhelg,
+];
+/// New events for the incremental step.
+const NEW_EVENTS: usize = 10_000;
+
+pub struct BenchOptions {
+    pub cases: usize,
+    pub seed: u64,
+    /// An empty database to run in; default a new SQLite file in a temp directory.
+    pub database_url: Option<String>,
+}
+
+struct Step {
+    name: &'static str,
+    work: String,
+    secs: f64,
+    rate: String,
+    peak_mb: f64,
+}
+
+/// The instant every step judges as of: after the demo year, so every
+/// obligation of the data is due.
+fn as_of() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2027-01-10T00:00:00+01:00")
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_default()
+}
+
+pub fn run(base: &Config, opts: &BenchOptions) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let url = opts
+        .database_url
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("bench.db").display()));
+    let mut config = base.clone();
+    config.database_url = DbUrl::parse(&url)?;
+    config.database_url_text = url.clone();
+    config.mail.smtp_url = crate::mail::SmtpUrl(String::new());
+    config.scan.schedule = None;
+    // Nothing is ingested while the bench scans: the incremental step sees
+    // only what arrived after the re-scan, as a service scanning every 15
+    // minutes would (its margin reaches back 10 minutes before the last scan).
+    config.scan.arrival_margin = chrono::Duration::seconds(2);
+    // The peer is written for the national profile.
+    config.rules = Default::default();
+    let services = Services::build(&config)?;
+    anyhow::ensure!(
+        crate::store::events::count(&mut *services.pool.get()?)? == 0,
+        "bench needs an empty database: {} holds events",
+        crate::store::redact_url(&url)
+    );
+    let mut steps = Vec::new();
+    let demo_opts = DemoOptions {
+        seed: opts.seed,
+        cases: opts.cases,
+        from: chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap_or_default(),
+        to: chrono::NaiveDate::from_ymd_opt(2026, 12, 31).unwrap_or_default(),
+    };
+    let (units_file, events_file) = (dir.path().join("units.json"), dir.path().join("events.jsonl"));
+    let events = measure(&mut steps, "demo", || {
+        std::fs::write(&units_file, demo::units_json())?;
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&events_file)?);
+        let n = demo::write_events(&demo_opts, &mut out)?;
+        out.flush()?;
+        Ok(n)
+    })?;
+    label(
+        &mut steps,
+        format!("{} cases, {events} events to files", opts.cases),
+        events,
+        "events",
+    );
+
+    let stored = measure(&mut steps, "import", || {
+        crate::cli::import_quiet(&services, Some(&units_file), Some(&events_file), None)
+    })?;
+    label(&mut steps, format!("{stored} events"), stored, "events");
+
+    let t = as_of();
+    let first = measure(&mut steps, "first full scan", || scan(&services, t, true))?;
+    label(
+        &mut steps,
+        format!("{} cases, {} deviations filed", first.cases_evaluated, first.filed),
+        first.cases_evaluated,
+        "cases",
+    );
+    let again = measure(&mut steps, "full re-scan", || scan(&services, t, true))?;
+    label(
+        &mut steps,
+        format!("{} cases, {} filed", again.cases_evaluated, again.filed),
+        again.cases_evaluated,
+        "cases",
+    );
+
+    let new_file = dir.path().join("new.jsonl");
+    let new_events = new_events_file(opts.seed, &new_file)?;
+    crate::cli::import_quiet(&services, None, Some(&new_file), None)?;
+    let later = t + chrono::Duration::hours(1);
+    let inc = measure(&mut steps, "incremental scan", || scan(&services, later, false))?;
+    label(
+        &mut steps,
+        format!(
+            "after {new_events} new events: {} cases, {} filed",
+            inc.cases_evaluated, inc.filed
+        ),
+        inc.cases_evaluated,
+        "cases",
+    );
+
+    let checked = measure(&mut steps, "check (files)", || check(&units_file, &events_file, t))?;
+    label(
+        &mut steps,
+        format!("{events} events, {checked} findings"),
+        events,
+        "events",
+    );
+
+    let mut conn = services.pool.get()?;
+    prepare_peer(&mut conn, t)?;
+    let peer = measure(&mut steps, "SQL peer, 4 rules", || Ok(peer_breaches(&mut conn)?))?;
+    label(&mut steps, format!("{} breaches", peer.len()), events, "events");
+    let ours = our_breaches(&mut conn)?;
+    print_table(&steps, &url);
+    compare(&peer, &ours, &steps)
+}
+
+fn scan(services: &Services, t: DateTime<Utc>, full: bool) -> anyhow::Result<crate::audit::Counts> {
+    services
+        .scan(Some(t), full)
+        .map(|s| s.counts)
+        .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+fn check(units: &Path, events: &Path, t: DateTime<Utc>) -> anyhow::Result<usize> {
+    let profile = crate::rules::Profile::by_name("nationell")?;
+    let rules = profile.enabled.iter().copied().collect();
+    let opts = crate::check::CheckOptions {
+        profile,
+        rules,
+        as_of: t,
+    };
+    let units = crate::check::load_units(units).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let findings = crate::check::check_file(events, &units, &opts).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(findings.len())
+}
+
+/// About 10 000 events of cases the database has not seen (another seed).
+fn new_events_file(seed: u64, path: &Path) -> anyhow::Result<usize> {
+    let opts = DemoOptions {
+        seed: seed.wrapping_add(1_000_003),
+        cases: NEW_EVENTS / 13 + 1,
+        from: chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap_or_default(),
+        to: chrono::NaiveDate::from_ymd_opt(2026, 12, 31).unwrap_or_default(),
+    };
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    let n = demo::write_case_range(&opts, 0, opts.cases, &mut out)?;
+    out.flush()?;
+    Ok(n)
+}
+
+fn measure<T>(steps: &mut Vec<Step>, name: &'static str, f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
+    reset_peak();
+    eprintln!("bench: {name} …");
+    let started = Instant::now();
+    let out = f()?;
+    steps.push(Step {
+        name,
+        work: String::new(),
+        secs: started.elapsed().as_secs_f64(),
+        rate: String::new(),
+        peak_mb: peak_mb(),
+    });
+    Ok(out)
+}
+
+fn label(steps: &mut [Step], work: String, n: usize, unit: &str) {
+    if let Some(s) = steps.last_mut() {
+        s.rate = format!("{:.0} {unit}/s", n as f64 / s.secs.max(1e-9));
+        s.work = work;
+        eprintln!(
+            "bench: {} {:.2} s, {}, peak {:.0} MB: {}",
+            s.name, s.secs, s.rate, s.peak_mb, s.work
+        );
+    }
+}
+
+fn reset_peak() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+fn peak_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|k| k.parse::<f64>().ok()))
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn print_table(steps: &[Step], url: &str) {
+    println!("svu-vakt bench on {}", crate::store::redact_url(url));
+    println!(
+        "{:<20} {:>10} {:>18} {:>10}  work",
+        "step", "time (s)", "rate", "peak MB"
+    );
+    for s in steps {
+        println!(
+            "{:<20} {:>10.2} {:>18} {:>10.0}  {}",
+            s.name, s.secs, s.rate, s.peak_mb, s.work
+        );
+    }
+}
+
+/// The peer's helper tables: T, Stockholm's UTC offsets, and the staffing
+/// days to judge (from the earliest event's local date up to T).
+fn prepare_peer(conn: &mut DbConn, t: DateTime<Utc>) -> anyhow::Result<()> {
+    let statements = [
+        "DROP TABLE IF EXISTS peer_params",
+        "DROP TABLE IF EXISTS peer_tz",
+        "DROP TABLE IF EXISTS peer_staffing_days",
+        "CREATE TABLE peer_params (as_of TIMESTAMP NOT NULL)",
+        "CREATE TABLE peer_tz (start_utc TIMESTAMP NOT NULL, end_utc TIMESTAMP NOT NULL, offset_seconds INTEGER NOT NULL)",
+        "CREATE TABLE peer_staffing_days (day TEXT NOT NULL)",
+    ];
+    for s in statements {
+        diesel::sql_query(s).execute(conn)?;
+    }
+    let pg = matches!(conn, DbConn::Pg(_));
+    let param = |i| if pg { format!("${i}") } else { "?".to_string() };
+    diesel::sql_query(format!("INSERT INTO peer_params (as_of) VALUES ({})", param(1)))
+        .bind::<Timestamp, _>(t.naive_utc())
+        .execute(conn)?;
+    let insert_tz = format!(
+        "INSERT INTO peer_tz (start_utc, end_utc, offset_seconds) VALUES ({}, {}, {})",
+        param(1),
+        param(2),
+        param(3)
+    );
+    for (start, end, offset) in stockholm_offsets(1990, 2100) {
+        diesel::sql_query(&insert_tz)
+            .bind::<Timestamp, _>(start)
+            .bind::<Timestamp, _>(end)
+            .bind::<Integer, _>(offset)
+            .execute(conn)?;
+    }
+    let earliest: Option<NaiveDateTime> = crate::store::schema::events::table
+        .filter(crate::store::schema::events::at.le(t.naive_utc()))
+        .select(diesel::dsl::min(crate::store::schema::events::at))
+        .first(conn)?;
+    let Some(earliest) = earliest else { return Ok(()) };
+    let profile = crate::rules::Profile::by_name("nationell")?;
+    let days = crate::rules::bemanning::staffing_dues(
+        crate::calendar::local_date(earliest.and_utc()),
+        &crate::calendar::Calendar::new(),
+        &profile,
+        t,
+    );
+    let insert_day = format!("INSERT INTO peer_staffing_days (day) VALUES ({})", param(1));
+    for (day, _) in days {
+        diesel::sql_query(&insert_day)
+            .bind::<Text, _>(day.format("%Y-%m-%d").to_string())
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// [start, end) UTC intervals with Stockholm's offset, found hour by hour.
+fn stockholm_offsets(from_year: i32, to_year: i32) -> Vec<(NaiveDateTime, NaiveDateTime, i32)> {
+    use chrono::Offset;
+    let offset_at = |t: DateTime<Utc>| {
+        t.with_timezone(&chrono_tz::Europe::Stockholm)
+            .offset()
+            .fix()
+            .local_minus_utc()
+    };
+    let start = chrono::NaiveDate::from_ymd_opt(from_year, 1, 1)
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .unwrap_or_default()
+        .and_utc();
+    let end = chrono::NaiveDate::from_ymd_opt(to_year, 1, 1)
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .unwrap_or_default()
+        .and_utc();
+    let mut out = Vec::new();
+    let (mut from, mut current) = (start, offset_at(start));
+    let mut t = start;
+    while t < end {
+        t += chrono::Duration::hours(1);
+        let o = offset_at(t);
+        if o != current || t >= end {
+            out.push((from.naive_utc(), t.naive_utc(), current));
+            (from, current) = (t, o);
+        }
+    }
+    out
+}
+
+type Breach = (String, Option<String>, Option<String>, i64, String);
+
+#[derive(QueryableByName)]
+struct PeerRow {
+    #[diesel(sql_type = Text)]
+    rule: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    case_id: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    unit: Option<String>,
+    #[diesel(sql_type = Timestamp)]
+    due: NaiveDateTime,
+    #[diesel(sql_type = Text)]
+    status: String,
+}
+
+fn peer_breaches(conn: &mut DbConn) -> QueryResult<BTreeSet<Breach>> {
+    let sql = match conn {
+        DbConn::Pg(_) => PEER_POSTGRES,
+        DbConn::Sqlite(_) => PEER_SQLITE,
+    };
+    let rows: Vec<PeerRow> = diesel::sql_query(sql.trim().trim_end_matches(';')).load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.rule, r.case_id, r.unit, r.due.and_utc().timestamp(), r.status))
+        .collect())
+}
+
+fn our_breaches(conn: &mut DbConn) -> QueryResult<BTreeSet<Breach>> {
+    use crate::store::schema::deviations as d;
+    let names: Vec<&str> = CORE_RULES.iter().map(|r| r.as_str()).collect();
+    type Row = (String, Option<String>, Option<String>, NaiveDateTime, String);
+    let rows: Vec<Row> = d::table
+        .filter(d::rule.eq_any(&names))
+        .select((d::rule, d::case_id, d::unit, d::due, d::finding_status))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(r, c, u, due, s)| (r, c, u, due.and_utc().timestamp(), s))
+        .collect())
+}
+
+fn compare(peer: &BTreeSet<Breach>, ours: &BTreeSet<Breach>, steps: &[Step]) -> anyhow::Result<()> {
+    let secs = |name: &str| steps.iter().find(|s| s.name == name).map_or(0.0, |s| s.secs);
+    let (peer_s, scan_s) = (secs("SQL peer, 4 rules"), secs("first full scan"));
+    println!(
+        "\nSQL peer {peer_s:.2} s for {} breaches; our first full scan {scan_s:.2} s (all rules, filing and routing): peer/scan = {:.2}",
+        peer.len(),
+        peer_s / scan_s.max(1e-9)
+    );
+    let only_peer: Vec<&Breach> = peer.difference(ours).take(5).collect();
+    let only_ours: Vec<&Breach> = ours.difference(peer).take(5).collect();
+    if only_peer.is_empty() && only_ours.is_empty() {
+        println!(
+            "Same breaches: the peer and the scan agree on all {} of the four core rules.",
+            ours.len()
+        );
+        Ok(())
+    } else {
+        anyhow::bail!(
+            "the peer and the scan disagree: {} only in the peer (e.g. {only_peer:?}), {} only in the scan (e.g. {only_ours:?})",
+            peer.difference(ours).count(),
+            ours.difference(peer).count()
+        )
+    }
+}
