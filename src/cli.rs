@@ -205,7 +205,7 @@ fn import_events(
     };
     let mut stored_batches = Vec::new();
     let result = each_chunk(path, mapping, hasher, &mut |chunk| {
-        let outcome = ingest::store_events(conn, chunk, "import").map_err(|e| ingest_error(path, e))?;
+        let outcome = crate::store::events::store_parsed(conn, chunk, "import").map_err(|e| ingest_error(path, e))?;
         stored_batches.extend(outcome.batch);
         add(&mut total, outcome);
         Ok(())
@@ -325,15 +325,16 @@ pub fn load_demo(
         let mut buf = Vec::new();
         demo::write_case_range(opts, start, n, &mut buf)?;
         let text = String::from_utf8(buf)?;
-        let outcome = ingest::store_events(conn, ingest::parse_events(&text, hasher), "demo")
+        let outcome = crate::store::events::store_parsed(conn, ingest::parse_events(&text, hasher), "demo")
             .map_err(|e| ingest_error(Path::new("demo"), e))?;
         add(&mut total, outcome);
         start += n;
     }
     let mut buf = Vec::new();
     demo::write_staffing(opts, &mut buf)?;
-    let outcome = ingest::store_events(conn, ingest::parse_events(&String::from_utf8(buf)?, hasher), "demo")
-        .map_err(|e| ingest_error(Path::new("demo"), e))?;
+    let outcome =
+        crate::store::events::store_parsed(conn, ingest::parse_events(&String::from_utf8(buf)?, hasher), "demo")
+            .map_err(|e| ingest_error(Path::new("demo"), e))?;
     add(&mut total, outcome);
     Ok(total)
 }
@@ -449,6 +450,11 @@ pub fn scan(config: &Config, as_of: Option<&str>, full: bool) -> anyhow::Result<
                 .map(|t| t.with_timezone(&chrono::Utc))
                 .map_err(|_| {
                     anyhow::anyhow!("--as-of måste vara RFC 3339 med tidszon, t.ex. 2026-05-04T12:00:00+02:00")
+                })
+                .and_then(|t| {
+                    crate::audit::requested_as_of(t).map_err(|_| {
+                        anyhow::anyhow!("--as-of {t} ligger i framtiden: en granskning bedömer det som har hänt")
+                    })
                 })
         })
         .transpose()?;

@@ -76,6 +76,9 @@ enum Command {
         /// An EMPTY database to run in (default: a new SQLite file in a temporary directory)
         #[arg(long)]
         database_url: Option<String>,
+        /// Leave out the plain-SQL peer (it grows faster than linearly on SQLite)
+        #[arg(long)]
+        without_peer: bool,
     },
     /// Show where a unit's deviations are mailed
     Routes {
@@ -211,6 +214,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             cases,
             seed,
             database_url,
+            without_peer,
         } => {
             // Synthetic data: a throwaway patient key, and no key file written anywhere.
             if std::env::var_os("SVU_VAKT_PATIENT_KEY").is_none() {
@@ -227,6 +231,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 cases,
                 seed,
                 database_url,
+                peer: !without_peer,
             };
             svu_vakt::bench::run(&load(cfg, &db, None, None)?, &opts)
         }

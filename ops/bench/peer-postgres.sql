@@ -21,6 +21,7 @@ params AS (
            (p.as_of + interval '2 days')::date AS last_day
     FROM peer_params p
 ),
+-- Those dates, one row each.
 span AS (
     SELECT g::date AS day
     FROM params p, generate_series(p.first_day::timestamp, p.last_day::timestamp, interval '1 day') AS g
@@ -43,16 +44,19 @@ day_offset AS (
              WHERE z.start_utc <= s.day + time '23:59:59' AND s.day + time '23:59:59' < z.end_utc) AS off_end_from
     FROM span s
 ),
--- The same, with the UTC instants of 23:59:59 and 15:00:00 local time on D.
--- The offset of a local wall time W is the offset at the UTC instant W - 2 h:
--- Stockholm switches at 01:00 UTC, never between W - 2 h and W - 1 h for
--- W = 15:00 or 23:59:59.
+-- The same, with the UTC instants of local 00:00:00, 08:00:00, 15:00:00 and
+-- 23:59:59 on D. The offset in force at a local wall time W on D is the one
+-- at the UTC instant W - 2 h (Stockholm switches at 01:00 UTC, never between
+-- W - 2 h and W - 1 h); for W = 00:00 that is the offset at 00:00 UTC.
 clock AS (
     SELECT day, off_start, off_end, off_end_from,
-           day + time '23:59:59' - interval '1 second' *
-               CASE WHEN day + time '21:59:59' >= off_end_from THEN off_end ELSE off_start END AS end_of_day,
+           day + time '00:00:00' - interval '1 second' * off_start AS day_start,
+           day + time '08:00:00' - interval '1 second' *
+               CASE WHEN day + time '06:00:00' >= off_end_from THEN off_end ELSE off_start END AS at_0800,
            day + time '15:00:00' - interval '1 second' *
-               CASE WHEN day + time '13:00:00' >= off_end_from THEN off_end ELSE off_start END AS at_1500
+               CASE WHEN day + time '13:00:00' >= off_end_from THEN off_end ELSE off_start END AS at_1500,
+           day + time '23:59:59' - interval '1 second' *
+               CASE WHEN day + time '21:59:59' >= off_end_from THEN off_end ELSE off_start END AS end_of_day
     FROM day_offset
 ),
 -- Case events that have happened by T.
@@ -61,59 +65,45 @@ ev AS (
     FROM events e, params p
     WHERE e.case_id IS NOT NULL AND e.at <= p.t
 ),
--- Per case and type, the first and the latest event, in the order (at, id).
-first_latest AS (
-    SELECT case_id, type,
-           max(unit)     FILTER (WHERE nth = 1)        AS first_unit,
-           max(to_units) FILTER (WHERE nth = 1)        AS first_to,
-           max(unit)     FILTER (WHERE nth_latest = 1) AS latest_unit,
-           max(value)    FILTER (WHERE nth_latest = 1) AS latest_value
-    FROM (
-        SELECT case_id, type, unit, to_units, value,
-               row_number() OVER (PARTITION BY case_id, type ORDER BY at, id) AS nth,
-               row_number() OVER (PARTITION BY case_id, type ORDER BY at DESC, id DESC) AS nth_latest
-        FROM ev
-        WHERE type IN ('inskrivning', 'inskrivningsmeddelande',
-                       'behov_av_sip', 'samtycke_sip', 'sparfarg', 'fast_vardkontakt')
-    ) ranked
-    WHERE nth = 1 OR nth_latest = 1
-    GROUP BY case_id, type
-),
--- One row per case: the facts the rules need.
+-- One row per case: the facts the rules need. "First" and "latest" go by
+-- (at, id), the order in which the service reads a case.
 case_facts AS (
-    SELECT t.*, p.ins_unit, p.fvk_latest_unit, coalesce(p.sip_needed, false) AS sip_needed
+    SELECT case_id, ins_at, bed_at, im_at, kallelse_at, avslut_at,
+           ins_unit, first_im_to, fvk_latest_unit,
+           -- SIP needed: latest behov_av_sip true or latest spårfärg gul/röd,
+           -- and the latest samtycke_sip not false.
+           (coalesce(behov, '') = 'true' OR coalesce(sparfarg, '') IN ('gul', 'rod'))
+           AND coalesce(samtycke, '') <> 'false' AS sip_needed
     FROM (
         SELECT case_id,
                min(at) FILTER (WHERE type = 'inskrivning')            AS ins_at,
                min(at) FILTER (WHERE type = 'bedomning')              AS bed_at,
                min(at) FILTER (WHERE type = 'inskrivningsmeddelande') AS im_at,
                min(at) FILTER (WHERE type = 'kallelse_sip')           AS kallelse_at,
-               min(at) FILTER (WHERE type = 'avslut')                 AS avslut_at
+               min(at) FILTER (WHERE type = 'avslut')                 AS avslut_at,
+               (array_agg(unit ORDER BY at, id)
+                    FILTER (WHERE type = 'inskrivning'))[1]                 AS ins_unit,
+               (array_agg(to_units ORDER BY at, id)
+                    FILTER (WHERE type = 'inskrivningsmeddelande'))[1]      AS first_im_to,
+               (array_agg(value ORDER BY at DESC, id DESC)
+                    FILTER (WHERE type = 'behov_av_sip'))[1]                AS behov,
+               (array_agg(value ORDER BY at DESC, id DESC)
+                    FILTER (WHERE type = 'sparfarg'))[1]                    AS sparfarg,
+               (array_agg(value ORDER BY at DESC, id DESC)
+                    FILTER (WHERE type = 'samtycke_sip'))[1]                AS samtycke,
+               (array_agg(unit ORDER BY at DESC, id DESC)
+                    FILTER (WHERE type = 'fast_vardkontakt'))[1]            AS fvk_latest_unit
         FROM ev
         GROUP BY case_id
-    ) t
-    LEFT JOIN (
-        SELECT case_id,
-               max(first_unit)  FILTER (WHERE type = 'inskrivning')      AS ins_unit,
-               max(latest_unit) FILTER (WHERE type = 'fast_vardkontakt') AS fvk_latest_unit,
-               -- SIP needed: latest behov_av_sip true or latest spårfärg gul/röd,
-               -- and the latest samtycke_sip not false.
-               (   coalesce(max(latest_value) FILTER (WHERE type = 'behov_av_sip'), '') = 'true'
-                OR coalesce(max(latest_value) FILTER (WHERE type = 'sparfarg'), '') IN ('gul', 'rod'))
-               AND coalesce(max(latest_value) FILTER (WHERE type = 'samtycke_sip'), '') <> 'false'
-                                                                         AS sip_needed
-        FROM first_latest
-        GROUP BY case_id
-    ) p ON p.case_id = t.case_id
+    ) c
 ),
 -- The first öppenvård unit in the `to` of the case's first IM.
 first_im_oppenvard AS (
-    SELECT DISTINCT ON (im.case_id) im.case_id, j.unit
-    FROM first_latest im
-    CROSS JOIN LATERAL jsonb_array_elements_text(im.first_to::jsonb) WITH ORDINALITY AS j(unit, pos)
+    SELECT DISTINCT ON (cf.case_id) cf.case_id, j.unit
+    FROM case_facts cf
+    CROSS JOIN LATERAL jsonb_array_elements_text(cf.first_im_to::jsonb) WITH ORDINALITY AS j(unit, pos)
     JOIN units u ON u.id = j.unit AND u.kind = 'oppenvard'
-    WHERE im.type = 'inskrivningsmeddelande'
-    ORDER BY im.case_id, j.pos
+    ORDER BY cf.case_id, j.pos
 ),
 -- The first withdrawal of each UK.
 withdrawal AS (
@@ -205,33 +195,23 @@ kvittens_first AS (
     GROUP BY case_id, ref_id, unit
 ),
 
--- §4.4 bemanning_storhelg: staffing days whose 15:00 local has passed.
+-- §4.4 bemanning_storhelg: the staffing days whose 15:00 local has passed,
+-- with the UTC instants that bound the local day (up to T at most: events
+-- after T do not count) and its 08:00–15:00.
 staffing_day AS (
-    SELECT d.day::date AS day, c.at_1500 AS due
+    SELECT d.day::date AS day, c.day_start, c.at_0800, c.at_1500 AS due,
+           least(c.end_of_day, p.t) AS day_end
     FROM peer_staffing_days d
     JOIN clock c ON c.day = d.day::date
     JOIN params p ON c.at_1500 < p.t
 ),
--- Acts by T of covered units in a UTC window holding the whole local day,
--- with their local time.
-staffing_act AS (
-    SELECT s.day, e.unit, e.event_type,
-           e.at + interval '1 second' *
-               CASE WHEN e.at >= c.off_end_from THEN c.off_end ELSE c.off_start END AS local_at
-    FROM staffing_day s
-    JOIN units u ON u.storhelg
-    JOIN events e ON e.unit = u.id
-                 AND e.at >= s.day - 1
-                 AND e.at < s.day + 1
-    JOIN clock c ON c.day = e.at::date
-    JOIN params p ON e.at <= p.t
-),
--- Staffed: a bemanning dated that day, or any act that day 08:00:00–15:00:00.
+-- The units staffed on each: a bemanning dated that day (any time), or any
+-- other act of the unit that day between 08:00:00 and 15:00:00, both included.
 staffed AS (
-    SELECT DISTINCT day, unit
-    FROM staffing_act
-    WHERE local_at::date = day
-      AND (event_type = 'bemanning' OR local_at::time BETWEEN time '08:00:00' AND time '15:00:00')
+    SELECT DISTINCT s.day, e.unit
+    FROM staffing_day s
+    JOIN events e ON e.at BETWEEN s.day_start AND s.day_end
+    WHERE e.event_type = 'bemanning' OR e.at BETWEEN s.at_0800 AND s.due
 )
 
 -- The findings. Met (a fulfilling event at or before due) yields no row;

@@ -21,6 +21,7 @@ params AS (
            date(p.as_of, '+2 days') AS last_day
     FROM peer_params p
 ),
+-- Those dates, one row each.
 span(day) AS (
     SELECT first_day FROM params
     UNION ALL
@@ -44,18 +45,22 @@ day_offset AS (
              WHERE z.start_utc <= s.day || ' 23:59:59' AND s.day || ' 23:59:59' < z.end_utc) AS off_end_from
     FROM span s
 ),
--- The same, with the UTC instants of 23:59:59 and 15:00:00 local time on D.
--- The offset of a local wall time W is the offset at the UTC instant W - 2 h:
--- Stockholm switches at 01:00 UTC, never between W - 2 h and W - 1 h for
--- W = 15:00 or 23:59:59.
+-- The same, with the UTC instants of local 00:00:00, 08:00:00, 15:00:00 and
+-- 23:59:59 on D. The offset in force at a local wall time W on D is the one
+-- at the UTC instant W - 2 h (Stockholm switches at 01:00 UTC, never between
+-- W - 2 h and W - 1 h); for W = 00:00 that is the offset at 00:00 UTC.
 clock AS (
     SELECT day, off_start, off_end, off_end_from,
-           datetime(day || ' 23:59:59', '-' ||
-               CASE WHEN day || ' 21:59:59' >= off_end_from THEN off_end ELSE off_start END
-               || ' seconds') AS end_of_day,
+           datetime(day || ' 00:00:00', '-' || off_start || ' seconds') AS day_start,
+           datetime(day || ' 08:00:00', '-' ||
+               CASE WHEN day || ' 06:00:00' >= off_end_from THEN off_end ELSE off_start END
+               || ' seconds') AS at_0800,
            datetime(day || ' 15:00:00', '-' ||
                CASE WHEN day || ' 13:00:00' >= off_end_from THEN off_end ELSE off_start END
-               || ' seconds') AS at_1500
+               || ' seconds') AS at_1500,
+           datetime(day || ' 23:59:59', '-' ||
+               CASE WHEN day || ' 21:59:59' >= off_end_from THEN off_end ELSE off_start END
+               || ' seconds') AS end_of_day
     FROM day_offset
 ),
 -- Case events that have happened by T. (The unary + keeps SQLite from the
@@ -205,39 +210,25 @@ kvittens_first AS (
     GROUP BY case_id, ref_id, unit
 ),
 
--- §4.4 bemanning_storhelg: staffing days whose 15:00 local has passed.
+-- §4.4 bemanning_storhelg: the staffing days whose 15:00 local has passed,
+-- with the UTC instants that bound the local day (up to T at most: events
+-- after T do not count) and its 08:00–15:00.
 staffing_day AS (
-    SELECT d.day, c.at_1500 AS due
+    SELECT d.day, c.day_start, c.at_0800, c.at_1500 AS due, min(c.end_of_day, p.t) AS day_end
     FROM peer_staffing_days d
     JOIN clock c ON c.day = date(d.day)
     JOIN params p ON c.at_1500 < p.t
 ),
--- Acts by T of covered units in a UTC window holding the whole local day,
--- with their local time. (CROSS JOIN fixes SQLite's join order: day by day,
--- unit by unit, through the index on events (unit, at).)
-staffing_act AS (
-    SELECT s.day, e.unit, e.event_type,
-           datetime(e.at, '+' ||
-               CASE WHEN e.at >= c.off_end_from THEN c.off_end ELSE c.off_start END
-               || ' seconds') AS local_at
-    FROM staffing_day s
-    CROSS JOIN units u
-    CROSS JOIN events e
-    CROSS JOIN clock c
-    CROSS JOIN params p
-    WHERE u.storhelg
-      AND e.unit = u.id
-      AND e.at >= datetime(s.day, '-1 day')
-      AND e.at < datetime(s.day, '+1 day')
-      AND e.at <= p.t
-      AND c.day = date(e.at)
-),
--- Staffed: a bemanning dated that day, or any act that day 08:00:00–15:00:00.
+-- The units staffed on each: a bemanning dated that day (any time), or any
+-- other act of the unit that day between 08:00:00 and 15:00:00, both
+-- included. (CROSS JOIN fixes SQLite's join order: day by day through the
+-- index on events (at).)
 staffed AS (
-    SELECT DISTINCT day, unit
-    FROM staffing_act
-    WHERE date(local_at) = day
-      AND (event_type = 'bemanning' OR time(local_at) BETWEEN '08:00:00' AND '15:00:00')
+    SELECT DISTINCT s.day, e.unit
+    FROM staffing_day s
+    CROSS JOIN events e
+    WHERE e.at BETWEEN s.day_start AND s.day_end
+      AND (e.event_type = 'bemanning' OR e.at BETWEEN s.at_0800 AND s.due)
 )
 
 -- The findings. Met (a fulfilling event at or before due) yields no row;

@@ -37,8 +37,21 @@ fn naive(t: DateTime<Utc>) -> NaiveDateTime {
     t.naive_utc()
 }
 
-/// The obligation a deviation is about, whoever is responsible.
-type Obligation = (String, Option<String>, NaiveDateTime);
+/// The obligation a deviation is about. The unit is part of it where the
+/// unit is what the obligation is about (staffing, a recipient's kvittens,
+/// the ward); not where the responsible unit is found from data that an
+/// earlier instant may not show yet (the fast vårdkontakt of a kallelse).
+type Obligation = (String, Option<String>, Option<String>, NaiveDateTime);
+
+fn obligation_of(rule: &str, case: Option<&str>, unit: Option<&str>, due: NaiveDateTime) -> Obligation {
+    let unit_varies = rule == RuleId::KallelseSip.as_str() || rule == RuleId::FastVardkontaktSaknas.as_str();
+    (
+        rule.to_string(),
+        case.map(String::from),
+        if unit_varies { None } else { unit.map(String::from) },
+        due,
+    )
+}
 
 pub struct Filing<'a> {
     pub auditor: &'a Auditor,
@@ -59,9 +72,14 @@ impl Filing<'_> {
         existing: Vec<DeviationRow>,
         counts: &mut Counts,
     ) -> anyhow::Result<()> {
+        // Every deviation this chunk may touch, locked once in id order (as
+        // `outbox::mark_sent` locks them): no lock cycle with a sender.
+        let mut ids: Vec<i64> = existing.iter().map(|d| d.id).collect();
+        ids.sort_unstable();
+        backend::lock_deviations(conn, &ids)?;
         let covered: HashSet<Obligation> = existing
             .iter()
-            .map(|d| (d.rule.clone(), d.case_id.clone(), d.due))
+            .map(|d| obligation_of(&d.rule, d.case_id.as_deref(), d.unit.as_deref(), d.due))
             .collect();
         let mut by_fp: HashMap<String, DeviationRow> =
             existing.into_iter().map(|d| (d.fingerprint.clone(), d)).collect();
@@ -186,7 +204,9 @@ impl Filing<'_> {
             "svu-vakt",
             Some("återupptagen: nya uppgifter visar avvikelsen igen"),
         )?;
-        if d.due.and_utc() < self.mail_cutoff {
+        // Too old to act on, and never told: stays unmailed. A recipient who
+        // was told (report, then withdrawal) hears that it is back, whatever its age.
+        if d.due.and_utc() < self.mail_cutoff && !deviations::was_mailed(conn, d.id)? {
             return Ok(());
         }
         if self.auditor.mail.mode == MailMode::PerAvvikelse {
@@ -205,7 +225,7 @@ impl Filing<'_> {
     /// followed by a notice when it is marked sent (`outbox::mark_sent`).
     fn withdraw(&self, conn: &mut DbConn, d: &DeviationRow) -> anyhow::Result<()> {
         backend::lock_deviations(conn, &[d.id])?;
-        let Some(current) = deviations::get(conn, d.id)? else {
+        let Some(current) = deviations::get(conn, d.id)?.filter(|c| OPEN.contains(&c.status.as_str())) else {
             return Ok(());
         };
         deviations::set_status(
@@ -215,8 +235,10 @@ impl Filing<'_> {
             "svu-vakt",
             Some("nya uppgifter visar att kravet uppfylldes i tid eller inte gällde"),
         )?;
-        outbox::cancel_unclaimed_report(conn, d.id)?;
-        if current.status != "ny" {
+        // A report tried before (a crash after the server took it, a
+        // connection lost after its data) may have arrived: say the truth.
+        let possibly_sent = outbox::cancel_unclaimed_report(conn, d.id)?;
+        if current.status != "ny" || possibly_sent {
             let domain = self.auditor.mail.domain();
             let original = outbox::message_id(outbox::AVVIKELSE, &d.fingerprint, &domain);
             outbox::queue_withdrawal(conn, &current, &domain, &original)?;
@@ -226,9 +248,10 @@ impl Filing<'_> {
 }
 
 fn obligation(f: &Finding) -> Obligation {
-    (
-        f.rule.as_str().to_string(),
-        f.case.as_ref().map(|c| c.0.clone()),
+    obligation_of(
+        f.rule.as_str(),
+        f.case.as_ref().map(|c| c.as_str()),
+        f.unit.as_ref().map(|u| u.as_str()),
         naive(f.due_utc()),
     )
 }

@@ -66,6 +66,21 @@ pub struct ScanSummary {
     pub counts: Counts,
 }
 
+/// How far ahead of the clock an operator's `as_of` may lie (clock skew).
+pub const FUTURE_SKEW_MINUTES: i64 = 5;
+
+/// An `as_of` asked for by a person (CLI, API): not in the future. A scan
+/// as of a future instant would file obligations that are not yet due.
+pub fn requested_as_of(as_of: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
+    if as_of > Utc::now() + Duration::minutes(FUTURE_SKEW_MINUTES) {
+        return Err(format!(
+            "as_of {} is in the future: a scan judges what has happened",
+            crate::calendar::in_stockholm(as_of).to_rfc3339()
+        ));
+    }
+    Ok(as_of)
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ScanError {
     #[error("another scan is running")]
@@ -136,6 +151,7 @@ impl Auditor {
                 scan_runs::started_at.eq(now()),
                 scan_runs::as_of.eq(as_of.naive_utc()),
                 scan_runs::full_scan.eq(full),
+                scan_runs::backfill.eq(high_water.is_some_and(|h| as_of < h)),
                 scan_runs::status.eq("pagar"),
             ))
             .returning(scan_runs::id)
@@ -205,7 +221,12 @@ impl Auditor {
             units: &units,
             scan_id: run.id,
             backfill: run.backfill,
-            mail_cutoff: run.reference - Duration::days(self.mail.max_age_days),
+            // 0: no age limit, everything is mailed.
+            mail_cutoff: if self.mail.max_age_days == 0 {
+                DateTime::<Utc>::MIN_UTC
+            } else {
+                run.reference - Duration::days(self.mail.max_age_days)
+            },
             active: &active,
         };
         let since = if run.full {
@@ -330,10 +351,14 @@ impl Auditor {
         filing: &filing::Filing,
         counts: &mut Counts,
     ) -> anyhow::Result<()> {
-        for (id, next) in &judged.next_checks {
-            diesel::update(cases::table.find(id))
-                .set(cases::next_check.eq(next))
-                .execute(conn)?;
+        // A backfill's next checks are as of its earlier instant: leave the
+        // ones a later scan set.
+        if !filing.backfill {
+            for (id, next) in &judged.next_checks {
+                diesel::update(cases::table.find(id))
+                    .set(cases::next_check.eq(next))
+                    .execute(conn)?;
+            }
         }
         let ids: Vec<&str> = chunk.iter().map(|(id, _)| id.as_str()).collect();
         let existing = deviations::by_cases(conn, &ids)?;
@@ -393,31 +418,36 @@ impl Auditor {
     }
 
     /// Sammanställning: every deviation not yet in a mail, one digest per
-    /// recipient address (to and copies) per scan, at most `DIGEST_MAX`
+    /// address per scan — an address gets the deviations it is the recipient
+    /// of and those it has a copy of, in one mail — at most `DIGEST_MAX`
     /// deviations a mail: a backlog is split, never dropped.
     fn queue_digests(&self, conn: &mut DbConn, run_id: i64) -> anyhow::Result<()> {
-        let mut groups: BTreeMap<(String, Vec<String>), Vec<i64>> = BTreeMap::new();
+        let mut by_address: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+        let mut queued = Vec::new();
         for (id, recipients) in deviations::unqueued(conn)? {
             let r = Recipients::from_json(&recipients);
-            let mut cc = r.cc;
-            cc.sort();
-            cc.dedup();
-            groups.entry((r.to, cc)).or_default().push(id);
+            let mut addresses: Vec<String> = std::iter::once(r.to).chain(r.cc).collect();
+            addresses.sort();
+            addresses.dedup();
+            for a in addresses {
+                by_address.entry(a).or_default().push(id);
+            }
+            queued.push(id);
         }
         let domain = self.mail.domain();
-        for ((to, cc), ids) in groups {
-            let key = hex::encode(sha2::Sha256::digest(format!("{to}|{}", cc.join(",")).as_bytes()));
+        for (address, ids) in by_address {
+            let key = hex::encode(sha2::Sha256::digest(address.as_bytes()));
             let recipients = Recipients {
-                to,
-                cc,
+                to: address,
+                cc: Vec::new(),
                 via: String::new(),
             };
             for (n, part) in ids.chunks(outbox::DIGEST_MAX).enumerate() {
                 let mid = format!("<sammanstallning-{run_id}-{}-{n}@{domain}>", &key[..16]);
                 outbox::enqueue(conn, &[NewMail::new(mid, outbox::SAMMANSTALLNING, part, &recipients)])?;
-                deviations::mark_queued(conn, part)?;
             }
         }
+        deviations::mark_queued(conn, &queued)?;
         Ok(())
     }
 
@@ -493,8 +523,11 @@ struct PreviousRun {
 }
 
 fn last_good_run(conn: &mut DbConn) -> QueryResult<Option<PreviousRun>> {
+    // A backfill judged as of an earlier instant: what it did not look at
+    // again (it leaves `next_check` alone) the next scan must still see.
     let row: Option<(NaiveDateTime, NaiveDateTime)> = scan_runs::table
         .filter(scan_runs::status.eq("klar"))
+        .filter(scan_runs::backfill.eq(false))
         .order(scan_runs::id.desc())
         .select((scan_runs::started_at, scan_runs::as_of))
         .first(conn)

@@ -2,12 +2,14 @@
 //! touches the database, the clock of the rules, or the network.
 
 pub mod event;
+pub mod ingested;
 pub mod patient;
 pub mod unit;
 
 use serde::Serialize;
 
 pub use event::{Event, EventType, EventValue, Sparfarg};
+pub use ingested::{Conflict, IngestError, IngestEvent};
 pub use patient::{PatientHash, PatientHasher, Secret};
 pub use unit::{Unit, UnitKind};
 

@@ -1,24 +1,14 @@
 //! Turning input bytes into validated events and units: JSON Lines, a JSON
 //! array, or CSV through a column mapping. A batch is parsed whole and either
-//! every line is good or every bad line is reported; storing is `store`'s job.
+//! every line is good or every bad line is reported. Parsing only: storing
+//! is `store::events`'s job, and the types both share live in `domain`.
 
 pub mod csv_mapping;
 
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 
+pub use crate::domain::ingested::{content_hash, IngestError, IngestEvent};
 use crate::domain::{Event, FieldError, PatientHasher, Unit};
-
-/// One validated event with what storage needs besides it.
-#[derive(Debug, Clone)]
-pub struct IngestEvent {
-    pub line: usize,
-    pub event: Event,
-    /// The line as received, the patient number replaced by its hash.
-    pub raw: String,
-    /// SHA-256 over the normalised content: equal for the same event in JSON or CSV.
-    pub content_hash: String,
-}
 
 /// Splits a request body into JSON objects with their line numbers: a JSON
 /// array (numbered by position, from 1) or JSON Lines (numbered by line).
@@ -105,29 +95,6 @@ fn redact(raw: &str, obj: &Map<String, Value>, event: &Event) -> String {
     replaced
 }
 
-/// The identity of an event's content, independent of its source format.
-pub fn content_hash(e: &Event) -> String {
-    let mut h = Sha256::new();
-    let to: Vec<&str> = e.to.iter().map(|u| u.as_str()).collect();
-    let parts = [
-        e.kind.as_str().to_string(),
-        e.case.as_ref().map(|c| c.0.clone()).unwrap_or_default(),
-        // The instant, not its spelling: 10:00Z and 12:00+02:00 are the same event.
-        e.at.with_timezone(&chrono::Utc)
-            .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
-        e.unit.0.clone(),
-        to.join("\u{1f}"),
-        e.reference.as_ref().map(|r| r.0.clone()).unwrap_or_default(),
-        e.value.as_ref().map(|v| v.to_stored()).unwrap_or_default(),
-        e.patient.as_ref().map(|p| p.0.clone()).unwrap_or_default(),
-    ];
-    for p in parts {
-        h.update(p.as_bytes());
-        h.update([0x1e]);
-    }
-    hex::encode(h.finalize())
-}
-
 /// Parses units from a JSON array, JSON Lines, or CSV with a header row.
 pub fn parse_units(body: &str, is_csv: bool) -> Result<Vec<Unit>, Vec<FieldError>> {
     let objects = if is_csv {
@@ -167,31 +134,5 @@ pub fn parse_units(body: &str, is_csv: bool) -> Result<Vec<Unit>, Vec<FieldError
         Ok(units)
     } else {
         Err(errors)
-    }
-}
-
-/// Why a batch was not stored.
-#[derive(Debug, thiserror::Error)]
-pub enum IngestError {
-    #[error("{} invalid lines", .0.len())]
-    Invalid(Vec<FieldError>),
-    #[error("{} conflicting event ids", .0.len())]
-    Conflict(Vec<crate::store::events::Conflict>),
-    #[error(transparent)]
-    Db(#[from] anyhow::Error),
-}
-
-/// Stores a parsed batch: all of it, or nothing.
-pub fn store_events(
-    conn: &mut crate::store::DbConn,
-    parsed: Result<Vec<IngestEvent>, Vec<FieldError>>,
-    source: &str,
-) -> Result<crate::store::events::BatchOutcome, IngestError> {
-    use crate::store::events::{store_batch, StoreBatchError};
-    let events = parsed.map_err(IngestError::Invalid)?;
-    match store_batch(conn, &events, source) {
-        Ok(outcome) => Ok(outcome),
-        Err(StoreBatchError::Conflict(c)) => Err(IngestError::Conflict(c)),
-        Err(StoreBatchError::Db(e)) => Err(IngestError::Db(e.into())),
     }
 }

@@ -5,8 +5,10 @@
 //! - accepted: sent, its deviations `skickad`;
 //! - refused permanently (5xx, an address it rejects, an address that does
 //!   not parse): failed, never claimed again, the default address told;
-//! - refused for now (4xx) or unreachable: retried with backoff (1, 2, 4 …
-//!   minutes, at most an hour); an unreachable server ends the round.
+//! - refused for now (4xx): retried with backoff (1, 2, 4 … minutes, at
+//!   most an hour), and the round goes on with the next mail;
+//! - unreachable, or refusing our login: nothing is marked (a connection test
+//!   opens each round), or the round ends and the rest waits.
 //!
 //! Each mail has a Message-ID fixed per mail, so a mail re-sent after a
 //! crash between sending and marking is recognisable as the same message.
@@ -115,19 +117,46 @@ struct Context {
 /// the round.
 pub fn deliver(pool: &Pool, mailer: &Mailer, respect_backoff: bool) -> anyhow::Result<DeliveryReport> {
     let mut conn = pool.get()?;
-    let mut report = DeliveryReport::default();
+    let mut report = DeliveryReport {
+        pending: outbox::pending_count(&mut conn)?,
+        ..DeliveryReport::default()
+    };
+    if report.pending == 0 {
+        return Ok(report);
+    }
+    // A server that cannot be reached, or that refuses our login or TLS, is
+    // no reason to fail any one mail: nothing is claimed, the next round tries.
+    if let Err(e) = mailer.transport.test_connection() {
+        tracing::warn!(error = %e, "SMTP server not usable now; mail waits");
+        report.failed = 1;
+        return Ok(report);
+    }
     let mut ctx = Context {
         units: Units::new(crate::store::units::all(&mut conn)?),
         scan_as_of: HashMap::new(),
     };
     let domain = mailer.config.domain();
+    // Each mail is tried once a round: one put back for a retry (which an
+    // operator's round may claim again at once) ends the round when it comes back.
+    let mut tried = std::collections::HashSet::new();
     'outer: loop {
         let batch = outbox::claim(&mut conn, BATCH, respect_backoff, Duration::minutes(LEASE_MINUTES))?;
         if batch.is_empty() {
             break;
         }
+        let fresh = batch.iter().position(|m| tried.contains(&m.id)).unwrap_or(batch.len());
+        outbox::release(&mut conn, &batch[fresh..])?;
+        if fresh == 0 {
+            break;
+        }
+        let batch = &batch[..fresh];
         for (i, m) in batch.iter().enumerate() {
-            let composed = match compose(&mut conn, mailer, &mut ctx, m) {
+            tried.insert(m.id);
+            // Still ours? A claim that lapsed may have been taken by another sender.
+            if !outbox::renew_claim(&mut conn, m, Duration::minutes(LEASE_MINUTES))? {
+                continue;
+            }
+            let (content, included) = match compose(&mut conn, mailer, &mut ctx, m) {
                 Ok(Some(c)) => c,
                 Ok(None) => {
                     outbox::mark_cancelled(&mut conn, m)?;
@@ -135,25 +164,20 @@ pub fn deliver(pool: &Pool, mailer: &Mailer, respect_backoff: bool) -> anyhow::R
                     continue;
                 }
                 Err(e) => {
-                    // A template that cannot render this mail: no retry will help.
-                    refuse(
-                        &mut conn,
-                        mailer,
-                        m,
-                        &format!("kunde inte skapa meddelandet: {e:#}"),
-                        &domain,
-                    )?;
-                    report.refused += 1;
+                    // The database or a template, not the message: try again later.
+                    report.failed += 1;
+                    let text = format!("kunde inte skapa meddelandet: {e:#}");
+                    tracing::error!(message = %m.message_id, error = %text, "mail not composed; will retry");
+                    outbox::mark_retry(&mut conn, m, &text, backoff(m.attempts + 1))?;
                     continue;
                 }
             };
-            let (content, included) = composed;
             let result = mailer
                 .message(m, &content)
                 .and_then(|msg| mailer.transport.send(&msg).map_err(anyhow::Error::from));
             match result {
                 Ok(_) => {
-                    outbox::mark_sent(&mut conn, m, &included, &domain)?;
+                    mark_sent(&mut conn, m, &included, &domain)?;
                     report.sent += 1;
                 }
                 Err(e) if permanent(&e) => {
@@ -165,8 +189,12 @@ pub fn deliver(pool: &Pool, mailer: &Mailer, respect_backoff: bool) -> anyhow::R
                     let text = format!("{e:#}");
                     outbox::mark_retry(&mut conn, m, &text, backoff(m.attempts + 1))?;
                     tracing::warn!(message = %m.message_id, attempts = m.attempts + 1, error = %text, "mail not delivered; will retry");
-                    outbox::release(&mut conn, &batch[i + 1..])?;
-                    break 'outer;
+                    // A 4xx is about this message: go on with the next. A
+                    // connection lost is about the server: end the round.
+                    if !transient(&e) {
+                        outbox::release(&mut conn, &batch[i + 1..])?;
+                        break 'outer;
+                    }
                 }
             }
         }
@@ -175,10 +203,28 @@ pub fn deliver(pool: &Pool, mailer: &Mailer, respect_backoff: bool) -> anyhow::R
     Ok(report)
 }
 
+/// Marks a sent mail, retrying a transaction PostgreSQL chose as a
+/// deadlock victim: the mail went out, so it must be marked.
+fn mark_sent(conn: &mut DbConn, m: &MailRow, included: &[i64], domain: &str) -> anyhow::Result<()> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match outbox::mark_sent(conn, m, included, domain) {
+            Err(e) if attempt < 5 && crate::store::retryable(&e) => continue,
+            other => return Ok(other?),
+        }
+    }
+}
+
 fn refuse(conn: &mut DbConn, mailer: &Mailer, m: &MailRow, error: &str, domain: &str) -> anyhow::Result<()> {
     tracing::error!(message = %m.message_id, kind = %m.kind, error = %error, "mail refused permanently; not retried");
     outbox::mark_failed(conn, m, error, &mailer.config.default_to, domain)?;
     Ok(())
+}
+
+fn transient(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<lettre::transport::smtp::Error>()
+        .is_some_and(|e| e.is_transient())
 }
 
 fn permanent(e: &anyhow::Error) -> bool {

@@ -152,6 +152,22 @@ pub fn claim(conn: &mut DbConn, limit: i64, respect_backoff: bool, lease: Durati
         .load(conn)
 }
 
+/// Extends this sender's claim on `m` just before it is sent; false when the
+/// claim is no longer ours (it lapsed and another sender took the row).
+pub fn renew_claim(conn: &mut DbConn, m: &MailRow, lease: Duration) -> QueryResult<bool> {
+    let n = diesel::update(
+        outbox::table
+            .filter(outbox::id.eq(m.id))
+            .filter(outbox::claimed_until.eq(m.claimed_until))
+            .filter(outbox::sent_at.is_null())
+            .filter(outbox::cancelled_at.is_null())
+            .filter(outbox::failed_at.is_null()),
+    )
+    .set(outbox::claimed_until.eq(now() + lease))
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
 /// The server took `m`, holding the deviations `included`: marks it sent,
 /// each included `ny` deviation `skickad`, and queues the withdrawal notice
 /// of any that was withdrawn while the mail was on its way.
@@ -172,8 +188,13 @@ pub fn mark_sent(conn: &mut DbConn, m: &MailRow, included: &[i64], domain: &str)
         }
         let rows: Vec<DeviationRow> = dev::table.filter(dev::id.eq_any(included)).load(conn)?;
         for d in rows {
+            // A digest to a copy address does not make the deviation sent:
+            // its recipient's does.
+            let to_recipient = Recipients::from_json(&d.recipients).to == to;
             match d.status.as_str() {
-                "ny" => deviations::set_status(conn, &d, "skickad", "svu-vakt", Some(&format!("mejlad till {to}")))?,
+                "ny" if to_recipient => {
+                    deviations::set_status(conn, &d, "skickad", "svu-vakt", Some(&format!("mejlad till {to}")))?
+                }
                 "aterkallad" => queue_withdrawal(conn, &d, domain, &m.message_id)?,
                 _ => {}
             }
@@ -258,20 +279,26 @@ pub fn release(conn: &mut DbConn, rest: &[MailRow]) -> QueryResult<()> {
 }
 
 /// Cancels the unsent report of a withdrawn deviation, unless it is being
-/// sent right now (claimed): then `mark_sent` queues the notice.
-pub fn cancel_unclaimed_report(conn: &mut DbConn, deviation_id: i64) -> QueryResult<usize> {
+/// sent right now (claimed): then `mark_sent` queues the notice. True when a
+/// cancelled report may have arrived all the same: it was tried before, or
+/// claimed by a sender that never marked it (a crash after the server took it).
+pub fn cancel_unclaimed_report(conn: &mut DbConn, deviation_id: i64) -> QueryResult<bool> {
     let t = now();
-    diesel::update(
-        outbox::table
-            .filter(outbox::deviation_ids.eq(format!("[{deviation_id}]")))
-            .filter(outbox::kind.eq(AVVIKELSE))
-            .filter(outbox::sent_at.is_null())
-            .filter(outbox::cancelled_at.is_null())
-            .filter(outbox::failed_at.is_null())
-            .filter(outbox::claimed_until.is_null().or(outbox::claimed_until.lt(t))),
-    )
-    .set(outbox::cancelled_at.eq(t))
-    .execute(conn)
+    let waiting = outbox::table
+        .filter(outbox::deviation_ids.eq(format!("[{deviation_id}]")))
+        .filter(outbox::kind.eq(AVVIKELSE))
+        .filter(outbox::sent_at.is_null())
+        .filter(outbox::cancelled_at.is_null())
+        .filter(outbox::failed_at.is_null())
+        .filter(outbox::claimed_until.is_null().or(outbox::claimed_until.lt(t)));
+    let tried: Vec<(i32, Option<NaiveDateTime>)> = waiting
+        .clone()
+        .select((outbox::attempts, outbox::claimed_until))
+        .load(conn)?;
+    diesel::update(waiting).set(outbox::cancelled_at.eq(t)).execute(conn)?;
+    Ok(tried
+        .iter()
+        .any(|(attempts, claimed)| *attempts > 0 || claimed.is_some()))
 }
 
 pub fn all(conn: &mut DbConn) -> QueryResult<Vec<MailRow>> {

@@ -36,7 +36,8 @@ impl<'a> CaseView<'a> {
             .iter()
             .filter(|e| e.at.timestamp() <= as_of.timestamp())
             .collect();
-        evs.sort_by_key(|e| e.at.timestamp());
+        // Ties broken by id: a file and the database give the same order.
+        evs.sort_by(|a, b| a.at.timestamp().cmp(&b.at.timestamp()).then_with(|| a.id.cmp(&b.id)));
         let avslut = evs.iter().find(|e| e.kind == EventType::Avslut).map(|e| utc(e));
         CaseView {
             case: events.first().and_then(|e| e.case.as_ref()),

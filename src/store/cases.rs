@@ -10,7 +10,7 @@ use diesel::prelude::*;
 use super::events::utc_seconds;
 use super::schema::cases;
 use super::{backend, DbConn};
-use crate::ingest::IngestEvent;
+use crate::domain::IngestEvent;
 
 #[derive(Insertable)]
 #[diesel(table_name = cases, treat_none_as_default_value = false)]

@@ -91,11 +91,14 @@ pub fn insert_many(conn: &mut DbConn, rows: &[NewDeviation]) -> QueryResult<Vec<
     super::backend::insert_deviations(conn, rows)
 }
 
-pub fn insert(conn: &mut DbConn, d: &NewDeviation) -> QueryResult<i64> {
-    diesel::insert_into(deviations::table)
-        .values(d)
-        .returning(deviations::id)
-        .get_result(conn)
+/// Whether the deviation was ever mailed to its recipient.
+pub fn was_mailed(conn: &mut DbConn, id: i64) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        deviation_history::table
+            .filter(deviation_history::deviation_id.eq(id))
+            .filter(deviation_history::to_status.eq("skickad")),
+    ))
+    .get_result(conn)
 }
 
 pub fn by_cases(conn: &mut DbConn, cases: &[&str]) -> QueryResult<Vec<DeviationRow>> {

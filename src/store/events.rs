@@ -9,8 +9,9 @@ use serde::Serialize;
 
 use super::schema::{events, ingest_batches};
 use super::{backend, cases, now, DbConn};
+pub use crate::domain::Conflict;
 use crate::domain::{CaseId, Event, EventId, EventType, EventValue, PatientHash, UnitId};
-use crate::ingest::IngestEvent;
+use crate::domain::{FieldError, IngestError, IngestEvent};
 
 #[derive(Insertable)]
 #[diesel(table_name = events, treat_none_as_default_value = false)]
@@ -39,14 +40,6 @@ pub struct BatchOutcome {
     pub received: usize,
     pub stored: usize,
     pub duplicates: usize,
-}
-
-/// An event id already stored (or repeated in the batch) with other content.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Conflict {
-    pub line: usize,
-    pub id: String,
-    pub message: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -326,4 +319,18 @@ pub fn case_events(conn: &mut DbConn, case: &str) -> anyhow::Result<Vec<Event>> 
 
 pub fn count(conn: &mut DbConn) -> QueryResult<i64> {
     events::table.count().get_result(conn)
+}
+
+/// Stores a parsed batch: all of it, or nothing.
+pub fn store_parsed(
+    conn: &mut DbConn,
+    parsed: Result<Vec<IngestEvent>, Vec<FieldError>>,
+    source: &str,
+) -> Result<BatchOutcome, IngestError> {
+    let events = parsed.map_err(IngestError::Invalid)?;
+    match store_batch(conn, &events, source) {
+        Ok(outcome) => Ok(outcome),
+        Err(StoreBatchError::Conflict(c)) => Err(IngestError::Conflict(c)),
+        Err(StoreBatchError::Db(e)) => Err(IngestError::Db(e.into())),
+    }
 }

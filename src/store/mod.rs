@@ -150,8 +150,11 @@ impl r2d2::ManageConnection for Manager {
         Ok(conn.batch_execute("SELECT 1")?)
     }
 
-    fn has_broken(&self, _conn: &mut DbConn) -> bool {
-        false
+    /// A connection whose transaction state is broken (a rollback that
+    /// failed) is dropped, never handed out inside a transaction.
+    fn has_broken(&self, conn: &mut DbConn) -> bool {
+        use diesel::connection::TransactionManager;
+        <DbConn as Connection>::TransactionManager::is_broken_transaction_manager(conn)
     }
 }
 

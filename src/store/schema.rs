@@ -88,6 +88,7 @@ diesel::table! {
         finished_at -> Nullable<Timestamp>,
         as_of -> Timestamp,
         full_scan -> Bool,
+        backfill -> Bool,
         cases_evaluated -> Integer,
         findings -> Integer,
         filed -> Integer,

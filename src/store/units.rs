@@ -56,6 +56,18 @@ impl UnitRow {
 /// Registers or updates every unit, in one transaction. An update that
 /// does not name `email` keeps the stored address.
 pub fn upsert(conn: &mut DbConn, list: &[Unit]) -> QueryResult<(usize, usize)> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        // Two registrations of the same new unit at once: the second sees the first.
+        match upsert_once(conn, list) {
+            Err(e) if attempt < 5 && super::retryable(&e) => continue,
+            other => return other,
+        }
+    }
+}
+
+fn upsert_once(conn: &mut DbConn, list: &[Unit]) -> QueryResult<(usize, usize)> {
     super::backend::write_tx(conn, |conn| {
         let (mut created, mut updated) = (0, 0);
         let t = now();

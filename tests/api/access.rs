@@ -30,7 +30,12 @@ fn a_handlaggare_without_a_unit_sees_nothing(b: Backend) {
         .set(api_tokens::unit.eq(None::<String>))
         .execute(conn)
         .unwrap();
-    for path in ["/api/v1/deviations", "/api/v1/deviations/1", "/api/v1/cases/C1"] {
+    for path in [
+        "/api/v1/deviations",
+        "/api/v1/deviations/1",
+        "/api/v1/cases/C1",
+        "/api/v1/units",
+    ] {
         let r = app.request("GET", path, Some(&t), None);
         assert_eq!(r.status, 403, "{path}: {}", r.body);
         assert!(!r.body.contains("C1\""), "{path} leaks: {}", r.body);
@@ -68,6 +73,10 @@ fn out_of_scope_answers_exactly_as_not_found(b: Backend) {
     assert!(
         list.as_array().unwrap().iter().all(|d| d["case"] != "C2"),
         "another unit's deviation in the list: {list}"
+    );
+    assert!(
+        list.as_array().unwrap().iter().all(|d| d["recipients"].is_null()),
+        "no addresses for a handläggare: {list}"
     );
     // The unit's own handläggare does see it.
     let own = token(&app.pool, Role::Handlaggare, Some("AVD1"));

@@ -20,6 +20,8 @@ crate::on_both!(
     a_permanently_refused_address_fails_once_the_rest_is_delivered_and_the_default_is_told,
     a_server_that_says_try_later_gets_each_mail_once_when_it_recovers,
     a_scan_back_in_time_changes_nothing_a_later_scan_established,
+    evidence_that_arrives_around_a_backfill_still_withdraws,
+    a_scan_in_the_future_is_refused,
     a_digest_goes_once_to_each_address_whatever_the_routing_said,
     a_digest_backlog_is_split_and_all_of_it_is_delivered,
     a_withdrawal_racing_a_report_on_its_way_is_followed_by_a_notice,
@@ -157,14 +159,14 @@ fn a_scan_with_a_live_feed_beside_it_finishes_and_the_next_judges_what_arrived(b
             fed
         });
         for _ in 0..3 {
-            let r = post_scan(&app, "2027-01-10T00:00:00+01:00", true);
+            let r = post_scan(&app, "2026-11-20T00:00:00+01:00", true);
             assert!(r["scan"]["cases_evaluated"].as_u64().unwrap() >= 3000, "{r}");
         }
         stop.store(true, Ordering::SeqCst);
         feeder.join().unwrap()
     });
     assert!(fed.len() >= 5, "the feed ran during the scans ({} cases)", fed.len());
-    post_scan(&app, "2027-01-10T00:00:00+01:00", false);
+    post_scan(&app, "2026-11-20T00:00:00+01:00", false);
     assert!(
         scan_statuses(&app).iter().all(|s| s == "klar"),
         "{:?}",
@@ -252,10 +254,10 @@ fn a_server_that_says_try_later_gets_each_mail_once_when_it_recovers(b: Backend)
     let r = scan_within(&app, "2026-05-14T00:00:00+02:00", 60);
     assert_eq!(r["mail"]["sent"], 0, "{r}");
     assert_eq!(r["mail"]["refused"], 0, "4xx is not permanent: {r}");
-    assert_eq!(r["mail"]["failed"], 1, "the round ends at the first 4xx: {r}");
+    assert_eq!(r["mail"]["failed"], 2, "each mail got its 4xx, none was dropped: {r}");
     assert_eq!(r["mail"]["pending"], 2, "{r}");
     let retried = app.outbox().into_iter().filter(|m| m.attempts == 1).count();
-    assert_eq!(retried, 1);
+    assert_eq!(retried, 2);
     assert!(app.outbox().iter().all(|m| m.failed_at.is_none()));
 
     smtp.set_tempfail(false);
@@ -300,6 +302,46 @@ fn a_scan_back_in_time_changes_nothing_a_later_scan_established(b: Backend) {
     assert_eq!(snapshot(&app), before, "every deviation as the later scan left it");
 }
 
+fn evidence_that_arrives_around_a_backfill_still_withdraws(b: Backend) {
+    let smtp = SmtpServer::start();
+    let app = app(b, Some(&smtp), MailMode::PerAvvikelse);
+    assert_eq!(app.post_events(&im_missing("C1", 4)).status, 200);
+    post_scan(&app, "2026-05-06T00:00:00+02:00", false);
+    // The IM was sent in time after all; then an operator backfills, then the usual scan.
+    assert_eq!(app.post_events(&im_in_time("C1", 4)).status, 200);
+    let back = post_scan(&app, "2026-05-05T12:00:00+02:00", true);
+    assert_eq!(back["scan"]["withdrawn"], 0, "a backfill withdraws nothing: {back}");
+    let r = post_scan(&app, "2026-05-06T01:00:00+02:00", false);
+    assert_eq!(r["scan"]["withdrawn"], 1, "the evidence still counts: {r}");
+    assert_eq!(app.deviations()[0].status, "aterkallad");
+    assert!(smtp
+        .messages()
+        .iter()
+        .any(|m| m.subject().starts_with("Återkallad avvikelse")));
+}
+
+fn a_scan_in_the_future_is_refused(b: Backend) {
+    let app = app(b, None, MailMode::PerAvvikelse);
+    assert_eq!(app.post_events(&im_missing("C1", 4)).status, 200);
+    let future = (chrono::Utc::now() + chrono::Duration::days(30)).to_rfc3339();
+    let body = serde_json::json!({ "as_of": future }).to_string();
+    let r = app.request(
+        "POST",
+        "/api/v1/scans",
+        Some(&app.admin.clone()),
+        Some(("application/json", &body)),
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("future"), "{}", r.body);
+    let out = bin()
+        .args(["scan", "--as-of", &future, "--database-url", &app.db.url()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("framtiden"));
+    assert!(app.deviations().is_empty(), "nothing filed");
+}
+
 const KVITTENS_EVENTS: &str = r#"{"id":"k1","case":"C1","type":"inskrivning","at":"2026-05-04T08:00:00+02:00","unit":"AVD1"}
 {"id":"k2","case":"C1","type":"inskrivningsmeddelande","at":"2026-05-04T09:00:00+02:00","unit":"AVD1","to":["K1","K1-HT"]}
 {"id":"k3","case":"C1","type":"utskrivningsklar","at":"2026-05-08T10:00:00+02:00","unit":"AVD1","to":["K1","K1-HT"]}
@@ -326,6 +368,19 @@ fn a_digest_goes_once_to_each_address_whatever_the_routing_said(b: Backend) {
         .collect();
     assert_eq!(social.len(), 1, "one digest for the address");
     assert_eq!(social[0].text().matches("==== Avvikelse").count(), 2);
+    // The process owner has a copy of both through the route: one digest too.
+    let owner: Vec<_> = smtp
+        .messages()
+        .into_iter()
+        .filter(|m| m.rcpt.contains(&DEFAULT_TO.to_string()))
+        .collect();
+    assert_eq!(owner.len(), 1, "one digest per address, copies included");
+    assert_eq!(owner[0].text().matches("==== Avvikelse").count(), 2);
+    assert!(app
+        .deviations()
+        .iter()
+        .filter(|d| d.unit.as_deref() != Some("AVD1"))
+        .all(|d| d.status == "skickad"));
 }
 
 fn a_digest_backlog_is_split_and_all_of_it_is_delivered(b: Backend) {
@@ -448,9 +503,9 @@ fn history_loaded_at_installation_is_filed_not_mailed_and_summarised(b: Backend)
         c.mail.default_to = DEFAULT_TO.into();
     });
     demo_into(&app.db.url(), "700");
-    let r = post_scan(&app, "2027-01-10T00:00:00+01:00", false);
+    let r = post_scan(&app, "2026-11-20T00:00:00+01:00", false);
     let devs = app.deviations();
-    let cutoff = chrono::DateTime::parse_from_rfc3339("2026-12-27T00:00:00+01:00")
+    let cutoff = chrono::DateTime::parse_from_rfc3339("2026-11-06T00:00:00+01:00")
         .unwrap()
         .naive_utc();
     let fresh = devs.iter().filter(|d| d.due >= cutoff).count();
@@ -521,7 +576,7 @@ fn the_scan_files_exactly_what_check_finds(b: Backend) {
             c.scan = svu_vakt::config::ScanConfig::parse("", 0, 14).unwrap();
         });
         demo_seed_into(&app.db.url(), seed, "300");
-        let as_of = "2026-12-31T12:00:00+01:00";
+        let as_of = "2026-11-20T12:00:00+01:00";
         post_scan(&app, as_of, true);
         let out = bin()
             .args(["check", "--format", "json", "--as-of", as_of, "--units"])

@@ -117,7 +117,7 @@ fn sqlite_a_scan_that_loses_its_lease_stops_and_says_why() {
                 "scan",
                 "--full",
                 "--as-of",
-                "2027-01-10T00:00:00+01:00",
+                "2026-11-20T00:00:00+01:00",
                 "--database-url",
                 &url,
             ])

@@ -679,3 +679,35 @@ fn offsets_do_not_matter_only_instants_do() {
         "done keeps the event's own offset"
     );
 }
+
+// ---- Order: `check` reads a file in its order, the scan the database in (at, id) order.
+
+#[test]
+fn events_at_the_same_instant_are_judged_the_same_in_any_input_order() {
+    // Two UKs at the same second, to different units; one kvittens only.
+    let a = ev(
+        "uk-a",
+        "utskrivningsklar",
+        "2026-05-08T10:00:00+02:00",
+        "AVD1",
+        json!({"to": ["K1"]}),
+    );
+    let b = ev(
+        "uk-b",
+        "utskrivningsklar",
+        "2026-05-08T10:00:00+02:00",
+        "AVD1",
+        json!({"to": ["K1-HT"]}),
+    );
+    let k = ev(
+        "k",
+        "kvittens",
+        "2026-05-08T11:00:00+02:00",
+        "K1",
+        json!({"ref": "uk-a"}),
+    );
+    let forward = nat(&[a.clone(), b.clone(), k.clone()], KV_UK, "2026-05-10T00:00:00+02:00");
+    let backward = nat(&[k, b, a], KV_UK, "2026-05-10T00:00:00+02:00");
+    assert_eq!(brief(&forward), brief(&backward));
+    assert_eq!(forward.len(), 1, "K1-HT never acknowledged uk-b");
+}

@@ -12,7 +12,13 @@ use crate::web::auth::{Auth, Scope};
 use crate::web::error::{AppError, ErrorCode};
 use crate::web::AppState;
 
-fn view(d: &DeviationRow) -> serde_json::Value {
+/// A deviation as the API shows it; the mail addresses only to those who
+/// may see every unit's (not a handläggare).
+fn view(d: &DeviationRow, scope: &Scope) -> serde_json::Value {
+    let recipients = match scope {
+        Scope::All => serde_json::from_str::<serde_json::Value>(&d.recipients).unwrap_or_default(),
+        Scope::Units(_) => serde_json::Value::Null,
+    };
     json!({
         "id": d.id, "rule": d.rule, "case": d.case_id, "unit": d.unit,
         "due": crate::calendar::in_stockholm(d.due.and_utc()).to_rfc3339(),
@@ -20,7 +26,7 @@ fn view(d: &DeviationRow) -> serde_json::Value {
         "done": d.done_at.map(|t| crate::calendar::in_stockholm(t.and_utc()).to_rfc3339()),
         "late_minutes": d.late_minutes, "status": d.status,
         "risk": {"sannolikhet": d.sannolikhet, "konsekvens": d.konsekvens, "varde": d.sannolikhet * d.konsekvens},
-        "recipients": serde_json::from_str::<serde_json::Value>(&d.recipients).unwrap_or_default(),
+        "recipients": recipients,
         "created_at": d.created_at.and_utc().to_rfc3339(),
     })
 }
@@ -37,7 +43,7 @@ async fn list(state: web::Data<AppState>, auth: Auth, req: HttpRequest) -> Resul
         Ok(deviations::all(&mut conn)?
             .iter()
             .filter(|d| scope.contains(d.unit.as_deref()))
-            .map(view)
+            .map(|d| view(d, &scope))
             .collect())
     })
     .await??;
@@ -57,7 +63,7 @@ async fn one(state: web::Data<AppState>, auth: Auth, path: web::Path<i64>) -> Re
             .ok_or_else(|| AppError::new(ErrorCode::NotFound, "no such deviation"))?;
         tokens::log_access(&mut conn, &caller, "read_deviation", &id.to_string())?;
         let history = deviations::history_of(&mut conn, id)?;
-        let mut v = view(&d);
+        let mut v = view(&d, &scope);
         if let Some(o) = v.as_object_mut() {
             o.insert(
                 "history".into(),

@@ -20,7 +20,7 @@ async fn post_events(state: web::Data<AppState>, auth: Auth, body: web::Bytes) -
             .map_err(|e| IngestError::Invalid(vec![crate::domain::FieldError::new(0, "body", &e.message)]))?;
         let parsed = ingest::parse_events(text, &st.hasher);
         let mut conn = st.pool.get().map_err(|e| IngestError::Db(e.into()))?;
-        ingest::store_events(&mut conn, parsed, "api")
+        crate::store::events::store_parsed(&mut conn, parsed, "api")
     })
     .await?;
     let m = &state.metrics;

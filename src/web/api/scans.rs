@@ -36,7 +36,10 @@ async fn post_scan(
     let as_of = as_of
         .map(|t| chrono::DateTime::parse_from_rfc3339(&t).map(|t| t.with_timezone(&chrono::Utc)))
         .transpose()
-        .map_err(|_| AppError::new(ErrorCode::BadRequest, "as_of must be RFC 3339 with offset"))?;
+        .map_err(|_| AppError::new(ErrorCode::BadRequest, "as_of must be RFC 3339 with offset"))?
+        .map(crate::audit::requested_as_of)
+        .transpose()
+        .map_err(|e| AppError::new(ErrorCode::BadRequest, e))?;
     let services = state.clone().into_inner();
     let summary = match crate::jobs::scan_once(&services, as_of, full).await {
         Ok(s) => s,

@@ -46,10 +46,11 @@ async fn post_units(
 /// (`"registered": false`, no kind: they count as unknown, SPEC §4.6).
 #[get("/units")]
 async fn get_units(state: web::Data<AppState>, auth: Auth) -> Result<HttpResponse, AppError> {
-    let caller = auth.require(&[Role::Admin, Role::Ledning, Role::Handlaggare])?;
+    let caller = auth.require(&[Role::Admin, Role::Ledning, Role::Handlaggare])?.clone();
     let show_addresses = caller.role != Role::Handlaggare;
     let (known, unknown) = web::block(move || -> Result<_, AppError> {
         let mut conn = state.pool.get()?;
+        crate::web::auth::Scope::of(&caller, &mut conn)?;
         Ok((units::all(&mut conn)?, units::unknown(&mut conn)?))
     })
     .await??;
