@@ -381,6 +381,25 @@ mod tests {
     }
 
     #[test]
+    fn an_address_the_mailer_cannot_use_stops_the_start_naming_the_option() {
+        let dir = tempfile::tempdir().unwrap();
+        std::env::set_var("SVU_VAKT_PATIENT_KEY_FILE", dir.path().join("k").display().to_string());
+        for (toml, option) in [
+            ("[mail]\nfrom = \"svu-vakt <svu@@region.se>\"\n", "mail.from"),
+            ("[mail]\ndefault_to = \"processägare\"\n", "mail.default_to"),
+            (
+                "[[mail.routes]]\nkind = \"kommun\"\nto = \"a@b.se\"\ncc = [\"c@d.se\", \"not an address\"]\n",
+                "mail.routes[1].cc",
+            ),
+        ] {
+            let file = dir.path().join("c.toml");
+            std::fs::write(&file, toml).unwrap();
+            let err = Config::load(Some(&file), &Overrides::default()).unwrap_err();
+            assert!(format!("{err:#}").contains(option), "{option}: {err:#}");
+        }
+    }
+
+    #[test]
     fn the_shipped_example_config_loads() {
         let dir = tempfile::tempdir().unwrap();
         std::env::set_var("SVU_VAKT_PATIENT_KEY_FILE", dir.path().join("k").display().to_string());
