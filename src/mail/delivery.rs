@@ -174,11 +174,22 @@ pub fn deliver(pool: &Pool, mailer: &Mailer, respect_backoff: bool) -> anyhow::R
             };
             let result = mailer
                 .message(m, &content)
-                .and_then(|msg| mailer.transport.send(&msg).map_err(anyhow::Error::from));
+                .and_then(|msg| send(mailer, &msg, &m.recipients()));
             match result {
-                Ok(_) => {
+                Ok(refused_copies) => {
                     mark_sent(&mut conn, m, &included, &domain)?;
                     report.sent += 1;
+                    if !refused_copies.is_empty() {
+                        report.refused += refused_copies.len();
+                        tracing::error!(message = %m.message_id, copies = ?refused_copies, "copies refused permanently; the recipient got the mail");
+                        outbox::notice_refused_copies(
+                            &mut conn,
+                            m,
+                            &refused_copies,
+                            &mailer.config.default_to,
+                            &domain,
+                        )?;
+                    }
                 }
                 Err(e) if permanent(&e) => {
                     refuse(&mut conn, mailer, m, &format!("{e:#}"), &domain)?;
@@ -214,6 +225,35 @@ fn mark_sent(conn: &mut DbConn, m: &MailRow, included: &[i64], domain: &str) -> 
             other => return Ok(other?),
         }
     }
+}
+
+/// Sends `msg`. When the server refuses it for good and it has copies, each
+/// address is tried alone (the same message, an envelope each), so a refused
+/// copy — a full mailbox at the process owner's — does not keep the report
+/// from its recipient. Ok with the copies refused, with the server's answer.
+fn send(mailer: &Mailer, msg: &Message, r: &super::routing::Recipients) -> anyhow::Result<Vec<(String, String)>> {
+    let whole = match mailer.transport.send(msg) {
+        Ok(_) => return Ok(Vec::new()),
+        Err(e) if e.is_permanent() && !r.cc.is_empty() => e,
+        Err(e) => return Err(e.into()),
+    };
+    tracing::warn!(error = %whole, "mail refused; trying its recipient and copies one by one");
+    let raw = msg.formatted();
+    let alone = |addr: &str| -> anyhow::Result<()> {
+        let to = crate::domain::parse_mailbox(addr).map_err(Refusal)?.email;
+        let envelope = lettre::address::Envelope::new(Some(mailer.from.email.clone()), vec![to])?;
+        mailer.transport.send_raw(&envelope, &raw)?;
+        Ok(())
+    };
+    // The recipient first: if it refuses, the mail is refused (or retried).
+    alone(&r.to)?;
+    let mut refused = Vec::new();
+    for cc in &r.cc {
+        if let Err(e) = alone(cc) {
+            refused.push((cc.clone(), format!("{e:#}")));
+        }
+    }
+    Ok(refused)
 }
 
 fn refuse(conn: &mut DbConn, mailer: &Mailer, m: &MailRow, error: &str, domain: &str) -> anyhow::Result<()> {

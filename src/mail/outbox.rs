@@ -243,26 +243,61 @@ pub fn mark_failed(conn: &mut DbConn, m: &MailRow, error: &str, default_to: &str
             return Ok(());
         }
         let r = m.recipients();
-        let mut notice = NewMail::new(
+        let notice = refusal_notice(
+            m,
             format!("<{MISSLYCKAD}-{}@{domain}>", m.id),
-            MISSLYCKAD,
-            &m.ids(),
-            &Recipients {
-                to: default_to.to_string(),
-                cc: Vec::new(),
-                via: String::new(),
-            },
-        );
-        notice.payload = Some(
-            serde_json::json!({
-                "meddelande": m.message_id, "typ": m.kind, "till": r.to, "kopia": r.cc,
-                "fel": short(error), "avvikelser": m.ids(),
-            })
-            .to_string(),
+            &r.to,
+            &r.cc,
+            error,
+            default_to,
         );
         enqueue(conn, &[notice])?;
         Ok(())
     })
+}
+
+/// The mail reached its recipient, but the server refused some copies for
+/// good: the default address is told which, the mail counts as sent.
+pub fn notice_refused_copies(
+    conn: &mut DbConn,
+    m: &MailRow,
+    refused: &[(String, String)],
+    default_to: &str,
+    domain: &str,
+) -> QueryResult<()> {
+    let copies: Vec<String> = refused.iter().map(|(a, _)| a.clone()).collect();
+    let errors: Vec<String> = refused.iter().map(|(a, e)| format!("{a}: {e}")).collect();
+    let notice = refusal_notice(
+        m,
+        format!("<{MISSLYCKAD}-{}-kopior@{domain}>", m.id),
+        "(mottagaren fick meddelandet; kopiorna nedan vägrades)",
+        &copies,
+        &errors.join("; "),
+        default_to,
+    );
+    enqueue(conn, &[notice])?;
+    Ok(())
+}
+
+fn refusal_notice(m: &MailRow, message_id: String, to: &str, cc: &[String], error: &str, default_to: &str) -> NewMail {
+    let mut notice = NewMail::new(
+        message_id,
+        MISSLYCKAD,
+        &m.ids(),
+        &Recipients {
+            to: default_to.to_string(),
+            cc: Vec::new(),
+            via: String::new(),
+        },
+    );
+    notice.payload = Some(
+        serde_json::json!({
+            "meddelande": m.message_id, "typ": m.kind, "till": to, "kopia": cc,
+            "fel": short(error), "avvikelser": m.ids(),
+        })
+        .to_string(),
+    );
+    notice
 }
 
 fn short(error: &str) -> String {

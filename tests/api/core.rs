@@ -19,6 +19,7 @@ crate::on_both!(
     a_scan_with_a_live_feed_beside_it_finishes_and_the_next_judges_what_arrived,
     a_permanently_refused_address_fails_once_the_rest_is_delivered_and_the_default_is_told,
     a_server_that_says_try_later_gets_each_mail_once_when_it_recovers,
+    a_refused_copy_does_not_keep_the_report_from_its_recipient,
     a_scan_back_in_time_changes_nothing_a_later_scan_established,
     evidence_that_arrives_around_a_backfill_still_withdraws,
     a_scan_in_the_future_is_refused,
@@ -244,6 +245,54 @@ fn a_permanently_refused_address_fails_once_the_rest_is_delivered_and_the_defaul
         .find(|d| d.rule == "inskrivningsmeddelande_24h")
         .unwrap();
     assert_eq!(im.status, "ny", "not mailed, so not skickad");
+}
+
+fn a_refused_copy_does_not_keep_the_report_from_its_recipient(b: Backend) {
+    let smtp = SmtpServer::start();
+    smtp.reject("full-brevlada@region.example.se");
+    let url = smtp.url();
+    let app = spawn_app_with(b, move |c: &mut Config| {
+        c.mail.smtp_url = SmtpUrl(url);
+        c.mail.default_to = DEFAULT_TO.into();
+        c.mail.routes = vec![Route {
+            huvudman: Some("Linköpings kommun".into()),
+            kind: None,
+            unit: None,
+            to: Some("socialtjanst@linkoping.example.se".into()),
+            cc: vec!["full-brevlada@region.example.se".into()],
+        }];
+    });
+    assert_eq!(app.post_units(UNITS).status, 200);
+    assert_eq!(app.post_events(REFUSAL_EVENTS).status, 200);
+    let r = scan_within(&app, "2026-05-14T00:00:00+02:00", 60);
+    assert_eq!(r["mail"]["refused"], 1, "the kommun report's copy: {r}");
+    let msgs = smtp.messages();
+    let social = msgs
+        .iter()
+        .filter(|m| m.rcpt == ["socialtjanst@linkoping.example.se".to_string()])
+        .count();
+    assert_eq!(social, 1, "the recipient got its report");
+    let notice = msgs
+        .iter()
+        .find(|m| m.subject().contains("kunde inte levereras"))
+        .expect("the default address is told");
+    assert!(
+        notice.text().contains("full-brevlada@region.example.se"),
+        "{}",
+        notice.text()
+    );
+    let kvittens = app
+        .deviations()
+        .into_iter()
+        .find(|d| d.rule == "kvittens_utskrivningsklar")
+        .unwrap();
+    assert_eq!(kvittens.status, "skickad");
+    assert!(app
+        .get("/api/v1/outbox?status=failed")
+        .json()
+        .as_array()
+        .unwrap()
+        .is_empty());
 }
 
 fn a_server_that_says_try_later_gets_each_mail_once_when_it_recovers(b: Backend) {
