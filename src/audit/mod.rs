@@ -122,11 +122,12 @@ impl Auditor {
     /// One scan as of `as_of` (default now). `full` re-evaluates every case.
     #[tracing::instrument(skip(self), fields(full))]
     pub fn run_scan(&self, as_of: Option<DateTime<Utc>>, full: bool) -> Result<ScanSummary, ScanError> {
-        let holder = format!("{}:{}:{}", backend::this_host(), std::process::id(), nonce());
+        let mut holder = format!("{}:{}:{}", backend::this_host(), std::process::id(), nonce());
         let mut lock_conn = self.pool.get().map_err(|e| anyhow::anyhow!(e))?;
         let lease = now() + Duration::minutes(LEASE_MINUTES);
-        if !backend::try_scan_lock(&mut lock_conn, &holder, lease).map_err(|e| anyhow::anyhow!(e))? {
-            return Err(ScanError::Busy);
+        match backend::try_scan_lock(&mut lock_conn, &holder, lease).map_err(|e| anyhow::anyhow!(e))? {
+            Some(h) => holder = h,
+            None => return Err(ScanError::Busy),
         }
         let _guard = LockGuard {
             conn: lock_conn,
@@ -270,12 +271,13 @@ impl Auditor {
     }
 
     /// Inside a chunk's transaction: the chunk commits only while this scan
-    /// still holds the SQLite lease (a scan that lost it stops).
+    /// still holds its lock — the SQLite lease, or on PostgreSQL the advisory
+    /// lock of its lock session (a scan that lost it stops).
     fn keep_lease(&self, conn: &mut DbConn, holder: &str) -> anyhow::Result<()> {
         let renewed = backend::renew_scan_lock(conn, holder, now() + Duration::minutes(LEASE_MINUTES))?;
         anyhow::ensure!(
             renewed,
-            "the scan lost its lease (another scan took it over); it stops without filing more"
+            "the scan lost its lock (its lease expired and another scan took it over, or its lock session ended); it stops without filing more"
         );
         Ok(())
     }

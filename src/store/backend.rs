@@ -212,17 +212,33 @@ struct Locked {
     locked: bool,
 }
 
-/// Takes the scan lock for `holder`. PostgreSQL: a session advisory lock on
-/// this connection, released when it closes, so a killed scan never blocks
-/// the next. SQLite: a lease row, taken over when it has expired or when its
-/// holder was a process on this machine that no longer runs.
-pub fn try_scan_lock(conn: &mut DbConn, holder: &str, lease_until: chrono::NaiveDateTime) -> QueryResult<bool> {
+#[derive(diesel::QueryableByName)]
+struct Pid {
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    pid: i32,
+}
+
+/// Takes the scan lock for `holder`; the holder to renew it with, or None
+/// when another has it. PostgreSQL: a session advisory lock on this
+/// connection, released when it closes, so a killed scan never blocks the
+/// next; its holder is `pg:<backend pid>`. SQLite: a lease row, taken over
+/// when it has expired or when its holder was a process on this machine
+/// that no longer runs.
+pub fn try_scan_lock(
+    conn: &mut DbConn,
+    holder: &str,
+    lease_until: chrono::NaiveDateTime,
+) -> QueryResult<Option<String>> {
     use super::schema::scan_lock::dsl as l;
     match conn {
         DbConn::Pg(c) => {
             let r: Locked =
                 diesel::sql_query(format!("SELECT pg_try_advisory_lock({SCAN_LOCK_KEY}) AS locked")).get_result(c)?;
-            Ok(r.locked)
+            if !r.locked {
+                return Ok(None);
+            }
+            let p: Pid = diesel::sql_query("SELECT pg_backend_pid() AS pid").get_result(c)?;
+            Ok(Some(format!("pg:{}", p.pid)))
         }
         DbConn::Sqlite(c) => c.immediate_transaction(|c| {
             let (current, expires): (Option<String>, Option<chrono::NaiveDateTime>) =
@@ -237,7 +253,7 @@ pub fn try_scan_lock(conn: &mut DbConn, holder: &str, lease_until: chrono::Naive
                     .set((l::holder.eq(holder), l::expires_at.eq(lease_until)))
                     .execute(c)?;
             }
-            Ok(free)
+            Ok(free.then(|| holder.to_string()))
         }),
     }
 }
@@ -261,9 +277,11 @@ pub fn release_scan_lock(conn: &mut DbConn, holder: &str) -> QueryResult<()> {
 }
 
 /// Extends a SQLite lease while a long scan runs; false when this holder
-/// no longer has it (it expired and another scan took it over). Called
-/// inside each chunk's transaction, so a scan that lost its lease commits
-/// nothing more. PostgreSQL's advisory lock lives as long as its session.
+/// no longer has it (it expired and another scan took it over). On
+/// PostgreSQL: whether the lock session still holds the advisory lock (it
+/// is gone if that session died: a network cut, a restart, a terminated
+/// backend). Called inside each chunk's transaction, so a scan that lost
+/// its lock commits nothing more.
 pub fn renew_scan_lock(conn: &mut DbConn, holder: &str, lease_until: chrono::NaiveDateTime) -> QueryResult<bool> {
     use super::schema::scan_lock::dsl as l;
     match conn {
@@ -273,7 +291,20 @@ pub fn renew_scan_lock(conn: &mut DbConn, holder: &str, lease_until: chrono::Nai
                 .execute(c)?;
             Ok(n == 1)
         }
-        DbConn::Pg(_) => Ok(true),
+        DbConn::Pg(c) => {
+            let Some(pid) = holder.strip_prefix("pg:").and_then(|p| p.parse::<i32>().ok()) else {
+                return Ok(false);
+            };
+            let key_hi = SCAN_LOCK_KEY >> 32;
+            let key_lo = SCAN_LOCK_KEY & 0xffff_ffff;
+            let r: Locked = diesel::sql_query(format!(
+                "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted \
+                 AND pid = $1 AND classid = {key_hi} AND objid = {key_lo} AND objsubid = 1) AS locked"
+            ))
+            .bind::<diesel::sql_types::Integer, _>(pid)
+            .get_result(c)?;
+            Ok(r.locked)
+        }
     }
 }
 

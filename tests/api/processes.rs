@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use diesel::prelude::*;
 use svu_vakt::store::schema::{scan_lock, scan_runs};
 
-use crate::helpers::{bin, demo_into, spawn_app, Backend, TestApp, TestDb};
+use crate::helpers::{bin, demo_into, pg_admin_url, spawn_app, Backend, TestApp, TestDb};
 use crate::smtp::SmtpServer;
 
 crate::on_both!(two_serve_processes_on_one_database_scan_one_at_a_time_and_mail_each_deviation_once);
@@ -145,7 +145,66 @@ fn sqlite_a_scan_that_loses_its_lease_stops_and_says_why() {
     let out = scan.join().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "the scan went on without its lease");
-    assert!(stderr.contains("lost its lease"), "{stderr}");
+    assert!(stderr.contains("lost its lock"), "{stderr}");
     let runs = runs(&app.db.url());
     assert_eq!(runs.last().unwrap().2, "fel", "{runs:?}");
+}
+
+/// The session holding a PostgreSQL scan's advisory lock dies (a network
+/// cut, a restart, a terminated backend): another instance could now scan,
+/// so this one notices at its next chunk and stops.
+#[test]
+fn postgres_a_scan_whose_lock_session_dies_stops_and_says_why() {
+    if pg_admin_url().is_none() {
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
+            "postgres lock-session test skipped: SVU_VAKT_TEST_PG_URL is not set"
+        );
+        return;
+    }
+    #[derive(QueryableByName)]
+    struct Pid {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        pid: i32,
+    }
+    let app = spawn_app(Backend::Postgres);
+    demo_into(&app.db.url(), "6000");
+    let url = app.db.url();
+    let scan = std::thread::spawn(move || {
+        bin()
+            .args([
+                "scan",
+                "--full",
+                "--as-of",
+                "2026-11-20T00:00:00+01:00",
+                "--database-url",
+                &url,
+            ])
+            .output()
+            .unwrap()
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut c = app.conn();
+        let conn: &mut svu_vakt::store::DbConn = &mut c;
+        let holders: Vec<Pid> = diesel::sql_query(
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND database = \
+             (SELECT oid FROM pg_database WHERE datname = current_database())",
+        )
+        .load(conn)
+        .unwrap();
+        if let Some(h) = holders.first() {
+            diesel::sql_query(format!("SELECT pg_terminate_backend({})", h.pid))
+                .execute(conn)
+                .unwrap();
+            break;
+        }
+        assert!(Instant::now() < deadline, "the scan never took its lock");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let out = scan.join().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the scan went on without its lock");
+    assert!(stderr.contains("lost its lock"), "{stderr}");
 }
