@@ -210,7 +210,7 @@ impl Filing<'_> {
             return Ok(());
         }
         if self.auditor.mail.mode == MailMode::PerAvvikelse {
-            let n = deviations::history_of(conn, d.id)?.len();
+            let n = deviations::history_count(conn, d.id)?;
             outbox::enqueue(conn, &[outbox::report(d, n, &self.auditor.mail.domain())])?;
             deviations::mark_queued(conn, &[d.id])?;
         } else {

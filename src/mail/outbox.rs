@@ -130,7 +130,7 @@ pub fn report(d: &DeviationRow, n: usize, domain: &str) -> NewMail {
 
 /// The withdrawal notice of `d`, whose history already holds the withdrawal.
 pub fn queue_withdrawal(conn: &mut DbConn, d: &DeviationRow, domain: &str, in_reply_to: &str) -> QueryResult<()> {
-    let n = deviations::history_of(conn, d.id)?.len();
+    let n = deviations::history_count(conn, d.id)?;
     let mut m = NewMail::new(
         message_id(&format!("{ATERKALLELSE}-{n}"), &d.fingerprint, domain),
         ATERKALLELSE,

@@ -10,7 +10,8 @@ use super::events::NewEvent;
 use super::schema::{cases, events};
 use super::DbConn;
 
-/// Rows per INSERT: 14 columns × 500 stays far below SQLite's variable limit.
+/// Rows per INSERT or per id list: 15 columns × 500 stays far below the
+/// bundled SQLite's variable limit (32 766) and PostgreSQL's (65 535).
 const CHUNK: usize = 500;
 
 pub fn insert_events(conn: &mut DbConn, rows: &[NewEvent<'_>]) -> QueryResult<usize> {
@@ -94,8 +95,7 @@ pub fn insert_deviations(
 ) -> QueryResult<Vec<(i64, String)>> {
     use super::schema::deviations as d;
     let mut out = Vec::with_capacity(rows.len());
-    // 15 columns: 60 rows stay below SQLite's 999-variable default.
-    for chunk in rows.chunks(60) {
+    for chunk in rows.chunks(CHUNK) {
         let ids: Vec<(i64, String)> = match conn {
             DbConn::Sqlite(c) => diesel::insert_into(d::table)
                 .values(chunk)
@@ -115,7 +115,7 @@ pub fn insert_deviations(
 pub fn insert_history(conn: &mut DbConn, rows: &[super::deviations::NewHistory<'_>]) -> QueryResult<usize> {
     use super::schema::deviation_history as h;
     let mut n = 0;
-    for chunk in rows.chunks(CHUNK / 3) {
+    for chunk in rows.chunks(CHUNK) {
         n += match conn {
             DbConn::Sqlite(c) => diesel::insert_into(h::table).values(chunk).execute(c)?,
             DbConn::Pg(c) => diesel::insert_into(h::table).values(chunk).execute(c)?,

@@ -217,6 +217,15 @@ pub struct HistoryRow {
     pub note: Option<String>,
 }
 
+/// How many history lines a deviation has (numbers its re-sent mails).
+pub fn history_count(conn: &mut DbConn, id: i64) -> QueryResult<usize> {
+    let n: i64 = deviation_history::table
+        .filter(deviation_history::deviation_id.eq(id))
+        .count()
+        .get_result(conn)?;
+    Ok(usize::try_from(n).unwrap_or_default())
+}
+
 pub fn history_of(conn: &mut DbConn, id: i64) -> QueryResult<Vec<HistoryRow>> {
     deviation_history::table
         .filter(deviation_history::deviation_id.eq(id))
