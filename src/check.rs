@@ -13,7 +13,6 @@ use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
-use serde_json::{Map, Value};
 
 use crate::calendar::Calendar;
 use crate::domain::{CaseId, Event, FieldError, PatientHasher, Secret, Unit};
@@ -95,12 +94,7 @@ impl<'a> Run<'a> {
     }
 
     fn parse(&mut self, line: usize, text: &str) -> Option<Event> {
-        let parsed = match serde_json::from_str::<Value>(text) {
-            Ok(Value::Object(m)) => Event::from_json(&m, line, &self.hasher),
-            Ok(_) => Err(vec![FieldError::new(line, "line", "must be a JSON object")]),
-            Err(e) => Err(vec![FieldError::new(line, "line", &format!("is not valid JSON: {e}"))]),
-        };
-        match parsed {
+        match Event::from_line(text, line, &self.hasher) {
             Ok(e) => Some(e),
             Err(errs) => {
                 self.error_count += errs.len();
@@ -288,8 +282,7 @@ fn evaluate_part(part: &Path, run: &mut Run) -> Result<(), CheckError> {
         let Some((n, text)) = line.split_once('\t') else {
             continue;
         };
-        let obj: Map<String, Value> = serde_json::from_str(text).map_err(|e| CheckError::io(part, e))?;
-        let e = Event::from_json(&obj, n.parse().unwrap_or(0), &run.hasher)
+        let e = Event::from_line(text, n.parse().unwrap_or(0), &run.hasher)
             .map_err(|_| CheckError::io(part, "a validated line no longer parses"))?;
         if let Some(c) = e.case.clone() {
             cases.entry(c).or_default().push(e);

@@ -179,6 +179,18 @@ fn import_events(
     path: &Path,
     mapping: Option<&CsvMapping>,
 ) -> anyhow::Result<BatchOutcome> {
+    crate::store::backend::set_bulk_cache(conn, true)?;
+    let result = import_events_in(conn, hasher, path, mapping);
+    let _ = crate::store::backend::set_bulk_cache(conn, false);
+    result
+}
+
+fn import_events_in(
+    conn: &mut DbConn,
+    hasher: &crate::domain::PatientHasher,
+    path: &Path,
+    mapping: Option<&CsvMapping>,
+) -> anyhow::Result<BatchOutcome> {
     let mut errors = Vec::new();
     let mut conflicts = Vec::new();
     each_chunk(path, mapping, hasher, &mut |chunk| {

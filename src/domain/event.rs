@@ -4,7 +4,10 @@
 //! personnummer has been checked and replaced by its keyed hash.
 
 use chrono::{DateTime, FixedOffset};
-use serde::Serialize;
+use std::borrow::Cow;
+
+use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::patient::{PatientHash, PatientHasher};
@@ -166,18 +169,174 @@ const FIELDS: [&str; 9] = ["id", "case", "type", "at", "unit", "to", "ref", "val
 /// Longest accepted id of any kind; guards the database against garbage lines.
 const MAX_ID_LEN: usize = 200;
 
+/// One field's JSON value as far as validation needs it, borrowing from the
+/// line where it can: strings without escapes are not copied, and no map is
+/// built. Numbers and objects are only ever wrong, so they are `Other`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RawField<'a> {
+    Null,
+    Bool(bool),
+    Str(Cow<'a, str>),
+    Array(Vec<RawField<'a>>),
+    Other,
+}
+
+impl<'a> RawField<'a> {
+    fn from_value(v: &'a Value) -> RawField<'a> {
+        match v {
+            Value::Null => RawField::Null,
+            Value::Bool(b) => RawField::Bool(*b),
+            Value::String(s) => RawField::Str(Cow::Borrowed(s)),
+            Value::Array(items) => RawField::Array(items.iter().map(RawField::from_value).collect()),
+            Value::Number(_) | Value::Object(_) => RawField::Other,
+        }
+    }
+
+    fn as_str(&self) -> Option<&str> {
+        match self {
+            RawField::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for RawField<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = RawField<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(RawField::Null)
+            }
+            fn visit_none<E>(self) -> Result<Self::Value, E> {
+                Ok(RawField::Null)
+            }
+            fn visit_bool<E>(self, b: bool) -> Result<Self::Value, E> {
+                Ok(RawField::Bool(b))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(RawField::Other)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(RawField::Other)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(RawField::Other)
+            }
+            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Self::Value, E> {
+                Ok(RawField::Str(Cow::Borrowed(s)))
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Self::Value, E> {
+                Ok(RawField::Str(Cow::Owned(s.to_string())))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element()? {
+                    items.push(item);
+                }
+                Ok(RawField::Array(items))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(RawField::Other)
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
+}
+
+/// The fields of one event object, in the order of [`FIELDS`], and the names
+/// of any other key. Read from a JSON line directly ([`Event::from_line`]) or
+/// from a parsed object (CSV rows become objects).
+#[derive(Debug, Default)]
+pub struct EventFields<'a> {
+    slots: [Option<RawField<'a>>; 9],
+    unknown: Vec<String>,
+}
+
+impl<'a> EventFields<'a> {
+    pub fn from_map(obj: &'a Map<String, Value>) -> EventFields<'a> {
+        let mut fields = EventFields::default();
+        for (key, v) in obj {
+            match FIELDS.iter().position(|f| f == key) {
+                Some(i) => fields.slots[i] = Some(RawField::from_value(v)),
+                None => fields.unknown.push(key.clone()),
+            }
+        }
+        fields
+    }
+
+    /// The field, unless absent or null.
+    fn present(&self, field: &str) -> Option<&RawField<'a>> {
+        let i = FIELDS.iter().position(|f| *f == field)?;
+        self.slots[i].as_ref().filter(|v| **v != RawField::Null)
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for EventFields<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = EventFields<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut fields = EventFields::default();
+                while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                    match FIELDS.iter().position(|f| *f == key) {
+                        // A repeated key: the last one counts, as in a parsed object.
+                        Some(i) => fields.slots[i] = Some(map.next_value()?),
+                        None => {
+                            fields.unknown.push(key.into_owned());
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(fields)
+            }
+        }
+        d.deserialize_map(V(std::marker::PhantomData))
+    }
+}
+
 impl Event {
     /// Parses one JSON object. Every wrong field is reported, not only the first.
     pub fn from_json(obj: &Map<String, Value>, line: usize, hasher: &PatientHasher) -> Result<Event, Vec<FieldError>> {
+        Event::from_fields(&EventFields::from_map(obj), line, hasher)
+    }
+
+    /// Parses one JSON line without building a map: the path of every import
+    /// and of `check`. A line the fast reader refuses is read again as a JSON
+    /// value, so a bad line gets the same message either way.
+    pub fn from_line(text: &str, line: usize, hasher: &PatientHasher) -> Result<Event, Vec<FieldError>> {
+        match serde_json::from_str::<EventFields>(text) {
+            Ok(mut fields) => {
+                // As a parsed object lists them: sorted, each once.
+                fields.unknown.sort();
+                fields.unknown.dedup();
+                Event::from_fields(&fields, line, hasher)
+            }
+            Err(_) => match serde_json::from_str::<Value>(text) {
+                Ok(Value::Object(m)) => Event::from_json(&m, line, hasher),
+                Ok(_) => Err(vec![FieldError::new(line, "line", "must be a JSON object")]),
+                Err(e) => Err(vec![FieldError::new(line, "line", &format!("is not valid JSON: {e}"))]),
+            },
+        }
+    }
+
+    /// Validates the fields of one event object.
+    pub fn from_fields(fields: &EventFields, line: usize, hasher: &PatientHasher) -> Result<Event, Vec<FieldError>> {
         let mut p = FieldParser {
-            obj,
+            fields,
             line,
             errors: Vec::new(),
         };
-        for key in obj.keys() {
-            if !FIELDS.contains(&key.as_str()) {
-                p.err(key, "unknown field; the event contract has no such field");
-            }
+        for key in &fields.unknown {
+            p.err(key, "unknown field; the event contract has no such field");
         }
         let id = p.required_id("id");
         let kind = p.kind();
@@ -216,22 +375,22 @@ impl Event {
     }
 }
 
-struct FieldParser<'a> {
-    obj: &'a Map<String, Value>,
+struct FieldParser<'f, 'a> {
+    fields: &'f EventFields<'a>,
     line: usize,
     errors: Vec<FieldError>,
 }
 
-impl FieldParser<'_> {
+impl<'f, 'a> FieldParser<'f, 'a> {
     fn err(&mut self, field: &str, message: &str) {
         self.errors.push(FieldError::new(self.line, field, message));
     }
 
-    fn present(&self, field: &str) -> Option<&Value> {
-        self.obj.get(field).filter(|v| !v.is_null())
+    fn present(&self, field: &str) -> Option<&'f RawField<'a>> {
+        self.fields.present(field)
     }
 
-    fn id_value(&mut self, field: &str, v: &Value) -> Option<String> {
+    fn id_value(&mut self, field: &str, v: &RawField) -> Option<String> {
         match v.as_str().map(str::trim) {
             Some("") => self.err(field, "must not be empty"),
             Some(s) if s.len() > MAX_ID_LEN => self.err(field, "is longer than 200 characters"),
@@ -242,8 +401,8 @@ impl FieldParser<'_> {
     }
 
     fn required_id(&mut self, field: &str) -> Option<String> {
-        match self.present(field).cloned() {
-            Some(v) => self.id_value(field, &v),
+        match self.present(field) {
+            Some(v) => self.id_value(field, v),
             None => {
                 self.err(field, "is required");
                 None
@@ -252,12 +411,12 @@ impl FieldParser<'_> {
     }
 
     fn optional_id(&mut self, field: &str) -> Option<String> {
-        let v = self.present(field).cloned()?;
-        self.id_value(field, &v)
+        let v = self.present(field)?;
+        self.id_value(field, v)
     }
 
     fn kind(&mut self) -> Option<EventType> {
-        let Some(v) = self.present("type").cloned() else {
+        let Some(v) = self.present("type") else {
             self.err("type", "is required");
             return None;
         };
@@ -269,7 +428,7 @@ impl FieldParser<'_> {
     }
 
     fn at(&mut self) -> Option<DateTime<FixedOffset>> {
-        let Some(v) = self.present("at").cloned() else {
+        let Some(v) = self.present("at") else {
             self.err("at", "is required");
             return None;
         };
@@ -284,13 +443,13 @@ impl FieldParser<'_> {
     }
 
     fn to(&mut self, kind: Option<EventType>) -> Vec<UnitId> {
-        let Some(v) = self.present("to").cloned() else {
+        let Some(v) = self.present("to") else {
             if kind.is_some_and(EventType::is_message) {
                 self.err("to", "is required for this type: an array of recipient unit ids");
             }
             return Vec::new();
         };
-        let Some(items) = v.as_array() else {
+        let RawField::Array(items) = v else {
             self.err("to", "must be an array of unit ids");
             return Vec::new();
         };
@@ -316,18 +475,18 @@ impl FieldParser<'_> {
     }
 
     fn value(&mut self, kind: Option<EventType>) -> Option<EventValue> {
-        let v = self.present("value").cloned();
+        let v = self.present("value");
         match kind? {
             EventType::BehovAvSip | EventType::SamtyckeSip => match v {
-                Some(Value::Bool(b)) => Some(EventValue::Bool(b)),
-                Some(Value::String(s)) if s == "true" || s == "false" => Some(EventValue::Bool(s == "true")),
+                Some(RawField::Bool(b)) => Some(EventValue::Bool(*b)),
+                Some(RawField::Str(s)) if s == "true" || s == "false" => Some(EventValue::Bool(s == "true")),
                 _ => {
                     self.err("value", "must be true or false for this type");
                     None
                 }
             },
             EventType::Sparfarg => {
-                let c = v.as_ref().and_then(Value::as_str).and_then(Sparfarg::parse);
+                let c = v.and_then(RawField::as_str).and_then(Sparfarg::parse);
                 if c.is_none() {
                     self.err("value", "must be one of bla, gron, gul, rod");
                 }
@@ -335,8 +494,8 @@ impl FieldParser<'_> {
             }
             _ => match v {
                 None => None,
-                Some(Value::String(s)) => Some(EventValue::Text(s)),
-                Some(Value::Bool(b)) => Some(EventValue::Bool(b)),
+                Some(RawField::Str(s)) => Some(EventValue::Text(s.to_string())),
+                Some(RawField::Bool(b)) => Some(EventValue::Bool(*b)),
                 Some(_) => {
                     self.err("value", "must be a string or a boolean");
                     None
@@ -346,7 +505,7 @@ impl FieldParser<'_> {
     }
 
     fn patient(&mut self, kind: Option<EventType>, hasher: &PatientHasher) -> Option<PatientHash> {
-        let v = self.present("patient").cloned()?;
+        let v = self.present("patient")?;
         if kind.is_some_and(|k| k != EventType::Inskrivning) {
             self.err("patient", "is only allowed on inskrivning");
             return None;
@@ -362,5 +521,47 @@ impl FieldParser<'_> {
                 None
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::patient::Secret;
+
+    /// The reader every import and `check` uses must accept, refuse and
+    /// word its refusals exactly as validating a parsed JSON object does.
+    #[test]
+    fn the_line_reader_agrees_with_the_object_reader() {
+        let hasher = PatientHasher::new(Secret::new(vec![7; 32]));
+        let lines = [
+            r#"{"id":"E1","case":"C1","type":"inskrivning","at":"2026-05-04T11:42:00+02:00","unit":"U","patient":"19121212-1212"}"#,
+            r#"{"id":"E\u00f62","case":"C\"1","type":"kvittens","at":"2026-05-04T11:42:00Z","unit":"U","ref":"E1"}"#,
+            r#"{"id":"E3","case":"C1","type":"utskrivningsklar","at":"2026-05-04T11:42:00+02:00","unit":"U","to":["A"," B "]}"#,
+            r#"{"id":"E4","case":"C1","type":"utskrivningsklar","at":"2026-05-04T11:42:00+02:00","unit":"U","to":["A",7]}"#,
+            r#"{"id":"E5","case":"C1","type":"behov_av_sip","at":"2026-05-04T11:42:00+02:00","unit":"U","value":"true"}"#,
+            r#"{"id":"E6","case":"C1","type":"sparfarg","at":"2026-05-04T11:42:00+02:00","unit":"U","value":{"a":[1,2]}}"#,
+            r#"{"id":5,"case":null,"type":"bedomning","at":"igår","unit":"","zeta":1,"alfa":[],"zeta":2}"#,
+            r#"{"id":"E8","case":"C1","type":"bemanning","at":"2026-12-26T09:00:00+01:00","unit":"U","id":"E9"}"#,
+            r#"{"id":"E10","type":"avslut","at":"2026-05-04T11:42:00+02:00","unit":"U","patient":"19121212-1212"}"#,
+            r#"{"id":"E11","case":"C1","type":"inskrivning","at":"2026-05-04T11:42:00+02:00","unit":"U","patient":"1912"}"#,
+            r#"[1,2]"#,
+            r#"{"id":"E12""#,
+            r#"{"id":"E13"} trailing"#,
+        ];
+        for (i, text) in lines.iter().enumerate() {
+            let fast = Event::from_line(text, i + 1, &hasher);
+            let slow = match serde_json::from_str::<Value>(text) {
+                Ok(Value::Object(m)) => Event::from_json(&m, i + 1, &hasher),
+                Ok(_) => Err(vec![FieldError::new(i + 1, "line", "must be a JSON object")]),
+                Err(e) => Err(vec![FieldError::new(i + 1, "line", &format!("is not valid JSON: {e}"))]),
+            };
+            assert_eq!(fast, slow, "line {}: {text}", i + 1);
+        }
+        let ok = Event::from_line(lines[1], 2, &hasher).unwrap();
+        assert_eq!((ok.id.0.as_str(), ok.case.unwrap().0.as_str()), ("Eö2", "C\"1"));
+        let errs = Event::from_line(lines[6], 7, &hasher).unwrap_err();
+        let fields: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["alfa", "zeta", "id", "at", "unit", "case"]);
     }
 }

@@ -49,10 +49,7 @@ pub fn parse_lines(lines: &[(usize, String)], hasher: &PatientHasher) -> Result<
     let mut events = Vec::with_capacity(lines.len());
     let mut errors = Vec::new();
     for (line, text) in lines {
-        let parsed = object(*line, text)
-            .map_err(|e| vec![e])
-            .and_then(|m| parse_event_object(&m, *line, text, hasher));
-        match parsed {
+        match parse_event_line(*line, text, hasher) {
             Ok(ev) => events.push(ev),
             Err(mut e) => errors.append(&mut e),
         }
@@ -62,6 +59,26 @@ pub fn parse_lines(lines: &[(usize, String)], hasher: &PatientHasher) -> Result<
     } else {
         Err(errors)
     }
+}
+
+/// Validates one JSON line.
+pub fn parse_event_line(line: usize, text: &str, hasher: &PatientHasher) -> Result<IngestEvent, Vec<FieldError>> {
+    let event = Event::from_line(text, line, hasher)?;
+    let raw = match &event.patient {
+        // Only an inskrivning carries a patient: read that line again to replace it.
+        Some(_) => match serde_json::from_str::<Map<String, Value>>(text) {
+            Ok(obj) => redact(text, &obj, &event),
+            Err(e) => return Err(vec![FieldError::new(line, "line", &format!("is not valid JSON: {e}"))]),
+        },
+        None => text.trim().to_string(),
+    };
+    let content_hash = content_hash(&event);
+    Ok(IngestEvent {
+        line,
+        event,
+        raw,
+        content_hash,
+    })
 }
 
 /// Validates one event object; `raw` is the text it came from.
