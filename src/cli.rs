@@ -70,6 +70,59 @@ pub fn token_create(config: &Config, role: &str, unit: Option<&str>, label: Opti
     Ok(())
 }
 
+/// The password from standard input (first line), or a generated one that is printed.
+fn password_from_stdin() -> anyhow::Result<(String, bool)> {
+    use std::io::{BufRead, IsTerminal};
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        let mut line = String::new();
+        stdin.lock().read_line(&mut line)?;
+        let pw = line.trim_end_matches(['\r', '\n']).to_string();
+        if !pw.is_empty() {
+            return Ok((pw, false));
+        }
+    }
+    Ok((crate::store::users::generate_password()?, true))
+}
+
+pub fn user_create(
+    config: &Config,
+    username: &str,
+    role: &str,
+    units: &[String],
+    email: Option<&str>,
+) -> anyhow::Result<()> {
+    let role = Role::parse(role)
+        .filter(|r| *r != Role::Inlasning)
+        .ok_or_else(|| anyhow::anyhow!("okänd roll `{role}` för en person: admin, ledning eller handlaggare"))?;
+    let state = app_state(config)?;
+    let (password, generated) = password_from_stdin()?;
+    crate::store::users::create(&mut *state.pool.get()?, username, &password, role, units, email)?;
+    println!("Användaren {username} ({}) är skapad.", role.as_str());
+    if generated {
+        println!("Lösenord (visas bara nu):\n{password}");
+    }
+    Ok(())
+}
+
+pub fn user_disable(config: &Config, username: &str) -> anyhow::Result<()> {
+    let state = app_state(config)?;
+    crate::store::users::disable(&mut *state.pool.get()?, username)?;
+    println!("Användaren {username} är avstängd och utloggad.");
+    Ok(())
+}
+
+pub fn user_passwd(config: &Config, username: &str) -> anyhow::Result<()> {
+    let state = app_state(config)?;
+    let (password, generated) = password_from_stdin()?;
+    crate::store::users::set_password(&mut *state.pool.get()?, username, &password)?;
+    println!("Nytt lösenord för {username}; tidigare inloggningar är avslutade.");
+    if generated {
+        println!("Lösenord (visas bara nu):\n{password}");
+    }
+    Ok(())
+}
+
 /// `import` without the lines for people: the events stored (for `bench`).
 pub fn import_quiet(
     services: &crate::service::Services,

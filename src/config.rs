@@ -25,6 +25,24 @@ struct FileConfig {
     rules: ProfileOverrides,
     scan: ScanSection,
     mail: MailSection,
+    session: SessionSection,
+}
+
+/// `[session]`: how long a login lasts (SPEC §9).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct SessionSection {
+    idle_minutes: i64,
+    absolute_hours: i64,
+}
+
+impl Default for SessionSection {
+    fn default() -> Self {
+        SessionSection {
+            idle_minutes: 30,
+            absolute_hours: 12,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -193,6 +211,7 @@ pub struct Config {
     pub rules: ProfileOverrides,
     pub scan: ScanConfig,
     pub mail: MailConfig,
+    pub session: crate::store::users::SessionLimits,
 }
 
 impl std::fmt::Debug for Config {
@@ -257,6 +276,14 @@ impl Config {
         let database_url = DbUrl::parse(&database_url_text)?;
         let patient_key = patient_key(fc.privacy.patient_key_file, &database_url)?;
         anyhow::ensure!(fc.database.pool_size > 0, "database.pool_size must be at least 1");
+        anyhow::ensure!(
+            fc.session.idle_minutes >= 1 && fc.session.absolute_hours >= 1,
+            "session.idle_minutes and session.absolute_hours must be at least 1"
+        );
+        let session = crate::store::users::SessionLimits {
+            idle: chrono::Duration::minutes(fc.session.idle_minutes),
+            absolute: chrono::Duration::hours(fc.session.absolute_hours),
+        };
         Ok(Config {
             database_url,
             database_url_text,
@@ -296,6 +323,7 @@ impl Config {
                 routes: fc.mail.routes,
             }
             .validated()?,
+            session,
         })
     }
 }

@@ -140,6 +140,11 @@ enum Command {
         #[command(subcommand)]
         action: TokenAction,
     },
+    /// Manage the people who log in to the pages and the API
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
     /// Generate a synthetic county (units and cases) into the database or files
     Demo {
         #[command(flatten)]
@@ -175,6 +180,39 @@ enum TokenAction {
         /// A note on who holds the token
         #[arg(long)]
         label: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserAction {
+    /// Create a user; the password is read from standard input, or generated and printed when none is given
+    Create {
+        #[command(flatten)]
+        db: DbArgs,
+        #[arg(long)]
+        username: String,
+        /// admin, ledning or handlaggare
+        #[arg(long)]
+        role: String,
+        /// A unit the user works for (repeat for several); a handlaggare needs at least one
+        #[arg(long = "unit")]
+        units: Vec<String>,
+        #[arg(long)]
+        email: Option<String>,
+    },
+    /// Disable a user: no more logins, its sessions end; its history stays
+    Disable {
+        #[command(flatten)]
+        db: DbArgs,
+        #[arg(long)]
+        username: String,
+    },
+    /// Set a new password (read from standard input, or generated and printed); lifts a lock-out
+    Passwd {
+        #[command(flatten)]
+        db: DbArgs,
+        #[arg(long)]
+        username: String,
     },
 }
 
@@ -270,6 +308,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token {
             action: TokenAction::Create { db, role, unit, label },
         } => cli::token_create(&load(cfg, &db, None, None)?, &role, unit.as_deref(), label.as_deref()),
+        Command::User { action } => match action {
+            UserAction::Create {
+                db,
+                username,
+                role,
+                units,
+                email,
+            } => cli::user_create(&load(cfg, &db, None, None)?, &username, &role, &units, email.as_deref()),
+            UserAction::Disable { db, username } => cli::user_disable(&load(cfg, &db, None, None)?, &username),
+            UserAction::Passwd { db, username } => cli::user_passwd(&load(cfg, &db, None, None)?, &username),
+        },
         Command::Demo {
             db,
             seed,

@@ -20,6 +20,11 @@ pub struct Services {
     pub metrics: Arc<Metrics>,
     pub auditor: Arc<Auditor>,
     pub mailer: Option<Arc<Mailer>>,
+    pub session: crate::store::users::SessionLimits,
+    /// Whether session cookies get `Secure` (the service is reached over https).
+    pub secure_cookies: bool,
+    /// Failed logins per client address, to slow guessing from one place.
+    pub login_failures: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, (u32, std::time::Instant)>>,
 }
 
 impl Services {
@@ -40,8 +45,11 @@ impl Services {
             pool,
             hasher: PatientHasher::new(config.patient_key.clone()),
             metrics: Arc::new(Metrics::default()),
+            session: config.session,
+            secure_cookies: auditor.mail.base_url.starts_with("https://"),
             auditor,
             mailer,
+            login_failures: Default::default(),
         })
     }
 

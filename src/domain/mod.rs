@@ -2,6 +2,7 @@
 //! touches the database, the clock of the rules, or the network.
 
 pub mod event;
+pub mod handling;
 pub mod ingested;
 pub mod patient;
 pub mod unit;
@@ -12,6 +13,33 @@ pub use event::{Event, EventType, EventValue, Sparfarg};
 pub use ingested::{Conflict, IngestError, IngestEvent};
 pub use patient::{PatientHash, PatientHasher, Secret};
 pub use unit::{Unit, UnitKind};
+
+/// What a caller may do (SPEC §9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Admin,
+    Ledning,
+    Handlaggare,
+    Inlasning,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Ledning => "ledning",
+            Role::Handlaggare => "handlaggare",
+            Role::Inlasning => "inlasning",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        [Role::Admin, Role::Ledning, Role::Handlaggare, Role::Inlasning]
+            .into_iter()
+            .find(|r| r.as_str() == s)
+    }
+}
 
 macro_rules! string_id {
     ($name:ident) => {

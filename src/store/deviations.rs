@@ -6,9 +6,11 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use serde::Serialize;
 
-use super::schema::{deviation_history, deviations};
+use super::schema::{deviation_comments, deviation_handling, deviation_history, deviations};
 use super::{now, DbConn};
 
+/// Statuses in which evidence still withdraws a deviation and a scan may
+/// update its facts: before anyone recorded an åtgärd.
 pub const OPEN: [&str; 4] = ["ny", "skickad", "mottagen", "utreds"];
 
 #[derive(Debug, Clone, Queryable, Serialize)]
@@ -231,4 +233,143 @@ pub fn history_of(conn: &mut DbConn, id: i64) -> QueryResult<Vec<HistoryRow>> {
         .filter(deviation_history::deviation_id.eq(id))
         .order(deviation_history::id)
         .load(conn)
+}
+
+/// What people recorded while handling a deviation.
+#[derive(Debug, Clone, Default, Queryable, Serialize)]
+pub struct HandlingRow {
+    pub deviation_id: i64,
+    pub assigned_to: Option<i64>,
+    pub atgard: Option<String>,
+    pub reason: Option<String>,
+    pub changed_at: NaiveDateTime,
+}
+
+pub fn handling_of(conn: &mut DbConn, id: i64) -> QueryResult<Option<HandlingRow>> {
+    deviation_handling::table.find(id).first(conn).optional()
+}
+
+/// A person's change of status (already checked against SPEC §6.1 by
+/// `domain::handling`), with its history line and the åtgärd or reason kept.
+pub fn apply_change(
+    conn: &mut DbConn,
+    d: &DeviationRow,
+    to: &str,
+    actor: &str,
+    note: Option<&str>,
+    atgard: Option<&str>,
+    reason: Option<&str>,
+) -> QueryResult<()> {
+    set_status(conn, d, to, actor, note)?;
+    let t = now();
+    let existing = handling_of(conn, d.id)?;
+    let atgard = atgard
+        .map(String::from)
+        .or(existing.as_ref().and_then(|h| h.atgard.clone()));
+    let reason = reason
+        .map(String::from)
+        .or(existing.as_ref().and_then(|h| h.reason.clone()));
+    if existing.is_some() {
+        diesel::update(deviation_handling::table.find(d.id))
+            .set((
+                deviation_handling::atgard.eq(atgard),
+                deviation_handling::reason.eq(reason),
+                deviation_handling::changed_at.eq(t),
+            ))
+            .execute(conn)?;
+    } else {
+        diesel::insert_into(deviation_handling::table)
+            .values((
+                deviation_handling::deviation_id.eq(d.id),
+                deviation_handling::assigned_to.eq(None::<i64>),
+                deviation_handling::atgard.eq(atgard),
+                deviation_handling::reason.eq(reason),
+                deviation_handling::changed_at.eq(t),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, Queryable, Serialize)]
+pub struct CommentRow {
+    pub id: i64,
+    pub deviation_id: i64,
+    pub at: NaiveDateTime,
+    pub actor: String,
+    pub text: String,
+}
+
+pub fn add_comment(conn: &mut DbConn, id: i64, actor: &str, text: &str) -> QueryResult<()> {
+    diesel::insert_into(deviation_comments::table)
+        .values((
+            deviation_comments::deviation_id.eq(id),
+            deviation_comments::at.eq(now()),
+            deviation_comments::actor.eq(actor),
+            deviation_comments::text.eq(text),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn comments_of(conn: &mut DbConn, id: i64) -> QueryResult<Vec<CommentRow>> {
+    deviation_comments::table
+        .filter(deviation_comments::deviation_id.eq(id))
+        .order(deviation_comments::id)
+        .load(conn)
+}
+
+/// The filters of the deviation list (SPEC §8); `from`/`to` bound the due.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    pub status: Option<String>,
+    pub rule: Option<String>,
+    pub unit: Option<String>,
+    pub case: Option<String>,
+    pub from: Option<NaiveDateTime>,
+    pub to: Option<NaiveDateTime>,
+}
+
+/// One page of the list, newest due first (ties by id, newest first), and
+/// how many match in all. `scope` limits to those units when given.
+pub fn page(
+    conn: &mut DbConn,
+    filter: &ListFilter,
+    scope: Option<&std::collections::HashSet<String>>,
+    page: i64,
+    per_page: i64,
+) -> QueryResult<(Vec<DeviationRow>, i64)> {
+    let scope: Option<Vec<&str>> = scope.map(|s| s.iter().map(String::as_str).collect());
+    let query = || {
+        let mut q = deviations::table.into_boxed();
+        if let Some(s) = &filter.status {
+            q = q.filter(deviations::status.eq(s.clone()));
+        }
+        if let Some(r) = &filter.rule {
+            q = q.filter(deviations::rule.eq(r.clone()));
+        }
+        if let Some(u) = &filter.unit {
+            q = q.filter(deviations::unit.eq(u.clone()));
+        }
+        if let Some(c) = &filter.case {
+            q = q.filter(deviations::case_id.eq(c.clone()));
+        }
+        if let Some(f) = filter.from {
+            q = q.filter(deviations::due.ge(f));
+        }
+        if let Some(t) = filter.to {
+            q = q.filter(deviations::due.lt(t));
+        }
+        if let Some(units) = &scope {
+            q = q.filter(deviations::unit.eq_any(units.clone()));
+        }
+        q
+    };
+    let total: i64 = query().count().get_result(conn)?;
+    let rows = query()
+        .order((deviations::due.desc(), deviations::id.desc()))
+        .offset((page - 1).max(0) * per_page)
+        .limit(per_page)
+        .load(conn)?;
+    Ok((rows, total))
 }

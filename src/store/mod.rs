@@ -10,6 +10,7 @@ pub mod events;
 pub mod schema;
 pub mod tokens;
 pub mod units;
+pub mod users;
 
 use std::path::PathBuf;
 

@@ -71,7 +71,9 @@ diesel::table! {
     access_log (id) {
         id -> BigInt,
         at -> Timestamp,
-        token_id -> BigInt,
+        token_id -> Nullable<BigInt>,
+        user_id -> Nullable<BigInt>,
+        actor -> Text,
         role -> Text,
         action -> Text,
         object -> Text,
@@ -164,3 +166,60 @@ diesel::table! {
 
 diesel::joinable!(deviation_history -> deviations (deviation_id));
 diesel::allow_tables_to_appear_in_same_query!(deviations, deviation_history, outbox, scan_runs, cases);
+
+diesel::table! {
+    users (id) {
+        id -> BigInt,
+        username -> Text,
+        password_hash -> Text,
+        role -> Text,
+        email -> Nullable<Text>,
+        failed_logins -> Integer,
+        locked_until -> Nullable<Timestamp>,
+        disabled_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    user_units (user_id, unit_id) {
+        user_id -> BigInt,
+        unit_id -> Text,
+    }
+}
+
+diesel::table! {
+    sessions (id_hash) {
+        id_hash -> Text,
+        user_id -> BigInt,
+        csrf -> Text,
+        created_at -> Timestamp,
+        last_seen_at -> Timestamp,
+        ended_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    deviation_handling (deviation_id) {
+        deviation_id -> BigInt,
+        assigned_to -> Nullable<BigInt>,
+        atgard -> Nullable<Text>,
+        reason -> Nullable<Text>,
+        changed_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    deviation_comments (id) {
+        id -> BigInt,
+        deviation_id -> BigInt,
+        at -> Timestamp,
+        actor -> Text,
+        text -> Text,
+    }
+}
+
+diesel::joinable!(user_units -> users (user_id));
+diesel::joinable!(sessions -> users (user_id));
+diesel::allow_tables_to_appear_in_same_query!(users, user_units, sessions);
+diesel::allow_tables_to_appear_in_same_query!(deviations, deviation_handling, deviation_comments);

@@ -2,44 +2,23 @@
 //! at creation), and the access log for loggkontroll (SPEC §9).
 
 use diesel::prelude::*;
-use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::schema::{access_log, api_tokens};
 use super::{now, DbConn};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    Admin,
-    Ledning,
-    Handlaggare,
-    Inlasning,
-}
+pub use crate::domain::Role;
 
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Admin => "admin",
-            Role::Ledning => "ledning",
-            Role::Handlaggare => "handlaggare",
-            Role::Inlasning => "inlasning",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Role> {
-        [Role::Admin, Role::Ledning, Role::Handlaggare, Role::Inlasning]
-            .into_iter()
-            .find(|r| r.as_str() == s)
-    }
-}
-
-/// Who is calling: the token's id, role and (for handläggare) unit.
+/// Who is calling: a machine's token or a person's session, with the role
+/// and the units that bound what it may see (see `web::auth::Scope`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
-    pub token_id: i64,
+    pub token_id: Option<i64>,
+    pub user_id: Option<i64>,
+    /// The user name, or `token:N`: what the access log and a deviation's history show.
+    pub name: String,
     pub role: Role,
-    pub unit: Option<String>,
+    pub units: Vec<String>,
 }
 
 fn digest(token: &str) -> String {
@@ -75,7 +54,15 @@ pub fn lookup(conn: &mut DbConn, token: &str) -> QueryResult<Option<Caller>> {
         .select((api_tokens::id, api_tokens::role, api_tokens::unit))
         .first(conn)
         .optional()?;
-    Ok(row.and_then(|(token_id, role, unit)| Role::parse(&role).map(|role| Caller { token_id, role, unit })))
+    Ok(row.and_then(|(token_id, role, unit)| {
+        Role::parse(&role).map(|role| Caller {
+            token_id: Some(token_id),
+            user_id: None,
+            name: format!("token:{token_id}"),
+            role,
+            units: unit.into_iter().collect(),
+        })
+    }))
 }
 
 /// Records that a caller read something about a case or deviation.
@@ -84,6 +71,8 @@ pub fn log_access(conn: &mut DbConn, caller: &Caller, action: &str, object: &str
         .values((
             access_log::at.eq(now()),
             access_log::token_id.eq(caller.token_id),
+            access_log::user_id.eq(caller.user_id),
+            access_log::actor.eq(&caller.name),
             access_log::role.eq(caller.role.as_str()),
             access_log::action.eq(action),
             access_log::object.eq(object),

@@ -124,6 +124,11 @@ pub fn unknown(conn: &mut DbConn) -> QueryResult<Vec<String>> {
 
 /// The unit and every unit below it.
 pub fn subtree(conn: &mut DbConn, root: &str) -> QueryResult<HashSet<String>> {
+    subtrees(conn, &[root])
+}
+
+/// The units and every unit below any of them.
+pub fn subtrees(conn: &mut DbConn, roots: &[&str]) -> QueryResult<HashSet<String>> {
     let pairs: Vec<(String, Option<String>)> = units::table.select((units::id, units::parent)).load(conn)?;
     let mut children: HashMap<String, Vec<String>> = HashMap::new();
     for (id, parent) in pairs {
@@ -132,7 +137,7 @@ pub fn subtree(conn: &mut DbConn, root: &str) -> QueryResult<HashSet<String>> {
         }
     }
     let mut out = HashSet::new();
-    let mut stack = vec![root.to_string()];
+    let mut stack: Vec<String> = roots.iter().map(|r| r.to_string()).collect();
     while let Some(id) = stack.pop() {
         if out.insert(id.clone()) {
             stack.extend(children.get(&id).cloned().unwrap_or_default());

@@ -1,34 +1,45 @@
-//! Bearer-token authentication: the [`Caller`] extractor looks the token up
-//! (hashed) and handlers state which roles may pass. No token: 401. Wrong
-//! role: 403.
+//! Who is calling. The [`Auth`] extractor accepts a machine's bearer token
+//! (looked up hashed) or a person's session cookie; a request that changes
+//! anything under a session must carry the session's CSRF token in the
+//! `X-CSRF-Token` header (forms carry it as a field, checked by the page).
+//! No credentials: 401. Wrong role: 403.
 
 use std::future::Future;
 use std::pin::Pin;
 
-use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
+use actix_web::{dev::Payload, http::Method, web, FromRequest, HttpRequest};
 
 use super::error::{AppError, ErrorCode};
 use super::AppState;
 use crate::store::tokens::{self, Caller, Role};
+use crate::store::users;
 
-pub struct Auth(pub Caller);
+/// The session cookie's name.
+pub const SESSION_COOKIE: &str = "svu_session";
+
+pub struct Auth {
+    pub caller: Caller,
+    /// The session's CSRF token, when the caller came by session.
+    pub csrf: Option<String>,
+}
 
 impl Auth {
     pub fn require(&self, roles: &[Role]) -> Result<&Caller, AppError> {
-        if roles.contains(&self.0.role) {
-            Ok(&self.0)
+        if roles.contains(&self.caller.role) {
+            Ok(&self.caller)
         } else {
             Err(AppError::new(
                 ErrorCode::Forbidden,
-                format!("the role {} may not do this", self.0.role.as_str()),
+                format!("the role {} may not do this", self.caller.role.as_str()),
             ))
         }
     }
 }
 
-/// What a caller may see. A handläggare sees its unit and every unit below
-/// it; a handläggare whose unit is not set has no determinable scope and is
-/// denied (SPEC §9: a scope that cannot be determined denies).
+/// What a caller may see. A handläggare sees its units and every unit below
+/// them; a handläggare without units has no determinable scope and is
+/// denied (SPEC §9: a scope that cannot be determined denies). A ledning
+/// caller with units sees those subtrees, without units the county.
 pub enum Scope {
     All,
     Units(std::collections::HashSet<String>),
@@ -36,13 +47,19 @@ pub enum Scope {
 
 impl Scope {
     pub fn of(caller: &Caller, conn: &mut crate::store::DbConn) -> Result<Scope, AppError> {
-        match (caller.role, caller.unit.as_deref()) {
-            (Role::Handlaggare, Some(u)) if !u.trim().is_empty() => {
-                Ok(Scope::Units(crate::store::units::subtree(conn, u)?))
+        let roots: Vec<&str> = caller
+            .units
+            .iter()
+            .map(|u| u.trim())
+            .filter(|u| !u.is_empty())
+            .collect();
+        match caller.role {
+            Role::Handlaggare | Role::Ledning if !roots.is_empty() => {
+                Ok(Scope::Units(crate::store::units::subtrees(conn, &roots)?))
             }
-            (Role::Handlaggare, _) => Err(AppError::new(
+            Role::Handlaggare => Err(AppError::new(
                 ErrorCode::Forbidden,
-                "this token has no unit, so what it may see cannot be determined",
+                "this caller has no unit, so what it may see cannot be determined",
             )),
             _ => Ok(Scope::All),
         }
@@ -54,6 +71,35 @@ impl Scope {
             Scope::Units(own) => unit.is_some_and(|u| own.contains(u)),
         }
     }
+
+    /// The units, when the scope is not the whole county.
+    pub fn units(&self) -> Option<&std::collections::HashSet<String>> {
+        match self {
+            Scope::All => None,
+            Scope::Units(u) => Some(u),
+        }
+    }
+}
+
+/// A cookie's value from the request's `Cookie` header.
+pub fn cookie(req: &HttpRequest, name: &str) -> Option<String> {
+    req.headers()
+        .get_all("Cookie")
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+}
+
+/// Compares two secrets in time independent of where they differ.
+pub fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+enum Credential {
+    Token(String),
+    Session(String),
 }
 
 impl FromRequest for Auth {
@@ -62,23 +108,51 @@ impl FromRequest for Auth {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = req.app_data::<web::Data<AppState>>().cloned();
-        let token = req
+        let bearer = req
             .headers()
             .get("Authorization")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(|t| t.trim().to_string());
+        let credential = match bearer {
+            Some(t) => Some(Credential::Token(t)),
+            None => cookie(req, SESSION_COOKIE).map(Credential::Session),
+        };
+        let unsafe_method = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+        let csrf_header = req
+            .headers()
+            .get("X-CSRF-Token")
+            .and_then(|v| v.to_str().ok())
+            .map(String::from);
         Box::pin(async move {
-            let unauthorized = || AppError::new(ErrorCode::Unauthorized, "a valid bearer token is required");
-            let (Some(state), Some(token)) = (state, token) else {
+            let unauthorized = || AppError::new(ErrorCode::Unauthorized, "a valid bearer token or a login is required");
+            let (Some(state), Some(credential)) = (state, credential) else {
                 return Err(unauthorized());
             };
-            let caller = web::block(move || -> Result<Option<Caller>, AppError> {
+            let limits = state.session;
+            let found = web::block(move || -> Result<Option<(Caller, Option<String>)>, AppError> {
                 let mut conn = state.pool.get()?;
-                Ok(tokens::lookup(&mut conn, &token)?)
+                Ok(match credential {
+                    Credential::Token(t) => tokens::lookup(&mut conn, &t)?.map(|c| (c, None)),
+                    Credential::Session(s) => {
+                        users::session_caller(&mut conn, &s, limits)?.map(|(c, csrf)| (c, Some(csrf)))
+                    }
+                })
             })
             .await??;
-            caller.map(Auth).ok_or_else(unauthorized)
+            let Some((caller, csrf)) = found else {
+                return Err(unauthorized());
+            };
+            if let (Some(expected), true) = (&csrf, unsafe_method) {
+                let given = csrf_header.unwrap_or_default();
+                if !same_secret(&given, expected) {
+                    return Err(AppError::new(
+                        ErrorCode::Forbidden,
+                        "the CSRF token is missing or wrong (header X-CSRF-Token)",
+                    ));
+                }
+            }
+            Ok(Auth { caller, csrf })
         })
     }
 }

@@ -181,6 +181,7 @@ pub fn config(db: &TestDb) -> Config {
             max_age_days: 14,
             routes: Vec::new(),
         },
+        session: Default::default(),
     }
 }
 

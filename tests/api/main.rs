@@ -5,6 +5,7 @@
 mod access;
 mod audit;
 mod core;
+mod handling;
 mod helpers;
 mod import;
 mod ingest;

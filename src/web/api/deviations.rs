@@ -1,16 +1,31 @@
-//! `GET /api/v1/deviations` and `GET /api/v1/deviations/{id}` (with its
-//! history). A handläggare sees only deviations of their unit and below,
+//! Deviations: the list (filters and paging, SPEC §8), one deviation with
+//! its history, handling and comments, a change of status (SPEC §6.1) and
+//! a comment. A handläggare sees only deviations of their units and below,
 //! and another unit's deviation answers as one that does not exist; every
-//! read, list reads included, is logged.
+//! read by anyone, list reads included with their filter, is logged.
 
-use actix_web::{get, web, HttpRequest, HttpResponse};
+use actix_web::{get, post, web, HttpRequest, HttpResponse};
+use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
+use serde::Deserialize;
 use serde_json::json;
 
-use crate::store::deviations::{self, DeviationRow};
-use crate::store::tokens::{self, Role};
+use crate::domain::handling::{self, Refused, StatusChange};
+use crate::store::deviations::{self, DeviationRow, ListFilter};
+use crate::store::tokens::{self, Caller, Role};
+use crate::store::{backend, DbConn};
 use crate::web::auth::{Auth, Scope};
 use crate::web::error::{AppError, ErrorCode};
 use crate::web::AppState;
+
+const READERS: [Role; 3] = [Role::Admin, Role::Ledning, Role::Handlaggare];
+
+/// Rows per page unless `per_page` says otherwise, and at most.
+pub const PER_PAGE: i64 = 100;
+pub const MAX_PER_PAGE: i64 = 1000;
+
+fn stockholm(t: NaiveDateTime) -> String {
+    crate::calendar::in_stockholm(t.and_utc()).to_rfc3339()
+}
 
 /// A deviation as the API shows it; the mail addresses only to those who
 /// may see every unit's (not a handläggare).
@@ -21,9 +36,9 @@ fn view(d: &DeviationRow, scope: &Scope) -> serde_json::Value {
     };
     json!({
         "id": d.id, "rule": d.rule, "case": d.case_id, "unit": d.unit,
-        "due": crate::calendar::in_stockholm(d.due.and_utc()).to_rfc3339(),
+        "due": stockholm(d.due),
         "finding_status": d.finding_status,
-        "done": d.done_at.map(|t| crate::calendar::in_stockholm(t.and_utc()).to_rfc3339()),
+        "done": d.done_at.map(stockholm),
         "late_minutes": d.late_minutes, "status": d.status,
         "risk": {"sannolikhet": d.sannolikhet, "konsekvens": d.konsekvens, "varde": d.sannolikhet * d.konsekvens},
         "recipients": recipients,
@@ -31,55 +46,276 @@ fn view(d: &DeviationRow, scope: &Scope) -> serde_json::Value {
     })
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    status: Option<String>,
+    rule: Option<String>,
+    unit: Option<String>,
+    case: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    page: Option<i64>,
+    per_page: Option<i64>,
+}
+
+fn bad(message: impl Into<String>) -> AppError {
+    AppError::new(ErrorCode::BadRequest, message)
+}
+
+/// `from`/`to`: a date (the whole day in Swedish time; `to` includes it) or
+/// an RFC 3339 instant.
+fn bound(name: &str, v: &str, end: bool) -> Result<NaiveDateTime, AppError> {
+    if let Ok(d) = NaiveDate::parse_from_str(v, "%Y-%m-%d") {
+        let day = if end { d.succ_opt().unwrap_or(d) } else { d };
+        return Ok(crate::calendar::local_instant(day, NaiveTime::MIN).naive_utc());
+    }
+    chrono::DateTime::parse_from_rfc3339(v)
+        .map(|t| t.naive_utc())
+        .map_err(|_| bad(format!("{name} must be a date (YYYY-MM-DD) or an RFC 3339 instant")))
+}
+
+fn empty_none(v: Option<String>) -> Option<String> {
+    v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+}
+
+fn parse_list(query: &str) -> Result<(ListFilter, i64, i64), AppError> {
+    let q = web::Query::<ListQuery>::from_query(query)
+        .map_err(|e| bad(format!("the query string is wrong: {e}")))?
+        .into_inner();
+    let status = empty_none(q.status);
+    if let Some(s) = &status {
+        if !handling::STATUSES.contains(&s.as_str()) {
+            return Err(bad(format!(
+                "status {s} is not a status; one of {}",
+                handling::STATUSES.join(", ")
+            )));
+        }
+    }
+    let page = q.page.unwrap_or(1);
+    let per_page = q.per_page.unwrap_or(PER_PAGE);
+    if page < 1 || !(1..=MAX_PER_PAGE).contains(&per_page) {
+        return Err(bad(format!("page starts at 1; per_page is 1 to {MAX_PER_PAGE}")));
+    }
+    let filter = ListFilter {
+        status,
+        rule: empty_none(q.rule),
+        unit: empty_none(q.unit),
+        case: empty_none(q.case),
+        from: empty_none(q.from).map(|v| bound("from", &v, false)).transpose()?,
+        to: empty_none(q.to).map(|v| bound("to", &v, true)).transpose()?,
+    };
+    Ok((filter, page, per_page))
+}
+
+/// `GET /deviations`: one page as a JSON array, newest due first; the total
+/// in `X-Total-Count`, the page in `X-Page` and `X-Per-Page`.
 #[get("/deviations")]
 async fn list(state: web::Data<AppState>, auth: Auth, req: HttpRequest) -> Result<HttpResponse, AppError> {
-    let caller = auth.require(&[Role::Admin, Role::Ledning, Role::Handlaggare])?.clone();
-    let filter = req.query_string().to_string();
-    let out = web::block(move || -> Result<Vec<serde_json::Value>, AppError> {
+    let caller = auth.require(&READERS)?.clone();
+    let query = req.query_string().to_string();
+    let (filter, page, per_page) = parse_list(&query)?;
+    let (rows, total) = web::block(move || -> Result<(Vec<serde_json::Value>, i64), AppError> {
         let mut conn = state.pool.get()?;
         let scope = Scope::of(&caller, &mut conn)?;
         // A list read is a read of every deviation in it: logged with its filter.
-        tokens::log_access(&mut conn, &caller, "list_deviations", &format!("?{filter}"))?;
-        Ok(deviations::all(&mut conn)?
-            .iter()
-            .filter(|d| scope.contains(d.unit.as_deref()))
-            .map(|d| view(d, &scope))
-            .collect())
+        tokens::log_access(&mut conn, &caller, "list_deviations", &format!("?{query}"))?;
+        let (rows, total) = deviations::page(&mut conn, &filter, scope.units(), page, per_page)?;
+        Ok((rows.iter().map(|d| view(d, &scope)).collect(), total))
     })
     .await??;
-    Ok(HttpResponse::Ok().json(out))
+    Ok(HttpResponse::Ok()
+        .insert_header(("X-Total-Count", total.to_string()))
+        .insert_header(("X-Page", page.to_string()))
+        .insert_header(("X-Per-Page", per_page.to_string()))
+        .json(rows))
+}
+
+/// The deviation if the caller may see it: out of scope is not found.
+fn visible(conn: &mut DbConn, scope: &Scope, id: i64) -> Result<DeviationRow, AppError> {
+    deviations::get(conn, id)?
+        .filter(|d| scope.contains(d.unit.as_deref()))
+        .ok_or_else(|| AppError::new(ErrorCode::NotFound, "no such deviation"))
+}
+
+/// The deviation with its history, handling, comments and the changes the
+/// caller may make now.
+pub fn detail(
+    conn: &mut DbConn,
+    caller: &Caller,
+    scope: &Scope,
+    d: &DeviationRow,
+) -> Result<serde_json::Value, AppError> {
+    let history = deviations::history_of(conn, d.id)?;
+    let comments = deviations::comments_of(conn, d.id)?;
+    let handled = deviations::handling_of(conn, d.id)?.unwrap_or_default();
+    let mut v = view(d, scope);
+    if let Some(o) = v.as_object_mut() {
+        o.insert(
+            "history".into(),
+            json!(history
+                .iter()
+                .map(|h| json!({"at": stockholm(h.at), "actor": h.actor,
+                    "from": h.from_status, "to": h.to_status, "note": h.note}))
+                .collect::<Vec<_>>()),
+        );
+        o.insert(
+            "comments".into(),
+            json!(comments
+                .iter()
+                .map(|c| json!({"at": stockholm(c.at), "actor": c.actor, "text": c.text}))
+                .collect::<Vec<_>>()),
+        );
+        o.insert("atgard".into(), json!(handled.atgard));
+        o.insert("reason".into(), json!(handled.reason));
+        o.insert("allowed".into(), json!(handling::choices(caller.role, &d.status)));
+    }
+    Ok(v)
 }
 
 #[get("/deviations/{id}")]
 async fn one(state: web::Data<AppState>, auth: Auth, path: web::Path<i64>) -> Result<HttpResponse, AppError> {
-    let caller = auth.require(&[Role::Admin, Role::Ledning, Role::Handlaggare])?.clone();
+    let caller = auth.require(&READERS)?.clone();
     let id = path.into_inner();
     let out = web::block(move || -> Result<serde_json::Value, AppError> {
         let mut conn = state.pool.get()?;
         let scope = Scope::of(&caller, &mut conn)?;
-        // Out of scope answers exactly as an id that does not exist.
-        let d = deviations::get(&mut conn, id)?
-            .filter(|d| scope.contains(d.unit.as_deref()))
-            .ok_or_else(|| AppError::new(ErrorCode::NotFound, "no such deviation"))?;
+        let d = visible(&mut conn, &scope, id)?;
         tokens::log_access(&mut conn, &caller, "read_deviation", &id.to_string())?;
-        let history = deviations::history_of(&mut conn, id)?;
-        let mut v = view(&d, &scope);
-        if let Some(o) = v.as_object_mut() {
-            o.insert(
-                "history".into(),
-                json!(history
-                    .iter()
-                    .map(|h| json!({"at": h.at.and_utc().to_rfc3339(), "actor": h.actor,
-                "from": h.from_status, "to": h.to_status, "note": h.note}))
-                    .collect::<Vec<_>>()),
-            );
-        }
-        Ok(v)
+        detail(&mut conn, &caller, &scope, &d)
     })
     .await??;
     Ok(HttpResponse::Ok().json(out))
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StatusBody {
+    status: Option<String>,
+    note: Option<String>,
+    atgard: Option<String>,
+    reason: Option<String>,
+}
+
+fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
+    serde_json::from_slice(body).map_err(|e| bad(format!("the body is not the JSON object this call takes: {e}")))
+}
+
+/// Refusals of SPEC §6.1 as the API answers them.
+pub fn refusal(r: Refused) -> AppError {
+    let code = match r {
+        Refused::NotAllowed { .. } => ErrorCode::Conflict,
+        Refused::UnknownStatus(_) | Refused::Missing(_) => ErrorCode::Unprocessable,
+    };
+    AppError::new(code, r.message())
+}
+
+/// Applies a change of status as `caller`; the deviation as it is after.
+/// Nothing changes when the change is refused.
+pub fn change_status(
+    conn: &mut DbConn,
+    caller: &Caller,
+    id: i64,
+    change: &StatusChange,
+) -> Result<serde_json::Value, AppError> {
+    let scope = Scope::of(caller, conn)?;
+    backend::write_tx(conn, |conn| -> Result<(), AppError> {
+        // Ordered with a scan or a mail on its way that touches the same row.
+        backend::lock_deviations(conn, &[id])?;
+        let d = visible(conn, &scope, id)?;
+        let note = handling::check(caller.role, &d.status, change).map_err(refusal)?;
+        let text = |t: &Option<String>| t.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(String::from);
+        deviations::apply_change(
+            conn,
+            &d,
+            &change.status,
+            &caller.name,
+            note.as_deref(),
+            text(&change.atgard).as_deref().filter(|_| change.status == "atgardad"),
+            text(&change.reason).as_deref().filter(|_| change.status == "makulerad"),
+        )?;
+        Ok(())
+    })?;
+    let d = visible(conn, &scope, id)?;
+    detail(conn, caller, &scope, &d)
+}
+
+#[post("/deviations/{id}/status")]
+async fn post_status(
+    state: web::Data<AppState>,
+    auth: Auth,
+    path: web::Path<i64>,
+    body: web::Bytes,
+) -> Result<HttpResponse, AppError> {
+    let caller = auth.require(&READERS)?.clone();
+    let id = path.into_inner();
+    let b: StatusBody = json_body(&body)?;
+    let Some(status) = b.status.map(|s| s.trim().to_string()).filter(|s| !s.is_empty()) else {
+        return Err(AppError::new(ErrorCode::Unprocessable, "status krävs"));
+    };
+    let change = StatusChange {
+        status,
+        note: b.note,
+        atgard: b.atgard,
+        reason: b.reason,
+    };
+    let out = web::block(move || -> Result<serde_json::Value, AppError> {
+        let mut conn = state.pool.get()?;
+        change_status(&mut conn, &caller, id, &change)
+    })
+    .await??;
+    Ok(HttpResponse::Ok().json(out))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CommentBody {
+    text: Option<String>,
+}
+
+/// Longest comment accepted.
+pub const MAX_COMMENT: usize = 4000;
+
+/// Adds a comment as `caller` to a deviation in scope.
+pub fn comment(conn: &mut DbConn, caller: &Caller, id: i64, text: &str) -> Result<serde_json::Value, AppError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(AppError::new(ErrorCode::Unprocessable, "kommentaren är tom"));
+    }
+    if text.chars().count() > MAX_COMMENT {
+        return Err(AppError::new(
+            ErrorCode::Unprocessable,
+            format!("kommentaren är längre än {MAX_COMMENT} tecken"),
+        ));
+    }
+    let scope = Scope::of(caller, conn)?;
+    let d = visible(conn, &scope, id)?;
+    deviations::add_comment(conn, d.id, &caller.name, text)?;
+    detail(conn, caller, &scope, &d)
+}
+
+#[post("/deviations/{id}/comments")]
+async fn post_comment(
+    state: web::Data<AppState>,
+    auth: Auth,
+    path: web::Path<i64>,
+    body: web::Bytes,
+) -> Result<HttpResponse, AppError> {
+    let caller = auth.require(&READERS)?.clone();
+    let id = path.into_inner();
+    let b: CommentBody = json_body(&body)?;
+    let text = b.text.unwrap_or_default();
+    let out = web::block(move || -> Result<serde_json::Value, AppError> {
+        let mut conn = state.pool.get()?;
+        comment(&mut conn, &caller, id, &text)
+    })
+    .await??;
+    Ok(HttpResponse::Created().json(out))
+}
+
 pub fn config(cfg: &mut web::ServiceConfig) {
-    cfg.service(list).service(one);
+    cfg.service(list)
+        .service(one)
+        .service(post_status)
+        .service(post_comment);
 }

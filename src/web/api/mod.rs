@@ -1,10 +1,11 @@
 //! The JSON API under `/api/v1`.
 
 mod cases;
-mod deviations;
+pub mod deviations;
 mod events;
 mod outbox;
 mod scans;
+pub mod session;
 mod units;
 
 use actix_web::web;
@@ -17,7 +18,8 @@ pub fn config(cfg: &mut web::ServiceConfig) {
             .configure(cases::config)
             .configure(deviations::config)
             .configure(scans::config)
-            .configure(outbox::config),
+            .configure(outbox::config)
+            .configure(session::config),
     );
 }
 
