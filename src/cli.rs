@@ -42,9 +42,52 @@ fn prepare_demo(config: &Config, cases: usize) -> anyhow::Result<()> {
         };
         load_demo(&mut conn, &state.hasher, &opts)?;
     }
+    // The first scan now, not a quarter of an hour later: the pages show deviations at once.
+    match state.scan(None, false) {
+        Ok(s) => println!(
+            "Första granskningen är klar: {} ärenden granskade, {} nya avvikelser.",
+            s.counts.cases_evaluated, s.counts.filed
+        ),
+        Err(e) => println!("Första granskningen kunde inte köras nu ({e}); den schemalagda tar vid."),
+    }
+    println!(
+        "Demoanvändare (lösenorden visas bara nu; logga in på http://{}/login):",
+        config.listen
+    );
+    for (name, role, units) in DEMO_USERS {
+        let password = crate::store::users::generate_password()?;
+        let units: Vec<String> = units.iter().map(|u| u.to_string()).collect();
+        match crate::store::users::create(&mut conn, name, &password, *role, &units, None) {
+            Ok(_) => {}
+            // An earlier demo start made the user: a new password, printed again.
+            Err(e) if e.to_string().contains("finns redan") => {
+                crate::store::users::set_password(&mut conn, name, &password)?
+            }
+            Err(e) => return Err(e),
+        }
+        println!("  {name:<24} {password}   ({})", demo_role_text(*role, &units));
+    }
     let token = tokens::create(&mut conn, Role::Admin, None, Some("demo"))?;
     println!("Demodata finns i databasen. Admin-token för API:t:\n{token}");
     Ok(())
+}
+
+/// One demo person per role: a ward's handläggare, a kommun's hemtjänst
+/// handläggare, the county's ledning and an admin.
+const DEMO_USERS: &[(&str, Role, &[&str])] = &[
+    ("handlaggare.avdelning", Role::Handlaggare, &["RO-VIN-MED-AVD1"]),
+    ("handlaggare.hemtjanst", Role::Handlaggare, &["K-NORRKOPING-HT"]),
+    ("ledning", Role::Ledning, &[]),
+    ("admin", Role::Admin, &[]),
+];
+
+fn demo_role_text(role: Role, units: &[String]) -> String {
+    match (role, units.first()) {
+        (Role::Handlaggare, Some(u)) => format!("handläggare för {u}"),
+        (Role::Ledning, _) => "ledning, hela länet".into(),
+        (Role::Admin, _) => "administratör".into(),
+        _ => role.as_str().into(),
+    }
 }
 
 pub fn migrate(config: &Config) -> anyhow::Result<()> {

@@ -328,6 +328,8 @@ pub struct ListFilter {
     pub case: Option<String>,
     pub from: Option<NaiveDateTime>,
     pub to: Option<NaiveDateTime>,
+    /// Oldest due first (the pages' "äldsta först"); else newest first.
+    pub oldest_first: bool,
 }
 
 /// One page of the list, newest due first (ties by id, newest first), and
@@ -366,10 +368,35 @@ pub fn page(
         q
     };
     let total: i64 = query().count().get_result(conn)?;
-    let rows = query()
-        .order((deviations::due.desc(), deviations::id.desc()))
+    let ordered = if filter.oldest_first {
+        query().order((deviations::due.asc(), deviations::id.asc()))
+    } else {
+        query().order((deviations::due.desc(), deviations::id.desc()))
+    };
+    let rows = ordered
         .offset((page - 1).max(0) * per_page)
         .limit(per_page)
         .load(conn)?;
     Ok((rows, total))
+}
+
+/// For each status still waiting for someone: how many, and the oldest due.
+pub fn open_counts(
+    conn: &mut DbConn,
+    scope: Option<&std::collections::HashSet<String>>,
+) -> QueryResult<Vec<(String, i64, Option<NaiveDateTime>)>> {
+    let scope: Option<Vec<&str>> = scope.map(|s| s.iter().map(String::as_str).collect());
+    let mut out = Vec::new();
+    for status in crate::domain::handling::OPEN {
+        let mut q = deviations::table
+            .filter(deviations::status.eq(status))
+            .select((diesel::dsl::count_star(), diesel::dsl::min(deviations::due)))
+            .into_boxed();
+        if let Some(units) = &scope {
+            q = q.filter(deviations::unit.eq_any(units.clone()));
+        }
+        let (n, oldest): (i64, Option<NaiveDateTime>) = q.first(conn)?;
+        out.push((status.to_string(), n, oldest));
+    }
+    Ok(out)
 }

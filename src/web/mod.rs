@@ -4,6 +4,7 @@ pub mod api;
 pub mod auth;
 pub mod error;
 pub mod ops;
+pub mod pages;
 
 use std::time::Instant;
 
@@ -20,10 +21,12 @@ pub fn server(
     max_body: usize,
     workers: usize,
 ) -> std::io::Result<actix_web::dev::Server> {
+    let pages = web::Data::new(pages::Pages::new().map_err(std::io::Error::other)?);
     let server = HttpServer::new(move || {
         let metrics = state.metrics.clone();
         App::new()
             .app_data(state.clone())
+            .app_data(pages.clone())
             .app_data(web::PayloadConfig::new(max_body))
             .wrap_fn(move |req, srv| {
                 let started = Instant::now();
@@ -42,6 +45,7 @@ pub fn server(
             })
             .configure(ops::config)
             .configure(api::config)
+            .configure(pages::config)
     })
     .workers(workers)
     .listen(listener)?

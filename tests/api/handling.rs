@@ -22,6 +22,7 @@ crate::on_both!(
     an_idle_or_old_session_expires,
     the_list_filters_and_pages_and_counts_only_what_the_caller_may_see,
     users_are_created_disabled_and_given_passwords_by_the_command,
+    pages_refuse_a_form_without_its_csrf_token_and_export_only_the_scope,
 );
 
 /// Units AVD1, VC1, K1 with K1-HT below it; case C1 (kvittens late) and
@@ -744,4 +745,96 @@ impl Session {
             csrf: r.json()["csrf"].as_str().unwrap().to_string(),
         }
     }
+}
+
+/// A form posted as the browser would, redirects not followed.
+fn form(app: &TestApp, s: &Session, path: &str, fields: &[(&str, &str)]) -> Reply {
+    let agent = ureq::AgentBuilder::new().redirects(0).build();
+    let resp = agent
+        .post(&format!("{}{path}", app.base))
+        .set("Cookie", &s.cookie)
+        .send_form(fields);
+    let resp = match resp {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{e}"),
+    };
+    Reply {
+        status: resp.status(),
+        body: resp.into_string().unwrap(),
+    }
+}
+
+fn pages_refuse_a_form_without_its_csrf_token_and_export_only_the_scope(b: Backend) {
+    let app = county(b);
+    let id = avd1_deviation(&app);
+    create_user(&app, "anna.avd1", Role::Handlaggare, &["AVD1"]);
+    create_user(&app, "bo.k1", Role::Handlaggare, &["K1"]);
+    let anna = Session::login(&app, "anna.avd1");
+    let before = status_of(&app, id);
+    let path = format!("/avvikelser/{id}/status");
+    for fields in [
+        vec![("status", "mottagen")],
+        vec![("status", "mottagen"), ("csrf", "fel")],
+    ] {
+        let r = form(&app, &anna, &path, &fields);
+        assert_eq!(r.status, 403, "{}", r.body);
+        assert!(r.body.contains("CSRF"), "{}", r.body);
+    }
+    let r = form(
+        &app,
+        &anna,
+        &format!("/avvikelser/{id}/kommentarer"),
+        &[("text", "smyg")],
+    );
+    assert_eq!(r.status, 403);
+    assert_eq!(status_of(&app, id), before);
+    assert!(svu_vakt::store::deviations::comments_of(&mut app.conn(), id)
+        .unwrap()
+        .is_empty());
+    // With the token the same form works, and leads back to the page.
+    let r = form(&app, &anna, &path, &[("status", "mottagen"), ("csrf", &anna.csrf)]);
+    assert_eq!(r.status, 303, "{}", r.body);
+    let page = anna.get(&app, &format!("/avvikelser/{id}?sparat=status"));
+    assert!(page.body.contains("Statusen är sparad."));
+    assert_eq!(status_of(&app, id), "mottagen");
+    // A refused change re-shows the page with the reason and changes nothing.
+    let r = form(&app, &anna, &path, &[("status", "avslutad"), ("csrf", &anna.csrf)]);
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert!(r.body.contains("inte tillåten"), "{}", r.body);
+    let r = form(&app, &anna, &path, &[("status", "atgardad"), ("csrf", &anna.csrf)]);
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(r.body.contains("åtgärd (atgard) krävs"), "{}", r.body);
+    assert_eq!(status_of(&app, id), "mottagen");
+    // A page without a session leads to the login, keeping where it was going.
+    let agent = ureq::AgentBuilder::new().redirects(0).build();
+    let r = agent.get(&format!("{}/avvikelser/{id}", app.base)).call().unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(
+        r.header("Location"),
+        Some(format!("/login?next=/avvikelser/{id}").as_str())
+    );
+    // The CSV export holds the caller's scope only, and is logged as an export.
+    let bo = Session::login(&app, "bo.k1");
+    let csv = bo.get(&app, "/avvikelser.csv");
+    assert_eq!(csv.status, 200);
+    assert!(csv.body.starts_with("\u{feff}id;regel;"), "{}", csv.body);
+    let in_k1 = app
+        .deviations()
+        .iter()
+        .filter(|d| matches!(d.unit.as_deref(), Some("K1" | "K1-HT")))
+        .count();
+    assert_eq!(csv.body.lines().count(), 1 + in_k1, "{}", csv.body);
+    assert!(!csv.body.contains(";AVD1;"), "{}", csv.body);
+    let all = Session::login(&app, "anna.avd1").get(&app, "/avvikelser.csv");
+    assert!(all.body.contains(";AVD1;"));
+    let mut c = app.conn();
+    let conn: &mut DbConn = &mut c;
+    let exports: i64 = access_log::table
+        .filter(access_log::action.eq("export_deviations"))
+        .filter(access_log::actor.eq("bo.k1"))
+        .count()
+        .get_result(conn)
+        .unwrap();
+    assert_eq!(exports, 1);
 }

@@ -4,6 +4,7 @@
 
 mod access;
 mod audit;
+mod browser;
 mod core;
 mod handling;
 mod helpers;
@@ -11,3 +12,4 @@ mod import;
 mod ingest;
 mod processes;
 mod smtp;
+mod webdriver;

@@ -195,3 +195,78 @@ fn postgres_a_scan_whose_lock_session_dies_stops_and_says_why() {
         !holders.is_empty()
     });
 }
+
+/// The quick start: `serve --demo` on a fresh database scans at once and
+/// prints one user per role with a password that logs in; the ward's
+/// handläggare sees the ward's deviations and nothing else.
+#[test]
+fn serve_demo_shows_deviations_at_once_to_the_demo_users_it_prints() {
+    use std::io::BufRead as _;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("demo.db").display());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = bin()
+        .args(["serve", "--demo", "--demo-cases", "300", "--database-url", &url])
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = Vec::new();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    // The token is the last line before the service listens.
+    while !lines.last().is_some_and(|l: &String| l.starts_with("svk_")) {
+        let mut line = String::new();
+        assert!(out.read_line(&mut line).unwrap() > 0, "serve --demo stopped: {lines:?}");
+        lines.push(line.trim_end().to_string());
+    }
+    let text = lines.join("\n");
+    assert!(text.contains("Första granskningen är klar"), "{text}");
+    assert!(text.contains(&format!("http://127.0.0.1:{port}/login")), "{text}");
+    let password = |name: &str| {
+        lines
+            .iter()
+            .find(|l| l.trim_start().starts_with(&format!("{name} ")))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .unwrap_or_else(|| panic!("{name} not printed: {text}"))
+            .to_string()
+    };
+    let base = format!("http://127.0.0.1:{port}");
+    let started = Instant::now();
+    while ureq::get(&format!("{base}/healthz")).call().is_err() {
+        assert!(started.elapsed() < Duration::from_secs(30), "serve did not answer");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let count_for = |name: &str| -> (usize, HashSet<String>) {
+        let body = serde_json::json!({"username": name, "password": password(name)});
+        let r = ureq::post(&format!("{base}/api/v1/session")).send_json(body).unwrap();
+        let cookie = r.header("Set-Cookie").unwrap().split(';').next().unwrap().to_string();
+        let list: serde_json::Value = ureq::get(&format!("{base}/api/v1/deviations?per_page=1000"))
+            .set("Cookie", &cookie)
+            .call()
+            .unwrap()
+            .into_json()
+            .unwrap();
+        let units = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|d| d["unit"].as_str().map(String::from))
+            .collect();
+        (list.as_array().unwrap().len(), units)
+    };
+    let (ward, ward_units) = count_for("handlaggare.avdelning");
+    let (county, _) = count_for("ledning");
+    let (_, ht_units) = count_for("handlaggare.hemtjanst");
+    assert!(ward > 0, "the ward's handläggare sees nothing");
+    assert!(county > ward);
+    assert_eq!(ward_units, HashSet::from(["RO-VIN-MED-AVD1".to_string()]));
+    assert!(ht_units.iter().all(|u| u == "K-NORRKOPING-HT"), "{ht_units:?}");
+    assert_eq!(count_for("admin").0, county);
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -79,7 +79,7 @@ fn empty_none(v: Option<String>) -> Option<String> {
     v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
 }
 
-fn parse_list(query: &str) -> Result<(ListFilter, i64, i64), AppError> {
+pub fn parse_list(query: &str) -> Result<(ListFilter, i64, i64), AppError> {
     let q = web::Query::<ListQuery>::from_query(query)
         .map_err(|e| bad(format!("the query string is wrong: {e}")))?
         .into_inner();
@@ -104,6 +104,7 @@ fn parse_list(query: &str) -> Result<(ListFilter, i64, i64), AppError> {
         case: empty_none(q.case),
         from: empty_none(q.from).map(|v| bound("from", &v, false)).transpose()?,
         to: empty_none(q.to).map(|v| bound("to", &v, true)).transpose()?,
+        oldest_first: false,
     };
     Ok((filter, page, per_page))
 }
@@ -132,7 +133,7 @@ async fn list(state: web::Data<AppState>, auth: Auth, req: HttpRequest) -> Resul
 }
 
 /// The deviation if the caller may see it: out of scope is not found.
-fn visible(conn: &mut DbConn, scope: &Scope, id: i64) -> Result<DeviationRow, AppError> {
+pub fn visible(conn: &mut DbConn, scope: &Scope, id: i64) -> Result<DeviationRow, AppError> {
     deviations::get(conn, id)?
         .filter(|d| scope.contains(d.unit.as_deref()))
         .ok_or_else(|| AppError::new(ErrorCode::NotFound, "no such deviation"))

@@ -1,0 +1,784 @@
+//! The pages people work in: Swedish, server-rendered Handlebars from
+//! `templates/pages/` and one stylesheet, all compiled into the binary.
+//! Login, the deviation list of the user's scope (filters, paging, sorting
+//! by age, CSV export) and the deviation page with the report, the case's
+//! events, the history, comments and the handling form. Pages use the
+//! session cookie only; every form that changes something carries the
+//! session's CSRF token as the field `csrf`. The same scope, access log and
+//! handling rules as the API apply: the page handlers call the same
+//! functions.
+
+use std::collections::HashMap;
+
+use actix_web::http::header;
+use actix_web::http::StatusCode;
+use actix_web::{get, post, web, HttpRequest, HttpResponse};
+use chrono::{NaiveDateTime, Utc};
+use handlebars::Handlebars;
+use serde_json::{json, Value};
+
+use super::api::deviations as api;
+use super::api::session::{log_in, session_cookie, Credentials};
+use super::auth::{cookie, same_secret, Scope, SESSION_COOKIE};
+use super::error::{AppError, ErrorCode};
+use super::AppState;
+use crate::audit::report::{self, local_text};
+use crate::domain::handling::{self, StatusChange};
+use crate::domain::{EventType, Role};
+use crate::rules::{RuleId, Units};
+use crate::store::deviations::{self, DeviationRow, ListFilter};
+use crate::store::tokens::{self, Caller};
+use crate::store::{events, units, users, DbConn};
+
+const CSS: &str = include_str!("../../static/app.css");
+
+const TEMPLATES: [(&str, &str); 5] = [
+    ("layout", include_str!("../../templates/pages/layout.hbs")),
+    ("login", include_str!("../../templates/pages/login.hbs")),
+    ("error", include_str!("../../templates/pages/error.hbs")),
+    ("list", include_str!("../../templates/pages/list.hbs")),
+    ("deviation", include_str!("../../templates/pages/deviation.hbs")),
+];
+
+/// The compiled page templates (HTML-escaped).
+pub struct Pages {
+    hb: Handlebars<'static>,
+}
+
+impl Pages {
+    pub fn new() -> anyhow::Result<Pages> {
+        let mut hb = Handlebars::new();
+        hb.set_strict_mode(false);
+        for (name, text) in TEMPLATES {
+            hb.register_template_string(name, text)
+                .map_err(|e| anyhow::anyhow!("page template {name}: {e}"))?;
+        }
+        Ok(Pages { hb })
+    }
+
+    fn render(
+        &self,
+        status: StatusCode,
+        name: &str,
+        title: &str,
+        user: Option<&PageUser>,
+        data: Value,
+    ) -> HttpResponse {
+        let user = user.map(|u| {
+            json!({"name": u.caller.name, "role_text": role_text(u.caller.role), "csrf": u.csrf,
+                   "admin": u.caller.role == Role::Admin})
+        });
+        let mut data = data;
+        if let Some(o) = data.as_object_mut() {
+            o.insert("user".into(), user.clone().unwrap_or(Value::Null));
+        }
+        let body = match self.hb.render(name, &data) {
+            Ok(b) => b,
+            Err(e) => return actix_web::ResponseError::error_response(&AppError::internal(e)),
+        };
+        match self
+            .hb
+            .render("layout", &json!({"title": title, "body": body, "user": user}))
+        {
+            Ok(page) => HttpResponse::build(status)
+                .content_type("text/html; charset=utf-8")
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .insert_header(("X-Frame-Options", "DENY"))
+                .insert_header((
+                    "Content-Security-Policy",
+                    "default-src 'self'; style-src 'self' 'unsafe-inline'",
+                ))
+                .body(page),
+            Err(e) => actix_web::ResponseError::error_response(&AppError::internal(e)),
+        }
+    }
+}
+
+/// A person on the pages: who, and the session's CSRF token for forms.
+pub struct PageUser {
+    pub caller: Caller,
+    pub csrf: String,
+}
+
+fn role_text(r: Role) -> &'static str {
+    match r {
+        Role::Admin => "administratör",
+        Role::Ledning => "ledning",
+        Role::Handlaggare => "handläggare",
+        Role::Inlasning => "inläsning",
+    }
+}
+
+pub fn status_text(s: &str) -> &'static str {
+    match s {
+        "ny" => "Ny",
+        "skickad" => "Skickad",
+        "mottagen" => "Mottagen",
+        "utreds" => "Utreds",
+        "atgardad" => "Åtgärdad",
+        "avslutad" => "Avslutad",
+        "aterkallad" => "Återkallad",
+        "makulerad" => "Makulerad",
+        _ => "Okänd",
+    }
+}
+
+fn event_text(k: EventType) -> &'static str {
+    match k {
+        EventType::Inskrivning => "Inskrivning",
+        EventType::Bedomning => "Bedömning",
+        EventType::Inskrivningsmeddelande => "Inskrivningsmeddelande",
+        EventType::Kvittens => "Kvittens",
+        EventType::FastVardkontakt => "Fast vårdkontakt",
+        EventType::BehovAvSip => "Behov av SIP",
+        EventType::SamtyckeSip => "Samtycke till SIP",
+        EventType::Sparfarg => "Spårfärg",
+        EventType::Utskrivningsklar => "Utskrivningsklar",
+        EventType::AtertagUtskrivningsklar => "Återtagen utskrivningsklar",
+        EventType::KallelseSip => "Kallelse till SIP",
+        EventType::Overflyttning => "Överflyttning",
+        EventType::Utskrivning => "Utskrivning",
+        EventType::Avslut => "Avslut",
+        EventType::Bemanning => "Bemanning",
+    }
+}
+
+/// Percent-encodes a path and query for `?next=`.
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn see_other(to: &str) -> HttpResponse {
+    HttpResponse::SeeOther().insert_header((header::LOCATION, to)).finish()
+}
+
+/// The logged-in person, or the redirect to the login page.
+async fn page_user(state: &web::Data<AppState>, req: &HttpRequest) -> Result<PageUser, HttpResponse> {
+    let to_login = || {
+        let here = match req.query_string() {
+            "" => req.path().to_string(),
+            q => format!("{}?{q}", req.path()),
+        };
+        see_other(&format!("/login?next={}", encode(&here)))
+    };
+    let Some(value) = cookie(req, SESSION_COOKIE) else {
+        return Err(to_login());
+    };
+    let st = state.clone();
+    let found = web::block(move || -> anyhow::Result<Option<(Caller, String)>> {
+        let mut conn = st.pool.get()?;
+        users::session_caller(&mut conn, &value, st.session)
+    })
+    .await;
+    match found {
+        Ok(Ok(Some((caller, csrf)))) => Ok(PageUser { caller, csrf }),
+        Ok(Ok(None)) => Err(to_login()),
+        Ok(Err(e)) => Err(actix_web::ResponseError::error_response(&AppError::internal(e))),
+        Err(e) => Err(actix_web::ResponseError::error_response(&AppError::internal(e))),
+    }
+}
+
+/// A form's CSRF field against the session's; refused with 403.
+fn check_csrf(user: &PageUser, form: &HashMap<String, String>) -> Result<(), AppError> {
+    let given = form.get("csrf").map(String::as_str).unwrap_or_default();
+    if same_secret(given, &user.csrf) {
+        Ok(())
+    } else {
+        Err(AppError::new(
+            ErrorCode::Forbidden,
+            "formuläret saknar giltig CSRF-token; ladda om sidan och försök igen",
+        ))
+    }
+}
+
+fn error_page(pages: &Pages, user: Option<&PageUser>, e: &AppError) -> HttpResponse {
+    let heading = match e.code {
+        ErrorCode::NotFound => "Finns inte",
+        ErrorCode::Forbidden => "Inte tillåtet",
+        _ => "Något gick fel",
+    };
+    let message = match e.code {
+        ErrorCode::NotFound => "Avvikelsen finns inte, eller så hör den inte till dina enheter.".to_string(),
+        ErrorCode::Internal | ErrorCode::Unavailable => {
+            "Tjänsten kunde inte svara just nu. Försök igen om en stund.".to_string()
+        }
+        _ => e.message.clone(),
+    };
+    let status = actix_web::ResponseError::status_code(e);
+    pages.render(
+        status,
+        "error",
+        heading,
+        user,
+        json!({"heading": heading, "message": message}),
+    )
+}
+
+#[get("/")]
+async fn home(req: HttpRequest) -> HttpResponse {
+    match cookie(&req, SESSION_COOKIE) {
+        Some(_) => see_other("/avvikelser"),
+        None => see_other("/login"),
+    }
+}
+
+#[get("/static/app.css")]
+async fn css() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/css; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
+        .body(CSS)
+}
+
+/// Only a path on this site: never another host after login.
+fn local_next(next: Option<&String>) -> String {
+    match next.map(String::as_str) {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_string(),
+        _ => "/avvikelser".to_string(),
+    }
+}
+
+#[get("/login")]
+async fn login_form(pages: web::Data<Pages>, query: web::Query<HashMap<String, String>>) -> HttpResponse {
+    pages.render(
+        StatusCode::OK,
+        "login",
+        "Logga in",
+        None,
+        json!({"next": local_next(query.get("next"))}),
+    )
+}
+
+#[post("/login")]
+async fn login_submit(
+    state: web::Data<AppState>,
+    pages: web::Data<Pages>,
+    req: HttpRequest,
+    form: web::Form<HashMap<String, String>>,
+) -> HttpResponse {
+    let username = form.get("username").cloned().unwrap_or_default();
+    let password = form.get("password").cloned().unwrap_or_default();
+    let next = local_next(form.get("next"));
+    let refused = |e: AppError| {
+        let status = actix_web::ResponseError::status_code(&e);
+        pages.render(
+            status,
+            "login",
+            "Logga in",
+            None,
+            json!({"next": next, "username": username, "error": e.message}),
+        )
+    };
+    match log_in(
+        state.clone(),
+        &req,
+        Credentials {
+            username: username.clone(),
+            password,
+        },
+    )
+    .await
+    {
+        Ok(Ok((cookie, _, _))) => HttpResponse::SeeOther()
+            .insert_header((header::LOCATION, next.as_str()))
+            .insert_header((header::SET_COOKIE, session_cookie(&state, Some(&cookie))))
+            .finish(),
+        Ok(Err(e)) | Err(e) => refused(e),
+    }
+}
+
+#[post("/logout")]
+async fn logout(
+    state: web::Data<AppState>,
+    pages: web::Data<Pages>,
+    req: HttpRequest,
+    form: web::Form<HashMap<String, String>>,
+) -> HttpResponse {
+    let user = match page_user(&state, &req).await {
+        Ok(u) => u,
+        Err(_) => return see_other("/login"),
+    };
+    if let Err(e) = check_csrf(&user, &form) {
+        return error_page(&pages, Some(&user), &e);
+    }
+    if let Some(value) = cookie(&req, SESSION_COOKIE) {
+        let st = state.clone();
+        let _ = web::block(move || -> anyhow::Result<()> {
+            let mut conn = st.pool.get()?;
+            users::end_session(&mut conn, &value)?;
+            Ok(())
+        })
+        .await;
+    }
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, "/login"))
+        .insert_header((header::SET_COOKIE, session_cookie(&state, None)))
+        .finish()
+}
+
+/// Days since the due, for an open deviation: "idag", "1 dag", "12 dagar".
+fn age(d: &DeviationRow, now: NaiveDateTime) -> (String, bool) {
+    if !handling::OPEN.contains(&d.status.as_str()) {
+        return ("–".into(), false);
+    }
+    let days = (now - d.due).num_days().max(0);
+    let text = match days {
+        0 => "idag".to_string(),
+        1 => "1 dag".to_string(),
+        n => format!("{n} dagar"),
+    };
+    (text, days >= 7)
+}
+
+struct ListParams {
+    filter: ListFilter,
+    page: i64,
+    per_page: i64,
+    newest: bool,
+    query: String,
+    raw: HashMap<String, String>,
+}
+
+fn list_params(req: &HttpRequest) -> Result<ListParams, AppError> {
+    let raw: HashMap<String, String> = web::Query::<HashMap<String, String>>::from_query(req.query_string())
+        .map(web::Query::into_inner)
+        .unwrap_or_default();
+    let newest = raw.get("sort").map(String::as_str) != Some("aldst");
+    // The API's parser checks the filters; the page adds only `sort`.
+    let api_query: Vec<(String, String)> = raw
+        .iter()
+        .filter(|(k, v)| k.as_str() != "sort" && !v.trim().is_empty())
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let encoded = api_query
+        .iter()
+        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+        .collect::<Vec<_>>()
+        .join("&");
+    let (mut filter, page, per_page) = api::parse_list(&encoded)?;
+    filter.oldest_first = !newest;
+    Ok(ListParams {
+        filter,
+        page,
+        per_page: if raw.contains_key("per_page") { per_page } else { 50 },
+        newest,
+        query: req.query_string().to_string(),
+        raw,
+    })
+}
+
+fn with_page(raw: &HashMap<String, String>, page: i64) -> String {
+    let mut pairs: Vec<(String, String)> = raw
+        .iter()
+        .filter(|(k, v)| k.as_str() != "page" && !v.is_empty())
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    pairs.sort();
+    pairs.push(("page".into(), page.to_string()));
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+#[get("/avvikelser")]
+async fn list(state: web::Data<AppState>, pages: web::Data<Pages>, req: HttpRequest) -> HttpResponse {
+    let user = match page_user(&state, &req).await {
+        Ok(u) => u,
+        Err(redirect) => return redirect,
+    };
+    let params = match list_params(&req) {
+        Ok(p) => p,
+        Err(e) => return error_page(&pages, Some(&user), &e),
+    };
+    let caller = user.caller.clone();
+    let st = state.clone();
+    let filter = params.filter.clone();
+    let (page, per_page, query) = (params.page, params.per_page, params.query.clone());
+    let result = web::block(move || -> Result<_, AppError> {
+        let mut conn = st.pool.get()?;
+        let scope = Scope::of(&caller, &mut conn)?;
+        tokens::log_access(&mut conn, &caller, "list_deviations", &format!("?{query}"))?;
+        let (rows, total) = deviations::page(&mut conn, &filter, scope.units(), page, per_page)?;
+        let waiting = deviations::open_counts(&mut conn, scope.units())?;
+        let names = unit_names(&mut conn)?;
+        Ok((rows, total, waiting, names))
+    })
+    .await;
+    let (rows, total, waiting, names) = match result {
+        Ok(Ok(v)) => v,
+        Ok(Err(e)) => return error_page(&pages, Some(&user), &e),
+        Err(e) => return error_page(&pages, Some(&user), &AppError::internal(e)),
+    };
+    let now = Utc::now().naive_utc();
+    let rows: Vec<Value> = rows
+        .into_iter()
+        .map(|d| {
+            let (age, overdue) = age(&d, now);
+            json!({
+                "id": d.id,
+                "rule": RuleId::parse(&d.rule).map_or(d.rule.clone(), |r| report::rule_title(r).to_string()),
+                "case": d.case_id.clone().unwrap_or_else(|| "–".into()),
+                "unit": d.unit.as_ref().map_or("–".to_string(), |u| names.get(u).cloned().unwrap_or_else(|| u.clone())),
+                "due": local_text(d.due),
+                "age": age, "overdue": overdue,
+                "status": d.status, "status_text": status_text(&d.status),
+            })
+        })
+        .collect();
+    let labels = [
+        ("ny", "Nya, inte mottagna"),
+        ("mottagen", "Mottagna"),
+        ("utreds", "Utreds"),
+        ("atgardad", "Åtgärdade, väntar på avslut"),
+    ];
+    let waiting: Vec<Value> = labels
+        .iter()
+        .map(|(status, label)| {
+            let of: Vec<&(String, i64, Option<NaiveDateTime>)> = waiting
+                .iter()
+                .filter(|(s, _, _)| s == status || (*status == "ny" && s == "skickad"))
+                .collect();
+            let count: i64 = of.iter().map(|(_, n, _)| n).sum();
+            let oldest = of.iter().filter_map(|(_, _, o)| *o).min().map(|o| {
+                let days = (now - o).num_days().max(0);
+                if days == 1 {
+                    "1 dag".to_string()
+                } else {
+                    format!("{days} dagar")
+                }
+            });
+            json!({"label": label, "count": count, "oldest": oldest})
+        })
+        .collect();
+    let pages_n = ((total + per_page - 1) / per_page).max(1);
+    let selected = |k: &str, v: &str| params.raw.get(k).map(String::as_str) == Some(v);
+    let statuses: Vec<Value> = handling::STATUSES
+        .iter()
+        .map(|s| json!({"value": s, "label": status_text(s), "selected": selected("status", s)}))
+        .collect();
+    let rules: Vec<Value> = RuleId::ALL
+        .iter()
+        .map(
+            |r| json!({"value": r.as_str(), "label": report::rule_title(*r), "selected": selected("rule", r.as_str())}),
+        )
+        .collect();
+    let heading = if user.caller.role == Role::Handlaggare {
+        "Mina avvikelser"
+    } else {
+        "Avvikelser"
+    };
+    let data = json!({
+        "heading": heading,
+        "waiting": waiting,
+        "rows": rows,
+        "total": total,
+        "page": page,
+        "pages": pages_n,
+        "newest": params.newest,
+        "statuses": statuses,
+        "rules": rules,
+        "filter": {
+            "unit": params.raw.get("unit"), "case": params.raw.get("case"),
+            "from": params.raw.get("from"), "to": params.raw.get("to"),
+        },
+        "query": params.query,
+        "prev": (page > 1).then(|| with_page(&params.raw, page - 1)),
+        "next": (page < pages_n).then(|| with_page(&params.raw, page + 1)),
+    });
+    pages.render(StatusCode::OK, "list", heading, Some(&user), data)
+}
+
+fn unit_names(conn: &mut DbConn) -> anyhow::Result<HashMap<String, String>> {
+    Ok(units::all(conn)?
+        .into_iter()
+        .map(|u| (u.id.0.clone(), u.name.clone()))
+        .collect())
+}
+
+fn csv_field(s: &str) -> String {
+    // A cell a spreadsheet would run as a formula is quoted with a leading apostrophe.
+    let s = if s.starts_with(['=', '+', '-', '@']) {
+        format!("'{s}")
+    } else {
+        s.to_string()
+    };
+    if s.contains([';', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s
+    }
+}
+
+/// The list as CSV (semicolon-separated, UTF-8 with BOM, for Swedish Excel),
+/// every page of the filter; logged as an export with its filter.
+#[get("/avvikelser.csv")]
+async fn export(state: web::Data<AppState>, pages: web::Data<Pages>, req: HttpRequest) -> HttpResponse {
+    let user = match page_user(&state, &req).await {
+        Ok(u) => u,
+        Err(redirect) => return redirect,
+    };
+    let params = match list_params(&req) {
+        Ok(p) => p,
+        Err(e) => return error_page(&pages, Some(&user), &e),
+    };
+    let caller = user.caller.clone();
+    let st = state.clone();
+    let query = params.query.clone();
+    let filter = params.filter.clone();
+    let result = web::block(move || -> Result<String, AppError> {
+        let mut conn = st.pool.get()?;
+        let scope = Scope::of(&caller, &mut conn)?;
+        tokens::log_access(&mut conn, &caller, "export_deviations", &format!("?{query}"))?;
+        let (rows, _) = deviations::page(&mut conn, &filter, scope.units(), 1, i64::MAX / 2)?;
+        let mut out =
+            String::from("\u{feff}id;regel;ärende;enhet;senast;utfört;minuter_sent;status;riskvärde;registrerad\r\n");
+        for d in rows {
+            let cells = [
+                d.id.to_string(),
+                d.rule.clone(),
+                d.case_id.clone().unwrap_or_default(),
+                d.unit.clone().unwrap_or_default(),
+                local_text(d.due),
+                d.done_at.map(local_text).unwrap_or_default(),
+                d.late_minutes.map(|m| m.to_string()).unwrap_or_default(),
+                d.status.clone(),
+                (d.sannolikhet * d.konsekvens).to_string(),
+                local_text(d.created_at),
+            ];
+            out.push_str(&cells.iter().map(|c| csv_field(c)).collect::<Vec<_>>().join(";"));
+            out.push_str("\r\n");
+        }
+        Ok(out)
+    })
+    .await;
+    match result {
+        Ok(Ok(csv)) => HttpResponse::Ok()
+            .content_type("text/csv; charset=utf-8")
+            .insert_header((header::CONTENT_DISPOSITION, "attachment; filename=\"avvikelser.csv\""))
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .body(csv),
+        Ok(Err(e)) => error_page(&pages, Some(&user), &e),
+        Err(e) => error_page(&pages, Some(&user), &AppError::internal(e)),
+    }
+}
+
+/// Everything the deviation page shows, read (and logged) as `caller`.
+fn deviation_data(state: &AppState, caller: &Caller, id: i64) -> Result<Value, AppError> {
+    let mut conn = state.pool.get()?;
+    let scope = Scope::of(caller, &mut conn)?;
+    let d = api::visible(&mut conn, &scope, id)?;
+    tokens::log_access(&mut conn, caller, "read_deviation", &id.to_string())?;
+    let registered = units::all(&mut conn)?;
+    let names: HashMap<String, String> = registered.iter().map(|u| (u.id.0.clone(), u.name.clone())).collect();
+    let units = Units::new(registered);
+    let now = Utc::now();
+    let report = report::data(&d, &units, &state.auditor.mail, &state.auditor.templates, now)?;
+    let name = |u: &str| names.get(u).cloned().unwrap_or_else(|| u.to_string());
+    let timeline: Vec<Value> = match &d.case_id {
+        Some(case) => {
+            tokens::log_access(&mut conn, caller, "read_case", case)?;
+            events::case_events(&mut conn, case)?
+                .iter()
+                .map(|e| {
+                    json!({
+                        "at": local_text(e.at.naive_utc()),
+                        "kind": event_text(e.kind),
+                        "unit": name(e.unit.as_str()),
+                        "to": e.to.iter().map(|u| name(u.as_str())).collect::<Vec<_>>().join(", "),
+                    })
+                })
+                .collect()
+        }
+        None => Vec::new(),
+    };
+    let history: Vec<Value> = deviations::history_of(&mut conn, id)?
+        .iter()
+        .map(|h| {
+            let change = match h.from_status.as_deref() {
+                Some(f) if f != h.to_status => format!("{} → {}", status_text(f), status_text(&h.to_status)),
+                Some(_) => "Uppgifter".to_string(),
+                None => format!("Registrerad som {}", status_text(&h.to_status).to_lowercase()),
+            };
+            json!({"at": local_text(h.at), "actor": h.actor, "change": change, "note": h.note})
+        })
+        .collect();
+    let comments: Vec<Value> = deviations::comments_of(&mut conn, id)?
+        .iter()
+        .map(|c| json!({"at": local_text(c.at), "actor": c.actor, "text": c.text}))
+        .collect();
+    let handled = deviations::handling_of(&mut conn, id)?.unwrap_or_default();
+    let choices: Vec<Value> = handling::choices(caller.role, &d.status)
+        .iter()
+        .map(|s| json!({"value": s, "label": status_text(s)}))
+        .collect();
+    let (age_text, overdue) = age(&d, now.naive_utc());
+    Ok(json!({
+        "d": {"id": d.id, "status": d.status, "case_id": d.case_id},
+        "status_text": status_text(&d.status),
+        "age": if age_text == "–" { Value::Null } else { json!(format!("{age_text} sedan tidsgränsen")) },
+        "overdue": overdue,
+        "report": report,
+        "timeline": timeline,
+        "history": history,
+        "comments": comments,
+        "atgard": handled.atgard,
+        "reason": handled.reason,
+        "choices": choices,
+    }))
+}
+
+async fn show(
+    state: &web::Data<AppState>,
+    pages: &Pages,
+    user: &PageUser,
+    id: i64,
+    status: StatusCode,
+    extra: Value,
+) -> HttpResponse {
+    let st = state.clone();
+    let caller = user.caller.clone();
+    match web::block(move || deviation_data(&st, &caller, id)).await {
+        Ok(Ok(mut data)) => {
+            if let (Some(o), Value::Object(more)) = (data.as_object_mut(), extra) {
+                o.extend(more);
+            }
+            let title = format!("Avvikelse {id}");
+            pages.render(status, "deviation", &title, Some(user), data)
+        }
+        Ok(Err(e)) => error_page(pages, Some(user), &e),
+        Err(e) => error_page(pages, Some(user), &AppError::internal(e)),
+    }
+}
+
+#[get("/avvikelser/{id}")]
+async fn deviation(
+    state: web::Data<AppState>,
+    pages: web::Data<Pages>,
+    req: HttpRequest,
+    path: web::Path<i64>,
+    query: web::Query<HashMap<String, String>>,
+) -> HttpResponse {
+    let user = match page_user(&state, &req).await {
+        Ok(u) => u,
+        Err(redirect) => return redirect,
+    };
+    let notice = match query.get("sparat").map(String::as_str) {
+        Some("status") => Some("Statusen är sparad."),
+        Some("kommentar") => Some("Kommentaren är sparad."),
+        _ => None,
+    };
+    show(
+        &state,
+        &pages,
+        &user,
+        path.into_inner(),
+        StatusCode::OK,
+        json!({"notice": notice}),
+    )
+    .await
+}
+
+#[post("/avvikelser/{id}/status")]
+async fn change_status(
+    state: web::Data<AppState>,
+    pages: web::Data<Pages>,
+    req: HttpRequest,
+    path: web::Path<i64>,
+    form: web::Form<HashMap<String, String>>,
+) -> HttpResponse {
+    let user = match page_user(&state, &req).await {
+        Ok(u) => u,
+        Err(redirect) => return redirect,
+    };
+    if let Err(e) = check_csrf(&user, &form) {
+        return error_page(&pages, Some(&user), &e);
+    }
+    let id = path.into_inner();
+    let change = StatusChange {
+        status: form.get("status").cloned().unwrap_or_default(),
+        note: form.get("note").cloned(),
+        atgard: form.get("atgard").cloned(),
+        reason: form.get("reason").cloned(),
+    };
+    let st = state.clone();
+    let caller = user.caller.clone();
+    let result = web::block(move || -> Result<Value, AppError> {
+        if change.status.trim().is_empty() {
+            return Err(AppError::new(ErrorCode::Unprocessable, "välj en ny status"));
+        }
+        let mut conn = st.pool.get()?;
+        api::change_status(&mut conn, &caller, id, &change)
+    })
+    .await;
+    match result {
+        Ok(Ok(_)) => see_other(&format!("/avvikelser/{id}?sparat=status")),
+        Ok(Err(e)) if matches!(e.code, ErrorCode::Conflict | ErrorCode::Unprocessable) => {
+            let status = actix_web::ResponseError::status_code(&e);
+            show(&state, &pages, &user, id, status, json!({"error": e.message})).await
+        }
+        Ok(Err(e)) => error_page(&pages, Some(&user), &e),
+        Err(e) => error_page(&pages, Some(&user), &AppError::internal(e)),
+    }
+}
+
+#[post("/avvikelser/{id}/kommentarer")]
+async fn add_comment(
+    state: web::Data<AppState>,
+    pages: web::Data<Pages>,
+    req: HttpRequest,
+    path: web::Path<i64>,
+    form: web::Form<HashMap<String, String>>,
+) -> HttpResponse {
+    let user = match page_user(&state, &req).await {
+        Ok(u) => u,
+        Err(redirect) => return redirect,
+    };
+    if let Err(e) = check_csrf(&user, &form) {
+        return error_page(&pages, Some(&user), &e);
+    }
+    let id = path.into_inner();
+    let text = form.get("text").cloned().unwrap_or_default();
+    let st = state.clone();
+    let caller = user.caller.clone();
+    let result = web::block(move || -> Result<Value, AppError> {
+        let mut conn = st.pool.get()?;
+        api::comment(&mut conn, &caller, id, &text)
+    })
+    .await;
+    match result {
+        Ok(Ok(_)) => see_other(&format!("/avvikelser/{id}?sparat=kommentar")),
+        Ok(Err(e)) if e.code == ErrorCode::Unprocessable => {
+            show(
+                &state,
+                &pages,
+                &user,
+                id,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                json!({"error": e.message}),
+            )
+            .await
+        }
+        Ok(Err(e)) => error_page(&pages, Some(&user), &e),
+        Err(e) => error_page(&pages, Some(&user), &AppError::internal(e)),
+    }
+}
+
+pub fn config(cfg: &mut web::ServiceConfig) {
+    cfg.service(home)
+        .service(css)
+        .service(login_form)
+        .service(login_submit)
+        .service(logout)
+        .service(list)
+        .service(export)
+        .service(deviation)
+        .service(change_status)
+        .service(add_comment);
+}

@@ -1,0 +1,206 @@
+//! The pages in headless Chromium: a handläggare logs in, filters the list,
+//! opens a deviation and works it to closure; another unit's deviation
+//! cannot be opened by its URL; forms without the session's CSRF token
+//! change nothing. A screenshot of each page goes to `target/screenshots/`.
+
+use svu_vakt::store::tokens::Role;
+
+use crate::handling::{create_user, PASSWORD};
+use crate::helpers::{spawn_app, Backend, TestApp, CASE_EVENTS, UNITS};
+use crate::webdriver::{enabled, Browser};
+
+crate::on_both!(
+    a_handlaggare_logs_in_finds_a_deviation_and_works_it_to_closure,
+    another_units_deviation_cannot_be_opened_by_its_url,
+);
+
+fn skip(name: &str) -> bool {
+    if enabled() {
+        return false;
+    }
+    use std::io::Write as _;
+    let _ = writeln!(
+        std::io::stderr(),
+        "browser::{name} skipped: SVU_VAKT_TEST_BROWSER is not set"
+    );
+    true
+}
+
+/// AVD1 and K1 with a few cases; every deviation mailed (`skickad`).
+fn county(b: Backend) -> TestApp {
+    let app = spawn_app(b);
+    assert_eq!(app.post_units(UNITS).status, 200);
+    assert_eq!(app.post_events(CASE_EVENTS).status, 200);
+    let more: String = (2..=4)
+        .map(|i| {
+            format!(
+                "{{\"id\":\"x{i}\",\"case\":\"C{i}\",\"type\":\"inskrivning\",\"at\":\"2026-05-0{i}T08:00:00+02:00\",\"unit\":\"AVD1\"}}\n"
+            )
+        })
+        .collect();
+    assert_eq!(app.post_events(&more).status, 200);
+    assert_eq!(app.scan("2026-05-20T00:00:00+02:00").status, 200);
+    for d in app.deviations() {
+        use diesel::prelude::*;
+        use svu_vakt::store::schema::deviations;
+        let mut c = app.conn();
+        let conn: &mut svu_vakt::store::DbConn = &mut c;
+        diesel::update(deviations::table.find(d.id))
+            .set(deviations::status.eq("skickad"))
+            .execute(conn)
+            .unwrap();
+    }
+    app
+}
+
+fn log_in(browser: &Browser, app: &TestApp, name: &str) {
+    browser.goto(&format!("{}/", app.base));
+    assert!(browser.current_url().ends_with("/login"), "{}", browser.current_url());
+    browser.type_into("#username", name);
+    browser.type_into("#password", PASSWORD);
+    browser.click_and_wait("button[type=submit]");
+}
+
+fn a_handlaggare_logs_in_finds_a_deviation_and_works_it_to_closure(b: Backend) {
+    if skip("a_handlaggare_logs_in_finds_a_deviation_and_works_it_to_closure") {
+        return;
+    }
+    let app = county(b);
+    create_user(&app, "anna.avd1", Role::Handlaggare, &["AVD1"]);
+    let browser = Browser::start();
+    // A wrong password first: the login page says so, in Swedish.
+    browser.goto(&format!("{}/login", app.base));
+    browser.type_into("#username", "anna.avd1");
+    browser.type_into("#password", "inte rätt lösenord");
+    browser.click_and_wait("button[type=submit]");
+    assert!(browser.text(".error").contains("fel användarnamn eller lösenord"));
+    browser.screenshot("inloggning-fel");
+    log_in(&browser, &app, "anna.avd1");
+    assert!(
+        browser.current_url().ends_with("/avvikelser"),
+        "{}",
+        browser.current_url()
+    );
+    assert_eq!(browser.text("h1"), "Mina avvikelser");
+    let own = app
+        .deviations()
+        .into_iter()
+        .filter(|d| d.unit.as_deref() == Some("AVD1"))
+        .count();
+    assert_eq!(browser.count("tbody tr"), own);
+    browser.screenshot("avvikelser");
+    // Filter on status and one case: one row, the filter kept in the form.
+    browser.select("#f-status", "skickad");
+    browser.type_into("#f-case", "C3");
+    browser.click_and_wait("form.filters button[type=submit]");
+    assert_eq!(browser.count("tbody tr"), 1);
+    assert!(browser.current_url().contains("case=C3"), "{}", browser.current_url());
+    assert!(
+        browser.current_url().contains("status=skickad"),
+        "{}",
+        browser.current_url()
+    );
+    browser.screenshot("avvikelser-filter");
+    // Open it: the report, the case's events, the history, no patient number.
+    browser.click_and_wait("tbody tr a");
+    let title = browser.text("h1");
+    assert!(title.starts_with("Avvikelse "), "{title}");
+    assert!(title.contains("Inskrivningsmeddelande senare än 24 timmar"), "{title}");
+    let page = browser.source();
+    assert!(page.contains("Händelse") && page.contains("Konsekvens") && page.contains("Förbättringsförslag"));
+    assert!(page.contains("Ärendets händelser"));
+    assert!(!page.contains("19900101"), "a personnummer on the page");
+    browser.screenshot("avvikelse");
+    let id: i64 = browser.current_url().rsplit('/').next().unwrap().parse().unwrap();
+    // Åtgärdad without an åtgärd is refused with the reason; the status stays.
+    let steps: [(&str, &[(&str, &str)]); 4] = [
+        ("mottagen", &[]),
+        ("utreds", &[("#note", "Vi går igenom rutinen på APT")]),
+        ("atgardad", &[("#atgard", "Checklista för IM införd på avdelningen")]),
+        ("avslutad", &[]),
+    ];
+    for (status, fields) in steps {
+        if status == "atgardad" {
+            browser.click("#s-atgardad");
+            browser.click_and_wait("form[action$='/status'] button[type=submit]");
+            assert!(browser.text(".error").contains("åtgärd"), "{}", browser.source());
+            browser.screenshot("avvikelse-atgard-saknas");
+            let stored = svu_vakt::store::deviations::get(&mut app.conn(), id).unwrap().unwrap();
+            assert_eq!(stored.status, "utreds");
+        }
+        browser.click(&format!("#s-{status}"));
+        for (field, text) in fields {
+            browser.type_into(field, text);
+        }
+        browser.click_and_wait("form[action$='/status'] button[type=submit]");
+        assert_eq!(browser.text(".notice"), "Statusen är sparad.", "{status}");
+        let stored = svu_vakt::store::deviations::get(&mut app.conn(), id).unwrap().unwrap();
+        assert_eq!(stored.status, status);
+    }
+    // Closed: no change is offered to a handläggare, and the history shows each step by name.
+    assert!(browser.source().contains("Du kan inte ändra status"));
+    let history = browser.text("section[aria-labelledby=h-historik]");
+    for step in [
+        "Skickad → Mottagen",
+        "Mottagen → Utreds",
+        "Utreds → Åtgärdad",
+        "Åtgärdad → Avslutad",
+    ] {
+        assert!(history.contains(step), "{step} missing: {history}");
+    }
+    assert!(history.contains("anna.avd1"));
+    assert!(history.contains("Åtgärd: Checklista för IM införd på avdelningen"));
+    // A comment.
+    browser.type_into("#text", "Uppföljning på nästa APT");
+    browser.click_and_wait("form[action$='/kommentarer'] button[type=submit]");
+    assert_eq!(browser.text(".notice"), "Kommentaren är sparad.");
+    assert!(browser.source().contains("Uppföljning på nästa APT"));
+    browser.screenshot("avvikelse-avslutad");
+    // Logging out ends the session: the list leads to the login again.
+    browser.click_and_wait("header form button[type=submit]");
+    browser.goto(&format!("{}/avvikelser", app.base));
+    assert!(
+        browser.current_url().ends_with("/login?next=/avvikelser"),
+        "{}",
+        browser.current_url()
+    );
+}
+
+fn another_units_deviation_cannot_be_opened_by_its_url(b: Backend) {
+    if skip("another_units_deviation_cannot_be_opened_by_its_url") {
+        return;
+    }
+    let app = county(b);
+    create_user(&app, "bo.k1", Role::Handlaggare, &["K1"]);
+    let avd1 = app
+        .deviations()
+        .into_iter()
+        .find(|d| d.unit.as_deref() == Some("AVD1"))
+        .unwrap();
+    let browser = Browser::start();
+    // The mail's link, before login: through the login page and back to it.
+    browser.goto(&format!("{}/avvikelser/{}", app.base, avd1.id));
+    assert!(
+        browser.current_url().contains("/login?next="),
+        "{}",
+        browser.current_url()
+    );
+    browser.type_into("#username", "bo.k1");
+    browser.type_into("#password", PASSWORD);
+    browser.click_and_wait("button[type=submit]");
+    // Another unit's deviation reads as one that does not exist.
+    assert_eq!(browser.text("h1"), "Finns inte");
+    let hidden = browser.source();
+    assert!(!hidden.contains(&format!("Avvikelse {}", avd1.id)));
+    browser.screenshot("avvikelse-annan-enhet");
+    browser.goto(&format!("{}/avvikelser/999999", app.base));
+    assert_eq!(browser.text("h1"), "Finns inte");
+    // The list shows none of AVD1's, not even as a number.
+    browser.goto(&format!("{}/avvikelser?unit=AVD1", app.base));
+    assert_eq!(browser.count("tbody tr"), 0);
+    assert!(browser.source().contains("0 avvikelser"));
+    let stored = svu_vakt::store::deviations::get(&mut app.conn(), avd1.id)
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.status, "skickad");
+}
