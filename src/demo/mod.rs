@@ -84,6 +84,8 @@ fn unit(id: String, name: String, kind: UnitKind, huvudman: &str, parent: Option
         email,
         storhelg: true,
         email_given: true,
+        chef_email: None,
+        chef_email_given: true,
     }
 }
 

@@ -38,14 +38,28 @@ pub struct Unit {
     pub huvudman: String,
     pub parent: Option<UnitId>,
     pub email: Option<String>,
+    /// Where reminders escalate when the unit's deviations are left unhandled.
+    pub chef_email: Option<String>,
     pub storhelg: bool,
-    /// Whether the input named `email` at all: an update that leaves it out
-    /// keeps the stored address (`null` or an empty string clears it).
+    /// Whether the input named `email` (and `chef_email`) at all: an update
+    /// that leaves it out keeps the stored address (`null` or an empty
+    /// string clears it).
     #[serde(skip)]
     pub email_given: bool,
+    #[serde(skip)]
+    pub chef_email_given: bool,
 }
 
-const FIELDS: [&str; 7] = ["id", "name", "kind", "huvudman", "parent", "email", "storhelg"];
+const FIELDS: [&str; 8] = [
+    "id",
+    "name",
+    "kind",
+    "huvudman",
+    "parent",
+    "email",
+    "chef_email",
+    "storhelg",
+];
 
 impl Unit {
     /// Parses one unit from a JSON object (or a CSV row turned into one, with
@@ -74,12 +88,16 @@ impl Unit {
         let huvudman = text("huvudman", true);
         let parent = text("parent", false);
         let email = text("email", false);
+        let chef_email = text("chef_email", false);
         let kind = kind_text.as_deref().and_then(UnitKind::parse);
         if kind_text.is_some() && kind.is_none() {
             errors.push(FieldError::new(line, "kind", "must be slutenvard, oppenvard or kommun"));
         }
         if let Some(Err(e)) = email.as_deref().map(super::parse_mailbox) {
             errors.push(FieldError::new(line, "email", &e));
+        }
+        if let Some(Err(e)) = chef_email.as_deref().map(super::parse_mailbox) {
+            errors.push(FieldError::new(line, "chef_email", &e));
         }
         let storhelg = match obj.get("storhelg") {
             None | Some(Value::Null) => Some(true),
@@ -101,8 +119,10 @@ impl Unit {
                 huvudman,
                 parent: parent.map(UnitId),
                 email,
+                chef_email,
                 storhelg,
                 email_given: obj.contains_key("email"),
+                chef_email_given: obj.contains_key("chef_email"),
             }),
             _ => Err(errors),
         }

@@ -141,6 +141,7 @@ pub fn parse_units(body: &str, is_csv: bool) -> Result<Vec<Unit>, Vec<FieldError
             // A CSV row cannot say null: an empty cell keeps the stored address.
             Ok(u) if is_csv => units.push(Unit {
                 email_given: u.email.is_some(),
+                chef_email_given: u.chef_email.is_some(),
                 ..u
             }),
             Ok(u) => units.push(u),

@@ -107,6 +107,8 @@ mod tests {
             email: email.map(String::from),
             storhelg: true,
             email_given: true,
+            chef_email: None,
+            chef_email_given: true,
         }
     }
 

@@ -11,6 +11,7 @@ diesel::table! {
         email -> Nullable<Text>,
         storhelg -> Bool,
         updated_at -> Timestamp,
+        chef_email -> Nullable<Text>,
     }
 }
 

@@ -84,3 +84,57 @@ pub fn log_access(conn: &mut DbConn, caller: &Caller, action: &str, object: &str
 pub fn access_log_count(conn: &mut DbConn) -> QueryResult<i64> {
     access_log::table.count().get_result(conn)
 }
+
+/// One line of the access log, as loggkontroll shows it.
+#[derive(Debug, Clone, Queryable, serde::Serialize)]
+pub struct LogRow {
+    pub id: i64,
+    pub at: chrono::NaiveDateTime,
+    pub actor: String,
+    pub role: String,
+    pub action: String,
+    pub object: String,
+}
+
+/// Loggkontroll: the access log by person (`actor`, exact), by object (a
+/// case id, a deviation id, or a list filter containing it), by period;
+/// newest first, at most `limit` lines.
+pub fn search_log(
+    conn: &mut DbConn,
+    actor: Option<&str>,
+    object: Option<&str>,
+    from: Option<chrono::NaiveDateTime>,
+    to: Option<chrono::NaiveDateTime>,
+    limit: i64,
+) -> QueryResult<Vec<LogRow>> {
+    let mut q = access_log::table
+        .select((
+            access_log::id,
+            access_log::at,
+            access_log::actor,
+            access_log::role,
+            access_log::action,
+            access_log::object,
+        ))
+        .into_boxed();
+    if let Some(a) = actor {
+        q = q.filter(access_log::actor.eq(a.to_string()));
+    }
+    if let Some(o) = object {
+        // An exact id, or a list read or export whose filter names the case.
+        let clean = o.replace(['%', '_'], "");
+        q = q.filter(
+            access_log::object
+                .eq(o.to_string())
+                .or(access_log::object.like(format!("%case={clean}")))
+                .or(access_log::object.like(format!("%case={clean}&%"))),
+        );
+    }
+    if let Some(f) = from {
+        q = q.filter(access_log::at.ge(f));
+    }
+    if let Some(t) = to {
+        q = q.filter(access_log::at.lt(t));
+    }
+    q.order(access_log::id.desc()).limit(limit).load(conn)
+}

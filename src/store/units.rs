@@ -17,6 +17,7 @@ struct UnitRow {
     parent: Option<String>,
     email: Option<String>,
     storhelg: bool,
+    chef_email: Option<String>,
 }
 
 const COLUMNS: (
@@ -27,6 +28,7 @@ const COLUMNS: (
     units::parent,
     units::email,
     units::storhelg,
+    units::chef_email,
 ) = (
     units::id,
     units::name,
@@ -35,6 +37,7 @@ const COLUMNS: (
     units::parent,
     units::email,
     units::storhelg,
+    units::chef_email,
 );
 
 impl UnitRow {
@@ -47,8 +50,10 @@ impl UnitRow {
             huvudman: self.huvudman,
             parent: self.parent.map(UnitId),
             email: self.email,
+            chef_email: self.chef_email,
             storhelg: self.storhelg,
             email_given: true,
+            chef_email_given: true,
         }
     }
 }
@@ -81,16 +86,25 @@ fn upsert_once(conn: &mut DbConn, list: &[Unit]) -> QueryResult<(usize, usize)> 
                 units::updated_at.eq(t),
             );
             let target = units::table.find(u.id.as_str());
-            let n = if u.email_given {
+            let n = diesel::update(target).set(values).execute(conn)?;
+            if n > 0 && u.email_given {
                 diesel::update(target)
-                    .set((values, units::email.eq(u.email.as_deref())))
-                    .execute(conn)?
-            } else {
-                diesel::update(target).set(values).execute(conn)?
-            };
+                    .set(units::email.eq(u.email.as_deref()))
+                    .execute(conn)?;
+            }
+            if n > 0 && u.chef_email_given {
+                diesel::update(target)
+                    .set(units::chef_email.eq(u.chef_email.as_deref()))
+                    .execute(conn)?;
+            }
             if n == 0 {
                 diesel::insert_into(units::table)
-                    .values((units::id.eq(u.id.as_str()), values, units::email.eq(u.email.as_deref())))
+                    .values((
+                        units::id.eq(u.id.as_str()),
+                        values,
+                        units::email.eq(u.email.as_deref()),
+                        units::chef_email.eq(u.chef_email.as_deref()),
+                    ))
                     .execute(conn)?;
                 created += 1;
             } else {

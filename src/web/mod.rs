@@ -1,5 +1,6 @@
 //! The HTTP edge: application state, route wiring, request metrics.
 
+pub mod admin;
 pub mod api;
 pub mod auth;
 pub mod error;
@@ -46,6 +47,7 @@ pub fn server(
             .configure(ops::config)
             .configure(api::config)
             .configure(pages::config)
+            .configure(admin::config)
     })
     .workers(workers)
     .listen(listener)?

@@ -32,12 +32,16 @@ use crate::store::{events, units, users, DbConn};
 
 const CSS: &str = include_str!("../../static/app.css");
 
-const TEMPLATES: [(&str, &str); 5] = [
+const TEMPLATES: [(&str, &str); 9] = [
     ("layout", include_str!("../../templates/pages/layout.hbs")),
     ("login", include_str!("../../templates/pages/login.hbs")),
     ("error", include_str!("../../templates/pages/error.hbs")),
     ("list", include_str!("../../templates/pages/list.hbs")),
     ("deviation", include_str!("../../templates/pages/deviation.hbs")),
+    ("runs", include_str!("../../templates/pages/runs.hbs")),
+    ("units", include_str!("../../templates/pages/units.hbs")),
+    ("users", include_str!("../../templates/pages/users.hbs")),
+    ("log", include_str!("../../templates/pages/log.hbs")),
 ];
 
 /// The compiled page templates (HTML-escaped).
@@ -56,7 +60,7 @@ impl Pages {
         Ok(Pages { hb })
     }
 
-    fn render(
+    pub(super) fn render(
         &self,
         status: StatusCode,
         name: &str,
@@ -66,7 +70,8 @@ impl Pages {
     ) -> HttpResponse {
         let user = user.map(|u| {
             json!({"name": u.caller.name, "role_text": role_text(u.caller.role), "csrf": u.csrf,
-                   "admin": u.caller.role == Role::Admin})
+                   "admin": u.caller.role == Role::Admin,
+                   "reader": matches!(u.caller.role, Role::Admin | Role::Ledning)})
         });
         let mut data = data;
         if let Some(o) = data.as_object_mut() {
@@ -100,7 +105,7 @@ pub struct PageUser {
     pub csrf: String,
 }
 
-fn role_text(r: Role) -> &'static str {
+pub(super) fn role_text(r: Role) -> &'static str {
     match r {
         Role::Admin => "administratör",
         Role::Ledning => "ledning",
@@ -144,7 +149,7 @@ fn event_text(k: EventType) -> &'static str {
 }
 
 /// Percent-encodes a path and query for `?next=`.
-fn encode(s: &str) -> String {
+pub(super) fn encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => (b as char).to_string(),
@@ -153,12 +158,12 @@ fn encode(s: &str) -> String {
         .collect()
 }
 
-fn see_other(to: &str) -> HttpResponse {
+pub(super) fn see_other(to: &str) -> HttpResponse {
     HttpResponse::SeeOther().insert_header((header::LOCATION, to)).finish()
 }
 
 /// The logged-in person, or the redirect to the login page.
-async fn page_user(state: &web::Data<AppState>, req: &HttpRequest) -> Result<PageUser, HttpResponse> {
+pub(super) async fn page_user(state: &web::Data<AppState>, req: &HttpRequest) -> Result<PageUser, HttpResponse> {
     let to_login = || {
         let here = match req.query_string() {
             "" => req.path().to_string(),
@@ -184,7 +189,7 @@ async fn page_user(state: &web::Data<AppState>, req: &HttpRequest) -> Result<Pag
 }
 
 /// A form's CSRF field against the session's; refused with 403.
-fn check_csrf(user: &PageUser, form: &HashMap<String, String>) -> Result<(), AppError> {
+pub(super) fn check_csrf(user: &PageUser, form: &HashMap<String, String>) -> Result<(), AppError> {
     let given = form.get("csrf").map(String::as_str).unwrap_or_default();
     if same_secret(given, &user.csrf) {
         Ok(())
@@ -196,7 +201,7 @@ fn check_csrf(user: &PageUser, form: &HashMap<String, String>) -> Result<(), App
     }
 }
 
-fn error_page(pages: &Pages, user: Option<&PageUser>, e: &AppError) -> HttpResponse {
+pub(super) fn error_page(pages: &Pages, user: Option<&PageUser>, e: &AppError) -> HttpResponse {
     let heading = match e.code {
         ErrorCode::NotFound => "Finns inte",
         ErrorCode::Forbidden => "Inte tillåtet",
@@ -502,7 +507,7 @@ fn unit_names(conn: &mut DbConn) -> anyhow::Result<HashMap<String, String>> {
         .collect())
 }
 
-fn csv_field(s: &str) -> String {
+pub(super) fn csv_field(s: &str) -> String {
     // A cell a spreadsheet would run as a formula is quoted with a leading apostrophe.
     let s = if s.starts_with(['=', '+', '-', '@']) {
         format!("'{s}")

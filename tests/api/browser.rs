@@ -12,6 +12,7 @@ use crate::webdriver::{enabled, Browser};
 crate::on_both!(
     a_handlaggare_logs_in_finds_a_deviation_and_works_it_to_closure,
     another_units_deviation_cannot_be_opened_by_its_url,
+    an_admin_searches_the_access_log,
 );
 
 fn skip(name: &str) -> bool {
@@ -203,4 +204,40 @@ fn another_units_deviation_cannot_be_opened_by_its_url(b: Backend) {
         .unwrap()
         .unwrap();
     assert_eq!(stored.status, "skickad");
+}
+
+fn an_admin_searches_the_access_log(b: Backend) {
+    if skip("an_admin_searches_the_access_log") {
+        return;
+    }
+    let app = county(b);
+    create_user(&app, "bo.k1", Role::Handlaggare, &["K1"]);
+    create_user(&app, "admin.anna", Role::Admin, &[]);
+    let browser = Browser::start();
+    // Bo reads the list filtered on a case and opens it through the API.
+    log_in(&browser, &app, "bo.k1");
+    browser.goto(&format!("{}/avvikelser?case=C1", app.base));
+    browser.click_and_wait("header form button[type=submit]");
+    log_in(&browser, &app, "admin.anna");
+    for (link, name) in [
+        ("/granskningar", "granskningar"),
+        ("/enheter", "enheter"),
+        ("/anvandare", "anvandare"),
+    ] {
+        browser.click_and_wait(&format!("header nav a[href='{link}']"));
+        browser.screenshot(name);
+    }
+    browser.click_and_wait("header nav a[href='/loggkontroll']");
+    browser.type_into("#l-actor", "bo.k1");
+    browser.click_and_wait("form.filters button[type=submit]");
+    let rows = browser.text("tbody");
+    assert!(rows.contains("bo.k1") && rows.contains("läste listan"), "{rows}");
+    assert!(rows.contains("?case=C1"), "{rows}");
+    assert!(!rows.contains("admin.anna"), "{rows}");
+    browser.screenshot("loggkontroll");
+    // By case, over a period that holds today.
+    browser.type_into("#l-actor", "");
+    browser.type_into("#l-object", "C1");
+    browser.click_and_wait("form.filters button[type=submit]");
+    assert!(browser.text("tbody").contains("bo.k1"));
 }

@@ -737,7 +737,7 @@ fn users_are_created_disabled_and_given_passwords_by_the_command(b: Backend) {
 }
 
 impl Session {
-    fn login_with(app: &TestApp, name: &str, password: &str) -> Session {
+    pub fn login_with(app: &TestApp, name: &str, password: &str) -> Session {
         let (r, set_cookie) = try_login(app, name, password);
         assert_eq!(r.status, 200, "{}", r.body);
         Session {
@@ -748,7 +748,7 @@ impl Session {
 }
 
 /// A form posted as the browser would, redirects not followed.
-fn form(app: &TestApp, s: &Session, path: &str, fields: &[(&str, &str)]) -> Reply {
+pub fn form(app: &TestApp, s: &Session, path: &str, fields: &[(&str, &str)]) -> Reply {
     let agent = ureq::AgentBuilder::new().redirects(0).build();
     let resp = agent
         .post(&format!("{}{path}", app.base))

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod access;
+mod admin_pages;
 mod audit;
 mod browser;
 mod core;

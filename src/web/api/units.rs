@@ -62,6 +62,7 @@ async fn get_units(state: web::Data<AppState>, auth: Auth) -> Result<HttpRespons
                 o.insert("registered".into(), json!(true));
                 if !show_addresses {
                     o.remove("email");
+                    o.remove("chef_email");
                 }
             }
             v
