@@ -54,16 +54,23 @@ fn prepare_demo(config: &Config, cases: usize) -> anyhow::Result<()> {
         "Demoanvändare (lösenorden visas bara nu; logga in på http://{}/login):",
         config.listen
     );
+    let existing = crate::store::users::list(&mut conn)?;
     for (name, role, units) in DEMO_USERS {
         let password = crate::store::users::generate_password()?;
         let units: Vec<String> = units.iter().map(|u| u.to_string()).collect();
-        match crate::store::users::create(&mut conn, name, &password, *role, &units, None) {
-            Ok(_) => {}
+        match existing.iter().find(|u| u.username == *name) {
+            None => {
+                crate::store::users::create(&mut conn, name, &password, *role, &units, Some(DEMO_MARK))?;
+            }
             // An earlier demo start made the user: a new password, printed again.
-            Err(e) if e.to_string().contains("finns redan") => {
+            Some(u) if u.email.as_deref() == Some(DEMO_MARK) => {
                 crate::store::users::set_password(&mut conn, name, &password)?
             }
-            Err(e) => return Err(e),
+            // A real account by that name is never touched.
+            Some(_) => {
+                println!("  {name:<24} finns redan och är ingen demoanvändare: lämnas orörd");
+                continue;
+            }
         }
         println!("  {name:<24} {password}   ({})", demo_role_text(*role, &units));
     }
@@ -71,6 +78,10 @@ fn prepare_demo(config: &Config, cases: usize) -> anyhow::Result<()> {
     println!("Demodata finns i databasen. Admin-token för API:t:\n{token}");
     Ok(())
 }
+
+/// The e-mail that marks a user as made by `serve --demo`: only such users
+/// get a new password on a later demo start.
+const DEMO_MARK: &str = "demo@svu-vakt.invalid";
 
 /// One demo person per role: a ward's handläggare, a kommun's hemtjänst
 /// handläggare, the county's ledning and an admin.

@@ -25,6 +25,15 @@ pub struct Services {
     pub secure_cookies: bool,
     /// Failed logins per client address, to slow guessing from one place.
     pub login_failures: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, (u32, std::time::Instant)>>,
+    /// Failed logins per user name that does not exist: such a name locks
+    /// like a real one, so the answers never tell which names exist.
+    #[allow(clippy::type_complexity)]
+    pub unknown_logins: std::sync::Mutex<
+        std::collections::HashMap<String, (u32, chrono::NaiveDateTime, Option<chrono::NaiveDateTime>)>,
+    >,
+    /// Password verifications running at once (argon2 costs memory and CPU;
+    /// a flood of logins must not starve the rest of the service).
+    pub login_slots: tokio::sync::Semaphore,
 }
 
 impl Services {
@@ -50,6 +59,8 @@ impl Services {
             auditor,
             mailer,
             login_failures: Default::default(),
+            unknown_logins: Default::default(),
+            login_slots: tokio::sync::Semaphore::new(2),
         })
     }
 

@@ -46,7 +46,7 @@ impl Refused {
         match self {
             Refused::UnknownStatus(s) => format!("{s} är ingen status; giltiga är {}", STATUSES.join(", ")),
             Refused::NotAllowed { from, to } => {
-                format!("ändringen {from} → {to} är inte tillåten för din roll (se SPEC §6.1)")
+                format!("ändringen {from} → {to} är inte tillåten för din roll i det här läget")
             }
             Refused::Missing("atgard") => "åtgärd (atgard) krävs: beskriv vad som gjordes".into(),
             Refused::Missing("reason") => "skäl (reason) krävs för att makulera".into(),

@@ -110,6 +110,16 @@ pub fn lock_deviations(conn: &mut DbConn, ids: &[i64]) -> QueryResult<()> {
     Ok(())
 }
 
+/// Locks a user row for the rest of the transaction (PostgreSQL `FOR
+/// UPDATE`; SQLite's write transactions are serial already).
+pub fn lock_user(conn: &mut DbConn, id: i64) -> QueryResult<()> {
+    if let DbConn::Pg(c) = conn {
+        use super::schema::users::dsl as u;
+        let _: Vec<i64> = u::users.filter(u::id.eq(id)).select(u::id).for_update().load(c)?;
+    }
+    Ok(())
+}
+
 /// Inserts deviations in multi-row statements, returning (id, fingerprint).
 pub fn insert_deviations(
     conn: &mut DbConn,

@@ -77,6 +77,7 @@ pub fn generate_password() -> anyhow::Result<String> {
         .collect())
 }
 
+/// Passwords shorter than [`MIN_PASSWORD`] are refused.
 pub fn hash_password(password: &str) -> anyhow::Result<String> {
     anyhow::ensure!(
         password.chars().count() >= MIN_PASSWORD,
@@ -273,22 +274,54 @@ pub fn get(conn: &mut DbConn, id: i64) -> QueryResult<Option<User>> {
     }))
 }
 
-/// Checks a password. Five failures in a row lock the account for fifteen
-/// minutes; a success clears the count. An unknown user costs the same
-/// hashing time as a known one.
-pub fn login(conn: &mut DbConn, username: &str, password: &str) -> anyhow::Result<Result<i64, LoginRefused>> {
-    // Verify outside the write transaction: argon2 takes tens of milliseconds.
-    let row = user_row(conn, Some(username), None)?;
-    let Some((id, _, hash, _, _, _, locked_until, disabled_at)) = row else {
-        let _ = verify(password, DUMMY_HASH);
+/// What a login attempt verifies the password against: the user's hash, or
+/// for an unknown name a dummy hash, so that both cost the same time.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub id: Option<i64>,
+    hash: String,
+}
+
+/// Login, step one: the hash to verify against. Verification itself
+/// ([`Candidate::verify`]) needs no database connection and should not
+/// hold one: argon2 takes tens of milliseconds.
+pub fn login_candidate(conn: &mut DbConn, username: &str) -> QueryResult<Candidate> {
+    Ok(match user_row(conn, Some(username), None)? {
+        Some(row) => Candidate {
+            id: Some(row.0),
+            hash: row.2,
+        },
+        None => Candidate {
+            id: None,
+            hash: DUMMY_HASH.to_string(),
+        },
+    })
+}
+
+impl Candidate {
+    pub fn verify(&self, password: &str) -> bool {
+        self.id.is_some() && verify(password, &self.hash)
+    }
+}
+
+/// Login, step two: records the outcome on the locked user row. A locked
+/// account stays locked even for the right password; five failures in a row
+/// lock it for fifteen minutes; a success clears the count. Concurrent
+/// attempts are counted one by one (the row is locked, the lock re-read).
+pub fn login_record(conn: &mut DbConn, candidate: &Candidate, good: bool) -> anyhow::Result<Result<i64, LoginRefused>> {
+    let Some(id) = candidate.id else {
         return Ok(Err(LoginRefused::Wrong));
     };
-    let at = now();
-    if let Some(until) = locked_until.filter(|u| *u > at) {
-        return Ok(Err(LoginRefused::Locked(until)));
-    }
-    let good = verify(password, &hash);
     backend::write_tx(conn, |conn| -> anyhow::Result<Result<i64, LoginRefused>> {
+        backend::lock_user(conn, id)?;
+        let (failed, locked_until, disabled_at): (i32, Option<NaiveDateTime>, Option<NaiveDateTime>) = users::table
+            .find(id)
+            .select((users::failed_logins, users::locked_until, users::disabled_at))
+            .first(conn)?;
+        let at = now();
+        if let Some(until) = locked_until.filter(|u| *u > at) {
+            return Ok(Err(LoginRefused::Locked(until)));
+        }
         if good && disabled_at.is_none() {
             diesel::update(users::table.find(id))
                 .set((
@@ -298,7 +331,6 @@ pub fn login(conn: &mut DbConn, username: &str, password: &str) -> anyhow::Resul
                 .execute(conn)?;
             return Ok(Ok(id));
         }
-        let failed: i32 = users::table.find(id).select(users::failed_logins).first(conn)?;
         let failed = failed + 1;
         if failed >= LOCK_AFTER {
             let until = at + Duration::minutes(LOCK_MINUTES);

@@ -240,10 +240,13 @@ async fn css() -> HttpResponse {
         .body(CSS)
 }
 
-/// Only a path on this site: never another host after login.
+/// Only a path on this site: never another host after login. A path is
+/// `/` followed by plain characters only (no second `/` first, no
+/// backslash, space or control character a browser would strip into `//`).
 fn local_next(next: Option<&String>) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/_-.?=&%~+".contains(c);
     match next.map(String::as_str) {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_string(),
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && n.chars().all(plain) => n.to_string(),
         _ => "/avvikelser".to_string(),
     }
 }
@@ -355,9 +358,10 @@ fn list_params(req: &HttpRequest) -> Result<ListParams, AppError> {
         .unwrap_or_default();
     let newest = raw.get("sort").map(String::as_str) != Some("aldst");
     // The API's parser checks the filters; the page adds only `sort`.
+    const KNOWN: [&str; 8] = ["status", "rule", "unit", "case", "from", "to", "page", "per_page"];
     let api_query: Vec<(String, String)> = raw
         .iter()
-        .filter(|(k, v)| k.as_str() != "sort" && !v.trim().is_empty())
+        .filter(|(k, v)| KNOWN.contains(&k.as_str()) && !v.trim().is_empty())
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     let encoded = api_query
@@ -365,7 +369,12 @@ fn list_params(req: &HttpRequest) -> Result<ListParams, AppError> {
         .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
         .collect::<Vec<_>>()
         .join("&");
-    let (mut filter, page, per_page) = api::parse_list(&encoded)?;
+    let (mut filter, page, per_page) = api::parse_list(&encoded).map_err(|_| {
+        AppError::new(
+            ErrorCode::BadRequest,
+            "Filtret kunde inte läsas: datum skrivs ÅÅÅÅ-MM-DD, och sidnumret är ett heltal från 1.",
+        )
+    })?;
     filter.oldest_first = !newest;
     Ok(ListParams {
         filter,
@@ -611,7 +620,8 @@ fn deviation_data(state: &AppState, caller: &Caller, id: i64) -> Result<Value, A
                 Some(_) => "Uppgifter".to_string(),
                 None => format!("Registrerad som {}", status_text(&h.to_status).to_lowercase()),
             };
-            json!({"at": local_text(h.at), "actor": h.actor, "change": change, "note": h.note})
+            json!({"at": local_text(h.at), "actor": h.actor, "change": change,
+                   "note": api::note_for(h.note.as_deref(), &scope)})
         })
         .collect();
     let comments: Vec<Value> = deviations::comments_of(&mut conn, id)?

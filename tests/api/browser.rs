@@ -1,7 +1,8 @@
 //! The pages in headless Chromium: a handläggare logs in, filters the list,
 //! opens a deviation and works it to closure; another unit's deviation
-//! cannot be opened by its URL; forms without the session's CSRF token
-//! change nothing. A screenshot of each page goes to `target/screenshots/`.
+//! cannot be opened by its URL; an admin searches the access log. A
+//! screenshot of each page goes to `target/screenshots/`. (Forms without
+//! the CSRF token: `handling.rs`, over plain HTTP.)
 
 use svu_vakt::store::tokens::Role;
 

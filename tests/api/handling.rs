@@ -23,6 +23,9 @@ crate::on_both!(
     the_list_filters_and_pages_and_counts_only_what_the_caller_may_see,
     users_are_created_disabled_and_given_passwords_by_the_command,
     pages_refuse_a_form_without_its_csrf_token_and_export_only_the_scope,
+    concurrent_wrong_logins_lock_the_account_and_unknown_names_answer_alike,
+    login_never_redirects_off_the_site_nor_takes_a_cross_site_post,
+    a_handlaggare_reads_no_mail_address_in_the_history,
 );
 
 /// Units AVD1, VC1, K1 with K1-HT below it; case C1 (kvittens late) and
@@ -837,4 +840,113 @@ fn pages_refuse_a_form_without_its_csrf_token_and_export_only_the_scope(b: Backe
         .get_result(conn)
         .unwrap();
     assert_eq!(exports, 1);
+}
+
+fn concurrent_wrong_logins_lock_the_account_and_unknown_names_answer_alike(b: Backend) {
+    let app = spawn_app(b);
+    assert_eq!(app.post_units(UNITS).status, 200);
+    create_user(&app, "bo.k1", Role::Handlaggare, &["K1"]);
+    // Twelve wrong passwords at once: each is counted, so the account locks.
+    let statuses: Vec<u16> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..12)
+            .map(|_| s.spawn(|| try_login(&app, "bo.k1", "fel lösenord!").0.status))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(statuses.iter().filter(|s| **s == 401).count(), 4, "{statuses:?}");
+    assert!(statuses.iter().all(|s| *s == 401 || *s == 429), "{statuses:?}");
+    let (r, cookie) = try_login(&app, "bo.k1", PASSWORD);
+    assert_eq!(r.status, 429, "{}", r.body);
+    assert!(cookie.is_none());
+    // A name that does not exist answers exactly like one that does: four
+    // times "wrong", then locked, with the same words.
+    let mut answers = Vec::new();
+    for _ in 0..6 {
+        let (r, _) = try_login(&app, "finns.inte", "fel lösenord!");
+        answers.push(r.status);
+        if r.status == 429 {
+            assert!(r.json()["message"].as_str().unwrap().contains("kontot är låst"));
+        }
+    }
+    assert_eq!(answers, [401, 401, 401, 401, 429, 429]);
+}
+
+fn login_never_redirects_off_the_site_nor_takes_a_cross_site_post(b: Backend) {
+    let app = spawn_app(b);
+    assert_eq!(app.post_units(UNITS).status, 200);
+    create_user(&app, "bo.k1", Role::Handlaggare, &["K1"]);
+    let agent = ureq::AgentBuilder::new().redirects(0).build();
+    let post = |next: &str, origin: Option<&str>| {
+        let mut req = agent.post(&format!("{}/login", app.base));
+        if let Some(o) = origin {
+            req = req.set("Origin", o);
+        }
+        match req.send_form(&[("username", "bo.k1"), ("password", PASSWORD), ("next", next)]) {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("{e}"),
+        }
+    };
+    for next in [
+        "//evil.example",
+        "/\t/evil.example",
+        "/\\evil.example",
+        "https://evil.example",
+        "/ /evil.example",
+    ] {
+        let r = post(next, None);
+        assert_eq!(r.status(), 303, "{next}");
+        assert_eq!(r.header("Location"), Some("/avvikelser"), "{next}");
+    }
+    let r = post("/avvikelser/5?sparat=status", None);
+    assert_eq!(r.header("Location"), Some("/avvikelser/5?sparat=status"));
+    // A login posted from another site is refused and starts no session.
+    let r = post("/avvikelser", Some("https://evil.example"));
+    assert_eq!(r.status(), 403);
+    assert!(r.header("Set-Cookie").is_none());
+    let host = app.base.trim_start_matches("http://").to_string();
+    assert_eq!(post("/avvikelser", Some(&format!("http://{host}"))).status(), 303);
+    // The API's login takes JSON only: a cross-site form cannot post it.
+    let r = ureq::post(&format!("{}/api/v1/session", app.base))
+        .set("Content-Type", "text/plain")
+        .send_string(&serde_json::json!({"username": "bo.k1", "password": PASSWORD}).to_string());
+    let status = match r {
+        Ok(r) => r.status(),
+        Err(ureq::Error::Status(s, _)) => s,
+        Err(e) => panic!("{e}"),
+    };
+    assert_eq!(status, 400);
+}
+
+fn a_handlaggare_reads_no_mail_address_in_the_history(b: Backend) {
+    let app = county(b);
+    let id = avd1_deviation(&app);
+    svu_vakt::store::deviations::history(
+        &mut app.conn(),
+        id,
+        "svu-vakt",
+        Some("ny"),
+        "skickad",
+        Some("mejlad till avd1@example.se"),
+    )
+    .unwrap();
+    let h = token(&app.pool, Role::Handlaggare, Some("AVD1"));
+    let seen = app
+        .request("GET", &format!("/api/v1/deviations/{id}"), Some(&h), None)
+        .body;
+    assert!(!seen.contains("avd1@example.se"), "{seen}");
+    assert!(seen.contains("mejlad till mottagaren"), "{seen}");
+    assert!(app
+        .get(&format!("/api/v1/deviations/{id}"))
+        .body
+        .contains("avd1@example.se"));
+    create_user(&app, "anna.avd1", Role::Handlaggare, &["AVD1"]);
+    let page = Session::login(&app, "anna.avd1")
+        .get(&app, &format!("/avvikelser/{id}"))
+        .body;
+    assert!(!page.contains("avd1@example.se"), "{page}");
+    // A ledning user with units sees no unit addresses either.
+    create_user(&app, "chef.k1", Role::Ledning, &["K1"]);
+    let units = Session::login(&app, "chef.k1").get(&app, "/api/v1/units").body;
+    assert!(!units.contains("avd1@example.se"), "{units}");
 }

@@ -204,6 +204,32 @@ fn serve_demo_shows_deviations_at_once_to_the_demo_users_it_prints() {
     use std::io::BufRead as _;
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("demo.db").display());
+    // A real account named like a demo user exists already: it is left alone.
+    let mut create = bin()
+        .args([
+            "user",
+            "create",
+            "--username",
+            "admin",
+            "--role",
+            "admin",
+            "--database-url",
+            &url,
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write as _;
+        create
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"det riktiga adminlosenordet\n")
+            .unwrap();
+    }
+    assert!(create.wait().unwrap().success());
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -241,32 +267,35 @@ fn serve_demo_shows_deviations_at_once_to_the_demo_users_it_prints() {
         assert!(started.elapsed() < Duration::from_secs(30), "serve did not answer");
         std::thread::sleep(Duration::from_millis(100));
     }
-    let count_for = |name: &str| -> (usize, HashSet<String>) {
-        let body = serde_json::json!({"username": name, "password": password(name)});
+    let count_with = |name: &str, password: &str| -> (usize, HashSet<String>) {
+        let body = serde_json::json!({"username": name, "password": password});
         let r = ureq::post(&format!("{base}/api/v1/session")).send_json(body).unwrap();
         let cookie = r.header("Set-Cookie").unwrap().split(';').next().unwrap().to_string();
-        let list: serde_json::Value = ureq::get(&format!("{base}/api/v1/deviations?per_page=1000"))
+        let r = ureq::get(&format!("{base}/api/v1/deviations?per_page=1000"))
             .set("Cookie", &cookie)
             .call()
-            .unwrap()
-            .into_json()
             .unwrap();
+        let total: usize = r.header("X-Total-Count").unwrap().parse().unwrap();
+        let list: serde_json::Value = r.into_json().unwrap();
+        assert_eq!(list.as_array().unwrap().len(), total, "one page holds them all");
         let units = list
             .as_array()
             .unwrap()
             .iter()
             .filter_map(|d| d["unit"].as_str().map(String::from))
             .collect();
-        (list.as_array().unwrap().len(), units)
+        (total, units)
     };
+    let count_for = |name: &str| count_with(name, &password(name));
     let (ward, ward_units) = count_for("handlaggare.avdelning");
     let (county, _) = count_for("ledning");
     let (_, ht_units) = count_for("handlaggare.hemtjanst");
     assert!(ward > 0, "the ward's handläggare sees nothing");
     assert!(county > ward);
     assert_eq!(ward_units, HashSet::from(["RO-VIN-MED-AVD1".to_string()]));
-    assert!(ht_units.iter().all(|u| u == "K-NORRKOPING-HT"), "{ht_units:?}");
-    assert_eq!(count_for("admin").0, county);
+    assert_eq!(ht_units, HashSet::from(["K-NORRKOPING-HT".to_string()]));
+    assert!(text.contains("admin                    finns redan"), "{text}");
+    assert_eq!(count_with("admin", "det riktiga adminlosenordet").0, county);
     let _ = child.kill();
     let _ = child.wait();
 }

@@ -94,8 +94,8 @@ pub fn parse_list(query: &str) -> Result<(ListFilter, i64, i64), AppError> {
     }
     let page = q.page.unwrap_or(1);
     let per_page = q.per_page.unwrap_or(PER_PAGE);
-    if page < 1 || !(1..=MAX_PER_PAGE).contains(&per_page) {
-        return Err(bad(format!("page starts at 1; per_page is 1 to {MAX_PER_PAGE}")));
+    if !(1..=1_000_000).contains(&page) || !(1..=MAX_PER_PAGE).contains(&per_page) {
+        return Err(bad(format!("page is 1 to 1000000; per_page is 1 to {MAX_PER_PAGE}")));
     }
     let filter = ListFilter {
         status,
@@ -157,7 +157,7 @@ pub fn detail(
             json!(history
                 .iter()
                 .map(|h| json!({"at": stockholm(h.at), "actor": h.actor,
-                    "from": h.from_status, "to": h.to_status, "note": h.note}))
+                    "from": h.from_status, "to": h.to_status, "note": note_for(h.note.as_deref(), scope)}))
                 .collect::<Vec<_>>()),
         );
         o.insert(
@@ -172,6 +172,16 @@ pub fn detail(
         o.insert("allowed".into(), json!(handling::choices(caller.role, &d.status)));
     }
     Ok(v)
+}
+
+/// A history note as the caller may read it: the mail addresses in "mejlad
+/// till …" only for those who may see every unit's addresses.
+pub fn note_for(note: Option<&str>, scope: &Scope) -> Option<String> {
+    let note = note?;
+    match scope {
+        Scope::Units(_) if note.starts_with("mejlad till ") => Some("mejlad till mottagaren".into()),
+        _ => Some(note.to_string()),
+    }
 }
 
 #[get("/deviations/{id}")]
@@ -238,6 +248,8 @@ pub fn change_status(
         Ok(())
     })?;
     let d = visible(conn, &scope, id)?;
+    // The answer shows the deviation again: a read like any other.
+    tokens::log_access(conn, caller, "read_deviation", &id.to_string())?;
     detail(conn, caller, &scope, &d)
 }
 
@@ -292,6 +304,7 @@ pub fn comment(conn: &mut DbConn, caller: &Caller, id: i64, text: &str) -> Resul
     let scope = Scope::of(caller, conn)?;
     let d = visible(conn, &scope, id)?;
     deviations::add_comment(conn, d.id, &caller.name, text)?;
+    tokens::log_access(conn, caller, "read_deviation", &id.to_string())?;
     detail(conn, caller, &scope, &d)
 }
 

@@ -64,34 +64,107 @@ pub fn session_cookie(state: &AppState, value: Option<&str>) -> String {
     }
 }
 
-/// Checks the credentials (slowed per address) and starts a session: the
-/// cookie value and the CSRF token, or why not, in Swedish.
+/// Refuses a login posted from another site (login CSRF: a victim logged in
+/// as the attacker): a browser says so in `Sec-Fetch-Site`, or its `Origin`
+/// names another host than the one it posted to.
+pub fn same_site(req: &HttpRequest) -> Result<(), AppError> {
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let cross = header("Sec-Fetch-Site") == Some("cross-site")
+        || match (header("Origin"), header("Host")) {
+            (Some(origin), Some(host)) if origin != "null" => origin.split_once("://").map(|(_, h)| h) != Some(host),
+            (Some("null"), _) => true,
+            _ => false,
+        };
+    if cross {
+        Err(AppError::new(
+            ErrorCode::Forbidden,
+            "inloggning från en annan webbplats tas inte emot",
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// An unknown user name's failures, counted exactly like a real account's
+/// (`users::login_record`): the same answers, the same lock times.
+fn unknown_name(state: &AppState, name: &str) -> LoginRefused {
+    let now = chrono::Utc::now().naive_utc();
+    let lock = chrono::Duration::minutes(users::LOCK_MINUTES);
+    let Ok(mut map) = state.unknown_logins.lock() else {
+        return LoginRefused::Wrong;
+    };
+    if map.len() > 10_000 {
+        map.retain(|_, (_, touched, _)| now - *touched < lock);
+    }
+    let (failed, touched, locked_until) = map.entry(name.to_string()).or_insert((0, now, None));
+    *touched = now;
+    if let Some(until) = locked_until.filter(|u| *u > now) {
+        return LoginRefused::Locked(until);
+    }
+    *failed += 1;
+    if *failed >= users::LOCK_AFTER.unsigned_abs() {
+        *failed = 0;
+        *locked_until = Some(now + lock);
+        return LoginRefused::Locked(now + lock);
+    }
+    LoginRefused::Wrong
+}
+
+/// Checks the credentials and starts a session: the cookie value and the
+/// CSRF token, or why not, in Swedish. The database connection is not held
+/// while the password is verified, at most two verifications run at once,
+/// and an address that failed lately waits before its answer.
 pub async fn log_in(
     state: web::Data<AppState>,
     req: &HttpRequest,
     creds: Credentials,
 ) -> Result<Result<(String, String, Caller), AppError>, AppError> {
+    same_site(req)?;
     let ip = req.peer_addr().map(|a| a.ip());
     let n = failures(&state, ip);
     if n > 0 {
         actix_web::rt::time::sleep(pause_for(n)).await;
     }
+    let username = creds.username.trim().to_string();
     let st = state.clone();
-    let outcome = web::block(
-        move || -> Result<Result<(String, String, Caller), LoginRefused>, AppError> {
-            let mut conn = st.pool.get()?;
-            match users::login(&mut conn, creds.username.trim(), &creds.password)? {
-                Ok(user_id) => {
-                    let (cookie, csrf) = users::start_session(&mut conn, user_id)?;
-                    let (caller, _) = users::session_caller(&mut conn, &cookie, st.session)?
-                        .ok_or_else(|| AppError::internal("a new session is not live"))?;
-                    Ok(Ok((cookie, csrf, caller)))
-                }
-                Err(r) => Ok(Err(r)),
-            }
-        },
-    )
+    let name = username.clone();
+    let candidate = web::block(move || -> Result<users::Candidate, AppError> {
+        let mut conn = st.pool.get()?;
+        Ok(users::login_candidate(&mut conn, &name)?)
+    })
     .await??;
+    let slot = match actix_web::rt::time::timeout(Duration::from_secs(10), state.login_slots.acquire()).await {
+        Ok(Ok(permit)) => permit,
+        _ => {
+            return Err(AppError::new(
+                ErrorCode::Unavailable,
+                "för många inloggningar just nu; försök igen om en stund",
+            ))
+        }
+    };
+    let check = candidate.clone();
+    let good = web::block(move || check.verify(&creds.password)).await?;
+    drop(slot);
+    let outcome = if candidate.id.is_none() {
+        Err(unknown_name(&state, &username))
+    } else {
+        let st = state.clone();
+        web::block(
+            move || -> Result<Result<(String, String, Caller), LoginRefused>, AppError> {
+                let mut conn = st.pool.get()?;
+                match users::login_record(&mut conn, &candidate, good)? {
+                    Ok(user_id) => {
+                        let (cookie, csrf) = users::start_session(&mut conn, user_id)?;
+                        let (caller, _) = users::session_caller(&mut conn, &cookie, st.session)?
+                            .ok_or_else(|| AppError::internal("a new session is not live"))?;
+                        Ok(Ok((cookie, csrf, caller)))
+                    }
+                    Err(r) => Ok(Err(r)),
+                }
+            },
+        )
+        .await??
+    };
     if outcome.is_err() {
         record_failure(&state, ip);
     }
@@ -114,6 +187,18 @@ fn who(caller: &Caller, csrf: Option<&str>) -> serde_json::Value {
 
 #[post("/session")]
 async fn create(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> Result<HttpResponse, AppError> {
+    // A cross-site form cannot send JSON without asking first (CORS preflight).
+    let json = req
+        .headers()
+        .get("Content-Type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !json {
+        return Err(AppError::new(
+            ErrorCode::BadRequest,
+            "the body must be JSON (Content-Type: application/json)",
+        ));
+    }
     let creds: Credentials = serde_json::from_slice(&body).map_err(|e| {
         AppError::new(
             ErrorCode::BadRequest,

@@ -47,11 +47,12 @@ async fn post_units(
 #[get("/units")]
 async fn get_units(state: web::Data<AppState>, auth: Auth) -> Result<HttpResponse, AppError> {
     let caller = auth.require(&[Role::Admin, Role::Ledning, Role::Handlaggare])?.clone();
-    let show_addresses = caller.role != Role::Handlaggare;
-    let (known, unknown) = web::block(move || -> Result<_, AppError> {
+    // Addresses route reports: shown only to those who see the whole county.
+    let (known, unknown, show_addresses) = web::block(move || -> Result<_, AppError> {
         let mut conn = state.pool.get()?;
-        crate::web::auth::Scope::of(&caller, &mut conn)?;
-        Ok((units::all(&mut conn)?, units::unknown(&mut conn)?))
+        let scope = crate::web::auth::Scope::of(&caller, &mut conn)?;
+        let all = matches!(scope, crate::web::auth::Scope::All);
+        Ok((units::all(&mut conn)?, units::unknown(&mut conn)?, all))
     })
     .await??;
     let mut out: Vec<serde_json::Value> = known
