@@ -26,6 +26,41 @@ struct FileConfig {
     scan: ScanSection,
     mail: MailSection,
     session: SessionSection,
+    handling: HandlingSection,
+}
+
+/// `[handling]`: reminders and escalation of deviations left unhandled (SPEC §6.1).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct HandlingSection {
+    remind_after_days: i64,
+    escalate_after_days: i64,
+}
+
+impl Default for HandlingSection {
+    fn default() -> Self {
+        HandlingSection {
+            remind_after_days: 7,
+            escalate_after_days: 14,
+        }
+    }
+}
+
+/// How long a deviation may wait for a handling step before its recipient
+/// is reminded, and before its unit's chef is told; zero turns either off.
+#[derive(Debug, Clone, Copy)]
+pub struct HandlingConfig {
+    pub remind_after: chrono::Duration,
+    pub escalate_after: chrono::Duration,
+}
+
+impl Default for HandlingConfig {
+    fn default() -> Self {
+        HandlingConfig {
+            remind_after: chrono::Duration::days(7),
+            escalate_after: chrono::Duration::days(14),
+        }
+    }
 }
 
 /// `[session]`: how long a login lasts (SPEC §9).
@@ -212,6 +247,7 @@ pub struct Config {
     pub scan: ScanConfig,
     pub mail: MailConfig,
     pub session: crate::store::users::SessionLimits,
+    pub handling: HandlingConfig,
 }
 
 impl std::fmt::Debug for Config {
@@ -280,6 +316,14 @@ impl Config {
             fc.session.idle_minutes >= 1 && fc.session.absolute_hours >= 1,
             "session.idle_minutes and session.absolute_hours must be at least 1"
         );
+        anyhow::ensure!(
+            fc.handling.remind_after_days >= 0 && fc.handling.escalate_after_days >= 0,
+            "handling.remind_after_days and handling.escalate_after_days must not be negative"
+        );
+        let handling = HandlingConfig {
+            remind_after: chrono::Duration::days(fc.handling.remind_after_days),
+            escalate_after: chrono::Duration::days(fc.handling.escalate_after_days),
+        };
         let session = crate::store::users::SessionLimits {
             idle: chrono::Duration::minutes(fc.session.idle_minutes),
             absolute: chrono::Duration::hours(fc.session.absolute_hours),
@@ -324,6 +368,7 @@ impl Config {
             }
             .validated()?,
             session,
+            handling,
         })
     }
 }

@@ -13,6 +13,7 @@ pub mod ingest;
 pub mod jobs;
 pub mod mail;
 pub mod metrics;
+pub mod reminders;
 pub mod rules;
 pub mod service;
 pub mod store;

@@ -21,6 +21,7 @@ pub struct Services {
     pub auditor: Arc<Auditor>,
     pub mailer: Option<Arc<Mailer>>,
     pub session: crate::store::users::SessionLimits,
+    pub handling: crate::config::HandlingConfig,
     /// Whether session cookies get `Secure` (the service is reached over https).
     pub secure_cookies: bool,
     /// Failed logins per client address, to slow guessing from one place.
@@ -55,6 +56,7 @@ impl Services {
             hasher: PatientHasher::new(config.patient_key.clone()),
             metrics: Arc::new(Metrics::default()),
             session: config.session,
+            handling: config.handling,
             secure_cookies: auditor.mail.base_url.starts_with("https://"),
             auditor,
             mailer,
@@ -70,6 +72,11 @@ impl Services {
         let m = &self.metrics;
         match &result {
             Ok(s) => {
+                // Reminders go by the clock, after each scan; a failure here
+                // is logged and tried again after the next scan.
+                if let Err(e) = self.remind() {
+                    tracing::error!(error = %format!("{e:#}"), "handling reminders failed");
+                }
                 Metrics::add(&m.scans, 1);
                 Metrics::add(&m.deviations_filed, s.counts.filed);
                 Metrics::add(&m.deviations_withdrawn, s.counts.withdrawn);
@@ -82,6 +89,12 @@ impl Services {
             Err(ScanError::Busy) => {}
         }
         result
+    }
+
+    /// Queues the reminders and escalations due now (SPEC §6.1).
+    pub fn remind(&self) -> anyhow::Result<crate::reminders::Reminded> {
+        let mut conn = self.pool.get()?;
+        crate::reminders::run(&mut conn, &self.handling, &self.auditor.mail)
     }
 
     /// One round of delivery (blocking), if an SMTP server is configured.

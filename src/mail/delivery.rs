@@ -24,7 +24,9 @@ use lettre::{Message, SmtpTransport, Transport};
 use serde::Serialize;
 use serde_json::json;
 
-use super::outbox::{self, MailRow, ATERKALLELSE, AVVIKELSE, EJ_MEJLADE, MISSLYCKAD, SAMMANSTALLNING};
+use super::outbox::{
+    self, MailRow, ATERKALLELSE, AVSLUTAD, AVVIKELSE, EJ_MEJLADE, ESKALERING, MISSLYCKAD, PAMINNELSE, SAMMANSTALLNING,
+};
 use super::templates::{Rendered, Templates};
 use super::MailConfig;
 use crate::audit::report;
@@ -311,6 +313,27 @@ fn compose(
             };
             let data = data(conn, mailer, ctx, &d)?;
             Ok(Some((t.render(ATERKALLELSE, &data)?, vec![d.id])))
+        }
+        // A reminder is moot once the deviation is closed or withdrawn; a
+        // closing notice once it was reopened.
+        PAMINNELSE | ESKALERING | AVSLUTAD => {
+            let Some(d) = load(conn, &ids)?.into_iter().next() else {
+                return Ok(None);
+            };
+            let still = if m.kind == AVSLUTAD {
+                d.status == "avslutad"
+            } else {
+                crate::domain::handling::OPEN.contains(&d.status.as_str()) && d.status != "ny"
+            };
+            if !still {
+                return Ok(None);
+            }
+            let mut data = data(conn, mailer, ctx, &d)?;
+            let payload: serde_json::Value = serde_json::from_str(m.payload.as_deref().unwrap_or("{}"))?;
+            if let (Some(o), serde_json::Value::Object(more)) = (data.as_object_mut(), payload) {
+                o.extend(more);
+            }
+            Ok(Some((t.render(&m.kind, &data)?, vec![d.id])))
         }
         MISSLYCKAD | EJ_MEJLADE => {
             let payload: serde_json::Value = serde_json::from_str(m.payload.as_deref().unwrap_or("{}"))?;

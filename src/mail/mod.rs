@@ -34,7 +34,7 @@ impl fmt::Debug for SmtpUrl {
 }
 
 /// A routing rule of the config: the first whose criteria all match wins.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Route {
     pub huvudman: Option<String>,
@@ -46,6 +46,12 @@ pub struct Route {
     /// Copies, added to every deviation the route matches.
     #[serde(default)]
     pub cc: Vec<String>,
+    /// Where reminders escalate for a unit without a `chef_email`.
+    pub escalate_to: Option<String>,
+    /// The copies get a short closing notice, with the åtgärd, when a
+    /// deviation is closed (`avslutad`).
+    #[serde(default)]
+    pub notify_on_close: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -76,6 +82,9 @@ impl MailConfig {
             }
             for cc in &r.cc {
                 check(&format!("mail.routes[{}].cc", i + 1), cc)?;
+            }
+            if let Some(e) = &r.escalate_to {
+                check(&format!("mail.routes[{}].escalate_to", i + 1), e)?;
             }
         }
         anyhow::ensure!(self.max_age_days >= 0, "mail.max_age_days must not be negative");

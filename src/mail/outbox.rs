@@ -34,6 +34,13 @@ pub const MISSLYCKAD: &str = "misslyckad";
 /// To the default address: deviations filed without mail (older than `mail.max_age_days`).
 pub const EJ_MEJLADE: &str = "ej_mejlade";
 
+/// To a deviation's recipient: it has waited `handling.remind_after_days`.
+pub const PAMINNELSE: &str = "paminnelse";
+/// To the unit's chef: it has waited `handling.escalate_after_days`.
+pub const ESKALERING: &str = "eskalering";
+/// To the report's copies: the deviation is closed, with the åtgärd.
+pub const AVSLUTAD: &str = "avslutad";
+
 /// Deviations per digest: a backlog is split over several mails, never dropped.
 pub const DIGEST_MAX: usize = 100;
 
@@ -142,6 +149,27 @@ pub fn queue_withdrawal(conn: &mut DbConn, d: &DeviationRow, domain: &str, in_re
     Ok(())
 }
 
+/// A notice about one deviation (`PAMINNELSE`, `ESKALERING`, `AVSLUTAD`) to
+/// `to`, with what the template needs beyond the deviation in `payload`.
+/// `stamp` makes the Message-ID (one per deviation, kind and occasion).
+pub fn notice(
+    kind: &'static str,
+    d: &DeviationRow,
+    to: Recipients,
+    payload: serde_json::Value,
+    stamp: &str,
+    domain: &str,
+) -> NewMail {
+    let mut m = NewMail::new(
+        message_id(&format!("{kind}-{stamp}"), &d.fingerprint, domain),
+        kind,
+        &[d.id],
+        &to,
+    );
+    m.payload = Some(payload.to_string());
+    m
+}
+
 /// Claims up to `limit` mails that are due; see `backend::claim_mail`.
 pub fn claim(conn: &mut DbConn, limit: i64, respect_backoff: bool, lease: Duration) -> QueryResult<Vec<MailRow>> {
     let t = now();
@@ -183,7 +211,8 @@ pub fn mark_sent(conn: &mut DbConn, m: &MailRow, included: &[i64], domain: &str)
                 outbox::attempts.eq(m.attempts + 1),
             ))
             .execute(conn)?;
-        if m.kind == ATERKALLELSE {
+        // Notices change nothing on the deviation; only reports make it `skickad`.
+        if ![AVVIKELSE, SAMMANSTALLNING].contains(&m.kind.as_str()) {
             return Ok(());
         }
         let rows: Vec<DeviationRow> = dev::table.filter(dev::id.eq_any(included)).load(conn)?;

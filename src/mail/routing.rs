@@ -91,6 +91,24 @@ pub fn route(unit: Option<&UnitId>, units: &Units, mail: &MailConfig) -> Recipie
     }
 }
 
+/// The first route that matches the unit, if any.
+pub fn matching_route<'a>(unit: Option<&UnitId>, units: &Units, mail: &'a MailConfig) -> Option<&'a Route> {
+    let u = units.get(unit?)?;
+    mail.routes.iter().find(|r| matches(r, u, units))
+}
+
+/// Where reminders escalate (SPEC §6.1): the unit's `chef_email`, else the
+/// matching route's `escalate_to`, else the default address; and why.
+pub fn escalation(unit: Option<&UnitId>, units: &Units, mail: &MailConfig) -> (String, String) {
+    if let Some(chef) = unit.and_then(|id| units.get(id)).and_then(|u| u.chef_email.clone()) {
+        return (chef, "enhetens chef".into());
+    }
+    match matching_route(unit, units, mail).and_then(|r| r.escalate_to.clone()) {
+        Some(to) => (to, "eskaleringsadressen i konfigurationen".into()),
+        None => (mail.default_to.clone(), "standardmottagaren".into()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,6 +152,7 @@ mod tests {
             unit: None,
             to: to.map(String::from),
             cc: cc.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
         }
     }
 

@@ -14,12 +14,15 @@ use serde_json::{json, Value};
 use crate::rules::RuleId;
 
 pub const SECTIONS: [&str; 5] = ["handelse", "konsekvens", "atgard", "forbattring", "grund"];
-const KINDS: [&str; 5] = [
+const KINDS: [&str; 8] = [
     "avvikelse",
     "aterkallelse",
     "sammanstallning",
     "misslyckad",
     "ej_mejlade",
+    "paminnelse",
+    "eskalering",
+    "avslutad",
 ];
 const PARTS: [&str; 3] = ["subject", "txt", "html"];
 
@@ -45,6 +48,15 @@ const EMBEDDED: &[(&str, &str)] = embedded!(
     "mail/ej_mejlade.subject.hbs",
     "mail/ej_mejlade.txt.hbs",
     "mail/ej_mejlade.html.hbs",
+    "mail/paminnelse.subject.hbs",
+    "mail/paminnelse.txt.hbs",
+    "mail/paminnelse.html.hbs",
+    "mail/eskalering.subject.hbs",
+    "mail/eskalering.txt.hbs",
+    "mail/eskalering.html.hbs",
+    "mail/avslutad.subject.hbs",
+    "mail/avslutad.txt.hbs",
+    "mail/avslutad.html.hbs",
     "rules/inskrivningsmeddelande_24h.hbs",
     "rules/kallelse_sip.hbs",
     "rules/kvittens_utskrivningsklar.hbs",

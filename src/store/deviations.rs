@@ -243,6 +243,8 @@ pub struct HandlingRow {
     pub atgard: Option<String>,
     pub reason: Option<String>,
     pub changed_at: NaiveDateTime,
+    pub reminded_at: Option<NaiveDateTime>,
+    pub escalated_at: Option<NaiveDateTime>,
 }
 
 pub fn handling_of(conn: &mut DbConn, id: i64) -> QueryResult<Option<HandlingRow>> {
@@ -289,6 +291,50 @@ pub fn apply_change(
             .execute(conn)?;
     }
     Ok(())
+}
+
+/// Notes that a reminder (or an escalation) for `id` was queued now.
+pub fn mark_reminded(conn: &mut DbConn, id: i64, escalation: bool) -> QueryResult<()> {
+    let t = now();
+    if handling_of(conn, id)?.is_none() {
+        diesel::insert_into(deviation_handling::table)
+            .values((
+                deviation_handling::deviation_id.eq(id),
+                deviation_handling::changed_at.eq(t),
+            ))
+            .execute(conn)?;
+    }
+    let target = deviation_handling::table.find(id);
+    if escalation {
+        diesel::update(target)
+            .set(deviation_handling::escalated_at.eq(Some(t)))
+            .execute(conn)?;
+    } else {
+        diesel::update(target)
+            .set(deviation_handling::reminded_at.eq(Some(t)))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// When each deviation last changed status (its last handling step, the
+/// mail that sent it included), for the given ids.
+pub fn last_steps(conn: &mut DbConn, ids: &[i64]) -> QueryResult<std::collections::HashMap<i64, NaiveDateTime>> {
+    let mut out = std::collections::HashMap::new();
+    for chunk in ids.chunks(500) {
+        let rows: Vec<(i64, Option<NaiveDateTime>)> = deviation_history::table
+            .filter(deviation_history::deviation_id.eq_any(chunk))
+            .filter(
+                deviation_history::from_status
+                    .is_null()
+                    .or(deviation_history::from_status.ne(deviation_history::to_status.nullable())),
+            )
+            .group_by(deviation_history::deviation_id)
+            .select((deviation_history::deviation_id, diesel::dsl::max(deviation_history::at)))
+            .load(conn)?;
+        out.extend(rows.into_iter().filter_map(|(id, at)| at.map(|a| (id, a))));
+    }
+    Ok(out)
 }
 
 #[derive(Debug, Clone, Queryable, Serialize)]

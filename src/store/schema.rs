@@ -207,6 +207,8 @@ diesel::table! {
         atgard -> Nullable<Text>,
         reason -> Nullable<Text>,
         changed_at -> Timestamp,
+        reminded_at -> Nullable<Timestamp>,
+        escalated_at -> Nullable<Timestamp>,
     }
 }
 

@@ -729,7 +729,7 @@ async fn change_status(
             return Err(AppError::new(ErrorCode::Unprocessable, "välj en ny status"));
         }
         let mut conn = st.pool.get()?;
-        api::change_status(&mut conn, &caller, id, &change)
+        api::change_status(&mut conn, &st.auditor.mail, &caller, id, &change)
     })
     .await;
     match result {

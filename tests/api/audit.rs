@@ -46,6 +46,7 @@ fn routes() -> Vec<Route> {
         unit: None,
         to: Some("socialtjanst@linkoping.example.se".into()),
         cc: vec!["svu-processagare@region.example.se".into()],
+        ..Default::default()
     }]
 }
 

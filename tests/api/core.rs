@@ -49,6 +49,7 @@ fn routes() -> Vec<Route> {
         unit: None,
         to: Some("socialtjanst@linkoping.example.se".into()),
         cc: vec![DEFAULT_TO.into()],
+        ..Default::default()
     }]
 }
 
@@ -260,6 +261,7 @@ fn a_refused_copy_does_not_keep_the_report_from_its_recipient(b: Backend) {
             unit: None,
             to: Some("socialtjanst@linkoping.example.se".into()),
             cc: vec!["full-brevlada@region.example.se".into()],
+            ..Default::default()
         }];
     });
     assert_eq!(app.post_units(UNITS).status, 200);

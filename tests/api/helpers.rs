@@ -182,6 +182,7 @@ pub fn config(db: &TestDb) -> Config {
             routes: Vec::new(),
         },
         session: Default::default(),
+        handling: Default::default(),
     }
 }
 

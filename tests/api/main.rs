@@ -12,5 +12,6 @@ mod helpers;
 mod import;
 mod ingest;
 mod processes;
+mod reminders;
 mod smtp;
 mod webdriver;

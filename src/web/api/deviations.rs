@@ -225,6 +225,7 @@ pub fn refusal(r: Refused) -> AppError {
 /// Nothing changes when the change is refused.
 pub fn change_status(
     conn: &mut DbConn,
+    mail: &crate::mail::MailConfig,
     caller: &Caller,
     id: i64,
     change: &StatusChange,
@@ -245,12 +246,48 @@ pub fn change_status(
             text(&change.atgard).as_deref().filter(|_| change.status == "atgardad"),
             text(&change.reason).as_deref().filter(|_| change.status == "makulerad"),
         )?;
+        if change.status == "avslutad" {
+            queue_closing_notice(conn, mail, &d)?;
+        }
         Ok(())
     })?;
     let d = visible(conn, &scope, id)?;
     // The answer shows the deviation again: a read like any other.
     tokens::log_access(conn, caller, "read_deviation", &id.to_string())?;
     detail(conn, caller, &scope, &d)
+}
+
+/// The report's copies hear that it is closed, with the åtgärd, when the
+/// route of its unit asks for it (`notify_on_close`).
+fn queue_closing_notice(conn: &mut DbConn, mail: &crate::mail::MailConfig, d: &DeviationRow) -> Result<(), AppError> {
+    use crate::mail::routing::{matching_route, Recipients};
+    let units = crate::rules::Units::new(crate::store::units::all(conn)?);
+    let unit = d.unit.clone().map(crate::domain::UnitId);
+    if !matching_route(unit.as_ref(), &units, mail).is_some_and(|r| r.notify_on_close) {
+        return Ok(());
+    }
+    let copies = Recipients::from_json(&d.recipients).cc;
+    let Some((first, rest)) = copies.split_first() else {
+        return Ok(());
+    };
+    let atgard = deviations::handling_of(conn, d.id)?
+        .and_then(|h| h.atgard)
+        .unwrap_or_else(|| "–".into());
+    let n = deviations::history_count(conn, d.id)?;
+    let m = crate::mail::outbox::notice(
+        crate::mail::outbox::AVSLUTAD,
+        d,
+        Recipients {
+            to: first.clone(),
+            cc: rest.to_vec(),
+            via: String::new(),
+        },
+        json!({"atgard": atgard}),
+        &n.to_string(),
+        &mail.domain(),
+    );
+    crate::mail::outbox::enqueue(conn, &[m])?;
+    Ok(())
 }
 
 #[post("/deviations/{id}/status")]
@@ -274,7 +311,7 @@ async fn post_status(
     };
     let out = web::block(move || -> Result<serde_json::Value, AppError> {
         let mut conn = state.pool.get()?;
-        change_status(&mut conn, &caller, id, &change)
+        change_status(&mut conn, &state.auditor.mail, &caller, id, &change)
     })
     .await??;
     Ok(HttpResponse::Ok().json(out))
