@@ -446,3 +446,24 @@ pub fn open_counts(
     }
     Ok(out)
 }
+
+/// Assigns the deviation to a user (or to nobody), with a history line.
+pub fn assign(conn: &mut DbConn, d: &DeviationRow, user: Option<(i64, &str)>, actor: &str) -> QueryResult<()> {
+    let t = now();
+    if handling_of(conn, d.id)?.is_none() {
+        diesel::insert_into(deviation_handling::table)
+            .values((
+                deviation_handling::deviation_id.eq(d.id),
+                deviation_handling::changed_at.eq(t),
+            ))
+            .execute(conn)?;
+    }
+    diesel::update(deviation_handling::table.find(d.id))
+        .set(deviation_handling::assigned_to.eq(user.map(|(id, _)| id)))
+        .execute(conn)?;
+    let note = match user {
+        Some((_, name)) => format!("tilldelad {name}"),
+        None => "ingen tilldelad".to_string(),
+    };
+    history(conn, d.id, actor, Some(&d.status), &d.status, Some(&note))
+}

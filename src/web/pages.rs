@@ -633,6 +633,17 @@ fn deviation_data(state: &AppState, caller: &Caller, id: i64) -> Result<Value, A
         .iter()
         .map(|s| json!({"value": s, "label": status_text(s)}))
         .collect();
+    let assignee = match handled.assigned_to {
+        Some(uid) => users::get(&mut conn, uid)?.map(|u| u.username),
+        None => None,
+    };
+    let mut workers = Vec::new();
+    for u in users::list(&mut conn)? {
+        if api::may_work(&mut conn, &u, d.unit.as_deref())? {
+            let selected = assignee.as_deref() == Some(u.username.as_str());
+            workers.push(json!({"username": u.username, "selected": selected}));
+        }
+    }
     let (age_text, overdue) = age(&d, now.naive_utc());
     Ok(json!({
         "d": {"id": d.id, "status": d.status, "case_id": d.case_id},
@@ -646,6 +657,8 @@ fn deviation_data(state: &AppState, caller: &Caller, id: i64) -> Result<Value, A
         "atgard": handled.atgard,
         "reason": handled.reason,
         "choices": choices,
+        "assignee": assignee,
+        "workers": workers,
     }))
 }
 
@@ -687,6 +700,7 @@ async fn deviation(
     let notice = match query.get("sparat").map(String::as_str) {
         Some("status") => Some("Statusen är sparad."),
         Some("kommentar") => Some("Kommentaren är sparad."),
+        Some("tilldelning") => Some("Tilldelningen är sparad."),
         _ => None,
     };
     show(
@@ -737,6 +751,48 @@ async fn change_status(
         Ok(Err(e)) if matches!(e.code, ErrorCode::Conflict | ErrorCode::Unprocessable) => {
             let status = actix_web::ResponseError::status_code(&e);
             show(&state, &pages, &user, id, status, json!({"error": e.message})).await
+        }
+        Ok(Err(e)) => error_page(&pages, Some(&user), &e),
+        Err(e) => error_page(&pages, Some(&user), &AppError::internal(e)),
+    }
+}
+
+#[post("/avvikelser/{id}/tilldela")]
+async fn assign(
+    state: web::Data<AppState>,
+    pages: web::Data<Pages>,
+    req: HttpRequest,
+    path: web::Path<i64>,
+    form: web::Form<HashMap<String, String>>,
+) -> HttpResponse {
+    let user = match page_user(&state, &req).await {
+        Ok(u) => u,
+        Err(redirect) => return redirect,
+    };
+    if let Err(e) = check_csrf(&user, &form) {
+        return error_page(&pages, Some(&user), &e);
+    }
+    let id = path.into_inner();
+    let username = form.get("username").cloned().unwrap_or_default();
+    let st = state.clone();
+    let caller = user.caller.clone();
+    let result = web::block(move || -> Result<Value, AppError> {
+        let mut conn = st.pool.get()?;
+        api::assign(&mut conn, &caller, id, Some(&username))
+    })
+    .await;
+    match result {
+        Ok(Ok(_)) => see_other(&format!("/avvikelser/{id}?sparat=tilldelning")),
+        Ok(Err(e)) if e.code == ErrorCode::Unprocessable => {
+            show(
+                &state,
+                &pages,
+                &user,
+                id,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                json!({"error": e.message}),
+            )
+            .await
         }
         Ok(Err(e)) => error_page(&pages, Some(&user), &e),
         Err(e) => error_page(&pages, Some(&user), &AppError::internal(e)),
@@ -795,5 +851,6 @@ pub fn config(cfg: &mut web::ServiceConfig) {
         .service(export)
         .service(deviation)
         .service(change_status)
+        .service(assign)
         .service(add_comment);
 }

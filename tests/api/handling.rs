@@ -26,6 +26,7 @@ crate::on_both!(
     concurrent_wrong_logins_lock_the_account_and_unknown_names_answer_alike,
     login_never_redirects_off_the_site_nor_takes_a_cross_site_post,
     a_handlaggare_reads_no_mail_address_in_the_history,
+    a_deviation_is_assigned_only_to_a_person_of_its_unit,
 );
 
 /// Units AVD1, VC1, K1 with K1-HT below it; case C1 (kvittens late) and
@@ -949,4 +950,59 @@ fn a_handlaggare_reads_no_mail_address_in_the_history(b: Backend) {
     create_user(&app, "chef.k1", Role::Ledning, &["K1"]);
     let units = Session::login(&app, "chef.k1").get(&app, "/api/v1/units").body;
     assert!(!units.contains("avd1@example.se"), "{units}");
+}
+
+fn a_deviation_is_assigned_only_to_a_person_of_its_unit(b: Backend) {
+    let app = county(b);
+    let id = avd1_deviation(&app);
+    create_user(&app, "anna.avd1", Role::Handlaggare, &["AVD1"]);
+    create_user(&app, "bo.k1", Role::Handlaggare, &["K1"]);
+    let assign = |who: &str, body: serde_json::Value| {
+        app.request(
+            "POST",
+            &format!("/api/v1/deviations/{id}/assignee"),
+            Some(who),
+            Some(("application/json", &body.to_string())),
+        )
+    };
+    let admin = app.admin.clone();
+    let r = assign(&admin, serde_json::json!({"username": "anna.avd1"}));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["assigned_to"], "anna.avd1");
+    // Someone who does not work with the unit cannot be given it.
+    let r = assign(&admin, serde_json::json!({"username": "bo.k1"}));
+    assert_eq!(r.status, 422, "{}", r.body);
+    let r = assign(&admin, serde_json::json!({"username": "finns.inte"}));
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert_eq!(
+        app.get(&format!("/api/v1/deviations/{id}")).json()["assigned_to"],
+        "anna.avd1"
+    );
+    // Another unit's handläggare cannot even find it.
+    let k1 = token(&app.pool, Role::Handlaggare, Some("K1"));
+    assert_eq!(assign(&k1, serde_json::json!({"username": null})).status, 404);
+    // On the page, with the form's token; then nobody.
+    let anna = Session::login(&app, "anna.avd1");
+    let page = anna.get(&app, &format!("/avvikelser/{id}")).body;
+    assert!(page.contains("<option value=\"anna.avd1\" selected>"), "{page}");
+    assert!(!page.contains("bo.k1"), "only people of the unit are offered: {page}");
+    let r = form(
+        &app,
+        &anna,
+        &format!("/avvikelser/{id}/tilldela"),
+        &[("csrf", &anna.csrf), ("username", "")],
+    );
+    assert_eq!(r.status, 303, "{}", r.body);
+    let d = app.get(&format!("/api/v1/deviations/{id}")).json();
+    assert!(d["assigned_to"].is_null(), "{d}");
+    let notes: Vec<&str> = d["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|h| h["note"].as_str())
+        .collect();
+    assert!(
+        notes.contains(&"tilldelad anna.avd1") && notes.contains(&"ingen tilldelad"),
+        "{notes:?}"
+    );
 }

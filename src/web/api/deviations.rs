@@ -167,6 +167,11 @@ pub fn detail(
                 .map(|c| json!({"at": stockholm(c.at), "actor": c.actor, "text": c.text}))
                 .collect::<Vec<_>>()),
         );
+        let assignee = match handled.assigned_to {
+            Some(uid) => crate::store::users::get(conn, uid)?.map(|u| u.username),
+            None => None,
+        };
+        o.insert("assigned_to".into(), json!(assignee));
         o.insert("atgard".into(), json!(handled.atgard));
         o.insert("reason".into(), json!(handled.reason));
         o.insert("allowed".into(), json!(handling::choices(caller.role, &d.status)));
@@ -319,6 +324,89 @@ async fn post_status(
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct AssignBody {
+    username: Option<String>,
+}
+
+/// Whether `user` may work a deviation of `unit`: an active person whose
+/// scope holds the unit (a handläggare or ledning of the unit or above it,
+/// a ledning user of the county, an admin).
+pub fn may_work(conn: &mut DbConn, user: &crate::store::users::User, unit: Option<&str>) -> Result<bool, AppError> {
+    let Some(role) = Role::parse(&user.role) else {
+        return Ok(false);
+    };
+    if user.disabled || role == Role::Inlasning {
+        return Ok(false);
+    }
+    let as_caller = Caller {
+        token_id: None,
+        user_id: Some(user.id),
+        name: user.username.clone(),
+        role,
+        units: user.units.clone(),
+    };
+    match Scope::of(&as_caller, conn) {
+        Ok(scope) => Ok(scope.contains(unit)),
+        Err(_) => Ok(false),
+    }
+}
+
+/// Assigns a deviation in the caller's scope to a person who may work it
+/// (or to nobody, with `None`); 422 for anyone else.
+pub fn assign(
+    conn: &mut DbConn,
+    caller: &Caller,
+    id: i64,
+    username: Option<&str>,
+) -> Result<serde_json::Value, AppError> {
+    let scope = Scope::of(caller, conn)?;
+    backend::write_tx(conn, |conn| -> Result<(), AppError> {
+        backend::lock_deviations(conn, &[id])?;
+        let d = visible(conn, &scope, id)?;
+        let target = match username.map(str::trim).filter(|u| !u.is_empty()) {
+            None => None,
+            Some(name) => {
+                let user = crate::store::users::list(conn)?
+                    .into_iter()
+                    .find(|u| u.username == name)
+                    .filter(|u| may_work(conn, u, d.unit.as_deref()).unwrap_or(false))
+                    .ok_or_else(|| {
+                        AppError::new(
+                            ErrorCode::Unprocessable,
+                            format!("{name} finns inte eller arbetar inte med avvikelsens enhet"),
+                        )
+                    })?;
+                Some((user.id, user.username))
+            }
+        };
+        deviations::assign(conn, &d, target.as_ref().map(|(i, n)| (*i, n.as_str())), &caller.name)?;
+        Ok(())
+    })?;
+    let d = visible(conn, &scope, id)?;
+    tokens::log_access(conn, caller, "read_deviation", &id.to_string())?;
+    detail(conn, caller, &scope, &d)
+}
+
+#[post("/deviations/{id}/assignee")]
+async fn post_assignee(
+    state: web::Data<AppState>,
+    auth: Auth,
+    path: web::Path<i64>,
+    body: web::Bytes,
+) -> Result<HttpResponse, AppError> {
+    let caller = auth.require(&READERS)?.clone();
+    let id = path.into_inner();
+    let b: AssignBody = json_body(&body)?;
+    let out = web::block(move || -> Result<serde_json::Value, AppError> {
+        let mut conn = state.pool.get()?;
+        assign(&mut conn, &caller, id, b.username.as_deref())
+    })
+    .await??;
+    Ok(HttpResponse::Ok().json(out))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct CommentBody {
     text: Option<String>,
 }
@@ -368,5 +456,6 @@ pub fn config(cfg: &mut web::ServiceConfig) {
     cfg.service(list)
         .service(one)
         .service(post_status)
-        .service(post_comment);
+        .service(post_comment)
+        .service(post_assignee);
 }
