@@ -5,12 +5,16 @@ use diesel::connection::SimpleConnection;
 
 use super::AppState;
 
+#[utoipa::path(get, path = "/healthz", tag = "drift", security(()),
+    responses((status = 200, description = "the process answers")))]
 #[get("/healthz")]
 async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
 }
 
 /// Ready when a pooled connection answers a query.
+#[utoipa::path(get, path = "/readyz", tag = "drift", security(()),
+    responses((status = 200, description = "the database answers"), (status = 503, description = "the database does not answer")))]
 #[get("/readyz")]
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let ok = web::block(move || state.pool.get().ok().map(|mut c| c.batch_execute("SELECT 1").is_ok()))
@@ -27,6 +31,8 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 
 /// The process's counters, and the outbox as the database has it (every
 /// instance's work, not only this process's).
+#[utoipa::path(get, path = "/metrics", tag = "drift", security(()),
+    responses((status = 200, description = "Prometheus text")))]
 #[get("/metrics")]
 async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let mut text = state.metrics.render();

@@ -11,6 +11,7 @@ mod handling;
 mod helpers;
 mod import;
 mod ingest;
+mod openapi;
 mod processes;
 mod reminders;
 mod smtp;

@@ -14,6 +14,11 @@ use crate::web::auth::{Auth, Scope};
 use crate::web::error::{AppError, ErrorCode};
 use crate::web::AppState;
 
+#[utoipa::path(get, path = "/api/v1/cases/{id}", tag = "ärenden",
+    params(("id" = String, Path, description = "the case id")),
+    responses((status = 200, description = "the case's events in time order, without patient identity; the read is logged"),
+        (status = 401, description = "no valid token or session"), (status = 403, description = "a role that may not read cases"),
+        (status = 404, description = "no such case, or one outside the caller's units")))]
 #[get("/cases/{id}")]
 #[tracing::instrument(skip_all, fields(case = %path))]
 async fn get_case(state: web::Data<AppState>, auth: Auth, path: web::Path<String>) -> Result<HttpResponse, AppError> {

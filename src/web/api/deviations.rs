@@ -111,6 +111,18 @@ pub fn parse_list(query: &str) -> Result<(ListFilter, i64, i64), AppError> {
 
 /// `GET /deviations`: one page as a JSON array, newest due first; the total
 /// in `X-Total-Count`, the page in `X-Page` and `X-Per-Page`.
+#[utoipa::path(get, path = "/api/v1/deviations", tag = "avvikelser",
+    params(("status" = Option<String>, Query, description = "ny, skickad, mottagen, utreds, atgardad, avslutad, aterkallad or makulerad"),
+        ("rule" = Option<String>, Query, description = "a rule id"),
+        ("unit" = Option<String>, Query, description = "the responsible unit"),
+        ("case" = Option<String>, Query, description = "a case id"),
+        ("from" = Option<String>, Query, description = "due from: YYYY-MM-DD (Swedish day) or RFC 3339"),
+        ("to" = Option<String>, Query, description = "due to: YYYY-MM-DD (that day included) or RFC 3339"),
+        ("page" = Option<i64>, Query, description = "from 1"),
+        ("per_page" = Option<i64>, Query, description = "1 to 1000, default 100")),
+    responses((status = 200, description = "one page, newest due first; X-Total-Count, X-Page, X-Per-Page"),
+        (status = 400, description = "a filter that cannot be read"),
+        (status = 401, description = "no valid token or session"), (status = 403, description = "a role that may not read deviations")))]
 #[get("/deviations")]
 async fn list(state: web::Data<AppState>, auth: Auth, req: HttpRequest) -> Result<HttpResponse, AppError> {
     let caller = auth.require(&READERS)?.clone();
@@ -189,6 +201,11 @@ pub fn note_for(note: Option<&str>, scope: &Scope) -> Option<String> {
     }
 }
 
+#[utoipa::path(get, path = "/api/v1/deviations/{id}", tag = "avvikelser",
+    params(("id" = i64, Path, description = "the deviation id")),
+    responses((status = 200, description = "the deviation with history, comments, åtgärd, assignee and the changes the caller may make"),
+        (status = 401, description = "no valid token or session"),
+        (status = 404, description = "no such deviation, or one outside the caller's units")))]
 #[get("/deviations/{id}")]
 async fn one(state: web::Data<AppState>, auth: Auth, path: web::Path<i64>) -> Result<HttpResponse, AppError> {
     let caller = auth.require(&READERS)?.clone();
@@ -295,6 +312,15 @@ fn queue_closing_notice(conn: &mut DbConn, mail: &crate::mail::MailConfig, d: &D
     Ok(())
 }
 
+#[utoipa::path(post, path = "/api/v1/deviations/{id}/status", tag = "avvikelser",
+    params(("id" = i64, Path, description = "the deviation id")),
+    request_body(content = crate::web::api::openapi::StatusRequest, content_type = "application/json"),
+    responses((status = 200, description = "the deviation after the change"),
+        (status = 400, description = "the body is not JSON"), (status = 401, description = "no valid token or session"),
+        (status = 403, description = "a role that may not, or a session request without its CSRF token"),
+        (status = 404, description = "no such deviation in the caller's scope"),
+        (status = 409, description = "a change SPEC §6.1 does not allow this role from this status; nothing changed"),
+        (status = 422, description = "an allowed change without its atgard, reason or note, or no status; nothing changed")))]
 #[post("/deviations/{id}/status")]
 async fn post_status(
     state: web::Data<AppState>,
@@ -387,6 +413,12 @@ pub fn assign(
     detail(conn, caller, &scope, &d)
 }
 
+#[utoipa::path(post, path = "/api/v1/deviations/{id}/assignee", tag = "avvikelser",
+    params(("id" = i64, Path, description = "the deviation id")),
+    request_body(content = crate::web::api::openapi::AssigneeRequest, content_type = "application/json"),
+    responses((status = 200, description = "the deviation, assigned"), (status = 401, description = "no valid token or session"),
+        (status = 404, description = "no such deviation in the caller's scope"),
+        (status = 422, description = "no such person, or one who does not work with the deviation's unit")))]
 #[post("/deviations/{id}/assignee")]
 async fn post_assignee(
     state: web::Data<AppState>,
@@ -433,6 +465,11 @@ pub fn comment(conn: &mut DbConn, caller: &Caller, id: i64, text: &str) -> Resul
     detail(conn, caller, &scope, &d)
 }
 
+#[utoipa::path(post, path = "/api/v1/deviations/{id}/comments", tag = "avvikelser",
+    params(("id" = i64, Path, description = "the deviation id")),
+    request_body(content = crate::web::api::openapi::CommentRequest, content_type = "application/json"),
+    responses((status = 201, description = "the deviation with the new comment"), (status = 401, description = "no valid token or session"),
+        (status = 404, description = "no such deviation in the caller's scope"), (status = 422, description = "an empty comment or one over 4000 characters")))]
 #[post("/deviations/{id}/comments")]
 async fn post_comment(
     state: web::Data<AppState>,

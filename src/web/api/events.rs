@@ -10,6 +10,12 @@ use crate::web::auth::Auth;
 use crate::web::error::AppError;
 use crate::web::AppState;
 
+#[utoipa::path(post, path = "/api/v1/events", tag = "inläsning",
+    request_body(content = String, content_type = "application/x-ndjson", description = "JSON Lines (or a JSON array) of events, SPEC §3.2"),
+    responses((status = 200, description = "stored: received, stored, duplicates, batch"),
+        (status = 400, description = "invalid lines, each with line, field and message; nothing stored"),
+        (status = 401, description = "no valid token or session"), (status = 403, description = "a role that may not ingest"),
+        (status = 409, description = "an event id stored with other content; nothing stored")))]
 #[post("/events")]
 #[tracing::instrument(skip_all, fields(bytes = body.len()))]
 async fn post_events(state: web::Data<AppState>, auth: Auth, body: web::Bytes) -> Result<HttpResponse, AppError> {

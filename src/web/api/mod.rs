@@ -3,6 +3,7 @@
 mod cases;
 pub mod deviations;
 mod events;
+pub mod openapi;
 mod outbox;
 mod scans;
 pub mod session;
@@ -19,7 +20,8 @@ pub fn config(cfg: &mut web::ServiceConfig) {
             .configure(deviations::config)
             .configure(scans::config)
             .configure(outbox::config)
-            .configure(session::config),
+            .configure(session::config)
+            .configure(openapi::config),
     );
 }
 

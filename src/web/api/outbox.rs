@@ -17,6 +17,10 @@ struct Query {
     status: Option<String>,
 }
 
+#[utoipa::path(get, path = "/api/v1/outbox", tag = "e-post",
+    params(("status" = String, Query, description = "failed: mail the SMTP server refused permanently")),
+    responses((status = 200, description = "refused mail, newest first"), (status = 400, description = "another status"),
+        (status = 401, description = "no valid token or session"), (status = 403, description = "not an admin")))]
 #[get("/outbox")]
 async fn list(state: web::Data<AppState>, auth: Auth, q: web::Query<Query>) -> Result<HttpResponse, AppError> {
     auth.require(&[Role::Admin])?;

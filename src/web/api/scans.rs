@@ -22,6 +22,11 @@ struct ScanRequest {
     full: bool,
 }
 
+#[utoipa::path(post, path = "/api/v1/scans", tag = "granskning",
+    request_body(content = Option<crate::web::api::openapi::ScanRequest>, content_type = "application/json"),
+    responses((status = 200, description = "the scan's summary and the mail delivered"),
+        (status = 400, description = "an as_of in the future or unreadable"), (status = 401, description = "no valid token or session"),
+        (status = 403, description = "not an admin"), (status = 409, description = "another scan is running")))]
 #[post("/scans")]
 async fn post_scan(
     state: web::Data<AppState>,
@@ -50,6 +55,9 @@ async fn post_scan(
     Ok(HttpResponse::Ok().json(json!({"scan": summary, "mail": mail})))
 }
 
+#[utoipa::path(get, path = "/api/v1/scans", tag = "granskning",
+    responses((status = 200, description = "the latest 100 scan runs"), (status = 401, description = "no valid token or session"),
+        (status = 403, description = "a role that may not read scan runs")))]
 #[get("/scans")]
 async fn get_scans(state: web::Data<AppState>, auth: Auth) -> Result<HttpResponse, AppError> {
     auth.require(&[Role::Admin, Role::Ledning])?;

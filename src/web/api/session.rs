@@ -185,6 +185,12 @@ fn who(caller: &Caller, csrf: Option<&str>) -> serde_json::Value {
     json!({"username": caller.name, "role": caller.role.as_str(), "units": caller.units, "csrf": csrf})
 }
 
+#[utoipa::path(post, path = "/api/v1/session", tag = "inloggning",
+    request_body(content = crate::web::api::openapi::LoginRequest, content_type = "application/json"),
+    responses((status = 200, description = "logged in: username, role, units, csrf; the session cookie is set"),
+        (status = 400, description = "not JSON"), (status = 401, description = "wrong user name or password"),
+        (status = 403, description = "posted from another site"), (status = 429, description = "the account is locked"),
+        (status = 503, description = "too many logins at once")))]
 #[post("/session")]
 async fn create(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> Result<HttpResponse, AppError> {
     // A cross-site form cannot send JSON without asking first (CORS preflight).
@@ -211,11 +217,16 @@ async fn create(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) 
         .json(who(&caller, Some(&csrf))))
 }
 
+#[utoipa::path(get, path = "/api/v1/session", tag = "inloggning",
+    responses((status = 200, description = "who is logged in, with the CSRF token"), (status = 401, description = "no valid token or session")))]
 #[get("/session")]
 async fn show(auth: Auth) -> HttpResponse {
     HttpResponse::Ok().json(who(&auth.caller, auth.csrf.as_deref()))
 }
 
+#[utoipa::path(delete, path = "/api/v1/session", tag = "inloggning",
+    responses((status = 204, description = "logged out; the cookie is cleared"), (status = 401, description = "no valid token or session"),
+        (status = 403, description = "without the session's CSRF token")))]
 #[delete("/session")]
 async fn end(state: web::Data<AppState>, req: HttpRequest, auth: Auth) -> Result<HttpResponse, AppError> {
     if auth.csrf.is_some() {

@@ -11,6 +11,10 @@ use crate::web::auth::Auth;
 use crate::web::error::{AppError, ErrorCode};
 use crate::web::AppState;
 
+#[utoipa::path(post, path = "/api/v1/units", tag = "enheter",
+    request_body(content = String, content_type = "application/json", description = "a JSON array of units, or CSV with Content-Type text/csv (SPEC §3.1)"),
+    responses((status = 200, description = "created and updated counts"), (status = 400, description = "invalid rows; nothing stored"),
+        (status = 401, description = "no valid token or session"), (status = 403, description = "not an admin")))]
 #[post("/units")]
 async fn post_units(
     state: web::Data<AppState>,
@@ -44,6 +48,9 @@ async fn post_units(
 
 /// Registered units, then the units events name that are not registered
 /// (`"registered": false`, no kind: they count as unknown, SPEC §4.6).
+#[utoipa::path(get, path = "/api/v1/units", tag = "enheter",
+    responses((status = 200, description = "registered units (addresses only for county-wide callers), then unregistered units events name"),
+        (status = 401, description = "no valid token or session"), (status = 403, description = "a role that may not read units")))]
 #[get("/units")]
 async fn get_units(state: web::Data<AppState>, auth: Auth) -> Result<HttpResponse, AppError> {
     let caller = auth.require(&[Role::Admin, Role::Ledning, Role::Handlaggare])?.clone();

@@ -1,0 +1,112 @@
+//! `GET /api/v1/openapi.json`: the OpenAPI document of the whole HTTP API,
+//! generated from the `#[utoipa::path]` annotations beside each handler
+//! (a test holds them to the routes the handlers declare).
+
+use actix_web::{get, HttpResponse};
+use serde::Deserialize;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+
+use crate::web::auth::Auth;
+
+/// A change of status (SPEC §6.1).
+#[allow(dead_code)]
+#[derive(Deserialize, ToSchema)]
+pub struct StatusRequest {
+    /// ny, skickad, mottagen, utreds, atgardad, avslutad, aterkallad or makulerad
+    status: String,
+    /// required when reopening (atgardad/avslutad → utreds)
+    note: Option<String>,
+    /// what was done: required for atgardad
+    atgard: Option<String>,
+    /// why: required for makulerad
+    reason: Option<String>,
+}
+
+#[allow(dead_code)]
+#[derive(Deserialize, ToSchema)]
+pub struct CommentRequest {
+    /// 1–4000 characters
+    text: String,
+}
+
+#[allow(dead_code)]
+#[derive(Deserialize, ToSchema)]
+pub struct AssigneeRequest {
+    /// a person who works with the deviation's unit; null unassigns
+    username: Option<String>,
+}
+
+#[allow(dead_code)]
+#[derive(Deserialize, ToSchema)]
+pub struct LoginRequest {
+    username: String,
+    password: String,
+}
+
+#[allow(dead_code)]
+#[derive(Deserialize, ToSchema)]
+pub struct ScanRequest {
+    /// RFC 3339 with offset; default now; not in the future
+    as_of: Option<String>,
+    /// every case, not only those changed or due
+    full: Option<bool>,
+}
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("token", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(crate::web::auth::SESSION_COOKIE))),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "svu-vakt",
+        description = "Granskning av samverkan vid utskrivning (Lag (2017:612)): inläsning, avvikelser, hantering. \
+                       Machines use a bearer token; people a session cookie, and send X-CSRF-Token on every change."
+    ),
+    paths(
+        super::events::post_events,
+        super::units::post_units,
+        super::units::get_units,
+        super::cases::get_case,
+        super::scans::post_scan,
+        super::scans::get_scans,
+        super::deviations::list,
+        super::deviations::one,
+        super::deviations::post_status,
+        super::deviations::post_assignee,
+        super::deviations::post_comment,
+        super::outbox::list,
+        super::session::create,
+        super::session::show,
+        super::session::end,
+        crate::web::ops::healthz,
+        crate::web::ops::readyz,
+        crate::web::ops::metrics,
+        document,
+    ),
+    components(schemas(StatusRequest, CommentRequest, AssigneeRequest, LoginRequest, ScanRequest)),
+    modifiers(&Security),
+    security(("token" = []), ("session" = []))
+)]
+pub struct ApiDoc;
+
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "drift",
+    responses((status = 200, description = "this document"), (status = 401, description = "no valid token or session")))]
+#[get("/openapi.json")]
+async fn document(_auth: Auth) -> HttpResponse {
+    HttpResponse::Ok().json(ApiDoc::openapi())
+}
+
+pub fn config(cfg: &mut actix_web::web::ServiceConfig) {
+    cfg.service(document);
+}
