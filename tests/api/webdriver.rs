@@ -188,8 +188,43 @@ impl Browser {
             .to_string()
     }
 
+    /// The basic checks an accessibility checker makes, in the page itself:
+    /// the language is Swedish, there is one `h1`, every visible form
+    /// control has a label (or `aria-label`), every image a text
+    /// alternative, every table header a scope. Panics with what is wrong.
+    pub fn assert_accessible(&self) {
+        let script = r#"
+            const problems = [];
+            if (document.documentElement.lang !== 'sv') problems.push('lang is not sv');
+            if (document.querySelectorAll('h1').length !== 1) problems.push('not exactly one h1');
+            for (const el of document.querySelectorAll('input, select, textarea')) {
+                if (el.type === 'hidden') continue;
+                const labelled = (el.labels && el.labels.length > 0) || el.getAttribute('aria-label');
+                if (!labelled) problems.push('unlabelled ' + el.tagName + ' ' + (el.name || el.id));
+            }
+            for (const img of document.querySelectorAll('img')) {
+                if (!img.hasAttribute('alt')) problems.push('image without alt');
+            }
+            for (const th of document.querySelectorAll('thead th')) {
+                if (!th.getAttribute('scope')) problems.push('th without scope: ' + th.textContent);
+            }
+            for (const b of document.querySelectorAll('button, a')) {
+                if (!b.textContent.trim() && !b.getAttribute('aria-label')) problems.push('empty ' + b.tagName);
+            }
+            return problems;
+        "#;
+        let v = call(
+            "POST",
+            &self.url("/execute/sync"),
+            Some(json!({"script": script, "args": []})),
+        );
+        let problems: Vec<String> = serde_json::from_value(v).unwrap();
+        assert!(problems.is_empty(), "{}: {problems:?}", self.current_url());
+    }
+
     /// A PNG of the page under `target/screenshots/NAME.png`.
     pub fn screenshot(&self, name: &str) {
+        self.assert_accessible();
         let v = call("GET", &self.url("/screenshot"), None);
         let png = base64::engine::general_purpose::STANDARD
             .decode(v.as_str().unwrap())
