@@ -66,6 +66,31 @@ pub struct ScanSummary {
     pub counts: Counts,
 }
 
+/// One row of `scan_runs`, as the API and the scan-runs page show it.
+#[derive(Debug, Clone, Queryable)]
+pub struct RunRow {
+    pub id: i64,
+    pub started_at: NaiveDateTime,
+    pub finished_at: Option<NaiveDateTime>,
+    pub as_of: NaiveDateTime,
+    pub full_scan: bool,
+    pub backfill: bool,
+    pub cases_evaluated: i32,
+    pub findings: i32,
+    pub filed: i32,
+    pub updated: i32,
+    pub withdrawn: i32,
+    pub errors: i32,
+    pub error_text: Option<String>,
+    pub status: String,
+    pub unmailed: i32,
+}
+
+/// The latest `limit` scan runs, newest first.
+pub fn recent_runs(conn: &mut DbConn, limit: i64) -> QueryResult<Vec<RunRow>> {
+    scan_runs::table.order(scan_runs::id.desc()).limit(limit).load(conn)
+}
+
 /// How far ahead of the clock an operator's `as_of` may lie (clock skew).
 pub const FUTURE_SKEW_MINUTES: i64 = 5;
 

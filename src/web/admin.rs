@@ -9,15 +9,13 @@ use std::collections::HashMap;
 use actix_web::http::{header, StatusCode};
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
-use diesel::prelude::*;
 use serde_json::{json, Map, Value};
 
 use super::error::{AppError, ErrorCode};
-use super::pages::{check_csrf, error_page, page_user, role_text, see_other, PageUser, Pages};
+use super::pages::{blocking, check_csrf, error_page, page_user, role_text, see_other, PageUser, Pages};
 use super::AppState;
 use crate::audit::report::local_text;
 use crate::domain::{Role, Unit};
-use crate::store::schema::scan_runs;
 use crate::store::{tokens, units, users};
 
 /// Lines loggkontroll shows (and exports) at most per search.
@@ -41,8 +39,18 @@ async fn admin_user(
     }
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, AppError> + Send + 'static) -> Result<T, AppError> {
-    web::block(f).await.map_err(AppError::internal)?
+/// An admin's form: the person (an admin) and the form's CSRF token checked.
+async fn admin_form(
+    state: &web::Data<AppState>,
+    pages: &Pages,
+    req: &HttpRequest,
+    form: &HashMap<String, String>,
+) -> Result<PageUser, HttpResponse> {
+    let user = admin_user(state, pages, req, &[Role::Admin]).await?;
+    match check_csrf(&user, form) {
+        Ok(()) => Ok(user),
+        Err(e) => Err(error_page(pages, Some(&user), &e)),
+    }
 }
 
 #[get("/granskningar")]
@@ -51,68 +59,35 @@ async fn runs(state: web::Data<AppState>, pages: web::Data<Pages>, req: HttpRequ
         Ok(u) => u,
         Err(r) => return r,
     };
-    type Row = (
-        i64,
-        NaiveDateTime,
-        Option<NaiveDateTime>,
-        NaiveDateTime,
-        bool,
-        bool,
-        i32,
-        i32,
-        i32,
-        i32,
-        i32,
-        String,
-        Option<String>,
-    );
     let st = state.clone();
-    let rows = blocking(move || {
+    let rows = match blocking(move || {
         let mut conn = st.pool.get()?;
-        let rows: Vec<Row> = scan_runs::table
-            .order(scan_runs::id.desc())
-            .limit(100)
-            .select((
-                scan_runs::id,
-                scan_runs::started_at,
-                scan_runs::finished_at,
-                scan_runs::as_of,
-                scan_runs::full_scan,
-                scan_runs::backfill,
-                scan_runs::cases_evaluated,
-                scan_runs::filed,
-                scan_runs::updated,
-                scan_runs::withdrawn,
-                scan_runs::unmailed,
-                scan_runs::status,
-                scan_runs::error_text,
-            ))
-            .load(&mut conn)?;
-        Ok(rows)
+        Ok(crate::audit::recent_runs(&mut conn, 100)?)
     })
-    .await;
-    let rows = match rows {
+    .await
+    {
         Ok(r) => r,
         Err(e) => return error_page(&pages, Some(&user), &e),
     };
     let runs: Vec<Value> = rows
         .into_iter()
         .map(|r| {
-            let kind = match (r.4, r.5) {
+            let kind = match (r.full_scan, r.backfill) {
                 (_, true) => "bakåt i tiden",
                 (true, false) => "fullständig",
                 (false, false) => "ändrade ärenden",
             };
-            let status = match r.11.as_str() {
+            let status = match r.status.as_str() {
                 "pagar" => "pågår",
                 "klar" => "klar",
                 "fel" => "fel",
                 "avbruten" => "avbruten",
                 other => other,
             };
-            json!({"id": r.0, "started": local_text(r.1), "finished": r.2.map(local_text),
-                   "as_of": local_text(r.3), "kind": kind, "cases": r.6, "filed": r.7, "updated": r.8,
-                   "withdrawn": r.9, "unmailed": r.10, "status": status, "error": r.12})
+            json!({"id": r.id, "started": local_text(r.started_at), "finished": r.finished_at.map(local_text),
+                   "as_of": local_text(r.as_of), "kind": kind, "cases": r.cases_evaluated, "filed": r.filed,
+                   "updated": r.updated, "withdrawn": r.withdrawn, "unmailed": r.unmailed, "status": status,
+                   "error": r.error_text})
         })
         .collect();
     pages.render(
@@ -190,13 +165,10 @@ async fn units_post(
     req: HttpRequest,
     form: web::Form<HashMap<String, String>>,
 ) -> HttpResponse {
-    let user = match admin_user(&state, &pages, &req, &[Role::Admin]).await {
+    let user = match admin_form(&state, &pages, &req, &form).await {
         Ok(u) => u,
         Err(r) => return r,
     };
-    if let Err(e) = check_csrf(&user, &form) {
-        return error_page(&pages, Some(&user), &e);
-    }
     let mut obj = Map::new();
     for key in [
         "id",
@@ -300,13 +272,10 @@ async fn users_create(
     req: HttpRequest,
     form: web::Form<HashMap<String, String>>,
 ) -> HttpResponse {
-    let user = match admin_user(&state, &pages, &req, &[Role::Admin]).await {
+    let user = match admin_form(&state, &pages, &req, &form).await {
         Ok(u) => u,
         Err(r) => return r,
     };
-    if let Err(e) = check_csrf(&user, &form) {
-        return error_page(&pages, Some(&user), &e);
-    }
     let username = form.get("username").map(|s| s.trim().to_string()).unwrap_or_default();
     let role = form.get("role").and_then(|r| Role::parse(r));
     let unit_ids: Vec<String> = form
@@ -372,13 +341,10 @@ async fn users_password(
     path: web::Path<i64>,
     form: web::Form<HashMap<String, String>>,
 ) -> HttpResponse {
-    let user = match admin_user(&state, &pages, &req, &[Role::Admin]).await {
+    let user = match admin_form(&state, &pages, &req, &form).await {
         Ok(u) => u,
         Err(r) => return r,
     };
-    if let Err(e) = check_csrf(&user, &form) {
-        return error_page(&pages, Some(&user), &e);
-    }
     let id = path.into_inner();
     let st = state.clone();
     let result = blocking(move || {
@@ -412,13 +378,10 @@ async fn users_disable(
     path: web::Path<i64>,
     form: web::Form<HashMap<String, String>>,
 ) -> HttpResponse {
-    let user = match admin_user(&state, &pages, &req, &[Role::Admin]).await {
+    let user = match admin_form(&state, &pages, &req, &form).await {
         Ok(u) => u,
         Err(r) => return r,
     };
-    if let Err(e) = check_csrf(&user, &form) {
-        return error_page(&pages, Some(&user), &e);
-    }
     let id = path.into_inner();
     if user.caller.user_id == Some(id) {
         let e = AppError::new(ErrorCode::Conflict, "du kan inte stänga av dig själv");

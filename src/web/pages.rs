@@ -714,13 +714,20 @@ async fn deviation(
     .await
 }
 
-#[post("/avvikelser/{id}/status")]
-async fn change_status(
+/// A form on the deviation page: the person and the form's CSRF token
+/// checked, `action` run as them on a pooled connection, then back to the
+/// page with `saved` as its notice, or the page again with the refusal
+/// (409, 422) in place.
+async fn deviation_form(
     state: web::Data<AppState>,
     pages: web::Data<Pages>,
     req: HttpRequest,
-    path: web::Path<i64>,
+    id: i64,
     form: web::Form<HashMap<String, String>>,
+    saved: &str,
+    action: impl FnOnce(&mut DbConn, &AppState, &Caller, HashMap<String, String>) -> Result<Value, AppError>
+        + Send
+        + 'static,
 ) -> HttpResponse {
     let user = match page_user(&state, &req).await {
         Ok(u) => u,
@@ -729,32 +736,53 @@ async fn change_status(
     if let Err(e) = check_csrf(&user, &form) {
         return error_page(&pages, Some(&user), &e);
     }
-    let id = path.into_inner();
-    let change = StatusChange {
-        status: form.get("status").cloned().unwrap_or_default(),
-        note: form.get("note").cloned(),
-        atgard: form.get("atgard").cloned(),
-        reason: form.get("reason").cloned(),
-    };
     let st = state.clone();
     let caller = user.caller.clone();
-    let result = web::block(move || -> Result<Value, AppError> {
-        if change.status.trim().is_empty() {
-            return Err(AppError::new(ErrorCode::Unprocessable, "välj en ny status"));
-        }
+    let fields = form.into_inner();
+    let result = blocking(move || {
         let mut conn = st.pool.get()?;
-        api::change_status(&mut conn, &st.auditor.mail, &caller, id, &change)
+        action(&mut conn, &st, &caller, fields)
     })
     .await;
     match result {
-        Ok(Ok(_)) => see_other(&format!("/avvikelser/{id}?sparat=status")),
-        Ok(Err(e)) if matches!(e.code, ErrorCode::Conflict | ErrorCode::Unprocessable) => {
+        Ok(_) => see_other(&format!("/avvikelser/{id}?sparat={saved}")),
+        Err(e) if matches!(e.code, ErrorCode::Conflict | ErrorCode::Unprocessable) => {
             let status = actix_web::ResponseError::status_code(&e);
             show(&state, &pages, &user, id, status, json!({"error": e.message})).await
         }
-        Ok(Err(e)) => error_page(&pages, Some(&user), &e),
-        Err(e) => error_page(&pages, Some(&user), &AppError::internal(e)),
+        Err(e) => error_page(&pages, Some(&user), &e),
     }
+}
+
+/// Runs blocking work (the database) off the async workers.
+pub(super) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, AppError> + Send + 'static,
+) -> Result<T, AppError> {
+    web::block(f).await.map_err(AppError::internal)?
+}
+
+#[post("/avvikelser/{id}/status")]
+async fn change_status(
+    state: web::Data<AppState>,
+    pages: web::Data<Pages>,
+    req: HttpRequest,
+    path: web::Path<i64>,
+    form: web::Form<HashMap<String, String>>,
+) -> HttpResponse {
+    let id = path.into_inner();
+    deviation_form(state, pages, req, id, form, "status", move |conn, st, caller, f| {
+        let change = StatusChange {
+            status: f.get("status").cloned().unwrap_or_default(),
+            note: f.get("note").cloned(),
+            atgard: f.get("atgard").cloned(),
+            reason: f.get("reason").cloned(),
+        };
+        if change.status.trim().is_empty() {
+            return Err(AppError::new(ErrorCode::Unprocessable, "välj en ny status"));
+        }
+        api::change_status(conn, &st.auditor.mail, caller, id, &change)
+    })
+    .await
 }
 
 #[post("/avvikelser/{id}/tilldela")]
@@ -765,38 +793,11 @@ async fn assign(
     path: web::Path<i64>,
     form: web::Form<HashMap<String, String>>,
 ) -> HttpResponse {
-    let user = match page_user(&state, &req).await {
-        Ok(u) => u,
-        Err(redirect) => return redirect,
-    };
-    if let Err(e) = check_csrf(&user, &form) {
-        return error_page(&pages, Some(&user), &e);
-    }
     let id = path.into_inner();
-    let username = form.get("username").cloned().unwrap_or_default();
-    let st = state.clone();
-    let caller = user.caller.clone();
-    let result = web::block(move || -> Result<Value, AppError> {
-        let mut conn = st.pool.get()?;
-        api::assign(&mut conn, &caller, id, Some(&username))
+    deviation_form(state, pages, req, id, form, "tilldelning", move |conn, _, caller, f| {
+        api::assign(conn, caller, id, f.get("username").map(String::as_str))
     })
-    .await;
-    match result {
-        Ok(Ok(_)) => see_other(&format!("/avvikelser/{id}?sparat=tilldelning")),
-        Ok(Err(e)) if e.code == ErrorCode::Unprocessable => {
-            show(
-                &state,
-                &pages,
-                &user,
-                id,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                json!({"error": e.message}),
-            )
-            .await
-        }
-        Ok(Err(e)) => error_page(&pages, Some(&user), &e),
-        Err(e) => error_page(&pages, Some(&user), &AppError::internal(e)),
-    }
+    .await
 }
 
 #[post("/avvikelser/{id}/kommentarer")]
@@ -807,38 +808,11 @@ async fn add_comment(
     path: web::Path<i64>,
     form: web::Form<HashMap<String, String>>,
 ) -> HttpResponse {
-    let user = match page_user(&state, &req).await {
-        Ok(u) => u,
-        Err(redirect) => return redirect,
-    };
-    if let Err(e) = check_csrf(&user, &form) {
-        return error_page(&pages, Some(&user), &e);
-    }
     let id = path.into_inner();
-    let text = form.get("text").cloned().unwrap_or_default();
-    let st = state.clone();
-    let caller = user.caller.clone();
-    let result = web::block(move || -> Result<Value, AppError> {
-        let mut conn = st.pool.get()?;
-        api::comment(&mut conn, &caller, id, &text)
+    deviation_form(state, pages, req, id, form, "kommentar", move |conn, _, caller, f| {
+        api::comment(conn, caller, id, f.get("text").map(String::as_str).unwrap_or_default())
     })
-    .await;
-    match result {
-        Ok(Ok(_)) => see_other(&format!("/avvikelser/{id}?sparat=kommentar")),
-        Ok(Err(e)) if e.code == ErrorCode::Unprocessable => {
-            show(
-                &state,
-                &pages,
-                &user,
-                id,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                json!({"error": e.message}),
-            )
-            .await
-        }
-        Ok(Err(e)) => error_page(&pages, Some(&user), &e),
-        Err(e) => error_page(&pages, Some(&user), &AppError::internal(e)),
-    }
+    .await
 }
 
 pub fn config(cfg: &mut web::ServiceConfig) {

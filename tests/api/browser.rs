@@ -7,7 +7,7 @@
 use svu_vakt::store::tokens::Role;
 
 use crate::handling::{create_user, PASSWORD};
-use crate::helpers::{spawn_app, Backend, TestApp, CASE_EVENTS, UNITS};
+use crate::helpers::{Backend, TestApp};
 use crate::webdriver::{enabled, Browser};
 
 crate::on_both!(
@@ -28,20 +28,9 @@ fn skip(name: &str) -> bool {
     true
 }
 
-/// AVD1 and K1 with a few cases; every deviation mailed (`skickad`).
+/// The county of `handling.rs`, every deviation mailed (`skickad`).
 fn county(b: Backend) -> TestApp {
-    let app = spawn_app(b);
-    assert_eq!(app.post_units(UNITS).status, 200);
-    assert_eq!(app.post_events(CASE_EVENTS).status, 200);
-    let more: String = (2..=4)
-        .map(|i| {
-            format!(
-                "{{\"id\":\"x{i}\",\"case\":\"C{i}\",\"type\":\"inskrivning\",\"at\":\"2026-05-0{i}T08:00:00+02:00\",\"unit\":\"AVD1\"}}\n"
-            )
-        })
-        .collect();
-    assert_eq!(app.post_events(&more).status, 200);
-    assert_eq!(app.scan("2026-05-20T00:00:00+02:00").status, 200);
+    let app = crate::handling::county(b);
     for d in app.deviations() {
         use diesel::prelude::*;
         use svu_vakt::store::schema::deviations;

@@ -31,7 +31,7 @@ crate::on_both!(
 
 /// Units AVD1, VC1, K1 with K1-HT below it; case C1 (kvittens late) and
 /// three cases of AVD1 without an IM, scanned: deviations of AVD1 and more.
-fn county(b: Backend) -> TestApp {
+pub fn county(b: Backend) -> TestApp {
     let app = spawn_app(b);
     assert_eq!(app.post_units(UNITS).status, 200);
     assert_eq!(app.post_events(CASE_EVENTS).status, 200);

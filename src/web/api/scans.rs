@@ -2,13 +2,10 @@
 //! `GET /api/v1/scans` lists the latest runs.
 
 use actix_web::{get, post, web, HttpResponse};
-use chrono::NaiveDateTime;
-use diesel::prelude::*;
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::audit::ScanError;
-use crate::store::schema::scan_runs;
 use crate::store::tokens::Role;
 use crate::web::auth::Auth;
 use crate::web::error::{AppError, ErrorCode};
@@ -61,48 +58,19 @@ async fn post_scan(
 #[get("/scans")]
 async fn get_scans(state: web::Data<AppState>, auth: Auth) -> Result<HttpResponse, AppError> {
     auth.require(&[Role::Admin, Role::Ledning])?;
-    type Row = (
-        i64,
-        NaiveDateTime,
-        Option<NaiveDateTime>,
-        NaiveDateTime,
-        bool,
-        i32,
-        i32,
-        i32,
-        i32,
-        i32,
-        i32,
-        String,
-    );
-    let rows: Vec<Row> = web::block(move || -> Result<Vec<Row>, AppError> {
+    let rows = web::block(move || -> Result<_, AppError> {
         let mut conn = state.pool.get()?;
-        Ok(scan_runs::table
-            .order(scan_runs::id.desc())
-            .limit(100)
-            .select((
-                scan_runs::id,
-                scan_runs::started_at,
-                scan_runs::finished_at,
-                scan_runs::as_of,
-                scan_runs::full_scan,
-                scan_runs::cases_evaluated,
-                scan_runs::findings,
-                scan_runs::filed,
-                scan_runs::updated,
-                scan_runs::withdrawn,
-                scan_runs::errors,
-                scan_runs::status,
-            ))
-            .load(&mut conn)?)
+        Ok(crate::audit::recent_runs(&mut conn, 100)?)
     })
     .await??;
     let list: Vec<serde_json::Value> = rows
         .into_iter()
         .map(|r| {
-            json!({"id": r.0, "started_at": r.1.and_utc().to_rfc3339(), "finished_at": r.2.map(|t| t.and_utc().to_rfc3339()),
-                "as_of": r.3.and_utc().to_rfc3339(), "full": r.4, "cases_evaluated": r.5, "findings": r.6, "filed": r.7,
-                "updated": r.8, "withdrawn": r.9, "errors": r.10, "status": r.11})
+            json!({"id": r.id, "started_at": r.started_at.and_utc().to_rfc3339(),
+                "finished_at": r.finished_at.map(|t| t.and_utc().to_rfc3339()),
+                "as_of": r.as_of.and_utc().to_rfc3339(), "full": r.full_scan, "cases_evaluated": r.cases_evaluated,
+                "findings": r.findings, "filed": r.filed, "updated": r.updated, "withdrawn": r.withdrawn,
+                "errors": r.errors, "status": r.status})
         })
         .collect();
     Ok(HttpResponse::Ok().json(list))
