@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod domain;
+pub mod followup;
 pub mod ingest;
 pub mod jobs;
 pub mod mail;

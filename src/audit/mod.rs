@@ -25,9 +25,10 @@ use crate::mail::routing::Recipients;
 use crate::mail::templates::Templates;
 use crate::mail::{MailConfig, MailMode};
 use crate::rules::bemanning::{staffing_dues, StaffingTracker};
-use crate::rules::{case, Finding, Profile, RuleId, Units};
+use crate::rules::{case, Finding, Obligation, Outcome, Profile, RuleId, Units};
 use crate::store::events::{EventRow, EVENT_COLUMNS};
 use crate::store::schema::{cases, events, scan_runs};
+use crate::store::followup::{self, NewObligation};
 use crate::store::{backend, deviations, now, DbConn, Pool};
 
 /// Cases per transaction.
@@ -264,8 +265,8 @@ impl Auditor {
         let mut chunk_no = 0;
         loop {
             let chunk = candidates(conn, &after, since, run.as_of.naive_utc())?;
-            let Some((last, _)) = chunk.last() else { break };
-            after = last.clone();
+            let Some(last) = chunk.last() else { break };
+            after = last.id.clone();
             // Judged from a read snapshot, without the write lock (ingest goes
             // on); filed in a short write transaction. An event that arrived
             // after the read has a newer `changed_at`: the next scan judges it.
@@ -334,13 +335,13 @@ impl Auditor {
     fn judge_chunk(
         &self,
         conn: &mut DbConn,
-        chunk: &[(String, Option<NaiveDateTime>)],
+        chunk: &[Candidate],
         rules: &[RuleId],
         units: &Units,
         as_of: DateTime<Utc>,
         counts: &mut Counts,
     ) -> anyhow::Result<Judged> {
-        let ids: Vec<&str> = chunk.iter().map(|(id, _)| id.as_str()).collect();
+        let ids: Vec<&str> = chunk.iter().map(|c| c.id.as_str()).collect();
         let rows: Vec<EventRow> = events::table
             .filter(events::case_id.eq_any(&ids))
             // The index's order: no sort in the database. Ties in `at` are
@@ -356,16 +357,20 @@ impl Auditor {
             }
         }
         let mut judged = Judged::default();
-        for (id, old_next) in chunk {
-            let events = by_case.get(id).map(Vec::as_slice).unwrap_or_default();
-            let (findings, next_due) = case::evaluate(events, units, &self.profile, rules, as_of);
-            let (ready, next) = self.split_by_grace(findings, next_due, as_of);
+        for c in chunk {
+            let events = by_case.get(&c.id).map(Vec::as_slice).unwrap_or_default();
+            let outcome = case::evaluate_recorded(events, units, &self.profile, rules, as_of);
+            let summary = summarise(c, &outcome, as_of, self.scan.grace);
+            if c.summary_hash.as_deref() != Some(summary.hash.as_str()) {
+                judged.summaries.push(summary);
+            }
+            let (ready, next) = self.split_by_grace(outcome.findings, outcome.next_due, as_of);
             counts.cases_evaluated += 1;
             counts.findings += ready.len();
             judged.findings.extend(ready);
             let next = next.map(|t| t.naive_utc());
-            if next != *old_next {
-                judged.next_checks.push((id.clone(), next));
+            if next != c.next_check {
+                judged.next_checks.push((c.id.clone(), next));
             }
         }
         Ok(judged)
@@ -375,21 +380,23 @@ impl Auditor {
     fn file_chunk(
         &self,
         conn: &mut DbConn,
-        chunk: &[(String, Option<NaiveDateTime>)],
+        chunk: &[Candidate],
         judged: Judged,
         filing: &filing::Filing,
         counts: &mut Counts,
     ) -> anyhow::Result<()> {
         // A backfill's next checks are as of its earlier instant: leave the
         // ones a later scan set.
+        // Nor the follow-up's rows: they stay as the latest instant judged them.
         if !filing.backfill {
             for (id, next) in &judged.next_checks {
                 diesel::update(cases::table.find(id))
                     .set(cases::next_check.eq(next))
                     .execute(conn)?;
             }
+            followup::replace_cases(conn, &judged.summaries)?;
         }
-        let ids: Vec<&str> = chunk.iter().map(|(id, _)| id.as_str()).collect();
+        let ids: Vec<&str> = chunk.iter().map(|c| c.id.as_str()).collect();
         let existing = deviations::by_cases(conn, &ids)?;
         filing.apply(conn, &judged.findings, existing, counts)
     }
@@ -440,6 +447,14 @@ impl Auditor {
             }
         }
         let findings = tracker.findings_from(from, units, &Calendar::new(), &self.profile, as_of);
+        if !filing.backfill {
+            let rows: Vec<NewObligation> = tracker
+                .obligations_from(from, units, &Calendar::new(), &self.profile, as_of)
+                .iter()
+                .map(|o| obligation_row("", o, as_of, self.scan.grace))
+                .collect();
+            followup::replace_staffing(conn, lo, hi, &rows)?;
+        }
         let (ready, _) = self.split_by_grace(findings, None, as_of);
         counts.findings += ready.len();
         let existing = deviations::by_rule_due(conn, RuleId::BemanningStorhelg.as_str(), lo, hi)?;
@@ -528,6 +543,69 @@ impl Auditor {
 struct Judged {
     findings: Vec<Finding>,
     next_checks: Vec<(String, Option<NaiveDateTime>)>,
+    /// The cases whose obligations or facts changed since the last scan.
+    summaries: Vec<followup::CaseSummary>,
+}
+
+/// An obligation late or missing within the grace is not judged yet, as no
+/// deviation is filed for it yet (feed latency): it stays pending.
+fn graced(o: &Obligation, as_of: DateTime<Utc>, grace: Duration) -> (Outcome, Option<NaiveDateTime>) {
+    match o.outcome {
+        Outcome::Late | Outcome::Missing if o.due + grace > as_of => (Outcome::Pending, None),
+        outcome => (outcome, o.done.map(|t| t.naive_utc())),
+    }
+}
+
+pub(crate) fn obligation_row(case_id: &str, o: &Obligation, as_of: DateTime<Utc>, grace: Duration) -> NewObligation {
+    let (outcome, done_at) = graced(o, as_of, grace);
+    NewObligation {
+        case_id: case_id.to_string(),
+        rule: o.rule.as_str().to_string(),
+        unit: o.unit.as_ref().map(|u| u.0.clone()),
+        due: o.due.naive_utc(),
+        outcome: outcome.as_str().to_string(),
+        done_at,
+    }
+}
+
+/// The rows the follow-up keeps of one case, and a hash over them: a case
+/// whose hash did not change is not rewritten. (The hash is only ever
+/// compared with the one this build wrote; a new build rewrites once.)
+fn summarise(c: &Candidate, outcome: &case::CaseOutcome, as_of: DateTime<Utc>, grace: Duration) -> followup::CaseSummary {
+    use std::hash::{Hash, Hasher};
+    let obligations: Vec<NewObligation> = outcome
+        .obligations
+        .iter()
+        .map(|o| obligation_row(&c.id, o, as_of, grace))
+        .collect();
+    let f = &outcome.facts;
+    let day = |d: chrono::NaiveDate| d.format("%Y-%m-%d").to_string();
+    let facts = followup::FactsRow {
+        case_id: c.id.clone(),
+        kommuner: serde_json::to_string(&f.kommuner).unwrap_or_else(|_| "[]".into()),
+        patient_hash: c.patient_hash.clone(),
+        age_band: c.age_band.clone(),
+        inskrivning_at: f.inskrivning_at.map(|t| t.naive_utc()),
+        uk_at: f.uk_at.map(|t| t.naive_utc()),
+        dag0: f.dag0.map(day),
+        utskrivning_at: f.utskrivning_at.map(|t| t.naive_utc()),
+        utskrivning_date: f.utskrivning_at.map(|t| day(local_date(t))),
+        im_in_time: f.im_in_time,
+        sip_needed: f.sip_needed,
+        kallelse_in_time: f.kallelse_in_time,
+    };
+    let mut h = std::hash::DefaultHasher::new();
+    for o in &obligations {
+        (&o.rule, &o.unit, o.due, &o.outcome, o.done_at).hash(&mut h);
+    }
+    f.hash(&mut h);
+    (&c.patient_hash, &c.age_band).hash(&mut h);
+    followup::CaseSummary {
+        case_id: c.id.clone(),
+        hash: format!("{:016x}", h.finish()),
+        obligations,
+        facts,
+    }
 }
 
 /// One scan's settings, decided when it starts.
@@ -564,22 +642,44 @@ fn last_good_run(conn: &mut DbConn) -> QueryResult<Option<PreviousRun>> {
     Ok(row.map(|(started_at, as_of)| PreviousRun { started_at, as_of }))
 }
 
+/// A case a scan looks at, with what the last scan kept of it.
+#[derive(Debug, Clone, Queryable)]
+struct Candidate {
+    id: String,
+    next_check: Option<NaiveDateTime>,
+    summary_hash: Option<String>,
+    patient_hash: Option<String>,
+    age_band: Option<String>,
+}
+
 /// The next chunk of cases to evaluate, after `after` in id order: all of
-/// them, or those with new events or a due that has come.
+/// them, or those with new events, a due that has come, or no summary yet
+/// (a case stored before the follow-up existed).
 fn candidates(
     conn: &mut DbConn,
     after: &str,
     since: Option<NaiveDateTime>,
     as_of: NaiveDateTime,
-) -> QueryResult<Vec<(String, Option<NaiveDateTime>)>> {
+) -> QueryResult<Vec<Candidate>> {
     let mut q = cases::table
-        .select((cases::id, cases::next_check))
+        .select((
+            cases::id,
+            cases::next_check,
+            cases::summary_hash,
+            cases::patient_hash,
+            cases::age_band,
+        ))
         .filter(cases::id.gt(after))
         .order(cases::id)
         .limit(CHUNK)
         .into_boxed();
     if let Some(s) = since {
-        q = q.filter(cases::changed_at.gt(s).or(cases::next_check.le(as_of)));
+        q = q.filter(
+            cases::changed_at
+                .gt(s)
+                .or(cases::next_check.le(as_of))
+                .or(cases::summary_hash.is_null()),
+        );
     }
     q.load(conn)
 }

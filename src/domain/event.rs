@@ -10,7 +10,7 @@ use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::patient::{PatientHash, PatientHasher};
+use super::patient::{AgeBand, PatientHash, PatientHasher};
 use super::{CaseId, EventId, FieldError, UnitId};
 
 /// Every event type of the contract, spelled as in SPEC §3.2.
@@ -162,6 +162,10 @@ pub struct Event {
     pub reference: Option<EventId>,
     pub value: Option<EventValue>,
     pub patient: Option<PatientHash>,
+    /// Derived at ingest from the patient's number on the day of the
+    /// inskrivning (the number itself is never kept); not stored with the
+    /// event but on its case.
+    pub age_band: Option<AgeBand>,
 }
 
 const FIELDS: [&str; 9] = ["id", "case", "type", "at", "unit", "to", "ref", "value", "patient"];
@@ -349,7 +353,7 @@ impl Event {
         let to = p.to(kind);
         let reference = p.reference(kind);
         let value = p.value(kind);
-        let patient = p.patient(kind, hasher);
+        let (patient, age_band) = p.patient(kind, at, hasher).unzip();
         if !p.errors.is_empty() {
             return Err(p.errors);
         }
@@ -364,6 +368,7 @@ impl Event {
                 reference: reference.map(EventId),
                 value,
                 patient,
+                age_band,
             }),
             _ => Err(vec![FieldError::new(line, "id", "event could not be read")]),
         }
@@ -504,13 +509,22 @@ impl<'f, 'a> FieldParser<'f, 'a> {
         }
     }
 
-    fn patient(&mut self, kind: Option<EventType>, hasher: &PatientHasher) -> Option<PatientHash> {
+    fn patient(
+        &mut self,
+        kind: Option<EventType>,
+        at: Option<DateTime<FixedOffset>>,
+        hasher: &PatientHasher,
+    ) -> Option<(PatientHash, AgeBand)> {
         let v = self.present("patient")?;
         if kind.is_some_and(|k| k != EventType::Inskrivning) {
             self.err("patient", "is only allowed on inskrivning");
             return None;
         }
-        match v.as_str().map(|s| hasher.hash(s)) {
+        // Without a valid `at` the event is refused anyway; any day will do.
+        let on = at.map_or_else(chrono::NaiveDate::default, |t| {
+            crate::calendar::local_date(t.with_timezone(&chrono::Utc))
+        });
+        match v.as_str().map(|s| hasher.identify(s, on)) {
             Some(Ok(h)) => Some(h),
             Some(Err(e)) => {
                 self.err("patient", &e.to_string());

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 pub use event::{Event, EventType, EventValue, Sparfarg};
 pub use ingested::{Conflict, IngestError, IngestEvent};
-pub use patient::{PatientHash, PatientHasher, Secret};
+pub use patient::{AgeBand, PatientHash, PatientHasher, Secret};
 pub use unit::{Unit, UnitKind};
 
 /// What a caller may do (SPEC §9).

@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use chrono::{Datelike, Utc};
+use chrono::{Datelike, NaiveDate, Utc};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -33,6 +33,67 @@ impl fmt::Debug for Secret {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PatientHash(pub String);
 
+/// The age band the follow-up reports readmissions by (SPEC §7), derived
+/// from the number's date of birth at the day of the inskrivning. It is all
+/// that is kept of the number besides its keyed hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum AgeBand {
+    Under65,
+    From65To79,
+    From80,
+}
+
+impl AgeBand {
+    pub const ALL: [AgeBand; 3] = [AgeBand::Under65, AgeBand::From65To79, AgeBand::From80];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AgeBand::Under65 => "under_65",
+            AgeBand::From65To79 => "65_79",
+            AgeBand::From80 => "80_plus",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<AgeBand> {
+        AgeBand::ALL.into_iter().find(|b| b.as_str() == s)
+    }
+
+    /// As the reports print it.
+    pub fn label(self) -> &'static str {
+        match self {
+            AgeBand::Under65 => "under 65 år",
+            AgeBand::From65To79 => "65–79 år",
+            AgeBand::From80 => "80 år och äldre",
+        }
+    }
+
+    /// The band of a person born on `born`, on `on`.
+    pub fn at(born: NaiveDate, on: NaiveDate) -> AgeBand {
+        let mut age = on.year() - born.year();
+        if (on.month(), on.day()) < (born.month(), born.day()) {
+            age -= 1;
+        }
+        match age {
+            ..65 => AgeBand::Under65,
+            65..=79 => AgeBand::From65To79,
+            _ => AgeBand::From80,
+        }
+    }
+}
+
+/// The date of birth of a normalised 12-digit number; a samordningsnummer's
+/// day has 60 added.
+pub fn birth_date(twelve: &str) -> Option<NaiveDate> {
+    let y: i32 = twelve.get(0..4)?.parse().ok()?;
+    let m: u32 = twelve.get(4..6)?.parse().ok()?;
+    let mut d: u32 = twelve.get(6..8)?.parse().ok()?;
+    if d > 60 {
+        d -= 60;
+    }
+    // A number may carry day 00 (an unknown day): the first of the month.
+    NaiveDate::from_ymd_opt(y, m, d.max(1))
+}
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PatientError {
     #[error("must be a personnummer or samordningsnummer (YYYYMMDD-NNNN or YYMMDD-NNNN)")]
@@ -54,7 +115,17 @@ impl PatientHasher {
     }
 
     pub fn hash(&self, input: &str) -> Result<PatientHash, PatientError> {
+        self.hash_normalised(&normalise(input)?)
+    }
+
+    /// The hash and the age band on `on` (the day of the inskrivning).
+    pub fn identify(&self, input: &str, on: NaiveDate) -> Result<(PatientHash, AgeBand), PatientError> {
         let normalised = normalise(input)?;
+        let born = birth_date(&normalised).ok_or(PatientError::Date)?;
+        Ok((self.hash_normalised(&normalised)?, AgeBand::at(born, on)))
+    }
+
+    fn hash_normalised(&self, normalised: &str) -> Result<PatientHash, PatientError> {
         // The key length is never rejected by HMAC; a failure here is impossible.
         let mut mac = Hmac::<Sha256>::new_from_slice(self.key.expose()).map_err(|_| PatientError::Format)?;
         mac.update(normalised.as_bytes());
@@ -157,6 +228,25 @@ mod tests {
         assert_eq!(normalise("1990-01-01"), Err(PatientError::Format));
         assert_eq!(normalise("abc"), Err(PatientError::Format));
         assert_eq!(normalise(""), Err(PatientError::Format));
+    }
+
+    #[test]
+    fn the_age_band_turns_on_the_birthday() {
+        let on = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        let h = hasher();
+        // Born 1961-05-10: 64 the day before the 65th birthday, 65 on it.
+        let n = format!("19610510{}", "001");
+        let n = format!("{n}{}", luhn(&n[2..11]));
+        assert_eq!(h.identify(&n, on("2026-05-09")).unwrap().1, AgeBand::Under65);
+        assert_eq!(h.identify(&n, on("2026-05-10")).unwrap().1, AgeBand::From65To79);
+        assert_eq!(h.identify(&n, on("2026-05-10")).unwrap().0, h.hash(&n).unwrap());
+        // 1946-05-10 turns 80 on 2026-05-10.
+        let n = format!("19460510{}", "002");
+        let n = format!("{n}{}", luhn(&n[2..11]));
+        assert_eq!(h.identify(&n, on("2026-05-09")).unwrap().1, AgeBand::From65To79);
+        assert_eq!(h.identify(&n, on("2026-05-10")).unwrap().1, AgeBand::From80);
+        // A samordningsnummer: day 63 is the 3rd.
+        assert_eq!(birth_date("197010632391"), Some(on("1970-10-03")));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use chrono::{DateTime, NaiveDate, NaiveTime, Timelike, Utc};
 use chrono_tz::Europe::Stockholm;
 
-use super::{finding, Finding, Profile, RuleId, Status, Units};
+use super::{finding, Finding, Obligation, Outcome, Profile, RuleId, Status, Units};
 use crate::calendar::{local_date, local_instant, Calendar};
 use crate::domain::{Event, EventType, UnitId};
 
@@ -91,6 +91,33 @@ impl StaffingTracker {
                         (Status::Missing, None, None),
                     ));
                 }
+            }
+        }
+        out
+    }
+
+    /// Every staffing day × covered unit from `from` up to T whose due has
+    /// passed, met or missing: what adherence and the quarterly staffing
+    /// table read.
+    pub fn obligations_from(
+        &self,
+        from: NaiveDate,
+        units: &Units,
+        calendar: &Calendar,
+        profile: &Profile,
+        as_of: DateTime<Utc>,
+    ) -> Vec<Obligation> {
+        let mut out = Vec::new();
+        for (day, due) in staffing_dues(from, calendar, profile, as_of) {
+            for unit in units.storhelg_units() {
+                let staffed = self.staffed.contains(&(unit.id.clone(), day));
+                out.push(Obligation {
+                    rule: RuleId::BemanningStorhelg,
+                    unit: Some(unit.id.clone()),
+                    due,
+                    outcome: if staffed { Outcome::Met } else { Outcome::Missing },
+                    done: None,
+                });
             }
         }
         out

@@ -1,12 +1,13 @@
 //! The per-case rules of SPEC §4.1–4.3, 4.5 and 4.6. One [`CaseView`] is
 //! built per case (events up to T, in time order) and every rule reads it.
 
+use std::cell::RefCell;
 use std::collections::HashSet;
 
-use chrono::{DateTime, Duration, FixedOffset, Utc};
+use chrono::{DateTime, Duration, FixedOffset, NaiveDate, Utc};
 
 use super::profile::SipSource;
-use super::{finding, judge, Finding, Profile, RuleId, Units};
+use super::{finding, judge, outcome, Finding, Obligation, Profile, RuleId, Units};
 use crate::calendar::{dag0, end_of_day, local_date};
 use crate::domain::{CaseId, Event, EventType, EventValue, Sparfarg, UnitId};
 
@@ -19,6 +20,8 @@ struct CaseView<'a> {
     as_of: DateTime<Utc>,
     /// The earliest due not yet reached: when the case must be looked at again.
     next_due: std::cell::Cell<Option<DateTime<Utc>>>,
+    /// Every obligation judged, when the caller keeps them (the scan does, `check` does not).
+    record: Option<RefCell<Vec<Obligation>>>,
 }
 
 fn utc(e: &Event) -> DateTime<Utc> {
@@ -31,7 +34,7 @@ fn at_secs(e: &Event) -> DateTime<FixedOffset> {
 }
 
 impl<'a> CaseView<'a> {
-    fn new(events: &'a [Event], as_of: DateTime<Utc>) -> CaseView<'a> {
+    fn new(events: &'a [Event], as_of: DateTime<Utc>, record: bool) -> CaseView<'a> {
         let mut evs: Vec<&Event> = events
             .iter()
             .filter(|e| e.at.timestamp() <= as_of.timestamp())
@@ -45,6 +48,7 @@ impl<'a> CaseView<'a> {
             avslut,
             as_of,
             next_due: std::cell::Cell::new(None),
+            record: record.then(|| RefCell::new(Vec::new())),
         }
     }
 
@@ -84,7 +88,22 @@ impl<'a> CaseView<'a> {
         if due >= self.as_of {
             self.next_due.set(Some(self.next_due.get().map_or(due, |n| n.min(due))));
         }
-        if let Some(v) = judge(due, self.as_of, fulfilling.into_iter().map(at_secs)) {
+        let verdict = match &self.record {
+            None => judge(due, self.as_of, fulfilling.into_iter().map(at_secs)),
+            Some(record) => {
+                let fulfilling: Vec<&Event> = fulfilling.into_iter().collect();
+                let (outcome, done) = outcome(due, self.as_of, fulfilling.iter().map(|e| utc(e)));
+                record.borrow_mut().push(Obligation {
+                    rule,
+                    unit: unit.cloned(),
+                    due,
+                    outcome,
+                    done,
+                });
+                judge(due, self.as_of, fulfilling.into_iter().map(at_secs))
+            }
+        };
+        if let Some(v) = verdict {
             out.push(finding(rule, self.case, unit, due, v));
         }
     }
@@ -141,7 +160,107 @@ pub fn evaluate(
     rules: &[RuleId],
     as_of: DateTime<Utc>,
 ) -> (Vec<Finding>, Option<DateTime<Utc>>) {
-    let view = CaseView::new(events, as_of);
+    let view = CaseView::new(events, as_of, false);
+    let out = run_rules(&view, units, profile, rules);
+    (out, view.next_due.get())
+}
+
+/// What the scan keeps of a case: its findings and next due as [`evaluate`]
+/// gives them, every obligation judged, and the facts of the follow-up.
+#[derive(Debug, Clone)]
+pub struct CaseOutcome {
+    pub findings: Vec<Finding>,
+    pub next_due: Option<DateTime<Utc>>,
+    pub obligations: Vec<Obligation>,
+    pub facts: CaseFacts,
+}
+
+pub fn evaluate_recorded(
+    events: &[Event],
+    units: &Units,
+    profile: &Profile,
+    rules: &[RuleId],
+    as_of: DateTime<Utc>,
+) -> CaseOutcome {
+    let view = CaseView::new(events, as_of, true);
+    let findings = run_rules(&view, units, profile, rules);
+    let facts = facts(&view, units, profile);
+    CaseOutcome {
+        findings,
+        next_due: view.next_due.get(),
+        obligations: view.record.map(RefCell::into_inner).unwrap_or_default(),
+        facts,
+    }
+}
+
+/// What the lead times, betalningsansvar and readmissions (SPEC §7) need of
+/// a case, as of T.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct CaseFacts {
+    /// The huvudmän of the kommun units the counting UK went to (else the IMs), sorted.
+    pub kommuner: Vec<String>,
+    pub inskrivning_at: Option<DateTime<Utc>>,
+    /// The UK that counts: the latest not withdrawn at or before the utskrivning.
+    pub uk_at: Option<DateTime<Utc>>,
+    pub dag0: Option<NaiveDate>,
+    pub utskrivning_at: Option<DateTime<Utc>>,
+    /// The IM went within 24 h (§4.1); `None` without an inskrivning.
+    pub im_in_time: Option<bool>,
+    pub sip_needed: bool,
+    /// Where SIP was needed: a kallelse by the end of the third day after the
+    /// UK's date (the law's prerequisite, whatever the profile); else `None`.
+    pub kallelse_in_time: Option<bool>,
+}
+
+fn facts(v: &CaseView, units: &Units, profile: &Profile) -> CaseFacts {
+    let inskrivning = v.first(EventType::Inskrivning);
+    let utskrivning = v.first(EventType::Utskrivning);
+    let until = utskrivning.map_or(v.as_of, utc);
+    let uk = v
+        .of(EventType::Utskrivningsklar)
+        .filter(|uk| utc(uk) <= until)
+        .filter(|uk| !v.withdrawn(uk, until + Duration::seconds(1)))
+        .last();
+    let im_in_time = inskrivning.map(|ins| {
+        let start = match v.first(EventType::Bedomning) {
+            Some(b) => utc(ins).max(utc(b)),
+            None => utc(ins),
+        };
+        v.first(EventType::Inskrivningsmeddelande)
+            .is_some_and(|im| utc(im) <= start + Duration::hours(24))
+    });
+    let sip_needed = v.sip_needed(profile);
+    let kallelse_in_time = match (sip_needed, uk) {
+        (true, Some(uk)) => {
+            let due = end_of_day(local_date(utc(uk)) + Duration::days(3));
+            Some(v.of(EventType::KallelseSip).any(|k| utc(k) <= due))
+        }
+        _ => None,
+    };
+    let recipients: Vec<&UnitId> = match uk {
+        Some(uk) => recipients(v, uk),
+        None => v.im_recipients(),
+    };
+    let mut kommuner: Vec<String> = recipients
+        .into_iter()
+        .filter_map(|r| units.kommun_of(r))
+        .map(String::from)
+        .collect();
+    kommuner.sort();
+    kommuner.dedup();
+    CaseFacts {
+        kommuner,
+        inskrivning_at: inskrivning.map(utc),
+        uk_at: uk.map(utc),
+        dag0: uk.map(|uk| dag0(utc(uk))),
+        utskrivning_at: utskrivning.map(utc),
+        im_in_time,
+        sip_needed,
+        kallelse_in_time,
+    }
+}
+
+fn run_rules(view: &CaseView, units: &Units, profile: &Profile, rules: &[RuleId]) -> Vec<Finding> {
     let mut out = Vec::new();
     for rule in rules {
         match rule {
@@ -154,7 +273,7 @@ pub fn evaluate(
             RuleId::BemanningStorhelg => {}
         }
     }
-    (out, view.next_due.get())
+    out
 }
 
 /// §4.1: 24 h (elapsed) from the first inskrivning, or from the first

@@ -66,6 +66,69 @@ impl Finding {
     }
 }
 
+/// What became of an obligation as of T (SPEC §7: adherence needs the met
+/// ones too). `Pending`: its due has not passed yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Met,
+    Late,
+    Missing,
+    Pending,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Met => "met",
+            Outcome::Late => "late",
+            Outcome::Missing => "missing",
+            Outcome::Pending => "pending",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Outcome> {
+        [Outcome::Met, Outcome::Late, Outcome::Missing, Outcome::Pending]
+            .into_iter()
+            .find(|o| o.as_str() == s)
+    }
+}
+
+/// One obligation a rule judged, met or not.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Obligation {
+    pub rule: RuleId,
+    pub unit: Option<UnitId>,
+    pub due: DateTime<Utc>,
+    pub outcome: Outcome,
+    /// The fulfilling event: in time (met, or met early while pending), or the first after due (late).
+    pub done: Option<DateTime<Utc>>,
+}
+
+/// The outcome of an obligation as of T, by the same comparisons as [`judge`].
+pub(crate) fn outcome(
+    due: DateTime<Utc>,
+    as_of: DateTime<Utc>,
+    fulfilling: impl IntoIterator<Item = DateTime<Utc>>,
+) -> (Outcome, Option<DateTime<Utc>>) {
+    let (mut in_time, mut after): (Option<DateTime<Utc>>, Option<DateTime<Utc>>) = (None, None);
+    for at in fulfilling {
+        if at > as_of {
+            continue;
+        }
+        let slot = if at <= due { &mut in_time } else { &mut after };
+        *slot = Some(slot.map_or(at, |s| s.min(at)));
+    }
+    if due >= as_of {
+        return (Outcome::Pending, in_time);
+    }
+    match (in_time, after) {
+        (Some(t), _) => (Outcome::Met, Some(t)),
+        (None, Some(t)) => (Outcome::Late, Some(t)),
+        (None, None) => (Outcome::Missing, None),
+    }
+}
+
 /// The registered units, as the rules need them.
 #[derive(Debug, Clone, Default)]
 pub struct Units {
@@ -81,6 +144,20 @@ impl Units {
 
     pub fn get(&self, id: &UnitId) -> Option<&Unit> {
         self.by_id.get(id)
+    }
+
+    /// The huvudman of a registered kommun unit.
+    pub fn kommun_of(&self, id: &UnitId) -> Option<&str> {
+        self.get(id)
+            .filter(|u| u.kind == UnitKind::Kommun)
+            .map(|u| u.huvudman.as_str())
+    }
+
+    /// Every registered unit, in id order.
+    pub fn all(&self) -> Vec<&Unit> {
+        let mut v: Vec<&Unit> = self.by_id.values().collect();
+        v.sort_by(|a, b| a.id.cmp(&b.id));
+        v
     }
 
     /// Unknown units are not `oppenvard` (SPEC §4.6).

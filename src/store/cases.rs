@@ -17,6 +17,7 @@ use crate::domain::IngestEvent;
 pub struct NewCase<'a> {
     pub id: &'a str,
     pub patient_hash: Option<&'a str>,
+    pub age_band: Option<&'static str>,
     pub first_at: NaiveDateTime,
     pub last_at: NaiveDateTime,
     pub changed_at: NaiveDateTime,
@@ -24,6 +25,7 @@ pub struct NewCase<'a> {
 
 struct Span<'a> {
     patient: Option<&'a str>,
+    age_band: Option<&'static str>,
     first: NaiveDateTime,
     last: NaiveDateTime,
 }
@@ -36,40 +38,52 @@ pub fn touch(conn: &mut DbConn, fresh: &[&IngestEvent], changed_at: NaiveDateTim
         let Some(case) = ev.event.case.as_ref() else { continue };
         let at = utc_seconds(&ev.event.at);
         let patient = ev.event.patient.as_ref().map(|p| p.0.as_str());
+        let age_band = ev.event.age_band.map(|b| b.as_str());
         let span = spans.entry(case.as_str()).or_insert(Span {
             patient,
+            age_band,
             first: at,
             last: at,
         });
         span.first = span.first.min(at);
         span.last = span.last.max(at);
         span.patient = span.patient.or(patient);
+        span.age_band = span.age_band.or(age_band);
     }
     let ids: Vec<&str> = spans.keys().copied().collect();
-    let mut existing: HashMap<String, (Option<String>, NaiveDateTime, NaiveDateTime)> = HashMap::new();
+    type Known = (Option<String>, Option<String>, NaiveDateTime, NaiveDateTime);
+    let mut existing: HashMap<String, Known> = HashMap::new();
     for chunk in ids.chunks(500) {
-        let rows: Vec<(String, Option<String>, NaiveDateTime, NaiveDateTime)> = cases::table
+        let rows: Vec<(String, Option<String>, Option<String>, NaiveDateTime, NaiveDateTime)> = cases::table
             .filter(cases::id.eq_any(chunk))
-            .select((cases::id, cases::patient_hash, cases::first_at, cases::last_at))
+            .select((
+                cases::id,
+                cases::patient_hash,
+                cases::age_band,
+                cases::first_at,
+                cases::last_at,
+            ))
             .load(conn)?;
-        existing.extend(rows.into_iter().map(|(id, p, f, l)| (id, (p, f, l))));
+        existing.extend(rows.into_iter().map(|(id, p, b, f, l)| (id, (p, b, f, l))));
     }
     let mut new_rows = Vec::new();
     for (id, span) in &spans {
         match existing.get(*id) {
-            Some((patient, first, last)) => {
+            Some((patient, band, first, last)) => {
                 diesel::update(cases::table.find(*id))
                     .set((
                         cases::first_at.eq(span.first.min(*first)),
                         cases::last_at.eq(span.last.max(*last)),
                         cases::changed_at.eq(changed_at),
                         cases::patient_hash.eq(patient.as_deref().or(span.patient)),
+                        cases::age_band.eq(band.as_deref().or(span.age_band)),
                     ))
                     .execute(conn)?;
             }
             None => new_rows.push(NewCase {
                 id,
                 patient_hash: span.patient,
+                age_band: span.age_band,
                 first_at: span.first,
                 last_at: span.last,
                 changed_at,

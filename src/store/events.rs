@@ -303,6 +303,7 @@ impl EventRow {
             reference: self.ref_id.map(EventId),
             value: self.value.map(|v| EventValue::from_stored(kind, &v)),
             patient: self.patient_hash.map(PatientHash),
+            age_band: None,
         })
     }
 }

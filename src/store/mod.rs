@@ -7,6 +7,7 @@ pub mod backend;
 pub mod cases;
 pub mod deviations;
 pub mod events;
+pub mod followup;
 pub mod schema;
 pub mod tokens;
 pub mod units;

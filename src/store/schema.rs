@@ -34,6 +34,8 @@ diesel::table! {
         last_at -> Timestamp,
         changed_at -> Timestamp,
         next_check -> Nullable<Timestamp>,
+        age_band -> Nullable<Text>,
+        summary_hash -> Nullable<Text>,
     }
 }
 
@@ -226,3 +228,42 @@ diesel::joinable!(user_units -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(users, user_units, sessions);
 diesel::allow_tables_to_appear_in_same_query!(deviations, deviation_handling, deviation_comments);
+
+diesel::table! {
+    obligations (id) {
+        id -> BigInt,
+        case_id -> Text,
+        rule -> Text,
+        unit -> Nullable<Text>,
+        due -> Timestamp,
+        outcome -> Text,
+        done_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    case_facts (case_id) {
+        case_id -> Text,
+        kommuner -> Text,
+        patient_hash -> Nullable<Text>,
+        age_band -> Nullable<Text>,
+        inskrivning_at -> Nullable<Timestamp>,
+        uk_at -> Nullable<Timestamp>,
+        dag0 -> Nullable<Text>,
+        utskrivning_at -> Nullable<Timestamp>,
+        utskrivning_date -> Nullable<Text>,
+        im_in_time -> Nullable<Bool>,
+        sip_needed -> Bool,
+        kallelse_in_time -> Nullable<Bool>,
+    }
+}
+
+diesel::table! {
+    staffing_reminders (unit_id, day) {
+        unit_id -> Text,
+        day -> Text,
+        queued_at -> Timestamp,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(obligations, case_facts);

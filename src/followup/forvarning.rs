@@ -1,0 +1,143 @@
+//! Förvarning (SPEC §7): obligations coming due within a window, per unit,
+//! so a unit can act before the breach. The obligations the last scan kept
+//! as pending are judged again as of now from the cases' events (a kvittens
+//! that came after the scan takes its obligation off the list at once), and
+//! the storhelg staffing days in the window are listed for every covered
+//! unit that has not registered `bemanning` for the day.
+
+use std::collections::{BTreeMap, HashSet};
+
+use chrono::{DateTime, Duration, NaiveTime, Utc};
+use diesel::prelude::*;
+use serde::Serialize;
+
+use super::Visible;
+use crate::calendar::{in_stockholm, local_date, local_instant, Calendar};
+use crate::domain::Event;
+use crate::rules::{case, Outcome, Profile, RuleId, Units};
+use crate::store::events::{EventRow, EVENT_COLUMNS};
+use crate::store::schema::{events, obligations};
+use crate::store::DbConn;
+
+/// The widest window asked for: a week.
+pub const MAX_HOURS: i64 = 24 * 7;
+
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Warning {
+    pub rule: String,
+    /// null for staffing.
+    pub case: Option<String>,
+    pub unit: Option<String>,
+    /// RFC 3339, Stockholm offset.
+    pub due: String,
+    /// Whole minutes left until the due.
+    pub minutes_left: i64,
+}
+
+/// Everything coming due in `(now, now + hours]` for the visible units,
+/// soonest first.
+pub fn list(
+    conn: &mut DbConn,
+    units: &Units,
+    profile: &Profile,
+    now: DateTime<Utc>,
+    hours: i64,
+    visible: Visible,
+) -> anyhow::Result<Vec<Warning>> {
+    let until = now + Duration::hours(hours);
+    let pending: Vec<String> = obligations::table
+        .filter(obligations::outcome.eq("pending"))
+        .filter(obligations::done_at.is_null())
+        .filter(obligations::due.gt(now.naive_utc()))
+        .filter(obligations::due.le(until.naive_utc()))
+        .filter(obligations::case_id.ne(""))
+        .select(obligations::case_id)
+        .distinct()
+        .load(conn)?;
+    let mut out = Vec::new();
+    let rules: Vec<RuleId> = profile
+        .enabled
+        .iter()
+        .copied()
+        .filter(|r| *r != RuleId::BemanningStorhelg)
+        .collect();
+    for chunk in pending.chunks(500) {
+        let rows: Vec<EventRow> = events::table
+            .filter(events::case_id.eq_any(chunk))
+            .order((events::case_id, events::at))
+            .select(EVENT_COLUMNS)
+            .load(conn)?;
+        let mut by_case: BTreeMap<String, Vec<Event>> = BTreeMap::new();
+        for row in rows {
+            let e = row.into_event()?;
+            if let Some(c) = e.case.clone() {
+                by_case.entry(c.0).or_default().push(e);
+            }
+        }
+        for (id, evs) in by_case {
+            let outcome = case::evaluate_recorded(&evs, units, profile, &rules, now);
+            for o in outcome.obligations {
+                if o.outcome != Outcome::Pending || o.done.is_some() || o.due > until {
+                    continue;
+                }
+                if !visible.unit(o.unit.as_ref().map(|u| u.as_str())) {
+                    continue;
+                }
+                out.push(warning(o.rule, Some(id.clone()), o.unit.map(|u| u.0), o.due, now));
+            }
+        }
+    }
+    if profile.enabled.contains(&RuleId::BemanningStorhelg) {
+        for (unit, due) in unstaffed(conn, units, profile, now, until)? {
+            if visible.unit(Some(&unit)) {
+                out.push(warning(RuleId::BemanningStorhelg, None, Some(unit), due, now));
+            }
+        }
+    }
+    out.sort_by(|a, b| (a.minutes_left, &a.unit, &a.case).cmp(&(b.minutes_left, &b.unit, &b.case)));
+    Ok(out)
+}
+
+fn warning(rule: RuleId, case: Option<String>, unit: Option<String>, due: DateTime<Utc>, now: DateTime<Utc>) -> Warning {
+    Warning {
+        rule: rule.as_str().to_string(),
+        case,
+        unit,
+        due: in_stockholm(due).to_rfc3339(),
+        minutes_left: (due - now).num_minutes(),
+    }
+}
+
+/// Covered units without a `bemanning` registered for a staffing day whose
+/// 15:00 falls in `(now, until]`, with that due.
+pub fn unstaffed(
+    conn: &mut DbConn,
+    units: &Units,
+    profile: &Profile,
+    now: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> QueryResult<Vec<(String, DateTime<Utc>)>> {
+    let three = NaiveTime::from_hms_opt(15, 0, 0).unwrap_or_default();
+    let days = Calendar::new().staffing_days(local_date(now), local_date(until), &profile.staffing_tables);
+    let mut out = Vec::new();
+    for day in days {
+        let due = local_instant(day.date, three);
+        if due <= now || due > until {
+            continue;
+        }
+        let registered: HashSet<String> = events::table
+            .filter(events::event_type.eq("bemanning"))
+            .filter(events::at.ge(local_instant(day.date, NaiveTime::MIN).naive_utc()))
+            .filter(events::at.lt(local_instant(day.date + Duration::days(1), NaiveTime::MIN).naive_utc()))
+            .select(events::unit)
+            .load::<String>(conn)?
+            .into_iter()
+            .collect();
+        for u in units.storhelg_units() {
+            if !registered.contains(u.id.as_str()) {
+                out.push((u.id.0.clone(), due));
+            }
+        }
+    }
+    Ok(out)
+}
