@@ -464,6 +464,99 @@ pub enum Format {
     Text,
 }
 
+/// The formats of `svu-vakt report`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    Html,
+    Csv,
+    Json,
+}
+
+/// `svu-vakt report quarterly YYYY-QN`: the whole county's report on standard output.
+pub fn report_quarterly(
+    config: &Config,
+    quarter: &str,
+    format: ReportFormat,
+    model: Option<&str>,
+) -> anyhow::Result<()> {
+    use crate::followup::{quarterly, Quarter, Visible};
+    let quarter = Quarter::parse(quarter).map_err(|_| anyhow::anyhow!("kvartalet skrivs ÅÅÅÅ-QN, t.ex. 2026-Q2"))?;
+    let model = match model {
+        Some(m) => crate::followup::leadtimes::Model::parse(m)
+            .map_err(|_| anyhow::anyhow!("--model är vasterbotten eller rullande"))?,
+        None => config.followup.model,
+    };
+    let services = app_state(config)?;
+    let mut conn = services.pool.get()?;
+    let report = quarterly::build(
+        &mut conn,
+        quarter,
+        Visible::ALL,
+        model,
+        &config.followup.prices,
+        chrono::Utc::now(),
+    )?;
+    let text = match format {
+        ReportFormat::Json => serde_json::to_string_pretty(&report)? + "\n",
+        ReportFormat::Csv => quarterly::to_csv(&report),
+        ReportFormat::Html => {
+            let units = crate::store::units::all(&mut conn)?;
+            crate::web::followup_pages::quarterly_document(&report, &units)?
+        }
+    };
+    std::io::stdout().lock().write_all(text.as_bytes())?;
+    Ok(())
+}
+
+/// `svu-vakt report adherence`: rows of `{rule, group, due, met, late, missing, share}`.
+pub fn report_adherence(
+    config: &Config,
+    from: &str,
+    to: &str,
+    group: &str,
+    rule: Option<&str>,
+    format: ReportFormat,
+) -> anyhow::Result<()> {
+    use crate::followup::adherence::{self, Group};
+    use crate::followup::{Period, Visible};
+    let period = Period::parse(from, to).map_err(|e| anyhow::anyhow!("--from/--to: {e}"))?;
+    let group = Group::parse(group).map_err(|_| anyhow::anyhow!("--group är unit, subtree, huvudman eller county"))?;
+    let rule = rule
+        .map(|r| crate::rules::RuleId::parse(r).ok_or_else(|| anyhow::anyhow!("okänd regel `{r}`")))
+        .transpose()?;
+    let services = app_state(config)?;
+    let mut conn = services.pool.get()?;
+    let rows = adherence::report(
+        &mut conn,
+        period,
+        rule.map(crate::rules::RuleId::as_str),
+        group,
+        Visible::ALL,
+    )?;
+    let text = match format {
+        ReportFormat::Json => serde_json::to_string_pretty(&rows)? + "\n",
+        ReportFormat::Csv => {
+            let mut w = csv::Writer::from_writer(Vec::new());
+            w.write_record(["rule", "group", "due", "met", "late", "missing", "share"])?;
+            for r in &rows {
+                w.write_record([
+                    r.rule.clone(),
+                    r.group.clone(),
+                    r.due.to_string(),
+                    r.met.to_string(),
+                    r.late.to_string(),
+                    r.missing.to_string(),
+                    r.share.map(|s| s.to_string()).unwrap_or_default(),
+                ])?;
+            }
+            String::from_utf8(w.into_inner()?)?
+        }
+        ReportFormat::Html => anyhow::bail!("report adherence skrivs som json eller csv"),
+    };
+    std::io::stdout().lock().write_all(text.as_bytes())?;
+    Ok(())
+}
+
 /// `svu-vakt check`: prints the findings; bad input fails naming line and field.
 pub fn check(
     config: Option<&Path>,

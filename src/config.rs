@@ -3,6 +3,7 @@
 //! Every option and its default is documented once, in `ops/svu-vakt.toml`.
 //! Secrets are wrapped in [`Secret`] and never print.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -27,6 +28,59 @@ struct FileConfig {
     mail: MailSection,
     session: SessionSection,
     handling: HandlingSection,
+    followup: FollowupSection,
+}
+
+/// `[followup]`: the follow-up of SPEC §7.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct FollowupSection {
+    /// `vasterbotten` or `rullande`; default: `vasterbotten` under that profile, else `rullande`.
+    betalningsansvar_model: Option<String>,
+    /// Year → the vårddygn price in kronor (Socialstyrelsen's yearly figure).
+    vardygn_pris: BTreeMap<String, i64>,
+    /// The förvarning page's default window.
+    forvarning_hours: i64,
+    /// Days before a storhelg staffing day to remind each covered unit that
+    /// has not registered `bemanning` (0: off, the default).
+    bemanning_paminnelse_dagar: i64,
+}
+
+impl Default for FollowupSection {
+    fn default() -> Self {
+        FollowupSection {
+            betalningsansvar_model: None,
+            vardygn_pris: BTreeMap::new(),
+            forvarning_hours: 24,
+            bemanning_paminnelse_dagar: 0,
+        }
+    }
+}
+
+/// The follow-up's settings, checked.
+#[derive(Debug, Clone)]
+pub struct FollowupConfig {
+    pub model: crate::followup::leadtimes::Model,
+    pub prices: crate::followup::leadtimes::Prices,
+    pub forvarning_hours: i64,
+    pub staffing_reminder_days: i64,
+}
+
+impl Default for FollowupConfig {
+    fn default() -> Self {
+        FollowupConfig {
+            model: crate::followup::leadtimes::Model::Rullande,
+            prices: crate::followup::leadtimes::Prices(default_prices()),
+            forvarning_hours: 24,
+            staffing_reminder_days: 0,
+        }
+    }
+}
+
+/// Socialstyrelsen's price of a vårddygn as quoted in SPEC §7 (2022); an
+/// installation configures the years it settles.
+fn default_prices() -> BTreeMap<i32, i64> {
+    BTreeMap::from([(2022, 9300)])
 }
 
 /// `[handling]`: reminders and escalation of deviations left unhandled (SPEC §6.1).
@@ -248,6 +302,7 @@ pub struct Config {
     pub mail: MailConfig,
     pub session: crate::store::users::SessionLimits,
     pub handling: HandlingConfig,
+    pub followup: FollowupConfig,
 }
 
 impl std::fmt::Debug for Config {
@@ -320,6 +375,41 @@ impl Config {
             fc.handling.remind_after_days >= 0 && fc.handling.escalate_after_days >= 0,
             "handling.remind_after_days and handling.escalate_after_days must not be negative"
         );
+        let followup = {
+            let f = &fc.followup;
+            let model = match f.betalningsansvar_model.as_deref() {
+                Some(m) => crate::followup::leadtimes::Model::parse(m).map_err(|e| anyhow::anyhow!("followup.{e}"))?,
+                None if fc.rules.profile.as_deref() == Some("vasterbotten") => {
+                    crate::followup::leadtimes::Model::Vasterbotten
+                }
+                None => crate::followup::leadtimes::Model::Rullande,
+            };
+            let mut prices = default_prices();
+            for (year, price) in &f.vardygn_pris {
+                let y: i32 = year
+                    .parse()
+                    .ok()
+                    .filter(|y| (1990..=2200).contains(y))
+                    .ok_or_else(|| anyhow::anyhow!("followup.vardygn_pris: `{year}` is not a year"))?;
+                anyhow::ensure!(*price >= 0, "followup.vardygn_pris.{year} must not be negative");
+                prices.insert(y, *price);
+            }
+            anyhow::ensure!(
+                (1..=crate::followup::forvarning::MAX_HOURS).contains(&f.forvarning_hours),
+                "followup.forvarning_hours must be between 1 and {}",
+                crate::followup::forvarning::MAX_HOURS
+            );
+            anyhow::ensure!(
+                (0..=30).contains(&f.bemanning_paminnelse_dagar),
+                "followup.bemanning_paminnelse_dagar must be between 0 and 30"
+            );
+            FollowupConfig {
+                model,
+                prices: crate::followup::leadtimes::Prices(prices),
+                forvarning_hours: f.forvarning_hours,
+                staffing_reminder_days: f.bemanning_paminnelse_dagar,
+            }
+        };
         let handling = HandlingConfig {
             remind_after: chrono::Duration::days(fc.handling.remind_after_days),
             escalate_after: chrono::Duration::days(fc.handling.escalate_after_days),
@@ -369,6 +459,7 @@ impl Config {
             .validated()?,
             session,
             handling,
+            followup,
         })
     }
 }

@@ -135,6 +135,11 @@ enum Command {
         #[arg(long)]
         profile: Option<String>,
     },
+    /// Follow-up reports (SPEC §7): the quarterly LPO/LAG report, adherence
+    Report {
+        #[command(subcommand)]
+        kind: ReportKind,
+    },
     /// Manage API tokens
     Token {
         #[command(subcommand)]
@@ -162,6 +167,41 @@ enum Command {
         /// Write DIR/units.json and DIR/events.jsonl instead of the database
         #[arg(long)]
         out: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ReportKind {
+    /// The quarterly report of the whole county, e.g. `report quarterly 2026-Q2`
+    Quarterly {
+        #[command(flatten)]
+        db: DbArgs,
+        /// YYYY-QN
+        quarter: String,
+        #[arg(long, value_enum, default_value_t = cli::ReportFormat::Html)]
+        format: cli::ReportFormat,
+        /// Betalningsansvar model: vasterbotten or rullande (default: the installation's)
+        #[arg(long)]
+        model: Option<String>,
+    },
+    /// Adherence per rule and group over a period
+    Adherence {
+        #[command(flatten)]
+        db: DbArgs,
+        /// First day, YYYY-MM-DD
+        #[arg(long)]
+        from: String,
+        /// Last day, YYYY-MM-DD
+        #[arg(long)]
+        to: String,
+        /// unit, subtree, huvudman or county
+        #[arg(long, default_value = "unit")]
+        group: String,
+        /// One rule
+        #[arg(long)]
+        rule: Option<String>,
+        #[arg(long, value_enum, default_value_t = cli::ReportFormat::Json)]
+        format: cli::ReportFormat,
     },
 }
 
@@ -305,6 +345,29 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Calendar { year, format, profile } => {
             cli::calendar(cfg.map(PathBuf::as_path), year, format, profile.as_deref())
         }
+        Command::Report { kind } => match kind {
+            ReportKind::Quarterly {
+                db,
+                quarter,
+                format,
+                model,
+            } => cli::report_quarterly(&load(cfg, &db, None, None)?, &quarter, format, model.as_deref()),
+            ReportKind::Adherence {
+                db,
+                from,
+                to,
+                group,
+                rule,
+                format,
+            } => cli::report_adherence(
+                &load(cfg, &db, None, None)?,
+                &from,
+                &to,
+                &group,
+                rule.as_deref(),
+                format,
+            ),
+        },
         Command::Token {
             action: TokenAction::Create { db, role, unit, label },
         } => cli::token_create(&load(cfg, &db, None, None)?, &role, unit.as_deref(), label.as_deref()),

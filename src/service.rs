@@ -22,6 +22,7 @@ pub struct Services {
     pub mailer: Option<Arc<Mailer>>,
     pub session: crate::store::users::SessionLimits,
     pub handling: crate::config::HandlingConfig,
+    pub followup: crate::config::FollowupConfig,
     /// Whether session cookies get `Secure` (the service is reached over https).
     pub secure_cookies: bool,
     /// Failed logins per client address, to slow guessing from one place.
@@ -57,6 +58,7 @@ impl Services {
             metrics: Arc::new(Metrics::default()),
             session: config.session,
             handling: config.handling,
+            followup: config.followup.clone(),
             secure_cookies: auditor.mail.base_url.starts_with("https://"),
             auditor,
             mailer,

@@ -27,8 +27,8 @@ use crate::mail::{MailConfig, MailMode};
 use crate::rules::bemanning::{staffing_dues, StaffingTracker};
 use crate::rules::{case, Finding, Obligation, Outcome, Profile, RuleId, Units};
 use crate::store::events::{EventRow, EVENT_COLUMNS};
-use crate::store::schema::{cases, events, scan_runs};
 use crate::store::followup::{self, NewObligation};
+use crate::store::schema::{cases, events, scan_runs};
 use crate::store::{backend, deviations, now, DbConn, Pool};
 
 /// Cases per transaction.
@@ -571,7 +571,12 @@ pub(crate) fn obligation_row(case_id: &str, o: &Obligation, as_of: DateTime<Utc>
 /// The rows the follow-up keeps of one case, and a hash over them: a case
 /// whose hash did not change is not rewritten. (The hash is only ever
 /// compared with the one this build wrote; a new build rewrites once.)
-fn summarise(c: &Candidate, outcome: &case::CaseOutcome, as_of: DateTime<Utc>, grace: Duration) -> followup::CaseSummary {
+fn summarise(
+    c: &Candidate,
+    outcome: &case::CaseOutcome,
+    as_of: DateTime<Utc>,
+    grace: Duration,
+) -> followup::CaseSummary {
     use std::hash::{Hash, Hasher};
     let obligations: Vec<NewObligation> = outcome
         .obligations

@@ -255,7 +255,12 @@ pub fn effects(
         .filter(deviation_history::at.ge(period.start()))
         .filter(deviation_history::at.lt(period.end()))
         .filter(deviations::unit.is_not_null())
-        .select((deviations::id, deviations::rule, deviations::unit, deviation_history::at))
+        .select((
+            deviations::id,
+            deviations::rule,
+            deviations::unit,
+            deviation_history::at,
+        ))
         .order(deviation_history::at)
         .into_boxed();
     if let Some(u) = unit {
@@ -268,7 +273,9 @@ pub fn effects(
     let mut out = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for (id, rule, unit, at) in found {
-        let Some(unit) = unit.filter(|u| visible.unit(Some(u))) else { continue };
+        let Some(unit) = unit.filter(|u| visible.unit(Some(u))) else {
+            continue;
+        };
         // A deviation reopened and recorded again counts once, at its first åtgärd.
         if !seen.insert(id) {
             continue;
@@ -276,11 +283,9 @@ pub fn effects(
         let window = Duration::days(EFFECT_DAYS);
         let before = unit_counts(conn, &rule, &unit, at - window, at)?;
         let after = unit_counts(conn, &rule, &unit, at, at + window)?;
-        let improved = (at + window <= now).then(|| match (before.share, after.share) {
-            (Some(b), Some(a)) => a > b,
-            // Nothing due before: nothing to improve on; nothing due after: no evidence.
-            _ => false,
-        });
+        // Nothing due before: nothing to improve on; nothing due after: no evidence.
+        let rose = matches!((before.share, after.share), (Some(b), Some(a)) if a > b);
+        let improved = (at + window <= now).then_some(rose);
         out.push(Effect {
             deviation: id,
             rule,
@@ -357,11 +362,10 @@ mod tests {
         assert_eq!((klin.due, klin.met, klin.late, klin.missing), (6, 4, 1, 1));
         assert_eq!(klin.share, Some(0.6667));
         let hm = rows(&t, &units, Group::Huvudman, Visible::ALL);
-        assert_eq!(hm.iter().map(|r| (r.group.as_str(), r.due)).collect::<Vec<_>>(), [
-            (UNKNOWN_HUVUDMAN, 1),
-            ("Kommun", 2),
-            ("Region", 6)
-        ]);
+        assert_eq!(
+            hm.iter().map(|r| (r.group.as_str(), r.due)).collect::<Vec<_>>(),
+            [(UNKNOWN_HUVUDMAN, 1), ("Kommun", 2), ("Region", 6)]
+        );
         let county = rows(&t, &units, Group::County, Visible::ALL);
         assert_eq!((county[0].due, county[0].met), (9, 6));
         // A caller who sees AVD1 only: its subtree row, nothing above it.

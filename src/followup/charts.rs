@@ -11,7 +11,9 @@ pub struct Line {
 }
 
 fn clean(s: &str) -> String {
-    s.chars().filter(|c| !matches!(c, '<' | '>' | '&' | '"' | '\'')).collect()
+    s.chars()
+        .filter(|c| !matches!(c, '<' | '>' | '&' | '"' | '\''))
+        .collect()
 }
 
 /// Adherence in per cent per month, one line per rule; `markers` are
@@ -58,8 +60,15 @@ pub fn trend(title: &str, x_labels: &[String], lines: &[Line], markers: &[(f64, 
             chart.draw_series(points.into_iter().map(|p| Circle::new(p, 3, color.filled())))?;
         }
         for (x, label) in markers {
-            chart.draw_series(LineSeries::new(vec![(*x, 0.0), (*x, 100.0)], BLACK.mix(0.6).stroke_width(1)))?;
-            chart.draw_series(std::iter::once(Text::new(clean(label), (*x + 0.05, 96.0), ("sans-serif", 12))))?;
+            chart.draw_series(LineSeries::new(
+                vec![(*x, 0.0), (*x, 100.0)],
+                BLACK.mix(0.6).stroke_width(1),
+            ))?;
+            chart.draw_series(std::iter::once(Text::new(
+                clean(label),
+                (*x + 0.05, 96.0),
+                ("sans-serif", 12),
+            )))?;
         }
         if !lines.is_empty() {
             chart
@@ -87,12 +96,7 @@ pub fn bars(title: &str, y_desc: &str, bars: &[(String, f64)], limit: Option<f64
         let root = SVGBackend::with_string(&mut svg, (760, 340)).into_drawing_area();
         root.fill(&WHITE)?;
         let n = bars.len().max(1);
-        let top = bars
-            .iter()
-            .map(|(_, v)| *v)
-            .chain(limit)
-            .fold(1.0f64, f64::max)
-            * 1.15;
+        let top = bars.iter().map(|(_, v)| *v).chain(limit).fold(1.0f64, f64::max) * 1.15;
         let mut chart = ChartBuilder::on(&root)
             .caption(clean(title), ("sans-serif", 18))
             .margin(12)

@@ -98,7 +98,13 @@ pub fn list(
     Ok(out)
 }
 
-fn warning(rule: RuleId, case: Option<String>, unit: Option<String>, due: DateTime<Utc>, now: DateTime<Utc>) -> Warning {
+fn warning(
+    rule: RuleId,
+    case: Option<String>,
+    unit: Option<String>,
+    due: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Warning {
     Warning {
         rule: rule.as_str().to_string(),
         case,

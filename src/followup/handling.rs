@@ -47,7 +47,12 @@ pub fn report(conn: &mut DbConn, period: Period, visible: Visible) -> QueryResul
         .filter(deviation_history::to_status.eq("skickad"))
         .filter(deviation_history::at.ge(period.start()))
         .filter(deviation_history::at.lt(period.end()))
-        .select((deviations::id, deviations::rule, deviations::unit, deviation_history::at))
+        .select((
+            deviations::id,
+            deviations::rule,
+            deviations::unit,
+            deviation_history::at,
+        ))
         .load(conn)?;
     let ids: Vec<i64> = sent.iter().map(|s| s.0).collect();
     let mut later: BTreeMap<(i64, String), NaiveDateTime> = BTreeMap::new();
@@ -55,14 +60,20 @@ pub fn report(conn: &mut DbConn, period: Period, visible: Visible) -> QueryResul
         let rows: Vec<(i64, String, NaiveDateTime)> = deviation_history::table
             .filter(deviation_history::deviation_id.eq_any(chunk))
             .filter(deviation_history::to_status.eq_any(["mottagen", "avslutad"]))
-            .select((deviation_history::deviation_id, deviation_history::to_status, deviation_history::at))
+            .select((
+                deviation_history::deviation_id,
+                deviation_history::to_status,
+                deviation_history::at,
+            ))
             .load(conn)?;
         for (id, status, at) in rows {
             let e = later.entry((id, status)).or_insert(at);
             *e = (*e).min(at);
         }
     }
-    let mut acc: BTreeMap<(String, String), (i64, Vec<i64>, Vec<i64>)> = BTreeMap::new();
+    // (unit, rule) → (mailed, seconds to mottagen, seconds to avslutad)
+    type Times = (i64, Vec<i64>, Vec<i64>);
+    let mut acc: BTreeMap<(String, String), Times> = BTreeMap::new();
     let mut first_sent: BTreeMap<i64, (String, Option<String>, NaiveDateTime)> = BTreeMap::new();
     for (id, rule, unit, at) in sent {
         let e = first_sent.entry(id).or_insert((rule, unit, at));
@@ -110,7 +121,12 @@ pub struct AgeBucket {
     pub open: i64,
 }
 
-pub const AGE_BUCKETS: [(i64, &str); 4] = [(7, "0–7 dagar"), (14, "8–14 dagar"), (30, "15–30 dagar"), (i64::MAX, "över 30 dagar")];
+pub const AGE_BUCKETS: [(i64, &str); 4] = [
+    (7, "0–7 dagar"),
+    (14, "8–14 dagar"),
+    (30, "15–30 dagar"),
+    (i64::MAX, "över 30 dagar"),
+];
 
 pub fn open_by_age(conn: &mut DbConn, visible: Visible, now: NaiveDateTime) -> QueryResult<Vec<AgeBucket>> {
     let open: Vec<(Option<String>, NaiveDateTime)> = deviations::table

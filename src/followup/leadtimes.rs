@@ -95,7 +95,11 @@ pub fn load(conn: &mut DbConn, from: Option<NaiveDate>, to: NaiveDate) -> QueryR
         .filter(case_facts::kommuner.ne("[]"))
         .into_boxed();
     if let Some(f) = from {
-        q = q.filter(case_facts::utskrivning_date.ge(d(f)).or(case_facts::utskrivning_date.is_null()));
+        q = q.filter(
+            case_facts::utskrivning_date
+                .ge(d(f))
+                .or(case_facts::utskrivning_date.is_null()),
+        );
     }
     let rows: Vec<FactsRow> = q.load(conn)?;
     Ok(rows.iter().map(Stay::from_row).collect())
@@ -184,7 +188,9 @@ impl Model {
         match s {
             "vasterbotten" => Ok(Model::Vasterbotten),
             "rullande" => Ok(Model::Rullande),
-            _ => Err(format!("the betalningsansvar model must be vasterbotten or rullande (got `{s}`)")),
+            _ => Err(format!(
+                "the betalningsansvar model must be vasterbotten or rullande (got `{s}`)"
+            )),
         }
     }
 
@@ -224,7 +230,9 @@ pub struct LiabilityMonth {
     pub state: String,
     /// Discharges that meet the law's prerequisites.
     pub counted: i64,
-    /// Stays excluded, per reason.
+    /// Discharged stays that do not count (each once).
+    pub excluded_patients: i64,
+    /// Stays excluded, per reason (a stay may have several).
     pub excluded: BTreeMap<String, i64>,
     /// Utskrivningsklara days from dag 1 of the counted discharges, billed
     /// when the state is `reglering` / `betalningsansvar`.
@@ -285,7 +293,11 @@ pub fn liability(
     for k in kommuner.iter().filter(|k| kommun.is_none_or(|x| x == k.as_str())) {
         let empty = BTreeMap::new();
         let monthly = means.get(k).unwrap_or(&empty);
-        let over = |m: Month| monthly.get(&m).is_some_and(|(n, sum)| *n > 0 && *sum as f64 / *n as f64 > LIMIT_DAYS);
+        let over = |m: Month| {
+            monthly
+                .get(&m)
+                .is_some_and(|(n, sum)| *n > 0 && *sum as f64 / *n as f64 > LIMIT_DAYS)
+        };
         let states = match model {
             Model::Vasterbotten => vasterbotten_states(monthly, &over, &months),
             Model::Rullande => months
@@ -296,7 +308,11 @@ pub fn liability(
                         (n + a, s + b)
                     });
                     let rolling = (n > 0).then(|| sum as f64 / n as f64);
-                    let state = if rolling.is_some_and(|r| r > LIMIT_DAYS) { "betalningsansvar" } else { "ok" };
+                    let state = if rolling.is_some_and(|r| r > LIMIT_DAYS) {
+                        "betalningsansvar"
+                    } else {
+                        "ok"
+                    };
                     (state, rolling.map(one_decimal))
                 })
                 .collect(),
@@ -319,13 +335,16 @@ pub fn liability(
                 rolling_mean_days: rolling,
                 state: state.to_string(),
                 counted: 0,
+                excluded_patients: 0,
                 excluded: BTreeMap::new(),
                 days: 0,
                 price_per_day: prices.for_year(m.year),
                 amount: 0,
             };
             for s in stays.iter().filter(|s| s.kommuner.contains(k)) {
-                let Some(ut) = s.utskrivning.filter(|u| Month::of(*u) == *m) else { continue };
+                let Some(ut) = s.utskrivning.filter(|u| Month::of(*u) == *m) else {
+                    continue;
+                };
                 let reasons = s.exclusions();
                 if reasons.is_empty() {
                     lm.counted += 1;
@@ -333,6 +352,7 @@ pub fn liability(
                         lm.days += s.lead_days().unwrap_or(0);
                     }
                 } else {
+                    lm.excluded_patients += 1;
                     for r in &reasons {
                         *lm.excluded.entry((*r).to_string()).or_default() += 1;
                     }
@@ -391,7 +411,10 @@ fn vasterbotten_states(
         states.insert(m, state);
         m = m.next();
     }
-    months.iter().map(|m| (states.get(m).copied().unwrap_or("ok"), None)).collect()
+    months
+        .iter()
+        .map(|m| (states.get(m).copied().unwrap_or("ok"), None))
+        .collect()
 }
 
 #[cfg(test)]
@@ -413,13 +436,22 @@ mod tests {
     #[test]
     fn utskrivningsklara_days_fall_in_the_month_they_are_spent() {
         // Dag 0 on 29 April, home on 3 May: 1 day in April, 3 in May; lead 4.
-        let stays = vec![stay("A", "2026-04-29", "2026-05-03"), stay("B", "2026-05-10", "2026-05-10")];
+        let stays = vec![
+            stay("A", "2026-04-29", "2026-05-03"),
+            stay("B", "2026-05-10", "2026-05-10"),
+        ];
         let p = Period::parse("2026-04-01", "2026-05-31").unwrap();
         let today = date("2026-11-24").unwrap();
         let r = rows(&stays, p, today, None);
         assert_eq!(r.len(), 2);
-        assert_eq!((r[0].month.label(), r[0].uk_days, r[0].discharges), ("2026-04".into(), 1, 0));
-        assert_eq!((r[1].discharges, r[1].mean_days, r[1].share_dag0, r[1].uk_days), (2, Some(2.0), Some(0.5), 3));
+        assert_eq!(
+            (r[0].month.label(), r[0].uk_days, r[0].discharges),
+            ("2026-04".into(), 1, 0)
+        );
+        assert_eq!(
+            (r[1].discharges, r[1].mean_days, r[1].share_dag0, r[1].uk_days),
+            (2, Some(2.0), Some(0.5), 3)
+        );
     }
 
     #[test]
@@ -432,10 +464,26 @@ mod tests {
         }
         let over = |m: Month| monthly.get(&m).is_some_and(|(n, s)| *s as f64 / *n as f64 > LIMIT_DAYS);
         let months: Vec<Month> = (1..=12).map(|m| Month { year: 2026, month: m }).collect();
-        let s: Vec<&str> = vasterbotten_states(&monthly, &over, &months).into_iter().map(|x| x.0).collect();
-        assert_eq!(s, [
-            "analys", "analys", "analys", "reglering", "reglering", "reglering", "reglering", "reglering", "ok", "ok",
-            "ok", "ok"
-        ]);
+        let s: Vec<&str> = vasterbotten_states(&monthly, &over, &months)
+            .into_iter()
+            .map(|x| x.0)
+            .collect();
+        assert_eq!(
+            s,
+            [
+                "analys",
+                "analys",
+                "analys",
+                "reglering",
+                "reglering",
+                "reglering",
+                "reglering",
+                "reglering",
+                "ok",
+                "ok",
+                "ok",
+                "ok"
+            ]
+        );
     }
 }

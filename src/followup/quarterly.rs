@@ -1,0 +1,424 @@
+//! The quarterly LPO/LAG report (SPEC §7): for a quarter, adherence per
+//! huvudman and rule with the three quarters before it, deviations by rule
+//! and status, handling times, the storhelg staffing table, lead times per
+//! kommun and month, betalningsansvar, readmissions. As JSON (this struct),
+//! CSV (one section after another) and HTML (the page, printable on A4).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::dsl::count_star;
+use diesel::prelude::*;
+use serde::Serialize;
+
+use super::adherence::{self, Group};
+use super::leadtimes::{self, KommunLiability, LeadRow, Model, Prices};
+use super::{handling, readmissions, Month, Quarter, Visible};
+use crate::calendar::{in_stockholm, local_date};
+use crate::rules::RuleId;
+use crate::store::schema::{deviations, obligations};
+use crate::store::DbConn;
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct QuarterAdherence {
+    #[schema(value_type = String)]
+    pub quarter: Quarter,
+    pub rows: Vec<adherence::Row>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct DeviationCount {
+    pub rule: String,
+    pub status: String,
+    pub count: i64,
+}
+
+/// Each staffing day of the quarter × each covered unit: staffed or not.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct StaffingTable {
+    pub days: Vec<String>,
+    pub units: Vec<StaffingUnit>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct StaffingUnit {
+    pub unit: String,
+    /// Per day of `days`: true staffed, false not, null not judged.
+    pub staffed: Vec<Option<bool>>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Betalningsansvar {
+    pub model: String,
+    pub kommuner: Vec<KommunLiability>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Quarterly {
+    #[schema(value_type = String)]
+    pub quarter: Quarter,
+    pub from: String,
+    pub to: String,
+    /// RFC 3339.
+    pub generated_at: String,
+    /// Whether this is the whole county (else the caller's units).
+    pub county: bool,
+    /// Per huvudman and rule: the quarter and the three before it, oldest first.
+    pub adherence: Vec<QuarterAdherence>,
+    /// Per rule, the county (or the caller's units) month by month over the four quarters.
+    #[schema(value_type = Object)]
+    pub trend: BTreeMap<String, Vec<adherence::TrendPoint>>,
+    pub deviations: Vec<DeviationCount>,
+    pub handling: Vec<handling::Row>,
+    pub open_by_age: Vec<handling::AgeBucket>,
+    pub staffing: StaffingTable,
+    pub leadtimes: Vec<LeadRow>,
+    pub betalningsansvar: Betalningsansvar,
+    pub readmissions: Vec<readmissions::Row>,
+}
+
+/// Assembles the report of `quarter` for what `visible` admits, as of `now`.
+pub fn build(
+    conn: &mut DbConn,
+    quarter: Quarter,
+    visible: Visible,
+    model: Model,
+    prices: &Prices,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Quarterly> {
+    let period = quarter.period();
+    let units = crate::store::units::all(conn)?;
+    let mut quarters = Vec::new();
+    for back in (0..4).rev() {
+        let q = quarter.minus(back);
+        let p = q.period();
+        let tally = adherence::Tally::load(conn, p.start(), p.end(), None, visible)?;
+        quarters.push(QuarterAdherence {
+            quarter: q,
+            rows: adherence::rows(&tally, &units, Group::Huvudman, visible),
+        });
+    }
+    let first = quarter.minus(3).first_month();
+    let months: Vec<Month> = (0..12).map(|i| first.plus(i)).collect();
+    let trend = adherence::trend(conn, &months, None, visible, &|_| true)?;
+    let deviations = deviation_counts(conn, period.start(), period.end(), visible)?;
+    let handling_rows = handling::report(conn, period, visible)?;
+    let open_by_age = handling::open_by_age(conn, visible, now.naive_utc())?;
+    let staffing = staffing_table(conn, period.start(), period.end(), visible)?;
+    let today = local_date(now);
+    let kommun_filter = kommuner_in_scope(&units, visible);
+    let stays = leadtimes::load(conn, None, period.to)?;
+    let mut leadtimes_rows = leadtimes::rows(&stays, period, today, None);
+    leadtimes_rows.retain(|r| kommun_filter.as_ref().is_none_or(|k| k.contains(&r.kommun)));
+    let mut kommuner = leadtimes::liability(&stays, period, model, prices, None);
+    kommuner.retain(|r| kommun_filter.as_ref().is_none_or(|k| k.contains(&r.kommun)));
+    let (discharged, admitted) = readmissions::load(conn, period)?;
+    let mut readmission_rows = readmissions::rows(&discharged, &admitted, None);
+    readmission_rows.retain(|r| kommun_filter.as_ref().is_none_or(|k| k.contains(&r.kommun)));
+    Ok(Quarterly {
+        quarter,
+        from: period.from.to_string(),
+        to: period.to.to_string(),
+        generated_at: in_stockholm(now).to_rfc3339(),
+        county: visible.is_county(),
+        adherence: quarters,
+        trend,
+        deviations,
+        handling: handling_rows,
+        open_by_age,
+        staffing,
+        leadtimes: leadtimes_rows,
+        betalningsansvar: Betalningsansvar {
+            model: model.as_str().to_string(),
+            kommuner,
+        },
+        readmissions: readmission_rows,
+    })
+}
+
+/// The kommuner a caller with units may see the figures of: the huvudmän
+/// of the kommun units in their scope. `None`: all (the county).
+pub fn kommuner_in_scope(units: &[crate::domain::Unit], visible: Visible) -> Option<BTreeSet<String>> {
+    visible.0.map(|own| {
+        units
+            .iter()
+            .filter(|u| u.kind == crate::domain::UnitKind::Kommun && own.contains(u.id.as_str()))
+            .map(|u| u.huvudman.clone())
+            .collect()
+    })
+}
+
+fn deviation_counts(
+    conn: &mut DbConn,
+    start: NaiveDateTime,
+    end: NaiveDateTime,
+    visible: Visible,
+) -> QueryResult<Vec<DeviationCount>> {
+    let rows: Vec<(String, Option<String>, String, i64)> = deviations::table
+        .filter(deviations::due.ge(start))
+        .filter(deviations::due.lt(end))
+        .group_by((deviations::rule, deviations::unit, deviations::status))
+        .select((deviations::rule, deviations::unit, deviations::status, count_star()))
+        .load(conn)?;
+    let mut acc: BTreeMap<(String, String), i64> = BTreeMap::new();
+    for (rule, unit, status, n) in rows {
+        if visible.unit(unit.as_deref()) {
+            *acc.entry((rule, status)).or_default() += n;
+        }
+    }
+    Ok(acc
+        .into_iter()
+        .map(|((rule, status), count)| DeviationCount { rule, status, count })
+        .collect())
+}
+
+fn staffing_table(
+    conn: &mut DbConn,
+    start: NaiveDateTime,
+    end: NaiveDateTime,
+    visible: Visible,
+) -> QueryResult<StaffingTable> {
+    let rows: Vec<(Option<String>, NaiveDateTime, String)> = obligations::table
+        .filter(obligations::rule.eq(RuleId::BemanningStorhelg.as_str()))
+        .filter(obligations::case_id.eq(""))
+        .filter(obligations::due.ge(start))
+        .filter(obligations::due.lt(end))
+        .select((obligations::unit, obligations::due, obligations::outcome))
+        .load(conn)?;
+    let mut days: BTreeSet<String> = BTreeSet::new();
+    let mut cells: BTreeMap<String, BTreeMap<String, Option<bool>>> = BTreeMap::new();
+    for (unit, due, outcome) in rows {
+        let Some(unit) = unit.filter(|u| visible.unit(Some(u))) else {
+            continue;
+        };
+        let day = local_date(due.and_utc()).to_string();
+        days.insert(day.clone());
+        let v = match outcome.as_str() {
+            "met" => Some(true),
+            "missing" | "late" => Some(false),
+            _ => None,
+        };
+        cells.entry(unit).or_default().insert(day, v);
+    }
+    let days: Vec<String> = days.into_iter().collect();
+    Ok(StaffingTable {
+        units: cells
+            .into_iter()
+            .map(|(unit, c)| StaffingUnit {
+                staffed: days.iter().map(|d| c.get(d).copied().flatten()).collect(),
+                unit,
+            })
+            .collect(),
+        days,
+    })
+}
+
+fn csv_line(out: &mut String, cells: &[String]) {
+    let line: Vec<String> = cells
+        .iter()
+        .map(|c| {
+            // A cell a spreadsheet would read as a formula is quoted as text.
+            let c = if c.starts_with(['=', '+', '-', '@']) && c.parse::<f64>().is_err() {
+                format!("'{c}")
+            } else {
+                c.clone()
+            };
+            if c.contains([',', '"', '\n', ';']) {
+                format!("\"{}\"", c.replace('"', "\"\""))
+            } else {
+                c
+            }
+        })
+        .collect();
+    out.push_str(&line.join(","));
+    out.push('\n');
+}
+
+fn opt<T: ToString>(v: &Option<T>) -> String {
+    v.as_ref().map(ToString::to_string).unwrap_or_default()
+}
+
+/// The report as CSV: one section after another, each a title line
+/// (`# …`), a header and its rows, separated by an empty line.
+pub fn to_csv(q: &Quarterly) -> String {
+    let mut out = String::new();
+    let s = |x: &str| x.to_string();
+    out.push_str(&format!(
+        "# Kvartalsrapport {} ({} – {})\n\n",
+        q.quarter.label(),
+        q.from,
+        q.to
+    ));
+    out.push_str("# Följsamhet per huvudman och regel\n");
+    csv_line(
+        &mut out,
+        &[
+            "kvartal",
+            "regel",
+            "huvudman",
+            "förfallna",
+            "i_tid",
+            "sena",
+            "saknas",
+            "andel",
+        ]
+        .map(s),
+    );
+    for qa in &q.adherence {
+        for r in &qa.rows {
+            csv_line(
+                &mut out,
+                &[
+                    qa.quarter.label(),
+                    r.rule.clone(),
+                    r.group.clone(),
+                    r.due.to_string(),
+                    r.met.to_string(),
+                    r.late.to_string(),
+                    r.missing.to_string(),
+                    opt(&r.share),
+                ],
+            );
+        }
+    }
+    out.push_str("\n# Avvikelser per regel och status\n");
+    csv_line(&mut out, &["regel", "status", "antal"].map(s));
+    for d in &q.deviations {
+        csv_line(&mut out, &[d.rule.clone(), d.status.clone(), d.count.to_string()]);
+    }
+    out.push_str("\n# Handläggningstider (timmar)\n");
+    csv_line(
+        &mut out,
+        &[
+            "enhet",
+            "regel",
+            "skickade",
+            "mottagna",
+            "median_till_mottagen",
+            "p90_till_mottagen",
+            "avslutade",
+            "median_till_avslutad",
+            "p90_till_avslutad",
+        ]
+        .map(s),
+    );
+    for h in &q.handling {
+        csv_line(
+            &mut out,
+            &[
+                h.unit.clone(),
+                h.rule.clone(),
+                h.sent.to_string(),
+                h.received.to_string(),
+                opt(&h.to_received_median_h),
+                opt(&h.to_received_p90_h),
+                h.closed.to_string(),
+                opt(&h.to_closed_median_h),
+                opt(&h.to_closed_p90_h),
+            ],
+        );
+    }
+    out.push_str("\n# Öppna avvikelser efter ålder\n");
+    csv_line(&mut out, &["ålder", "öppna"].map(s));
+    for b in &q.open_by_age {
+        csv_line(&mut out, &[b.label.clone(), b.open.to_string()]);
+    }
+    out.push_str("\n# Bemanning storhelg (ja = bemannad)\n");
+    let mut header = vec![s("enhet")];
+    header.extend(q.staffing.days.iter().cloned());
+    csv_line(&mut out, &header);
+    for u in &q.staffing.units {
+        let mut line = vec![u.unit.clone()];
+        line.extend(u.staffed.iter().map(|v| match v {
+            Some(true) => s("ja"),
+            Some(false) => s("nej"),
+            None => String::new(),
+        }));
+        csv_line(&mut out, &line);
+    }
+    out.push_str("\n# Ledtider utskrivningsklar till hemgång per kommun och månad\n");
+    csv_line(
+        &mut out,
+        &[
+            "kommun",
+            "månad",
+            "utskrivna",
+            "medelvårdtid_som_utskrivningsklar",
+            "andel_dag_0",
+            "utskrivningsklara_dagar",
+            "över_3_dagar",
+        ]
+        .map(s),
+    );
+    for l in &q.leadtimes {
+        csv_line(
+            &mut out,
+            &[
+                l.kommun.clone(),
+                l.month.label(),
+                l.discharges.to_string(),
+                opt(&l.mean_days),
+                opt(&l.share_dag0),
+                l.uk_days.to_string(),
+                if l.over_limit { s("ja") } else { s("nej") },
+            ],
+        );
+    }
+    out.push_str(&format!("\n# Betalningsansvar (modell {})\n", q.betalningsansvar.model));
+    csv_line(
+        &mut out,
+        &[
+            "kommun",
+            "månad",
+            "utskrivna",
+            "medel_dagar",
+            "rullande_medel",
+            "läge",
+            "räknas",
+            "undantagna",
+            "dagar",
+            "pris_per_dygn",
+            "belopp",
+        ]
+        .map(s),
+    );
+    for k in &q.betalningsansvar.kommuner {
+        for m in &k.months {
+            csv_line(
+                &mut out,
+                &[
+                    k.kommun.clone(),
+                    m.month.label(),
+                    m.discharges.to_string(),
+                    opt(&m.mean_days),
+                    opt(&m.rolling_mean_days),
+                    m.state.clone(),
+                    m.counted.to_string(),
+                    m.excluded_patients.to_string(),
+                    m.days.to_string(),
+                    m.price_per_day.to_string(),
+                    m.amount.to_string(),
+                ],
+            );
+        }
+    }
+    out.push_str("\n# Återinskrivning inom 30 dagar\n");
+    csv_line(
+        &mut out,
+        &["kommun", "månad", "åldersgrupp", "utskrivna", "återinskrivna", "andel"].map(s),
+    );
+    for r in &q.readmissions {
+        csv_line(
+            &mut out,
+            &[
+                r.kommun.clone(),
+                r.month.label(),
+                r.age_band.clone(),
+                r.discharges.to_string(),
+                r.readmitted.to_string(),
+                opt(&r.share),
+            ],
+        );
+    }
+    out
+}

@@ -31,10 +31,24 @@ pub struct Row {
 }
 
 /// A stay with its patient: (case, patient hash, age band, inskrivning, utskrivning, kommuner).
-pub type Admission = (String, String, Option<String>, Option<NaiveDateTime>, Option<NaiveDateTime>, Vec<String>);
+pub type Admission = (
+    String,
+    String,
+    Option<String>,
+    Option<NaiveDateTime>,
+    Option<NaiveDateTime>,
+    Vec<String>,
+);
 
 pub fn load(conn: &mut DbConn, period: Period) -> QueryResult<(Vec<Admission>, Vec<Admission>)> {
-    type Raw = (String, Option<String>, Option<String>, Option<NaiveDateTime>, Option<NaiveDateTime>, String);
+    type Raw = (
+        String,
+        Option<String>,
+        Option<String>,
+        Option<NaiveDateTime>,
+        Option<NaiveDateTime>,
+        String,
+    );
     let conv = |rows: Vec<Raw>| -> Vec<Admission> {
         rows.into_iter()
             .filter_map(|(c, p, b, i, u, k)| Some((c, p?, b, i, u, serde_json::from_str(&k).unwrap_or_default())))
@@ -69,7 +83,10 @@ pub fn rows(discharged: &[Admission], admitted: &[Admission], kommun: Option<&st
     let mut by_patient: HashMap<&str, Vec<(&str, NaiveDateTime)>> = HashMap::new();
     for (case, patient, _, ins, _, _) in admitted {
         if let Some(ins) = ins {
-            by_patient.entry(patient.as_str()).or_default().push((case.as_str(), *ins));
+            by_patient
+                .entry(patient.as_str())
+                .or_default()
+                .push((case.as_str(), *ins));
         }
     }
     let mut acc: BTreeMap<(String, Month, String), (i64, i64)> = BTreeMap::new();
@@ -78,9 +95,7 @@ pub fn rows(discharged: &[Admission], admitted: &[Admission], kommun: Option<&st
         let ut_day = local_date(ut.and_utc());
         let back = by_patient.get(patient.as_str()).is_some_and(|list| {
             list.iter().any(|(other, ins)| {
-                *other != case.as_str()
-                    && ins > ut
-                    && (local_date(ins.and_utc()) - ut_day).num_days() <= WINDOW_DAYS
+                *other != case.as_str() && ins > ut && (local_date(ins.and_utc()) - ut_day).num_days() <= WINDOW_DAYS
             })
         });
         let band = band

@@ -264,12 +264,12 @@ fn run_rules(view: &CaseView, units: &Units, profile: &Profile, rules: &[RuleId]
     let mut out = Vec::new();
     for rule in rules {
         match rule {
-            RuleId::Inskrivningsmeddelande24h => im_24h(&view, &mut out),
-            RuleId::KallelseSip => kallelse_sip(&view, units, profile, &mut out),
-            RuleId::KvittensUtskrivningsklar => kvittens_uk(&view, &mut out),
-            RuleId::KvittensInskrivningsmeddelande => kvittens_im(&view, &mut out),
-            RuleId::FastVardkontaktSaknas => fast_vardkontakt_saknas(&view, units, profile, &mut out),
-            RuleId::UtskrivningsklarSaknas => uk_saknas(&view, &mut out),
+            RuleId::Inskrivningsmeddelande24h => im_24h(view, &mut out),
+            RuleId::KallelseSip => kallelse_sip(view, units, profile, &mut out),
+            RuleId::KvittensUtskrivningsklar => kvittens_uk(view, &mut out),
+            RuleId::KvittensInskrivningsmeddelande => kvittens_im(view, &mut out),
+            RuleId::FastVardkontaktSaknas => fast_vardkontakt_saknas(view, units, profile, &mut out),
+            RuleId::UtskrivningsklarSaknas => uk_saknas(view, &mut out),
             RuleId::BemanningStorhelg => {}
         }
     }

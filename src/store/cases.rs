@@ -54,17 +54,14 @@ pub fn touch(conn: &mut DbConn, fresh: &[&IngestEvent], changed_at: NaiveDateTim
     type Known = (Option<String>, Option<String>, NaiveDateTime, NaiveDateTime);
     let mut existing: HashMap<String, Known> = HashMap::new();
     for chunk in ids.chunks(500) {
-        let rows: Vec<(String, Option<String>, Option<String>, NaiveDateTime, NaiveDateTime)> = cases::table
+        let rows: Vec<(String, Known)> = cases::table
             .filter(cases::id.eq_any(chunk))
             .select((
                 cases::id,
-                cases::patient_hash,
-                cases::age_band,
-                cases::first_at,
-                cases::last_at,
+                (cases::patient_hash, cases::age_band, cases::first_at, cases::last_at),
             ))
             .load(conn)?;
-        existing.extend(rows.into_iter().map(|(id, p, b, f, l)| (id, (p, b, f, l))));
+        existing.extend(rows);
     }
     let mut new_rows = Vec::new();
     for (id, span) in &spans {

@@ -65,8 +65,12 @@ pub fn replace_cases(conn: &mut DbConn, summaries: &[CaseSummary]) -> QueryResul
     let facts: Vec<&FactsRow> = summaries.iter().map(|s| &s.facts).collect();
     for chunk in facts.chunks(CHUNK) {
         match conn {
-            DbConn::Sqlite(c) => diesel::insert_into(case_facts::table).values(chunk.to_vec()).execute(c)?,
-            DbConn::Pg(c) => diesel::insert_into(case_facts::table).values(chunk.to_vec()).execute(c)?,
+            DbConn::Sqlite(c) => diesel::insert_into(case_facts::table)
+                .values(chunk.to_vec())
+                .execute(c)?,
+            DbConn::Pg(c) => diesel::insert_into(case_facts::table)
+                .values(chunk.to_vec())
+                .execute(c)?,
         };
     }
     for s in summaries {
@@ -98,8 +102,12 @@ pub fn replace_staffing(
 fn insert_obligations(conn: &mut DbConn, rows: &[&NewObligation]) -> QueryResult<()> {
     for chunk in rows.chunks(CHUNK) {
         match conn {
-            DbConn::Sqlite(c) => diesel::insert_into(obligations::table).values(chunk.to_vec()).execute(c)?,
-            DbConn::Pg(c) => diesel::insert_into(obligations::table).values(chunk.to_vec()).execute(c)?,
+            DbConn::Sqlite(c) => diesel::insert_into(obligations::table)
+                .values(chunk.to_vec())
+                .execute(c)?,
+            DbConn::Pg(c) => diesel::insert_into(obligations::table)
+                .values(chunk.to_vec())
+                .execute(c)?,
         };
     }
     Ok(())

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod api;
 pub mod auth;
 pub mod error;
+pub mod followup_pages;
 pub mod ops;
 pub mod pages;
 
@@ -48,6 +49,7 @@ pub fn server(
             .configure(api::config)
             .configure(pages::config)
             .configure(admin::config)
+            .configure(followup_pages::config)
     })
     .workers(workers)
     .listen(listener)?

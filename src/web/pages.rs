@@ -32,7 +32,7 @@ use crate::store::{events, units, users, DbConn};
 
 const CSS: &str = include_str!("../../static/app.css");
 
-const TEMPLATES: [(&str, &str); 9] = [
+const TEMPLATES: [(&str, &str); 17] = [
     ("layout", include_str!("../../templates/pages/layout.hbs")),
     ("login", include_str!("../../templates/pages/login.hbs")),
     ("error", include_str!("../../templates/pages/error.hbs")),
@@ -42,6 +42,17 @@ const TEMPLATES: [(&str, &str); 9] = [
     ("units", include_str!("../../templates/pages/units.hbs")),
     ("users", include_str!("../../templates/pages/users.hbs")),
     ("log", include_str!("../../templates/pages/log.hbs")),
+    ("start", include_str!("../../templates/pages/start.hbs")),
+    ("adherence", include_str!("../../templates/pages/adherence.hbs")),
+    (
+        "unit_adherence",
+        include_str!("../../templates/pages/unit_adherence.hbs"),
+    ),
+    ("leadtimes", include_str!("../../templates/pages/leadtimes.hbs")),
+    ("liability", include_str!("../../templates/pages/liability.hbs")),
+    ("quarterly", include_str!("../../templates/pages/quarterly.hbs")),
+    ("warnings", include_str!("../../templates/pages/warnings.hbs")),
+    ("staffing", include_str!("../../templates/pages/staffing.hbs")),
 ];
 
 /// The compiled page templates (HTML-escaped).
@@ -58,6 +69,16 @@ impl Pages {
                 .map_err(|e| anyhow::anyhow!("page template {name}: {e}"))?;
         }
         Ok(Pages { hb })
+    }
+
+    /// A page's body alone in a standalone document with the stylesheet
+    /// inline (a report saved or printed outside the service).
+    pub fn document(&self, name: &str, title: &str, data: Value) -> anyhow::Result<String> {
+        let body = self.hb.render(name, &data)?;
+        let title = handlebars::html_escape(title);
+        Ok(format!(
+            "<!DOCTYPE html>\n<html lang=\"sv\">\n<head>\n<meta charset=\"utf-8\">\n<title>{title} – svu-vakt</title>\n<style>\n{CSS}</style>\n</head>\n<body>\n<main id=\"innehall\">\n{body}</main>\n</body>\n</html>\n"
+        ))
     }
 
     pub(super) fn render(
@@ -227,7 +248,7 @@ pub(super) fn error_page(pages: &Pages, user: Option<&PageUser>, e: &AppError) -
 #[get("/")]
 async fn home(req: HttpRequest) -> HttpResponse {
     match cookie(&req, SESSION_COOKIE) {
-        Some(_) => see_other("/avvikelser"),
+        Some(_) => see_other("/oversikt"),
         None => see_other("/login"),
     }
 }
@@ -243,11 +264,21 @@ async fn css() -> HttpResponse {
 /// Only a path on this site: never another host after login. A path is
 /// `/` followed by plain characters only (no second `/` first, no
 /// backslash, space or control character a browser would strip into `//`).
+/// Empty when there is none: then the person's start page (by role) after login.
 fn local_next(next: Option<&String>) -> String {
     let plain = |c: char| c.is_ascii_alphanumeric() || "/_-.?=&%~+".contains(c);
     match next.map(String::as_str) {
         Some(n) if n.starts_with('/') && !n.starts_with("//") && n.chars().all(plain) => n.to_string(),
-        _ => "/avvikelser".to_string(),
+        _ => String::new(),
+    }
+}
+
+/// Where a person lands after login: ledning and admins on the overview,
+/// a handläggare on their deviations.
+fn start_of(role: Role) -> &'static str {
+    match role {
+        Role::Admin | Role::Ledning => "/oversikt",
+        _ => "/avvikelser",
     }
 }
 
@@ -292,8 +323,15 @@ async fn login_submit(
     )
     .await
     {
-        Ok(Ok((cookie, _, _))) => HttpResponse::SeeOther()
-            .insert_header((header::LOCATION, next.as_str()))
+        Ok(Ok((cookie, _, caller))) => HttpResponse::SeeOther()
+            .insert_header((
+                header::LOCATION,
+                if next.is_empty() {
+                    start_of(caller.role)
+                } else {
+                    next.as_str()
+                },
+            ))
             .insert_header((header::SET_COOKIE, session_cookie(&state, Some(&cookie))))
             .finish(),
         Ok(Err(e)) | Err(e) => refused(e),

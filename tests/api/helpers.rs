@@ -183,6 +183,7 @@ pub fn config(db: &TestDb) -> Config {
         },
         session: Default::default(),
         handling: Default::default(),
+        followup: Default::default(),
     }
 }
 

@@ -7,6 +7,7 @@ mod admin_pages;
 mod audit;
 mod browser;
 mod core;
+mod followup;
 mod handling;
 mod helpers;
 mod import;

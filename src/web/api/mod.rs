@@ -5,6 +5,7 @@ pub mod deviations;
 mod events;
 pub mod openapi;
 mod outbox;
+pub mod reports;
 mod scans;
 pub mod session;
 mod units;
@@ -20,6 +21,7 @@ pub fn config(cfg: &mut web::ServiceConfig) {
             .configure(deviations::config)
             .configure(scans::config)
             .configure(outbox::config)
+            .configure(reports::config)
             .configure(session::config)
             .configure(openapi::config),
     );

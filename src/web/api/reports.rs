@@ -1,0 +1,381 @@
+//! The follow-up (SPEC §7, §8): adherence, lead times, betalningsansvar,
+//! readmissions, handling times, åtgärder and their effect, the quarterly
+//! report, and förvarningar. Every answer is scoped: a caller with units
+//! sees the obligations of those units and below, and the kommun figures of
+//! the kommuner whose units are among them; the county sees everything.
+//! Each read is logged.
+
+use actix_web::{get, web, HttpResponse};
+use chrono::{NaiveDate, Utc};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::calendar::local_date;
+use crate::followup::adherence::{self, Group};
+use crate::followup::leadtimes::{self, Model};
+use crate::followup::{forvarning, handling, quarterly, readmissions, Month, Period, Quarter, Visible};
+use crate::rules::{RuleId, Units};
+use crate::store::tokens::{self, Caller, Role};
+use crate::store::DbConn;
+use crate::web::auth::{Auth, Scope};
+use crate::web::error::{AppError, ErrorCode};
+use crate::web::AppState;
+
+/// Who reads reports: management and admins (SPEC §9).
+pub const REPORT_READERS: [Role; 2] = [Role::Admin, Role::Ledning];
+/// Adherence and förvarningar also serve a handläggare, for their own units.
+pub const UNIT_READERS: [Role; 3] = [Role::Admin, Role::Ledning, Role::Handlaggare];
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportQuery {
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub rule: Option<String>,
+    pub group: Option<String>,
+    pub kommun: Option<String>,
+    pub model: Option<String>,
+    pub unit: Option<String>,
+}
+
+fn bad(e: impl Into<String>) -> AppError {
+    AppError::new(ErrorCode::BadRequest, e)
+}
+
+/// `from`/`to`, by default the twelve months up to today.
+pub fn period_of(q: &ReportQuery) -> Result<Period, AppError> {
+    let today = local_date(Utc::now());
+    let to = match &q.to {
+        Some(t) => t.clone(),
+        None => today.to_string(),
+    };
+    let from = match &q.from {
+        Some(f) => f.clone(),
+        None => {
+            let to_date = NaiveDate::parse_from_str(&to, "%Y-%m-%d").unwrap_or(today);
+            Month::of(to_date).plus(-11).first().to_string()
+        }
+    };
+    Period::parse(&from, &to).map_err(bad)
+}
+
+pub fn rule_of(q: &ReportQuery) -> Result<Option<RuleId>, AppError> {
+    q.rule
+        .as_deref()
+        .filter(|r| !r.is_empty())
+        .map(|r| RuleId::parse(r).ok_or_else(|| bad(format!("unknown rule `{r}`"))))
+        .transpose()
+}
+
+pub fn model_of(state: &AppState, q: &ReportQuery) -> Result<Model, AppError> {
+    match q.model.as_deref().filter(|m| !m.is_empty()) {
+        Some(m) => Model::parse(m).map_err(bad),
+        None => Ok(state.followup.model),
+    }
+}
+
+/// Runs `f` on a connection with the caller's scope, after logging the read.
+pub async fn scoped<T, F>(state: web::Data<AppState>, caller: Caller, what: String, f: F) -> Result<T, AppError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut DbConn, &Scope, &AppState) -> Result<T, AppError> + Send + 'static,
+{
+    web::block(move || -> Result<T, AppError> {
+        let mut conn = state.pool.get()?;
+        let scope = Scope::of(&caller, &mut conn)?;
+        tokens::log_access(&mut conn, &caller, "rapport", &what)?;
+        f(&mut conn, &scope, &state)
+    })
+    .await?
+}
+
+/// A kommun asked for that the caller may not see answers as unknown: no rows.
+fn kommun_allowed(conn: &mut DbConn, scope: &Scope, kommun: Option<&str>) -> Result<bool, AppError> {
+    let Some(k) = kommun else { return Ok(true) };
+    let units = crate::store::units::all(conn)?;
+    Ok(quarterly::kommuner_in_scope(&units, Visible(scope.units())).is_none_or(|s| s.contains(k)))
+}
+
+fn in_scope_kommun<T>(
+    conn: &mut DbConn,
+    scope: &Scope,
+    rows: Vec<T>,
+    kommun: impl Fn(&T) -> &str,
+) -> Result<Vec<T>, AppError> {
+    let units = crate::store::units::all(conn)?;
+    let allowed = quarterly::kommuner_in_scope(&units, Visible(scope.units()));
+    Ok(rows
+        .into_iter()
+        .filter(|r| allowed.as_ref().is_none_or(|a| a.contains(kommun(r))))
+        .collect())
+}
+
+#[utoipa::path(get, path = "/api/v1/reports/adherence", tag = "uppföljning",
+    params(("from" = Option<String>, Query, description = "first day, YYYY-MM-DD (default: the first of the month eleven months back)"),
+        ("to" = Option<String>, Query, description = "last day, YYYY-MM-DD (default today)"),
+        ("rule" = Option<String>, Query, description = "one rule"),
+        ("group" = Option<String>, Query, description = "unit (default), subtree, huvudman or county")),
+    responses((status = 200, description = "obligations due in the period and how many were met, late or missing", body = [adherence::Row]),
+        (status = 400, description = "a bad parameter"), (status = 401, description = "no valid token or session"),
+        (status = 403, description = "a role that may not read adherence")))]
+#[get("/reports/adherence")]
+async fn get_adherence(
+    state: web::Data<AppState>,
+    auth: Auth,
+    query: web::Query<ReportQuery>,
+) -> Result<HttpResponse, AppError> {
+    let caller = auth.require(&UNIT_READERS)?.clone();
+    let q = query.into_inner();
+    let period = period_of(&q)?;
+    let rule = rule_of(&q)?;
+    let group = Group::parse(q.group.as_deref().unwrap_or("unit")).map_err(bad)?;
+    let what = format!("adherence {}..{}", period.from, period.to);
+    let rows = scoped(state, caller, what, move |conn, scope, _| {
+        Ok(adherence::report(
+            conn,
+            period,
+            rule.map(RuleId::as_str),
+            group,
+            Visible(scope.units()),
+        )?)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(rows))
+}
+
+#[utoipa::path(get, path = "/api/v1/reports/leadtimes", tag = "uppföljning",
+    params(("from" = Option<String>, Query, description = "first day, YYYY-MM-DD"), ("to" = Option<String>, Query, description = "last day, YYYY-MM-DD"),
+        ("kommun" = Option<String>, Query, description = "one kommun (its huvudman name)")),
+    responses((status = 200, description = "lead times UK → hemgång and SKR's indicators per kommun and month", body = [leadtimes::LeadRow]),
+        (status = 400, description = "a bad parameter"), (status = 401, description = "no valid token or session"),
+        (status = 403, description = "not ledning or admin")))]
+#[get("/reports/leadtimes")]
+async fn get_leadtimes(
+    state: web::Data<AppState>,
+    auth: Auth,
+    query: web::Query<ReportQuery>,
+) -> Result<HttpResponse, AppError> {
+    let caller = auth.require(&REPORT_READERS)?.clone();
+    let q = query.into_inner();
+    let period = period_of(&q)?;
+    let what = format!("leadtimes {}..{}", period.from, period.to);
+    let rows = scoped(state, caller, what, move |conn, scope, _| {
+        if !kommun_allowed(conn, scope, q.kommun.as_deref())? {
+            return Ok(Vec::new());
+        }
+        let stays = leadtimes::load(conn, Some(period.from), period.to)?;
+        let rows = leadtimes::rows(&stays, period, local_date(Utc::now()), q.kommun.as_deref());
+        in_scope_kommun(conn, scope, rows, |r| &r.kommun)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(rows))
+}
+
+#[utoipa::path(get, path = "/api/v1/reports/betalningsansvar", tag = "uppföljning",
+    params(("from" = Option<String>, Query, description = "first day, YYYY-MM-DD"), ("to" = Option<String>, Query, description = "last day, YYYY-MM-DD"),
+        ("kommun" = Option<String>, Query, description = "one kommun: its cases are listed, each with why it counts or not"),
+        ("model" = Option<String>, Query, description = "vasterbotten or rullande (default: the installation's)")),
+    responses((status = 200, description = "each kommun's months under the model: state, counted and excluded patients, days and amount", body = quarterly::Betalningsansvar),
+        (status = 400, description = "a bad parameter"), (status = 401, description = "no valid token or session"),
+        (status = 403, description = "not ledning or admin")))]
+#[get("/reports/betalningsansvar")]
+async fn get_betalningsansvar(
+    state: web::Data<AppState>,
+    auth: Auth,
+    query: web::Query<ReportQuery>,
+) -> Result<HttpResponse, AppError> {
+    let caller = auth.require(&REPORT_READERS)?.clone();
+    let q = query.into_inner();
+    let period = period_of(&q)?;
+    let model = model_of(&state, &q)?;
+    let what = format!(
+        "betalningsansvar {}..{}{}",
+        period.from,
+        period.to,
+        q.kommun.as_deref().map(|k| format!(" kommun={k}")).unwrap_or_default()
+    );
+    let body = scoped(state, caller, what, move |conn, scope, st| {
+        let kommuner = if kommun_allowed(conn, scope, q.kommun.as_deref())? {
+            let stays = leadtimes::load(conn, None, period.to)?;
+            let rows = leadtimes::liability(&stays, period, model, &st.followup.prices, q.kommun.as_deref());
+            in_scope_kommun(conn, scope, rows, |r| &r.kommun)?
+        } else {
+            Vec::new()
+        };
+        Ok(quarterly::Betalningsansvar {
+            model: model.as_str().to_string(),
+            kommuner,
+        })
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(body))
+}
+
+#[utoipa::path(get, path = "/api/v1/reports/readmissions", tag = "uppföljning",
+    params(("from" = Option<String>, Query, description = "first day of the discharges, YYYY-MM-DD"), ("to" = Option<String>, Query, description = "last day, YYYY-MM-DD"),
+        ("kommun" = Option<String>, Query, description = "one kommun")),
+    responses((status = 200, description = "discharges and readmissions within 30 days per kommun, month and age band", body = [readmissions::Row]),
+        (status = 400, description = "a bad parameter"), (status = 401, description = "no valid token or session"),
+        (status = 403, description = "not ledning or admin")))]
+#[get("/reports/readmissions")]
+async fn get_readmissions(
+    state: web::Data<AppState>,
+    auth: Auth,
+    query: web::Query<ReportQuery>,
+) -> Result<HttpResponse, AppError> {
+    let caller = auth.require(&REPORT_READERS)?.clone();
+    let q = query.into_inner();
+    let period = period_of(&q)?;
+    let what = format!("readmissions {}..{}", period.from, period.to);
+    let rows = scoped(state, caller, what, move |conn, scope, _| {
+        let (discharged, admitted) = readmissions::load(conn, period)?;
+        let rows = readmissions::rows(&discharged, &admitted, q.kommun.as_deref());
+        in_scope_kommun(conn, scope, rows, |r| &r.kommun)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(rows))
+}
+
+#[utoipa::path(get, path = "/api/v1/reports/handling", tag = "uppföljning",
+    params(("from" = Option<String>, Query, description = "first day a deviation was mailed, YYYY-MM-DD"), ("to" = Option<String>, Query, description = "last day, YYYY-MM-DD")),
+    responses((status = 200, description = "median and 90th percentile hours from skickad to mottagen and to avslutad per unit and rule, and the open deviations by age"),
+        (status = 400, description = "a bad parameter"), (status = 401, description = "no valid token or session"),
+        (status = 403, description = "not ledning or admin")))]
+#[get("/reports/handling")]
+async fn get_handling(
+    state: web::Data<AppState>,
+    auth: Auth,
+    query: web::Query<ReportQuery>,
+) -> Result<HttpResponse, AppError> {
+    let caller = auth.require(&REPORT_READERS)?.clone();
+    let q = query.into_inner();
+    let period = period_of(&q)?;
+    let what = format!("handling {}..{}", period.from, period.to);
+    let body = scoped(state, caller, what, move |conn, scope, _| {
+        let visible = Visible(scope.units());
+        let rows = handling::report(conn, period, visible)?;
+        let open = handling::open_by_age(conn, visible, crate::store::now())?;
+        Ok(json!({"rows": rows, "open_by_age": open}))
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(body))
+}
+
+#[utoipa::path(get, path = "/api/v1/reports/atgarder", tag = "uppföljning",
+    params(("from" = Option<String>, Query, description = "first day an åtgärd was recorded, YYYY-MM-DD"), ("to" = Option<String>, Query, description = "last day, YYYY-MM-DD"),
+        ("unit" = Option<String>, Query, description = "one unit"), ("rule" = Option<String>, Query, description = "one rule")),
+    responses((status = 200, description = "each åtgärd with the adherence of its unit and rule in the 91 days before and after; improved null until 91 days have passed"),
+        (status = 400, description = "a bad parameter"), (status = 401, description = "no valid token or session"),
+        (status = 403, description = "not ledning or admin")))]
+#[get("/reports/atgarder")]
+async fn get_atgarder(
+    state: web::Data<AppState>,
+    auth: Auth,
+    query: web::Query<ReportQuery>,
+) -> Result<HttpResponse, AppError> {
+    let caller = auth.require(&REPORT_READERS)?.clone();
+    let q = query.into_inner();
+    let period = period_of(&q)?;
+    let rule = rule_of(&q)?;
+    let what = format!("atgarder {}..{}", period.from, period.to);
+    let rows = scoped(state, caller, what, move |conn, scope, _| {
+        Ok(adherence::effects(
+            conn,
+            period,
+            q.unit.as_deref(),
+            rule.map(RuleId::as_str),
+            Visible(scope.units()),
+            crate::store::now(),
+        )?)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(rows))
+}
+
+#[utoipa::path(get, path = "/api/v1/reports/quarterly/{quarter}", tag = "uppföljning",
+    params(("quarter" = String, Path, description = "YYYY-QN, e.g. 2026-Q2"), ("model" = Option<String>, Query, description = "betalningsansvar model")),
+    responses((status = 200, description = "the quarterly LPO/LAG report", body = quarterly::Quarterly),
+        (status = 400, description = "a bad quarter"), (status = 401, description = "no valid token or session"),
+        (status = 403, description = "not ledning or admin")))]
+#[get("/reports/quarterly/{quarter}")]
+async fn get_quarterly(
+    state: web::Data<AppState>,
+    auth: Auth,
+    path: web::Path<String>,
+    query: web::Query<ReportQuery>,
+) -> Result<HttpResponse, AppError> {
+    let caller = auth.require(&REPORT_READERS)?.clone();
+    let quarter = Quarter::parse(&path.into_inner()).map_err(bad)?;
+    let model = model_of(&state, &query)?;
+    let what = format!("quarterly {}", quarter.label());
+    let report = scoped(state, caller, what, move |conn, scope, st| {
+        quarterly::build(
+            conn,
+            quarter,
+            Visible(scope.units()),
+            model,
+            &st.followup.prices,
+            Utc::now(),
+        )
+        .map_err(AppError::internal)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(report))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ForvarningQuery {
+    within_hours: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/api/v1/forvarningar", tag = "uppföljning",
+    params(("within_hours" = Option<i64>, Query, description = "the window, 1–168 hours (default: the installation's, 24)")),
+    responses((status = 200, description = "obligations coming due in the window that are not yet met, soonest first", body = [forvarning::Warning]),
+        (status = 400, description = "a window out of range"), (status = 401, description = "no valid token or session"),
+        (status = 403, description = "a role that may not read förvarningar")))]
+#[get("/forvarningar")]
+async fn get_forvarningar(
+    state: web::Data<AppState>,
+    auth: Auth,
+    query: web::Query<ForvarningQuery>,
+) -> Result<HttpResponse, AppError> {
+    let caller = auth.require(&UNIT_READERS)?.clone();
+    let hours = query.within_hours.unwrap_or(state.followup.forvarning_hours);
+    if !(1..=forvarning::MAX_HOURS).contains(&hours) {
+        return Err(bad(format!(
+            "within_hours must be between 1 and {}",
+            forvarning::MAX_HOURS
+        )));
+    }
+    let list = scoped(
+        state,
+        caller,
+        format!("forvarningar {hours} h"),
+        move |conn, scope, st| {
+            let units = Units::new(crate::store::units::all(conn)?);
+            forvarning::list(
+                conn,
+                &units,
+                &st.auditor.profile,
+                Utc::now(),
+                hours,
+                Visible(scope.units()),
+            )
+            .map_err(AppError::internal)
+        },
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(list))
+}
+
+pub fn config(cfg: &mut web::ServiceConfig) {
+    cfg.service(get_adherence)
+        .service(get_leadtimes)
+        .service(get_betalningsansvar)
+        .service(get_readmissions)
+        .service(get_handling)
+        .service(get_atgarder)
+        .service(get_quarterly)
+        .service(get_forvarningar);
+}
