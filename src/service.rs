@@ -79,6 +79,9 @@ impl Services {
                 if let Err(e) = self.remind() {
                     tracing::error!(error = %format!("{e:#}"), "handling reminders failed");
                 }
+                if let Err(e) = self.remind_staffing() {
+                    tracing::error!(error = %format!("{e:#}"), "staffing reminders failed");
+                }
                 Metrics::add(&m.scans, 1);
                 Metrics::add(&m.deviations_filed, s.counts.filed);
                 Metrics::add(&m.deviations_withdrawn, s.counts.withdrawn);
@@ -97,6 +100,24 @@ impl Services {
     pub fn remind(&self) -> anyhow::Result<crate::reminders::Reminded> {
         let mut conn = self.pool.get()?;
         crate::reminders::run(&mut conn, &self.handling, &self.auditor.mail)
+    }
+
+    /// Queues the opt-in förvarning before storhelg staffing days (SPEC §7).
+    pub fn remind_staffing(&self) -> anyhow::Result<usize> {
+        let days = self.followup.staffing_reminder_days;
+        if days == 0 {
+            return Ok(0);
+        }
+        let mut conn = self.pool.get()?;
+        let units = crate::rules::Units::new(crate::store::units::all(&mut conn)?);
+        crate::followup::forvarning::queue_staffing_reminders(
+            &mut conn,
+            &units,
+            &self.auditor.profile,
+            &self.auditor.mail,
+            days,
+            Utc::now(),
+        )
     }
 
     /// One round of delivery (blocking), if an SMTP server is configured.

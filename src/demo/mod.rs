@@ -284,8 +284,16 @@ fn case_lines(seed: u64, i: usize, from: i64, to: i64, wards: &[String], buf: &m
     let case = format!("SVU-{seed}-{i:07}");
     let mut evs = plan_case(&mut r, from, to, wards);
     evs.sort_by_key(|e| (e.at, e.n));
-    for e in &evs {
-        push_line(buf, &case, e);
+    // A readmission's events (numbered from 201) are a case of their own.
+    let again = format!("{case}-R");
+    for e in &mut evs {
+        if e.n > 200 {
+            e.n -= 200;
+            e.reference = e.reference.map(|r| r - 200);
+            push_line(buf, &again, e);
+        } else {
+            push_line(buf, &case, e);
+        }
     }
     evs.len()
 }
@@ -380,8 +388,10 @@ fn plan_case(r: &mut Rng, from: i64, to: i64, wards: &[String]) -> Vec<Ev> {
             Some((samtycke < 93).to_string()),
         );
     }
+    let mut sip_by_track = false;
     if r.chance(0.5) {
         let c = ["bla", "gron", "gron", "gul", "gul", "rod"][r.below(6) as usize];
+        sip_by_track = matches!(c, "gul" | "rod");
         push(
             &mut evs,
             "sparfarg",
@@ -457,7 +467,9 @@ fn plan_case(r: &mut Rng, from: i64, to: i64, wards: &[String]) -> Vec<Ev> {
                 push(&mut evs, "kvittens", at, rc, vec![], Some(n), None);
             }
         }
-        if sip_needed {
+        // The fast vårdkontakt calls to SIP whenever the rules would need one
+        // (the documented need, or a yellow or red track).
+        if sip_needed || sip_by_track {
             if let Some(at) = pick(
                 r,
                 &[
@@ -469,15 +481,83 @@ fn plan_case(r: &mut Rng, from: i64, to: i64, wards: &[String]) -> Vec<Ev> {
             }
         }
     }
-    push(
-        &mut evs,
-        "utskrivning",
-        uk_at + r.range(2 * HOUR, 5 * DAY),
-        &ward,
-        vec![],
-        None,
+    let ut = discharge(r, uk_at, k);
+    push(&mut evs, "utskrivning", ut, &ward, vec![], None, None);
+    // A share of patients comes back within 30 days (SKR: about 10–13 % of
+    // those 65 and older): a new case of the same patient.
+    if let Some(p) = evs[0].patient.clone() {
+        let age = 2026 - p[..4].parse::<i64>().unwrap_or(1950);
+        if r.chance(if age >= 65 { 0.13 } else { 0.06 }) {
+            let back = ut + r.range(DAY, 30 * DAY);
+            evs.extend(readmission(r, back, &ward, &recipients, p));
+        }
+    }
+    evs
+}
+
+/// When the patient goes home: about two thirds on dag 0, the others after
+/// two to eight days; two kommuner have months when home care lags
+/// (Norrköping March–June, Motala September–November) and cross the 3-day
+/// line for several months in a row.
+fn discharge(r: &mut Rng, uk_at: i64, kommun: &str) -> i64 {
+    let month = DateTime::from_timestamp(uk_at, 0)
+        .map(|t| chrono::Datelike::month(&t.with_timezone(&Stockholm)))
+        .unwrap_or(1);
+    let slow =
+        (kommun == "NORRKOPING" && (3..=6).contains(&month)) || (kommun == "MOTALA" && (9..=11).contains(&month));
+    let days = if slow {
+        if r.chance(0.35) {
+            0
+        } else {
+            r.range(3, 14)
+        }
+    } else if r.chance(0.61) {
+        0
+    } else {
+        r.range(2, 9)
+    };
+    let start_of_dag0 = end_of_dag0(uk_at) + 1 - DAY;
+    (start_of_dag0 + days * DAY + r.range(10 * HOUR, 16 * HOUR)).max(uk_at + 2 * HOUR)
+}
+
+/// A short second stay of the same patient, as its own case: admitted,
+/// announced, utskrivningsklar, acknowledged, home. Its events carry case
+/// marker 200+ so `push_line` files them under the readmission's case id.
+fn readmission(r: &mut Rng, admit: i64, ward: &str, recipients: &[String], patient: String) -> Vec<Ev> {
+    let mut evs = Vec::with_capacity(8);
+    let mut n = 200u8;
+    let mut push = |kind: &'static str, at: i64, unit: &str, to: Vec<String>, reference: Option<u8>| {
+        n += 1;
+        evs.push(Ev {
+            n,
+            kind,
+            at,
+            unit: unit.to_string(),
+            to,
+            reference,
+            value: None,
+            patient: None,
+        });
+        n
+    };
+    push("inskrivning", admit, ward, vec![], None);
+    let im = push(
+        "inskrivningsmeddelande",
+        admit + r.range(HOUR, 20 * HOUR),
+        ward,
+        recipients.to_vec(),
         None,
     );
+    for rc in recipients {
+        push("kvittens", admit + r.range(21 * HOUR, 30 * HOUR), rc, vec![], Some(im));
+    }
+    let uk_at = admit + r.range(DAY, 4 * DAY);
+    let uk = push("utskrivningsklar", uk_at, ward, recipients.to_vec(), None);
+    for rc in recipients {
+        push("kvittens", uk_at + r.range(60, 6 * HOUR), rc, vec![], Some(uk));
+    }
+    push("utskrivning", uk_at + r.range(3 * HOUR, 20 * HOUR), ward, vec![], None);
+    evs[0].patient = Some(patient);
     evs
 }
 

@@ -147,3 +147,77 @@ pub fn unstaffed(
     }
     Ok(out)
 }
+
+/// After a scan: a reminder to every covered unit with an e-mail address
+/// that has not registered `bemanning` for a staffing day within the next
+/// `days` days (before its 15:00), once per unit and day, through the
+/// outbox. Returns how many were queued.
+pub fn queue_staffing_reminders(
+    conn: &mut DbConn,
+    units: &Units,
+    profile: &Profile,
+    mail: &crate::mail::MailConfig,
+    days: i64,
+    now: DateTime<Utc>,
+) -> anyhow::Result<usize> {
+    use crate::mail::outbox::{self, NewMail, BEMANNING_PAMINNELSE};
+    use crate::mail::routing::Recipients;
+    use crate::store::schema::staffing_reminders;
+    if days <= 0 {
+        return Ok(0);
+    }
+    let until = local_instant(
+        local_date(now) + Duration::days(days),
+        NaiveTime::from_hms_opt(15, 0, 0).unwrap_or_default(),
+    );
+    let blocks: BTreeMap<chrono::NaiveDate, String> = Calendar::new()
+        .staffing_days(local_date(now), local_date(until), &profile.staffing_tables)
+        .into_iter()
+        .map(|d| (d.date, format!("{} – {}", d.block_start, d.block_end)))
+        .collect();
+    let mut queued = 0;
+    for (unit, due) in unstaffed(conn, units, profile, now, until)? {
+        let Some(u) = units.get(&crate::domain::UnitId(unit.clone())) else {
+            continue;
+        };
+        let Some(email) = u.email.clone() else { continue };
+        let day = local_date(due);
+        let key = day.to_string();
+        queued += crate::store::backend::write_tx(conn, |conn| -> anyhow::Result<usize> {
+            let done: i64 = staffing_reminders::table
+                .filter(staffing_reminders::unit_id.eq(&unit))
+                .filter(staffing_reminders::day.eq(&key))
+                .count()
+                .get_result(conn)?;
+            if done > 0 {
+                return Ok(0);
+            }
+            diesel::insert_into(staffing_reminders::table)
+                .values((
+                    staffing_reminders::unit_id.eq(&unit),
+                    staffing_reminders::day.eq(&key),
+                    staffing_reminders::queued_at.eq(crate::store::now()),
+                ))
+                .execute(conn)?;
+            let to = Recipients {
+                to: email.clone(),
+                cc: Vec::new(),
+                via: String::new(),
+            };
+            let mid = format!("<bemanning-{}-{key}@{}>", hex::encode(unit.as_bytes()), mail.domain());
+            let mut m = NewMail::new(mid, BEMANNING_PAMINNELSE, &[], &to);
+            const DAYS: [&str; 7] = ["måndag", "tisdag", "onsdag", "torsdag", "fredag", "lördag", "söndag"];
+            m.payload = Some(
+                serde_json::json!({
+                    "enhet": unit, "namn": u.name, "datum": key,
+                    "veckodag": DAYS[chrono::Datelike::weekday(&day).num_days_from_monday() as usize],
+                    "helg": blocks.get(&day).cloned().unwrap_or_default(),
+                })
+                .to_string(),
+            );
+            outbox::enqueue(conn, &[m])?;
+            Ok(1)
+        })?;
+    }
+    Ok(queued)
+}

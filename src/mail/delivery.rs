@@ -25,7 +25,8 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::outbox::{
-    self, MailRow, ATERKALLELSE, AVSLUTAD, AVVIKELSE, EJ_MEJLADE, ESKALERING, MISSLYCKAD, PAMINNELSE, SAMMANSTALLNING,
+    self, MailRow, ATERKALLELSE, AVSLUTAD, AVVIKELSE, BEMANNING_PAMINNELSE, EJ_MEJLADE, ESKALERING, MISSLYCKAD,
+    PAMINNELSE, SAMMANSTALLNING,
 };
 use super::templates::{Rendered, Templates};
 use super::MailConfig;
@@ -335,7 +336,7 @@ fn compose(
             }
             Ok(Some((t.render(&m.kind, &data)?, vec![d.id])))
         }
-        MISSLYCKAD | EJ_MEJLADE => {
+        MISSLYCKAD | EJ_MEJLADE | BEMANNING_PAMINNELSE => {
             let payload: serde_json::Value = serde_json::from_str(m.payload.as_deref().unwrap_or("{}"))?;
             Ok(Some((t.render(&m.kind, &payload)?, Vec::new())))
         }

@@ -40,6 +40,8 @@ pub const PAMINNELSE: &str = "paminnelse";
 pub const ESKALERING: &str = "eskalering";
 /// To the report's copies: the deviation is closed, with the åtgärd.
 pub const AVSLUTAD: &str = "avslutad";
+/// A förvarning before a storhelg staffing day to a unit without `bemanning` (SPEC §7).
+pub const BEMANNING_PAMINNELSE: &str = "bemanning_paminnelse";
 
 /// Deviations per digest: a backlog is split over several mails, never dropped.
 pub const DIGEST_MAX: usize = 100;

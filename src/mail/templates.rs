@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use crate::rules::RuleId;
 
 pub const SECTIONS: [&str; 5] = ["handelse", "konsekvens", "atgard", "forbattring", "grund"];
-const KINDS: [&str; 8] = [
+const KINDS: [&str; 9] = [
     "avvikelse",
     "aterkallelse",
     "sammanstallning",
@@ -23,6 +23,7 @@ const KINDS: [&str; 8] = [
     "paminnelse",
     "eskalering",
     "avslutad",
+    "bemanning_paminnelse",
 ];
 const PARTS: [&str; 3] = ["subject", "txt", "html"];
 
@@ -57,6 +58,9 @@ const EMBEDDED: &[(&str, &str)] = embedded!(
     "mail/avslutad.subject.hbs",
     "mail/avslutad.txt.hbs",
     "mail/avslutad.html.hbs",
+    "mail/bemanning_paminnelse.subject.hbs",
+    "mail/bemanning_paminnelse.txt.hbs",
+    "mail/bemanning_paminnelse.html.hbs",
     "rules/inskrivningsmeddelande_24h.hbs",
     "rules/kallelse_sip.hbs",
     "rules/kvittens_utskrivningsklar.hbs",

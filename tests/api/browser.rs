@@ -14,6 +14,7 @@ crate::on_both!(
     a_handlaggare_logs_in_finds_a_deviation_and_works_it_to_closure,
     another_units_deviation_cannot_be_opened_by_its_url,
     an_admin_searches_the_access_log,
+    ledning_opens_the_start_page_drills_down_and_opens_the_quarterly_report,
 );
 
 fn skip(name: &str) -> bool {
@@ -230,4 +231,73 @@ fn an_admin_searches_the_access_log(b: Backend) {
     browser.type_into("#l-object", "C1");
     browser.click_and_wait("form.filters button[type=submit]");
     assert!(browser.text("tbody").contains("bo.k1"));
+}
+
+fn ledning_opens_the_start_page_drills_down_and_opens_the_quarterly_report(b: Backend) {
+    if skip("ledning_opens_the_start_page_drills_down_and_opens_the_quarterly_report") {
+        return;
+    }
+    let app = crate::followup::app(b);
+    crate::followup::liability_county(&app);
+    create_user(&app, "chef.lan", Role::Ledning, &[]);
+    let browser = Browser::start();
+    log_in(&browser, &app, "chef.lan");
+    // Ledning lands on the overview: adherence per rule with its trend chart.
+    assert!(
+        browser.current_url().ends_with("/oversikt"),
+        "{}",
+        browser.current_url()
+    );
+    assert_eq!(browser.text("h1"), "Översikt");
+    assert!(browser.count("figure.chart svg") == 1);
+    assert!(browser
+        .text("main")
+        .contains("Inskrivningsmeddelande senare än 24 timmar"));
+    browser.assert_accessible();
+    browser.screenshot("oversikt");
+    // County → huvudman → unit.
+    browser.goto(&format!("{}/foljsamhet?from=2026-01-01&to=2026-06-30", app.base));
+    browser.assert_accessible();
+    browser.screenshot("foljsamhet-lan");
+    browser.click_and_wait("a[href*='huvudman=Region']");
+    assert_eq!(browser.text("h2:nth-of-type(2)"), "Enheter hos Region Test");
+    browser.screenshot("foljsamhet-huvudman");
+    browser.click_and_wait("a[href='/foljsamhet/enhet/AVD']");
+    assert_eq!(browser.text("h1"), "Avdelning 1");
+    assert!(browser.count("figure.chart svg") == 1);
+    browser.assert_accessible();
+    browser.screenshot("foljsamhet-enhet");
+    // The quarterly report: every section, the betalningsansvar of Kommun A in settlement.
+    browser.goto(&format!("{}/kvartalsrapport?kvartal=2026-Q2", app.base));
+    assert_eq!(browser.text("h1"), "Kvartalsrapport 2026-Q2");
+    let text = browser.text("main");
+    for heading in [
+        "1. Följsamhet per huvudman och regel",
+        "2. Avvikelser per regel och status",
+        "3. Handläggningstider",
+        "4. Storhelgsbemanning",
+        "5. Ledtider utskrivningsklar – hemgång",
+        "6. Betalningsansvar",
+        "7. Återinskrivning inom 30 dagar",
+    ] {
+        assert!(text.contains(heading), "{heading}");
+    }
+    assert!(text.contains("ekonomisk reglering"), "{text}");
+    assert_eq!(browser.count("figure.chart svg"), 2);
+    browser.assert_accessible();
+    browser.screenshot("kvartalsrapport");
+    for (path, name) in [
+        ("/ledtider?from=2026-01-01&to=2026-06-30", "ledtider"),
+        (
+            "/betalningsansvar?from=2026-01-01&to=2026-07-31&kommun=Kommun%20A",
+            "betalningsansvar",
+        ),
+        ("/forvarningar", "forvarningar"),
+        ("/storhelg?ar=2026", "storhelg"),
+    ] {
+        browser.goto(&format!("{}{path}", app.base));
+        browser.assert_accessible();
+        browser.screenshot(name);
+    }
+    assert!(browser.text("main").contains("Storhelgsbemanning 2026"));
 }

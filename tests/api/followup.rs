@@ -21,6 +21,7 @@ crate::on_both!(
     adherence_counts_a_boundary_due_in_the_next_period_and_a_late_event_corrects_it,
     every_report_and_page_is_scoped_to_the_callers_units,
     handling_times_and_the_quarterly_report_in_every_format,
+    forvarning_lists_what_comes_due_and_a_unit_without_staffing_is_reminded_once,
 );
 
 const UNITS: &str = r#"[
@@ -31,7 +32,7 @@ const UNITS: &str = r#"[
  {"id":"HT-B","name":"Hemtjänst B","kind":"kommun","huvudman":"Kommun B","storhelg":false}
 ]"#;
 
-fn app(b: Backend) -> TestApp {
+pub(crate) fn app(b: Backend) -> TestApp {
     let app = spawn_app_with(b, |c| {
         c.followup.model = svu_vakt::followup::leadtimes::Model::Vasterbotten;
         c.followup.prices = svu_vakt::followup::leadtimes::Prices([(2026, 10_000)].into());
@@ -116,7 +117,7 @@ fn stay<'a>(case: &'a str, ins: &'a str, uk: &'a str, ut: &'a str) -> Stay<'a> {
 
 /// Kommun A: January 5 days, February and March 4 (three months over 3),
 /// April 2, 3, 4 and 0 days (mean 2.25) with three stays excluded.
-fn liability_county(app: &TestApp) {
+pub(crate) fn liability_county(app: &TestApp) {
     let mut body = String::new();
     body += &stay_lines(&stay(
         "J1",
@@ -648,4 +649,100 @@ fn handling_times_and_the_quarterly_report_in_every_format(b: Backend) {
     assert!(html.contains("@page") && html.contains("break-inside: avoid"));
     let json: Value = serde_json::from_str(&run("json")).unwrap();
     assert_eq!(json["leadtimes"], q["leadtimes"]);
+}
+
+fn forvarning_lists_what_comes_due_and_a_unit_without_staffing_is_reminded_once(b: Backend) {
+    let smtp = crate::smtp::SmtpServer::start();
+    let url = smtp.url();
+    let app = spawn_app_with(b, move |c| c.mail.smtp_url = svu_vakt::mail::SmtpUrl(url));
+    assert_eq!(app.post_units(UNITS).status, 200);
+    let more = r#"[
+     {"id":"HT-C","name":"Hemtjänst C","kind":"kommun","huvudman":"Kommun C","storhelg":true,"email":"ht-c@kommun.example.se"},
+     {"id":"HT-D","name":"Hemtjänst D","kind":"kommun","huvudman":"Kommun D","storhelg":true,"email":"ht-d@kommun.example.se"}
+    ]"#;
+    assert_eq!(app.post_units(more).status, 200);
+    // Admitted two hours ago without an IM; a UK an hour ago not acknowledged.
+    let now = chrono::Utc::now();
+    let ago = |h: i64| (now - chrono::Duration::hours(h)).to_rfc3339_opts(chrono::SecondsFormat::Secs, false);
+    let body = line(json!({"id":"W1-ins","case":"W1","type":"inskrivning","at":ago(2),"unit":"AVD"}))
+        + &line(json!({"id":"W2-uk","case":"W2","type":"utskrivningsklar","at":ago(1),"unit":"AVD","to":["HT-A"]}));
+    assert_eq!(app.post_events(&body).status, 200);
+    let r = app.request(
+        "POST",
+        "/api/v1/scans",
+        Some(&app.admin.clone()),
+        Some(("application/json", "{}")),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let list = app.get("/api/v1/forvarningar?within_hours=48").json();
+    let rules: Vec<(&str, &str)> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| (w["rule"].as_str().unwrap(), w["unit"].as_str().unwrap()))
+        .collect();
+    assert!(rules.contains(&("inskrivningsmeddelande_24h", "AVD")), "{list}");
+    assert!(rules.contains(&("kvittens_utskrivningsklar", "HT-A")), "{list}");
+    let im = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["rule"] == "inskrivningsmeddelande_24h")
+        .unwrap();
+    let left = im["minutes_left"].as_i64().unwrap();
+    assert!((21 * 60..=22 * 60).contains(&left), "{im}");
+    // The unit's handläggare sees its own line only.
+    let h = token(&app.pool, Role::Handlaggare, Some("HT-A"));
+    let own = app
+        .request("GET", "/api/v1/forvarningar?within_hours=48", Some(&h), None)
+        .json();
+    assert!(own.as_array().unwrap().iter().all(|w| w["unit"] == "HT-A"), "{own}");
+    assert_eq!(own.as_array().unwrap().len(), 1);
+    // The IM goes out: its line is gone at once, before any scan.
+    let im =
+        line(json!({"id":"W1-im","case":"W1","type":"inskrivningsmeddelande","at":ago(0),"unit":"AVD","to":["HT-A"]}));
+    assert_eq!(app.post_events(&im).status, 200);
+    let list = app.get("/api/v1/forvarningar?within_hours=48").json();
+    assert!(
+        list.as_array()
+            .unwrap()
+            .iter()
+            .all(|w| w["rule"] != "inskrivningsmeddelande_24h"),
+        "{list}"
+    );
+
+    // Before the Christmas staffing day: HT-D has registered, HT-C has not.
+    let cal = svu_vakt::calendar::Calendar::new();
+    let d = |s: &str| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+    let day = cal.staffing_days(d("2026-12-20"), d("2026-12-31"), &Default::default())[0].date;
+    let bem = line(json!({"id":"BEM-D","type":"bemanning","at":format!("{day}T08:00:00+01:00"),"unit":"HT-D"}));
+    assert_eq!(app.post_events(&bem).status, 200);
+    let at = svu_vakt::calendar::local_instant(
+        day - chrono::Duration::days(3),
+        chrono::NaiveTime::from_hms_opt(9, 0, 0).unwrap(),
+    );
+    let profile = svu_vakt::rules::Profile::nationell();
+    let mail = crate::helpers::config(&app.db).mail;
+    let units = svu_vakt::rules::Units::new(svu_vakt::store::units::all(&mut app.conn()).unwrap());
+    let queue = || {
+        svu_vakt::followup::forvarning::queue_staffing_reminders(&mut app.conn(), &units, &profile, &mail, 7, at)
+            .unwrap()
+    };
+    assert_eq!(queue(), 1);
+    assert_eq!(queue(), 0, "once per unit and day");
+    let r = app.request(
+        "POST",
+        "/api/v1/scans",
+        Some(&app.admin.clone()),
+        Some(("application/json", "{}")),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let got: Vec<_> = smtp
+        .messages()
+        .into_iter()
+        .filter(|m| m.subject().contains("bemanning"))
+        .collect();
+    assert_eq!(got.len(), 1);
+    assert!(got[0].header("To").unwrap().contains("ht-c@kommun.example.se"));
+    assert!(got[0].text().contains(&day.to_string()), "{}", got[0].text());
 }
