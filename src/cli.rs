@@ -541,7 +541,7 @@ pub fn report_adherence(
             for r in &rows {
                 w.write_record([
                     r.rule.clone(),
-                    r.group.clone(),
+                    crate::followup::csv_safe(&r.group),
                     r.due.to_string(),
                     r.met.to_string(),
                     r.late.to_string(),

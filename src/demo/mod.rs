@@ -283,8 +283,9 @@ fn case_lines(seed: u64, i: usize, from: i64, to: i64, wards: &[String], buf: &m
     let mut r = Rng(seed ^ (i as u64).wrapping_mul(0xD1B5_4A32_D192_ED03));
     let case = format!("SVU-{seed}-{i:07}");
     let mut evs = plan_case(&mut r, from, to, wards);
-    evs.sort_by_key(|e| (e.at, e.n));
-    // A readmission's events (numbered from 201) are a case of their own.
+    // A readmission's events (numbered from 201) are a case of their own,
+    // written after the first: the file stays grouped by case.
+    evs.sort_by_key(|e| (e.n > 200, e.at, e.n));
     let again = format!("{case}-R");
     for e in &mut evs {
         if e.n > 200 {

@@ -40,6 +40,8 @@ impl Group {
 pub const NO_UNIT: &str = "(ingen ansvarig enhet)";
 pub const UNKNOWN_HUVUDMAN: &str = "(okänd huvudman)";
 pub const COUNTY: &str = "länet";
+/// `group=county` for a caller with units: their units, not the county.
+pub const OWN_UNITS: &str = "egna enheter";
 
 /// One row of `GET /api/v1/reports/adherence` (SPEC §8).
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
@@ -128,12 +130,14 @@ pub fn rows(tally: &Tally, units: &[Unit], group: Group, visible: Visible) -> Ve
     let mut acc: BTreeMap<(String, String), [i64; 3]> = BTreeMap::new();
     for ((rule, unit), c) in &tally.0 {
         let groups: Vec<String> = match group {
-            Group::County => vec![COUNTY.to_string()],
+            Group::County => vec![if visible.is_county() { COUNTY } else { OWN_UNITS }.to_string()],
             Group::Unit => vec![unit.clone().unwrap_or_else(|| NO_UNIT.to_string())],
-            Group::Huvudman => vec![unit
-                .as_deref()
-                .and_then(|u| by_id.get(u))
-                .map_or_else(|| UNKNOWN_HUVUDMAN.to_string(), |u| u.huvudman.clone())],
+            Group::Huvudman => vec![match unit.as_deref() {
+                None => NO_UNIT.to_string(),
+                Some(u) => by_id
+                    .get(u)
+                    .map_or_else(|| UNKNOWN_HUVUDMAN.to_string(), |u| u.huvudman.clone()),
+            }],
             Group::Subtree => {
                 let mut chain = Vec::new();
                 let mut cur = unit.as_deref();
@@ -252,7 +256,8 @@ pub fn effects(
     let mut q = deviation_history::table
         .inner_join(deviations::table)
         .filter(deviation_history::to_status.eq("atgardad"))
-        .filter(deviation_history::at.ge(period.start()))
+        // Every åtgärd up to the period's end: a deviation counts at its
+        // first, which must fall in the period.
         .filter(deviation_history::at.lt(period.end()))
         .filter(deviations::unit.is_not_null())
         .select((
@@ -277,7 +282,7 @@ pub fn effects(
             continue;
         };
         // A deviation reopened and recorded again counts once, at its first åtgärd.
-        if !seen.insert(id) {
+        if !seen.insert(id) || at < period.start() {
             continue;
         }
         let window = Duration::days(EFFECT_DAYS);
@@ -364,7 +369,7 @@ mod tests {
         let hm = rows(&t, &units, Group::Huvudman, Visible::ALL);
         assert_eq!(
             hm.iter().map(|r| (r.group.as_str(), r.due)).collect::<Vec<_>>(),
-            [(UNKNOWN_HUVUDMAN, 1), ("Kommun", 2), ("Region", 6)]
+            [(NO_UNIT, 1), ("Kommun", 2), ("Region", 6)]
         );
         let county = rows(&t, &units, Group::County, Visible::ALL);
         assert_eq!((county[0].due, county[0].met), (9, 6));

@@ -5,7 +5,7 @@
 //! the storhelg staffing days in the window are listed for every covered
 //! unit that has not registered `bemanning` for the day.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, NaiveTime, Utc};
 use diesel::prelude::*;
@@ -131,16 +131,21 @@ pub fn unstaffed(
         if due <= now || due > until {
             continue;
         }
-        let registered: HashSet<String> = events::table
-            .filter(events::event_type.eq("bemanning"))
+        // Staffed as §4.4 has it: a `bemanning` that day, or any act of the
+        // unit between 08:00 and 15:00 that has happened by now.
+        let acts: Vec<(String, String, chrono::NaiveDateTime)> = events::table
             .filter(events::at.ge(local_instant(day.date, NaiveTime::MIN).naive_utc()))
             .filter(events::at.lt(local_instant(day.date + Duration::days(1), NaiveTime::MIN).naive_utc()))
-            .select(events::unit)
-            .load::<String>(conn)?
-            .into_iter()
-            .collect();
+            .select((events::unit, events::event_type, events::at))
+            .load(conn)?;
+        let mut tracker = crate::rules::bemanning::StaffingTracker::default();
+        for (unit, kind, at) in acts {
+            if let Some(kind) = crate::domain::EventType::parse(&kind) {
+                tracker.observe_act(&crate::domain::UnitId(unit), kind, at.and_utc(), units, now);
+            }
+        }
         for u in units.storhelg_units() {
-            if !registered.contains(u.id.as_str()) {
+            if !tracker.is_staffed(&u.id, day.date) {
                 out.push((u.id.0.clone(), due));
             }
         }

@@ -217,13 +217,8 @@ fn csv_line(out: &mut String, cells: &[String]) {
     let line: Vec<String> = cells
         .iter()
         .map(|c| {
-            // A cell a spreadsheet would read as a formula is quoted as text.
-            let c = if c.starts_with(['=', '+', '-', '@']) && c.parse::<f64>().is_err() {
-                format!("'{c}")
-            } else {
-                c.clone()
-            };
-            if c.contains([',', '"', '\n', ';']) {
+            let c = super::csv_safe(c);
+            if c.contains([',', '"', '\n', '\r', ';']) {
                 format!("\"{}\"", c.replace('"', "\"\""))
             } else {
                 c

@@ -54,6 +54,11 @@ impl StaffingTracker {
         }
     }
 
+    /// Whether `unit` counts as staffed on `day` by what was observed.
+    pub fn is_staffed(&self, unit: &UnitId, day: NaiveDate) -> bool {
+        self.staffed.contains(&(unit.clone(), day))
+    }
+
     /// Missing staffing on every staffing day from the earliest event's local
     /// date up to T whose 15:00 has passed.
     pub fn findings(

@@ -204,6 +204,8 @@ pub struct CaseFacts {
     pub uk_at: Option<DateTime<Utc>>,
     pub dag0: Option<NaiveDate>,
     pub utskrivning_at: Option<DateTime<Utc>>,
+    /// The case was closed (`avslut`, e.g. the patient died): no days count after it.
+    pub avslut_at: Option<DateTime<Utc>>,
     /// The IM went within 24 h (§4.1); `None` without an inskrivning.
     pub im_in_time: Option<bool>,
     pub sip_needed: bool,
@@ -254,6 +256,7 @@ fn facts(v: &CaseView, units: &Units, profile: &Profile) -> CaseFacts {
         uk_at: uk.map(utc),
         dag0: uk.map(|uk| dag0(utc(uk))),
         utskrivning_at: utskrivning.map(utc),
+        avslut_at: v.avslut,
         im_in_time,
         sip_needed,
         kallelse_in_time,

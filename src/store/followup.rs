@@ -36,6 +36,7 @@ pub struct FactsRow {
     pub dag0: Option<String>,
     pub utskrivning_at: Option<NaiveDateTime>,
     pub utskrivning_date: Option<String>,
+    pub avslut_date: Option<String>,
     pub im_in_time: Option<bool>,
     pub sip_needed: bool,
     pub kallelse_in_time: Option<bool>,
@@ -99,16 +100,23 @@ pub fn replace_staffing(
     insert_obligations(conn, &rows)
 }
 
+/// As events are stored (`backend::insert_events`): on SQLite one cached
+/// single-row statement (a multi-row one is prepared anew per chunk), on
+/// PostgreSQL `COPY`.
 fn insert_obligations(conn: &mut DbConn, rows: &[&NewObligation]) -> QueryResult<()> {
-    for chunk in rows.chunks(CHUNK) {
-        match conn {
-            DbConn::Sqlite(c) => diesel::insert_into(obligations::table)
-                .values(chunk.to_vec())
-                .execute(c)?,
-            DbConn::Pg(c) => diesel::insert_into(obligations::table)
-                .values(chunk.to_vec())
-                .execute(c)?,
-        };
+    match conn {
+        DbConn::Sqlite(c) => {
+            for row in rows {
+                diesel::insert_into(obligations::table).values(*row).execute(c)?;
+            }
+        }
+        DbConn::Pg(c) => {
+            if !rows.is_empty() {
+                diesel::copy_from(obligations::table)
+                    .from_insertable(rows.to_vec())
+                    .execute(c)?;
+            }
+        }
     }
     Ok(())
 }

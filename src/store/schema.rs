@@ -252,6 +252,7 @@ diesel::table! {
         dag0 -> Nullable<Text>,
         utskrivning_at -> Nullable<Timestamp>,
         utskrivning_date -> Nullable<Text>,
+        avslut_date -> Nullable<Text>,
         im_in_time -> Nullable<Bool>,
         sip_needed -> Bool,
         kallelse_in_time -> Nullable<Bool>,

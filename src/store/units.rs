@@ -75,8 +75,20 @@ pub fn upsert(conn: &mut DbConn, list: &[Unit]) -> QueryResult<(usize, usize)> {
 fn upsert_once(conn: &mut DbConn, list: &[Unit]) -> QueryResult<(usize, usize)> {
     super::backend::write_tx(conn, |conn| {
         let (mut created, mut updated) = (0, 0);
+        let mut reshaped = false;
         let t = now();
         for u in list {
+            let before: Option<(String, String, Option<String>)> = units::table
+                .find(u.id.as_str())
+                .select((units::kind, units::huvudman, units::parent))
+                .first(conn)
+                .optional()?;
+            let shape = (
+                u.kind.as_str().to_string(),
+                u.huvudman.clone(),
+                u.parent.as_ref().map(|p| p.0.clone()),
+            );
+            reshaped |= before.as_ref() != Some(&shape);
             let values = (
                 units::name.eq(&u.name),
                 units::kind.eq(u.kind.as_str()),
@@ -110,6 +122,14 @@ fn upsert_once(conn: &mut DbConn, list: &[Unit]) -> QueryResult<(usize, usize)> 
             } else {
                 updated += 1;
             }
+        }
+        // A unit that is new or has another kind, huvudman or parent changes
+        // what the follow-up kept of cases that name it (kommuner, the
+        // öppenvård recipient): every case is summarised again by the next scan.
+        if reshaped {
+            diesel::update(super::schema::cases::table.filter(super::schema::cases::summary_hash.is_not_null()))
+                .set(super::schema::cases::summary_hash.eq(None::<String>))
+                .execute(conn)?;
         }
         Ok((created, updated))
     })

@@ -27,13 +27,14 @@ CREATE TABLE case_facts (
     dag0 TEXT,
     utskrivning_at TIMESTAMP,
     utskrivning_date TEXT,
+    -- the local date of the case's avslut (no utskrivningsklara dagar after it)
+    avslut_date TEXT,
     im_in_time BOOLEAN,
     sip_needed BOOLEAN NOT NULL,
     kallelse_in_time BOOLEAN
 );
-CREATE INDEX case_facts_dag0 ON case_facts (dag0);
-CREATE INDEX case_facts_utskrivning ON case_facts (utskrivning_date);
-CREATE INDEX case_facts_patient ON case_facts (patient_hash);
+-- No secondary indexes: the reports read a county's rows in one pass, and
+-- every index would cost the first scan a random insert per case.
 -- The age band derived at ingest (never the number), and a hash of what the
 -- scan last recorded for the case: unchanged cases are not rewritten, and a
 -- case never summarised is always a candidate of the next scan.

@@ -158,7 +158,12 @@ async fn get_leadtimes(
     let caller = auth.require(&REPORT_READERS)?.clone();
     let q = query.into_inner();
     let period = period_of(&q)?;
-    let what = format!("leadtimes {}..{}", period.from, period.to);
+    let what = format!(
+        "leadtimes {}..{}{}",
+        period.from,
+        period.to,
+        q.kommun.as_deref().map(|k| format!(" kommun={k}")).unwrap_or_default()
+    );
     let rows = scoped(state, caller, what, move |conn, scope, _| {
         if !kommun_allowed(conn, scope, q.kommun.as_deref())? {
             return Ok(Vec::new());
@@ -226,7 +231,12 @@ async fn get_readmissions(
     let caller = auth.require(&REPORT_READERS)?.clone();
     let q = query.into_inner();
     let period = period_of(&q)?;
-    let what = format!("readmissions {}..{}", period.from, period.to);
+    let what = format!(
+        "readmissions {}..{}{}",
+        period.from,
+        period.to,
+        q.kommun.as_deref().map(|k| format!(" kommun={k}")).unwrap_or_default()
+    );
     let rows = scoped(state, caller, what, move |conn, scope, _| {
         let (discharged, admitted) = readmissions::load(conn, period)?;
         let rows = readmissions::rows(&discharged, &admitted, q.kommun.as_deref());
