@@ -141,7 +141,14 @@ pub fn unstaffed(
         let mut tracker = crate::rules::bemanning::StaffingTracker::default();
         for (unit, kind, at) in acts {
             if let Some(kind) = crate::domain::EventType::parse(&kind) {
-                tracker.observe_act(&crate::domain::UnitId(unit), kind, at.and_utc(), units, now);
+                // A `bemanning` dated the day counts even when registered
+                // ahead (its `at` still to come); other acts once they happened.
+                let seen = if kind == crate::domain::EventType::Bemanning {
+                    at.and_utc()
+                } else {
+                    now
+                };
+                tracker.observe_act(&crate::domain::UnitId(unit), kind, at.and_utc(), units, seen);
             }
         }
         for u in units.storhelg_units() {
