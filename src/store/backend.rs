@@ -245,7 +245,9 @@ struct Locked {
 }
 
 #[derive(diesel::QueryableByName)]
-struct Pid {
+struct LockedBy {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    locked: bool,
     #[diesel(sql_type = diesel::sql_types::Integer)]
     pid: i32,
 }
@@ -264,13 +266,13 @@ pub fn try_scan_lock(
     use super::schema::scan_lock::dsl as l;
     match conn {
         DbConn::Pg(c) => {
-            let r: Locked =
-                diesel::sql_query(format!("SELECT pg_try_advisory_lock({SCAN_LOCK_KEY}) AS locked")).get_result(c)?;
-            if !r.locked {
-                return Ok(None);
-            }
-            let p: Pid = diesel::sql_query("SELECT pg_backend_pid() AS pid").get_result(c)?;
-            Ok(Some(format!("pg:{}", p.pid)))
+            // One statement: the lock and the session's pid come together, so
+            // no moment exists where the lock is held but its holder unknown.
+            let r: LockedBy = diesel::sql_query(format!(
+                "SELECT pg_try_advisory_lock({SCAN_LOCK_KEY}) AS locked, pg_backend_pid() AS pid"
+            ))
+            .get_result(c)?;
+            Ok(r.locked.then(|| format!("pg:{}", r.pid)))
         }
         DbConn::Sqlite(c) => c.immediate_transaction(|c| {
             let (current, expires): (Option<String>, Option<chrono::NaiveDateTime>) =
