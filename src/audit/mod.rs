@@ -26,7 +26,6 @@ use crate::mail::templates::Templates;
 use crate::mail::{MailConfig, MailMode};
 use crate::rules::bemanning::{staffing_dues, StaffingTracker};
 use crate::rules::{case, Finding, Obligation, Outcome, Profile, RuleId, Units};
-use crate::store::events::{EventRow, EVENT_COLUMNS};
 use crate::store::followup::{self, NewObligation};
 use crate::store::schema::{cases, events, scan_runs};
 use crate::store::{backend, deviations, now, DbConn, Pool};
@@ -244,13 +243,7 @@ impl Auditor {
     fn scan_body(&self, conn: &mut DbConn, run: &Run, counts: &mut Counts) -> anyhow::Result<()> {
         let units = Units::new(crate::store::units::all(conn)?);
         let active: HashSet<RuleId> = self.profile.enabled.iter().copied().collect();
-        let case_rules: Vec<RuleId> = self
-            .profile
-            .enabled
-            .iter()
-            .copied()
-            .filter(|r| *r != RuleId::BemanningStorhelg)
-            .collect();
+        let case_rules = self.profile.case_rules();
         let filing = filing::Filing {
             auditor: self,
             units: &units,
@@ -350,28 +343,12 @@ impl Auditor {
         counts: &mut Counts,
     ) -> anyhow::Result<Judged> {
         let ids: Vec<&str> = chunk.iter().map(|c| c.id.as_str()).collect();
-        let rows: Vec<EventRow> = events::table
-            .filter(events::case_id.eq_any(&ids))
-            // The index's order: no sort in the database. Ties in `at` are
-            // ordered by id where the rules read the case (`CaseView`).
-            .order((events::case_id, events::at))
-            .select(EVENT_COLUMNS)
-            .load(conn)?;
-        let mut by_case: BTreeMap<String, Vec<crate::domain::Event>> = BTreeMap::new();
-        for row in rows {
-            let e = row.into_event()?;
-            if let Some(c) = e.case.clone() {
-                by_case.entry(c.0).or_default().push(e);
-            }
-        }
+        let by_case = crate::store::events::of_cases(conn, &ids)?;
         let mut judged = Judged::default();
         for c in chunk {
             let events = by_case.get(&c.id).map(Vec::as_slice).unwrap_or_default();
             let outcome = case::evaluate_recorded(events, units, &self.profile, rules, as_of);
-            let summary = summarise(c, &outcome, as_of, self.scan.grace);
-            if c.summary_hash.as_deref() != Some(summary.hash.as_str()) {
-                judged.summaries.push(summary);
-            }
+            judged.summaries.extend(summarise(c, &outcome, as_of, self.scan.grace));
             let (ready, next) = self.split_by_grace(outcome.findings, outcome.next_due, as_of);
             counts.cases_evaluated += 1;
             counts.findings += ready.len();
@@ -576,50 +553,53 @@ pub(crate) fn obligation_row(case_id: &str, o: &Obligation, as_of: DateTime<Utc>
     }
 }
 
-/// The rows the follow-up keeps of one case, and a hash over them: a case
-/// whose hash did not change is not rewritten. (The hash is only ever
-/// compared with the one this build wrote; a new build rewrites once.)
+/// The rows the follow-up keeps of one case, when a hash over what they
+/// hold differs from the one the last scan noted (`None`: unchanged, and
+/// no row is built). The hash is only ever compared with one this build
+/// wrote; a new build rewrites each case once.
 fn summarise(
     c: &Candidate,
     outcome: &case::CaseOutcome,
     as_of: DateTime<Utc>,
     grace: Duration,
-) -> followup::CaseSummary {
+) -> Option<followup::CaseSummary> {
     use std::hash::{Hash, Hasher};
-    let obligations: Vec<NewObligation> = outcome
-        .obligations
-        .iter()
-        .map(|o| obligation_row(&c.id, o, as_of, grace))
-        .collect();
     let f = &outcome.facts;
-    let day = |d: chrono::NaiveDate| d.format("%Y-%m-%d").to_string();
-    let facts = followup::FactsRow {
-        case_id: c.id.clone(),
-        kommuner: serde_json::to_string(&f.kommuner).unwrap_or_else(|_| "[]".into()),
-        patient_hash: c.patient_hash.clone(),
-        age_band: c.age_band.clone(),
-        inskrivning_at: f.inskrivning_at.map(|t| t.naive_utc()),
-        uk_at: f.uk_at.map(|t| t.naive_utc()),
-        dag0: f.dag0.map(day),
-        utskrivning_at: f.utskrivning_at.map(|t| t.naive_utc()),
-        utskrivning_date: f.utskrivning_at.map(|t| day(local_date(t))),
-        avslut_date: f.avslut_at.map(|t| day(local_date(t))),
-        im_in_time: f.im_in_time,
-        sip_needed: f.sip_needed,
-        kallelse_in_time: f.kallelse_in_time,
-    };
     let mut h = std::hash::DefaultHasher::new();
-    for o in &obligations {
-        (&o.rule, &o.unit, o.due, &o.outcome, o.done_at).hash(&mut h);
+    for o in &outcome.obligations {
+        (o.rule, &o.unit, o.due, graced(o, as_of, grace)).hash(&mut h);
     }
     f.hash(&mut h);
     (&c.patient_hash, &c.age_band).hash(&mut h);
-    followup::CaseSummary {
-        case_id: c.id.clone(),
-        hash: format!("{:016x}", h.finish()),
-        obligations,
-        facts,
+    let hash = format!("{:016x}", h.finish());
+    if c.summary_hash.as_deref() == Some(hash.as_str()) {
+        return None;
     }
+    let day = |d: chrono::NaiveDate| d.format("%Y-%m-%d").to_string();
+    Some(followup::CaseSummary {
+        case_id: c.id.clone(),
+        hash,
+        obligations: outcome
+            .obligations
+            .iter()
+            .map(|o| obligation_row(&c.id, o, as_of, grace))
+            .collect(),
+        facts: followup::FactsRow {
+            case_id: c.id.clone(),
+            kommuner: serde_json::to_string(&f.kommuner).unwrap_or_else(|_| "[]".into()),
+            patient_hash: c.patient_hash.clone(),
+            age_band: c.age_band.clone(),
+            inskrivning_at: f.inskrivning_at.map(|t| t.naive_utc()),
+            uk_at: f.uk_at.map(|t| t.naive_utc()),
+            dag0: f.dag0.map(day),
+            utskrivning_at: f.utskrivning_at.map(|t| t.naive_utc()),
+            utskrivning_date: f.utskrivning_at.map(|t| day(local_date(t))),
+            avslut_date: f.avslut_at.map(|t| day(local_date(t))),
+            im_in_time: f.im_in_time,
+            sip_needed: f.sip_needed,
+            kallelse_in_time: f.kallelse_in_time,
+        },
+    })
 }
 
 /// One scan's settings, decided when it starts.

@@ -13,9 +13,7 @@ use serde::Serialize;
 
 use super::Visible;
 use crate::calendar::{in_stockholm, local_date, local_instant, Calendar};
-use crate::domain::Event;
 use crate::rules::{case, Outcome, Profile, RuleId, Units};
-use crate::store::events::{EventRow, EVENT_COLUMNS};
 use crate::store::schema::{events, obligations};
 use crate::store::DbConn;
 
@@ -55,26 +53,10 @@ pub fn list(
         .distinct()
         .load(conn)?;
     let mut out = Vec::new();
-    let rules: Vec<RuleId> = profile
-        .enabled
-        .iter()
-        .copied()
-        .filter(|r| *r != RuleId::BemanningStorhelg)
-        .collect();
+    let rules = profile.case_rules();
     for chunk in pending.chunks(500) {
-        let rows: Vec<EventRow> = events::table
-            .filter(events::case_id.eq_any(chunk))
-            .order((events::case_id, events::at))
-            .select(EVENT_COLUMNS)
-            .load(conn)?;
-        let mut by_case: BTreeMap<String, Vec<Event>> = BTreeMap::new();
-        for row in rows {
-            let e = row.into_event()?;
-            if let Some(c) = e.case.clone() {
-                by_case.entry(c.0).or_default().push(e);
-            }
-        }
-        for (id, evs) in by_case {
+        let ids: Vec<&str> = chunk.iter().map(String::as_str).collect();
+        for (id, evs) in crate::store::events::of_cases(conn, &ids)? {
             let outcome = case::evaluate_recorded(&evs, units, profile, &rules, now);
             for o in outcome.obligations {
                 if o.outcome != Outcome::Pending || o.done.is_some() || o.due > until {

@@ -104,17 +104,16 @@ pub fn build(
     let deviations = deviation_counts(conn, period.start(), period.end(), visible)?;
     let handling_rows = handling::report(conn, period, visible)?;
     let open_by_age = handling::open_by_age(conn, visible, now.naive_utc())?;
-    let staffing = staffing_table(conn, period.start(), period.end(), visible)?;
+    let staffing = staffing_table(conn, period, visible)?;
     let today = local_date(now);
-    let kommun_filter = kommuner_in_scope(&units, visible);
     let stays = leadtimes::load(conn, None, period.to)?;
     let mut leadtimes_rows = leadtimes::rows(&stays, period, today, None);
-    leadtimes_rows.retain(|r| kommun_filter.as_ref().is_none_or(|k| k.contains(&r.kommun)));
+    keep_visible_kommuner(&mut leadtimes_rows, &units, visible, |r| &r.kommun);
     let mut kommuner = leadtimes::liability(&stays, period, model, prices, None);
-    kommuner.retain(|r| kommun_filter.as_ref().is_none_or(|k| k.contains(&r.kommun)));
+    keep_visible_kommuner(&mut kommuner, &units, visible, |r| &r.kommun);
     let (discharged, admitted) = readmissions::load(conn, period)?;
     let mut readmission_rows = readmissions::rows(&discharged, &admitted, None);
-    readmission_rows.retain(|r| kommun_filter.as_ref().is_none_or(|k| k.contains(&r.kommun)));
+    keep_visible_kommuner(&mut readmission_rows, &units, visible, |r| &r.kommun);
     Ok(Quarterly {
         quarter,
         from: period.from.to_string(),
@@ -148,6 +147,18 @@ pub fn kommuner_in_scope(units: &[crate::domain::Unit], visible: Visible) -> Opt
     })
 }
 
+/// Keeps the rows of the kommuner the caller may see.
+pub fn keep_visible_kommuner<T>(
+    rows: &mut Vec<T>,
+    units: &[crate::domain::Unit],
+    visible: Visible,
+    kommun: impl Fn(&T) -> &str,
+) {
+    if let Some(allowed) = kommuner_in_scope(units, visible) {
+        rows.retain(|r| allowed.contains(kommun(r)));
+    }
+}
+
 fn deviation_counts(
     conn: &mut DbConn,
     start: NaiveDateTime,
@@ -172,26 +183,34 @@ fn deviation_counts(
         .collect())
 }
 
-fn staffing_table(
+/// The judged staffing obligations of the period's days: (unit, day, outcome)
+/// of every visible unit.
+pub fn staffing_outcomes(
     conn: &mut DbConn,
-    start: NaiveDateTime,
-    end: NaiveDateTime,
+    period: super::Period,
     visible: Visible,
-) -> QueryResult<StaffingTable> {
+) -> QueryResult<Vec<(String, chrono::NaiveDate, String)>> {
     let rows: Vec<(Option<String>, NaiveDateTime, String)> = obligations::table
         .filter(obligations::rule.eq(RuleId::BemanningStorhelg.as_str()))
         .filter(obligations::case_id.eq(""))
-        .filter(obligations::due.ge(start))
-        .filter(obligations::due.lt(end))
+        .filter(obligations::due.ge(period.start()))
+        .filter(obligations::due.lt(period.end()))
         .select((obligations::unit, obligations::due, obligations::outcome))
         .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(unit, due, outcome)| {
+            let unit = unit.filter(|u| visible.unit(Some(u)))?;
+            Some((unit, local_date(due.and_utc()), outcome))
+        })
+        .collect())
+}
+
+fn staffing_table(conn: &mut DbConn, period: super::Period, visible: Visible) -> QueryResult<StaffingTable> {
     let mut days: BTreeSet<String> = BTreeSet::new();
     let mut cells: BTreeMap<String, BTreeMap<String, Option<bool>>> = BTreeMap::new();
-    for (unit, due, outcome) in rows {
-        let Some(unit) = unit.filter(|u| visible.unit(Some(u))) else {
-            continue;
-        };
-        let day = local_date(due.and_utc()).to_string();
+    for (unit, day, outcome) in staffing_outcomes(conn, period, visible)? {
+        let day = day.to_string();
         days.insert(day.clone());
         let v = match outcome.as_str() {
             "met" => Some(true),

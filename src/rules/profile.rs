@@ -123,6 +123,15 @@ fn default_risk() -> BTreeMap<RuleId, Risk> {
 }
 
 impl Profile {
+    /// The enabled rules that judge one case at a time (all but staffing).
+    pub fn case_rules(&self) -> Vec<RuleId> {
+        self.enabled
+            .iter()
+            .copied()
+            .filter(|r| *r != RuleId::BemanningStorhelg)
+            .collect()
+    }
+
     pub fn nationell() -> Profile {
         Profile {
             name: "nationell".into(),

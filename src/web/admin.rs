@@ -12,7 +12,7 @@ use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
 use serde_json::{json, Map, Value};
 
 use super::error::{AppError, ErrorCode};
-use super::pages::{blocking, check_csrf, error_page, page_user, role_text, see_other, PageUser, Pages};
+use super::pages::{blocking, check_csrf, error_page, role_text, see_other, user_in_role, PageUser, Pages};
 use super::AppState;
 use crate::audit::report::local_text;
 use crate::domain::{Role, Unit};
@@ -27,16 +27,7 @@ async fn admin_user(
     req: &HttpRequest,
     roles: &[Role],
 ) -> Result<PageUser, HttpResponse> {
-    let user = page_user(state, req).await?;
-    if roles.contains(&user.caller.role) {
-        Ok(user)
-    } else {
-        Err(error_page(
-            pages,
-            Some(&user),
-            &AppError::new(ErrorCode::Forbidden, "sidan är bara för administratörer"),
-        ))
-    }
+    user_in_role(state, pages, req, roles, "sidan är bara för administratörer").await
 }
 
 /// An admin's form: the person (an admin) and the form's CSRF token checked.

@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use super::api::reports::{self as api, ReportQuery, REPORT_READERS, UNIT_READERS};
 use super::auth::Scope;
 use super::error::{AppError, ErrorCode};
-use super::pages::{error_page, page_user, PageUser, Pages};
+use super::pages::{error_page, user_in_role, PageUser, Pages};
 use super::AppState;
 use crate::audit::report::rule_title;
 use crate::calendar::{local_date, Calendar};
@@ -27,7 +27,6 @@ use crate::followup::leadtimes::{self, exclusion_text, Model};
 use crate::followup::quarterly::{self, Quarterly};
 use crate::followup::{forvarning, handling, Month, Period, Quarter, Visible};
 use crate::rules::{RuleId, Units};
-use crate::store::schema::obligations;
 use crate::store::DbConn;
 
 /// "87,5 %", or "–" when nothing fell due.
@@ -65,6 +64,19 @@ fn month_name(m: Month) -> String {
     format!("{} {}", NAMES[(m.month - 1) as usize], m.year)
 }
 
+/// The twelve calendar months up to this one, and the period from the
+/// first of them to today.
+fn last_twelve_months() -> (Vec<Month>, Period) {
+    let today = local_date(Utc::now());
+    let last = Month::of(today);
+    let months: Vec<Month> = (0..12).map(|i| last.plus(i - 11)).collect();
+    let period = Period {
+        from: months[0].first(),
+        to: today,
+    };
+    (months, period)
+}
+
 /// The person, if their role may see the page.
 async fn reader(
     state: &web::Data<AppState>,
@@ -72,16 +84,7 @@ async fn reader(
     req: &HttpRequest,
     roles: &[Role],
 ) -> Result<PageUser, HttpResponse> {
-    let user = page_user(state, req).await?;
-    if roles.contains(&user.caller.role) {
-        Ok(user)
-    } else {
-        Err(error_page(
-            pages,
-            Some(&user),
-            &AppError::new(ErrorCode::Forbidden, "sidan är för ledning och administratörer"),
-        ))
-    }
+    user_in_role(state, pages, req, roles, "sidan är för ledning och administratörer").await
 }
 
 fn query(req: &HttpRequest) -> HashMap<String, String> {
@@ -173,13 +176,7 @@ async fn start(state: web::Data<AppState>, pages: web::Data<Pages>, req: HttpReq
         Ok(u) => u,
         Err(r) => return r,
     };
-    let today = local_date(Utc::now());
-    let last = Month::of(today);
-    let months: Vec<Month> = (0..12).map(|i| last.plus(i - 11)).collect();
-    let period = Period {
-        from: months[0].first(),
-        to: today,
-    };
+    let (months, period) = last_twelve_months();
     let hours = state.followup.forvarning_hours;
     page(
         state,
@@ -309,13 +306,7 @@ async fn unit_page(
         Err(r) => return r,
     };
     let id = path.into_inner();
-    let today = local_date(Utc::now());
-    let last = Month::of(today);
-    let months: Vec<Month> = (0..12).map(|i| last.plus(i - 11)).collect();
-    let period = Period {
-        from: months[0].first(),
-        to: today,
-    };
+    let (months, period) = last_twelve_months();
     page(state, pages, user, format!("foljsamhet enhet {id}"), "unit_adherence", "Följsamhet för en enhet", move |conn, scope, _| {
         let visible = Visible(scope.units());
         let unit = crate::store::units::get(conn, &id)?
@@ -400,10 +391,8 @@ async fn leadtimes_page(state: web::Data<AppState>, pages: web::Data<Pages>, req
         "Ledtider",
         move |conn, scope, _| {
             let stays = leadtimes::load(conn, Some(period.from), period.to)?;
-            let mut rows = leadtimes::rows(&stays, period, local_date(Utc::now()), None);
-            let units = crate::store::units::all(conn)?;
-            let allowed = quarterly::kommuner_in_scope(&units, Visible(scope.units()));
-            rows.retain(|r| allowed.as_ref().is_none_or(|a| a.contains(&r.kommun)));
+            let rows = leadtimes::rows(&stays, period, local_date(Utc::now()), None);
+            let rows = api::in_scope_kommun(conn, scope, rows, |r| &r.kommun)?;
             Ok(
                 json!({"from": period.from.to_string(), "to": period.to.to_string(), "rows": lead_rows(&rows),
                   "chart": lead_chart(&rows, "Medelvårdtid som utskrivningsklar per kommun")}),
@@ -473,11 +462,9 @@ async fn liability_page(state: web::Data<AppState>, pages: web::Data<Pages>, req
         kommun.clone().unwrap_or_default()
     );
     page(state, pages, user, what, "liability", "Betalningsansvar", move |conn, scope, st| {
-        let units = crate::store::units::all(conn)?;
-        let allowed = quarterly::kommuner_in_scope(&units, Visible(scope.units()));
         let stays = leadtimes::load(conn, None, period.to)?;
-        let mut list = leadtimes::liability(&stays, period, model, &st.followup.prices, kommun.as_deref());
-        list.retain(|k| allowed.as_ref().is_none_or(|a| a.contains(&k.kommun)));
+        let list = leadtimes::liability(&stays, period, model, &st.followup.prices, kommun.as_deref());
+        let list = api::in_scope_kommun(conn, scope, list, |k| &k.kommun)?;
         let models = [Model::Vasterbotten, Model::Rullande]
             .map(|m| json!({"value": m.as_str(), "text": if m == Model::Vasterbotten { "Västerbotten (tre månader i följd)" } else { "rullande tremånadersmedel" }, "selected": m == model}));
         Ok(json!({"from": period.from.to_string(), "to": period.to.to_string(), "models": models,
@@ -746,22 +733,10 @@ async fn staffing_page(state: web::Data<AppState>, pages: web::Data<Pages>, req:
         let to = NaiveDate::from_ymd_opt(year, 12, 31).unwrap_or_default();
         let days = Calendar::new().staffing_days(from, to, &st.auditor.profile.staffing_tables);
         let period = Period { from, to };
-        let rows: Vec<(Option<String>, chrono::NaiveDateTime, String)> = {
-            use diesel::prelude::*;
-            obligations::table
-                .filter(obligations::rule.eq(RuleId::BemanningStorhelg.as_str()))
-                .filter(obligations::case_id.eq(""))
-                .filter(obligations::due.ge(period.start()))
-                .filter(obligations::due.lt(period.end()))
-                .select((obligations::unit, obligations::due, obligations::outcome))
-                .load(conn)?
-        };
-        let mut judged: HashMap<(String, NaiveDate), String> = HashMap::new();
-        for (u, due, outcome) in rows {
-            if let Some(u) = u {
-                judged.insert((u, local_date(due.and_utc())), outcome);
-            }
-        }
+        let judged: HashMap<(String, NaiveDate), String> = quarterly::staffing_outcomes(conn, period, visible)?
+            .into_iter()
+            .map(|(u, day, outcome)| ((u, day), outcome))
+            .collect();
         let units = crate::store::units::all(conn)?;
         let covered: Vec<&crate::domain::Unit> =
             units.iter().filter(|u| u.storhelg && visible.unit(Some(u.id.as_str()))).collect();

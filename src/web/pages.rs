@@ -209,6 +209,27 @@ pub(super) async fn page_user(state: &web::Data<AppState>, req: &HttpRequest) ->
     }
 }
 
+/// The logged-in person if their role is one of `roles`; else the login
+/// redirect, or a 403 page that says `refusal`.
+pub(super) async fn user_in_role(
+    state: &web::Data<AppState>,
+    pages: &Pages,
+    req: &HttpRequest,
+    roles: &[Role],
+    refusal: &str,
+) -> Result<PageUser, HttpResponse> {
+    let user = page_user(state, req).await?;
+    if roles.contains(&user.caller.role) {
+        Ok(user)
+    } else {
+        Err(error_page(
+            pages,
+            Some(&user),
+            &AppError::new(ErrorCode::Forbidden, refusal.to_string()),
+        ))
+    }
+}
+
 /// A form's CSRF field against the session's; refused with 403.
 pub(super) fn check_csrf(user: &PageUser, form: &HashMap<String, String>) -> Result<(), AppError> {
     let given = form.get("csrf").map(String::as_str).unwrap_or_default();

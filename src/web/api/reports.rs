@@ -74,6 +74,12 @@ pub fn model_of(state: &AppState, q: &ReportQuery) -> Result<Model, AppError> {
     }
 }
 
+/// What the access log says was read: the report, its period and the kommun asked for.
+fn logged(report: &str, period: Period, q: &ReportQuery) -> String {
+    let kommun = q.kommun.as_deref().map(|k| format!(" kommun={k}")).unwrap_or_default();
+    format!("{report} {}..{}{kommun}", period.from, period.to)
+}
+
 /// Runs `f` on a connection with the caller's scope, after logging the read.
 pub async fn scoped<T, F>(state: web::Data<AppState>, caller: Caller, what: String, f: F) -> Result<T, AppError>
 where
@@ -96,18 +102,16 @@ fn kommun_allowed(conn: &mut DbConn, scope: &Scope, kommun: Option<&str>) -> Res
     Ok(quarterly::kommuner_in_scope(&units, Visible(scope.units())).is_none_or(|s| s.contains(k)))
 }
 
-fn in_scope_kommun<T>(
+/// The rows of the kommuner the caller may see.
+pub fn in_scope_kommun<T>(
     conn: &mut DbConn,
     scope: &Scope,
-    rows: Vec<T>,
+    mut rows: Vec<T>,
     kommun: impl Fn(&T) -> &str,
 ) -> Result<Vec<T>, AppError> {
     let units = crate::store::units::all(conn)?;
-    let allowed = quarterly::kommuner_in_scope(&units, Visible(scope.units()));
-    Ok(rows
-        .into_iter()
-        .filter(|r| allowed.as_ref().is_none_or(|a| a.contains(kommun(r))))
-        .collect())
+    quarterly::keep_visible_kommuner(&mut rows, &units, Visible(scope.units()), kommun);
+    Ok(rows)
 }
 
 #[utoipa::path(get, path = "/api/v1/reports/adherence", tag = "uppföljning",
@@ -158,12 +162,7 @@ async fn get_leadtimes(
     let caller = auth.require(&REPORT_READERS)?.clone();
     let q = query.into_inner();
     let period = period_of(&q)?;
-    let what = format!(
-        "leadtimes {}..{}{}",
-        period.from,
-        period.to,
-        q.kommun.as_deref().map(|k| format!(" kommun={k}")).unwrap_or_default()
-    );
+    let what = logged("leadtimes", period, &q);
     let rows = scoped(state, caller, what, move |conn, scope, _| {
         if !kommun_allowed(conn, scope, q.kommun.as_deref())? {
             return Ok(Vec::new());
@@ -193,12 +192,7 @@ async fn get_betalningsansvar(
     let q = query.into_inner();
     let period = period_of(&q)?;
     let model = model_of(&state, &q)?;
-    let what = format!(
-        "betalningsansvar {}..{}{}",
-        period.from,
-        period.to,
-        q.kommun.as_deref().map(|k| format!(" kommun={k}")).unwrap_or_default()
-    );
+    let what = logged("betalningsansvar", period, &q);
     let body = scoped(state, caller, what, move |conn, scope, st| {
         let kommuner = if kommun_allowed(conn, scope, q.kommun.as_deref())? {
             let stays = leadtimes::load(conn, None, period.to)?;
@@ -231,12 +225,7 @@ async fn get_readmissions(
     let caller = auth.require(&REPORT_READERS)?.clone();
     let q = query.into_inner();
     let period = period_of(&q)?;
-    let what = format!(
-        "readmissions {}..{}{}",
-        period.from,
-        period.to,
-        q.kommun.as_deref().map(|k| format!(" kommun={k}")).unwrap_or_default()
-    );
+    let what = logged("readmissions", period, &q);
     let rows = scoped(state, caller, what, move |conn, scope, _| {
         let (discharged, admitted) = readmissions::load(conn, period)?;
         let rows = readmissions::rows(&discharged, &admitted, q.kommun.as_deref());
