@@ -30,8 +30,6 @@ use crate::store::followup::{self, NewObligation};
 use crate::store::schema::{cases, events, scan_runs};
 use crate::store::{backend, deviations, now, DbConn, Pool};
 
-/// Cases per transaction.
-const CHUNK: i64 = 500;
 /// How long a scan holds the SQLite lease before it must renew it.
 const LEASE_MINUTES: i64 = 30;
 
@@ -265,7 +263,7 @@ impl Auditor {
         let mut after = String::new();
         let mut chunk_no = 0;
         loop {
-            let chunk = candidates(conn, &after, since, run.as_of.naive_utc())?;
+            let chunk = candidates(conn, self.scan.chunk_cases, &after, since, run.as_of.naive_utc())?;
             let Some(last) = chunk.last() else { break };
             after = last.id.clone();
             // Judged from a read snapshot, without the write lock (ingest goes
@@ -576,12 +574,26 @@ fn summarise(
         return None;
     }
     let day = |d: chrono::NaiveDate| d.format("%Y-%m-%d").to_string();
+    let (pending, judged): (Vec<_>, Vec<_>) = outcome
+        .obligations
+        .iter()
+        .map(|o| (o, graced(o, as_of, grace).0))
+        .partition(|(_, outcome)| *outcome == Outcome::Pending);
+    let pending: Vec<&Obligation> = pending.into_iter().map(|(o, _)| o).collect();
     Some(followup::CaseSummary {
         case_id: c.id.clone(),
         hash,
-        obligations: outcome
-            .obligations
+        judged: judged
             .iter()
+            .map(|(o, outcome)| followup::JudgedDay {
+                day: local_date(o.due),
+                rule: o.rule.as_str().to_string(),
+                unit: o.unit.as_ref().map_or_else(String::new, |u| u.0.clone()),
+                outcome: *outcome,
+            })
+            .collect(),
+        pending: pending
+            .into_iter()
             .map(|o| obligation_row(&c.id, o, as_of, grace))
             .collect(),
         facts: followup::FactsRow {
@@ -651,6 +663,7 @@ struct Candidate {
 /// (a case stored before the follow-up existed).
 fn candidates(
     conn: &mut DbConn,
+    chunk: i64,
     after: &str,
     since: Option<NaiveDateTime>,
     as_of: NaiveDateTime,
@@ -665,7 +678,7 @@ fn candidates(
         ))
         .filter(cases::id.gt(after))
         .order(cases::id)
-        .limit(CHUNK)
+        .limit(chunk)
         .into_boxed();
     if let Some(s) = since {
         q = q.filter(

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use super::{share, Month, Period, Visible};
 use crate::domain::Unit;
-use crate::store::schema::{deviation_history, deviations, obligations};
+use crate::store::schema::{deviation_history, deviations, obligation_days, obligations};
 use crate::store::DbConn;
 
 /// How rows are grouped (`group=` of the API).
@@ -57,40 +57,18 @@ pub struct Row {
     pub share: Option<f64>,
 }
 
-/// Judged obligations with dues in `[start, end)`: (rule, unit) → [met, late, missing].
+/// Judged obligations with dues on the period's local days: (rule, unit) →
+/// [met, late, missing].
 #[derive(Debug, Default, Clone)]
 pub struct Tally(pub BTreeMap<(String, Option<String>), [i64; 3]>);
 
 impl Tally {
-    pub fn load(
-        conn: &mut DbConn,
-        start: NaiveDateTime,
-        end: NaiveDateTime,
-        rule: Option<&str>,
-        visible: Visible,
-    ) -> QueryResult<Tally> {
-        let mut q = obligations::table
-            .filter(obligations::due.ge(start))
-            .filter(obligations::due.lt(end))
-            .filter(obligations::outcome.ne("pending"))
-            .group_by((obligations::rule, obligations::unit, obligations::outcome))
-            .select((obligations::rule, obligations::unit, obligations::outcome, count_star()))
-            .into_boxed();
-        if let Some(r) = rule {
-            q = q.filter(obligations::rule.eq(r));
-        }
-        let rows: Vec<(String, Option<String>, String, i64)> = q.load(conn)?;
+    pub fn load(conn: &mut DbConn, period: Period, rule: Option<&str>, visible: Visible) -> QueryResult<Tally> {
         let mut t = Tally::default();
-        for (rule, unit, outcome, n) in rows {
-            if !visible.unit(unit.as_deref()) {
-                continue;
+        for ((rule, unit), c) in counts(conn, period, rule, None)?.0 {
+            if visible.unit(unit.as_deref()) {
+                t.0.insert((rule, unit), c);
             }
-            let slot = match outcome.as_str() {
-                "met" => 0,
-                "late" => 1,
-                _ => 2,
-            };
-            t.0.entry((rule, unit)).or_default()[slot] += n;
         }
         Ok(t)
     }
@@ -109,6 +87,60 @@ fn add(into: &mut [i64; 3], c: &[i64; 3]) {
     for i in 0..3 {
         into[i] += c[i];
     }
+}
+
+/// The judged obligations due on the period's days, optionally of one rule
+/// and one unit: the cases' from the day counts the scan keeps, the storhelg
+/// staffing obligations from their rows.
+fn counts(conn: &mut DbConn, period: Period, rule: Option<&str>, unit: Option<&str>) -> QueryResult<Tally> {
+    let mut q = obligation_days::table
+        .filter(obligation_days::day.ge(period.from.to_string()))
+        .filter(obligation_days::day.le(period.to.to_string()))
+        .select((
+            obligation_days::rule,
+            obligation_days::unit,
+            obligation_days::met,
+            obligation_days::late,
+            obligation_days::missing,
+        ))
+        .into_boxed();
+    if let Some(r) = rule {
+        q = q.filter(obligation_days::rule.eq(r));
+    }
+    if let Some(u) = unit {
+        q = q.filter(obligation_days::unit.eq(u));
+    }
+    let days: Vec<(String, String, i64, i64, i64)> = q.load(conn)?;
+    let mut out: BTreeMap<(String, Option<String>), [i64; 3]> = BTreeMap::new();
+    for (rule, unit, met, late, missing) in days {
+        let unit = (!unit.is_empty()).then_some(unit);
+        add(out.entry((rule, unit)).or_default(), &[met, late, missing]);
+    }
+    let mut q = obligations::table
+        .filter(obligations::case_id.eq(""))
+        .filter(obligations::due.ge(period.start()))
+        .filter(obligations::due.lt(period.end()))
+        .filter(obligations::outcome.ne("pending"))
+        .group_by((obligations::rule, obligations::unit, obligations::outcome))
+        .select((obligations::rule, obligations::unit, obligations::outcome, count_star()))
+        .into_boxed();
+    if let Some(r) = rule {
+        q = q.filter(obligations::rule.eq(r));
+    }
+    if let Some(u) = unit {
+        q = q.filter(obligations::unit.eq(u));
+    }
+    let staffing: Vec<(String, Option<String>, String, i64)> = q.load(conn)?;
+    for (rule, unit, outcome, n) in staffing {
+        let slot = match outcome.as_str() {
+            "met" => 0,
+            "late" => 1,
+            _ => 2,
+        };
+        out.entry((rule, unit)).or_default()[slot] += n;
+    }
+    out.retain(|_, c| c.iter().any(|n| *n != 0));
+    Ok(Tally(out))
 }
 
 fn row(rule: &str, group: &str, c: &[i64; 3]) -> Row {
@@ -173,7 +205,7 @@ pub fn report(
     visible: Visible,
 ) -> QueryResult<Vec<Row>> {
     let units = crate::store::units::all(conn)?;
-    let tally = Tally::load(conn, period.start(), period.end(), rule, visible)?;
+    let tally = Tally::load(conn, period, rule, visible)?;
     Ok(rows(&tally, &units, group, visible))
 }
 
@@ -197,8 +229,7 @@ pub fn trend(
 ) -> QueryResult<BTreeMap<String, Vec<TrendPoint>>> {
     let mut out: BTreeMap<String, Vec<TrendPoint>> = BTreeMap::new();
     for m in months {
-        let p = m.period();
-        let tally = Tally::load(conn, p.start(), p.end(), rule, visible)?;
+        let tally = Tally::load(conn, m.period(), rule, visible)?;
         let mut per_rule: BTreeMap<String, [i64; 3]> = BTreeMap::new();
         for ((r, unit), c) in &tally.0 {
             if keep(unit.as_deref()) {
@@ -285,9 +316,27 @@ pub fn effects(
         if !seen.insert(id) || at < period.start() {
             continue;
         }
+        // By local days: the 91 before the åtgärd's day, and the 91 from it.
         let window = Duration::days(EFFECT_DAYS);
-        let before = unit_counts(conn, &rule, &unit, at - window, at)?;
-        let after = unit_counts(conn, &rule, &unit, at, at + window)?;
+        let day = crate::calendar::local_date(at.and_utc());
+        let before = unit_counts(
+            conn,
+            &rule,
+            &unit,
+            Period {
+                from: day - window,
+                to: day - Duration::days(1),
+            },
+        )?;
+        let after = unit_counts(
+            conn,
+            &rule,
+            &unit,
+            Period {
+                from: day,
+                to: day + window - Duration::days(1),
+            },
+        )?;
         // Nothing due before: nothing to improve on; nothing due after: no evidence.
         let rose = matches!((before.share, after.share), (Some(b), Some(a)) if a > b);
         let improved = (at + window <= now).then_some(rose);
@@ -304,28 +353,19 @@ pub fn effects(
     Ok(out)
 }
 
-fn unit_counts(
-    conn: &mut DbConn,
-    rule: &str,
-    unit: &str,
-    start: NaiveDateTime,
-    end: NaiveDateTime,
-) -> QueryResult<Counts> {
-    let rows: Vec<(String, i64)> = obligations::table
-        .filter(obligations::rule.eq(rule))
-        .filter(obligations::unit.eq(unit))
-        .filter(obligations::due.ge(start))
-        .filter(obligations::due.lt(end))
-        .filter(obligations::outcome.ne("pending"))
-        .group_by(obligations::outcome)
-        .select((obligations::outcome, count_star()))
-        .load(conn)?;
-    let due: i64 = rows.iter().map(|(_, n)| n).sum();
-    let met = rows.iter().filter(|(o, _)| o == "met").map(|(_, n)| n).sum();
+fn unit_counts(conn: &mut DbConn, rule: &str, unit: &str, days: Period) -> QueryResult<Counts> {
+    let c = counts(conn, days, Some(rule), Some(unit))?
+        .0
+        .into_values()
+        .fold([0; 3], |mut acc, c| {
+            add(&mut acc, &c);
+            acc
+        });
+    let due = c[0] + c[1] + c[2];
     Ok(Counts {
         due,
-        met,
-        share: share(met, due),
+        met: c[0],
+        share: share(c[0], due),
     })
 }
 

@@ -93,6 +93,7 @@ pub fn load(conn: &mut DbConn, from: Option<NaiveDate>, to: NaiveDate) -> QueryR
                 .or(case_facts::dag0.le(d(to)).and(case_facts::utskrivning_date.is_null())),
         )
         .filter(case_facts::kommuner.ne("[]"))
+        .select(FactsRow::as_select())
         .into_boxed();
     if let Some(f) = from {
         q = q.filter(

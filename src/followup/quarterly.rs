@@ -92,7 +92,7 @@ pub fn build(
     for back in (0..4).rev() {
         let q = quarter.minus(back);
         let p = q.period();
-        let tally = adherence::Tally::load(conn, p.start(), p.end(), None, visible)?;
+        let tally = adherence::Tally::load(conn, p, None, visible)?;
         quarters.push(QuarterAdherence {
             quarter: q,
             rows: adherence::rows(&tally, &units, Group::Huvudman, visible),

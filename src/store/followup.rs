@@ -1,16 +1,25 @@
-//! What the scan keeps for the follow-up (SPEC §7): every obligation it
-//! judged and the facts of each case, replaced whole per case when they
-//! change, so a re-scan or a late event corrects the figures and never counts
-//! twice. Reports read these rows; they never re-run the rules.
+//! What the scan keeps for the follow-up (SPEC §7): the judged obligations
+//! of cases as exact counts per local day of their due, rule and unit
+//! (`obligation_days`), the facts of each case (`case_facts`), the
+//! obligations still pending (for förvarning) and the storhelg staffing
+//! obligations (`obligations`). A case's facts and pending obligations are
+//! replaced whole when they change, and the counts move by the difference
+//! between what the case's judged obligations were and are, so a re-scan or
+//! a late event corrects the figures and never counts twice. Reports read
+//! these rows; they never re-run the rules.
 
-use chrono::NaiveDateTime;
+use std::collections::BTreeMap;
+
+use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
+use diesel::result::Error as DieselError;
 
-use super::schema::{case_facts, cases, obligations};
+use super::schema::{case_facts, cases, obligation_days, obligations};
 use super::DbConn;
-use crate::rules::RuleId;
+use crate::rules::{Outcome, RuleId};
 
-/// Rows per multi-row insert (7 columns: far below SQLite's variable limit).
+/// Rows per multi-row statement (at most 7 columns: far below either
+/// database's variable limit).
 const CHUNK: usize = 500;
 
 #[derive(Debug, Clone, Insertable)]
@@ -24,7 +33,7 @@ pub struct NewObligation {
     pub done_at: Option<NaiveDateTime>,
 }
 
-#[derive(Debug, Clone, Insertable, Queryable)]
+#[derive(Debug, Clone, Insertable, Queryable, Selectable)]
 #[diesel(table_name = case_facts, treat_none_as_default_value = false)]
 pub struct FactsRow {
     pub case_id: String,
@@ -42,42 +51,177 @@ pub struct FactsRow {
     pub kallelse_in_time: Option<bool>,
 }
 
-/// One case's new summary: its obligations, its facts and their hash.
+#[derive(Insertable)]
+#[diesel(table_name = case_facts)]
+struct NewFacts {
+    #[diesel(embed)]
+    facts: FactsRow,
+    judged: String,
+}
+
+/// One judged obligation as `obligation_days` counts it: the local day of
+/// its due, its rule, its unit ('' for none) and whether it was met, late
+/// or missing.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct JudgedDay {
+    pub day: NaiveDate,
+    pub rule: String,
+    pub unit: String,
+    pub outcome: Outcome,
+}
+
+impl JudgedDay {
+    /// Index into `[met, late, missing]`; `None` for pending, never counted.
+    fn slot(&self) -> Option<usize> {
+        match self.outcome {
+            Outcome::Met => Some(0),
+            Outcome::Late => Some(1),
+            Outcome::Missing => Some(2),
+            Outcome::Pending => None,
+        }
+    }
+}
+
+/// The judged obligations of a case as `case_facts.judged` keeps them: one
+/// per line, tab-separated day, rule, unit and outcome.
+pub fn pack(judged: &[JudgedDay]) -> String {
+    let mut out = String::with_capacity(judged.len() * 48);
+    for j in judged {
+        out.push_str(&format!("{}\t{}\t{}\t{}\n", j.day, j.rule, j.unit, j.outcome.as_str()));
+    }
+    out
+}
+
+/// The inverse of [`pack`]. Only this module writes the text; a line it
+/// cannot read is an error, as subtracting a guess would corrupt the counts.
+pub fn unpack(text: &str) -> Result<Vec<JudgedDay>, String> {
+    text.lines()
+        .map(|line| {
+            let mut f = line.split('\t');
+            let (Some(day), Some(rule), Some(unit), Some(outcome), None) =
+                (f.next(), f.next(), f.next(), f.next(), f.next())
+            else {
+                return Err(format!("case_facts.judged: unreadable line {line:?}"));
+            };
+            Ok(JudgedDay {
+                day: day.parse().map_err(|_| format!("case_facts.judged: bad day {day:?}"))?,
+                rule: rule.to_string(),
+                unit: unit.to_string(),
+                outcome: Outcome::parse(outcome)
+                    .ok_or_else(|| format!("case_facts.judged: bad outcome {outcome:?}"))?,
+            })
+        })
+        .collect()
+}
+
+/// One case's new summary: its facts, its judged obligations, those still
+/// pending, and the hash over all of it.
 pub struct CaseSummary {
     pub case_id: String,
     pub hash: String,
-    pub obligations: Vec<NewObligation>,
+    pub judged: Vec<JudgedDay>,
+    pub pending: Vec<NewObligation>,
     pub facts: FactsRow,
 }
 
+/// Changes to `obligation_days`: (day, rule, unit) → [met, late, missing].
+type Delta = BTreeMap<(String, String, String), [i64; 3]>;
+
+fn count(delta: &mut Delta, j: &JudgedDay, by: i64) {
+    if let Some(slot) = j.slot() {
+        delta
+            .entry((j.day.to_string(), j.rule.clone(), j.unit.clone()))
+            .or_default()[slot] += by;
+    }
+}
+
 /// Inside the chunk's write transaction: replaces the rows of every case in
-/// `summaries` and notes their hashes.
+/// `summaries`, moves the day counts by the difference, and notes the
+/// cases' hashes.
 pub fn replace_cases(conn: &mut DbConn, summaries: &[CaseSummary]) -> QueryResult<()> {
     if summaries.is_empty() {
         return Ok(());
     }
+    let mut delta = Delta::new();
     let ids: Vec<&str> = summaries.iter().map(|s| s.case_id.as_str()).collect();
     for chunk in ids.chunks(CHUNK) {
+        let before: Vec<String> = case_facts::table
+            .filter(case_facts::case_id.eq_any(chunk))
+            .select(case_facts::judged)
+            .load(conn)?;
+        for text in before {
+            for j in unpack(&text).map_err(|e| DieselError::DeserializationError(e.into()))? {
+                count(&mut delta, &j, -1);
+            }
+        }
         diesel::delete(obligations::table.filter(obligations::case_id.eq_any(chunk))).execute(conn)?;
         diesel::delete(case_facts::table.filter(case_facts::case_id.eq_any(chunk))).execute(conn)?;
     }
-    let rows: Vec<&NewObligation> = summaries.iter().flat_map(|s| &s.obligations).collect();
-    insert_obligations(conn, &rows)?;
-    let facts: Vec<&FactsRow> = summaries.iter().map(|s| &s.facts).collect();
+    for s in summaries {
+        for j in &s.judged {
+            count(&mut delta, j, 1);
+        }
+    }
+    add_days(conn, &delta)?;
+    let pending: Vec<&NewObligation> = summaries.iter().flat_map(|s| &s.pending).collect();
+    insert_obligations(conn, &pending)?;
+    let facts: Vec<NewFacts> = summaries
+        .iter()
+        .map(|s| NewFacts {
+            facts: s.facts.clone(),
+            judged: pack(&s.judged),
+        })
+        .collect();
     for chunk in facts.chunks(CHUNK) {
         match conn {
-            DbConn::Sqlite(c) => diesel::insert_into(case_facts::table)
-                .values(chunk.to_vec())
-                .execute(c)?,
-            DbConn::Pg(c) => diesel::insert_into(case_facts::table)
-                .values(chunk.to_vec())
-                .execute(c)?,
+            DbConn::Sqlite(c) => diesel::insert_into(case_facts::table).values(chunk).execute(c)?,
+            DbConn::Pg(c) => diesel::insert_into(case_facts::table).values(chunk).execute(c)?,
         };
     }
     for s in summaries {
         diesel::update(cases::table.find(&s.case_id))
             .set(cases::summary_hash.eq(&s.hash))
             .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// Adds `delta` to `obligation_days` with multi-row upserts, each key once
+/// per statement (as PostgreSQL requires). Diesel prepares an upsert anew
+/// each time (it does not cache it), so one statement carries many keys: a
+/// statement per key cost a first full scan a fifth of its time.
+fn add_days(conn: &mut DbConn, delta: &Delta) -> QueryResult<()> {
+    use diesel::upsert::excluded;
+    use obligation_days::dsl as d;
+    let rows: Vec<_> = delta
+        .iter()
+        .filter(|(_, c)| c.iter().any(|n| *n != 0))
+        .map(|((day, rule, unit), n)| {
+            (
+                d::day.eq(day),
+                d::rule.eq(rule),
+                d::unit.eq(unit),
+                d::met.eq(n[0]),
+                d::late.eq(n[1]),
+                d::missing.eq(n[2]),
+            )
+        })
+        .collect();
+    let add = (
+        d::met.eq(d::met + excluded(d::met)),
+        d::late.eq(d::late + excluded(d::late)),
+        d::missing.eq(d::missing + excluded(d::missing)),
+    );
+    for chunk in rows.chunks(CHUNK) {
+        let q = diesel::insert_into(d::obligation_days)
+            .values(chunk.to_vec())
+            .on_conflict((d::day, d::rule, d::unit))
+            .do_update()
+            .set(add);
+        match conn {
+            DbConn::Sqlite(c) => q.execute(c)?,
+            DbConn::Pg(c) => q.execute(c)?,
+        };
     }
     Ok(())
 }
@@ -119,4 +263,31 @@ fn insert_obligations(conn: &mut DbConn, rows: &[&NewObligation]) -> QueryResult
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn judged_obligations_survive_packing_and_a_bad_line_is_refused() {
+        let judged = vec![
+            JudgedDay {
+                day: NaiveDate::from_ymd_opt(2026, 7, 1).unwrap(),
+                rule: "inskrivningsmeddelande_24h".into(),
+                unit: "AVD".into(),
+                outcome: Outcome::Late,
+            },
+            JudgedDay {
+                day: NaiveDate::from_ymd_opt(2026, 7, 2).unwrap(),
+                rule: "kallelse_sip".into(),
+                unit: String::new(),
+                outcome: Outcome::Missing,
+            },
+        ];
+        assert_eq!(unpack(&pack(&judged)).unwrap(), judged);
+        assert_eq!(unpack("").unwrap(), Vec::new());
+        assert!(unpack("2026-07-01\tkallelse_sip\tAVD\n").is_err());
+        assert!(unpack("2026-07-01\tkallelse_sip\tAVD\tmaybe\n").is_err());
+    }
 }

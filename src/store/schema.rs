@@ -256,6 +256,18 @@ diesel::table! {
         im_in_time -> Nullable<Bool>,
         sip_needed -> Bool,
         kallelse_in_time -> Nullable<Bool>,
+        judged -> Text,
+    }
+}
+
+diesel::table! {
+    obligation_days (day, rule, unit) {
+        day -> Text,
+        rule -> Text,
+        unit -> Text,
+        met -> BigInt,
+        late -> BigInt,
+        missing -> BigInt,
     }
 }
 

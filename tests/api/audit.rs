@@ -303,6 +303,8 @@ fn scan_bin(url: &str, smtp: &str, fault: Option<&str>) -> std::process::Output 
     if let Some(n) = fault {
         c.env("SVU_VAKT_FAULT_ABORT_AFTER_CHUNKS", n);
     }
+    // Several chunks of the 700 demo cases, so a kill after the first leaves work undone.
+    c.env("SVU_VAKT_SCAN_CHUNK_CASES", "250");
     // A year of demo history, all of it to be mailed here.
     c.env("SVU_VAKT_MAIL_MAX_AGE_DAYS", "100000");
     c.output().unwrap()

@@ -22,6 +22,7 @@ crate::on_both!(
     every_report_and_page_is_scoped_to_the_callers_units,
     handling_times_and_the_quarterly_report_in_every_format,
     forvarning_lists_what_comes_due_and_a_unit_without_staffing_is_reminded_once,
+    day_counts_kept_by_differences_equal_a_count_from_scratch,
 );
 
 const UNITS: &str = r#"[
@@ -745,4 +746,85 @@ fn forvarning_lists_what_comes_due_and_a_unit_without_staffing_is_reminded_once(
     assert_eq!(got.len(), 1);
     assert!(got[0].header("To").unwrap().contains("ht-c@kommun.example.se"));
     assert!(got[0].text().contains(&day.to_string()), "{}", got[0].text());
+}
+
+/// The day counts move by differences; after any history of scans they must
+/// equal a count from scratch. A county whose events arrive in two parts,
+/// with a scan between and a unit reshaped before the last scan, against the
+/// same county loaded at once and scanned once.
+fn day_counts_kept_by_differences_equal_a_count_from_scratch(b: Backend) {
+    use svu_vakt::store::schema::obligation_days as d;
+    let opts = svu_vakt::demo::DemoOptions {
+        seed: 11,
+        cases: 300,
+        from: chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
+        to: chrono::NaiveDate::from_ymd_opt(2026, 9, 30).unwrap(),
+    };
+    let mut events = Vec::new();
+    svu_vakt::demo::write_case_range(&opts, 0, opts.cases, &mut events).unwrap();
+    let events = String::from_utf8(events).unwrap();
+    let (mut early, mut late) = (String::new(), String::new());
+    for (i, l) in events.lines().enumerate() {
+        let part = if i % 3 == 2 { &mut late } else { &mut early };
+        part.push_str(l);
+        part.push('\n');
+    }
+    let mut units: Value = serde_json::from_str(&svu_vakt::demo::units_json()).unwrap();
+    let reshaped = units
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|u| u["kind"] == "slutenvard" && u.get("parent").is_some_and(|p| !p.is_null()))
+        .unwrap();
+    let original = reshaped.clone();
+    reshaped.as_object_mut().unwrap().remove("parent");
+    let reshaped_units = units.to_string();
+    let mut original_units = units.clone();
+    let id = original["id"].clone();
+    *original_units
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|u| u["id"] == id)
+        .unwrap() = original;
+    let post = |app: &TestApp, body: &str| {
+        let lines: Vec<&str> = body.lines().collect();
+        for part in lines.chunks(1000) {
+            let r = app.post_events(&(part.join("\n") + "\n"));
+            assert_eq!(r.status, 200, "{}", r.body);
+        }
+    };
+    let end = "2026-11-01T00:00:00+01:00";
+
+    let stepwise = spawn_app_with(b, |_| {});
+    assert_eq!(stepwise.post_units(&original_units.to_string()).status, 200);
+    post(&stepwise, &early);
+    assert_eq!(stepwise.scan("2026-06-01T12:00:00+02:00").status, 200);
+    post(&stepwise, &late);
+    assert_eq!(stepwise.scan("2026-08-15T12:00:00+02:00").status, 200);
+    assert_eq!(stepwise.post_units(&reshaped_units).status, 200);
+    assert_eq!(stepwise.scan(end).status, 200);
+
+    let at_once = spawn_app_with(b, |_| {});
+    assert_eq!(at_once.post_units(&reshaped_units).status, 200);
+    post(&at_once, &events);
+    assert_eq!(at_once.scan(end).status, 200);
+
+    type DayRow = (String, String, String, i64, i64, i64);
+    let days = |app: &TestApp| -> Vec<DayRow> {
+        let mut conn = app.conn();
+        let rows: Vec<DayRow> = d::table
+            .select((d::day, d::rule, d::unit, d::met, d::late, d::missing))
+            .order((d::day, d::rule, d::unit))
+            .load(&mut *conn)
+            .unwrap();
+        rows.into_iter().filter(|r| r.3 + r.4 + r.5 != 0).collect()
+    };
+    let (a, b) = (days(&stepwise), days(&at_once));
+    assert!(a.iter().all(|r| r.3 >= 0 && r.4 >= 0 && r.5 >= 0), "a count below zero");
+    let judged: i64 = b.iter().map(|r| r.3 + r.4 + r.5).sum();
+    assert!(judged > 1000, "only {judged} obligations judged");
+    assert_eq!(a, b);
+    let year = "/api/v1/reports/adherence?from=2026-01-01&to=2026-12-31&group=subtree";
+    assert_eq!(stepwise.get(year).json(), at_once.get(year).json());
 }
