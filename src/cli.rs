@@ -115,6 +115,38 @@ pub fn migrate(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `svu-vakt backup --to FILE`.
+pub fn backup(config: &Config, to: &Path) -> anyhow::Result<()> {
+    let pool = store::pool(&config.database_url, 1)?;
+    let counts = store::backup::backup(&mut *pool.get()?, to)?;
+    println!("Säkerhetskopia skriven: {}", to.display());
+    print_counts(&counts);
+    Ok(())
+}
+
+/// `svu-vakt restore --from FILE`: into the configured SQLite database,
+/// which must not exist; then its migrations.
+pub fn restore(config: &Config, from: &Path) -> anyhow::Result<()> {
+    let store::DbUrl::Sqlite(path) = &config.database_url else {
+        anyhow::bail!("restore gäller SQLite; en PostgreSQL-databas återställs med pg_restore (se docs/OPERATIONS.md)");
+    };
+    let counts = store::backup::restore(from, path)?;
+    let pool = store::pool(&config.database_url, 1)?;
+    let applied = store::migrate(&mut *pool.get()?)?;
+    println!("Återställd: {} från {}", path.display(), from.display());
+    if !applied.is_empty() {
+        println!("Migreringar körda: {}", applied.join(", "));
+    }
+    print_counts(&counts);
+    Ok(())
+}
+
+fn print_counts(counts: &[(String, i64)]) {
+    for (table, n) in counts {
+        println!("  {table:<28} {n:>10} rader");
+    }
+}
+
 pub fn token_create(config: &Config, role: &str, unit: Option<&str>, label: Option<&str>) -> anyhow::Result<()> {
     let role = Role::parse(role)
         .ok_or_else(|| anyhow::anyhow!("okänd roll `{role}`: admin, ledning, handlaggare eller inlasning"))?;

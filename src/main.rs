@@ -87,6 +87,22 @@ enum Command {
         #[arg(long)]
         unit: String,
     },
+    /// Back up the SQLite database to FILE, consistent while the service runs
+    Backup {
+        #[command(flatten)]
+        db: DbArgs,
+        /// The backup file to write (must not exist)
+        #[arg(long)]
+        to: PathBuf,
+    },
+    /// Restore a backup made by `backup` as the SQLite database, which must not exist
+    Restore {
+        #[command(flatten)]
+        db: DbArgs,
+        /// The backup file to restore
+        #[arg(long)]
+        from: PathBuf,
+    },
     /// Run the database migrations and exit
     Migrate {
         #[command(flatten)]
@@ -315,6 +331,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Routes { db, unit } => cli::routes(&load(cfg, &db, None, None)?, &unit),
         Command::Migrate { db } => cli::migrate(&load(cfg, &db, None, None)?),
+        Command::Backup { db, to } => cli::backup(&load(cfg, &db, None, None)?, &to),
+        Command::Restore { db, from } => cli::restore(&load(cfg, &db, None, None)?, &from),
         Command::Import {
             db,
             units,

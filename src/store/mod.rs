@@ -4,6 +4,7 @@
 //! upserts, `SKIP LOCKED`, advisory locks) lives only in [`backend`].
 
 pub mod backend;
+pub mod backup;
 pub mod cases;
 pub mod deviations;
 pub mod events;

@@ -13,6 +13,7 @@ mod helpers;
 mod import;
 mod ingest;
 mod openapi;
+mod operations;
 mod processes;
 mod reminders;
 mod smtp;
