@@ -117,6 +117,10 @@ pub fn migrate(config: &Config) -> anyhow::Result<()> {
 
 /// `svu-vakt backup --to FILE`.
 pub fn backup(config: &Config, to: &Path) -> anyhow::Result<()> {
+    if let store::DbUrl::Sqlite(path) = &config.database_url {
+        // Opening would create an empty database at a mistyped path.
+        anyhow::ensure!(path.is_file(), "databasen {} finns inte", path.display());
+    }
     let pool = store::pool(&config.database_url, 1)?;
     let counts = store::backup::backup(&mut *pool.get()?, to)?;
     println!("Säkerhetskopia skriven: {}", to.display());

@@ -439,13 +439,13 @@ impl Config {
             scan: ScanConfig {
                 arrival_margin: chrono::Duration::seconds(fc.scan.arrival_margin_seconds.max(0)),
                 chunk_cases: match env("SVU_VAKT_SCAN_CHUNK_CASES") {
-                    Some(v) => v.parse().ok().filter(|n| (1..=100_000).contains(n)).ok_or_else(|| {
-                        anyhow::anyhow!("SVU_VAKT_SCAN_CHUNK_CASES must be a whole number from 1 to 100000")
+                    Some(v) => v.parse().ok().filter(|n| (1..=30_000).contains(n)).ok_or_else(|| {
+                        anyhow::anyhow!("SVU_VAKT_SCAN_CHUNK_CASES must be a whole number from 1 to 30000")
                     })?,
                     None => {
                         anyhow::ensure!(
-                            (1..=100_000).contains(&fc.scan.chunk_cases),
-                            "scan.chunk_cases must be from 1 to 100000"
+                            (1..=30_000).contains(&fc.scan.chunk_cases),
+                            "scan.chunk_cases must be from 1 to 30000 (one SQL variable per case)"
                         );
                         fc.scan.chunk_cases
                     }

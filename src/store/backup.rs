@@ -62,7 +62,7 @@ pub fn table_counts(conn: &mut SqliteConnection) -> QueryResult<TableCounts> {
 /// Opens a SQLite file that must exist, checks it and counts its rows.
 pub fn verify(path: &Path) -> anyhow::Result<TableCounts> {
     anyhow::ensure!(path.is_file(), "{} finns inte", path.display());
-    let url = format!("file:{}?mode=ro", path.display());
+    let url = format!("file:{}?mode=ro", uri_path(path));
     let mut conn = SqliteConnection::establish(&url)
         .with_context(|| format!("{} kan inte öppnas som en SQLite-databas", path.display()))?;
     let checks: Vec<Check> = sql_query("PRAGMA integrity_check")
@@ -88,16 +88,33 @@ pub fn verify(path: &Path) -> anyhow::Result<TableCounts> {
     Ok(counts)
 }
 
+/// A path as the path of a `file:` URI: `%`, `?` and `#` encoded, so a
+/// file named `a?b.db` is that file and not `a` with options.
+fn uri_path(path: &Path) -> String {
+    let mut out = String::new();
+    for c in path.to_string_lossy().chars() {
+        match c {
+            '%' => out.push_str("%25"),
+            '?' => out.push_str("%3f"),
+            '#' => out.push_str("%23"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 fn part_of(path: &Path) -> PathBuf {
     let mut p = path.as_os_str().to_owned();
     p.push(".part");
     PathBuf::from(p)
 }
 
-/// Makes a finished `.part` file durable and gives it its name.
+/// Makes a finished `.part` file durable and gives it its name; a hard
+/// link, which fails rather than replace a file that appeared meanwhile.
 fn publish(part: &Path, to: &Path) -> anyhow::Result<()> {
     File::open(part)?.sync_all()?;
-    fs::rename(part, to)?;
+    fs::hard_link(part, to).with_context(|| format!("{} finns redan eller kan inte skapas", to.display()))?;
+    fs::remove_file(part)?;
     if let Some(dir) = to.parent().filter(|d| !d.as_os_str().is_empty()) {
         File::open(dir)?.sync_all()?;
     }
@@ -143,7 +160,12 @@ pub fn backup(conn: &mut DbConn, to: &Path) -> anyhow::Result<TableCounts> {
 /// Puts the backup `from` in place as the SQLite database `to`, which must
 /// not exist. The caller runs the migrations afterwards.
 pub fn restore(from: &Path, to: &Path) -> anyhow::Result<TableCounts> {
-    for p in [to.to_path_buf(), PathBuf::from(format!("{}-wal", to.display()))] {
+    let beside = |suffix: &str| {
+        let mut p = to.as_os_str().to_owned();
+        p.push(suffix);
+        PathBuf::from(p)
+    };
+    for p in [to.to_path_buf(), beside("-wal"), beside("-journal")] {
         anyhow::ensure!(
             !p.exists(),
             "{} finns redan: stoppa tjänsten och flytta undan den gamla databasen (med -wal och -shm) innan den återställs",
@@ -163,6 +185,11 @@ pub fn restore(from: &Path, to: &Path) -> anyhow::Result<TableCounts> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_path_with_uri_characters_is_that_file() {
+        assert_eq!(uri_path(Path::new("/srv/a?b#c%d.db")), "/srv/a%3fb%23c%25d.db");
+    }
 
     #[test]
     fn a_file_that_is_not_a_database_is_refused_with_its_name() {

@@ -18,8 +18,8 @@ use super::schema::{case_facts, cases, obligation_days, obligations};
 use super::DbConn;
 use crate::rules::{Outcome, RuleId};
 
-/// Rows per multi-row statement (at most 7 columns: far below either
-/// database's variable limit).
+/// Rows per multi-row statement (at most 14 columns: 7 000 variables, below
+/// either database's limit).
 const CHUNK: usize = 500;
 
 #[derive(Debug, Clone, Insertable)]
@@ -83,11 +83,14 @@ impl JudgedDay {
 }
 
 /// The judged obligations of a case as `case_facts.judged` keeps them: one
-/// per line, tab-separated day, rule, unit and outcome.
+/// per line, a JSON array of day, rule, unit and outcome (JSON, so a unit id
+/// holding a tab or a line break cannot break a line).
 pub fn pack(judged: &[JudgedDay]) -> String {
-    let mut out = String::with_capacity(judged.len() * 48);
+    let mut out = String::with_capacity(judged.len() * 56);
     for j in judged {
-        out.push_str(&format!("{}\t{}\t{}\t{}\n", j.day, j.rule, j.unit, j.outcome.as_str()));
+        let line = (j.day.to_string(), &j.rule, &j.unit, j.outcome.as_str());
+        out.push_str(&serde_json::to_string(&line).unwrap_or_default());
+        out.push('\n');
     }
     out
 }
@@ -97,17 +100,13 @@ pub fn pack(judged: &[JudgedDay]) -> String {
 pub fn unpack(text: &str) -> Result<Vec<JudgedDay>, String> {
     text.lines()
         .map(|line| {
-            let mut f = line.split('\t');
-            let (Some(day), Some(rule), Some(unit), Some(outcome), None) =
-                (f.next(), f.next(), f.next(), f.next(), f.next())
-            else {
-                return Err(format!("case_facts.judged: unreadable line {line:?}"));
-            };
+            let (day, rule, unit, outcome): (String, String, String, String) =
+                serde_json::from_str(line).map_err(|e| format!("case_facts.judged: unreadable line {line:?}: {e}"))?;
             Ok(JudgedDay {
                 day: day.parse().map_err(|_| format!("case_facts.judged: bad day {day:?}"))?,
-                rule: rule.to_string(),
-                unit: unit.to_string(),
-                outcome: Outcome::parse(outcome)
+                rule,
+                unit,
+                outcome: Outcome::parse(&outcome)
                     .ok_or_else(|| format!("case_facts.judged: bad outcome {outcome:?}"))?,
             })
         })
@@ -281,13 +280,18 @@ mod tests {
             JudgedDay {
                 day: NaiveDate::from_ymd_opt(2026, 7, 2).unwrap(),
                 rule: "kallelse_sip".into(),
-                unit: String::new(),
+                unit: "A\tB\nC".into(),
                 outcome: Outcome::Missing,
             },
         ];
         assert_eq!(unpack(&pack(&judged)).unwrap(), judged);
         assert_eq!(unpack("").unwrap(), Vec::new());
-        assert!(unpack("2026-07-01\tkallelse_sip\tAVD\n").is_err());
-        assert!(unpack("2026-07-01\tkallelse_sip\tAVD\tmaybe\n").is_err());
+        assert_eq!(
+            pack(&judged).lines().count(),
+            2,
+            "a unit id with a line break stays on its line"
+        );
+        assert!(unpack("[\"2026-07-01\",\"kallelse_sip\",\"AVD\"]\n").is_err());
+        assert!(unpack("[\"2026-07-01\",\"kallelse_sip\",\"AVD\",\"maybe\"]\n").is_err());
     }
 }

@@ -14,7 +14,7 @@ CREATE TABLE obligation_days (
     PRIMARY KEY (day, rule, unit)
 );
 -- What the aggregates hold of the case: its judged obligations, one per
--- line, "day rule unit outcome" (tab-separated), subtracted when the case
+-- line, a JSON array [day, rule, unit, outcome], subtracted when the case
 -- is summarised again.
 ALTER TABLE case_facts ADD COLUMN judged TEXT NOT NULL DEFAULT '';
 -- The next scan summarises every case again and fills the aggregates.
