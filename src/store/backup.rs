@@ -103,9 +103,10 @@ fn uri_path(path: &Path) -> String {
     out
 }
 
-fn part_of(path: &Path) -> PathBuf {
+/// `path` with `suffix` appended to its file name: `FILE.part`, `FILE-wal`.
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     let mut p = path.as_os_str().to_owned();
-    p.push(".part");
+    p.push(suffix);
     PathBuf::from(p)
 }
 
@@ -134,7 +135,7 @@ pub fn backup(conn: &mut DbConn, to: &Path) -> anyhow::Result<TableCounts> {
         "{} finns redan; välj ett nytt filnamn (en säkerhetskopia skrivs aldrig över)",
         to.display()
     );
-    let part = part_of(to);
+    let part = with_suffix(to, ".part");
     if part.exists() {
         // Left by a backup that was interrupted: never a whole backup.
         fs::remove_file(&part)?;
@@ -160,12 +161,7 @@ pub fn backup(conn: &mut DbConn, to: &Path) -> anyhow::Result<TableCounts> {
 /// Puts the backup `from` in place as the SQLite database `to`, which must
 /// not exist. The caller runs the migrations afterwards.
 pub fn restore(from: &Path, to: &Path) -> anyhow::Result<TableCounts> {
-    let beside = |suffix: &str| {
-        let mut p = to.as_os_str().to_owned();
-        p.push(suffix);
-        PathBuf::from(p)
-    };
-    for p in [to.to_path_buf(), beside("-wal"), beside("-journal")] {
+    for p in [to.to_path_buf(), with_suffix(to, "-wal"), with_suffix(to, "-journal")] {
         anyhow::ensure!(
             !p.exists(),
             "{} finns redan: stoppa tjänsten och flytta undan den gamla databasen (med -wal och -shm) innan den återställs",
@@ -176,7 +172,7 @@ pub fn restore(from: &Path, to: &Path) -> anyhow::Result<TableCounts> {
     if let Some(dir) = to.parent().filter(|d| !d.as_os_str().is_empty()) {
         fs::create_dir_all(dir)?;
     }
-    let part = part_of(to);
+    let part = with_suffix(to, ".part");
     fs::copy(from, &part).with_context(|| format!("kunde inte kopiera till {}", part.display()))?;
     publish(&part, to)?;
     Ok(counts)
