@@ -145,6 +145,30 @@ pub fn restore(config: &Config, from: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `svu-vakt copy --from sqlite://… --to postgres://…`.
+pub fn copy(from: &str, to: &str) -> anyhow::Result<()> {
+    let store::DbUrl::Sqlite(path) = store::DbUrl::parse(from)? else {
+        anyhow::bail!("--from ska vara en SQLite-databas (sqlite://…)");
+    };
+    let target = store::DbUrl::parse(to)?;
+    let store::DbUrl::Postgres(url) = &target else {
+        anyhow::bail!("--to ska vara en PostgreSQL-databas (postgres://…)");
+    };
+    let started = std::time::Instant::now();
+    let tables = store::copy::copy(&path, url)?;
+    println!(
+        "Kopierad: {} till {:?} på {:.1} s; varje tabell kontrollerad",
+        path.display(),
+        target,
+        started.elapsed().as_secs_f64()
+    );
+    println!("  {:<28} {:>10}       kontrollsumma (SHA-256)", "tabell", "rader");
+    for t in &tables {
+        println!("  {:<28} {:>10} rader {}", t.table, t.rows, t.checksum);
+    }
+    Ok(())
+}
+
 fn print_counts(counts: &[(String, i64)]) {
     for (table, n) in counts {
         println!("  {table:<28} {n:>10} rader");

@@ -103,6 +103,16 @@ enum Command {
         #[arg(long)]
         from: PathBuf,
     },
+    /// Copy a SQLite installation into an empty PostgreSQL database, every
+    /// table verified by rows and checksum (stop the service first)
+    Copy {
+        /// sqlite://PATH of the installation to move
+        #[arg(long)]
+        from: String,
+        /// postgres://… of an empty database
+        #[arg(long)]
+        to: String,
+    },
     /// Run the database migrations and exit
     Migrate {
         #[command(flatten)]
@@ -333,6 +343,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Migrate { db } => cli::migrate(&load(cfg, &db, None, None)?),
         Command::Backup { db, to } => cli::backup(&load(cfg, &db, None, None)?, &to),
         Command::Restore { db, from } => cli::restore(&load(cfg, &db, None, None)?, &from),
+        Command::Copy { from, to } => cli::copy(&from, &to),
         Command::Import {
             db,
             units,

@@ -6,6 +6,7 @@
 pub mod backend;
 pub mod backup;
 pub mod cases;
+pub mod copy;
 pub mod deviations;
 pub mod events;
 pub mod followup;
@@ -172,13 +173,62 @@ pub fn pool(url: &DbUrl, size: u32) -> anyhow::Result<Pool> {
 }
 
 /// Runs every pending migration of the connection's backend.
+///
+/// On PostgreSQL the applied versions are read first, and with none
+/// pending nothing more is done: the service's role, which may not create
+/// in the schema (ops/postgres/grants.sql), starts without the migration
+/// harness's `CREATE TABLE IF NOT EXISTS`.
 pub fn migrate(conn: &mut DbConn) -> anyhow::Result<Vec<String>> {
     let applied = match conn {
         DbConn::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS),
-        DbConn::Pg(c) => c.run_pending_migrations(PG_MIGRATIONS),
+        DbConn::Pg(c) => {
+            if pg_pending(c)? == 0 {
+                return Ok(Vec::new());
+            }
+            c.run_pending_migrations(PG_MIGRATIONS)
+        }
     }
-    .map_err(|e| anyhow::anyhow!("migration failed: {e}"))?;
+    .map_err(|e| {
+        let e = e.to_string();
+        if e.contains("permission denied") {
+            anyhow::anyhow!(
+                "migreringar väntar men rollen får inte ändra schemat ({e}): kör `svu-vakt migrate` som databasens ägare (ops/postgres/setup.sql)"
+            )
+        } else {
+            anyhow::anyhow!("migration failed: {e}")
+        }
+    })?;
     Ok(applied.iter().map(ToString::to_string).collect())
+}
+
+/// PostgreSQL migrations this binary has that the database has not run
+/// (all of them in a database never migrated), read without writing.
+fn pg_pending(c: &mut PgConnection) -> anyhow::Result<usize> {
+    use diesel::migration::MigrationSource;
+    use diesel::sql_types::{Nullable, Text};
+    use diesel::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Version {
+        #[diesel(sql_type = Nullable<Text>)]
+        v: Option<String>,
+    }
+    let ours = MigrationSource::<diesel::pg::Pg>::migrations(&PG_MIGRATIONS)
+        .map_err(|e| anyhow::anyhow!("migration failed: {e}"))?;
+    let exists: Vec<Version> =
+        diesel::sql_query("SELECT to_regclass('__diesel_schema_migrations')::text AS v").load(c)?;
+    if exists.first().and_then(|r| r.v.as_ref()).is_none() {
+        return Ok(ours.len());
+    }
+    let applied: std::collections::HashSet<String> =
+        diesel::sql_query("SELECT version AS v FROM __diesel_schema_migrations")
+            .load::<Version>(c)?
+            .into_iter()
+            .filter_map(|r| r.v)
+            .collect();
+    Ok(ours
+        .iter()
+        .filter(|m| !applied.contains(&m.name().version().to_string()))
+        .count())
 }
 
 /// Errors after which the same transaction may simply be run again: a

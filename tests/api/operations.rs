@@ -1,13 +1,17 @@
 //! Operations: a backup of a running SQLite instance while events arrive,
-//! restored with the `svu-vakt` binary as a region's IT would run it.
+//! restored with the `svu-vakt` binary as a region's IT would run it; the
+//! move to PostgreSQL with `svu-vakt copy`, and the PostgreSQL roles of
+//! ops/postgres.
 
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
+use diesel::connection::SimpleConnection;
+use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use svu_vakt::store::schema::{deviation_history, events, ingest_batches};
 use svu_vakt::store::DbConn;
 
-use crate::helpers::{bin, demo_into, spawn_app_with, Backend};
+use crate::helpers::{bin, demo_into, spawn_app_with, Backend, TestApp};
 
 type History = Vec<(String, Option<String>, String)>;
 
@@ -31,9 +35,8 @@ fn event_counts(conn: &mut DbConn) -> (i64, i64) {
     (stored, batches.iter().map(|n| i64::from(*n)).sum())
 }
 
-#[test]
-fn a_backup_taken_under_ingest_restores_whole_and_the_binary_refuses_to_overwrite() {
-    let app = spawn_app_with(Backend::Sqlite, |_| {});
+/// A demo installation with one deviation's status changed: its id and history.
+fn installation(app: &TestApp) -> (i64, History) {
     demo_into(&app.db.url(), "200");
     assert_eq!(app.scan("2026-11-20T00:00:00+01:00").status, 200);
     let id = app.deviations()[0].id;
@@ -46,7 +49,13 @@ fn a_backup_taken_under_ingest_restores_whole_and_the_binary_refuses_to_overwrit
     assert_eq!(r.status, 200, "{}", r.body);
     let original_history = history(&mut app.conn(), id);
     assert!(original_history.len() >= 2, "{original_history:?}");
+    (id, original_history)
+}
 
+/// Runs `backup` while batches of 50 events arrive over HTTP (after the
+/// first 500, before the 3 000th): its result, the events stored before
+/// the feed, and the events acknowledged in all.
+fn under_ingest<T: Send>(app: &TestApp, backup: impl FnOnce() -> T + Send) -> (T, i64, i64) {
     let units: serde_json::Value = serde_json::from_str(&svu_vakt::demo::units_json()).unwrap();
     let ward = units
         .as_array()
@@ -57,8 +66,6 @@ fn a_backup_taken_under_ingest_restores_whole_and_the_binary_refuses_to_overwrit
         .as_str()
         .unwrap()
         .to_string();
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("svu-vakt-backup.db");
     let stop = AtomicBool::new(false);
     let acknowledged = AtomicI64::new(0);
     let before = event_counts(&mut app.conn()).0;
@@ -83,25 +90,54 @@ fn a_backup_taken_under_ingest_restores_whole_and_the_binary_refuses_to_overwrit
         while acknowledged.load(Ordering::SeqCst) < 500 {
             std::thread::yield_now();
         }
-        let out = bin()
-            .args(["backup", "--to"])
-            .arg(&file)
-            .args(["--database-url", &app.db.url()])
-            .output()
-            .unwrap();
+        let out = backup();
         while acknowledged.load(Ordering::SeqCst) < 3000 {
             std::thread::yield_now();
         }
         stop.store(true, Ordering::SeqCst);
         out
     });
+    (out, before, acknowledged.load(Ordering::SeqCst))
+}
+
+/// A restored copy holds whole batches only, taken during the feed, with
+/// the deviation's history and every deviation.
+fn assert_restored(conn: &mut DbConn, app: &TestApp, id: i64, original: &History, before: i64) {
+    let after = event_counts(&mut app.conn()).0;
+    let (stored, by_batches) = event_counts(conn);
+    assert_eq!(stored, by_batches, "no half batch in the backup");
+    assert!(
+        stored > before && stored < after,
+        "taken during the feed: {before} < {stored} < {after}"
+    );
+    assert_eq!(&history(conn, id), original);
+    let deviations: i64 = svu_vakt::store::schema::deviations::table
+        .count()
+        .get_result(conn)
+        .unwrap();
+    assert_eq!(deviations, app.deviations().len() as i64);
+}
+
+#[test]
+fn a_backup_taken_under_ingest_restores_whole_and_the_binary_refuses_to_overwrite() {
+    let app = spawn_app_with(Backend::Sqlite, |_| {});
+    let (id, original_history) = installation(&app);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("svu-vakt-backup.db");
+    let (out, before, acknowledged) = under_ingest(&app, || {
+        bin()
+            .args(["backup", "--to"])
+            .arg(&file)
+            .args(["--database-url", &app.db.url()])
+            .output()
+            .unwrap()
+    });
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(said.contains("Säkerhetskopia skriven"), "{said}");
-    let after = event_counts(&mut app.conn());
     assert_eq!(
-        after.0,
-        before + acknowledged.load(Ordering::SeqCst),
+        event_counts(&mut app.conn()).0,
+        before + acknowledged,
         "every acknowledged event stored"
     );
 
@@ -128,20 +164,7 @@ fn a_backup_taken_under_ingest_restores_whole_and_the_binary_refuses_to_overwrit
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let pool = svu_vakt::store::pool(&svu_vakt::store::DbUrl::parse(&url).unwrap(), 1).unwrap();
-    let mut conn = pool.get().unwrap();
-    let (stored, by_batches) = event_counts(&mut conn);
-    assert_eq!(stored, by_batches, "no half batch in the backup");
-    assert!(
-        stored > before && stored < after.0,
-        "taken during the feed: {before} < {stored} < {}",
-        after.0
-    );
-    assert_eq!(history(&mut conn, id), original_history);
-    let deviations: i64 = svu_vakt::store::schema::deviations::table
-        .count()
-        .get_result(&mut *conn)
-        .unwrap();
-    assert_eq!(deviations, app.deviations().len() as i64);
+    assert_restored(&mut pool.get().unwrap(), &app, id, &original_history, before);
 
     // Restoring over a database that exists is refused.
     let over = bin()
@@ -152,4 +175,226 @@ fn a_backup_taken_under_ingest_restores_whole_and_the_binary_refuses_to_overwrit
         .unwrap();
     assert!(!over.status.success());
     assert!(String::from_utf8_lossy(&over.stderr).contains("finns redan"));
+}
+
+/// docs/OPERATIONS.md's PostgreSQL procedure: `pg_dump` of a running
+/// instance under ingest, `pg_restore` into a new database, `svu-vakt migrate`.
+#[test]
+fn a_pg_dump_taken_under_ingest_restores_whole() {
+    if crate::helpers::pg_admin_url().is_none() {
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
+            "pg_dump test skipped: SVU_VAKT_TEST_PG_URL is not set"
+        );
+        return;
+    }
+    let app = spawn_app_with(Backend::Postgres, |_| {});
+    let (id, original_history) = installation(&app);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("svu-vakt.dump");
+    let (out, before, _) = under_ingest(&app, || {
+        std::process::Command::new("pg_dump")
+            .args(["--format=custom", "--file"])
+            .arg(&file)
+            .arg(app.db.url())
+            .output()
+            .unwrap()
+    });
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let restored = crate::helpers::TestDb::new(Backend::Postgres);
+    let out = std::process::Command::new("pg_restore")
+        .args(["--no-owner", "--exit-on-error", "--dbname", &restored.url()])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = bin()
+        .args(["migrate", "--database-url", &restored.url()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let pool = svu_vakt::store::pool(&svu_vakt::store::DbUrl::parse(&restored.url()).unwrap(), 1).unwrap();
+    assert_restored(&mut pool.get().unwrap(), &app, id, &original_history, before);
+}
+
+/// A SQLite installation moved to PostgreSQL with the binary: the same
+/// deviations and histories, the same tokens, a scan there finds nothing
+/// new, new batches get new ids, and a second copy into it is refused.
+#[test]
+fn copy_moves_an_installation_to_postgres_and_refuses_a_full_target() {
+    if crate::helpers::pg_admin_url().is_none() {
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), "copy test skipped: SVU_VAKT_TEST_PG_URL is not set");
+        return;
+    }
+    let source = spawn_app_with(Backend::Sqlite, |_| {});
+    demo_into(&source.db.url(), "300");
+    let as_of = "2026-11-20T00:00:00+01:00";
+    assert_eq!(source.scan(as_of).status, 200);
+    let id = source.deviations()[0].id;
+    let r = source.request(
+        "POST",
+        &format!("/api/v1/deviations/{id}/status"),
+        Some(&source.admin.clone()),
+        Some(("application/json", r#"{"status":"mottagen","note":"tagen"}"#)),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let source_history = history(&mut source.conn(), id);
+    let source_deviations: Vec<(i64, String, String)> = source
+        .deviations()
+        .into_iter()
+        .map(|d| (d.id, d.fingerprint, d.status))
+        .collect();
+    let source_events = event_counts(&mut source.conn());
+
+    let target = crate::helpers::TestDb::new(Backend::Postgres);
+    let out = bin()
+        .args(["copy", "--from", &source.db.url(), "--to", &target.url()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let said = String::from_utf8_lossy(&out.stdout);
+    let events_line = said
+        .lines()
+        .find(|l| l.trim_start().starts_with("events "))
+        .unwrap_or_default();
+    assert!(events_line.contains(&format!(" {} rader", source_events.0)), "{said}");
+
+    let cfg = crate::helpers::config(&target);
+    let moved = crate::helpers::spawn_on(target, cfg);
+    let moved_deviations: Vec<(i64, String, String)> = moved
+        .deviations()
+        .into_iter()
+        .map(|d| (d.id, d.fingerprint, d.status))
+        .collect();
+    assert_eq!(moved_deviations, source_deviations);
+    assert_eq!(history(&mut moved.conn(), id), source_history);
+    assert_eq!(event_counts(&mut moved.conn()), source_events);
+
+    // The source's token works on the moved installation.
+    let r = moved.request(
+        "GET",
+        &format!("/api/v1/deviations/{id}"),
+        Some(&source.admin.clone()),
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    // Its state came along whole: the same scan there files, updates and withdraws nothing.
+    let r = moved.scan(as_of);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let scan = r.json();
+    assert_eq!(
+        (
+            &scan["scan"]["filed"],
+            &scan["scan"]["updated"],
+            &scan["scan"]["withdrawn"]
+        ),
+        (&serde_json::json!(0), &serde_json::json!(0), &serde_json::json!(0)),
+        "{scan}"
+    );
+    // New batches and history rows get ids after the copied ones.
+    let r = moved.post_events(
+        r#"{"id":"MOVED-1","case":"MOVED","type":"inskrivning","at":"2026-11-19T08:00:00+01:00","unit":"X"}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = moved.request(
+        "POST",
+        &format!("/api/v1/deviations/{id}/status"),
+        Some(&moved.admin.clone()),
+        Some(("application/json", r#"{"status":"utreds","note":"flyttad"}"#)),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    let again = bin()
+        .args(["copy", "--from", &source.db.url(), "--to", &moved.db.url()])
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(err.contains("inte tom") && err.contains("events"), "{err}");
+}
+
+/// ops/postgres/grants.sql as a region applies it: the owner role migrates,
+/// the service role then runs ingest and a scan with no right to change the
+/// schema, and a pending migration stops it with what to do.
+#[test]
+fn the_service_role_of_the_postgres_setup_runs_without_schema_rights() {
+    let Some(admin) = crate::helpers::pg_admin_url() else {
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
+            "grants test skipped: SVU_VAKT_TEST_PG_URL is not set"
+        );
+        return;
+    };
+    let db = crate::helpers::TestDb::new(Backend::Postgres);
+    let url = db.url();
+    let n = std::process::id();
+    let (owner, service) = (format!("svu_test_agare_{n}"), format!("svu_test_tjanst_{n}"));
+    let mut su = PgConnection::establish(&url).unwrap();
+    let mut adm = PgConnection::establish(&admin).unwrap();
+    for role in [&owner, &service] {
+        diesel::sql_query(format!("DROP ROLE IF EXISTS {role}"))
+            .execute(&mut adm)
+            .unwrap();
+        diesel::sql_query(format!("CREATE ROLE {role} LOGIN"))
+            .execute(&mut adm)
+            .unwrap();
+    }
+    let grants = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/ops/postgres/grants.sql"))
+        .unwrap()
+        .replace("svu_vakt_agare", "@OWNER@")
+        .replace("svu_vakt", &service)
+        .replace("@OWNER@", &owner);
+    su.batch_execute(&grants).unwrap();
+    let as_role = |role: &str| {
+        let (scheme, rest) = url.split_once("://").unwrap();
+        let host_db = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+        format!("{scheme}://{role}@{host_db}")
+    };
+    let run = |role: &str, args: &[&str]| {
+        bin()
+            .args(args)
+            .args(["--database-url", &as_role(role)])
+            .output()
+            .unwrap()
+    };
+
+    let out = run(&service, &["migrate"]);
+    assert!(!out.status.success(), "the service role cannot create the schema");
+    let out = run(&owner, &["migrate"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run(&service, &["demo", "--cases", "100"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run(&service, &["scan", "--as-of", "2026-11-20T00:00:00+01:00"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("avvikelser"));
+
+    let mut svc = PgConnection::establish(&as_role(&service)).unwrap();
+    let denied = diesel::sql_query("CREATE TABLE intrang (x INT)").execute(&mut svc);
+    assert!(denied.is_err(), "the service role may not create tables");
+    let deviations: i64 = svu_vakt::store::schema::deviations::table
+        .count()
+        .get_result(&mut svc)
+        .unwrap();
+    assert!(deviations > 0);
+
+    // A migration pending (as after an upgrade): the service stops and says why.
+    diesel::sql_query("DELETE FROM __diesel_schema_migrations WHERE version = '20261124000009'")
+        .execute(&mut su)
+        .unwrap();
+    let out = run(&service, &["migrate"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("som databasens ägare"), "{err}");
+
+    drop((su, svc));
+    drop(db);
+    for role in [&owner, &service] {
+        diesel::sql_query(format!("DROP ROLE IF EXISTS {role}"))
+            .execute(&mut adm)
+            .unwrap();
+    }
 }
