@@ -15,7 +15,6 @@ use crate::store::{self, units, DbConn};
 use crate::{app_state, Application};
 
 /// Events per stored batch when importing a file.
-const IMPORT_BATCH: usize = 10_000;
 
 pub fn serve(config: &Config, demo: bool, demo_cases: usize) -> anyhow::Result<()> {
     if demo {
@@ -253,7 +252,11 @@ pub fn import_quiet(
     }
     let Some(path) = events_file else { return Ok(0) };
     let mapping = mapping.map(|m| CsvMapping::from_toml(&read(m)?)).transpose()?;
-    Ok(import_events(&mut conn, &services.hasher, path, mapping.as_ref())?.stored)
+    Ok(
+        ingest::file::import_events(&mut conn, &services.hasher, path, mapping.as_ref(), "import")
+            .map_err(|e| file_error(path, e))?
+            .stored,
+    )
 }
 
 pub fn import(
@@ -277,7 +280,8 @@ pub fn import(
     }
     if let Some(path) = events_file {
         let mapping = mapping.map(|m| CsvMapping::from_toml(&read(m)?)).transpose()?;
-        let total = import_events(&mut conn, &state.hasher, path, mapping.as_ref())?;
+        let total = ingest::file::import_events(&mut conn, &state.hasher, path, mapping.as_ref(), "import")
+            .map_err(|e| file_error(path, e))?;
         println!(
             "{}: {} händelser lästa, {} nya sparade, {} fanns redan",
             path.display(),
@@ -304,6 +308,15 @@ fn field_errors(path: &Path, errors: &[crate::domain::FieldError]) -> anyhow::Er
     anyhow::anyhow!(msg)
 }
 
+fn file_error(path: &Path, e: ingest::file::FileError) -> anyhow::Error {
+    use ingest::file::FileError;
+    match e {
+        FileError::Invalid(errors) => field_errors(path, &errors),
+        FileError::Conflict(c) => ingest_error(path, IngestError::Conflict(c)),
+        FileError::Failed(e) => e.context(format!("{}: inget sparades", path.display())),
+    }
+}
+
 fn ingest_error(path: &Path, e: IngestError) -> anyhow::Error {
     match e {
         IngestError::Invalid(errors) => field_errors(path, &errors),
@@ -314,7 +327,7 @@ fn ingest_error(path: &Path, e: IngestError) -> anyhow::Error {
                 .map(|c| format!("  rad {}, id {}: {}", c.line, c.id, c.message))
                 .collect();
             anyhow::anyhow!(
-                "{}: {} id:n finns redan med annat innehåll\n{}",
+                "{}: {} id:n finns redan med annat innehåll, inget sparades\n{}",
                 path.display(),
                 c.len(),
                 lines.join("\n")
@@ -322,136 +335,6 @@ fn ingest_error(path: &Path, e: IngestError) -> anyhow::Error {
         }
         IngestError::Db(e) => e,
     }
-}
-
-fn add(total: &mut BatchOutcome, o: BatchOutcome) {
-    total.received += o.received;
-    total.stored += o.stored;
-    total.duplicates += o.duplicates;
-}
-
-/// Imports an events file, all or nothing. Pass one reads the file as a
-/// stream, validates every line and compares every id with what is stored:
-/// a bad line or a conflicting id anywhere stores nothing. Pass two stores
-/// it in batches of 10 000 lines (memory holds one batch, never the file;
-/// the feed is never locked out for the length of a file). Should a
-/// conflict still surface there (an id repeated with other content further
-/// apart in the file than one batch, or stored by another writer between
-/// the passes), the batches this import stored are removed again. A crash
-/// between batches leaves whole batches; a re-run stores only what is
-/// missing.
-fn import_events(
-    conn: &mut DbConn,
-    hasher: &crate::domain::PatientHasher,
-    path: &Path,
-    mapping: Option<&CsvMapping>,
-) -> anyhow::Result<BatchOutcome> {
-    crate::store::backend::set_bulk_cache(conn, true)?;
-    let result = import_events_in(conn, hasher, path, mapping);
-    let _ = crate::store::backend::set_bulk_cache(conn, false);
-    result
-}
-
-fn import_events_in(
-    conn: &mut DbConn,
-    hasher: &crate::domain::PatientHasher,
-    path: &Path,
-    mapping: Option<&CsvMapping>,
-) -> anyhow::Result<BatchOutcome> {
-    let mut errors = Vec::new();
-    let mut conflicts = Vec::new();
-    each_chunk(path, mapping, hasher, &mut |chunk| {
-        match chunk {
-            Err(mut e) => errors.append(&mut e),
-            Ok(events) if errors.is_empty() => {
-                conflicts.extend(crate::store::events::conflicts_with_stored(conn, &events)?);
-            }
-            Ok(_) => {}
-        }
-        Ok(())
-    })?;
-    if !errors.is_empty() {
-        return Err(field_errors(path, &errors));
-    }
-    if !conflicts.is_empty() {
-        return Err(ingest_error(path, IngestError::Conflict(conflicts)));
-    }
-    let mut total = BatchOutcome {
-        batch: None,
-        received: 0,
-        stored: 0,
-        duplicates: 0,
-    };
-    let mut stored_batches = Vec::new();
-    let result = each_chunk(path, mapping, hasher, &mut |chunk| {
-        let outcome = crate::store::events::store_parsed(conn, chunk, "import").map_err(|e| ingest_error(path, e))?;
-        stored_batches.extend(outcome.batch);
-        add(&mut total, outcome);
-        Ok(())
-    });
-    if let Err(e) = result {
-        crate::store::events::remove_batches(conn, &stored_batches)?;
-        return Err(e.context(format!(
-            "{}: inget sparades (de {} batcher som hann sparas är borttagna)",
-            path.display(),
-            stored_batches.len()
-        )));
-    }
-    Ok(total)
-}
-
-type Chunk = Result<Vec<ingest::IngestEvent>, Vec<crate::domain::FieldError>>;
-
-/// The file's events, validated, `IMPORT_BATCH` at a time: JSON Lines (a
-/// file holding one JSON array is read whole), or CSV through `mapping`.
-fn each_chunk(
-    path: &Path,
-    mapping: Option<&CsvMapping>,
-    hasher: &crate::domain::PatientHasher,
-    f: &mut dyn FnMut(Chunk) -> anyhow::Result<()>,
-) -> anyhow::Result<()> {
-    match mapping {
-        Some(m) => {
-            let file =
-                std::fs::File::open(path).map_err(|e| anyhow::anyhow!("kan inte läsa {}: {e}", path.display()))?;
-            m.for_each_chunk(
-                std::io::BufReader::with_capacity(1 << 20, file),
-                hasher,
-                IMPORT_BATCH,
-                f,
-            )
-        }
-        None => for_each_batch(path, &mut |lines| f(ingest::parse_lines(lines, hasher))),
-    }
-}
-
-type NumberedLine = (usize, String);
-
-/// Numbered lines of a JSON Lines file, `IMPORT_BATCH` at a time; a file
-/// holding one JSON array is read whole.
-fn for_each_batch(path: &Path, f: &mut dyn FnMut(&[NumberedLine]) -> anyhow::Result<()>) -> anyhow::Result<()> {
-    use std::io::BufRead;
-    let file = std::fs::File::open(path).map_err(|e| anyhow::anyhow!("kan inte läsa {}: {e}", path.display()))?;
-    let mut batch = Vec::with_capacity(IMPORT_BATCH);
-    for (i, line) in std::io::BufReader::with_capacity(1 << 20, file).lines().enumerate() {
-        let line = line.map_err(|e| anyhow::anyhow!("{}: rad {}: {e}", path.display(), i + 1))?;
-        if i == 0 && line.trim_start().starts_with('[') {
-            let lines = ingest::json_objects(&read(path)?).map_err(|e| field_errors(path, &e))?;
-            return lines.chunks(IMPORT_BATCH).try_for_each(f);
-        }
-        if line.trim().is_empty() {
-            continue;
-        }
-        batch.push((i + 1, line));
-        if batch.len() == IMPORT_BATCH {
-            f(&batch)?;
-            batch.clear();
-        }
-    }
-    if !batch.is_empty() {
-        f(&batch)?;
-    }
-    Ok(())
 }
 
 /// Writes DIR/units.json and DIR/events.jsonl.
@@ -491,12 +374,7 @@ pub fn load_demo(
     opts: &DemoOptions,
 ) -> anyhow::Result<BatchOutcome> {
     units::upsert(conn, &demo::units())?;
-    let mut total = BatchOutcome {
-        batch: None,
-        received: 0,
-        stored: 0,
-        duplicates: 0,
-    };
+    let mut total = BatchOutcome::default();
     let per_chunk = 1000;
     let mut start = 0;
     while start < opts.cases {
@@ -506,7 +384,7 @@ pub fn load_demo(
         let text = String::from_utf8(buf)?;
         let outcome = crate::store::events::store_parsed(conn, ingest::parse_events(&text, hasher), "demo")
             .map_err(|e| ingest_error(Path::new("demo"), e))?;
-        add(&mut total, outcome);
+        total.add(outcome);
         start += n;
     }
     let mut buf = Vec::new();
@@ -514,7 +392,7 @@ pub fn load_demo(
     let outcome =
         crate::store::events::store_parsed(conn, ingest::parse_events(&String::from_utf8(buf)?, hasher), "demo")
             .map_err(|e| ingest_error(Path::new("demo"), e))?;
-    add(&mut total, outcome);
+    total.add(outcome);
     Ok(total)
 }
 

@@ -4,6 +4,7 @@
 //! is `store::events`'s job, and the types both share live in `domain`.
 
 pub mod csv_mapping;
+pub mod file;
 
 use serde_json::{Map, Value};
 

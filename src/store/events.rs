@@ -33,13 +33,22 @@ pub struct NewEvent<'a> {
 }
 
 /// What a stored batch did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct BatchOutcome {
     /// The batch id, or none when nothing in it was new.
     pub batch: Option<i64>,
     pub received: usize,
     pub stored: usize,
     pub duplicates: usize,
+}
+
+impl BatchOutcome {
+    /// Adds another batch's counts (the batch id stays this one's).
+    pub fn add(&mut self, o: BatchOutcome) {
+        self.received += o.received;
+        self.stored += o.stored;
+        self.duplicates += o.duplicates;
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,259 @@
+//! Importing an events file, all or nothing: used by `svu-vakt import` and
+//! by the drop folder (`feed`).
+//!
+//! Pass one reads the file as a stream, validates every line and compares
+//! every id with what is stored: a bad line or a conflicting id anywhere
+//! stores nothing. Pass two stores it in batches of 10 000 lines (memory
+//! holds one batch, never the file; the feed is never locked out for the
+//! length of a file). Should a conflict still surface there (an id repeated
+//! with other content further apart in the file than one batch, or stored
+//! by another writer between the passes), the batches this import stored
+//! are removed again. A crash between batches leaves whole batches; a
+//! re-run stores only what is missing.
+
+use std::path::Path;
+
+use super::csv_mapping::CsvMapping;
+use super::{IngestError, IngestEvent};
+use crate::domain::ingested::Conflict;
+use crate::domain::{FieldError, PatientHasher};
+use crate::store::events::BatchOutcome;
+use crate::store::DbConn;
+
+pub const IMPORT_BATCH: usize = 10_000;
+
+/// Why a file was not imported. Nothing of it is stored in any case.
+#[derive(Debug)]
+pub enum FileError {
+    /// Lines that are not valid events: every one of them.
+    Invalid(Vec<FieldError>),
+    /// Event ids stored before with other content.
+    Conflict(Vec<Conflict>),
+    /// The file could not be read, or the database failed.
+    Failed(anyhow::Error),
+}
+
+impl From<anyhow::Error> for FileError {
+    fn from(e: anyhow::Error) -> FileError {
+        FileError::Failed(e)
+    }
+}
+
+/// Imports the events file at `path` (JSON Lines or a JSON array; CSV with
+/// `mapping`), its batches marked with `source`.
+pub fn import_events(
+    conn: &mut DbConn,
+    hasher: &PatientHasher,
+    path: &Path,
+    mapping: Option<&CsvMapping>,
+    source: &str,
+) -> Result<BatchOutcome, FileError> {
+    crate::store::backend::set_bulk_cache(conn, true).map_err(|e| FileError::Failed(e.into()))?;
+    let result = import_events_in(conn, hasher, path, mapping, source);
+    let _ = crate::store::backend::set_bulk_cache(conn, false);
+    result
+}
+
+fn import_events_in(
+    conn: &mut DbConn,
+    hasher: &PatientHasher,
+    path: &Path,
+    mapping: Option<&CsvMapping>,
+    source: &str,
+) -> Result<BatchOutcome, FileError> {
+    let mut errors = Vec::new();
+    let mut conflicts = Vec::new();
+    each_chunk(path, mapping, hasher, &mut |chunk| {
+        match chunk {
+            Err(mut e) => errors.append(&mut e),
+            Ok(events) if errors.is_empty() => {
+                conflicts.extend(crate::store::events::conflicts_with_stored(conn, &events)?);
+            }
+            Ok(_) => {}
+        }
+        Ok(())
+    })?;
+    if !errors.is_empty() {
+        return Err(FileError::Invalid(errors));
+    }
+    if !conflicts.is_empty() {
+        return Err(FileError::Conflict(conflicts));
+    }
+    let mut total = BatchOutcome::default();
+    let mut stored_batches = Vec::new();
+    let mut refused = None;
+    let result = each_chunk(
+        path,
+        mapping,
+        hasher,
+        &mut |chunk| match crate::store::events::store_parsed(conn, chunk, source) {
+            Ok(outcome) => {
+                stored_batches.extend(outcome.batch);
+                total.add(outcome);
+                Ok(())
+            }
+            Err(IngestError::Db(e)) => Err(e),
+            Err(e) => {
+                refused = Some(e);
+                anyhow::bail!("avbruten")
+            }
+        },
+    );
+    if let Err(e) = result {
+        crate::store::events::remove_batches(conn, &stored_batches).map_err(|e| FileError::Failed(e.into()))?;
+        return Err(match refused {
+            Some(IngestError::Invalid(errors)) => FileError::Invalid(errors),
+            Some(IngestError::Conflict(c)) => FileError::Conflict(c),
+            _ => FileError::Failed(e.context(format!(
+                "inget sparades (de {} batcher som hann sparas är borttagna)",
+                stored_batches.len()
+            ))),
+        });
+    }
+    Ok(total)
+}
+
+type Chunk = Result<Vec<IngestEvent>, Vec<FieldError>>;
+
+/// The file's events, validated, `IMPORT_BATCH` at a time: JSON Lines (a
+/// file holding one JSON array is read whole), or CSV through `mapping`.
+fn each_chunk(
+    path: &Path,
+    mapping: Option<&CsvMapping>,
+    hasher: &PatientHasher,
+    f: &mut dyn FnMut(Chunk) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    match mapping {
+        Some(m) => {
+            let file =
+                std::fs::File::open(path).map_err(|e| anyhow::anyhow!("kan inte läsa {}: {e}", path.display()))?;
+            m.for_each_chunk(
+                std::io::BufReader::with_capacity(1 << 20, file),
+                hasher,
+                IMPORT_BATCH,
+                f,
+            )
+        }
+        None => for_each_batch(path, &mut |lines| f(lines.and_then(|l| super::parse_lines(l, hasher)))),
+    }
+}
+
+type NumberedLine = (usize, String);
+
+/// The longest line read: an event is well under a kilobyte; a longer line
+/// is reported, never held in memory.
+pub const MAX_LINE_BYTES: usize = 1 << 20;
+
+/// One line into `buf` (without its line break), at most `cap` bytes kept:
+/// `None` at the end of the input, `Some(false)` when the line was longer
+/// (the rest is skipped).
+fn read_line_capped(r: &mut impl std::io::BufRead, buf: &mut Vec<u8>, cap: usize) -> std::io::Result<Option<bool>> {
+    buf.clear();
+    let mut fits = true;
+    let mut any = false;
+    loop {
+        let chunk = r.fill_buf()?;
+        if chunk.is_empty() {
+            return Ok(any.then_some(fits));
+        }
+        any = true;
+        let (part, done) = match chunk.iter().position(|&b| b == b'\n') {
+            Some(i) => (&chunk[..i], Some(i + 1)),
+            None => (chunk, None),
+        };
+        if fits && buf.len() + part.len() <= cap {
+            buf.extend_from_slice(part);
+        } else {
+            fits = false;
+            buf.clear();
+        }
+        let used = done.unwrap_or(chunk.len());
+        r.consume(used);
+        if done.is_some() {
+            if buf.last() == Some(&b'\r') {
+                buf.pop();
+            }
+            return Ok(Some(fits));
+        }
+    }
+}
+
+type Lines<'a> = Result<&'a [NumberedLine], Vec<FieldError>>;
+
+/// Numbered lines of a JSON Lines file, `IMPORT_BATCH` at a time; a file
+/// holding one JSON array is read whole. A line that is not UTF-8 or is
+/// longer than [`MAX_LINE_BYTES`] is given as an error naming it.
+fn for_each_batch(path: &Path, f: &mut dyn FnMut(Lines) -> anyhow::Result<()>) -> anyhow::Result<()> {
+    let file = std::fs::File::open(path).map_err(|e| anyhow::anyhow!("kan inte läsa {}: {e}", path.display()))?;
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+    let mut batch = Vec::with_capacity(IMPORT_BATCH);
+    let mut buf = Vec::new();
+    let mut n = 0;
+    while let Some(fits) = read_line_capped(&mut reader, &mut buf, MAX_LINE_BYTES)
+        .map_err(|e| anyhow::anyhow!("kan inte läsa {}: {e}", path.display()))?
+    {
+        n += 1;
+        if !fits {
+            f(Err(vec![FieldError::new(
+                n,
+                "rad",
+                &format!("är längre än {MAX_LINE_BYTES} byte"),
+            )]))?;
+            continue;
+        }
+        let bytes = if n == 1 {
+            buf.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&buf)
+        } else {
+            &buf[..]
+        };
+        let Ok(line) = std::str::from_utf8(bytes) else {
+            f(Err(vec![FieldError::new(n, "rad", "är inte giltig UTF-8")]))?;
+            continue;
+        };
+        if n == 1 && line.trim_start().starts_with('[') {
+            let text =
+                std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("kan inte läsa {}: {e}", path.display()))?;
+            return match super::json_objects(text.trim_start_matches('\u{feff}')) {
+                Ok(lines) => lines.chunks(IMPORT_BATCH).try_for_each(|c| f(Ok(c))),
+                Err(errors) => f(Err(errors)),
+            };
+        }
+        if line.trim().is_empty() {
+            continue;
+        }
+        batch.push((n, line.to_string()));
+        if batch.len() == IMPORT_BATCH {
+            f(Ok(&batch))?;
+            batch.clear();
+        }
+    }
+    if !batch.is_empty() {
+        f(Ok(&batch))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_line_is_skipped_and_the_next_read_whole() {
+        let input = format!("kort\r\n{}\nnästa\nsista", "x".repeat(100));
+        let mut r = std::io::BufReader::with_capacity(16, input.as_bytes());
+        let mut buf = Vec::new();
+        let mut got = Vec::new();
+        while let Some(fits) = read_line_capped(&mut r, &mut buf, 50).unwrap() {
+            got.push((fits, String::from_utf8(buf.clone()).unwrap()));
+        }
+        assert_eq!(
+            got,
+            vec![
+                (true, "kort".to_string()),
+                (false, String::new()),
+                (true, "nästa".to_string()),
+                (true, "sista".to_string())
+            ]
+        );
+    }
+}
