@@ -14,8 +14,6 @@ use crate::store::tokens::{self, Role};
 use crate::store::{self, units, DbConn};
 use crate::{app_state, Application};
 
-/// Events per stored batch when importing a file.
-
 pub fn serve(config: &Config, demo: bool, demo_cases: usize) -> anyhow::Result<()> {
     if demo {
         prepare_demo(config, demo_cases)?;
