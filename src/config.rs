@@ -29,6 +29,76 @@ struct FileConfig {
     session: SessionSection,
     handling: HandlingSection,
     followup: FollowupSection,
+    feed: FeedSection,
+}
+
+/// `[feed]`: the drop folder (docs/OPERATIONS.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct FeedSection {
+    directory: Option<PathBuf>,
+    settle_seconds: u64,
+    poll_seconds: u64,
+    csv: Vec<CsvSourceSection>,
+}
+
+impl Default for FeedSection {
+    fn default() -> Self {
+        FeedSection {
+            directory: None,
+            settle_seconds: 30,
+            poll_seconds: 10,
+            csv: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CsvSourceSection {
+    pattern: String,
+    mapping: PathBuf,
+}
+
+impl FeedSection {
+    /// The checked drop folder: it exists, and every mapping loads.
+    fn resolve(self) -> anyhow::Result<Option<crate::feed::FeedConfig>> {
+        let Some(directory) = env("SVU_VAKT_FEED_DIRECTORY").map(PathBuf::from).or(self.directory) else {
+            return Ok(None);
+        };
+        anyhow::ensure!(
+            directory.is_dir(),
+            "feed.directory: {} is not a directory",
+            directory.display()
+        );
+        anyhow::ensure!(
+            (1..=3600).contains(&self.poll_seconds),
+            "feed.poll_seconds must be from 1 to 3600"
+        );
+        anyhow::ensure!(self.settle_seconds <= 86_400, "feed.settle_seconds must be at most 86400");
+        let csv = self
+            .csv
+            .into_iter()
+            .map(|c| {
+                anyhow::ensure!(!c.pattern.trim().is_empty(), "feed.csv: a pattern is empty");
+                let text = std::fs::read_to_string(&c.mapping)
+                    .map_err(|e| anyhow::anyhow!("feed.csv `{}`: cannot read {}: {e}", c.pattern, c.mapping.display()))?;
+                let mapping = crate::ingest::csv_mapping::CsvMapping::from_toml(&text)
+                    .map_err(|e| anyhow::anyhow!("feed.csv `{}`: {}: {e}", c.pattern, c.mapping.display()))?;
+                Ok(crate::feed::CsvSource {
+                    pattern: c.pattern,
+                    mapping_path: c.mapping,
+                    mapping,
+                })
+            })
+            .collect::<anyhow::Result<_>>()?;
+        Ok(Some(crate::feed::FeedConfig {
+            directory,
+            settle: std::time::Duration::from_secs(self.settle_seconds),
+            poll: std::time::Duration::from_secs(self.poll_seconds),
+            csv,
+        }))
+    }
 }
 
 /// `[followup]`: the follow-up of SPEC §7.
@@ -310,6 +380,8 @@ pub struct Config {
     pub session: crate::store::users::SessionLimits,
     pub handling: HandlingConfig,
     pub followup: FollowupConfig,
+    /// The drop folder, when configured.
+    pub feed: Option<crate::feed::FeedConfig>,
 }
 
 impl std::fmt::Debug for Config {
@@ -479,6 +551,7 @@ impl Config {
             session,
             handling,
             followup,
+            feed: fc.feed.resolve()?,
         })
     }
 }
@@ -597,5 +670,29 @@ mod tests {
         c.mail.smtp_url = secret;
         let shown = format!("{c:?}");
         assert!(!shown.contains("hemligt") && shown.contains("svu:***@db"), "{shown}");
+    }
+
+    #[test]
+    fn a_drop_folder_that_is_missing_or_has_a_bad_mapping_stops_the_start() {
+        let dir = tempfile::tempdir().unwrap();
+        std::env::set_var("SVU_VAKT_PATIENT_KEY_FILE", dir.path().join("k").display().to_string());
+        let load = |feed: &str| {
+            let file = dir.path().join("c.toml");
+            std::fs::write(&file, feed).unwrap();
+            Config::load(Some(&file), &Overrides::default()).map(|c| c.feed.map(|f| f.csv.len()))
+        };
+        let missing = load("[feed]\ndirectory = \"/finns/inte\"\n").unwrap_err().to_string();
+        assert!(missing.contains("feed.directory"), "{missing}");
+        let inbox = dir.path().display().to_string();
+        let mapping = dir.path().join("m.toml");
+        std::fs::write(&mapping, "delimiter = \";\"\n").unwrap();
+        let bad = load(&format!(
+            "[feed]\ndirectory = \"{inbox}\"\n[[feed.csv]]\npattern = \"x-*.csv\"\nmapping = \"{}\"\n",
+            mapping.display()
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(bad.contains("feed.csv `x-*.csv`") && bad.contains("m.toml"), "{bad}");
+        assert_eq!(load(&format!("[feed]\ndirectory = \"{inbox}\"\n")).unwrap(), Some(0));
     }
 }

@@ -1,4 +1,5 @@
-//! The service's background jobs: the scheduled scan and the outbox drain.
+//! The service's background jobs: the scheduled scan, the drop folder and
+//! the outbox drain.
 //! Plain async functions over the shared [`Services`]; a failed run is
 //! logged (and recorded in `scan_runs` by the scan itself), never a panic,
 //! and the loops go on.
@@ -39,6 +40,27 @@ pub async fn delivery_loop(services: Arc<Services>) {
     loop {
         deliver_once(&services, true).await;
         actix_web::rt::time::sleep(every).await;
+    }
+}
+
+/// Looks into the drop folder every `feed.poll`. A failed look (the
+/// database down, the folder unreadable) is logged; its files stay and are
+/// taken at a later look.
+pub async fn feed_loop(services: Arc<Services>) {
+    let Some(cfg) = services.feed.clone() else { return };
+    loop {
+        let s = services.clone();
+        let c = cfg.clone();
+        let result = actix_web::rt::task::spawn_blocking(move || {
+            crate::feed::poll_once(&s.pool, &s.hasher, &c, &s.metrics)
+        })
+        .await;
+        match result {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::error!(error = %format!("{e:#}"), "inkorgen kunde inte läsas in"),
+            Err(e) => tracing::error!(error = %e, "inkorgen kunde inte läsas in"),
+        }
+        actix_web::rt::time::sleep(cfg.poll).await;
     }
 }
 

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod domain;
+pub mod feed;
 pub mod followup;
 pub mod ingest;
 pub mod jobs;
@@ -60,11 +61,14 @@ impl Application {
         self.state.clone()
     }
 
-    /// Serves HTTP and runs the scheduled scan and the mail delivery loop.
+    /// Serves HTTP and runs the scheduled scan, the drop folder and the mail delivery loop.
     pub async fn run(self) -> std::io::Result<()> {
         let services = self.state.clone().into_inner();
         if let Some(cron) = services.auditor.scan.schedule.clone() {
             actix_web::rt::spawn(jobs::scan_loop(services.clone(), cron));
+        }
+        if services.feed.is_some() {
+            actix_web::rt::spawn(jobs::feed_loop(services.clone()));
         }
         if services.mailer.is_some() {
             actix_web::rt::spawn(jobs::delivery_loop(services));

@@ -30,6 +30,10 @@ pub struct Metrics {
     pub mail_sent: AtomicU64,
     pub mail_failed: AtomicU64,
     pub mail_refused: AtomicU64,
+    pub feed_files_imported: AtomicU64,
+    pub feed_files_failed: AtomicU64,
+    pub feed_files_repeated: AtomicU64,
+    pub feed_events_stored: AtomicU64,
     http: Mutex<BTreeMap<(String, String, u16), Histogram>>,
 }
 
@@ -113,6 +117,26 @@ impl Metrics {
                 "svu_vakt_mail_refused_total",
                 "Mails refused permanently by the SMTP server (not retried).",
                 &self.mail_refused,
+            ),
+            (
+                "svu_vakt_feed_files_imported_total",
+                "Drop-folder files imported and moved to done/.",
+                &self.feed_files_imported,
+            ),
+            (
+                "svu_vakt_feed_files_failed_total",
+                "Drop-folder files with bad lines, moved to failed/ with a report.",
+                &self.feed_files_failed,
+            ),
+            (
+                "svu_vakt_feed_files_repeated_total",
+                "Drop-folder files whose content was imported before (no-ops).",
+                &self.feed_files_repeated,
+            ),
+            (
+                "svu_vakt_feed_events_stored_total",
+                "Events stored from drop-folder files (also counted in events_ingested).",
+                &self.feed_events_stored,
             ),
         ];
         for (name, help, c) in counters {

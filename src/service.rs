@@ -23,6 +23,8 @@ pub struct Services {
     pub session: crate::store::users::SessionLimits,
     pub handling: crate::config::HandlingConfig,
     pub followup: crate::config::FollowupConfig,
+    /// The drop folder, when `[feed] directory` is set.
+    pub feed: Option<Arc<crate::feed::FeedConfig>>,
     /// Whether session cookies get `Secure` (the service is reached over https).
     pub secure_cookies: bool,
     /// Failed logins per client address, to slow guessing from one place.
@@ -59,6 +61,7 @@ impl Services {
             session: config.session,
             handling: config.handling,
             followup: config.followup.clone(),
+            feed: config.feed.clone().map(Arc::new),
             secure_cookies: auditor.mail.base_url.starts_with("https://"),
             auditor,
             mailer,

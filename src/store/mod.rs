@@ -9,6 +9,7 @@ pub mod cases;
 pub mod copy;
 pub mod deviations;
 pub mod events;
+pub mod feed;
 pub mod followup;
 pub mod schema;
 pub mod tokens;

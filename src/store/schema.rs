@@ -280,3 +280,19 @@ diesel::table! {
 }
 
 diesel::allow_tables_to_appear_in_same_query!(obligations, case_facts);
+
+diesel::table! {
+    feed_files (id) {
+        id -> BigInt,
+        content_hash -> Text,
+        name -> Text,
+        bytes -> BigInt,
+        received_at -> Timestamp,
+        outcome -> Text,
+        events_received -> BigInt,
+        events_stored -> BigInt,
+        duplicates -> BigInt,
+        errors -> BigInt,
+        moved_to -> Text,
+    }
+}

@@ -51,9 +51,12 @@ async fn runs(state: web::Data<AppState>, pages: web::Data<Pages>, req: HttpRequ
         Err(r) => return r,
     };
     let st = state.clone();
-    let rows = match blocking(move || {
+    let (rows, files) = match blocking(move || {
         let mut conn = st.pool.get()?;
-        Ok(crate::audit::recent_runs(&mut conn, 100)?)
+        Ok((
+            crate::audit::recent_runs(&mut conn, 100)?,
+            crate::store::feed::recent(&mut conn, 50)?,
+        ))
     })
     .await
     {
@@ -81,12 +84,28 @@ async fn runs(state: web::Data<AppState>, pages: web::Data<Pages>, req: HttpRequ
                    "error": r.error_text})
         })
         .collect();
+    let files: Vec<Value> = files
+        .into_iter()
+        .map(|f| {
+            let outcome = match f.outcome.as_str() {
+                crate::store::feed::IMPORTED => "inläst",
+                crate::store::feed::FAILED => "fel",
+                crate::store::feed::REPEATED => "redan inläst",
+                other => other,
+            };
+            json!({"received": local_text(f.received_at), "name": f.name, "bytes": f.bytes,
+                   "outcome": outcome, "failed": f.outcome == crate::store::feed::FAILED,
+                   "received_events": f.events_received, "stored": f.events_stored,
+                   "duplicates": f.duplicates, "errors": f.errors, "moved_to": f.moved_to})
+        })
+        .collect();
+    let feed = state.feed.as_ref().map(|f| f.directory.display().to_string());
     pages.render(
         StatusCode::OK,
         "runs",
         "Granskningar",
         Some(&user),
-        json!({"runs": runs}),
+        json!({"runs": runs, "files": files, "feed": feed}),
     )
 }
 

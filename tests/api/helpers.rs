@@ -184,6 +184,7 @@ pub fn config(db: &TestDb) -> Config {
         session: Default::default(),
         handling: Default::default(),
         followup: Default::default(),
+        feed: None,
     }
 }
 

@@ -73,7 +73,7 @@ fn bin() -> Command {
 }
 
 /// The same case as `CASE_EVENTS`, as a coordination-system export.
-const EXPORT: &str = "\
+pub const EXPORT: &str = "\
 Händelse-id;Ärendenummer;Händelsetyp;Tidpunkt;Utförande enhet;Mottagare;Avser;Värde;Personnummer
 e3;C1;Kvittens;2026-05-04 13:00;K1-HT;;e2;;
 e1;C1;Inskrivning;2026-05-04 08:00;AVD1;;;;19900101-0017
@@ -82,7 +82,7 @@ e4;C1;Behov av SIP;2026-05-05 09:00;VC1;;;Ja;
 e5;C1;Spårfärg;2026-05-05 12:00;AVD1;;;Gul;
 ";
 
-const MAPPING: &str = r#"
+pub const MAPPING: &str = r#"
 delimiter = ";"
 list_separator = ","
 at_format = "%Y-%m-%d %H:%M"

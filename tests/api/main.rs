@@ -7,6 +7,7 @@ mod admin_pages;
 mod audit;
 mod browser;
 mod core;
+mod feed;
 mod followup;
 mod handling;
 mod helpers;
