@@ -142,6 +142,57 @@ pub fn restore(config: &Config, from: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `svu-vakt batches`: the ingest log, newest first.
+pub fn batches(config: &Config, source: Option<&str>, limit: i64) -> anyhow::Result<()> {
+    let state = app_state(config)?;
+    let rows = store::events::recent_batches(&mut *state.pool.get()?, source, limit.clamp(1, 10_000))?;
+    println!(
+        "{:>8}  {:<22} {:>8} {:>8} {:>8}  källa",
+        "batch", "mottagen", "rader", "nya", "fanns"
+    );
+    for b in rows {
+        println!(
+            "{:>8}  {:<22} {:>8} {:>8} {:>8}  {}",
+            b.id,
+            crate::audit::report::local_text(b.received_at),
+            b.lines,
+            b.stored,
+            b.duplicates,
+            b.source
+        );
+    }
+    Ok(())
+}
+
+/// `svu-vakt remove-batch --batch N [--yes]`.
+pub fn remove_batch(config: &Config, batch: i64, yes: bool) -> anyhow::Result<()> {
+    let state = app_state(config)?;
+    let mut conn = state.pool.get()?;
+    let (events, cases) = store::events::batch_content(&mut conn, batch)?;
+    anyhow::ensure!(
+        events > 0,
+        "batch {batch} har inga händelser (finns den? se `svu-vakt batches`)"
+    );
+    let shown: Vec<&str> = cases.iter().take(20).map(String::as_str).collect();
+    println!(
+        "Batch {batch}: {events} händelser i {} ärenden: {}{}",
+        cases.len(),
+        shown.join(", "),
+        if cases.len() > 20 { ", …" } else { "" }
+    );
+    if !yes {
+        println!("Inget borttaget. Kör igen med --yes för att ta bort dem; nästa granskning bedömer ärendena på nytt.");
+        return Ok(());
+    }
+    let removed = store::events::remove_batches(&mut conn, &[batch])?;
+    tracing::warn!(batch = batch, events = removed, "ingest batch removed by an operator");
+    println!(
+        "Borttaget: {removed} händelser. Nästa granskning bedömer {} ärenden på nytt; avvikelser som inte längre gäller återkallas.",
+        cases.len()
+    );
+    Ok(())
+}
+
 /// `svu-vakt copy --from sqlite://… --to postgres://…`.
 pub fn copy(from: &str, to: &str) -> anyhow::Result<()> {
     let store::DbUrl::Sqlite(path) = store::DbUrl::parse(from)? else {

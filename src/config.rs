@@ -75,14 +75,18 @@ impl FeedSection {
             (1..=3600).contains(&self.poll_seconds),
             "feed.poll_seconds must be from 1 to 3600"
         );
-        anyhow::ensure!(self.settle_seconds <= 86_400, "feed.settle_seconds must be at most 86400");
+        anyhow::ensure!(
+            self.settle_seconds <= 86_400,
+            "feed.settle_seconds must be at most 86400"
+        );
         let csv = self
             .csv
             .into_iter()
             .map(|c| {
                 anyhow::ensure!(!c.pattern.trim().is_empty(), "feed.csv: a pattern is empty");
-                let text = std::fs::read_to_string(&c.mapping)
-                    .map_err(|e| anyhow::anyhow!("feed.csv `{}`: cannot read {}: {e}", c.pattern, c.mapping.display()))?;
+                let text = std::fs::read_to_string(&c.mapping).map_err(|e| {
+                    anyhow::anyhow!("feed.csv `{}`: cannot read {}: {e}", c.pattern, c.mapping.display())
+                })?;
                 let mapping = crate::ingest::csv_mapping::CsvMapping::from_toml(&text)
                     .map_err(|e| anyhow::anyhow!("feed.csv `{}`: {}: {e}", c.pattern, c.mapping.display()))?;
                 Ok(crate::feed::CsvSource {

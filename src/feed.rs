@@ -30,7 +30,7 @@ use crate::ingest::csv_mapping::CsvMapping;
 use crate::ingest::file::{import_events, FileError};
 use crate::metrics::Metrics;
 use crate::store::feed::{self, NewFeedFile};
-use crate::store::{Pool, DbConn};
+use crate::store::{DbConn, Pool};
 
 pub const DONE: &str = "done";
 pub const FAILED: &str = "failed";
@@ -130,7 +130,12 @@ pub fn complete_files(cfg: &FeedConfig, now: SystemTime) -> anyhow::Result<Vec<P
 }
 
 /// Looks into the folder once and takes every complete file.
-pub fn poll_once(pool: &Pool, hasher: &PatientHasher, cfg: &FeedConfig, metrics: &Metrics) -> anyhow::Result<Vec<Taken>> {
+pub fn poll_once(
+    pool: &Pool,
+    hasher: &PatientHasher,
+    cfg: &FeedConfig,
+    metrics: &Metrics,
+) -> anyhow::Result<Vec<Taken>> {
     for dir in [DONE, FAILED] {
         std::fs::create_dir_all(cfg.directory.join(dir))?;
     }
@@ -285,7 +290,8 @@ pub fn take(conn: &mut DbConn, hasher: &PatientHasher, cfg: &FeedConfig, path: &
     }
     feed::record(conn, &row)?;
     let errors = row.errors as usize;
-    std::fs::rename(path, &moved).with_context(|| format!("kan inte flytta {} till {}", path.display(), moved.display()))?;
+    std::fs::rename(path, &moved)
+        .with_context(|| format!("kan inte flytta {} till {}", path.display(), moved.display()))?;
     match outcome {
         feed::IMPORTED => tracing::info!(file = %name, stored = stored, "inkorgen: fil inläst"),
         feed::FAILED => tracing::warn!(file = %name, errors = errors, "inkorgen: fil med fel, flyttad till failed/"),
@@ -318,10 +324,16 @@ mod tests {
             csv: Vec::new(),
         };
         let now = SystemTime::now();
-        assert!(complete_files(&cfg, now).unwrap().is_empty(), "written just now: not settled");
+        assert!(
+            complete_files(&cfg, now).unwrap().is_empty(),
+            "written just now: not settled"
+        );
         let later = complete_files(&cfg, now + Duration::from_secs(31)).unwrap();
         assert_eq!(later, vec![dir.path().join("a.jsonl")]);
-        assert_eq!(cfg.format("a.JSONL").map(|f| matches!(f, Format::JsonLines)), Some(true));
+        assert_eq!(
+            cfg.format("a.JSONL").map(|f| matches!(f, Format::JsonLines)),
+            Some(true)
+        );
         assert!(cfg.format("a.txt").is_none());
     }
 

@@ -51,10 +51,9 @@ pub async fn feed_loop(services: Arc<Services>) {
     loop {
         let s = services.clone();
         let c = cfg.clone();
-        let result = actix_web::rt::task::spawn_blocking(move || {
-            crate::feed::poll_once(&s.pool, &s.hasher, &c, &s.metrics)
-        })
-        .await;
+        let result =
+            actix_web::rt::task::spawn_blocking(move || crate::feed::poll_once(&s.pool, &s.hasher, &c, &s.metrics))
+                .await;
         match result {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => tracing::error!(error = %format!("{e:#}"), "inkorgen kunde inte läsas in"),

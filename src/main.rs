@@ -113,6 +113,27 @@ enum Command {
         #[arg(long)]
         to: String,
     },
+    /// List the latest ingest batches (API, import, drop folder), newest first
+    Batches {
+        #[command(flatten)]
+        db: DbArgs,
+        /// Only batches whose source contains this (e.g. the file name)
+        #[arg(long)]
+        source: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// Remove the events an ingest batch stored (a bad export); the next
+    /// scan judges its cases again. Shows what would go without --yes
+    RemoveBatch {
+        #[command(flatten)]
+        db: DbArgs,
+        #[arg(long)]
+        batch: i64,
+        /// Remove, not only show
+        #[arg(long)]
+        yes: bool,
+    },
     /// Run the database migrations and exit
     Migrate {
         #[command(flatten)]
@@ -344,6 +365,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Backup { db, to } => cli::backup(&load(cfg, &db, None, None)?, &to),
         Command::Restore { db, from } => cli::restore(&load(cfg, &db, None, None)?, &from),
         Command::Copy { from, to } => cli::copy(&from, &to),
+        Command::Batches { db, source, limit } => cli::batches(&load(cfg, &db, None, None)?, source.as_deref(), limit),
+        Command::RemoveBatch { db, batch, yes } => cli::remove_batch(&load(cfg, &db, None, None)?, batch, yes),
         Command::Import {
             db,
             units,

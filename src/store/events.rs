@@ -202,15 +202,82 @@ pub fn conflicts_with_stored(conn: &mut DbConn, batch: &[IngestEvent]) -> QueryR
 }
 
 /// Removes what the given ingest batches stored (an import that failed
-/// after some of its batches were stored takes them back).
-pub fn remove_batches(conn: &mut DbConn, batches: &[i64]) -> QueryResult<()> {
+/// after some of its batches were stored takes them back; an operator
+/// removes a bad export). The cases whose events go are marked changed and
+/// unsummarised, so the next scan judges them again: a deviation that no
+/// longer holds is withdrawn, and the follow-up's counts follow.
+pub fn remove_batches(conn: &mut DbConn, batches: &[i64]) -> QueryResult<usize> {
     backend::write_tx(conn, |conn| {
+        let mut removed = 0;
         for chunk in batches.chunks(500) {
-            diesel::delete(events::table.filter(events::batch_id.eq_any(chunk))).execute(conn)?;
+            let touched: Vec<String> = events::table
+                .filter(events::batch_id.eq_any(chunk))
+                .filter(events::case_id.is_not_null())
+                .select(events::case_id.assume_not_null())
+                .distinct()
+                .load(conn)?;
+            removed += diesel::delete(events::table.filter(events::batch_id.eq_any(chunk))).execute(conn)?;
             diesel::delete(ingest_batches::table.filter(ingest_batches::id.eq_any(chunk))).execute(conn)?;
+            for ids in touched.chunks(500) {
+                diesel::update(super::schema::cases::table.filter(super::schema::cases::id.eq_any(ids)))
+                    .set((
+                        super::schema::cases::changed_at.eq(now()),
+                        super::schema::cases::summary_hash.eq(None::<String>),
+                    ))
+                    .execute(conn)?;
+            }
         }
-        Ok(())
+        Ok(removed)
     })
+}
+
+/// An ingest batch as the log shows it.
+#[derive(Debug, Clone, Queryable)]
+pub struct BatchRow {
+    pub id: i64,
+    pub received_at: NaiveDateTime,
+    pub source: String,
+    pub lines: i32,
+    pub stored: i32,
+    pub duplicates: i32,
+}
+
+/// The latest `limit` batches, newest first; with `source`, only those
+/// whose source contains it (`mapp:export-1124.jsonl`, `import`, `api`).
+pub fn recent_batches(conn: &mut DbConn, source: Option<&str>, limit: i64) -> QueryResult<Vec<BatchRow>> {
+    let mut q = ingest_batches::table
+        .order(ingest_batches::id.desc())
+        .limit(limit)
+        .select((
+            ingest_batches::id,
+            ingest_batches::received_at,
+            ingest_batches::source,
+            ingest_batches::lines,
+            ingest_batches::stored,
+            ingest_batches::duplicates,
+        ))
+        .into_boxed();
+    if let Some(s) = source {
+        let escaped = s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        q = q.filter(ingest_batches::source.like(format!("%{escaped}%")).escape('\\'));
+    }
+    q.load(conn)
+}
+
+/// What a batch holds now: its events, and the cases they belong to.
+pub fn batch_content(conn: &mut DbConn, batch: i64) -> QueryResult<(i64, Vec<String>)> {
+    let n = events::table
+        .filter(events::batch_id.eq(batch))
+        .count()
+        .get_result(conn)?;
+    let cases = events::table
+        .filter(events::batch_id.eq(batch))
+        .filter(events::case_id.is_not_null())
+        .select(events::case_id.assume_not_null())
+        .distinct()
+        .order(events::case_id.assume_not_null())
+        .load(conn)?;
+    Ok((n, cases))
 }
 
 fn existing_hashes(conn: &mut DbConn, unique: &[&IngestEvent]) -> QueryResult<HashMap<String, String>> {

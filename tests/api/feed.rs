@@ -104,7 +104,9 @@ fn files_dropped_become_events_once_and_bad_files_get_a_report(b: Backend) {
 
     // Bad lines: the whole file to failed/ with a report, nothing of it stored.
     let mut bad = events(10, "B");
-    bad.push_str("{\"id\":\"B-x\",\"case\":\"B\",\"type\":\"inskrivning\",\"at\":\"2026-11-19 08:00\",\"unit\":\"AVD1\"}\n");
+    bad.push_str(
+        "{\"id\":\"B-x\",\"case\":\"B\",\"type\":\"inskrivning\",\"at\":\"2026-11-19 08:00\",\"unit\":\"AVD1\"}\n",
+    );
     bad.push_str("inte json\n");
     bad.push_str("{\"id\":\"B-y\",\"case\":\"B\",\"type\":\"flyttning\",\"at\":\"2026-11-19T08:00:00+01:00\",\"unit\":\"AVD1\"}\n");
     std::fs::write(dir.join("b.jsonl"), bad).unwrap();
@@ -156,7 +158,10 @@ fn files_dropped_become_events_once_and_bad_files_get_a_report(b: Backend) {
     }
     create_user(&app, "ida.it", Role::Admin, &[]);
     let page = Session::login(&app, "ida.it").get(&app, "/granskningar").body;
-    assert!(page.contains("Inkomna filer") && page.contains("cosmic-1.csv"), "{page}");
+    assert!(
+        page.contains("Inkomna filer") && page.contains("cosmic-1.csv"),
+        "{page}"
+    );
     assert!(page.contains("redan inläst"));
 }
 
@@ -212,7 +217,11 @@ fn a_serve_killed_in_the_middle_of_a_file_finishes_it_after_restart() {
     wait_for("stor.jsonl in done/", || files_in(&dir.join("done")).len() == 1);
     let _ = second.kill();
     let _ = second.wait();
-    assert_eq!(app.event_count(), total as i64, "every event stored, once (killed at {at_kill})");
+    assert_eq!(
+        app.event_count(),
+        total as i64,
+        "every event stored, once (killed at {at_kill})"
+    );
     let imported: Vec<(String, String, i64, i64)> = outcomes(&mut app.conn())
         .into_iter()
         .filter(|o| o.1 == "inlast")

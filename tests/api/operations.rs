@@ -13,6 +13,8 @@ use svu_vakt::store::DbConn;
 
 use crate::helpers::{bin, demo_into, spawn_app_with, Backend, TestApp};
 
+crate::on_both!(a_bad_batch_is_found_removed_and_its_deviations_withdrawn);
+
 type History = Vec<(String, Option<String>, String)>;
 
 fn history(conn: &mut DbConn, id: i64) -> History {
@@ -397,4 +399,103 @@ fn the_service_role_of_the_postgres_setup_runs_without_schema_rights() {
             .execute(&mut adm)
             .unwrap();
     }
+}
+
+/// A bad export loaded: found by `svu-vakt batches`, shown and then removed
+/// with `svu-vakt remove-batch`; the next scan withdraws what it caused.
+fn a_bad_batch_is_found_removed_and_its_deviations_withdrawn(b: Backend) {
+    let app = spawn_app_with(b, |_| {});
+    demo_into(&app.db.url(), "100");
+    let as_of = "2026-11-20T00:00:00+01:00";
+    assert_eq!(app.scan(as_of).status, 200);
+    let before = app.event_count();
+    let units: serde_json::Value = serde_json::from_str(&svu_vakt::demo::units_json()).unwrap();
+    let ward = units
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["kind"] == "slutenvard")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = app.post_events(&format!(
+        "{{\"id\":\"FEL-1\",\"case\":\"FEL\",\"type\":\"inskrivning\",\"at\":\"2026-11-10T08:00:00+01:00\",\"unit\":\"{ward}\"}}\n"
+    ));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let batch = r.json()["batch"].as_i64().unwrap();
+    let r = app.scan(as_of);
+    assert_eq!(r.status, 200);
+    let bad: Vec<_> = app
+        .deviations()
+        .into_iter()
+        .filter(|d| d.case_id.as_deref() == Some("FEL"))
+        .collect();
+    assert!(!bad.is_empty(), "the bad export caused a deviation");
+
+    let list = bin()
+        .args(["batches", "--source", "api", "--database-url", &app.db.url()])
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.trim_start().starts_with(&format!("{batch} ")) && l.ends_with("api")),
+        "{listed}"
+    );
+    let show = bin()
+        .args([
+            "remove-batch",
+            "--batch",
+            &batch.to_string(),
+            "--database-url",
+            &app.db.url(),
+        ])
+        .output()
+        .unwrap();
+    assert!(show.status.success(), "{}", String::from_utf8_lossy(&show.stderr));
+    assert!(String::from_utf8_lossy(&show.stdout).contains("1 händelser i 1 ärenden: FEL"));
+    assert_eq!(app.event_count(), before + 1, "nothing removed without --yes");
+    let remove = bin()
+        .args([
+            "remove-batch",
+            "--batch",
+            &batch.to_string(),
+            "--yes",
+            "--database-url",
+            &app.db.url(),
+        ])
+        .output()
+        .unwrap();
+    assert!(remove.status.success(), "{}", String::from_utf8_lossy(&remove.stderr));
+    assert_eq!(app.event_count(), before);
+
+    let r = app.scan(as_of);
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.json()["scan"]["withdrawn"].as_u64(),
+        Some(bad.len() as u64),
+        "{}",
+        r.body
+    );
+    for d in app
+        .deviations()
+        .into_iter()
+        .filter(|d| d.case_id.as_deref() == Some("FEL"))
+    {
+        assert_eq!(d.status, "aterkallad");
+    }
+    let again = bin()
+        .args([
+            "remove-batch",
+            "--batch",
+            &batch.to_string(),
+            "--yes",
+            "--database-url",
+            &app.db.url(),
+        ])
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
 }
