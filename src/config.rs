@@ -241,6 +241,7 @@ struct MailSection {
     templates_dir: Option<PathBuf>,
     deliver_every_seconds: u64,
     smtp_timeout_seconds: u64,
+    claim_seconds: u64,
     max_age_days: i64,
     routes: Vec<Route>,
 }
@@ -256,6 +257,7 @@ impl Default for MailSection {
             templates_dir: None,
             deliver_every_seconds: 60,
             smtp_timeout_seconds: 10,
+            claim_seconds: 300,
             max_age_days: 14,
             routes: Vec::new(),
         }
@@ -543,6 +545,12 @@ impl Config {
                 templates_dir: fc.mail.templates_dir,
                 deliver_every_seconds: fc.mail.deliver_every_seconds.max(1),
                 smtp_timeout_seconds: fc.mail.smtp_timeout_seconds.max(1),
+                claim_seconds: match env("SVU_VAKT_MAIL_CLAIM_SECONDS") {
+                    Some(v) => v.parse().map_err(|_| {
+                        anyhow::anyhow!("SVU_VAKT_MAIL_CLAIM_SECONDS must be a whole number of seconds")
+                    })?,
+                    None => fc.mail.claim_seconds,
+                },
                 max_age_days: match env("SVU_VAKT_MAIL_MAX_AGE_DAYS") {
                     Some(v) => v
                         .parse()

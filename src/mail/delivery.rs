@@ -37,7 +37,6 @@ use crate::store::schema::{deviations as dev, scan_runs};
 use crate::store::{DbConn, Pool};
 
 const BATCH: i64 = 20;
-const LEASE_MINUTES: i64 = 5;
 
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct DeliveryReport {
@@ -143,7 +142,12 @@ pub fn deliver(pool: &Pool, mailer: &Mailer, respect_backoff: bool) -> anyhow::R
     // operator's round may claim again at once) ends the round when it comes back.
     let mut tried = std::collections::HashSet::new();
     'outer: loop {
-        let batch = outbox::claim(&mut conn, BATCH, respect_backoff, Duration::minutes(LEASE_MINUTES))?;
+        let batch = outbox::claim(
+            &mut conn,
+            BATCH,
+            respect_backoff,
+            Duration::seconds(mailer.config.claim_seconds as i64),
+        )?;
         if batch.is_empty() {
             break;
         }
@@ -156,7 +160,7 @@ pub fn deliver(pool: &Pool, mailer: &Mailer, respect_backoff: bool) -> anyhow::R
         for (i, m) in batch.iter().enumerate() {
             tried.insert(m.id);
             // Still ours? A claim that lapsed may have been taken by another sender.
-            if !outbox::renew_claim(&mut conn, m, Duration::minutes(LEASE_MINUTES))? {
+            if !outbox::renew_claim(&mut conn, m, Duration::seconds(mailer.config.claim_seconds as i64))? {
                 continue;
             }
             let (content, included) = match compose(&mut conn, mailer, &mut ctx, m) {

@@ -64,6 +64,9 @@ pub struct MailConfig {
     pub templates_dir: Option<PathBuf>,
     pub deliver_every_seconds: u64,
     pub smtp_timeout_seconds: u64,
+    /// How long a sender holds the mail it is sending; a mail claimed by a
+    /// process that died waits this long before another sends it.
+    pub claim_seconds: u64,
     /// Deviations due longer ago than this are filed but not mailed (SPEC §6).
     pub max_age_days: i64,
     pub routes: Vec<Route>,
@@ -76,6 +79,12 @@ impl MailConfig {
         let check = |what: &str, a: &str| crate::domain::parse_mailbox(a).map_err(|e| anyhow::anyhow!("{what}: {e}"));
         check("mail.from", &self.from)?;
         check("mail.default_to", &self.default_to)?;
+        anyhow::ensure!(
+            self.claim_seconds >= 3 * self.smtp_timeout_seconds,
+            "mail.claim_seconds ({}) must be at least three times mail.smtp_timeout_seconds ({}): a mail being sent must not be taken by another sender",
+            self.claim_seconds,
+            self.smtp_timeout_seconds
+        );
         for (i, r) in self.routes.iter().enumerate() {
             if let Some(to) = &r.to {
                 check(&format!("mail.routes[{}].to", i + 1), to)?;

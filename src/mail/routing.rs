@@ -140,6 +140,7 @@ mod tests {
             templates_dir: None,
             deliver_every_seconds: 60,
             smtp_timeout_seconds: 10,
+            claim_seconds: 300,
             max_age_days: 14,
             routes,
         }

@@ -16,6 +16,7 @@ mod ingest;
 mod openapi;
 mod operations;
 mod processes;
+mod reliability;
 mod reminders;
 mod smtp;
 mod webdriver;
