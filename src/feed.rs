@@ -115,8 +115,14 @@ pub fn complete_files(cfg: &FeedConfig, now: SystemTime) -> anyhow::Result<Vec<P
         if name.starts_with('.') || name.ends_with(".part") {
             continue;
         }
-        let meta = entry.metadata()?;
-        if !meta.is_file() {
+        // Gone since the listing (another instance took it): not an error.
+        let meta = match entry.metadata() {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e.into()),
+        };
+        // An empty file is a sender that has only just opened it.
+        if !meta.is_file() || meta.len() == 0 {
             continue;
         }
         let modified = meta.modified()?;
@@ -141,8 +147,17 @@ pub fn poll_once(
     }
     let mut taken = Vec::new();
     for path in complete_files(cfg, SystemTime::now())? {
+        // The database unreachable: the look ends, every file waits.
         let mut conn = pool.get()?;
-        let t = take(&mut conn, hasher, cfg, &path)?;
+        // Any other failure is this file's: logged, the file left for the
+        // next look, and the newer files go on.
+        let t = match take(&mut conn, hasher, cfg, &path) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!(file = %path.display(), error = %format!("{e:#}"), "inkorgen: filen lämnas kvar och prövas igen");
+                continue;
+            }
+        };
         match t.outcome {
             feed::IMPORTED => Metrics::add(&metrics.feed_files_imported, 1),
             feed::FAILED => Metrics::add(&metrics.feed_files_failed, 1),

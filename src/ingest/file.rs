@@ -8,8 +8,9 @@
 //! length of a file). Should a conflict still surface there (an id repeated
 //! with other content further apart in the file than one batch, or stored
 //! by another writer between the passes), the batches this import stored
-//! are removed again. A crash between batches leaves whole batches; a
-//! re-run stores only what is missing.
+//! are removed again. A crash or a database failure between batches
+//! leaves whole batches (never taken back: another sender may have been
+//! told they are stored); a re-run stores only what is missing.
 
 use std::path::Path;
 
@@ -100,6 +101,15 @@ fn import_events_in(
         },
     );
     if let Err(e) = result {
+        // A database failure leaves whole batches: a re-run stores the rest,
+        // and what was stored may already have been acknowledged to another
+        // sender as a duplicate. Only a refusal takes this import back.
+        if refused.is_none() {
+            return Err(FileError::Failed(e.context(format!(
+                "avbruten efter {} batcher; kör igen för att spara resten",
+                stored_batches.len()
+            ))));
+        }
         crate::store::events::remove_batches(conn, &stored_batches).map_err(|e| FileError::Failed(e.into()))?;
         return Err(match refused {
             Some(IngestError::Invalid(errors)) => FileError::Invalid(errors),
@@ -186,6 +196,22 @@ type Lines<'a> = Result<&'a [NumberedLine], Vec<FieldError>>;
 fn for_each_batch(path: &Path, f: &mut dyn FnMut(Lines) -> anyhow::Result<()>) -> anyhow::Result<()> {
     let file = std::fs::File::open(path).map_err(|e| anyhow::anyhow!("kan inte läsa {}: {e}", path.display()))?;
     let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+    // A JSON array (often on one long line) is read whole, before the line cap.
+    {
+        use std::io::BufRead as _;
+        let head = reader
+            .fill_buf()
+            .map_err(|e| anyhow::anyhow!("kan inte läsa {}: {e}", path.display()))?;
+        let head = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
+        if head.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+            let text =
+                std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("kan inte läsa {}: {e}", path.display()))?;
+            return match super::json_objects(text.trim_start_matches('\u{feff}')) {
+                Ok(lines) => lines.chunks(IMPORT_BATCH).try_for_each(|c| f(Ok(c))),
+                Err(errors) => f(Err(errors)),
+            };
+        }
+    }
     let mut batch = Vec::with_capacity(IMPORT_BATCH);
     let mut buf = Vec::new();
     let mut n = 0;
@@ -210,14 +236,6 @@ fn for_each_batch(path: &Path, f: &mut dyn FnMut(Lines) -> anyhow::Result<()>) -
             f(Err(vec![FieldError::new(n, "rad", "är inte giltig UTF-8")]))?;
             continue;
         };
-        if n == 1 && line.trim_start().starts_with('[') {
-            let text =
-                std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("kan inte läsa {}: {e}", path.display()))?;
-            return match super::json_objects(text.trim_start_matches('\u{feff}')) {
-                Ok(lines) => lines.chunks(IMPORT_BATCH).try_for_each(|c| f(Ok(c))),
-                Err(errors) => f(Err(errors)),
-            };
-        }
         if line.trim().is_empty() {
             continue;
         }

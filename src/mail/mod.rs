@@ -80,6 +80,10 @@ impl MailConfig {
         check("mail.from", &self.from)?;
         check("mail.default_to", &self.default_to)?;
         anyhow::ensure!(
+            self.claim_seconds <= 86_400,
+            "mail.claim_seconds must be at most 86400 (a day)"
+        );
+        anyhow::ensure!(
             self.claim_seconds >= 3 * self.smtp_timeout_seconds,
             "mail.claim_seconds ({}) must be at least three times mail.smtp_timeout_seconds ({}): a mail being sent must not be taken by another sender",
             self.claim_seconds,

@@ -293,3 +293,26 @@ fn demo_files_import_in_batches_and_a_second_import_adds_nothing(b: Backend) {
     assert!(String::from_utf8_lossy(&second.stdout).contains(&format!("0 nya sparade, {lines} fanns redan")));
     assert_eq!(app.event_count(), lines);
 }
+
+/// A minified export: a JSON array on one line longer than the 1 MiB line
+/// cap is read whole, not refused as a long line; a JSON Lines line that
+/// long is refused by number, and nothing of that file is stored.
+#[test]
+fn a_json_array_on_one_long_line_is_imported_and_a_long_line_refused() {
+    let app = crate::helpers::spawn_app(Backend::Sqlite);
+    let text = many_events(12_000);
+    let items: Vec<&str> = text.lines().collect();
+    let array = format!("\u{feff}[{}]", items.join(","));
+    assert!(array.len() > 1 << 20);
+    let out = import_file(&app, &array);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(app.event_count(), 12_000);
+
+    let mut lines = many_events(3).replace("\"m", "\"x");
+    lines.push_str(&format!("{{\"id\":\"lang\",\"note\":\"{}\"}}\n", "x".repeat(1 << 20)));
+    let out = import_file(&app, &lines);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("rad 4") && err.contains("längre än"), "{err}");
+    assert_eq!(app.event_count(), 12_000);
+}
