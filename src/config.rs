@@ -603,19 +603,26 @@ fn patient_key(file: Option<PathBuf>, db: &DbUrl) -> anyhow::Result<Secret> {
             DbUrl::Postgres(_) => PathBuf::from("data/patient.key"),
         });
     if path.exists() {
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| anyhow::anyhow!("cannot read patient key {}: {e}", path.display()))?;
-        let key = text.trim();
-        anyhow::ensure!(
-            key.len() >= 32,
-            "patient key {} is shorter than 32 characters",
-            path.display()
-        );
-        return Ok(Secret::new(key.as_bytes().to_vec()));
+        return read_key_file(&path);
     }
     create_key_file(&path)
 }
 
+fn read_key_file(path: &Path) -> anyhow::Result<Secret> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("cannot read patient key {}: {e}", path.display()))?;
+    let key = text.trim();
+    anyhow::ensure!(
+        key.len() >= 32,
+        "patient key {} is shorter than 32 characters",
+        path.display()
+    );
+    Ok(Secret::new(key.as_bytes().to_vec()))
+}
+
+/// Creates the key whole and only then gives it its name (a hard link, which
+/// fails if the name exists): two processes starting at once on a new
+/// installation agree on one key, and none ever reads half a key.
 fn create_key_file(path: &Path) -> anyhow::Result<Secret> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
@@ -625,20 +632,57 @@ fn create_key_file(path: &Path) -> anyhow::Result<Secret> {
     let mut bytes = [0u8; 32];
     getrandom::getrandom(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
     let key = hex::encode(bytes);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| anyhow::anyhow!("cannot create patient key {}: {e}", path.display()))?;
-    f.write_all(key.as_bytes())?;
-    tracing::warn!(path = %path.display(), "created a new patient key; back it up: without it, hashes cannot be matched again");
-    Ok(Secret::new(key.into_bytes()))
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".{}-{}.tmp", std::process::id(), hex::encode(&bytes[..4])));
+    let tmp = PathBuf::from(tmp);
+    let written = (|| -> std::io::Result<()> {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(key.as_bytes())?;
+        f.sync_all()?;
+        std::fs::hard_link(&tmp, path)
+    })();
+    let _ = std::fs::remove_file(&tmp);
+    match written {
+        Ok(()) => {
+            tracing::warn!(path = %path.display(), "created a new patient key; back it up: without it, hashes cannot be matched again");
+            Ok(Secret::new(key.into_bytes()))
+        }
+        // Another process created it meanwhile: that key is the key.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read_key_file(path),
+        Err(e) => Err(anyhow::anyhow!("cannot create patient key {}: {e}", path.display())),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The tests that set `SVU_VAKT_*` variables run one at a time: the
+    /// environment is the process's.
+    static ENV: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    #[test]
+    fn two_processes_creating_the_key_at_once_agree_on_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("patient.key");
+        let keys: Vec<Vec<u8>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8).map(|_| s.spawn(|| create_key_file(&path).unwrap())).collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap().expose().to_vec())
+                .collect()
+        });
+        assert!(keys.iter().all(|k| k == &keys[0] && k.len() == 64));
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temporary file left"
+        );
+    }
 
     #[test]
     fn a_bad_cron_expression_stops_the_start_with_a_clear_message() {
@@ -650,6 +694,7 @@ mod tests {
 
     #[test]
     fn an_address_the_mailer_cannot_use_stops_the_start_naming_the_option() {
+        let _env = ENV.lock().unwrap_or_else(|e| e.into_inner());
         let dir = tempfile::tempdir().unwrap();
         std::env::set_var("SVU_VAKT_PATIENT_KEY_FILE", dir.path().join("k").display().to_string());
         for (toml, option) in [
@@ -669,6 +714,7 @@ mod tests {
 
     #[test]
     fn the_shipped_example_config_loads() {
+        let _env = ENV.lock().unwrap_or_else(|e| e.into_inner());
         let dir = tempfile::tempdir().unwrap();
         std::env::set_var("SVU_VAKT_PATIENT_KEY_FILE", dir.path().join("k").display().to_string());
         let c = Config::load(Some(Path::new("ops/svu-vakt.toml")), &Overrides::default()).unwrap();
@@ -686,6 +732,7 @@ mod tests {
 
     #[test]
     fn a_drop_folder_that_is_missing_or_has_a_bad_mapping_stops_the_start() {
+        let _env = ENV.lock().unwrap_or_else(|e| e.into_inner());
         let dir = tempfile::tempdir().unwrap();
         std::env::set_var("SVU_VAKT_PATIENT_KEY_FILE", dir.path().join("k").display().to_string());
         let load = |feed: &str| {
