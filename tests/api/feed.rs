@@ -12,7 +12,7 @@ use svu_vakt::store::tokens::Role;
 use svu_vakt::store::DbConn;
 
 use crate::handling::{create_user, Session};
-use crate::helpers::{bin, spawn_app_with, Backend, TestApp, TestDb};
+use crate::helpers::{bin, spawn_app_with, Backend, Child, TestApp, TestDb};
 
 crate::on_both!(files_dropped_become_events_once_and_bad_files_get_a_report);
 
@@ -199,7 +199,7 @@ fn a_serve_killed_in_the_middle_of_a_file_finishes_it_after_restart() {
     let app = TestApp::attach(&url);
     let total = 30_000;
     std::fs::write(dir.join("stor.jsonl.part"), events(total, "K")).unwrap();
-    let mut first = serve();
+    let mut first = Child(serve());
     std::fs::rename(dir.join("stor.jsonl.part"), dir.join("stor.jsonl")).unwrap();
     // Kill it once part of the file is stored (a batch is 10 000 lines).
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -208,15 +208,14 @@ fn a_serve_killed_in_the_middle_of_a_file_finishes_it_after_restart() {
         seen = app.event_count();
         std::thread::sleep(Duration::from_millis(5));
     }
-    first.kill().unwrap();
-    first.wait().unwrap();
+    first.0.kill().unwrap();
+    first.0.wait().unwrap();
     let at_kill = app.event_count();
     assert!(at_kill > 0, "the import began before the kill");
 
-    let mut second = serve();
+    let second = Child(serve());
     wait_for("stor.jsonl in done/", || files_in(&dir.join("done")).len() == 1);
-    let _ = second.kill();
-    let _ = second.wait();
+    drop(second);
     assert_eq!(
         app.event_count(),
         total as i64,

@@ -373,6 +373,30 @@ pub fn bin() -> std::process::Command {
     c
 }
 
+/// A child process killed when the test ends, however it ends.
+pub struct Child(pub std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The id of the demo county's first ward (slutenvård).
+pub fn demo_ward() -> String {
+    let units: serde_json::Value = serde_json::from_str(&svu_vakt::demo::units_json()).unwrap();
+    units
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["kind"] == "slutenvard")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 /// `svu-vakt demo --seed 3 --cases N` into the database at `url`.
 pub fn demo_into(url: &str, cases: &str) {
     demo_seed_into(url, "3", cases);

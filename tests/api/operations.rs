@@ -11,7 +11,7 @@ use diesel::prelude::*;
 use svu_vakt::store::schema::{deviation_history, events, ingest_batches};
 use svu_vakt::store::DbConn;
 
-use crate::helpers::{bin, demo_into, spawn_app_with, Backend, TestApp};
+use crate::helpers::{bin, demo_into, demo_ward, spawn_app_with, Backend, TestApp};
 
 crate::on_both!(a_bad_batch_is_found_removed_and_its_deviations_withdrawn);
 
@@ -58,16 +58,7 @@ fn installation(app: &TestApp) -> (i64, History) {
 /// first 500, before the 3 000th): its result, the events stored before
 /// the feed, and the events acknowledged in all.
 fn under_ingest<T: Send>(app: &TestApp, backup: impl FnOnce() -> T + Send) -> (T, i64, i64) {
-    let units: serde_json::Value = serde_json::from_str(&svu_vakt::demo::units_json()).unwrap();
-    let ward = units
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|u| u["kind"] == "slutenvard")
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let ward = demo_ward();
     let stop = AtomicBool::new(false);
     let acknowledged = AtomicI64::new(0);
     let before = event_counts(&mut app.conn()).0;
@@ -409,16 +400,7 @@ fn a_bad_batch_is_found_removed_and_its_deviations_withdrawn(b: Backend) {
     let as_of = "2026-11-20T00:00:00+01:00";
     assert_eq!(app.scan(as_of).status, 200);
     let before = app.event_count();
-    let units: serde_json::Value = serde_json::from_str(&svu_vakt::demo::units_json()).unwrap();
-    let ward = units
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|u| u["kind"] == "slutenvard")
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let ward = demo_ward();
     let r = app.post_events(&format!(
         "{{\"id\":\"FEL-1\",\"case\":\"FEL\",\"type\":\"inskrivning\",\"at\":\"2026-11-10T08:00:00+01:00\",\"unit\":\"{ward}\"}}\n"
     ));

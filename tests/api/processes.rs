@@ -7,20 +7,10 @@ use std::time::{Duration, Instant};
 use diesel::prelude::*;
 use svu_vakt::store::schema::{scan_lock, scan_runs};
 
-use crate::helpers::{bin, demo_into, pg_admin_url, spawn_app, Backend, TestApp, TestDb};
+use crate::helpers::{bin, demo_into, pg_admin_url, spawn_app, Backend, Child, TestApp, TestDb};
 use crate::smtp::SmtpServer;
 
 crate::on_both!(two_serve_processes_on_one_database_scan_one_at_a_time_and_mail_each_deviation_once);
-
-/// Kills the child when the test ends, however it ends.
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn runs(url: &str) -> Vec<(chrono::NaiveDateTime, Option<chrono::NaiveDateTime>, String)> {
     let pool = svu_vakt::store::pool(&svu_vakt::store::DbUrl::parse(url).unwrap(), 1).unwrap();

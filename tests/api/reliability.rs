@@ -14,7 +14,7 @@ use svu_vakt::store::schema::{outbox, scan_runs};
 use svu_vakt::store::tokens::Role;
 use svu_vakt::store::DbConn;
 
-use crate::helpers::{bin, token, Backend, TestApp, TestDb};
+use crate::helpers::{bin, demo_ward, token, Backend, Child, TestApp, TestDb};
 use crate::smtp::{free_port, SmtpServer};
 
 crate::on_both!(serve_killed_at_random_points_loses_and_doubles_nothing);
@@ -37,15 +37,6 @@ impl Lcg {
             .wrapping_mul(6_364_136_223_846_793_005)
             .wrapping_add(1_442_695_040_888_963_407);
         (self.0 >> 33) % n
-    }
-}
-
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 
@@ -98,30 +89,12 @@ fn units_into(url: &str, dir: &std::path::Path) -> String {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let list: serde_json::Value = serde_json::from_str(&svu_vakt::demo::units_json()).unwrap();
-    list.as_array()
-        .unwrap()
-        .iter()
-        .find(|u| u["kind"] == "slutenvard")
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string()
+    demo_ward()
 }
 
 fn sent_rows(conn: &mut DbConn) -> i64 {
     outbox::table
         .filter(outbox::sent_at.is_not_null())
-        .count()
-        .get_result(conn)
-        .unwrap()
-}
-
-fn unsent_rows(conn: &mut DbConn) -> i64 {
-    outbox::table
-        .filter(outbox::sent_at.is_null())
-        .filter(outbox::cancelled_at.is_null())
-        .filter(outbox::failed_at.is_null())
         .count()
         .get_result(conn)
         .unwrap()
@@ -224,7 +197,10 @@ fn serve_killed_at_random_points_loses_and_doubles_nothing(b: Backend) {
             .count()
             .get_result(&mut *conn)
             .unwrap();
-        let (unsent, sent) = (unsent_rows(&mut conn), sent_rows(&mut conn));
+        let (unsent, sent) = (
+            svu_vakt::mail::outbox::pending_count(&mut conn).unwrap(),
+            sent_rows(&mut conn),
+        );
         if scanned > 0 && unsent == 0 && sent > 0 {
             break;
         }
