@@ -30,6 +30,105 @@ struct FileConfig {
     handling: HandlingSection,
     followup: FollowupSection,
     feed: FeedSection,
+    oidc: Option<OidcSection>,
+}
+
+/// `[oidc]`: login through the region's identity provider (docs/OPERATIONS.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OidcSection {
+    issuer: String,
+    client_id: String,
+    /// Or the environment's `SVU_VAKT_OIDC_CLIENT_SECRET`, or a file.
+    client_secret: Option<String>,
+    client_secret_file: Option<PathBuf>,
+    /// Default: `mail.base_url` + `/login/oidc/retur`.
+    redirect_url: Option<String>,
+    #[serde(default = "default_oidc_claim")]
+    claim: String,
+    /// `hsa_id` or `email`.
+    #[serde(default = "default_oidc_match")]
+    match_by: String,
+    /// `refuse` or `create`.
+    #[serde(default = "default_oidc_unknown")]
+    unknown_users: String,
+    #[serde(default = "default_oidc_scopes")]
+    scopes: Vec<String>,
+    #[serde(default = "default_oidc_button")]
+    button: String,
+    ca_file: Option<PathBuf>,
+}
+
+fn default_oidc_claim() -> String {
+    "email".into()
+}
+fn default_oidc_match() -> String {
+    "email".into()
+}
+fn default_oidc_unknown() -> String {
+    "refuse".into()
+}
+fn default_oidc_scopes() -> Vec<String> {
+    vec!["openid".into(), "email".into(), "profile".into()]
+}
+fn default_oidc_button() -> String {
+    "Logga in via regionens inloggning".into()
+}
+
+impl OidcSection {
+    fn resolve(self, base_url: &str) -> anyhow::Result<crate::oidc::OidcConfig> {
+        let match_by = crate::oidc::MatchBy::parse(&self.match_by)
+            .ok_or_else(|| anyhow::anyhow!("oidc.match_by must be hsa_id or email, not `{}`", self.match_by))?;
+        let unknown = match self.unknown_users.as_str() {
+            "refuse" => crate::oidc::Unknown::Refuse,
+            "create" => crate::oidc::Unknown::Create,
+            other => anyhow::bail!("oidc.unknown_users must be refuse or create, not `{other}`"),
+        };
+        let client_secret = match (
+            env("SVU_VAKT_OIDC_CLIENT_SECRET"),
+            self.client_secret,
+            self.client_secret_file,
+        ) {
+            (Some(s), _, _) => Some(s),
+            (None, Some(_), Some(_)) => anyhow::bail!("oidc: give client_secret or client_secret_file, not both"),
+            (None, Some(s), None) => Some(s),
+            (None, None, Some(path)) => Some(
+                std::fs::read_to_string(&path)
+                    .map_err(|e| anyhow::anyhow!("oidc.client_secret_file {}: {e}", path.display()))?
+                    .trim()
+                    .to_string(),
+            ),
+            (None, None, None) => None,
+        };
+        anyhow::ensure!(!self.claim.trim().is_empty(), "oidc.claim must name a claim");
+        anyhow::ensure!(!self.client_id.trim().is_empty(), "oidc.client_id must not be empty");
+        let redirect_url = match self.redirect_url {
+            Some(u) => u,
+            None => {
+                anyhow::ensure!(
+                    base_url.starts_with("http"),
+                    "oidc.redirect_url is needed when mail.base_url is not set"
+                );
+                format!("{base_url}/login/oidc/retur")
+            }
+        };
+        anyhow::ensure!(
+            redirect_url.ends_with("/login/oidc/retur"),
+            "oidc.redirect_url must end in /login/oidc/retur (the address svu-vakt answers on)"
+        );
+        Ok(crate::oidc::OidcConfig {
+            issuer: self.issuer.trim_end_matches('/').to_string(),
+            client_id: self.client_id,
+            client_secret,
+            redirect_url,
+            claim: self.claim.trim().to_string(),
+            match_by,
+            unknown,
+            scopes: self.scopes,
+            button: self.button,
+            ca_file: self.ca_file,
+        })
+    }
 }
 
 /// `[feed]`: the drop folder (docs/OPERATIONS.md).
@@ -388,6 +487,8 @@ pub struct Config {
     pub followup: FollowupConfig,
     /// The drop folder, when configured.
     pub feed: Option<crate::feed::FeedConfig>,
+    /// Login through the region's identity provider, when configured.
+    pub oidc: Option<crate::oidc::OidcConfig>,
 }
 
 impl std::fmt::Debug for Config {
@@ -503,6 +604,10 @@ impl Config {
             idle: chrono::Duration::minutes(fc.session.idle_minutes),
             absolute: chrono::Duration::hours(fc.session.absolute_hours),
         };
+        let oidc = fc
+            .oidc
+            .map(|o| o.resolve(fc.mail.base_url.trim_end_matches('/')))
+            .transpose()?;
         Ok(Config {
             database_url,
             database_url_text,
@@ -564,6 +669,7 @@ impl Config {
             handling,
             followup,
             feed: fc.feed.resolve()?,
+            oidc,
         })
     }
 }
@@ -753,5 +859,66 @@ mod tests {
         .to_string();
         assert!(bad.contains("feed.csv `x-*.csv`") && bad.contains("m.toml"), "{bad}");
         assert_eq!(load(&format!("[feed]\ndirectory = \"{inbox}\"\n")).unwrap(), Some(0));
+    }
+
+    #[test]
+    fn oidc_takes_its_redirect_from_the_base_url_and_refuses_what_it_cannot_use() {
+        let _env = ENV.lock().unwrap_or_else(|e| e.into_inner());
+        let dir = tempfile::tempdir().unwrap();
+        std::env::set_var("SVU_VAKT_PATIENT_KEY_FILE", dir.path().join("k").display().to_string());
+        let load = |text: &str| {
+            let file = dir.path().join("c.toml");
+            std::fs::write(&file, text).unwrap();
+            Config::load(Some(&file), &Overrides::default()).map(|c| c.oidc)
+        };
+        let base = "[mail]\nbase_url = \"https://svu-vakt.region.se/\"\n";
+        let ok = load(&format!(
+            "{base}[oidc]\nissuer = \"https://idp.region.se/\"\nclient_id = \"svu\"\nclient_secret = \"s\"\nclaim = \"hsa_id\"\nmatch_by = \"hsa_id\"\n"
+        ))
+        .unwrap()
+        .unwrap();
+        assert_eq!(ok.redirect_url, "https://svu-vakt.region.se/login/oidc/retur");
+        assert_eq!(ok.issuer, "https://idp.region.se");
+        assert_eq!(
+            (ok.match_by, ok.unknown),
+            (crate::oidc::MatchBy::HsaId, crate::oidc::Unknown::Refuse)
+        );
+        assert!(
+            !format!("{ok:?}").contains("\"s\""),
+            "the secret is not in the debug text"
+        );
+        let secret_file = dir.path().join("secret");
+        std::fs::write(&secret_file, "fran-fil\n").unwrap();
+        let from_file = load(&format!(
+            "{base}[oidc]\nissuer = \"https://idp.region.se\"\nclient_id = \"svu\"\nclient_secret_file = \"{}\"\n",
+            secret_file.display()
+        ))
+        .unwrap()
+        .unwrap();
+        assert_eq!(from_file.client_secret.as_deref(), Some("fran-fil"));
+        for (bad, names) in [
+            ("match_by = \"namn\"\n", "oidc.match_by"),
+            ("unknown_users = \"kanske\"\n", "oidc.unknown_users"),
+            (
+                "redirect_url = \"https://svu-vakt.region.se/annat\"\n",
+                "oidc.redirect_url",
+            ),
+            ("claim = \" \"\n", "oidc.claim"),
+        ] {
+            let e = load(&format!(
+                "{base}[oidc]\nissuer = \"https://idp.region.se\"\nclient_id = \"svu\"\n{bad}"
+            ))
+            .unwrap_err()
+            .to_string();
+            assert!(e.contains(names), "{bad}: {e}");
+        }
+        let default_base = load("[oidc]\nissuer = \"https://idp.region.se\"\nclient_id = \"svu\"\n")
+            .unwrap()
+            .unwrap();
+        assert!(
+            default_base.redirect_url.ends_with("/login/oidc/retur"),
+            "{default_base:?}"
+        );
+        assert!(load("").unwrap().is_none());
     }
 }

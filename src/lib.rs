@@ -15,6 +15,7 @@ pub mod ingest;
 pub mod jobs;
 pub mod mail;
 pub mod metrics;
+pub mod oidc;
 pub mod reminders;
 pub mod rules;
 pub mod service;

@@ -286,6 +286,28 @@ enum UserAction {
         units: Vec<String>,
         #[arg(long)]
         email: Option<String>,
+        /// The HSA-id a login through the identity provider is matched on ([oidc] match_by = "hsa_id")
+        #[arg(long)]
+        hsa_id: Option<String>,
+    },
+    /// Change a user's role, units or HSA-id; the user's sessions end when role or units change
+    Update {
+        #[command(flatten)]
+        db: DbArgs,
+        #[arg(long)]
+        username: String,
+        /// admin, ledning or handlaggare
+        #[arg(long)]
+        role: Option<String>,
+        /// The user's units from now on (repeat for several; replaces the ones it had)
+        #[arg(long = "unit")]
+        units: Vec<String>,
+        /// Set the HSA-id
+        #[arg(long, conflicts_with = "no_hsa_id")]
+        hsa_id: Option<String>,
+        /// Remove the HSA-id
+        #[arg(long)]
+        no_hsa_id: bool,
     },
     /// Disable a user: no more logins, its sessions end; its history stays
     Disable {
@@ -430,7 +452,29 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 role,
                 units,
                 email,
-            } => cli::user_create(&load(cfg, &db, None, None)?, &username, &role, &units, email.as_deref()),
+                hsa_id,
+            } => cli::user_create(
+                &load(cfg, &db, None, None)?,
+                &username,
+                &role,
+                &units,
+                email.as_deref(),
+                hsa_id.as_deref(),
+            ),
+            UserAction::Update {
+                db,
+                username,
+                role,
+                units,
+                hsa_id,
+                no_hsa_id,
+            } => cli::user_update(
+                &load(cfg, &db, None, None)?,
+                &username,
+                role.as_deref(),
+                units,
+                if no_hsa_id { Some(None) } else { hsa_id.map(Some) },
+            ),
             UserAction::Disable { db, username } => cli::user_disable(&load(cfg, &db, None, None)?, &username),
             UserAction::Passwd { db, username } => cli::user_passwd(&load(cfg, &db, None, None)?, &username),
         },

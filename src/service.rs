@@ -25,6 +25,8 @@ pub struct Services {
     pub followup: crate::config::FollowupConfig,
     /// The drop folder, when `[feed] directory` is set.
     pub feed: Option<Arc<crate::feed::FeedConfig>>,
+    /// Login through the region's identity provider, when `[oidc]` is set.
+    pub oidc: Option<Arc<crate::oidc::Oidc>>,
     /// Whether session cookies get `Secure` (the service is reached over https).
     pub secure_cookies: bool,
     /// Failed logins per client address, to slow guessing from one place.
@@ -62,6 +64,12 @@ impl Services {
             handling: config.handling,
             followup: config.followup.clone(),
             feed: config.feed.clone().map(Arc::new),
+            oidc: config
+                .oidc
+                .clone()
+                .map(crate::oidc::Oidc::new)
+                .transpose()?
+                .map(Arc::new),
             secure_cookies: auditor.mail.base_url.starts_with("https://"),
             auditor,
             mailer,

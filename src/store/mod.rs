@@ -11,6 +11,7 @@ pub mod deviations;
 pub mod events;
 pub mod feed;
 pub mod followup;
+pub mod oidc;
 pub mod schema;
 pub mod tokens;
 pub mod units;

@@ -181,6 +181,7 @@ diesel::table! {
         locked_until -> Nullable<Timestamp>,
         disabled_at -> Nullable<Timestamp>,
         created_at -> Timestamp,
+        hsa_id -> Nullable<Text>,
     }
 }
 
@@ -221,6 +222,16 @@ diesel::table! {
         at -> Timestamp,
         actor -> Text,
         text -> Text,
+    }
+}
+
+diesel::table! {
+    oidc_logins (state_hash) {
+        state_hash -> Text,
+        nonce -> Text,
+        pkce_verifier -> Text,
+        next -> Text,
+        created_at -> Timestamp,
     }
 }
 

@@ -27,6 +27,8 @@ pub struct User {
     pub username: String,
     pub role: String,
     pub email: Option<String>,
+    /// The HSA-id a login through the identity provider is matched on.
+    pub hsa_id: Option<String>,
     pub units: Vec<String>,
     pub disabled: bool,
     pub locked_until: Option<NaiveDateTime>,
@@ -93,7 +95,7 @@ fn verify(password: &str, stored: &str) -> bool {
     PasswordHash::new(stored).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
 }
 
-fn valid_username(u: &str) -> bool {
+pub(crate) fn valid_username(u: &str) -> bool {
     !u.is_empty()
         && u.len() <= 64
         && u.chars()
@@ -153,7 +155,7 @@ pub fn create(
     })
 }
 
-fn check_units(conn: &mut DbConn, unit_ids: &[String]) -> anyhow::Result<()> {
+pub(crate) fn check_units(conn: &mut DbConn, unit_ids: &[String]) -> anyhow::Result<()> {
     for u in unit_ids {
         let known: i64 = units::table.filter(units::id.eq(u)).count().get_result(conn)?;
         anyhow::ensure!(known == 1, "enheten {u} är inte registrerad");
@@ -161,7 +163,7 @@ fn check_units(conn: &mut DbConn, unit_ids: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn id_of(conn: &mut DbConn, username: &str) -> anyhow::Result<i64> {
+pub(crate) fn id_of(conn: &mut DbConn, username: &str) -> anyhow::Result<i64> {
     users::table
         .filter(users::username.eq(username))
         .select(users::id)
@@ -197,6 +199,77 @@ pub fn disable(conn: &mut DbConn, username: &str) -> anyhow::Result<()> {
         end_all(conn, id)?;
         Ok(())
     })
+}
+
+/// A change to a user: each field that is `Some` replaces what is there.
+/// Roles and units live here, whichever way a person logs in.
+#[derive(Debug, Default, Clone)]
+pub struct Change {
+    pub role: Option<Role>,
+    pub units: Option<Vec<String>>,
+    /// `Some(None)` removes the HSA-id.
+    pub hsa_id: Option<Option<String>>,
+}
+
+/// Changes a user's role, units or HSA-id. A handläggare still needs a
+/// unit, except one made by a login through the identity provider that
+/// has never had any (it sees nothing until given units). The user's
+/// sessions end when role or units change, so the next request sees them.
+pub fn update(conn: &mut DbConn, username: &str, change: &Change) -> anyhow::Result<()> {
+    if let Some(Some(h)) = &change.hsa_id {
+        anyhow::ensure!(valid_hsa_id(h), "HSA-id {h} har fel form (t.ex. SE2321000016-1234)");
+    }
+    anyhow::ensure!(
+        change.role != Some(Role::Inlasning),
+        "rollen inlasning är för API-nycklar, inte för personer"
+    );
+    backend::write_tx(conn, |conn| -> anyhow::Result<()> {
+        let id = id_of(conn, username)?;
+        let current = get(conn, id)?.ok_or_else(|| anyhow::anyhow!("ingen användare heter {username}"))?;
+        let role = change.role.or_else(|| Role::parse(&current.role));
+        let units = change.units.clone().unwrap_or(current.units.clone());
+        anyhow::ensure!(
+            role != Some(Role::Handlaggare) || !units.is_empty() || change.units.is_none(),
+            "en handläggare behöver minst en enhet: den ser bara sina enheter och enheterna under dem"
+        );
+        if let Some(Some(h)) = &change.hsa_id {
+            let taken: i64 = users::table
+                .filter(users::hsa_id.eq(h))
+                .filter(users::id.ne(id))
+                .count()
+                .get_result(conn)?;
+            anyhow::ensure!(taken == 0, "HSA-id {h} tillhör redan en annan användare");
+        }
+        if let Some(r) = change.role {
+            diesel::update(users::table.find(id))
+                .set(users::role.eq(r.as_str()))
+                .execute(conn)?;
+        }
+        if let Some(h) = &change.hsa_id {
+            diesel::update(users::table.find(id))
+                .set(users::hsa_id.eq(h.as_deref()))
+                .execute(conn)?;
+        }
+        if let Some(u) = &change.units {
+            check_units(conn, u)?;
+            diesel::delete(user_units::table.filter(user_units::user_id.eq(id))).execute(conn)?;
+            for unit in u {
+                diesel::insert_into(user_units::table)
+                    .values((user_units::user_id.eq(id), user_units::unit_id.eq(unit)))
+                    .execute(conn)?;
+            }
+        }
+        if change.role.is_some() || change.units.is_some() {
+            end_all(conn, id)?;
+        }
+        Ok(())
+    })
+}
+
+/// An HSA-id: letters, digits and `-`, 4 to 64 characters (Inera's form is
+/// the issuing organisation's id, a dash and a serial).
+pub fn valid_hsa_id(h: &str) -> bool {
+    (4..=64).contains(&h.len()) && h.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
 }
 
 fn end_all(conn: &mut DbConn, user_id: i64) -> QueryResult<usize> {
@@ -263,11 +336,13 @@ pub fn get(conn: &mut DbConn, id: i64) -> QueryResult<Option<User>> {
         return Ok(None);
     };
     let units = units_of(conn, id)?;
+    let hsa_id = users::table.find(id).select(users::hsa_id).first(conn)?;
     Ok(Some(User {
         id: row.0,
         username: row.1,
         role: row.3,
         email: row.4,
+        hsa_id,
         units,
         disabled: row.7.is_some(),
         locked_until: row.6,

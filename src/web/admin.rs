@@ -256,8 +256,9 @@ async fn users_page(
                 _ => "aktiv".to_string(),
             };
             let role = Role::parse(&u.role).map_or(u.role.clone(), |r| role_text(r).to_string());
-            json!({"id": u.id, "username": u.username, "role": role, "units": u.units.join(", "),
-                   "email": u.email, "state": state, "disabled": u.disabled})
+            json!({"id": u.id, "username": u.username, "role": role, "role_id": u.role, "units": u.units.join(", "),
+                   "email": u.email, "hsa_id": u.hsa_id, "state": state, "disabled": u.disabled,
+                   "no_units": u.units.is_empty() && u.role == Role::Handlaggare.as_str()})
         })
         .collect();
     let mut data = json!({"users": rows});
@@ -373,6 +374,69 @@ async fn users_password(
                 &user,
                 StatusCode::OK,
                 json!({"password": {"user": name, "value": password}}),
+            )
+            .await
+        }
+        Err(e) => error_page(&pages, Some(&user), &e),
+    }
+}
+
+#[post("/anvandare/{id}/andra")]
+async fn users_change(
+    state: web::Data<AppState>,
+    pages: web::Data<Pages>,
+    req: HttpRequest,
+    path: web::Path<i64>,
+    form: web::Form<HashMap<String, String>>,
+) -> HttpResponse {
+    let user = match admin_form(&state, &pages, &req, &form).await {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    let id = path.into_inner();
+    let role = form.get("role").and_then(|r| Role::parse(r));
+    if user.caller.user_id == Some(id) && role.is_some_and(|r| r != Role::Admin) {
+        let e = AppError::new(ErrorCode::Conflict, "du kan inte ta bort din egen administratörsroll");
+        return error_page(&pages, Some(&user), &e);
+    }
+    let units: Vec<String> = form
+        .get("units")
+        .map(|s| {
+            s.split(',')
+                .map(|u| u.trim().to_string())
+                .filter(|u| !u.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    let hsa_id = form
+        .get("hsa_id")
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty());
+    let st = state.clone();
+    let result = blocking(move || {
+        let mut conn = st.pool.get()?;
+        let current =
+            users::get(&mut conn, id)?.ok_or_else(|| AppError::new(ErrorCode::NotFound, "ingen sådan användare"))?;
+        let change = users::Change {
+            role: Some(role.ok_or_else(|| AppError::new(ErrorCode::Unprocessable, "välj en roll"))?),
+            // An empty field for a user who has no units leaves it so.
+            units: (!(units.is_empty() && current.units.is_empty())).then_some(units),
+            hsa_id: Some(hsa_id),
+        };
+        users::update(&mut conn, &current.username, &change)
+            .map_err(|e| AppError::new(ErrorCode::Unprocessable, e.to_string()))?;
+        Ok(())
+    })
+    .await;
+    match result {
+        Ok(()) => see_other("/anvandare"),
+        Err(e) if e.code == ErrorCode::Unprocessable => {
+            users_page(
+                &state,
+                &pages,
+                &user,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                json!({"error": format!("Användaren ändrades inte: {}", e.message)}),
             )
             .await
         }
@@ -539,6 +603,7 @@ pub fn config(cfg: &mut web::ServiceConfig) {
         .service(users_create)
         .service(users_password)
         .service(users_disable)
+        .service(users_change)
         .service(log_page)
         .service(log_csv);
 }

@@ -59,7 +59,7 @@ impl Scope {
             }
             Role::Handlaggare => Err(AppError::new(
                 ErrorCode::Forbidden,
-                "this caller has no unit, so what it may see cannot be determined",
+                "du har ingen enhet ännu, så det går inte att avgöra vad du får se; be en administratör lägga till dina enheter",
             )),
             _ => Ok(Scope::All),
         }

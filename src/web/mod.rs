@@ -5,6 +5,7 @@ pub mod api;
 pub mod auth;
 pub mod error;
 pub mod followup_pages;
+pub mod oidc;
 pub mod ops;
 pub mod pages;
 
@@ -48,6 +49,7 @@ pub fn server(
             .configure(ops::config)
             .configure(api::config)
             .configure(pages::config)
+            .configure(oidc::config)
             .configure(admin::config)
             .configure(followup_pages::config)
     })

@@ -286,7 +286,7 @@ async fn css() -> HttpResponse {
 /// `/` followed by plain characters only (no second `/` first, no
 /// backslash, space or control character a browser would strip into `//`).
 /// Empty when there is none: then the person's start page (by role) after login.
-fn local_next(next: Option<&String>) -> String {
+pub(super) fn local_next(next: Option<&String>) -> String {
     let plain = |c: char| c.is_ascii_alphanumeric() || "/_-.?=&%~+".contains(c);
     match next.map(String::as_str) {
         Some(n) if n.starts_with('/') && !n.starts_with("//") && n.chars().all(plain) => n.to_string(),
@@ -296,21 +296,31 @@ fn local_next(next: Option<&String>) -> String {
 
 /// Where a person lands after login: ledning and admins on the overview,
 /// a handläggare on their deviations.
-fn start_of(role: Role) -> &'static str {
+pub(super) fn start_of(role: Role) -> &'static str {
     match role {
         Role::Admin | Role::Ledning => "/oversikt",
         _ => "/avvikelser",
     }
 }
 
+/// The identity provider's button text, when login through it is configured.
+pub(super) fn oidc_button(state: &AppState) -> Option<String> {
+    state.oidc.as_ref().map(|o| o.config.button.clone())
+}
+
 #[get("/login")]
-async fn login_form(pages: web::Data<Pages>, query: web::Query<HashMap<String, String>>) -> HttpResponse {
+async fn login_form(
+    state: web::Data<AppState>,
+    pages: web::Data<Pages>,
+    query: web::Query<HashMap<String, String>>,
+) -> HttpResponse {
+    let next = local_next(query.get("next"));
     pages.render(
         StatusCode::OK,
         "login",
         "Logga in",
         None,
-        json!({"next": local_next(query.get("next"))}),
+        json!({"next": next, "next_query": encode(&next), "oidc": oidc_button(&state)}),
     )
 }
 
@@ -331,7 +341,8 @@ async fn login_submit(
             "login",
             "Logga in",
             None,
-            json!({"next": next, "username": username, "error": e.message}),
+            json!({"next": next, "next_query": encode(&next), "username": username, "error": e.message,
+                   "oidc": oidc_button(&state)}),
         )
     };
     match log_in(

@@ -11,6 +11,7 @@ crate::on_both!(
     admin_pages_are_for_admins_and_scan_runs_for_ledning_too,
     an_admin_registers_a_unit_and_changes_its_addresses_from_the_page,
     an_admin_creates_and_disables_users_from_the_page,
+    an_admin_gives_units_and_an_hsa_id_from_the_page,
     loggkontroll_finds_reads_by_user_and_by_case,
 );
 
@@ -181,6 +182,85 @@ fn an_admin_creates_and_disables_users_from_the_page(b: Backend) {
     assert_eq!(r.status, 409);
     assert_eq!(admin.get(&app, "/api/v1/session").status, 200);
     let _ = PASSWORD;
+}
+
+fn user_id(app: &TestApp, name: &str) -> i64 {
+    svu_vakt::store::users::list(&mut app.conn())
+        .unwrap()
+        .into_iter()
+        .find(|u| u.username == name)
+        .unwrap()
+        .id
+}
+
+/// What a person who came in through the identity provider needs next:
+/// units, and the HSA-id they are known by. The page changes both, ends
+/// the person's sessions so the next request sees the new scope, and
+/// refuses an HSA-id that another user has.
+fn an_admin_gives_units_and_an_hsa_id_from_the_page(b: Backend) {
+    let app = county(b);
+    let admin = Session::login(&app, "admin.anna");
+    let bo = Session::login(&app, "bo.k1");
+    let id = user_id(&app, "bo.k1");
+    let change = |units: &str, hsa: &str| {
+        form(
+            &app,
+            &admin,
+            &format!("/anvandare/{id}/andra"),
+            &[
+                ("csrf", &admin.csrf),
+                ("role", "handlaggare"),
+                ("units", units),
+                ("hsa_id", hsa),
+            ],
+        )
+    };
+    let r = change("K1, K1-HT", "SE2321000016-B0K1");
+    assert_eq!(r.status, 303, "{}", r.body);
+    let u = svu_vakt::store::users::get(&mut app.conn(), id).unwrap().unwrap();
+    assert_eq!(u.units, ["K1", "K1-HT"]);
+    assert_eq!(u.hsa_id.as_deref(), Some("SE2321000016-B0K1"));
+    assert_eq!(
+        bo.get(&app, "/api/v1/session").status,
+        401,
+        "a new scope ends the session"
+    );
+    let page = admin.get(&app, "/anvandare").body;
+    assert!(page.contains("SE2321000016-B0K1"), "{page}");
+
+    // The same HSA-id on a second user: refused, nothing changed.
+    create_user(&app, "cia.ht", Role::Handlaggare, &["K1-HT"]);
+    let cia = user_id(&app, "cia.ht");
+    let r = form(
+        &app,
+        &admin,
+        &format!("/anvandare/{cia}/andra"),
+        &[
+            ("csrf", &admin.csrf),
+            ("role", "ledning"),
+            ("units", ""),
+            ("hsa_id", "SE2321000016-B0K1"),
+        ],
+    );
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(r.body.contains("tillhör redan en annan användare"), "{}", r.body);
+    let c = svu_vakt::store::users::get(&mut app.conn(), cia).unwrap().unwrap();
+    assert_eq!((c.role.as_str(), c.hsa_id), ("handlaggare", None), "all or nothing");
+    // A malformed HSA-id, and a handläggare left without units: refused.
+    assert_eq!(change("K1", "inte ett hsa-id!").status, 422);
+    assert_eq!(change("", "").status, 422);
+    // Without the session's CSRF token: refused.
+    let r = form(
+        &app,
+        &admin,
+        &format!("/anvandare/{id}/andra"),
+        &[("role", "admin"), ("units", "K1"), ("hsa_id", "")],
+    );
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert_eq!(
+        svu_vakt::store::users::get(&mut app.conn(), id).unwrap().unwrap().role,
+        "handlaggare"
+    );
 }
 
 fn loggkontroll_finds_reads_by_user_and_by_case(b: Backend) {

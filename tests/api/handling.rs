@@ -738,6 +738,64 @@ fn users_are_created_disabled_and_given_passwords_by_the_command(b: Backend) {
     assert_eq!(admin2.get(&app, "/api/v1/session").status, 401);
     let (r, _) = try_login(&app, "admin2", &generated);
     assert_eq!(r.status, 401, "{}", r.body);
+    // An HSA-id at creation, units and role changed later; the change ends
+    // the person's sessions so the next request sees the new scope.
+    let (ok, _, err) = run(
+        &[
+            "user",
+            "create",
+            "--username",
+            "dan.k1",
+            "--role",
+            "handlaggare",
+            "--unit",
+            "K1",
+            "--hsa-id",
+            "SE2321000016-D4N",
+        ],
+        Some(&format!("{PASSWORD}\n")),
+    );
+    assert!(ok, "{err}");
+    let dan = Session::login(&app, "dan.k1");
+    let (ok, out, err) = run(
+        &[
+            "user",
+            "update",
+            "--username",
+            "dan.k1",
+            "--role",
+            "ledning",
+            "--unit",
+            "K1",
+            "--unit",
+            "K1-HT",
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("K1, K1-HT") && out.contains("SE2321000016-D4N"), "{out}");
+    assert_eq!(dan.get(&app, "/api/v1/session").status, 401);
+    let dan = Session::login(&app, "dan.k1");
+    let me = dan.get(&app, "/api/v1/session").json();
+    assert_eq!(
+        (me["role"].as_str(), me["units"].clone()),
+        (Some("ledning"), serde_json::json!(["K1", "K1-HT"]))
+    );
+    let (ok, _, err) = run(&["user", "update", "--username", "dan.k1"], None);
+    assert!(!ok && err.contains("inget att ändra"), "{err}");
+    let (ok, _, err) = run(
+        &["user", "update", "--username", "eva.ht", "--hsa-id", "SE2321000016-D4N"],
+        None,
+    );
+    assert!(!ok && err.contains("tillhör redan"), "{err}");
+    let (ok, _, err) = run(&["user", "update", "--username", "dan.k1", "--no-hsa-id"], None);
+    assert!(ok, "{err}");
+    let dan_now = svu_vakt::store::users::list(&mut app.conn())
+        .unwrap()
+        .into_iter()
+        .find(|u| u.username == "dan.k1")
+        .unwrap();
+    assert_eq!(dan_now.hsa_id, None);
 }
 
 impl Session {

@@ -186,6 +186,7 @@ pub fn config(db: &TestDb) -> Config {
         handling: Default::default(),
         followup: Default::default(),
         feed: None,
+        oidc: None,
     }
 }
 

@@ -13,6 +13,7 @@ mod handling;
 mod helpers;
 mod import;
 mod ingest;
+mod oidc;
 mod openapi;
 mod operations;
 mod processes;

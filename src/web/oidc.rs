@@ -1,0 +1,234 @@
+//! The login pages' way through the region's identity provider:
+//! `GET /login/oidc` sends the browser there, `GET /login/oidc/retur`
+//! takes it back and starts a session (`crate::oidc`, docs/OPERATIONS.md).
+//!
+//! The state is bound twice: to the browser by a short-lived cookie (a
+//! login begun in another browser is refused) and to this service by a
+//! row in `oidc_logins` that the return deletes (a replayed return, or a
+//! state this service never gave, is refused).
+
+use std::collections::HashMap;
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{get, web, HttpRequest, HttpResponse};
+use serde_json::json;
+
+use super::api::session::session_cookie;
+use super::auth::{cookie, same_secret};
+use super::pages::{blocking, local_next, oidc_button, start_of, Pages};
+use super::AppState;
+use crate::oidc::{OidcError, Unknown};
+use crate::store::oidc::{self as pending, Found, Pending};
+use crate::store::users;
+
+/// The cookie that ties a begun login to the browser that began it.
+const STATE_COOKIE: &str = "svu_oidc";
+
+fn state_cookie(state: &AppState, value: Option<&str>) -> String {
+    let secure = if state.secure_cookies { "; Secure" } else { "" };
+    let (v, age) = match value {
+        Some(v) => (v, pending::LOGIN_MINUTES * 60),
+        None => ("", 0),
+    };
+    format!("{STATE_COOKIE}={v}; Path=/login/oidc; HttpOnly; SameSite=Lax; Max-Age={age}{secure}")
+}
+
+/// The login page again, with why the login did not go through.
+fn refused(state: &AppState, pages: &Pages, status: StatusCode, message: &str) -> HttpResponse {
+    let mut page = pages.render(
+        status,
+        "login",
+        "Logga in",
+        None,
+        json!({"error": message, "next": "", "oidc": oidc_button(state)}),
+    );
+    if let Ok(v) = header::HeaderValue::from_str(&state_cookie(state, None)) {
+        page.headers_mut().append(header::SET_COOKIE, v);
+    }
+    page
+}
+
+#[get("/login/oidc")]
+async fn begin(
+    state: web::Data<AppState>,
+    pages: web::Data<Pages>,
+    query: web::Query<HashMap<String, String>>,
+) -> HttpResponse {
+    let Some(oidc) = state.oidc.clone() else {
+        return refused(
+            &state,
+            &pages,
+            StatusCode::NOT_FOUND,
+            "inloggning via regionens inloggningstjänst är inte inställd här",
+        );
+    };
+    let next = local_next(query.get("next"));
+    let st = state.clone();
+    let started = blocking(move || {
+        let started = oidc.begin().map_err(|e| {
+            tracing::warn!(error = %e, "login through the identity provider could not begin");
+            super::error::AppError::new(super::error::ErrorCode::Unavailable, e.for_person())
+        })?;
+        let mut conn = st.pool.get()?;
+        pending::begin(
+            &mut conn,
+            &started.state,
+            &Pending {
+                nonce: started.nonce.clone(),
+                verifier: started.verifier.clone(),
+                next,
+            },
+        )?;
+        Ok(started)
+    })
+    .await;
+    match started {
+        Ok(s) => HttpResponse::SeeOther()
+            .insert_header((header::LOCATION, s.url))
+            .insert_header((header::SET_COOKIE, state_cookie(&state, Some(&s.state))))
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .finish(),
+        Err(e) => refused(&state, &pages, StatusCode::SERVICE_UNAVAILABLE, &e.message),
+    }
+}
+
+/// What the return from the identity provider led to.
+enum Outcome {
+    Session { cookie: String, to: String },
+    Refused(StatusCode, String),
+}
+
+#[get("/login/oidc/retur")]
+async fn finish(
+    state: web::Data<AppState>,
+    pages: web::Data<Pages>,
+    req: HttpRequest,
+    query: web::Query<HashMap<String, String>>,
+) -> HttpResponse {
+    let Some(oidc) = state.oidc.clone() else {
+        return refused(
+            &state,
+            &pages,
+            StatusCode::NOT_FOUND,
+            "inloggning via regionens inloggningstjänst är inte inställd här",
+        );
+    };
+    let given = query.get("state").cloned().unwrap_or_default();
+    let browser = cookie(&req, STATE_COOKIE).unwrap_or_default();
+    if given.is_empty() || !same_secret(&given, &browser) {
+        tracing::warn!("a return from the identity provider without this browser's login state was refused");
+        return refused(
+            &state,
+            &pages,
+            StatusCode::BAD_REQUEST,
+            "inloggningen påbörjades inte i den här webbläsaren, eller har redan använts; logga in igen",
+        );
+    }
+    let code = query.get("code").cloned();
+    let provider_error = query.get("error").cloned();
+    let st = state.clone();
+    let outcome = blocking(move || -> Result<Outcome, super::error::AppError> {
+        let mut conn = st.pool.get()?;
+        // Taken first, whatever follows: a state is good for one return.
+        let Some(p) = pending::take(&mut conn, &given)? else {
+            tracing::warn!("a return from the identity provider with a used or expired state was refused");
+            return Ok(Outcome::Refused(
+                StatusCode::BAD_REQUEST,
+                "inloggningen har redan använts eller tog för lång tid; logga in igen".into(),
+            ));
+        };
+        if let Some(e) = provider_error {
+            tracing::info!(error = %e, "the identity provider did not log the person in");
+            return Ok(Outcome::Refused(
+                StatusCode::UNAUTHORIZED,
+                "inloggningstjänsten loggade inte in dig; försök igen".into(),
+            ));
+        }
+        let Some(code) = code else {
+            return Ok(Outcome::Refused(
+                StatusCode::BAD_REQUEST,
+                "svaret från inloggningstjänsten saknar kod; logga in igen".into(),
+            ));
+        };
+        drop(conn);
+        let identity = match oidc.finish(&code, &p.verifier, &p.nonce) {
+            Ok(i) => i,
+            Err(e) => {
+                tracing::warn!(error = %e, "login through the identity provider refused");
+                let status = match e {
+                    OidcError::Provider(_) => StatusCode::SERVICE_UNAVAILABLE,
+                    _ => StatusCode::UNAUTHORIZED,
+                };
+                return Ok(Outcome::Refused(status, e.for_person().into()));
+            }
+        };
+        let mut conn = st.pool.get()?;
+        let by = oidc.config.match_by;
+        let user_id = match pending::find(&mut conn, by, &identity.value)? {
+            Found::User(id) => id,
+            Found::Disabled => {
+                tracing::info!("login through the identity provider by a disabled user refused");
+                return Ok(Outcome::Refused(
+                    StatusCode::FORBIDDEN,
+                    "ditt konto i svu-vakt är avstängt; kontakta en administratör".into(),
+                ));
+            }
+            Found::Ambiguous => {
+                tracing::warn!("login through the identity provider matches several users; refused");
+                return Ok(Outcome::Refused(
+                    StatusCode::FORBIDDEN,
+                    "flera användare har samma e-postadress; en administratör behöver rätta det".into(),
+                ));
+            }
+            Found::Unknown if oidc.config.unknown == Unknown::Create => {
+                match pending::create(&mut conn, by, &identity) {
+                    Ok(id) => {
+                        tracing::info!(
+                            user_id = id,
+                            "a user was created at first login through the identity provider"
+                        );
+                        id
+                    }
+                    Err(e) => return Ok(Outcome::Refused(StatusCode::FORBIDDEN, e.to_string())),
+                }
+            }
+            Found::Unknown => {
+                tracing::info!("login through the identity provider by someone who is no user here refused");
+                return Ok(Outcome::Refused(
+                    StatusCode::FORBIDDEN,
+                    format!(
+                        "du är inte upplagd som användare i svu-vakt ({} {}); be en administratör lägga upp dig",
+                        match by {
+                            crate::oidc::MatchBy::HsaId => "HSA-id",
+                            crate::oidc::MatchBy::Email => "e-post",
+                        },
+                        identity.value
+                    ),
+                ));
+            }
+        };
+        let (cookie, _) = users::start_session(&mut conn, user_id)?;
+        let to = match (p.next.is_empty(), users::get(&mut conn, user_id)?) {
+            (false, _) => p.next,
+            (true, Some(u)) => crate::store::tokens::Role::parse(&u.role)
+                .map_or("/avvikelser", start_of)
+                .to_string(),
+            (true, None) => "/avvikelser".into(),
+        };
+        Ok(Outcome::Session { cookie, to })
+    })
+    .await;
+    match outcome {
+        Ok(Outcome::Session { cookie, to }) => HttpResponse::SeeOther()
+            .insert_header((header::LOCATION, to))
+            .append_header((header::SET_COOKIE, session_cookie(&state, Some(&cookie))))
+            .append_header((header::SET_COOKIE, state_cookie(&state, None)))
+            .finish(),
+        Ok(Outcome::Refused(status, message)) => refused(&state, &pages, status, &message),
+        Err(e) => refused(&state, &pages, actix_web::ResponseError::status_code(&e), &e.message),
+    }
+}
+
+pub fn config(cfg: &mut web::ServiceConfig) {
+    cfg.service(begin).service(finish);
+}
