@@ -18,4 +18,4 @@ REVOKE ALL ON DATABASE svu_vakt FROM PUBLIC;
 GRANT CONNECT, TEMPORARY ON DATABASE svu_vakt TO svu_vakt_agare, svu_vakt;
 
 \connect svu_vakt
-\i grants.sql
+\ir grants.sql
