@@ -44,11 +44,14 @@ struct OidcSection {
     client_secret_file: Option<PathBuf>,
     /// Default: `mail.base_url` + `/login/oidc/retur`.
     redirect_url: Option<String>,
-    #[serde(default = "default_oidc_claim")]
+    /// Required: the IdPs name the HSA-id claim differently.
     claim: String,
-    /// `hsa_id` or `email`.
-    #[serde(default = "default_oidc_match")]
+    /// `hsa_id` or `email`; required.
     match_by: String,
+    /// With `claim = "email"`: only an e-mail the IdP marks
+    /// `email_verified: true` is matched (default); false trusts any.
+    #[serde(default = "default_true")]
+    require_verified_email: bool,
     /// `refuse` or `create`.
     #[serde(default = "default_oidc_unknown")]
     unknown_users: String,
@@ -59,11 +62,8 @@ struct OidcSection {
     ca_file: Option<PathBuf>,
 }
 
-fn default_oidc_claim() -> String {
-    "email".into()
-}
-fn default_oidc_match() -> String {
-    "email".into()
+fn default_true() -> bool {
+    true
 }
 fn default_oidc_unknown() -> String {
     "refuse".into()
@@ -117,12 +117,14 @@ impl OidcSection {
             "oidc.redirect_url must end in /login/oidc/retur (the address svu-vakt answers on)"
         );
         Ok(crate::oidc::OidcConfig {
-            issuer: self.issuer.trim_end_matches('/').to_string(),
+            // Exactly as written: discovery must give back the same issuer.
+            issuer: self.issuer.trim().to_string(),
             client_id: self.client_id,
             client_secret,
             redirect_url,
             claim: self.claim.trim().to_string(),
             match_by,
+            require_verified_email: self.require_verified_email,
             unknown,
             scopes: self.scopes,
             button: self.button,
@@ -408,6 +410,8 @@ impl ScanConfig {
 struct DatabaseSection {
     url: String,
     pool_size: u32,
+    /// SQLite: the largest the file may grow, in MiB; 0: no limit.
+    sqlite_max_mb: u64,
 }
 
 impl Default for DatabaseSection {
@@ -415,6 +419,7 @@ impl Default for DatabaseSection {
         DatabaseSection {
             url: DEFAULT_DATABASE_URL.into(),
             pool_size: 8,
+            sqlite_max_mb: 0,
         }
     }
 }
@@ -473,6 +478,8 @@ pub struct Config {
     pub database_url: DbUrl,
     pub database_url_text: String,
     pub pool_size: u32,
+    /// SQLite: the largest the file may grow, in MiB; 0: no limit.
+    pub sqlite_max_mb: u64,
     pub listen: String,
     pub max_body_bytes: usize,
     pub workers: usize,
@@ -612,6 +619,12 @@ impl Config {
             database_url,
             database_url_text,
             pool_size: fc.database.pool_size,
+            sqlite_max_mb: match env("SVU_VAKT_SQLITE_MAX_MB") {
+                Some(v) => v
+                    .parse()
+                    .map_err(|_| anyhow::anyhow!("SVU_VAKT_SQLITE_MAX_MB must be a whole number of MiB"))?,
+                None => fc.database.sqlite_max_mb,
+            },
             listen,
             max_body_bytes: fc.server.max_body_mb * 1024 * 1024,
             workers: fc.server.workers.max(1),
@@ -878,7 +891,10 @@ mod tests {
         .unwrap()
         .unwrap();
         assert_eq!(ok.redirect_url, "https://svu-vakt.region.se/login/oidc/retur");
-        assert_eq!(ok.issuer, "https://idp.region.se");
+        assert_eq!(
+            ok.issuer, "https://idp.region.se/",
+            "the issuer as written: discovery compares it exactly"
+        );
         assert_eq!(
             (ok.match_by, ok.unknown),
             (crate::oidc::MatchBy::HsaId, crate::oidc::Unknown::Refuse)
@@ -890,29 +906,30 @@ mod tests {
         let secret_file = dir.path().join("secret");
         std::fs::write(&secret_file, "fran-fil\n").unwrap();
         let from_file = load(&format!(
-            "{base}[oidc]\nissuer = \"https://idp.region.se\"\nclient_id = \"svu\"\nclient_secret_file = \"{}\"\n",
+            "{base}[oidc]\nissuer = \"https://idp.region.se\"\nclient_id = \"svu\"\nclaim = \"email\"\nmatch_by = \"email\"\nclient_secret_file = \"{}\"\n",
             secret_file.display()
         ))
         .unwrap()
         .unwrap();
         assert_eq!(from_file.client_secret.as_deref(), Some("fran-fil"));
+        let head = format!("{base}[oidc]\nissuer = \"https://idp.region.se\"\nclient_id = \"svu\"\n");
         for (bad, names) in [
-            ("match_by = \"namn\"\n", "oidc.match_by"),
-            ("unknown_users = \"kanske\"\n", "oidc.unknown_users"),
+            ("claim = \"email\"\nmatch_by = \"namn\"\n", "oidc.match_by"),
             (
-                "redirect_url = \"https://svu-vakt.region.se/annat\"\n",
+                "claim = \"email\"\nmatch_by = \"email\"\nunknown_users = \"kanske\"\n",
+                "oidc.unknown_users",
+            ),
+            (
+                "claim = \"email\"\nmatch_by = \"email\"\nredirect_url = \"https://svu-vakt.region.se/annat\"\n",
                 "oidc.redirect_url",
             ),
-            ("claim = \" \"\n", "oidc.claim"),
+            ("claim = \" \"\nmatch_by = \"email\"\n", "oidc.claim"),
+            ("match_by = \"email\"\n", "claim"),
         ] {
-            let e = load(&format!(
-                "{base}[oidc]\nissuer = \"https://idp.region.se\"\nclient_id = \"svu\"\n{bad}"
-            ))
-            .unwrap_err()
-            .to_string();
+            let e = load(&format!("{head}{bad}")).unwrap_err().to_string();
             assert!(e.contains(names), "{bad}: {e}");
         }
-        let default_base = load("[oidc]\nissuer = \"https://idp.region.se\"\nclient_id = \"svu\"\n")
+        let default_base = load("[oidc]\nissuer = \"https://idp.region.se\"\nclient_id = \"svu\"\nclaim = \"email\"\nmatch_by = \"email\"\n")
             .unwrap()
             .unwrap();
         assert!(

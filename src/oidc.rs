@@ -62,6 +62,8 @@ pub struct OidcConfig {
     /// The ID token claim that names the person (e.g. `email`, `hsa_id`).
     pub claim: String,
     pub match_by: MatchBy,
+    /// With `claim = "email"`: refuse an e-mail not marked `email_verified: true`.
+    pub require_verified_email: bool,
     pub unknown: Unknown,
     pub scopes: Vec<String>,
     /// The login page's button text.
@@ -97,6 +99,9 @@ pub enum OidcError {
     /// The ID token lacks the configured claim.
     #[error("the ID token has no claim `{0}`")]
     NoClaim(String),
+    /// The e-mail the person is matched on is not marked verified.
+    #[error("the ID token's email is not marked email_verified")]
+    Unverified,
 }
 
 impl OidcError {
@@ -108,6 +113,9 @@ impl OidcError {
             OidcError::Token(_) => "inloggningen kunde inte bekräftas; logga in igen",
             OidcError::NoClaim(_) => {
                 "inloggningstjänsten skickade inte uppgiften som användare känns igen på; kontakta en administratör"
+            }
+            OidcError::Unverified => {
+                "inloggningstjänsten har inte bekräftat din e-postadress, så den kan inte användas för att känna igen dig; kontakta en administratör"
             }
         }
     }
@@ -253,9 +261,13 @@ impl Oidc {
         let claims = payload(raw.as_str().unwrap_or_default())?;
         let value =
             claim_text(&claims, &self.config.claim).ok_or_else(|| OidcError::NoClaim(self.config.claim.clone()))?;
-        let email = (claims.get("email_verified") != Some(&serde_json::Value::Bool(false)))
-            .then(|| claim_text(&claims, "email"))
-            .flatten();
+        // An e-mail the IdP has not verified may be anyone's (some let the
+        // person set it): not a name to know someone by.
+        let verified = claims.get("email_verified") == Some(&serde_json::Value::Bool(true));
+        if self.config.claim == "email" && self.config.require_verified_email && !verified {
+            return Err(OidcError::Unverified);
+        }
+        let email = verified.then(|| claim_text(&claims, "email")).flatten();
         Ok(Identity { value, email })
     }
 }

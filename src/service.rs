@@ -45,7 +45,11 @@ pub struct Services {
 impl Services {
     /// Pool, migrations, validated mail settings and compiled templates.
     pub fn build(config: &Config) -> anyhow::Result<Services> {
-        let pool = store::pool(&config.database_url, config.pool_size)?;
+        let pool = store::pool_limited(
+            &config.database_url,
+            config.pool_size,
+            (config.sqlite_max_mb > 0).then(|| config.sqlite_max_mb * 1024 * 1024),
+        )?;
         let mut conn = pool.get().map_err(|e| {
             anyhow::anyhow!(
                 "cannot open the database {}: {e}",

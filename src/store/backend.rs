@@ -86,7 +86,13 @@ where
             Ok(value)
         }
         Err(e) => {
-            Manager::rollback_transaction(conn)?;
+            // SQLite rolls a transaction back itself after some errors (a
+            // full database or disk): then ROLLBACK finds none. The first
+            // error is the one to report; a connection whose rollback
+            // failed is marked broken and the pool drops it.
+            if let Err(r) = Manager::rollback_transaction(conn) {
+                tracing::warn!(error = %r, "rollback after a failed write transaction");
+            }
             Err(e)
         }
     }

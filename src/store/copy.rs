@@ -31,7 +31,7 @@ use sha2::{Digest, Sha256};
 use super::{PG_MIGRATIONS, SQLITE_MIGRATIONS};
 
 /// Tables that are state of a running process, not data: not copied.
-const NOT_COPIED: &[&str] = &["scan_lock"];
+const NOT_COPIED: &[&str] = &["scan_lock", "oidc_logins"];
 const MIGRATIONS_TABLE: &str = "__diesel_schema_migrations";
 /// Bind parameters per INSERT; PostgreSQL allows 65 535.
 const PARAMS_PER_INSERT: usize = 30_000;

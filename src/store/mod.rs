@@ -109,12 +109,24 @@ pub enum ConnError {
 #[derive(Debug, Clone)]
 pub struct Manager {
     url: DbUrl,
+    /// SQLite: the largest the file may grow (`database.sqlite_max_mb`),
+    /// set on each connection as `max_page_count`.
+    sqlite_max_bytes: Option<u64>,
 }
 
 impl Manager {
     pub fn new(url: DbUrl) -> Manager {
-        Manager { url }
+        Manager {
+            url,
+            sqlite_max_bytes: None,
+        }
     }
+}
+
+#[derive(diesel::QueryableByName)]
+struct PageSize {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    page_size: i64,
 }
 
 impl r2d2::ManageConnection for Manager {
@@ -147,6 +159,14 @@ impl r2d2::ManageConnection for Manager {
                      PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; \
                      PRAGMA cache_size = -16000; PRAGMA temp_store = MEMORY;",
                 )?;
+                if let Some(max) = self.sqlite_max_bytes {
+                    // A write past it fails with SQLITE_FULL and its
+                    // transaction rolls back, as on a full disk.
+                    let page: PageSize =
+                        diesel::RunQueryDsl::get_result(diesel::sql_query("PRAGMA page_size"), &mut conn)?;
+                    let pages = (max / page.page_size.max(512) as u64).max(1);
+                    conn.batch_execute(&format!("PRAGMA max_page_count = {pages};"))?;
+                }
                 Ok(DbConn::Sqlite(conn))
             }
         }
@@ -167,11 +187,27 @@ impl r2d2::ManageConnection for Manager {
 /// Builds the pool. With `connect_timeout` the first connection is awaited,
 /// so a wrong URL stops the start instead of the first request.
 pub fn pool(url: &DbUrl, size: u32) -> anyhow::Result<Pool> {
+    pool_limited(url, size, None)
+}
+
+/// [`pool`], with SQLite's file limited to `sqlite_max_bytes`.
+pub fn pool_limited(url: &DbUrl, size: u32, sqlite_max_bytes: Option<u64>) -> anyhow::Result<Pool> {
     let pool = r2d2::Pool::builder()
         .max_size(size)
         .connection_timeout(std::time::Duration::from_secs(15))
-        .build(Manager::new(url.clone()))?;
+        .build(Manager {
+            url: url.clone(),
+            sqlite_max_bytes,
+        })?;
     Ok(pool)
+}
+
+/// Whether a database error says the database or its disk is full: SQLite's
+/// SQLITE_FULL (a full disk or `database.sqlite_max_mb`), PostgreSQL's
+/// disk_full (53100) and out of space in a tablespace.
+pub fn is_full(e: &dyn std::fmt::Display) -> bool {
+    let text = format!("{e:#}");
+    text.contains("database or disk is full") || text.contains("No space left on device") || text.contains("disk full")
 }
 
 /// Runs every pending migration of the connection's backend.

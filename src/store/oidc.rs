@@ -89,7 +89,7 @@ pub enum Found {
 pub fn find(conn: &mut DbConn, by: MatchBy, value: &str) -> QueryResult<Found> {
     let rows: Vec<(i64, Option<NaiveDateTime>)> = match by {
         MatchBy::HsaId => users::table
-            .filter(users::hsa_id.eq(value))
+            .filter(users::hsa_id.eq(super::users::hsa_id_form(value)))
             .select((users::id, users::disabled_at))
             .load(conn)?,
         MatchBy::Email => users::table
@@ -114,7 +114,11 @@ pub fn find(conn: &mut DbConn, by: MatchBy, value: &str) -> QueryResult<Found> {
 /// password, who sees nothing until an administrator gives units. The user
 /// name is the claim's value.
 pub fn create(conn: &mut DbConn, by: MatchBy, identity: &Identity) -> anyhow::Result<i64> {
-    let name = identity.value.as_str();
+    let name = match by {
+        MatchBy::HsaId => super::users::hsa_id_form(&identity.value),
+        MatchBy::Email => identity.value.clone(),
+    };
+    let name = name.as_str();
     anyhow::ensure!(
         super::users::valid_username(name),
         "uppgiften från inloggningstjänsten duger inte som användarnamn"

@@ -216,9 +216,12 @@ pub struct Change {
 /// has never had any (it sees nothing until given units). The user's
 /// sessions end when role or units change, so the next request sees them.
 pub fn update(conn: &mut DbConn, username: &str, change: &Change) -> anyhow::Result<()> {
-    if let Some(Some(h)) = &change.hsa_id {
+    let mut change = change.clone();
+    if let Some(Some(h)) = &mut change.hsa_id {
+        *h = hsa_id_form(h);
         anyhow::ensure!(valid_hsa_id(h), "HSA-id {h} har fel form (t.ex. SE2321000016-1234)");
     }
+    let change = &change;
     anyhow::ensure!(
         change.role != Some(Role::Inlasning),
         "rollen inlasning är för API-nycklar, inte för personer"
@@ -270,6 +273,12 @@ pub fn update(conn: &mut DbConn, username: &str, change: &Change) -> anyhow::Res
 /// the issuing organisation's id, a dash and a serial).
 pub fn valid_hsa_id(h: &str) -> bool {
     (4..=64).contains(&h.len()) && h.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+}
+
+/// An HSA-id as stored and compared: trimmed, in capitals (Inera issues
+/// them so; an id typed in lower case is the same id).
+pub fn hsa_id_form(h: &str) -> String {
+    h.trim().to_ascii_uppercase()
 }
 
 fn end_all(conn: &mut DbConn, user_id: i64) -> QueryResult<usize> {
@@ -375,7 +384,15 @@ pub fn login_candidate(conn: &mut DbConn, username: &str) -> QueryResult<Candida
 
 impl Candidate {
     pub fn verify(&self, password: &str) -> bool {
-        self.id.is_some() && verify(password, &self.hash)
+        // A user without a password (one who logs in only through the
+        // identity provider) costs the same argon2 run as anyone else.
+        let hash = if PasswordHash::new(&self.hash).is_ok() {
+            self.hash.as_str()
+        } else {
+            DUMMY_HASH
+        };
+        let good = verify(password, hash);
+        self.id.is_some() && hash == self.hash && good
     }
 }
 

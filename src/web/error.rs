@@ -110,7 +110,7 @@ impl From<IngestError> for AppError {
                 ),
                 extra: Some(("conflicts", json!(conflicts))),
             },
-            IngestError::Db(e) => AppError::internal(e),
+            IngestError::Db(e) => AppError::from(e),
         }
     }
 }
@@ -121,14 +121,29 @@ impl From<actix_web::error::BlockingError> for AppError {
     }
 }
 
+/// A write refused for want of room: 503, nothing of it stored.
+fn full(e: &dyn std::fmt::Display) -> AppError {
+    tracing::error!(error = %e, "the database is full");
+    AppError::new(
+        ErrorCode::Unavailable,
+        "databasen är full: inget av detta sparades; skicka igen när driften har frigjort utrymme",
+    )
+}
+
 impl From<diesel::result::Error> for AppError {
     fn from(e: diesel::result::Error) -> AppError {
+        if crate::store::is_full(&e) {
+            return full(&e);
+        }
         AppError::internal(e)
     }
 }
 
 impl From<anyhow::Error> for AppError {
     fn from(e: anyhow::Error) -> AppError {
+        if crate::store::is_full(&e) {
+            return full(&e);
+        }
         AppError::internal(e)
     }
 }

@@ -189,6 +189,10 @@ async fn finish(
                         );
                         id
                     }
+                    // A database error is logged, not shown; the refusals are Swedish.
+                    Err(e) if e.downcast_ref::<diesel::result::Error>().is_some() => {
+                        return Err(super::error::AppError::internal(format!("{e:#}")))
+                    }
                     Err(e) => return Ok(Outcome::Refused(StatusCode::FORBIDDEN, e.to_string())),
                 }
             }

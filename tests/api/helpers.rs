@@ -161,6 +161,7 @@ pub fn config(db: &TestDb) -> Config {
         database_url: DbUrl::parse(&db.url()).unwrap(),
         database_url_text: db.url(),
         pool_size: 4,
+        sqlite_max_mb: 0,
         listen: "127.0.0.1:0".into(),
         max_body_bytes: 64 * 1024 * 1024,
         workers: 1,

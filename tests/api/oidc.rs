@@ -314,6 +314,7 @@ fn app_for(b: Backend, issuer: &Issuer, by: MatchBy, unknown: Unknown) -> TestAp
             MatchBy::Email => "email".into(),
         },
         match_by: by,
+        require_verified_email: true,
         unknown,
         scopes: vec!["openid".into(), "email".into()],
         button: "Logga in med SITHS".into(),
@@ -396,10 +397,12 @@ fn who(app: &TestApp, session: &str) -> Value {
     serde_json::from_str(&r.body).unwrap()
 }
 
+/// A user with the issuer's HSA-id, typed in lower case as an
+/// administrator might: stored and compared in capitals.
 fn hsa_user(app: &TestApp, name: &str, units: &[&str]) {
     create_user(app, name, Role::Handlaggare, units);
     let change = users::Change {
-        hsa_id: Some(Some(HSA_ID.into())),
+        hsa_id: Some(Some(HSA_ID.to_lowercase())),
         ..Default::default()
     };
     users::update(&mut app.conn(), name, &change).unwrap();
@@ -569,6 +572,18 @@ fn a_person_is_found_by_e_mail_without_regard_to_case(b: Backend) {
         Some("Bo.Lind@Kommun.example.se"),
     )
     .unwrap();
+    // An e-mail the IdP has not verified, or does not say it has: not
+    // enough to be known by.
+    for unverified in [
+        json!({"email": "bo.lind@kommun.example.se", "email_verified": false}),
+        json!({"email": "bo.lind@kommun.example.se"}),
+    ] {
+        issuer.person(unverified.clone());
+        let back = log_in(&app, "").back;
+        assert_eq!(back.status, 401, "{unverified}: {}", back.body);
+        assert!(back.body.contains("inte bekräftat din e-postadress"), "{}", back.body);
+        assert!(back.cookie("svu_session").is_none());
+    }
     issuer.person(json!({"email": "bo.lind@kommun.example.se", "email_verified": true}));
     let back = log_in(&app, "").back;
     assert_eq!(back.status, 303, "{}", back.body);
@@ -609,6 +624,7 @@ fn an_identity_provider_that_is_down_gives_a_message_and_password_login_still_wo
             redirect_url: format!("http://127.0.0.1:{port}/login/oidc/retur"),
             claim: "email".into(),
             match_by: MatchBy::Email,
+            require_verified_email: true,
             unknown: Unknown::Refuse,
             scopes: vec!["openid".into()],
             button: "Logga in med SITHS".into(),

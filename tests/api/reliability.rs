@@ -19,6 +19,34 @@ use crate::smtp::{free_port, SmtpServer};
 
 crate::on_both!(serve_killed_at_random_points_loses_and_doubles_nothing);
 
+/// The deviations of `all` imported into a fresh database and scanned once,
+/// with no faults: what a faulty run must end up with.
+fn reference(b: Backend, dir: &std::path::Path, all: &[String]) -> HashSet<String> {
+    let clean = TestDb::new(b);
+    let out = bin()
+        .args(["migrate", "--database-url", &clean.url()])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    units_into(&clean.url(), dir);
+    let events = dir.join("alla.jsonl");
+    std::fs::write(&events, all.concat()).unwrap();
+    let out = bin()
+        .args(["import", "--events"])
+        .arg(&events)
+        .args(["--database-url", &clean.url()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = bin().args(["scan", "--database-url", &clean.url()]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    TestApp::attach(&clean.url())
+        .deviations()
+        .into_iter()
+        .map(|d| d.fingerprint)
+        .collect()
+}
+
 fn rounds() -> usize {
     std::env::var("SVU_VAKT_FAULT_ROUNDS")
         .ok()
@@ -217,31 +245,12 @@ fn serve_killed_at_random_points_loses_and_doubles_nothing(b: Backend) {
     drop(last);
 
     // The reference: the same events, one scan, no faults.
-    let clean = TestDb::new(b);
-    let out = bin()
-        .args(["migrate", "--database-url", &clean.url()])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    units_into(&clean.url(), dir.path());
-    let events = dir.path().join("alla.jsonl");
-    std::fs::write(&events, all.concat()).unwrap();
-    let out = bin()
-        .args(["import", "--events"])
-        .arg(&events)
-        .args(["--database-url", &clean.url()])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = bin().args(["scan", "--database-url", &clean.url()]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let reference = TestApp::attach(&clean.url());
+    let expected = reference(b, dir.path(), &all);
 
     let sent_events = all.len() * 20;
     let stored = app.event_count() as usize;
     let fingerprints: Vec<String> = app.deviations().into_iter().map(|d| d.fingerprint).collect();
     let distinct: HashSet<&String> = fingerprints.iter().collect();
-    let expected: HashSet<String> = reference.deviations().into_iter().map(|d| d.fingerprint).collect();
     let messages = smtp.messages();
     let ids: HashSet<String> = messages.iter().map(|m| m.message_id()).collect();
     let sent = sent_rows(&mut app.conn()) as usize;
@@ -291,4 +300,144 @@ fn serve_killed_at_random_points_loses_and_doubles_nothing(b: Backend) {
     );
     assert_eq!(ids.len(), sent, "every mail marked sent was received");
     assert_eq!(ids.len(), expected.len(), "one mail per deviation");
+}
+
+/// One POST of a batch: the status and the body.
+fn post_answer(base: &str, tok: &str, body: &str) -> (u16, String) {
+    match ureq::post(&format!("{base}/api/v1/events"))
+        .set("Authorization", &format!("Bearer {tok}"))
+        .set("Content-Type", "application/x-ndjson")
+        .timeout(Duration::from_secs(30))
+        .send_string(body)
+    {
+        Ok(r) | Err(ureq::Error::Status(_, r)) => (r.status(), r.into_string().unwrap_or_default()),
+        Err(e) => panic!("no answer: {e}"),
+    }
+}
+
+/// The SQLite file full (`database.sqlite_max_mb`, SQLite's page limit,
+/// which fails a write as a full disk does): batches are refused whole with
+/// a Swedish 503 while reads go on; a scan fails cleanly; restarted with
+/// room, the refused batches are taken and the deviations are those of a
+/// fault-free run.
+#[test]
+fn a_full_sqlite_file_refuses_whole_batches_and_recovers_with_room() {
+    let b = Backend::Sqlite;
+    let db = TestDb::new(b);
+    let url = db.url();
+    let dir = tempfile::tempdir().unwrap();
+    let out = bin().args(["migrate", "--database-url", &url]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let ward = units_into(&url, dir.path());
+    let app = TestApp::attach(&url);
+    let tok = token(&app.pool, Role::Inlasning, None);
+    let admin = token(&app.pool, Role::Admin, None);
+    let all = batches(&ward, 400);
+    let serve = |port: u16, max_mb: &str| {
+        Child(
+            bin()
+                .env("SVU_VAKT_SQLITE_MAX_MB", max_mb)
+                .args([
+                    "serve",
+                    "--listen",
+                    &format!("127.0.0.1:{port}"),
+                    "--database-url",
+                    &url,
+                ])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::fs::File::create(dir.path().join(format!("serve-{port}.log"))).unwrap())
+                .spawn()
+                .unwrap(),
+        )
+    };
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let full = serve(port, "2");
+    wait_ready(&base);
+    let mut taken = 0;
+    let refusal = loop {
+        assert!(taken < all.len(), "2 MiB never filled");
+        let (status, body) = post_answer(&base, &tok, &all[taken]);
+        if status != 200 {
+            break (status, body);
+        }
+        taken += 1;
+    };
+    let log = std::fs::read_to_string(dir.path().join(format!("serve-{port}.log"))).unwrap_or_default();
+    assert_eq!(refusal.0, 503, "{}\n{log}", refusal.1);
+    assert!(refusal.1.contains("databasen är full"), "{}", refusal.1);
+    assert!(taken > 0, "some batches fit first");
+    // Nothing of the refused batch, everything of the acknowledged ones.
+    assert_eq!(app.event_count() as usize, taken * 20);
+    let partial: i64 = {
+        use svu_vakt::store::schema::events;
+        events::table
+            .filter(events::id.like(format!("R{taken}-%")))
+            .count()
+            .get_result(&mut *app.conn())
+            .unwrap()
+    };
+    assert_eq!(partial, 0, "the refused batch left nothing behind");
+    // Reads go on while it is full.
+    let units = ureq::get(&format!("{base}/api/v1/units"))
+        .set("Authorization", &format!("Bearer {admin}"))
+        .call()
+        .unwrap();
+    assert_eq!(units.status(), 200);
+    // A scan fails cleanly, or fits: either way it says so and stores no half.
+    let scan = match ureq::post(&format!("{base}/api/v1/scans"))
+        .set("Authorization", &format!("Bearer {admin}"))
+        .set("Content-Type", "application/json")
+        .send_string("{}")
+    {
+        Ok(r) | Err(ureq::Error::Status(_, r)) => (r.status(), r.into_string().unwrap_or_default()),
+        Err(e) => panic!("no answer: {e}"),
+    };
+    assert!(scan.0 == 200 || scan.0 >= 500, "{scan:?}");
+    let full_scan_status = scan.0;
+    drop(full);
+
+    // Room again: the same service, restarted with no limit.
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let _roomy = serve(port, "0");
+    wait_ready(&base);
+    for batch in &all[taken..] {
+        let (status, body) = post_answer(&base, &tok, batch);
+        assert_eq!(status, 200, "{body}");
+    }
+    assert_eq!(app.event_count() as usize, all.len() * 20, "each event once");
+    let scan = ureq::post(&format!("{base}/api/v1/scans"))
+        .set("Authorization", &format!("Bearer {admin}"))
+        .set("Content-Type", "application/json")
+        .send_string("{}")
+        .unwrap();
+    assert_eq!(scan.status(), 200);
+    let fingerprints: Vec<String> = app.deviations().into_iter().map(|d| d.fingerprint).collect();
+    let distinct: HashSet<&String> = fingerprints.iter().collect();
+    assert_eq!(distinct.len(), fingerprints.len(), "no deviation twice");
+    let expected = reference(b, dir.path(), &all);
+    let got: HashSet<String> = fingerprints.into_iter().collect();
+    assert_eq!(got, expected, "the same deviations as a fault-free run");
+
+    if let Ok(report) = std::env::var("SVU_VAKT_FAULT_REPORT") {
+        let text = format!(
+            "### The SQLite file full, SQLite\n\n\
+             `database.sqlite_max_mb = 2` (SQLite's page limit), batches of 20 events until one is refused; \
+             then restarted with no limit and the rest sent.\n\n\
+             | count | value |\n|---|---|\n\
+             | batches acknowledged before the file was full | {taken} |\n\
+             | answer to the next batch | {} `databasen är full …` |\n\
+             | events of the refused batch stored | {partial} |\n\
+             | scan while full | HTTP {full_scan_status} |\n\
+             | events sent in all / stored | {} / {} |\n\
+             | deviations filed / of a fault-free run | {} / {} |\n\n",
+            refusal.0,
+            all.len() * 20,
+            app.event_count(),
+            got.len(),
+            expected.len()
+        );
+        std::fs::write(std::path::Path::new(&report).join("sqlite-full.md"), text).unwrap();
+    }
 }
