@@ -229,6 +229,24 @@ async fn units_post(
     }
 }
 
+/// A form field, trimmed; `None` when empty or absent.
+fn field(form: &HashMap<String, String>, name: &str) -> Option<String> {
+    form.get(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+}
+
+/// The `units` field: unit ids separated by commas.
+fn unit_list(form: &HashMap<String, String>) -> Vec<String> {
+    form.get("units")
+        .map(|s| {
+            s.split(',')
+                .map(str::trim)
+                .filter(|u| !u.is_empty())
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 async fn users_page(
     state: &web::Data<AppState>,
     pages: &Pages,
@@ -289,19 +307,8 @@ async fn users_create(
     };
     let username = form.get("username").map(|s| s.trim().to_string()).unwrap_or_default();
     let role = form.get("role").and_then(|r| Role::parse(r));
-    let unit_ids: Vec<String> = form
-        .get("units")
-        .map(|s| {
-            s.split(',')
-                .map(|u| u.trim().to_string())
-                .filter(|u| !u.is_empty())
-                .collect()
-        })
-        .unwrap_or_default();
-    let email = form
-        .get("email")
-        .map(|e| e.trim().to_string())
-        .filter(|e| !e.is_empty());
+    let unit_ids = unit_list(&form);
+    let email = field(&form, "email");
     let st = state.clone();
     let name = username.clone();
     let result = blocking(move || {
@@ -399,19 +406,8 @@ async fn users_change(
         let e = AppError::new(ErrorCode::Conflict, "du kan inte ta bort din egen administratörsroll");
         return error_page(&pages, Some(&user), &e);
     }
-    let units: Vec<String> = form
-        .get("units")
-        .map(|s| {
-            s.split(',')
-                .map(|u| u.trim().to_string())
-                .filter(|u| !u.is_empty())
-                .collect()
-        })
-        .unwrap_or_default();
-    let hsa_id = form
-        .get("hsa_id")
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty());
+    let units = unit_list(&form);
+    let hsa_id = field(&form, "hsa_id");
     let st = state.clone();
     let result = blocking(move || {
         let mut conn = st.pool.get()?;

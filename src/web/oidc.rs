@@ -48,6 +48,15 @@ fn refused(state: &AppState, pages: &Pages, status: StatusCode, message: &str) -
     page
 }
 
+fn not_configured(state: &AppState, pages: &Pages) -> HttpResponse {
+    refused(
+        state,
+        pages,
+        StatusCode::NOT_FOUND,
+        "inloggning via regionens inloggningstjänst är inte inställd här",
+    )
+}
+
 #[get("/login/oidc")]
 async fn begin(
     state: web::Data<AppState>,
@@ -55,12 +64,7 @@ async fn begin(
     query: web::Query<HashMap<String, String>>,
 ) -> HttpResponse {
     let Some(oidc) = state.oidc.clone() else {
-        return refused(
-            &state,
-            &pages,
-            StatusCode::NOT_FOUND,
-            "inloggning via regionens inloggningstjänst är inte inställd här",
-        );
+        return not_configured(&state, &pages);
     };
     let next = local_next(query.get("next"));
     let st = state.clone();
@@ -106,12 +110,7 @@ async fn finish(
     query: web::Query<HashMap<String, String>>,
 ) -> HttpResponse {
     let Some(oidc) = state.oidc.clone() else {
-        return refused(
-            &state,
-            &pages,
-            StatusCode::NOT_FOUND,
-            "inloggning via regionens inloggningstjänst är inte inställd här",
-        );
+        return not_configured(&state, &pages);
     };
     let given = query.get("state").cloned().unwrap_or_default();
     let browser = cookie(&req, STATE_COOKIE).unwrap_or_default();
