@@ -163,7 +163,7 @@ impl Auditor {
         diesel::update(scan_runs::table.filter(scan_runs::status.eq("pagar")))
             .set((
                 scan_runs::status.eq("avbruten"),
-                scan_runs::error_text.eq("granskningen avbröts (processen stoppades) innan den blev klar"),
+                scan_runs::error_text.eq("granskningen avbröts innan den blev klar (processen stoppades eller förbindelsen med databasen bröts)"),
             ))
             .execute(&mut conn)
             .map_err(|e| anyhow::anyhow!(e))?;

@@ -210,6 +210,25 @@ pub fn is_full(e: &dyn std::fmt::Display) -> bool {
     text.contains("database or disk is full") || text.contains("No space left on device") || text.contains("disk full")
 }
 
+/// Whether a database error says the connection to the server was lost or
+/// the server is going down or coming up (PostgreSQL restarted, its
+/// sessions ended): the statement's transaction was rolled back, nothing of
+/// it stored, and the same request can be sent again.
+pub fn is_unreachable(e: &dyn std::fmt::Display) -> bool {
+    const SIGNS: [&str; 8] = [
+        "server closed the connection unexpectedly",
+        "terminating connection due to administrator command",
+        "the database system is shutting down",
+        "the database system is starting up",
+        "the database system is in recovery mode",
+        "Connection refused",
+        "connection to server",
+        "no connection to the server",
+    ];
+    let text = format!("{e:#}");
+    SIGNS.iter().any(|s| text.contains(s))
+}
+
 /// Runs every pending migration of the connection's backend.
 ///
 /// On PostgreSQL the applied versions are read first, and with none

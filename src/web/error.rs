@@ -130,27 +130,42 @@ fn full(e: &dyn std::fmt::Display) -> AppError {
     )
 }
 
+/// The database gone in the middle of a request (restarted, its sessions
+/// ended): 503, the transaction rolled back, the request can be sent again.
+fn unreachable(e: &dyn std::fmt::Display) -> AppError {
+    tracing::error!(error = %e, "the database connection was lost");
+    AppError::new(ErrorCode::Unavailable, UNREACHABLE)
+}
+
+const UNREACHABLE: &str = "databasen svarar inte: inget av detta sparades; skicka igen om en stund";
+
+/// A database error as the answer says it: full and unreachable are 503,
+/// anything else an internal error.
+fn from_db(e: &dyn std::fmt::Display) -> AppError {
+    if crate::store::is_full(e) {
+        full(e)
+    } else if crate::store::is_unreachable(e) {
+        unreachable(e)
+    } else {
+        AppError::internal(e)
+    }
+}
+
 impl From<diesel::result::Error> for AppError {
     fn from(e: diesel::result::Error) -> AppError {
-        if crate::store::is_full(&e) {
-            return full(&e);
-        }
-        AppError::internal(e)
+        from_db(&e)
     }
 }
 
 impl From<anyhow::Error> for AppError {
     fn from(e: anyhow::Error) -> AppError {
-        if crate::store::is_full(&e) {
-            return full(&e);
-        }
-        AppError::internal(e)
+        from_db(&e)
     }
 }
 
 impl From<r2d2::Error> for AppError {
     fn from(e: r2d2::Error) -> AppError {
         tracing::error!(error = %e, "no database connection");
-        AppError::new(ErrorCode::Unavailable, "the database is not reachable")
+        AppError::new(ErrorCode::Unavailable, UNREACHABLE)
     }
 }

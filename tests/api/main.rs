@@ -16,6 +16,7 @@ mod ingest;
 mod oidc;
 mod openapi;
 mod operations;
+mod pg_restart;
 mod processes;
 mod reliability;
 mod reminders;

@@ -21,7 +21,7 @@ crate::on_both!(serve_killed_at_random_points_loses_and_doubles_nothing);
 
 /// The deviations of `all` imported into a fresh database and scanned once,
 /// with no faults: what a faulty run must end up with.
-fn reference(b: Backend, dir: &std::path::Path, all: &[String]) -> HashSet<String> {
+pub(crate) fn reference(b: Backend, dir: &std::path::Path, all: &[String]) -> HashSet<String> {
     let clean = TestDb::new(b);
     let out = bin()
         .args(["migrate", "--database-url", &clean.url()])
@@ -47,7 +47,7 @@ fn reference(b: Backend, dir: &std::path::Path, all: &[String]) -> HashSet<Strin
         .collect()
 }
 
-fn rounds() -> usize {
+pub(crate) fn rounds() -> usize {
     std::env::var("SVU_VAKT_FAULT_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -56,10 +56,10 @@ fn rounds() -> usize {
 
 /// A small deterministic generator: the kill points follow from the seed,
 /// which the report names.
-struct Lcg(u64);
+pub(crate) struct Lcg(pub(crate) u64);
 
 impl Lcg {
-    fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         self.0 = self
             .0
             .wrapping_mul(6_364_136_223_846_793_005)
@@ -70,7 +70,7 @@ impl Lcg {
 
 /// Batches of 20 events: each a new case admitted three days ago whose
 /// inskrivningsmeddelande never comes.
-fn batches(ward: &str, n: usize) -> Vec<String> {
+pub(crate) fn batches(ward: &str, n: usize) -> Vec<String> {
     (0..n)
         .map(|b| {
             (0..20)
@@ -95,7 +95,7 @@ fn post(base: &str, tok: &str, body: &str) -> bool {
         .is_ok_and(|r| r.status() == 200)
 }
 
-fn wait_ready(base: &str) {
+pub(crate) fn wait_ready(base: &str) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while ureq::get(&format!("{base}/readyz"))
         .timeout(Duration::from_secs(1))
@@ -107,7 +107,7 @@ fn wait_ready(base: &str) {
     }
 }
 
-fn units_into(url: &str, dir: &std::path::Path) -> String {
+pub(crate) fn units_into(url: &str, dir: &std::path::Path) -> String {
     let units = dir.join("units.json");
     std::fs::write(&units, svu_vakt::demo::units_json()).unwrap();
     let out = bin()
@@ -303,7 +303,7 @@ fn serve_killed_at_random_points_loses_and_doubles_nothing(b: Backend) {
 }
 
 /// One POST of a batch: the status and the body.
-fn post_answer(base: &str, tok: &str, body: &str) -> (u16, String) {
+pub(crate) fn post_answer(base: &str, tok: &str, body: &str) -> (u16, String) {
     match ureq::post(&format!("{base}/api/v1/events"))
         .set("Authorization", &format!("Bearer {tok}"))
         .set("Content-Type", "application/x-ndjson")

@@ -46,7 +46,7 @@ async fn post_scan(
     let summary = match crate::jobs::scan_once(&services, as_of, full).await {
         Ok(s) => s,
         Err(ScanError::Busy) => return Err(AppError::new(ErrorCode::Conflict, "another scan is running")),
-        Err(ScanError::Failed(e)) => return Err(AppError::internal(format!("{e:#}"))),
+        Err(ScanError::Failed(e)) => return Err(AppError::from(e)),
     };
     let mail = crate::jobs::deliver_once(&services, false).await;
     Ok(HttpResponse::Ok().json(json!({"scan": summary, "mail": mail})))
