@@ -356,7 +356,7 @@ pub fn import_quiet(
     if let Some(path) = units_file {
         let text = read(path)?;
         let is_csv = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
-        let list = ingest::parse_units(&text, is_csv).map_err(|errors| field_errors(path, &errors))?;
+        let list = ingest::parse_units(&text, is_csv).map_err(|errors| field_errors(path, &errors, errors.len()))?;
         units::upsert(&mut conn, &list)?;
     }
     let Some(path) = events_file else { return Ok(0) };
@@ -383,7 +383,7 @@ pub fn import(
     if let Some(path) = units_file {
         let text = read(path)?;
         let is_csv = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
-        let list = ingest::parse_units(&text, is_csv).map_err(|errors| field_errors(path, &errors))?;
+        let list = ingest::parse_units(&text, is_csv).map_err(|errors| field_errors(path, &errors, errors.len()))?;
         let (created, updated) = units::upsert(&mut conn, &list)?;
         println!("{}: {created} nya enheter, {updated} uppdaterade", path.display());
     }
@@ -406,13 +406,15 @@ fn read(path: &Path) -> anyhow::Result<String> {
     std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("kan inte läsa {}: {e}", path.display()))
 }
 
-fn field_errors(path: &Path, errors: &[crate::domain::FieldError]) -> anyhow::Error {
-    let mut msg = format!("{}: {} fel, inget sparades", path.display(), errors.len());
+/// The first 50 errors and the count of all (`total`, which may be more
+/// than the errors kept).
+fn field_errors(path: &Path, errors: &[crate::domain::FieldError], total: usize) -> anyhow::Error {
+    let mut msg = format!("{}: {total} fel, inget sparades", path.display());
     for e in errors.iter().take(50) {
         msg.push_str(&format!("\n  rad {}, fält {}: {}", e.line, e.field, e.message));
     }
-    if errors.len() > 50 {
-        msg.push_str(&format!("\n  … och {} fel till", errors.len() - 50));
+    if total > 50 {
+        msg.push_str(&format!("\n  … och {} fel till", total - 50));
     }
     anyhow::anyhow!(msg)
 }
@@ -420,7 +422,7 @@ fn field_errors(path: &Path, errors: &[crate::domain::FieldError]) -> anyhow::Er
 fn file_error(path: &Path, e: ingest::file::FileError) -> anyhow::Error {
     use ingest::file::FileError;
     match e {
-        FileError::Invalid(errors) => field_errors(path, &errors),
+        FileError::Invalid(errors, total) => field_errors(path, &errors, total),
         FileError::Conflict(c) => ingest_error(path, IngestError::Conflict(c)),
         FileError::Failed(e) => e.context(format!("{}: inget sparades", path.display())),
     }
@@ -428,7 +430,7 @@ fn file_error(path: &Path, e: ingest::file::FileError) -> anyhow::Error {
 
 fn ingest_error(path: &Path, e: IngestError) -> anyhow::Error {
     match e {
-        IngestError::Invalid(errors) => field_errors(path, &errors),
+        IngestError::Invalid(errors) => field_errors(path, &errors, errors.len()),
         IngestError::Conflict(c) => {
             let lines: Vec<String> = c
                 .iter()

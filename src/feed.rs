@@ -263,12 +263,19 @@ pub fn take(conn: &mut DbConn, hasher: &PatientHasher, cfg: &FeedConfig, path: &
                         row.duplicates = o.duplicates as i64;
                         (feed::IMPORTED, None, o.stored)
                     }
-                    Err(FileError::Invalid(errors)) => {
-                        let lines: String = errors
+                    Err(FileError::Invalid(errors, total)) => {
+                        let mut lines: String = errors
                             .iter()
                             .map(|e| format!("rad {}, fält {}: {}\n", e.line, e.field, e.message))
                             .collect();
-                        (feed::FAILED, Some((errors.len(), lines)), 0)
+                        if total > errors.len() {
+                            lines.push_str(&format!(
+                                "… och {} fel till (de första {} visas)\n",
+                                total - errors.len(),
+                                errors.len()
+                            ));
+                        }
+                        (feed::FAILED, Some((total, lines)), 0)
                     }
                     Err(FileError::Conflict(conflicts)) => {
                         let lines: String = conflicts

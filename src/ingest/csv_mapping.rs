@@ -78,7 +78,12 @@ impl CsvMapping {
             }
             Ok(())
         };
-        if let Err(e) = self.for_each_chunk(body.as_bytes(), hasher, usize::MAX, &mut collect) {
+        if let Err(e) = self.for_each_chunk(
+            super::file::LineCap::new(body.as_bytes()),
+            hasher,
+            usize::MAX,
+            &mut collect,
+        ) {
             errors.push(FieldError::new(0, "body", &format!("{e:#}")));
         }
         if errors.is_empty() {
@@ -102,7 +107,17 @@ impl CsvMapping {
             .from_reader(input);
         let headers = match reader.headers() {
             Ok(h) => h.clone(),
-            Err(e) => return f(Err(vec![FieldError::new(1, "header", &e.to_string())])),
+            Err(e) => {
+                let long = match e.kind() {
+                    csv::ErrorKind::Io(io) => io.get_ref().and_then(|i| i.downcast_ref::<super::file::LongLine>()),
+                    _ => None,
+                };
+                let message = match long {
+                    Some(_) => format!("är längre än {} byte", super::file::MAX_LINE_BYTES),
+                    None => e.to_string(),
+                };
+                return f(Err(vec![FieldError::new(1, "header", &message)]));
+            }
         };
         let index = match self.column_index(&headers) {
             Ok(i) => i,
@@ -122,6 +137,20 @@ impl CsvMapping {
                     }
                 }
                 Err(e) => {
+                    if let csv::ErrorKind::Io(io) = e.kind() {
+                        // Unreadable or a line past the cap: the rest of the
+                        // file cannot be read as records.
+                        let long = io.get_ref().and_then(|i| i.downcast_ref::<super::file::LongLine>());
+                        errors.push(match long {
+                            Some(l) => FieldError::new(
+                                l.0,
+                                "rad",
+                                &format!("är längre än {} byte", super::file::MAX_LINE_BYTES),
+                            ),
+                            None => FieldError::new(0, "fil", &format!("kan inte läsas: {io}")),
+                        });
+                        break;
+                    }
                     let line = e.position().map_or(0, |p| p.line() as usize);
                     errors.push(FieldError::new(line, "line", &format!("is not valid CSV: {e}")));
                 }
@@ -263,6 +292,8 @@ pub type NumberedObject = (usize, Map<String, Value>);
 
 /// Rows of a CSV with a header row as string-valued objects (units).
 pub fn csv_objects(body: &str) -> Result<Vec<NumberedObject>, Vec<FieldError>> {
+    // With CRLF the CSV reader misnumbers lines; LF it numbers as an editor does.
+    let body = &body.replace("\r\n", "\n");
     let delimiter = if body.lines().next().is_some_and(|h| h.contains(';')) {
         b';'
     } else {

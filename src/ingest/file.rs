@@ -23,11 +23,20 @@ use crate::store::DbConn;
 
 pub const IMPORT_BATCH: usize = 10_000;
 
+/// The most field errors a file's report lists; the rest are counted. A
+/// file of a million bad lines is reported in a page, not a gigabyte.
+pub const MAX_REPORTED_ERRORS: usize = 1000;
+
+/// The largest file read whole as one JSON array; larger exports are JSON
+/// Lines, which are read a batch at a time.
+pub const MAX_ARRAY_BYTES: u64 = 256 << 20;
+
 /// Why a file was not imported. Nothing of it is stored in any case.
 #[derive(Debug)]
 pub enum FileError {
-    /// Lines that are not valid events: every one of them.
-    Invalid(Vec<FieldError>),
+    /// Lines that are not valid events: the first [`MAX_REPORTED_ERRORS`]
+    /// field errors, and how many there were in all.
+    Invalid(Vec<FieldError>, usize),
     /// Event ids stored before with other content.
     Conflict(Vec<Conflict>),
     /// The file could not be read, or the database failed.
@@ -63,10 +72,15 @@ fn import_events_in(
     source: &str,
 ) -> Result<BatchOutcome, FileError> {
     let mut errors = Vec::new();
+    let mut unreported = 0;
     let mut conflicts = Vec::new();
     each_chunk(path, mapping, hasher, &mut |chunk| {
         match chunk {
-            Err(mut e) => errors.append(&mut e),
+            Err(e) => {
+                let room = MAX_REPORTED_ERRORS.saturating_sub(errors.len());
+                unreported += e.len().saturating_sub(room);
+                errors.extend(e.into_iter().take(room));
+            }
             Ok(events) if errors.is_empty() => {
                 conflicts.extend(crate::store::events::conflicts_with_stored(conn, &events)?);
             }
@@ -75,7 +89,8 @@ fn import_events_in(
         Ok(())
     })?;
     if !errors.is_empty() {
-        return Err(FileError::Invalid(errors));
+        let total = errors.len() + unreported;
+        return Err(FileError::Invalid(errors, total));
     }
     if !conflicts.is_empty() {
         return Err(FileError::Conflict(conflicts));
@@ -112,7 +127,10 @@ fn import_events_in(
         }
         crate::store::events::remove_batches(conn, &stored_batches).map_err(|e| FileError::Failed(e.into()))?;
         return Err(match refused {
-            Some(IngestError::Invalid(errors)) => FileError::Invalid(errors),
+            Some(IngestError::Invalid(errors)) => {
+                let total = errors.len();
+                FileError::Invalid(errors, total)
+            }
             Some(IngestError::Conflict(c)) => FileError::Conflict(c),
             _ => FileError::Failed(e.context(format!(
                 "inget sparades (de {} batcher som hann sparas är borttagna)",
@@ -138,7 +156,7 @@ fn each_chunk(
             let file =
                 std::fs::File::open(path).map_err(|e| anyhow::anyhow!("kan inte läsa {}: {e}", path.display()))?;
             m.for_each_chunk(
-                std::io::BufReader::with_capacity(1 << 20, file),
+                LineCap::new(std::io::BufReader::with_capacity(1 << 20, file)),
                 hasher,
                 IMPORT_BATCH,
                 f,
@@ -188,6 +206,93 @@ fn read_line_capped(r: &mut impl std::io::BufRead, buf: &mut Vec<u8>, cap: usize
     }
 }
 
+/// A line of a CSV export longer than [`MAX_LINE_BYTES`], by number: the
+/// error [`LineCap`] stops the CSV reader with.
+#[derive(Debug)]
+pub struct LongLine(pub usize);
+
+impl std::fmt::Display for LongLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "rad {} är längre än {MAX_LINE_BYTES} byte", self.0)
+    }
+}
+
+impl std::error::Error for LongLine {}
+
+/// Passes a CSV export through with CRLF line ends made LF, failing with
+/// [`LongLine`] once a line runs past [`MAX_LINE_BYTES`]: the CSV reader
+/// holds a whole record in memory, and a gigabyte without a line break
+/// must not become one. (The CSV reader numbers the lines of a CRLF file
+/// wrongly; with LF it names the line an editor shows.)
+pub struct LineCap<R> {
+    inner: R,
+    line: usize,
+    run: usize,
+    /// A `\r` that ended the last read: dropped if a `\n` follows.
+    pending_cr: bool,
+}
+
+impl<R> LineCap<R> {
+    pub fn new(inner: R) -> LineCap<R> {
+        LineCap {
+            inner,
+            line: 1,
+            run: 0,
+            pending_cr: false,
+        }
+    }
+}
+
+impl<R: std::io::Read> std::io::Read for LineCap<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if buf.len() < 2 {
+            return self.inner.read(buf);
+        }
+        loop {
+            let held = usize::from(self.pending_cr);
+            let n = self.inner.read(&mut buf[held..])?;
+            if held == 1 {
+                buf[0] = b'\r';
+            }
+            self.pending_cr = false;
+            let total = held + n;
+            if n == 0 {
+                return Ok(total);
+            }
+            let mut kept = 0;
+            for i in 0..total {
+                let b = buf[i];
+                if b == b'\r' {
+                    if i + 1 == total {
+                        self.pending_cr = true;
+                        continue;
+                    }
+                    if buf[i + 1] == b'\n' {
+                        continue;
+                    }
+                }
+                if b == b'\n' {
+                    self.line += 1;
+                    self.run = 0;
+                } else {
+                    self.run += 1;
+                    if self.run > MAX_LINE_BYTES {
+                        return Err(std::io::Error::new(
+                            std::io::ErrorKind::InvalidData,
+                            LongLine(self.line),
+                        ));
+                    }
+                }
+                buf[kept] = b;
+                kept += 1;
+            }
+            if kept > 0 {
+                return Ok(kept);
+            }
+        }
+    }
+}
+
 type Lines<'a> = Result<&'a [NumberedLine], Vec<FieldError>>;
 
 /// Numbered lines of a JSON Lines file, `IMPORT_BATCH` at a time; a file
@@ -204,6 +309,18 @@ fn for_each_batch(path: &Path, f: &mut dyn FnMut(Lines) -> anyhow::Result<()>) -
             .map_err(|e| anyhow::anyhow!("kan inte läsa {}: {e}", path.display()))?;
         let head = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
         if head.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+            let size = std::fs::metadata(path).map_or(0, |m| m.len());
+            if size > MAX_ARRAY_BYTES {
+                return f(Err(vec![FieldError::new(
+                    1,
+                    "fil",
+                    &format!(
+                        "är en JSON-array på {} MiB; en array läses hel och får vara högst {} MiB: skicka JSON Lines (en händelse per rad) i stället",
+                        size >> 20,
+                        MAX_ARRAY_BYTES >> 20
+                    ),
+                )]));
+            }
             let text =
                 std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("kan inte läsa {}: {e}", path.display()))?;
             return match super::json_objects(text.trim_start_matches('\u{feff}')) {
@@ -273,5 +390,43 @@ mod tests {
                 (true, "sista".to_string())
             ]
         );
+    }
+
+    /// Reads through a reader that hands out one byte at a time, so that a
+    /// `\r` and its `\n` fall in different reads.
+    struct Trickle<'a>(&'a [u8]);
+
+    impl std::io::Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let Some((&b, rest)) = self.0.split_first() else {
+                return Ok(0);
+            };
+            buf[0] = b;
+            self.0 = rest;
+            Ok(1)
+        }
+    }
+
+    #[test]
+    fn crlf_becomes_lf_and_a_lone_cr_stays_whatever_the_reads() {
+        let input = b"a;b\r\nc\rd;e\r\n\r\nf\r";
+        for whole in [true, false] {
+            let mut out = Vec::new();
+            if whole {
+                std::io::Read::read_to_end(&mut LineCap::new(&input[..]), &mut out).unwrap();
+            } else {
+                std::io::Read::read_to_end(&mut LineCap::new(Trickle(input)), &mut out).unwrap();
+            }
+            assert_eq!(out, b"a;b\nc\rd;e\n\nf\r", "whole reads: {whole}");
+        }
+    }
+
+    #[test]
+    fn a_line_past_the_cap_is_named_by_its_number() {
+        let input = format!("kort\r\nkort\n{}\n", "x".repeat(MAX_LINE_BYTES + 1));
+        let mut out = Vec::new();
+        let e = std::io::Read::read_to_end(&mut LineCap::new(input.as_bytes()), &mut out).unwrap_err();
+        let long = e.get_ref().and_then(|i| i.downcast_ref::<LongLine>()).map(|l| l.0);
+        assert_eq!(long, Some(3));
     }
 }

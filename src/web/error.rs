@@ -19,6 +19,7 @@ pub enum ErrorCode {
     Unprocessable,
     TooManyRequests,
     BadRequest,
+    TooLarge,
     Unavailable,
     Internal,
 }
@@ -34,6 +35,7 @@ impl ErrorCode {
             ErrorCode::Unprocessable => "unprocessable",
             ErrorCode::TooManyRequests => "too_many_requests",
             ErrorCode::BadRequest => "bad_request",
+            ErrorCode::TooLarge => "too_large",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
         }
@@ -48,6 +50,7 @@ impl ErrorCode {
             ErrorCode::Conflict => StatusCode::CONFLICT,
             ErrorCode::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorCode::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -113,6 +116,22 @@ impl From<IngestError> for AppError {
             IngestError::Db(e) => AppError::from(e),
         }
     }
+}
+
+/// A body over `server.max_body_mb`, refused by actix before any handler
+/// ran (its answer a plain-text 413): the API's JSON error instead.
+pub fn too_large<B>(
+    res: actix_web::dev::ServiceResponse<B>,
+) -> actix_web::Result<actix_web::middleware::ErrorHandlerResponse<B>> {
+    let (req, _) = res.into_parts();
+    let answer = AppError::new(
+        ErrorCode::TooLarge,
+        "kroppen är större än servern tar emot (server.max_body_mb): inget sparades; dela upp den i mindre batcher",
+    )
+    .error_response();
+    Ok(actix_web::middleware::ErrorHandlerResponse::Response(
+        actix_web::dev::ServiceResponse::new(req, answer).map_into_right_body(),
+    ))
 }
 
 impl From<actix_web::error::BlockingError> for AppError {

@@ -16,7 +16,7 @@ use crate::helpers::{bin, spawn_app_with, Backend, Child, TestApp, TestDb};
 
 crate::on_both!(files_dropped_become_events_once_and_bad_files_get_a_report);
 
-fn feed_config(dir: &Path) -> FeedConfig {
+pub(crate) fn feed_config(dir: &Path) -> FeedConfig {
     FeedConfig {
         directory: dir.to_path_buf(),
         settle: Duration::ZERO,

@@ -5,6 +5,7 @@
 mod access;
 mod admin_pages;
 mod audit;
+mod bad_input;
 mod browser;
 mod core;
 mod feed;

@@ -2,7 +2,7 @@
 
 use actix_web::{post, web, HttpResponse};
 
-use super::body_text;
+use super::utf8_body;
 use crate::ingest::{self, IngestError};
 use crate::metrics::Metrics;
 use crate::store::tokens::Role;
@@ -22,8 +22,7 @@ async fn post_events(state: web::Data<AppState>, auth: Auth, body: web::Bytes) -
     auth.require(&[Role::Admin, Role::Inlasning])?;
     let st = state.clone();
     let result = web::block(move || -> Result<_, IngestError> {
-        let text = body_text(&body)
-            .map_err(|e| IngestError::Invalid(vec![crate::domain::FieldError::new(0, "body", &e.message)]))?;
+        let text = utf8_body(&body).map_err(|e| IngestError::Invalid(vec![e]))?;
         let parsed = ingest::parse_events(text, &st.hasher);
         let mut conn = st.pool.get().map_err(|e| IngestError::Db(e.into()))?;
         crate::store::events::store_parsed(&mut conn, parsed, "api")

@@ -15,6 +15,10 @@ use actix_web::web;
 pub fn config(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/api/v1")
+            .wrap(
+                actix_web::middleware::ErrorHandlers::new()
+                    .handler(actix_web::http::StatusCode::PAYLOAD_TOO_LARGE, super::error::too_large),
+            )
             .configure(events::config)
             .configure(units::config)
             .configure(cases::config)
@@ -27,12 +31,24 @@ pub fn config(cfg: &mut web::ServiceConfig) {
     );
 }
 
-/// The request body as UTF-8 text.
+/// The request body as UTF-8 text, without a byte order mark.
 pub(crate) fn body_text(body: &[u8]) -> Result<&str, super::error::AppError> {
-    std::str::from_utf8(body).map_err(|e| {
+    utf8_body(body).map_err(|e| {
         super::error::AppError::new(
             super::error::ErrorCode::BadRequest,
-            format!("the body is not UTF-8: {e}"),
+            format!("rad {}: {}", e.line, e.message),
         )
+    })
+}
+
+/// The body as UTF-8 text without a byte order mark, or a field error
+/// naming the line of the first byte that is not UTF-8.
+pub(crate) fn utf8_body(body: &[u8]) -> Result<&str, crate::domain::FieldError> {
+    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+    std::str::from_utf8(body).map_err(|e| {
+        let good = &body[..e.valid_up_to()];
+        let line = 1 + good.iter().filter(|&&b| b == b'\n').count();
+        let column = good.len() - good.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1) + 1;
+        crate::domain::FieldError::new(line, "rad", &format!("är inte giltig UTF-8 (tecken {column})"))
     })
 }
