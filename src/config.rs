@@ -533,14 +533,23 @@ impl Config {
     /// Loads the file (if any), applies `SVU_VAKT_*` variables and the flags,
     /// and resolves the patient key. Errors name the option at fault.
     pub fn load(file: Option<&Path>, overrides: &Overrides) -> anyhow::Result<Config> {
-        let fc: FileConfig = match file {
+        match file {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .map_err(|e| anyhow::anyhow!("cannot read config {}: {e}", path.display()))?;
-                toml::from_str(&text).map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))?
+                Config::from_toml(&text, &path.display().to_string(), overrides)
             }
-            None => FileConfig::default(),
-        };
+            None => Config::from_file_config(FileConfig::default(), overrides),
+        }
+    }
+
+    /// [`Config::load`] of a file's text; `origin` names it in errors.
+    pub fn from_toml(text: &str, origin: &str, overrides: &Overrides) -> anyhow::Result<Config> {
+        let fc: FileConfig = toml::from_str(text).map_err(|e| anyhow::anyhow!("config {origin}: {e}"))?;
+        Config::from_file_config(fc, overrides)
+    }
+
+    fn from_file_config(fc: FileConfig, overrides: &Overrides) -> anyhow::Result<Config> {
         let database_url_text = overrides
             .database_url
             .clone()

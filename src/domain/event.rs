@@ -326,8 +326,12 @@ impl Event {
             }
             Err(_) => match serde_json::from_str::<Value>(text) {
                 Ok(Value::Object(m)) => Event::from_json(&m, line, hasher),
-                Ok(_) => Err(vec![FieldError::new(line, "line", "must be a JSON object")]),
-                Err(e) => Err(vec![FieldError::new(line, "line", &format!("is not valid JSON: {e}"))]),
+                Ok(_) => Err(vec![FieldError::new(line, "line", "måste vara ett JSON-objekt")]),
+                Err(e) => Err(vec![FieldError::new(
+                    line,
+                    "line",
+                    &format!("är inte giltig JSON: {e}"),
+                )]),
             },
         }
     }
@@ -340,7 +344,7 @@ impl Event {
             errors: Vec::new(),
         };
         for key in &fields.unknown {
-            p.err(key, "unknown field; the event contract has no such field");
+            p.err(key, "okänt fält: händelsekontraktet har inget sådant fält");
         }
         let id = p.required_id("id");
         let kind = p.kind();
@@ -370,7 +374,7 @@ impl Event {
                 patient,
                 age_band,
             }),
-            _ => Err(vec![FieldError::new(line, "id", "event could not be read")]),
+            _ => Err(vec![FieldError::new(line, "id", "händelsen kunde inte läsas")]),
         }
     }
 
@@ -397,10 +401,10 @@ impl<'f, 'a> FieldParser<'f, 'a> {
 
     fn id_value(&mut self, field: &str, v: &RawField) -> Option<String> {
         match v.as_str().map(str::trim) {
-            Some("") => self.err(field, "must not be empty"),
-            Some(s) if s.len() > MAX_ID_LEN => self.err(field, "is longer than 200 characters"),
+            Some("") => self.err(field, "får inte vara tomt"),
+            Some(s) if s.len() > MAX_ID_LEN => self.err(field, "är längre än 200 tecken"),
             Some(s) => return Some(s.to_string()),
-            None => self.err(field, "must be a string"),
+            None => self.err(field, "måste vara en sträng"),
         }
         None
     }
@@ -409,7 +413,7 @@ impl<'f, 'a> FieldParser<'f, 'a> {
         match self.present(field) {
             Some(v) => self.id_value(field, v),
             None => {
-                self.err(field, "is required");
+                self.err(field, "saknas men krävs");
                 None
             }
         }
@@ -422,26 +426,26 @@ impl<'f, 'a> FieldParser<'f, 'a> {
 
     fn kind(&mut self) -> Option<EventType> {
         let Some(v) = self.present("type") else {
-            self.err("type", "is required");
+            self.err("type", "saknas men krävs");
             return None;
         };
         let found = v.as_str().and_then(EventType::parse);
         if found.is_none() {
-            self.err("type", "is not a known event type (see docs/import.md)");
+            self.err("type", "är ingen känd händelsetyp (se docs/import.md)");
         }
         found
     }
 
     fn at(&mut self) -> Option<DateTime<FixedOffset>> {
         let Some(v) = self.present("at") else {
-            self.err("at", "is required");
+            self.err("at", "saknas men krävs");
             return None;
         };
         let parsed = v.as_str().and_then(|s| DateTime::parse_from_rfc3339(s).ok());
         if parsed.is_none() {
             self.err(
                 "at",
-                "must be an RFC 3339 timestamp with offset, e.g. 2026-05-04T11:42:00+02:00",
+                "måste vara en tidpunkt enligt RFC 3339 med tidsförskjutning, till exempel 2026-05-04T11:42:00+02:00",
             );
         }
         parsed
@@ -450,12 +454,12 @@ impl<'f, 'a> FieldParser<'f, 'a> {
     fn to(&mut self, kind: Option<EventType>) -> Vec<UnitId> {
         let Some(v) = self.present("to") else {
             if kind.is_some_and(EventType::is_message) {
-                self.err("to", "is required for this type: an array of recipient unit ids");
+                self.err("to", "krävs för den här typen: en lista med mottagande enheters id");
             }
             return Vec::new();
         };
         let RawField::Array(items) = v else {
-            self.err("to", "must be an array of unit ids");
+            self.err("to", "måste vara en lista med enheters id");
             return Vec::new();
         };
         let mut out = Vec::with_capacity(items.len());
@@ -463,7 +467,10 @@ impl<'f, 'a> FieldParser<'f, 'a> {
             match item.as_str().map(str::trim) {
                 Some(s) if !s.is_empty() && s.len() <= MAX_ID_LEN => out.push(UnitId(s.into())),
                 _ => {
-                    self.err("to", "every recipient must be a non-empty unit id string");
+                    self.err(
+                        "to",
+                        "varje mottagare måste vara ett enhets-id (en sträng som inte är tom)",
+                    );
                     return Vec::new();
                 }
             }
@@ -486,14 +493,14 @@ impl<'f, 'a> FieldParser<'f, 'a> {
                 Some(RawField::Bool(b)) => Some(EventValue::Bool(*b)),
                 Some(RawField::Str(s)) if s == "true" || s == "false" => Some(EventValue::Bool(s == "true")),
                 _ => {
-                    self.err("value", "must be true or false for this type");
+                    self.err("value", "måste vara true eller false för den här typen");
                     None
                 }
             },
             EventType::Sparfarg => {
                 let c = v.and_then(RawField::as_str).and_then(Sparfarg::parse);
                 if c.is_none() {
-                    self.err("value", "must be one of bla, gron, gul, rod");
+                    self.err("value", "måste vara en av bla, gron, gul, rod");
                 }
                 c.map(EventValue::Sparfarg)
             }
@@ -502,7 +509,7 @@ impl<'f, 'a> FieldParser<'f, 'a> {
                 Some(RawField::Str(s)) => Some(EventValue::Text(s.to_string())),
                 Some(RawField::Bool(b)) => Some(EventValue::Bool(*b)),
                 Some(_) => {
-                    self.err("value", "must be a string or a boolean");
+                    self.err("value", "måste vara en sträng eller true/false");
                     None
                 }
             },
@@ -517,7 +524,7 @@ impl<'f, 'a> FieldParser<'f, 'a> {
     ) -> Option<(PatientHash, AgeBand)> {
         let v = self.present("patient")?;
         if kind.is_some_and(|k| k != EventType::Inskrivning) {
-            self.err("patient", "is only allowed on inskrivning");
+            self.err("patient", "får bara finnas på en inskrivning");
             return None;
         }
         // Without a valid `at` the event is refused anyway; any day will do.
@@ -531,7 +538,7 @@ impl<'f, 'a> FieldParser<'f, 'a> {
                 None
             }
             None => {
-                self.err("patient", "must be a string");
+                self.err("patient", "måste vara en sträng");
                 None
             }
         }
@@ -567,8 +574,12 @@ mod tests {
             let fast = Event::from_line(text, i + 1, &hasher);
             let slow = match serde_json::from_str::<Value>(text) {
                 Ok(Value::Object(m)) => Event::from_json(&m, i + 1, &hasher),
-                Ok(_) => Err(vec![FieldError::new(i + 1, "line", "must be a JSON object")]),
-                Err(e) => Err(vec![FieldError::new(i + 1, "line", &format!("is not valid JSON: {e}"))]),
+                Ok(_) => Err(vec![FieldError::new(i + 1, "line", "måste vara ett JSON-objekt")]),
+                Err(e) => Err(vec![FieldError::new(
+                    i + 1,
+                    "line",
+                    &format!("är inte giltig JSON: {e}"),
+                )]),
             };
             assert_eq!(fast, slow, "line {}: {text}", i + 1);
         }

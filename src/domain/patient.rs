@@ -96,11 +96,11 @@ pub fn birth_date(twelve: &str) -> Option<NaiveDate> {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PatientError {
-    #[error("must be a personnummer or samordningsnummer (YYYYMMDD-NNNN or YYMMDD-NNNN)")]
+    #[error("måste vara ett personnummer eller samordningsnummer (ÅÅÅÅMMDD-NNNN eller ÅÅMMDD-NNNN)")]
     Format,
-    #[error("has no valid date of birth")]
+    #[error("har inget giltigt födelsedatum")]
     Date,
-    #[error("has a wrong check digit")]
+    #[error("har fel kontrollsiffra")]
     Checksum,
 }
 

@@ -68,7 +68,7 @@ impl Unit {
         let mut errors = Vec::new();
         for key in obj.keys() {
             if !FIELDS.contains(&key.as_str()) {
-                errors.push(FieldError::new(line, key, "unknown field"));
+                errors.push(FieldError::new(line, key, "okänt fält"));
             }
         }
         let mut text = |field: &str, required: bool| -> Option<String> {
@@ -77,7 +77,11 @@ impl Unit {
                 None | Some(Value::Null) if !required => None,
                 Some(Value::String(_)) if !required => None,
                 _ => {
-                    errors.push(FieldError::new(line, field, "is required: a non-empty string"));
+                    errors.push(FieldError::new(
+                        line,
+                        field,
+                        "saknas men krävs: en sträng som inte är tom",
+                    ));
                     None
                 }
             }
@@ -91,7 +95,11 @@ impl Unit {
         let chef_email = text("chef_email", false);
         let kind = kind_text.as_deref().and_then(UnitKind::parse);
         if kind_text.is_some() && kind.is_none() {
-            errors.push(FieldError::new(line, "kind", "must be slutenvard, oppenvard or kommun"));
+            errors.push(FieldError::new(
+                line,
+                "kind",
+                "måste vara slutenvard, oppenvard eller kommun",
+            ));
         }
         if let Some(Err(e)) = email.as_deref().map(super::parse_mailbox) {
             errors.push(FieldError::new(line, "email", &e));
@@ -106,10 +114,14 @@ impl Unit {
             _ => None,
         };
         if storhelg.is_none() {
-            errors.push(FieldError::new(line, "storhelg", "must be true or false"));
+            errors.push(FieldError::new(line, "storhelg", "måste vara true eller false"));
         }
         if parent.is_some() && parent == id {
-            errors.push(FieldError::new(line, "parent", "a unit cannot be its own parent"));
+            errors.push(FieldError::new(
+                line,
+                "parent",
+                "en enhet kan inte vara sin egen överordnade",
+            ));
         }
         match (id, name, kind, huvudman, storhelg) {
             (Some(id), Some(name), Some(kind), Some(huvudman), Some(storhelg)) if errors.is_empty() => Ok(Unit {

@@ -45,6 +45,7 @@ pub const OWN_UNITS: &str = "egna enheter";
 
 /// One row of `GET /api/v1/reports/adherence` (SPEC §8).
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[schema(as = AdherenceRow)]
 pub struct Row {
     pub rule: String,
     pub group: String,

@@ -14,6 +14,7 @@ use crate::store::schema::{deviation_history, deviations};
 use crate::store::DbConn;
 
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[schema(as = HandlingRow)]
 pub struct Row {
     pub unit: String,
     pub rule: String,

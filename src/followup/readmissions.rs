@@ -19,6 +19,7 @@ use crate::store::DbConn;
 pub const WINDOW_DAYS: i64 = 30;
 
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[schema(as = ReadmissionRow)]
 pub struct Row {
     pub kommun: String,
     #[schema(value_type = String)]

@@ -152,7 +152,7 @@ impl CsvMapping {
                         break;
                     }
                     let line = e.position().map_or(0, |p| p.line() as usize);
-                    errors.push(FieldError::new(line, "line", &format!("is not valid CSV: {e}")));
+                    errors.push(FieldError::new(line, "line", &format!("är inte giltig CSV: {e}")));
                 }
             }
             if n == size {
@@ -193,7 +193,7 @@ impl CsvMapping {
                 None => errors.push(FieldError::new(
                     1,
                     field,
-                    &format!("the export has no column `{column}`"),
+                    &format!("exporten har ingen kolumn `{column}`"),
                 )),
             }
         }
@@ -245,20 +245,20 @@ impl CsvMapping {
         };
         let tz: chrono_tz::Tz = tz
             .parse()
-            .map_err(|_| FieldError::new(line, "at", "mapping has no valid timezone"))?;
+            .map_err(|_| FieldError::new(line, "at", "mappningen har ingen giltig tidszon"))?;
         let naive = NaiveDateTime::parse_from_str(cell, format)
-            .map_err(|_| FieldError::new(line, "at", &format!("does not match the format `{format}`")))?;
+            .map_err(|_| FieldError::new(line, "at", &format!("stämmer inte med formatet `{format}`")))?;
         match tz.from_local_datetime(&naive) {
             chrono::LocalResult::Single(t) => Ok(t.fixed_offset().to_rfc3339()),
             chrono::LocalResult::Ambiguous(..) => Err(FieldError::new(
                 line,
                 "at",
-                "is ambiguous local time (daylight saving ends); the export must give the offset",
+                "är en tvetydig lokal tid (sommartiden slutar): exporten måste ange tidsförskjutningen",
             )),
             chrono::LocalResult::None => Err(FieldError::new(
                 line,
                 "at",
-                "does not exist in local time (daylight saving starts)",
+                "finns inte i lokal tid (sommartiden börjar)",
             )),
         }
     }

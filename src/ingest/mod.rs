@@ -16,8 +16,17 @@ use crate::domain::{Event, FieldError, PatientHasher, Unit};
 pub fn json_objects(body: &str) -> Result<Vec<(usize, String)>, Vec<FieldError>> {
     let trimmed = body.trim_start();
     if trimmed.starts_with('[') {
-        let items: Vec<&serde_json::value::RawValue> = serde_json::from_str(trimmed)
-            .map_err(|e| vec![FieldError::new(e.line(), "body", &format!("not a JSON array: {e}"))])?;
+        let items: Vec<&serde_json::value::RawValue> = serde_json::from_str(trimmed).map_err(|e| {
+            // serde counts from the '[': add the blank lines before it, and
+            // name the last line for an error at the very end.
+            let before = body[..body.len() - trimmed.len()].matches('\n').count();
+            let line = (before + e.line()).min(body.lines().count().max(1));
+            vec![FieldError::new(
+                line,
+                "body",
+                &format!("är inte en giltig JSON-array: {e}"),
+            )]
+        })?;
         return Ok(items
             .iter()
             .enumerate()
@@ -35,8 +44,8 @@ pub fn json_objects(body: &str) -> Result<Vec<(usize, String)>, Vec<FieldError>>
 fn object(line: usize, text: &str) -> Result<Map<String, Value>, FieldError> {
     match serde_json::from_str::<Value>(text) {
         Ok(Value::Object(m)) => Ok(m),
-        Ok(_) => Err(FieldError::new(line, "line", "must be a JSON object")),
-        Err(e) => Err(FieldError::new(line, "line", &format!("is not valid JSON: {e}"))),
+        Ok(_) => Err(FieldError::new(line, "line", "måste vara ett JSON-objekt")),
+        Err(e) => Err(FieldError::new(line, "line", &format!("är inte giltig JSON: {e}"))),
     }
 }
 
@@ -69,7 +78,13 @@ pub fn parse_event_line(line: usize, text: &str, hasher: &PatientHasher) -> Resu
         // Only an inskrivning carries a patient: read that line again to replace it.
         Some(_) => match serde_json::from_str::<Map<String, Value>>(text) {
             Ok(obj) => redact(text, &obj, &event),
-            Err(e) => return Err(vec![FieldError::new(line, "line", &format!("is not valid JSON: {e}"))]),
+            Err(e) => {
+                return Err(vec![FieldError::new(
+                    line,
+                    "line",
+                    &format!("är inte giltig JSON: {e}"),
+                )])
+            }
         },
         None => text.trim().to_string(),
     };
@@ -153,5 +168,18 @@ pub fn parse_units(body: &str, is_csv: bool) -> Result<Vec<Unit>, Vec<FieldError
         Ok(units)
     } else {
         Err(errors)
+    }
+}
+
+#[cfg(test)]
+mod line_tests {
+    use super::json_objects;
+
+    #[test]
+    fn a_broken_array_names_a_line_the_body_has_counting_blank_lines_before_it() {
+        let e = json_objects("[[{\"id\":1}\n").unwrap_err();
+        assert_eq!(e[0].line, 1, "the end of a one-line body is its line 1");
+        let e = json_objects("\n\n[{\"id\":1},\n{\"id\":\n").unwrap_err();
+        assert_eq!(e[0].line, 4);
     }
 }

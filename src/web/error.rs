@@ -1,5 +1,5 @@
 //! The one error type at the HTTP edge. Every failure leaves as
-//! `{"error": "<stable_snake_case_code>", "message": "<English text>"}`,
+//! `{"error": "<stable_snake_case_code>", "message": "<text, Swedish where a person acts on it>"}`,
 //! plus `errors` (per-line field errors) or `conflicts` where they apply.
 //! Causes are logged with the request's route, never with patient data.
 
@@ -99,16 +99,13 @@ impl From<IngestError> for AppError {
         match e {
             IngestError::Invalid(errors) => AppError {
                 code: ErrorCode::InvalidBatch,
-                message: format!(
-                    "the batch was rejected whole: {} invalid field(s); nothing was stored",
-                    errors.len()
-                ),
+                message: format!("batchen avvisades hel: {} fel i fält; inget sparades", errors.len()),
                 extra: Some(("errors", json!(errors))),
             },
             IngestError::Conflict(conflicts) => AppError {
                 code: ErrorCode::Conflict,
                 message: format!(
-                    "{} event id(s) already exist with other content; nothing was stored",
+                    "{} händelse-id finns redan med annat innehåll; inget sparades",
                     conflicts.len()
                 ),
                 extra: Some(("conflicts", json!(conflicts))),

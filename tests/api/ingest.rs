@@ -138,7 +138,7 @@ fn bad_lines_give_400_naming_each_line_and_field_and_store_nothing(b: Backend) {
     assert!(body["errors"][0]["message"]
         .as_str()
         .unwrap()
-        .contains("known event type"));
+        .contains("ingen känd händelsetyp"));
     assert_eq!(app.event_count(), 0);
     assert_eq!(app.batch_count(), 0);
     assert_eq!(app.get("/api/v1/cases/C9").status, 404);

@@ -417,6 +417,7 @@ pub fn assign(
     params(("id" = i64, Path, description = "the deviation id")),
     request_body(content = crate::web::api::openapi::AssigneeRequest, content_type = "application/json"),
     responses((status = 200, description = "the deviation, assigned"), (status = 401, description = "no valid token or session"),
+        (status = 400, description = "a body that is not the JSON object this call takes"),
         (status = 404, description = "no such deviation in the caller's scope"),
         (status = 422, description = "no such person, or one who does not work with the deviation's unit")))]
 #[post("/deviations/{id}/assignee")]
@@ -469,6 +470,7 @@ pub fn comment(conn: &mut DbConn, caller: &Caller, id: i64, text: &str) -> Resul
     params(("id" = i64, Path, description = "the deviation id")),
     request_body(content = crate::web::api::openapi::CommentRequest, content_type = "application/json"),
     responses((status = 201, description = "the deviation with the new comment"), (status = 401, description = "no valid token or session"),
+        (status = 400, description = "a body that is not the JSON object this call takes"),
         (status = 404, description = "no such deviation in the caller's scope"), (status = 422, description = "an empty comment or one over 4000 characters")))]
 #[post("/deviations/{id}/comments")]
 async fn post_comment(

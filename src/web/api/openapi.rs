@@ -12,6 +12,7 @@ use crate::web::auth::Auth;
 /// A change of status (SPEC §6.1).
 #[allow(dead_code)]
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct StatusRequest {
     /// ny, skickad, mottagen, utreds, atgardad, avslutad, aterkallad or makulerad
     status: String,
@@ -25,6 +26,7 @@ pub struct StatusRequest {
 
 #[allow(dead_code)]
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CommentRequest {
     /// 1–4000 characters
     text: String,
@@ -32,6 +34,7 @@ pub struct CommentRequest {
 
 #[allow(dead_code)]
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct AssigneeRequest {
     /// a person who works with the deviation's unit; null unassigns
     username: Option<String>,
@@ -39,6 +42,7 @@ pub struct AssigneeRequest {
 
 #[allow(dead_code)]
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     username: String,
     password: String,

@@ -32,10 +32,7 @@ async fn post_units(
         .is_some_and(|v| v.contains("csv"));
     let list = ingest::parse_units(body_text(&body)?, is_csv).map_err(|errors| AppError {
         code: ErrorCode::InvalidBatch,
-        message: format!(
-            "the units were rejected whole: {} invalid field(s); nothing was stored",
-            errors.len()
-        ),
+        message: format!("enheterna avvisades alla: {} fel i fält; inget sparades", errors.len()),
         extra: Some(("errors", json!(errors))),
     })?;
     let (created, updated) = web::block(move || -> Result<_, AppError> {
