@@ -210,23 +210,42 @@ pub fn is_full(e: &dyn std::fmt::Display) -> bool {
     text.contains("database or disk is full") || text.contains("No space left on device") || text.contains("disk full")
 }
 
-/// Whether a database error says the connection to the server was lost or
-/// the server is going down or coming up (PostgreSQL restarted, its
-/// sessions ended): the statement's transaction was rolled back, nothing of
-/// it stored, and the same request can be sent again.
-pub fn is_unreachable(e: &dyn std::fmt::Display) -> bool {
-    const SIGNS: [&str; 8] = [
-        "server closed the connection unexpectedly",
-        "terminating connection due to administrator command",
-        "the database system is shutting down",
-        "the database system is starting up",
-        "the database system is in recovery mode",
-        "Connection refused",
-        "connection to server",
-        "no connection to the server",
-    ];
-    let text = format!("{e:#}");
-    SIGNS.iter().any(|s| text.contains(s))
+/// What PostgreSQL and libpq say when the server went away or is going
+/// down or coming up, read from the database error's own message only.
+const UNREACHABLE_SIGNS: [&str; 9] = [
+    "server closed the connection unexpectedly",
+    "terminating connection due to administrator command",
+    "the database system is shutting down",
+    "the database system is starting up",
+    "the database system is in recovery mode",
+    "no connection to the server",
+    "could not receive data from server",
+    "SSL SYSCALL error",
+    "SSL connection has been closed unexpectedly",
+];
+
+/// Whether a diesel error says the connection to the server was lost
+/// (PostgreSQL restarted, its sessions ended): the statement's transaction
+/// was rolled back and the same request can be sent again.
+pub fn is_unreachable_db(e: &diesel::result::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind, Error};
+    match e {
+        Error::DatabaseError(DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand, _) => true,
+        Error::DatabaseError(_, info) => UNREACHABLE_SIGNS.iter().any(|s| info.message().contains(s)),
+        _ => false,
+    }
+}
+
+/// [`is_unreachable_db`] for an error with context: true when one of its
+/// causes is such a diesel error, a connection that could not be made, or
+/// a pool that had none to give. Context text (which may hold ids) is
+/// never read.
+pub fn is_unreachable(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<diesel::result::Error>().is_some_and(is_unreachable_db)
+            || c.downcast_ref::<diesel::ConnectionError>().is_some()
+            || c.downcast_ref::<r2d2::Error>().is_some()
+    })
 }
 
 /// Runs every pending migration of the connection's backend.

@@ -147,35 +147,38 @@ fn full(e: &dyn std::fmt::Display) -> AppError {
 }
 
 /// The database gone in the middle of a request (restarted, its sessions
-/// ended): 503, the transaction rolled back, the request can be sent again.
+/// ended): 503. The open transaction was rolled back; one that committed
+/// just before may have lost only its answer, so the request is sent again
+/// (ingest and scans take nothing twice).
 fn unreachable(e: &dyn std::fmt::Display) -> AppError {
     tracing::error!(error = %e, "the database connection was lost");
     AppError::new(ErrorCode::Unavailable, UNREACHABLE)
 }
 
-const UNREACHABLE: &str = "databasen svarar inte: inget av detta sparades; skicka igen om en stund";
-
-/// A database error as the answer says it: full and unreachable are 503,
-/// anything else an internal error.
-fn from_db(e: &dyn std::fmt::Display) -> AppError {
-    if crate::store::is_full(e) {
-        full(e)
-    } else if crate::store::is_unreachable(e) {
-        unreachable(e)
-    } else {
-        AppError::internal(e)
-    }
-}
+const UNREACHABLE: &str =
+    "databasen svarar inte: skicka igen om en stund (det som redan hann sparas sparas inte två gånger)";
 
 impl From<diesel::result::Error> for AppError {
     fn from(e: diesel::result::Error) -> AppError {
-        from_db(&e)
+        if crate::store::is_full(&e) {
+            full(&e)
+        } else if crate::store::is_unreachable_db(&e) {
+            unreachable(&e)
+        } else {
+            AppError::internal(e)
+        }
     }
 }
 
 impl From<anyhow::Error> for AppError {
     fn from(e: anyhow::Error) -> AppError {
-        from_db(&e)
+        if crate::store::is_full(&e) {
+            full(&e)
+        } else if crate::store::is_unreachable(&e) {
+            unreachable(&e)
+        } else {
+            AppError::internal(e)
+        }
     }
 }
 

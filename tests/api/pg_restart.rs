@@ -50,7 +50,7 @@ impl PrivatePg {
         let pg = PrivatePg {
             dir,
             bin,
-            port: free_port(),
+            port: fixed_port(),
         };
         let data = pg.data();
         pg.run(
@@ -133,6 +133,16 @@ impl Drop for PrivatePg {
             Command::new(&exe).args(args).output()
         };
     }
+}
+
+/// A free port below the ephemeral range (32768 and up on Linux), so that
+/// no outgoing connection takes it as its source port while the server is
+/// down for a restart and the server can always bind it again.
+fn fixed_port() -> u16 {
+    let start = 20_000 + (std::process::id() % 5_000) as u16;
+    (start..start + 2_000)
+        .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
+        .expect("a free port below 32768")
 }
 
 fn is_root() -> bool {

@@ -48,7 +48,9 @@ pub(crate) fn utf8_body(body: &[u8]) -> Result<&str, crate::domain::FieldError> 
     std::str::from_utf8(body).map_err(|e| {
         let good = &body[..e.valid_up_to()];
         let line = 1 + good.iter().filter(|&&b| b == b'\n').count();
-        let column = good.len() - good.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1) + 1;
+        let line_start = good.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        // `good` is valid UTF-8 up to the bad byte: count characters, not bytes.
+        let column = std::str::from_utf8(&good[line_start..]).map_or(0, |t| t.chars().count()) + 1;
         crate::domain::FieldError::new(line, "rad", &format!("är inte giltig UTF-8 (tecken {column})"))
     })
 }
