@@ -161,7 +161,9 @@ fn split_digits(s: &str) -> Result<(String, bool), PatientError> {
     for (i, c) in s.char_indices() {
         match c {
             '0'..='9' => digits.push(c),
-            '-' | '+' if i == s.len() - 5 => plus = c == '+',
+            // The separator stands before the last four digits; `i + 5`, for a
+            // string shorter than five bytes has no such place.
+            '-' | '+' if i + 5 == s.len() => plus = c == '+',
             _ => return Err(PatientError::Format),
         }
     }
@@ -228,6 +230,11 @@ mod tests {
         assert_eq!(normalise("1990-01-01"), Err(PatientError::Format));
         assert_eq!(normalise("abc"), Err(PatientError::Format));
         assert_eq!(normalise(""), Err(PatientError::Format));
+        // Shorter than a separator's place (found by fuzzing: a debug build
+        // panicked on the subtraction).
+        for short in ["+995", "-", "+", "1-2", "12+"] {
+            assert_eq!(normalise(short), Err(PatientError::Format), "{short}");
+        }
     }
 
     #[test]
