@@ -26,7 +26,7 @@ const SPILL_PARTS: u64 = 64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CheckError {
-    #[error("{file}: {count} invalid line(s)")]
+    #[error("{file}: {count} fel")]
     Input {
         file: String,
         count: usize,
@@ -54,8 +54,8 @@ pub fn load_units(path: &Path) -> Result<Units, CheckError> {
     let is_csv = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
     let list: Vec<Unit> = crate::ingest::parse_units(&text, is_csv).map_err(|errors| CheckError::Input {
         file: path.display().to_string(),
-        count: errors.len(),
-        errors,
+        count: errors.total(),
+        errors: errors.listed().iter().take(MAX_ERRORS).cloned().collect(),
     })?;
     Ok(Units::new(list))
 }

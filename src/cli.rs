@@ -20,7 +20,7 @@ pub fn serve(config: &Config, demo: bool, demo_cases: usize) -> anyhow::Result<(
     }
     actix_web::rt::System::new().block_on(async {
         let app = Application::build(config)?;
-        tracing::info!(port = app.port(), database = %store::redact_url(&config.database_url_text), "svu-vakt listening");
+        tracing::info!(port = app.port(), database = %store::redact_url(&config.database_url_text), "svu-vakt lyssnar");
         app.run().await?;
         Ok(())
     })
@@ -185,7 +185,7 @@ pub fn remove_batch(config: &Config, batch: i64, yes: bool) -> anyhow::Result<()
         return Ok(());
     }
     let removed = store::events::remove_batches(&mut conn, &[batch])?;
-    tracing::warn!(batch = batch, events = removed, "ingest batch removed by an operator");
+    tracing::warn!(batch = batch, events = removed, "inläsningsbatch borttagen av driften");
     println!(
         "Borttaget: {removed} händelser. Nästa granskning bedömer {} ärenden på nytt; avvikelser som inte längre gäller återkallas.",
         cases.len()
@@ -356,7 +356,7 @@ pub fn import_quiet(
     if let Some(path) = units_file {
         let text = read(path)?;
         let is_csv = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
-        let list = ingest::parse_units(&text, is_csv).map_err(|errors| field_errors(path, &errors, errors.len()))?;
+        let list = ingest::parse_units(&text, is_csv).map_err(|errors| field_errors(path, &errors))?;
         units::upsert(&mut conn, &list)?;
     }
     let Some(path) = events_file else { return Ok(0) };
@@ -383,7 +383,7 @@ pub fn import(
     if let Some(path) = units_file {
         let text = read(path)?;
         let is_csv = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
-        let list = ingest::parse_units(&text, is_csv).map_err(|errors| field_errors(path, &errors, errors.len()))?;
+        let list = ingest::parse_units(&text, is_csv).map_err(|errors| field_errors(path, &errors))?;
         let (created, updated) = units::upsert(&mut conn, &list)?;
         println!("{}: {created} nya enheter, {updated} uppdaterade", path.display());
     }
@@ -406,11 +406,11 @@ fn read(path: &Path) -> anyhow::Result<String> {
     std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("kan inte läsa {}: {e}", path.display()))
 }
 
-/// The first 50 errors and the count of all (`total`, which may be more
-/// than the errors kept).
-fn field_errors(path: &Path, errors: &[crate::domain::FieldError], total: usize) -> anyhow::Error {
+/// The first 50 errors and the count of all.
+fn field_errors(path: &Path, errors: &crate::domain::FieldErrors) -> anyhow::Error {
+    let total = errors.total();
     let mut msg = format!("{}: {total} fel, inget sparades", path.display());
-    for e in errors.iter().take(50) {
+    for e in errors.listed().iter().take(50) {
         msg.push_str(&format!("\n  rad {}, fält {}: {}", e.line, e.field, e.message));
     }
     if total > 50 {
@@ -422,30 +422,33 @@ fn field_errors(path: &Path, errors: &[crate::domain::FieldError], total: usize)
 fn file_error(path: &Path, e: ingest::file::FileError) -> anyhow::Error {
     use ingest::file::FileError;
     match e {
-        FileError::Invalid(errors, total) => field_errors(path, &errors, total),
-        FileError::Conflict(c) => ingest_error(path, IngestError::Conflict(c)),
+        FileError::Invalid(errors) => field_errors(path, &errors),
+        FileError::Conflict(c, total) => conflicts(path, &c, total),
         FileError::Failed(e) => e.context(format!("{}: inget sparades", path.display())),
     }
 }
 
 fn ingest_error(path: &Path, e: IngestError) -> anyhow::Error {
     match e {
-        IngestError::Invalid(errors) => field_errors(path, &errors, errors.len()),
-        IngestError::Conflict(c) => {
-            let lines: Vec<String> = c
-                .iter()
-                .take(50)
-                .map(|c| format!("  rad {}, id {}: {}", c.line, c.id, c.message))
-                .collect();
-            anyhow::anyhow!(
-                "{}: {} id:n finns redan med annat innehåll, inget sparades\n{}",
-                path.display(),
-                c.len(),
-                lines.join("\n")
-            )
-        }
+        IngestError::Invalid(errors) => field_errors(path, &errors),
+        IngestError::Conflict(c) => conflicts(path, &c, c.len()),
         IngestError::Db(e) => e,
     }
+}
+
+/// The first 50 conflicting ids and the count of all.
+fn conflicts(path: &Path, c: &[crate::domain::Conflict], total: usize) -> anyhow::Error {
+    let mut msg = format!(
+        "{}: {total} id:n finns redan med annat innehåll, inget sparades",
+        path.display()
+    );
+    for c in c.iter().take(50) {
+        msg.push_str(&format!("\n  rad {}, id {}: {}", c.line, c.id, c.message));
+    }
+    if total > 50 {
+        msg.push_str(&format!("\n  … och {} till", total - 50));
+    }
+    anyhow::anyhow!(msg)
 }
 
 /// Writes DIR/units.json and DIR/events.jsonl.
@@ -618,13 +621,15 @@ pub fn check(
 ) -> anyhow::Result<()> {
     let profile = crate::config::resolve_profile(profile, &crate::config::load_rules(config)?)?;
     let as_of = chrono::DateTime::parse_from_rfc3339(as_of)
-        .map_err(|_| anyhow::anyhow!("--as-of must be RFC 3339 with offset, e.g. 2026-05-04T12:00:00+02:00"))?
+        .map_err(|_| {
+            anyhow::anyhow!("--as-of ska vara en tidpunkt enligt RFC 3339 med tidszon, t.ex. 2026-05-04T12:00:00+02:00")
+        })?
         .with_timezone(&chrono::Utc);
     let rules = match rules {
         Some(names) => names
             .iter()
             .filter(|n| !n.trim().is_empty())
-            .map(|n| RuleId::parse(n).ok_or_else(|| anyhow::anyhow!("--rules: unknown rule `{n}`")))
+            .map(|n| RuleId::parse(n).ok_or_else(|| anyhow::anyhow!("--rules: okänd regel `{n}`")))
             .collect::<anyhow::Result<Vec<_>>>()?,
         None => profile.enabled.iter().copied().collect(),
     };

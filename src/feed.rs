@@ -187,6 +187,22 @@ fn sha256_file(path: &Path) -> anyhow::Result<(String, i64)> {
 }
 
 /// A free name in `dir` for `name`, marked with the time it was taken.
+/// A failed file's report: one line per listed error, and how many more
+/// there were when not all are listed.
+fn report_lines(listed: impl Iterator<Item = String>, total: usize) -> String {
+    let mut out = String::new();
+    let mut shown = 0;
+    for line in listed {
+        out.push_str(&line);
+        out.push('\n');
+        shown += 1;
+    }
+    if total > shown {
+        out.push_str(&format!("… och {} fel till (de första {shown} visas)\n", total - shown));
+    }
+    out
+}
+
 fn destination(dir: &Path, stamp: &str, name: &str) -> PathBuf {
     let mut candidate = dir.join(format!("{stamp}-{name}"));
     let mut n = 2;
@@ -263,26 +279,24 @@ pub fn take(conn: &mut DbConn, hasher: &PatientHasher, cfg: &FeedConfig, path: &
                         row.duplicates = o.duplicates as i64;
                         (feed::IMPORTED, None, o.stored)
                     }
-                    Err(FileError::Invalid(errors, total)) => {
-                        let mut lines: String = errors
-                            .iter()
-                            .map(|e| format!("rad {}, fält {}: {}\n", e.line, e.field, e.message))
-                            .collect();
-                        if total > errors.len() {
-                            lines.push_str(&format!(
-                                "… och {} fel till (de första {} visas)\n",
-                                total - errors.len(),
-                                errors.len()
-                            ));
-                        }
-                        (feed::FAILED, Some((total, lines)), 0)
+                    Err(FileError::Invalid(errors)) => {
+                        let listed = errors.listed();
+                        let lines = report_lines(
+                            listed
+                                .iter()
+                                .map(|e| format!("rad {}, fält {}: {}", e.line, e.field, e.message)),
+                            errors.total(),
+                        );
+                        (feed::FAILED, Some((errors.total(), lines)), 0)
                     }
-                    Err(FileError::Conflict(conflicts)) => {
-                        let lines: String = conflicts
-                            .iter()
-                            .map(|c| format!("rad {}, fält id ({}): finns redan med annat innehåll\n", c.line, c.id))
-                            .collect();
-                        (feed::FAILED, Some((conflicts.len(), lines)), 0)
+                    Err(FileError::Conflict(conflicts, total)) => {
+                        let lines = report_lines(
+                            conflicts
+                                .iter()
+                                .map(|c| format!("rad {}, fält id ({}): {}", c.line, c.id, c.message)),
+                            total,
+                        );
+                        (feed::FAILED, Some((total, lines)), 0)
                     }
                     // The database or the disk: the file stays to be tried again.
                     Err(FileError::Failed(e)) => return Err(e.context(format!("inkorgen: {name} lämnas kvar"))),

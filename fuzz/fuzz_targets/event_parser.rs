@@ -19,7 +19,7 @@ fuzz_target!(|data: &[u8]| {
         Ok(events) => assert!(events.len() <= lines),
         Err(errors) => {
             assert!(!errors.is_empty());
-            for e in &errors {
+            for e in errors.listed() {
                 assert!(array || e.line <= lines, "line {} of {lines}", e.line);
             }
         }

@@ -5,7 +5,7 @@
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::{Event, FieldError};
+use super::{Event, FieldErrors};
 
 /// One validated event with what storage needs besides it.
 #[derive(Debug, Clone)]
@@ -52,9 +52,9 @@ pub struct Conflict {
 /// Why a batch was not stored.
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
-    #[error("{} invalid lines", .0.len())]
-    Invalid(Vec<FieldError>),
-    #[error("{} conflicting event ids", .0.len())]
+    #[error("{}", .0.summary())]
+    Invalid(FieldErrors),
+    #[error("{} händelse-id finns redan med annat innehåll", .0.len())]
     Conflict(Vec<Conflict>),
     #[error(transparent)]
     Db(#[from] anyhow::Error),

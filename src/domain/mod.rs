@@ -67,7 +67,7 @@ macro_rules! string_id {
 pub fn parse_mailbox(s: &str) -> Result<lettre::message::Mailbox, String> {
     s.trim()
         .parse::<lettre::message::Mailbox>()
-        .map_err(|e| format!("`{s}` is not an e-mail address: {e}"))
+        .map_err(|e| format!("`{s}` är ingen giltig e-postadress: {e}"))
 }
 
 string_id!(UnitId);
@@ -94,6 +94,127 @@ impl FieldError {
 
 impl std::fmt::Display for FieldError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "line {}, field {}: {}", self.line, self.field, self.message)
+        write!(f, "rad {}, fält {}: {}", self.line, self.field, self.message)
+    }
+}
+
+/// The field errors of a batch or a file: the first [`FieldErrors::LISTED`]
+/// kept, every one counted, so a body of a million bad lines costs no more
+/// memory, and no longer an answer, than a thousand.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FieldErrors {
+    listed: Vec<FieldError>,
+    total: usize,
+    lines: usize,
+    last_line: Option<usize>,
+}
+
+impl FieldErrors {
+    /// How many errors are kept to be shown.
+    pub const LISTED: usize = 1000;
+
+    pub fn push(&mut self, e: FieldError) {
+        if self.last_line != Some(e.line) {
+            self.lines += 1;
+            self.last_line = Some(e.line);
+        }
+        self.total += 1;
+        if self.listed.len() < Self::LISTED {
+            self.listed.push(e);
+        }
+    }
+
+    /// Adds another list's errors, its unlisted ones counted too.
+    pub fn append(&mut self, other: FieldErrors) {
+        let joined = other.listed.first().is_some_and(|e| Some(e.line) == self.last_line);
+        self.lines += other.lines - usize::from(joined);
+        self.total += other.total;
+        let room = Self::LISTED.saturating_sub(self.listed.len());
+        self.listed.extend(other.listed.into_iter().take(room));
+        if other.last_line.is_some() {
+            self.last_line = other.last_line;
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.total == 0
+    }
+
+    /// Every error, listed or not.
+    pub fn total(&self) -> usize {
+        self.total
+    }
+
+    /// How many lines have an error (lines in a row counted once).
+    pub fn lines(&self) -> usize {
+        self.lines
+    }
+
+    /// The first [`FieldErrors::LISTED`] errors.
+    pub fn listed(&self) -> &[FieldError] {
+        &self.listed
+    }
+
+    /// "N fel i fält", and how many of them are listed when not all are.
+    pub fn summary(&self) -> String {
+        if self.total > self.listed.len() {
+            format!("{} fel i fält (de första {} listas)", self.total, self.listed.len())
+        } else {
+            format!("{} fel i fält", self.total)
+        }
+    }
+}
+
+impl From<Vec<FieldError>> for FieldErrors {
+    fn from(errors: Vec<FieldError>) -> FieldErrors {
+        let mut out = FieldErrors::default();
+        for e in errors {
+            out.push(e);
+        }
+        out
+    }
+}
+
+impl From<FieldError> for FieldErrors {
+    fn from(e: FieldError) -> FieldErrors {
+        vec![e].into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{FieldError, FieldErrors};
+
+    fn errors(lines: impl Iterator<Item = usize>) -> FieldErrors {
+        let mut out = FieldErrors::default();
+        for line in lines {
+            out.push(FieldError::new(line, "type", "okänd"));
+            out.push(FieldError::new(line, "at", "saknas"));
+        }
+        out
+    }
+
+    #[test]
+    fn a_thousand_are_kept_and_every_one_is_counted() {
+        let e = errors(1..=3000);
+        assert_eq!(e.total(), 6000);
+        assert_eq!(e.lines(), 3000);
+        assert_eq!(e.listed().len(), FieldErrors::LISTED);
+        assert_eq!(e.listed()[999].line, 500);
+        assert_eq!(e.summary(), "6000 fel i fält (de första 1000 listas)");
+        assert_eq!(errors(1..=2).summary(), "4 fel i fält");
+    }
+
+    #[test]
+    fn appended_lists_keep_the_count_of_what_they_did_not_list() {
+        let mut all = errors(1..=400);
+        all.append(errors(401..=1000));
+        assert_eq!((all.total(), all.lines(), all.listed().len()), (2000, 1000, 1000));
+        assert_eq!(all.listed()[799].line, 400, "the first list's errors first");
+        assert_eq!(all.listed()[800].line, 401);
+        // A line split across two lists is one line.
+        let mut split = errors(1..=1);
+        split.append(FieldError::new(1, "unit", "saknas").into());
+        assert_eq!((split.total(), split.lines()), (3, 1));
     }
 }

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::{parse_event_object, IngestEvent};
-use crate::domain::{FieldError, PatientHasher};
+use crate::domain::{FieldError, FieldErrors, PatientHasher};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -50,18 +50,24 @@ impl CsvMapping {
         for field in m.columns.keys() {
             anyhow::ensure!(
                 EVENT_FIELDS.contains(&field.as_str()),
-                "mapping: unknown event field `{field}` in [columns]"
+                "mappningen: okänt händelsefält `{field}` i [columns]"
             );
         }
         for field in ["id", "type", "at", "unit"] {
-            anyhow::ensure!(m.columns.contains_key(field), "mapping: [columns] must map `{field}`");
+            anyhow::ensure!(
+                m.columns.contains_key(field),
+                "mappningen: [columns] måste ange en kolumn för `{field}`"
+            );
         }
-        anyhow::ensure!(m.delimiter.is_ascii(), "mapping: delimiter must be one ASCII character");
+        anyhow::ensure!(
+            m.delimiter.is_ascii(),
+            "mappningen: delimiter ska vara ett ASCII-tecken"
+        );
         if m.at_format.is_some() {
             let tz = m.timezone.as_deref().unwrap_or_default();
             anyhow::ensure!(
                 tz.parse::<chrono_tz::Tz>().is_ok(),
-                "mapping: at_format needs a valid timezone, e.g. Europe/Stockholm"
+                "mappningen: at_format kräver en giltig timezone, t.ex. Europe/Stockholm"
             );
         }
         Ok(m)
@@ -114,7 +120,7 @@ impl CsvMapping {
                 };
                 let message = match long {
                     Some(_) => format!("är längre än {} byte", super::file::MAX_LINE_BYTES),
-                    None => e.to_string(),
+                    None => csv_message(&e),
                 };
                 return f(Err(vec![FieldError::new(1, "header", &message)]));
             }
@@ -152,7 +158,11 @@ impl CsvMapping {
                         break;
                     }
                     let line = e.position().map_or(0, |p| p.line() as usize);
-                    errors.push(FieldError::new(line, "line", &format!("är inte giltig CSV: {e}")));
+                    errors.push(FieldError::new(
+                        line,
+                        "line",
+                        &format!("är inte giltig CSV: {}", csv_message(&e)),
+                    ));
                 }
             }
             if n == size {
@@ -291,7 +301,7 @@ impl CsvMapping {
 pub type NumberedObject = (usize, Map<String, Value>);
 
 /// Rows of a CSV with a header row as string-valued objects (units).
-pub fn csv_objects(body: &str) -> Result<Vec<NumberedObject>, Vec<FieldError>> {
+pub fn csv_objects(body: &str) -> Result<Vec<NumberedObject>, FieldErrors> {
     // With CRLF the CSV reader misnumbers lines; LF it numbers as an editor does.
     let body = &body.replace("\r\n", "\n");
     let delimiter = if body.lines().next().is_some_and(|h| h.contains(';')) {
@@ -304,10 +314,10 @@ pub fn csv_objects(body: &str) -> Result<Vec<NumberedObject>, Vec<FieldError>> {
         .from_reader(body.as_bytes());
     let headers = reader
         .headers()
-        .map_err(|e| vec![FieldError::new(1, "header", &e.to_string())])?
+        .map_err(|e| FieldErrors::from(FieldError::new(1, "header", &csv_message(&e))))?
         .clone();
     let mut out = Vec::new();
-    let mut errors = Vec::new();
+    let mut errors = FieldErrors::default();
     for record in reader.records() {
         match record {
             Ok(r) => {
@@ -323,7 +333,7 @@ pub fn csv_objects(body: &str) -> Result<Vec<NumberedObject>, Vec<FieldError>> {
             Err(e) => errors.push(FieldError::new(
                 e.position().map_or(0, |p| p.line() as usize),
                 "line",
-                &e.to_string(),
+                &format!("är inte giltig CSV: {}", csv_message(&e)),
             )),
         }
     }
@@ -331,6 +341,18 @@ pub fn csv_objects(body: &str) -> Result<Vec<NumberedObject>, Vec<FieldError>> {
         Ok(out)
     } else {
         Err(errors)
+    }
+}
+
+/// The csv crate's error in Swedish (its own text is English).
+fn csv_message(e: &csv::Error) -> String {
+    match e.kind() {
+        csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
+            format!("raden har {len} fält men rubrikraden har {expected_len}")
+        }
+        csv::ErrorKind::Utf8 { err, .. } => format!("fält {} är inte UTF-8", err.field() + 1),
+        csv::ErrorKind::Io(io) => format!("kan inte läsas: {io}"),
+        _ => "kan inte läsas som CSV".to_string(),
     }
 }
 

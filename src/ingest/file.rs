@@ -17,15 +17,11 @@ use std::path::Path;
 use super::csv_mapping::CsvMapping;
 use super::{IngestError, IngestEvent};
 use crate::domain::ingested::Conflict;
-use crate::domain::{FieldError, PatientHasher};
+use crate::domain::{FieldError, FieldErrors, PatientHasher};
 use crate::store::events::BatchOutcome;
 use crate::store::DbConn;
 
 pub const IMPORT_BATCH: usize = 10_000;
-
-/// The most field errors a file's report lists; the rest are counted. A
-/// file of a million bad lines is reported in a page, not a gigabyte.
-pub const MAX_REPORTED_ERRORS: usize = 1000;
 
 /// The largest file read whole as one JSON array; larger exports are JSON
 /// Lines, which are read a batch at a time.
@@ -34,11 +30,13 @@ pub const MAX_ARRAY_BYTES: u64 = 256 << 20;
 /// Why a file was not imported. Nothing of it is stored in any case.
 #[derive(Debug)]
 pub enum FileError {
-    /// Lines that are not valid events: the first [`MAX_REPORTED_ERRORS`]
-    /// field errors, and how many there were in all.
-    Invalid(Vec<FieldError>, usize),
-    /// Event ids stored before with other content.
-    Conflict(Vec<Conflict>),
+    /// Lines that are not valid events (the first [`FieldErrors::LISTED`]
+    /// kept, all counted: a file of a million bad lines is reported in a
+    /// page, not a gigabyte).
+    Invalid(FieldErrors),
+    /// Event ids stored before with other content: the first
+    /// [`FieldErrors::LISTED`], and how many there were in all.
+    Conflict(Vec<Conflict>, usize),
     /// The file could not be read, or the database failed.
     Failed(anyhow::Error),
 }
@@ -71,29 +69,27 @@ fn import_events_in(
     mapping: Option<&CsvMapping>,
     source: &str,
 ) -> Result<BatchOutcome, FileError> {
-    let mut errors = Vec::new();
-    let mut unreported = 0;
+    let mut errors = FieldErrors::default();
     let mut conflicts = Vec::new();
+    let mut conflicts_total = 0;
     each_chunk(path, mapping, hasher, &mut |chunk| {
         match chunk {
-            Err(e) => {
-                let room = MAX_REPORTED_ERRORS.saturating_sub(errors.len());
-                unreported += e.len().saturating_sub(room);
-                errors.extend(e.into_iter().take(room));
-            }
+            Err(e) => errors.append(e),
             Ok(events) if errors.is_empty() => {
-                conflicts.extend(crate::store::events::conflicts_with_stored(conn, &events)?);
+                let found = crate::store::events::conflicts_with_stored(conn, &events)?;
+                conflicts_total += found.len();
+                let room = FieldErrors::LISTED.saturating_sub(conflicts.len());
+                conflicts.extend(found.into_iter().take(room));
             }
             Ok(_) => {}
         }
         Ok(())
     })?;
     if !errors.is_empty() {
-        let total = errors.len() + unreported;
-        return Err(FileError::Invalid(errors, total));
+        return Err(FileError::Invalid(errors));
     }
     if !conflicts.is_empty() {
-        return Err(FileError::Conflict(conflicts));
+        return Err(FileError::Conflict(conflicts, conflicts_total));
     }
     let mut total = BatchOutcome::default();
     let mut stored_batches = Vec::new();
@@ -127,11 +123,11 @@ fn import_events_in(
         }
         crate::store::events::remove_batches(conn, &stored_batches).map_err(|e| FileError::Failed(e.into()))?;
         return Err(match refused {
-            Some(IngestError::Invalid(errors)) => {
-                let total = errors.len();
-                FileError::Invalid(errors, total)
+            Some(IngestError::Invalid(errors)) => FileError::Invalid(errors),
+            Some(IngestError::Conflict(c)) => {
+                let total = c.len();
+                FileError::Conflict(c, total)
             }
-            Some(IngestError::Conflict(c)) => FileError::Conflict(c),
             _ => FileError::Failed(e.context(format!(
                 "inget sparades (de {} batcher som hann sparas är borttagna)",
                 stored_batches.len()
@@ -141,7 +137,7 @@ fn import_events_in(
     Ok(total)
 }
 
-type Chunk = Result<Vec<IngestEvent>, Vec<FieldError>>;
+type Chunk = Result<Vec<IngestEvent>, FieldErrors>;
 
 /// The file's events, validated, `IMPORT_BATCH` at a time: JSON Lines (a
 /// file holding one JSON array is read whole), or CSV through `mapping`.
@@ -159,7 +155,7 @@ fn each_chunk(
                 LineCap::new(std::io::BufReader::with_capacity(1 << 20, file)),
                 hasher,
                 IMPORT_BATCH,
-                f,
+                &mut |chunk| f(chunk.map_err(FieldErrors::from)),
             )
         }
         None => for_each_batch(path, &mut |lines| f(lines.and_then(|l| super::parse_lines(l, hasher)))),
@@ -219,17 +215,20 @@ impl std::fmt::Display for LongLine {
 
 impl std::error::Error for LongLine {}
 
-/// Passes a CSV export through with CRLF line ends made LF, failing with
-/// [`LongLine`] once a line runs past [`MAX_LINE_BYTES`]: the CSV reader
-/// holds a whole record in memory, and a gigabyte without a line break
-/// must not become one. (The CSV reader numbers the lines of a CRLF file
-/// wrongly; with LF it names the line an editor shows.)
+/// Passes a CSV export through with CRLF and lone CR line ends made LF,
+/// failing with [`LongLine`] once a line runs past [`MAX_LINE_BYTES`]: the
+/// CSV reader holds a whole record in memory, and a gigabyte without a line
+/// break must not become one. (The CSV reader numbers the lines of a CRLF
+/// or CR file wrongly; with LF it names the line an editor shows.)
 pub struct LineCap<R> {
     inner: R,
     line: usize,
     run: usize,
-    /// A `\r` that ended the last read: dropped if a `\n` follows.
+    /// A `\r` that ended the last read: dropped if a `\n` follows, a line
+    /// end of its own otherwise.
     pending_cr: bool,
+    /// The second byte of a read into a one-byte buffer.
+    spill: Option<u8>,
 }
 
 impl<R> LineCap<R> {
@@ -239,14 +238,29 @@ impl<R> LineCap<R> {
             line: 1,
             run: 0,
             pending_cr: false,
+            spill: None,
         }
     }
 }
 
 impl<R: std::io::Read> std::io::Read for LineCap<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        if buf.len() < 2 {
-            return self.inner.read(buf);
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if let Some(b) = self.spill.take() {
+            buf[0] = b;
+            return Ok(1);
+        }
+        if buf.len() == 1 {
+            // The line-end work below needs room for two bytes.
+            let mut two = [0u8; 2];
+            let n = self.read(&mut two)?;
+            if n == 2 {
+                self.spill = Some(two[1]);
+            }
+            buf[0] = two[0];
+            return Ok(n.min(1));
         }
         loop {
             let held = usize::from(self.pending_cr);
@@ -257,11 +271,17 @@ impl<R: std::io::Read> std::io::Read for LineCap<R> {
             self.pending_cr = false;
             let total = held + n;
             if n == 0 {
+                if held == 1 {
+                    // A CR at the very end: a line end.
+                    buf[0] = b'\n';
+                    self.line += 1;
+                    self.run = 0;
+                }
                 return Ok(total);
             }
             let mut kept = 0;
             for i in 0..total {
-                let b = buf[i];
+                let mut b = buf[i];
                 if b == b'\r' {
                     if i + 1 == total {
                         self.pending_cr = true;
@@ -270,6 +290,7 @@ impl<R: std::io::Read> std::io::Read for LineCap<R> {
                     if buf[i + 1] == b'\n' {
                         continue;
                     }
+                    b = b'\n';
                 }
                 if b == b'\n' {
                     self.line += 1;
@@ -293,7 +314,7 @@ impl<R: std::io::Read> std::io::Read for LineCap<R> {
     }
 }
 
-type Lines<'a> = Result<&'a [NumberedLine], Vec<FieldError>>;
+type Lines<'a> = Result<&'a [NumberedLine], FieldErrors>;
 
 /// Numbered lines of a JSON Lines file, `IMPORT_BATCH` at a time; a file
 /// holding one JSON array is read whole. A line that is not UTF-8 or is
@@ -311,7 +332,7 @@ fn for_each_batch(path: &Path, f: &mut dyn FnMut(Lines) -> anyhow::Result<()>) -
         if head.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
             let size = std::fs::metadata(path).map_or(0, |m| m.len());
             if size > MAX_ARRAY_BYTES {
-                return f(Err(vec![FieldError::new(
+                return f(Err(FieldErrors::from(FieldError::new(
                     1,
                     "fil",
                     &format!(
@@ -319,13 +340,13 @@ fn for_each_batch(path: &Path, f: &mut dyn FnMut(Lines) -> anyhow::Result<()>) -
                         size >> 20,
                         MAX_ARRAY_BYTES >> 20
                     ),
-                )]));
+                ))));
             }
             let text =
                 std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("kan inte läsa {}: {e}", path.display()))?;
             return match super::json_objects(text.trim_start_matches('\u{feff}')) {
                 Ok(lines) => lines.chunks(IMPORT_BATCH).try_for_each(|c| f(Ok(c))),
-                Err(errors) => f(Err(errors)),
+                Err(errors) => f(Err(errors.into())),
             };
         }
     }
@@ -337,11 +358,12 @@ fn for_each_batch(path: &Path, f: &mut dyn FnMut(Lines) -> anyhow::Result<()>) -
     {
         n += 1;
         if !fits {
-            f(Err(vec![FieldError::new(
+            f(Err(FieldError::new(
                 n,
                 "rad",
                 &format!("är längre än {MAX_LINE_BYTES} byte"),
-            )]))?;
+            )
+            .into()))?;
             continue;
         }
         let bytes = if n == 1 {
@@ -350,7 +372,7 @@ fn for_each_batch(path: &Path, f: &mut dyn FnMut(Lines) -> anyhow::Result<()>) -
             &buf[..]
         };
         let Ok(line) = std::str::from_utf8(bytes) else {
-            f(Err(vec![FieldError::new(n, "rad", "är inte giltig UTF-8")]))?;
+            f(Err(FieldError::new(n, "rad", "är inte giltig UTF-8").into()))?;
             continue;
         };
         if line.trim().is_empty() {
@@ -408,8 +430,9 @@ mod tests {
     }
 
     #[test]
-    fn crlf_becomes_lf_and_a_lone_cr_stays_whatever_the_reads() {
+    fn crlf_and_a_lone_cr_become_lf_whatever_the_reads() {
         let input = b"a;b\r\nc\rd;e\r\n\r\nf\r";
+        let expected = b"a;b\nc\nd;e\n\nf\n";
         for whole in [true, false] {
             let mut out = Vec::new();
             if whole {
@@ -417,8 +440,40 @@ mod tests {
             } else {
                 std::io::Read::read_to_end(&mut LineCap::new(Trickle(input)), &mut out).unwrap();
             }
-            assert_eq!(out, b"a;b\nc\rd;e\n\nf\r", "whole reads: {whole}");
+            assert_eq!(out, expected, "whole reads: {whole}");
         }
+        // A reader asking one byte at a time gets the same.
+        let mut cap = LineCap::new(&input[..]);
+        let mut out = Vec::new();
+        let mut one = [0u8; 1];
+        while std::io::Read::read(&mut cap, &mut one).unwrap() == 1 {
+            out.push(one[0]);
+        }
+        assert_eq!(out, expected);
+    }
+
+    #[test]
+    fn an_old_mac_file_is_read_line_by_line_not_capped_as_one_line() {
+        let rows = 2 * MAX_LINE_BYTES / 1000;
+        let input = format!("{}\r", "x".repeat(1000)).repeat(rows);
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut LineCap::new(input.as_bytes()), &mut out).unwrap();
+        assert_eq!(out.iter().filter(|&&b| b == b'\n').count(), rows);
+    }
+
+    #[test]
+    fn one_byte_reads_still_hit_the_cap() {
+        let input = "x".repeat(MAX_LINE_BYTES + 1);
+        let mut cap = LineCap::new(input.as_bytes());
+        let mut one = [0u8; 1];
+        let e = loop {
+            match std::io::Read::read(&mut cap, &mut one) {
+                Ok(1) => continue,
+                Ok(_) => panic!("read to the end past the cap"),
+                Err(e) => break e,
+            }
+        };
+        assert!(e.get_ref().is_some_and(|i| i.is::<LongLine>()));
     }
 
     #[test]

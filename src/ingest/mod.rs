@@ -9,7 +9,7 @@ pub mod file;
 use serde_json::{Map, Value};
 
 pub use crate::domain::ingested::{content_hash, IngestError, IngestEvent};
-use crate::domain::{Event, FieldError, PatientHasher, Unit};
+use crate::domain::{Event, FieldError, FieldErrors, PatientHasher, Unit};
 
 /// Splits a request body into JSON objects with their line numbers: a JSON
 /// array (numbered by position, from 1) or JSON Lines (numbered by line).
@@ -49,19 +49,21 @@ fn object(line: usize, text: &str) -> Result<Map<String, Value>, FieldError> {
     }
 }
 
-/// Parses and validates every event of a batch; all errors, or all events.
-pub fn parse_events(body: &str, hasher: &PatientHasher) -> Result<Vec<IngestEvent>, Vec<FieldError>> {
+/// Parses and validates every event of a batch; all errors (the first
+/// [`FieldErrors::LISTED`] kept), or all events.
+pub fn parse_events(body: &str, hasher: &PatientHasher) -> Result<Vec<IngestEvent>, FieldErrors> {
     parse_lines(&json_objects(body)?, hasher)
 }
 
 /// Parses numbered lines (as [`json_objects`] gives them).
-pub fn parse_lines(lines: &[(usize, String)], hasher: &PatientHasher) -> Result<Vec<IngestEvent>, Vec<FieldError>> {
+pub fn parse_lines(lines: &[(usize, String)], hasher: &PatientHasher) -> Result<Vec<IngestEvent>, FieldErrors> {
     let mut events = Vec::with_capacity(lines.len());
-    let mut errors = Vec::new();
+    let mut errors = FieldErrors::default();
     for (line, text) in lines {
         match parse_event_line(*line, text, hasher) {
-            Ok(ev) => events.push(ev),
-            Err(mut e) => errors.append(&mut e),
+            Ok(ev) if errors.is_empty() => events.push(ev),
+            Ok(_) => {}
+            Err(e) => e.into_iter().for_each(|e| errors.push(e)),
         }
     }
     if errors.is_empty() {
@@ -129,12 +131,12 @@ fn redact(raw: &str, obj: &Map<String, Value>, event: &Event) -> String {
 }
 
 /// Parses units from a JSON array, JSON Lines, or CSV with a header row.
-pub fn parse_units(body: &str, is_csv: bool) -> Result<Vec<Unit>, Vec<FieldError>> {
+pub fn parse_units(body: &str, is_csv: bool) -> Result<Vec<Unit>, FieldErrors> {
     let objects = if is_csv {
         csv_mapping::csv_objects(body)?
     } else {
         let mut out = Vec::new();
-        let mut errors = Vec::new();
+        let mut errors = FieldErrors::default();
         for (line, text) in json_objects(body)? {
             match object(line, &text) {
                 Ok(m) => out.push((line, m)),
@@ -147,12 +149,12 @@ pub fn parse_units(body: &str, is_csv: bool) -> Result<Vec<Unit>, Vec<FieldError
         out
     };
     let mut units = Vec::with_capacity(objects.len());
-    let mut errors = Vec::new();
+    let mut errors = FieldErrors::default();
     let mut seen = std::collections::HashSet::new();
     for (line, obj) in objects {
         match Unit::from_json(&obj, line) {
             Ok(u) if !seen.insert(u.id.clone()) => {
-                errors.push(FieldError::new(line, "id", "appears twice in this batch"));
+                errors.push(FieldError::new(line, "id", "förekommer två gånger i batchen"));
             }
             // A CSV row cannot say null: an empty cell keeps the stored address.
             Ok(u) if is_csv => units.push(Unit {
@@ -161,7 +163,7 @@ pub fn parse_units(body: &str, is_csv: bool) -> Result<Vec<Unit>, Vec<FieldError
                 ..u
             }),
             Ok(u) => units.push(u),
-            Err(mut e) => errors.append(&mut e),
+            Err(e) => e.into_iter().for_each(|e| errors.push(e)),
         }
     }
     if errors.is_empty() {

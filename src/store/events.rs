@@ -11,7 +11,7 @@ use super::schema::{events, ingest_batches};
 use super::{backend, cases, now, DbConn};
 pub use crate::domain::Conflict;
 use crate::domain::{CaseId, Event, EventId, EventType, EventValue, PatientHash, UnitId};
-use crate::domain::{FieldError, IngestError, IngestEvent};
+use crate::domain::{FieldErrors, IngestError, IngestEvent};
 
 #[derive(Insertable)]
 #[diesel(table_name = events, treat_none_as_default_value = false)]
@@ -53,7 +53,7 @@ impl BatchOutcome {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreBatchError {
-    #[error("{} event ids conflict with stored events", .0.len())]
+    #[error("{} händelse-id finns redan med annat innehåll", .0.len())]
     Conflict(Vec<Conflict>),
     #[error(transparent)]
     Db(#[from] diesel::result::Error),
@@ -102,6 +102,9 @@ pub fn store_batch(conn: &mut DbConn, batch: &[IngestEvent], source: &str) -> Re
     }
 }
 
+/// Why a stored id with other content is refused.
+const STORED_OTHER: &str = "en händelse med detta id finns redan sparad med annat innehåll";
+
 /// Drops repeats inside the batch; a repeat with other content is a conflict.
 fn dedupe(batch: &[IngestEvent]) -> (Vec<&IngestEvent>, usize, Vec<Conflict>) {
     let mut first: HashMap<&str, &IngestEvent> = HashMap::with_capacity(batch.len());
@@ -114,7 +117,7 @@ fn dedupe(batch: &[IngestEvent]) -> (Vec<&IngestEvent>, usize, Vec<Conflict>) {
             Some(prev) => conflicts.push(Conflict {
                 line: ev.line,
                 id: ev.event.id.0.clone(),
-                message: format!("same id as line {} with other content", prev.line),
+                message: format!("samma id som rad {} men annat innehåll", prev.line),
             }),
             None => {
                 first.insert(ev.event.id.as_str(), ev);
@@ -154,7 +157,7 @@ fn store_in_tx(
             Some(_) => conflicts.push(Conflict {
                 line: ev.line,
                 id: ev.event.id.0.clone(),
-                message: "an event with this id is already stored with other content".into(),
+                message: STORED_OTHER.into(),
             }),
             None => fresh.push(*ev),
         }
@@ -196,7 +199,7 @@ pub fn conflicts_with_stored(conn: &mut DbConn, batch: &[IngestEvent]) -> QueryR
         .map(|ev| Conflict {
             line: ev.line,
             id: ev.event.id.0.clone(),
-            message: "an event with this id is already stored with other content".into(),
+            message: STORED_OTHER.into(),
         })
         .collect())
 }
@@ -365,9 +368,9 @@ impl EventRow {
     /// Back to the domain event; the database only holds what validation let in.
     pub fn into_event(self) -> anyhow::Result<Event> {
         let kind = EventType::parse(&self.event_type)
-            .ok_or_else(|| anyhow::anyhow!("stored event {} has unknown type {}", self.id, self.event_type))?;
+            .ok_or_else(|| anyhow::anyhow!("den sparade händelsen {} har en okänd typ {}", self.id, self.event_type))?;
         let offset = FixedOffset::east_opt(self.at_offset)
-            .ok_or_else(|| anyhow::anyhow!("stored event {} has a bad offset", self.id))?;
+            .ok_or_else(|| anyhow::anyhow!("den sparade händelsen {} har en felaktig tidsförskjutning", self.id))?;
         let to: Vec<String> = serde_json::from_str(&self.to_units)?;
         Ok(Event {
             id: EventId(self.id),
@@ -420,7 +423,7 @@ pub fn count(conn: &mut DbConn) -> QueryResult<i64> {
 /// Stores a parsed batch: all of it, or nothing.
 pub fn store_parsed(
     conn: &mut DbConn,
-    parsed: Result<Vec<IngestEvent>, Vec<FieldError>>,
+    parsed: Result<Vec<IngestEvent>, FieldErrors>,
     source: &str,
 ) -> Result<BatchOutcome, IngestError> {
     let events = parsed.map_err(IngestError::Invalid)?;

@@ -7,6 +7,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::{json, Value};
 
+use crate::domain::FieldErrors;
 use crate::ingest::IngestError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,8 +76,8 @@ impl AppError {
     }
 
     pub fn internal(cause: impl std::fmt::Display) -> AppError {
-        tracing::error!(error = %cause, "request failed");
-        AppError::new(ErrorCode::Internal, "internal error; see the server log")
+        tracing::error!(error = %cause, "anropet misslyckades");
+        AppError::new(ErrorCode::Internal, "internt fel; orsaken finns i serverns logg")
     }
 }
 
@@ -99,17 +100,25 @@ impl From<IngestError> for AppError {
         match e {
             IngestError::Invalid(errors) => AppError {
                 code: ErrorCode::InvalidBatch,
-                message: format!("batchen avvisades hel: {} fel i fält; inget sparades", errors.len()),
-                extra: Some(("errors", json!(errors))),
+                message: format!("batchen avvisades hel: {}; inget sparades", errors.summary()),
+                extra: Some(("errors", json!(errors.listed()))),
             },
-            IngestError::Conflict(conflicts) => AppError {
-                code: ErrorCode::Conflict,
-                message: format!(
-                    "{} händelse-id finns redan med annat innehåll; inget sparades",
-                    conflicts.len()
-                ),
-                extra: Some(("conflicts", json!(conflicts))),
-            },
+            IngestError::Conflict(conflicts) => {
+                let listed = &conflicts[..conflicts.len().min(FieldErrors::LISTED)];
+                let shown = if listed.len() < conflicts.len() {
+                    format!(" (de första {} listas)", listed.len())
+                } else {
+                    String::new()
+                };
+                AppError {
+                    code: ErrorCode::Conflict,
+                    message: format!(
+                        "{} händelse-id finns redan med annat innehåll{shown}; inget sparades",
+                        conflicts.len()
+                    ),
+                    extra: Some(("conflicts", json!(listed))),
+                }
+            }
             IngestError::Db(e) => AppError::from(e),
         }
     }
@@ -139,7 +148,7 @@ impl From<actix_web::error::BlockingError> for AppError {
 
 /// A write refused for want of room: 503, nothing of it stored.
 fn full(e: &dyn std::fmt::Display) -> AppError {
-    tracing::error!(error = %e, "the database is full");
+    tracing::error!(error = %e, "databasen är full");
     AppError::new(
         ErrorCode::Unavailable,
         "databasen är full: inget av detta sparades; skicka igen när driften har frigjort utrymme",
@@ -151,7 +160,7 @@ fn full(e: &dyn std::fmt::Display) -> AppError {
 /// just before may have lost only its answer, so the request is sent again
 /// (ingest and scans take nothing twice).
 fn unreachable(e: &dyn std::fmt::Display) -> AppError {
-    tracing::error!(error = %e, "the database connection was lost");
+    tracing::error!(error = %e, "förbindelsen med databasen bröts");
     AppError::new(ErrorCode::Unavailable, UNREACHABLE)
 }
 
@@ -184,7 +193,7 @@ impl From<anyhow::Error> for AppError {
 
 impl From<r2d2::Error> for AppError {
     fn from(e: r2d2::Error) -> AppError {
-        tracing::error!(error = %e, "no database connection");
+        tracing::error!(error = %e, "ingen databasförbindelse");
         AppError::new(ErrorCode::Unavailable, UNREACHABLE)
     }
 }

@@ -468,3 +468,56 @@ fn a_file_of_many_bad_lines_is_counted_whole_and_listed_in_part() {
     assert!(stderr.contains("rad 1, fält type"), "{stderr}");
     assert!(stderr.contains("… och 24950 fel till"), "{stderr}");
 }
+
+#[test]
+fn a_body_of_many_bad_lines_lists_a_thousand_and_counts_them_all() {
+    let app = crate::helpers::spawn_app(Backend::Sqlite);
+    let tok = token(&app.pool, Role::Inlasning, None);
+    let body: String = (0..30_000)
+        .map(|i| ev(&format!("x{i}"), "").replace("inskrivning", "okänd") + "\n")
+        .collect();
+    let (status, answer) = raw_post(&app.base, &tok, body.as_bytes());
+    assert_eq!(status, 400, "{answer}");
+    let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    let message = answer["message"].as_str().unwrap();
+    assert!(
+        message.contains("30000 fel i fält (de första 1000 listas)"),
+        "{message}"
+    );
+    let errors = answer["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1000, "the answer lists the first thousand");
+    assert!(named(&answer["errors"], 1, "type"));
+    assert!(named(&answer["errors"], 1000, "type"));
+    assert_eq!(app.event_count(), 0);
+}
+
+#[test]
+fn a_file_of_many_conflicting_ids_is_counted_whole_and_listed_in_part() {
+    let db = crate::helpers::TestDb::new(Backend::Sqlite);
+    let dir = tempfile::tempdir().unwrap();
+    let import = |name: &str, text: String| {
+        let file = dir.path().join(name);
+        std::fs::write(&file, text).unwrap();
+        bin()
+            .env("SVU_VAKT_PATIENT_KEY", TEST_KEY)
+            .args(["import", "--database-url", &db.url(), "--events"])
+            .arg(&file)
+            .output()
+            .unwrap()
+    };
+    let first = import("först.jsonl", good_lines("k", 1500));
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    // The same ids an hour later: other content for every one of them.
+    let again = import("igen.jsonl", good_lines("k", 1500).replace("T08:00", "T09:00"));
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(!again.status.success());
+    assert!(
+        stderr.contains("1500 id:n finns redan med annat innehåll, inget sparades"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("rad 1, id k0: en händelse med detta id finns redan sparad"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("… och 1450 till"), "{stderr}");
+}

@@ -467,6 +467,12 @@ fn a_session_works_for_the_api_and_a_change_without_its_csrf_token_is_refused(b:
     // A cookie that was never issued is no session.
     let (r, _) = raw(&app, "GET", "/api/v1/session", &[("Cookie", "svu_session=abc")], None);
     assert_eq!(r.status, 401);
+    // A field the document does not name is refused, as in every request body.
+    let body = serde_json::json!({"username": "anna.avd1", "password": PASSWORD, "remember": true}).to_string();
+    let (r, cookie) = raw(&app, "POST", "/api/v1/session", &[], Some(&body));
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.json()["message"].as_str().unwrap().contains("remember"), "{}", r.body);
+    assert!(cookie.is_none());
 }
 
 fn five_failed_logins_lock_the_account_and_a_new_password_lifts_it(b: Backend) {

@@ -19,6 +19,7 @@ use crate::web::error::{AppError, ErrorCode};
 use crate::web::AppState;
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Credentials {
     pub username: String,
     pub password: String,
@@ -156,7 +157,7 @@ pub async fn log_in(
                     Ok(user_id) => {
                         let (cookie, csrf) = users::start_session(&mut conn, user_id)?;
                         let (caller, _) = users::session_caller(&mut conn, &cookie, st.session)?
-                            .ok_or_else(|| AppError::internal("a new session is not live"))?;
+                            .ok_or_else(|| AppError::internal("en ny session är inte giltig"))?;
                         Ok(Ok((cookie, csrf, caller)))
                     }
                     Err(r) => Ok(Err(r)),
@@ -187,10 +188,10 @@ fn who(caller: &Caller, csrf: Option<&str>) -> serde_json::Value {
 
 #[utoipa::path(post, path = "/api/v1/session", tag = "inloggning",
     request_body(content = crate::web::api::openapi::LoginRequest, content_type = "application/json"),
-    responses((status = 200, description = "logged in: username, role, units, csrf; the session cookie is set"),
-        (status = 400, description = "not JSON"), (status = 401, description = "wrong user name or password"),
-        (status = 403, description = "posted from another site"), (status = 429, description = "the account is locked"),
-        (status = 503, description = "too many logins at once")))]
+    responses((status = 200, description = "inloggad: username, role, units, csrf; sessionskakan sätts"),
+        (status = 400, description = "inte JSON"), (status = 401, description = "fel användarnamn eller lösenord"),
+        (status = 403, description = "skickat från en annan webbplats"), (status = 429, description = "kontot är låst"),
+        (status = 503, description = "för många inloggningar på en gång")))]
 #[post("/session")]
 async fn create(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> Result<HttpResponse, AppError> {
     // A cross-site form cannot send JSON without asking first (CORS preflight).
@@ -202,13 +203,13 @@ async fn create(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) 
     if !json {
         return Err(AppError::new(
             ErrorCode::BadRequest,
-            "the body must be JSON (Content-Type: application/json)",
+            "kroppen måste vara JSON (Content-Type: application/json)",
         ));
     }
     let creds: Credentials = serde_json::from_slice(&body).map_err(|e| {
         AppError::new(
             ErrorCode::BadRequest,
-            format!("the body must be {{\"username\", \"password\"}}: {e}"),
+            format!("kroppen ska vara {{\"username\", \"password\"}}: {e}"),
         )
     })?;
     let (cookie, csrf, caller) = log_in(state.clone(), &req, creds).await??;
@@ -218,15 +219,15 @@ async fn create(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) 
 }
 
 #[utoipa::path(get, path = "/api/v1/session", tag = "inloggning",
-    responses((status = 200, description = "who is logged in, with the CSRF token"), (status = 401, description = "no valid token or session")))]
+    responses((status = 200, description = "vem som är inloggad, med CSRF-token"), (status = 401, description = "ingen giltig token eller session")))]
 #[get("/session")]
 async fn show(auth: Auth) -> HttpResponse {
     HttpResponse::Ok().json(who(&auth.caller, auth.csrf.as_deref()))
 }
 
 #[utoipa::path(delete, path = "/api/v1/session", tag = "inloggning",
-    responses((status = 204, description = "logged out; the cookie is cleared"), (status = 401, description = "no valid token or session"),
-        (status = 403, description = "without the session's CSRF token")))]
+    responses((status = 204, description = "utloggad; kakan rensas"), (status = 401, description = "ingen giltig token eller session"),
+        (status = 403, description = "utan sessionens CSRF-token")))]
 #[delete("/session")]
 async fn end(state: web::Data<AppState>, req: HttpRequest, auth: Auth) -> Result<HttpResponse, AppError> {
     if auth.csrf.is_some() {

@@ -12,9 +12,9 @@ use crate::web::error::{AppError, ErrorCode};
 use crate::web::AppState;
 
 #[utoipa::path(post, path = "/api/v1/units", tag = "enheter",
-    request_body(content = String, content_type = "application/json", description = "a JSON array of units, or CSV with Content-Type text/csv (SPEC §3.1)"),
-    responses((status = 200, description = "created and updated counts"), (status = 400, description = "invalid rows; nothing stored"),
-        (status = 401, description = "no valid token or session"), (status = 403, description = "not an admin")))]
+    request_body(content = String, content_type = "application/json", description = "en JSON-array av enheter, eller CSV med Content-Type text/csv (SPEC §3.1)"),
+    responses((status = 200, description = "antal skapade och uppdaterade"), (status = 400, description = "ogiltiga rader; inget sparades"),
+        (status = 401, description = "ingen giltig token eller session"), (status = 403, description = "inte admin")))]
 #[post("/units")]
 async fn post_units(
     state: web::Data<AppState>,
@@ -32,8 +32,8 @@ async fn post_units(
         .is_some_and(|v| v.contains("csv"));
     let list = ingest::parse_units(body_text(&body)?, is_csv).map_err(|errors| AppError {
         code: ErrorCode::InvalidBatch,
-        message: format!("enheterna avvisades alla: {} fel i fält; inget sparades", errors.len()),
-        extra: Some(("errors", json!(errors))),
+        message: format!("enheterna avvisades alla: {}; inget sparades", errors.summary()),
+        extra: Some(("errors", json!(errors.listed()))),
     })?;
     let (created, updated) = web::block(move || -> Result<_, AppError> {
         let mut conn = state.pool.get()?;
@@ -46,8 +46,8 @@ async fn post_units(
 /// Registered units, then the units events name that are not registered
 /// (`"registered": false`, no kind: they count as unknown, SPEC §4.6).
 #[utoipa::path(get, path = "/api/v1/units", tag = "enheter",
-    responses((status = 200, description = "registered units (addresses only for county-wide callers), then unregistered units events name"),
-        (status = 401, description = "no valid token or session"), (status = 403, description = "a role that may not read units")))]
+    responses((status = 200, description = "registrerade enheter (adresser bara för anropare med hela länet), sedan oregistrerade enheter som händelser nämner"),
+        (status = 401, description = "ingen giltig token eller session"), (status = 403, description = "en roll som inte får läsa enheter")))]
 #[get("/units")]
 async fn get_units(state: web::Data<AppState>, auth: Auth) -> Result<HttpResponse, AppError> {
     let caller = auth.require(&[Role::Admin, Role::Ledning, Role::Handlaggare])?.clone();
