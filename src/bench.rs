@@ -80,7 +80,7 @@ pub fn run(base: &Config, opts: &BenchOptions) -> anyhow::Result<()> {
     let services = Services::build(&config)?;
     anyhow::ensure!(
         crate::store::events::count(&mut *services.pool.get()?)? == 0,
-        "bench needs an empty database: {} holds events",
+        "bench kräver en tom databas: {} innehåller händelser",
         crate::store::redact_url(&url)
     );
     let mut steps = Vec::new();

@@ -78,11 +78,11 @@ fn default_oidc_button() -> String {
 impl OidcSection {
     fn resolve(self, base_url: &str) -> anyhow::Result<crate::oidc::OidcConfig> {
         let match_by = crate::oidc::MatchBy::parse(&self.match_by)
-            .ok_or_else(|| anyhow::anyhow!("oidc.match_by must be hsa_id or email, not `{}`", self.match_by))?;
+            .ok_or_else(|| anyhow::anyhow!("oidc.match_by ska vara hsa_id eller email, inte `{}`", self.match_by))?;
         let unknown = match self.unknown_users.as_str() {
             "refuse" => crate::oidc::Unknown::Refuse,
             "create" => crate::oidc::Unknown::Create,
-            other => anyhow::bail!("oidc.unknown_users must be refuse or create, not `{other}`"),
+            other => anyhow::bail!("oidc.unknown_users ska vara refuse eller create, inte `{other}`"),
         };
         let client_secret = match (
             env("SVU_VAKT_OIDC_CLIENT_SECRET"),
@@ -90,7 +90,7 @@ impl OidcSection {
             self.client_secret_file,
         ) {
             (Some(s), _, _) => Some(s),
-            (None, Some(_), Some(_)) => anyhow::bail!("oidc: give client_secret or client_secret_file, not both"),
+            (None, Some(_), Some(_)) => anyhow::bail!("oidc: ange client_secret eller client_secret_file, inte båda"),
             (None, Some(s), None) => Some(s),
             (None, None, Some(path)) => Some(
                 std::fs::read_to_string(&path)
@@ -100,21 +100,21 @@ impl OidcSection {
             ),
             (None, None, None) => None,
         };
-        anyhow::ensure!(!self.claim.trim().is_empty(), "oidc.claim must name a claim");
-        anyhow::ensure!(!self.client_id.trim().is_empty(), "oidc.client_id must not be empty");
+        anyhow::ensure!(!self.claim.trim().is_empty(), "oidc.claim måste ange ett claim");
+        anyhow::ensure!(!self.client_id.trim().is_empty(), "oidc.client_id får inte vara tomt");
         let redirect_url = match self.redirect_url {
             Some(u) => u,
             None => {
                 anyhow::ensure!(
                     base_url.starts_with("http"),
-                    "oidc.redirect_url is needed when mail.base_url is not set"
+                    "oidc.redirect_url behövs när mail.base_url inte är satt"
                 );
                 format!("{base_url}/login/oidc/retur")
             }
         };
         anyhow::ensure!(
             redirect_url.ends_with("/login/oidc/retur"),
-            "oidc.redirect_url must end in /login/oidc/retur (the address svu-vakt answers on)"
+            "oidc.redirect_url måste sluta på /login/oidc/retur (adressen som svu-vakt svarar på)"
         );
         Ok(crate::oidc::OidcConfig {
             // Exactly as written: discovery must give back the same issuer.
@@ -169,24 +169,24 @@ impl FeedSection {
         };
         anyhow::ensure!(
             directory.is_dir(),
-            "feed.directory: {} is not a directory",
+            "feed.directory: {} är ingen katalog",
             directory.display()
         );
         anyhow::ensure!(
             (1..=3600).contains(&self.poll_seconds),
-            "feed.poll_seconds must be from 1 to 3600"
+            "feed.poll_seconds ska vara 1–3600"
         );
         anyhow::ensure!(
             self.settle_seconds <= 86_400,
-            "feed.settle_seconds must be at most 86400"
+            "feed.settle_seconds får vara högst 86400"
         );
         let csv = self
             .csv
             .into_iter()
             .map(|c| {
-                anyhow::ensure!(!c.pattern.trim().is_empty(), "feed.csv: a pattern is empty");
+                anyhow::ensure!(!c.pattern.trim().is_empty(), "feed.csv: ett mönster (pattern) är tomt");
                 let text = std::fs::read_to_string(&c.mapping).map_err(|e| {
-                    anyhow::anyhow!("feed.csv `{}`: cannot read {}: {e}", c.pattern, c.mapping.display())
+                    anyhow::anyhow!("feed.csv `{}`: kan inte läsa {}: {e}", c.pattern, c.mapping.display())
                 })?;
                 let mapping = crate::ingest::csv_mapping::CsvMapping::from_toml(&text)
                     .map_err(|e| anyhow::anyhow!("feed.csv `{}`: {}: {e}", c.pattern, c.mapping.display()))?;
@@ -389,12 +389,12 @@ impl ScanConfig {
         } else {
             Some(schedule.parse::<cron::Schedule>().map_err(|e| {
                 anyhow::anyhow!(
-                    "scan.schedule `{schedule}` is not a cron expression (six fields, seconds first, e.g. \"0 */15 * * * *\"): {e}"
+                    "scan.schedule `{schedule}` är inget cron-uttryck (sex fält, sekunder först, t.ex. \"0 */15 * * * *\"): {e}"
                 )
             })?)
         };
-        anyhow::ensure!(grace_minutes >= 0, "scan.grace_minutes must not be negative");
-        anyhow::ensure!(lookback >= 1, "scan.staffing_lookback_days must be at least 1");
+        anyhow::ensure!(grace_minutes >= 0, "scan.grace_minutes får inte vara negativt");
+        anyhow::ensure!(lookback >= 1, "scan.staffing_lookback_days ska vara minst 1");
         Ok(ScanConfig {
             schedule,
             grace: chrono::Duration::minutes(grace_minutes),
@@ -536,7 +536,7 @@ impl Config {
         match file {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
-                    .map_err(|e| anyhow::anyhow!("cannot read config {}: {e}", path.display()))?;
+                    .map_err(|e| anyhow::anyhow!("kan inte läsa konfigurationen {}: {e}", path.display()))?;
                 Config::from_toml(&text, &path.display().to_string(), overrides)
             }
             None => Config::from_file_config(FileConfig::default(), overrides),
@@ -545,7 +545,7 @@ impl Config {
 
     /// [`Config::load`] of a file's text; `origin` names it in errors.
     pub fn from_toml(text: &str, origin: &str, overrides: &Overrides) -> anyhow::Result<Config> {
-        let fc: FileConfig = toml::from_str(text).map_err(|e| anyhow::anyhow!("config {origin}: {e}"))?;
+        let fc: FileConfig = toml::from_str(text).map_err(|e| anyhow::anyhow!("konfigurationen {origin}: {e}"))?;
         Config::from_file_config(fc, overrides)
     }
 
@@ -563,24 +563,25 @@ impl Config {
         let log_format = match env("SVU_VAKT_LOG_FORMAT").as_deref() {
             Some("json") => LogFormat::Json,
             Some("text") => LogFormat::Text,
-            Some(other) => anyhow::bail!("SVU_VAKT_LOG_FORMAT must be text or json, not `{other}`"),
+            Some(other) => anyhow::bail!("SVU_VAKT_LOG_FORMAT ska vara text eller json, inte `{other}`"),
             None => fc.log.format,
         };
         let database_url = DbUrl::parse(&database_url_text)?;
         let patient_key = patient_key(fc.privacy.patient_key_file, &database_url)?;
-        anyhow::ensure!(fc.database.pool_size > 0, "database.pool_size must be at least 1");
+        anyhow::ensure!(fc.database.pool_size > 0, "database.pool_size ska vara minst 1");
         anyhow::ensure!(
             fc.session.idle_minutes >= 1 && fc.session.absolute_hours >= 1,
-            "session.idle_minutes and session.absolute_hours must be at least 1"
+            "session.idle_minutes och session.absolute_hours ska vara minst 1"
         );
         anyhow::ensure!(
             fc.handling.remind_after_days >= 0 && fc.handling.escalate_after_days >= 0,
-            "handling.remind_after_days and handling.escalate_after_days must not be negative"
+            "handling.remind_after_days och handling.escalate_after_days får inte vara negativa"
         );
         let followup = {
             let f = &fc.followup;
             let model = match f.betalningsansvar_model.as_deref() {
-                Some(m) => crate::followup::leadtimes::Model::parse(m).map_err(|e| anyhow::anyhow!("followup.{e}"))?,
+                Some(m) => crate::followup::leadtimes::Model::parse(m)
+                    .map_err(|e| anyhow::anyhow!("followup.betalningsansvar_model: {e}"))?,
                 None if fc.rules.profile.as_deref() == Some("vasterbotten") => {
                     crate::followup::leadtimes::Model::Vasterbotten
                 }
@@ -592,18 +593,18 @@ impl Config {
                     .parse()
                     .ok()
                     .filter(|y| (1990..=2200).contains(y))
-                    .ok_or_else(|| anyhow::anyhow!("followup.vardygn_pris: `{year}` is not a year"))?;
-                anyhow::ensure!(*price >= 0, "followup.vardygn_pris.{year} must not be negative");
+                    .ok_or_else(|| anyhow::anyhow!("followup.vardygn_pris: `{year}` är inget årtal"))?;
+                anyhow::ensure!(*price >= 0, "followup.vardygn_pris.{year} får inte vara negativt");
                 prices.insert(y, *price);
             }
             anyhow::ensure!(
                 (1..=crate::followup::forvarning::MAX_HOURS).contains(&f.forvarning_hours),
-                "followup.forvarning_hours must be between 1 and {}",
+                "followup.forvarning_hours ska vara 1–{}",
                 crate::followup::forvarning::MAX_HOURS
             );
             anyhow::ensure!(
                 (0..=30).contains(&f.bemanning_paminnelse_dagar),
-                "followup.bemanning_paminnelse_dagar must be between 0 and 30"
+                "followup.bemanning_paminnelse_dagar ska vara 0–30"
             );
             FollowupConfig {
                 model,
@@ -631,7 +632,7 @@ impl Config {
             sqlite_max_mb: match env("SVU_VAKT_SQLITE_MAX_MB") {
                 Some(v) => v
                     .parse()
-                    .map_err(|_| anyhow::anyhow!("SVU_VAKT_SQLITE_MAX_MB must be a whole number of MiB"))?,
+                    .map_err(|_| anyhow::anyhow!("SVU_VAKT_SQLITE_MAX_MB ska vara ett heltal (MiB)"))?,
                 None => fc.database.sqlite_max_mb,
             },
             listen,
@@ -644,13 +645,15 @@ impl Config {
             scan: ScanConfig {
                 arrival_margin: chrono::Duration::seconds(fc.scan.arrival_margin_seconds.max(0)),
                 chunk_cases: match env("SVU_VAKT_SCAN_CHUNK_CASES") {
-                    Some(v) => v.parse().ok().filter(|n| (1..=30_000).contains(n)).ok_or_else(|| {
-                        anyhow::anyhow!("SVU_VAKT_SCAN_CHUNK_CASES must be a whole number from 1 to 30000")
-                    })?,
+                    Some(v) => v
+                        .parse()
+                        .ok()
+                        .filter(|n| (1..=30_000).contains(n))
+                        .ok_or_else(|| anyhow::anyhow!("SVU_VAKT_SCAN_CHUNK_CASES ska vara ett heltal 1–30000"))?,
                     None => {
                         anyhow::ensure!(
                             (1..=30_000).contains(&fc.scan.chunk_cases),
-                            "scan.chunk_cases must be from 1 to 30000 (one SQL variable per case)"
+                            "scan.chunk_cases ska vara 1–30000 (en SQL-variabel per ärende)"
                         );
                         fc.scan.chunk_cases
                     }
@@ -673,15 +676,15 @@ impl Config {
                 deliver_every_seconds: fc.mail.deliver_every_seconds.max(1),
                 smtp_timeout_seconds: fc.mail.smtp_timeout_seconds.max(1),
                 claim_seconds: match env("SVU_VAKT_MAIL_CLAIM_SECONDS") {
-                    Some(v) => v.parse().map_err(|_| {
-                        anyhow::anyhow!("SVU_VAKT_MAIL_CLAIM_SECONDS must be a whole number of seconds")
-                    })?,
+                    Some(v) => v
+                        .parse()
+                        .map_err(|_| anyhow::anyhow!("SVU_VAKT_MAIL_CLAIM_SECONDS ska vara ett heltal (sekunder)"))?,
                     None => fc.mail.claim_seconds,
                 },
                 max_age_days: match env("SVU_VAKT_MAIL_MAX_AGE_DAYS") {
                     Some(v) => v
                         .parse()
-                        .map_err(|_| anyhow::anyhow!("SVU_VAKT_MAIL_MAX_AGE_DAYS must be a whole number of days"))?,
+                        .map_err(|_| anyhow::anyhow!("SVU_VAKT_MAIL_MAX_AGE_DAYS ska vara ett heltal (dagar)"))?,
                     None => fc.mail.max_age_days,
                 },
                 routes: fc.mail.routes,
@@ -701,9 +704,10 @@ pub fn load_rules(file: Option<&Path>) -> anyhow::Result<ProfileOverrides> {
     let Some(path) = file else {
         return Ok(ProfileOverrides::default());
     };
-    let text =
-        std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read config {}: {e}", path.display()))?;
-    let fc: FileConfig = toml::from_str(&text).map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("kan inte läsa konfigurationen {}: {e}", path.display()))?;
+    let fc: FileConfig =
+        toml::from_str(&text).map_err(|e| anyhow::anyhow!("konfigurationen {}: {e}", path.display()))?;
     Ok(fc.rules)
 }
 
@@ -721,7 +725,7 @@ pub fn resolve_profile(name: Option<&str>, overrides: &ProfileOverrides) -> anyh
 /// PostgreSQL), created with fresh random bytes on first start.
 fn patient_key(file: Option<PathBuf>, db: &DbUrl) -> anyhow::Result<Secret> {
     if let Some(k) = env("SVU_VAKT_PATIENT_KEY") {
-        anyhow::ensure!(k.len() >= 32, "SVU_VAKT_PATIENT_KEY must be at least 32 characters");
+        anyhow::ensure!(k.len() >= 32, "SVU_VAKT_PATIENT_KEY måste ha minst 32 tecken");
         return Ok(Secret::new(k.into_bytes()));
     }
     let path = file
@@ -738,11 +742,11 @@ fn patient_key(file: Option<PathBuf>, db: &DbUrl) -> anyhow::Result<Secret> {
 
 fn read_key_file(path: &Path) -> anyhow::Result<Secret> {
     let text = std::fs::read_to_string(path)
-        .map_err(|e| anyhow::anyhow!("cannot read patient key {}: {e}", path.display()))?;
+        .map_err(|e| anyhow::anyhow!("kan inte läsa patientnyckeln {}: {e}", path.display()))?;
     let key = text.trim();
     anyhow::ensure!(
         key.len() >= 32,
-        "patient key {} is shorter than 32 characters",
+        "patientnyckeln {} är kortare än 32 tecken",
         path.display()
     );
     Ok(Secret::new(key.as_bytes().to_vec()))
@@ -758,7 +762,7 @@ fn create_key_file(path: &Path) -> anyhow::Result<Secret> {
         std::fs::create_dir_all(dir)?;
     }
     let mut bytes = [0u8; 32];
-    getrandom::getrandom(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+    getrandom::getrandom(&mut bytes).map_err(|e| anyhow::anyhow!("systemet gav inga slumptal: {e}"))?;
     let key = hex::encode(bytes);
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(format!(".{}-{}.tmp", std::process::id(), hex::encode(&bytes[..4])));
@@ -776,12 +780,12 @@ fn create_key_file(path: &Path) -> anyhow::Result<Secret> {
     let _ = std::fs::remove_file(&tmp);
     match written {
         Ok(()) => {
-            tracing::warn!(path = %path.display(), "created a new patient key; back it up: without it, hashes cannot be matched again");
+            tracing::warn!(path = %path.display(), "en ny patientnyckel skapades; säkerhetskopiera den: utan den kan hashvärdena inte matchas igen");
             Ok(Secret::new(key.into_bytes()))
         }
         // Another process created it meanwhile: that key is the key.
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read_key_file(path),
-        Err(e) => Err(anyhow::anyhow!("cannot create patient key {}: {e}", path.display())),
+        Err(e) => Err(anyhow::anyhow!("kan inte skapa patientnyckeln {}: {e}", path.display())),
     }
 }
 
@@ -815,7 +819,7 @@ mod tests {
     #[test]
     fn a_bad_cron_expression_stops_the_start_with_a_clear_message() {
         let err = ScanConfig::parse("*/15 * * * *", 60, 14).unwrap_err().to_string();
-        assert!(err.contains("scan.schedule") && err.contains("six fields"), "{err}");
+        assert!(err.contains("scan.schedule") && err.contains("sex fält"), "{err}");
         assert!(ScanConfig::parse("0 */15 * * * *", 60, 14).unwrap().schedule.is_some());
         assert!(ScanConfig::parse("", 60, 14).unwrap().schedule.is_none());
     }

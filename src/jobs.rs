@@ -19,7 +19,7 @@ pub async fn scan_loop(services: Arc<Services>, cron: cron::Schedule) {
     let mut schedule = Schedule::new(cron);
     loop {
         let Some(firing) = schedule.next_after(Utc::now()) else {
-            tracing::warn!("the scan schedule has no further firing; scheduled scans stop");
+            tracing::warn!("granskningsschemat har inga fler tider; schemalagda granskningar upphör");
             return;
         };
         let wait = (firing.at - Utc::now()).to_std().unwrap_or(StdDuration::ZERO);
@@ -27,7 +27,7 @@ pub async fn scan_loop(services: Arc<Services>, cron: cron::Schedule) {
         schedule.fired(firing);
         match scan_once(&services, None, false).await {
             Ok(s) => tracing::info!(run = s.id, filed = s.counts.filed, "scheduled scan done"),
-            Err(ScanError::Busy) => tracing::info!("scheduled scan skipped: another instance is scanning"),
+            Err(ScanError::Busy) => tracing::info!("schemalagd granskning hoppades över: en annan instans granskar"),
             Err(ScanError::Failed(_)) => {}
         }
         deliver_once(&services, true).await;
@@ -72,7 +72,7 @@ pub async fn scan_once(
     let s = services.clone();
     actix_web::rt::task::spawn_blocking(move || s.scan(as_of, full))
         .await
-        .map_err(|e| ScanError::Failed(anyhow::anyhow!("the scan could not run: {e}")))?
+        .map_err(|e| ScanError::Failed(anyhow::anyhow!("granskningen kunde inte köras: {e}")))?
 }
 
 /// One round of delivery on the blocking pool, if an SMTP server is configured.
@@ -82,7 +82,7 @@ pub async fn deliver_once(services: &Arc<Services>, respect_backoff: bool) -> Op
         Ok(Some(Ok(r))) => Some(r),
         Ok(_) => None,
         Err(e) => {
-            tracing::error!(error = %e, "mail delivery could not run");
+            tracing::error!(error = %e, "e-postutskicket kunde inte köras");
             None
         }
     }

@@ -43,7 +43,7 @@ impl Application {
     pub fn build(config: &Config) -> anyhow::Result<Application> {
         let state = Data::new(app_state(config)?);
         let listener = TcpListener::bind(&config.listen)
-            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
+            .map_err(|e| anyhow::anyhow!("kan inte lyssna på {}: {e}", config.listen))?;
         let port = listener.local_addr()?.port();
         let server = web::server(listener, state.clone(), config.max_body_bytes, config.workers)?;
         Ok(Application { port, server, state })

@@ -17,7 +17,7 @@ use svu_vakt::cli;
     about = "Granskar samverkan vid utskrivning (Lag (2017:612)) och rapporterar avvikelser"
 )]
 struct Cli {
-    /// TOML configuration file (see ops/svu-vakt.toml)
+    /// TOML-konfigurationsfil (se ops/svu-vakt.toml)
     #[arg(long, global = true, env = "SVU_VAKT_CONFIG")]
     config: Option<PathBuf>,
     #[command(subcommand)]
@@ -26,178 +26,178 @@ struct Cli {
 
 #[derive(Args, Clone, Default)]
 struct DbArgs {
-    /// sqlite://PATH or postgres://… (default sqlite://data/svu-vakt.db)
+    /// sqlite://SÖKVÄG eller postgres://… (standard sqlite://data/svu-vakt.db)
     #[arg(long, env = "SVU_VAKT_DATABASE_URL")]
     database_url: Option<String>,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the HTTP service
+    /// Kör HTTP-tjänsten
     Serve {
         #[command(flatten)]
         db: DbArgs,
-        /// Address to listen on (default 127.0.0.1:8080)
+        /// Adress att lyssna på (standard 127.0.0.1:8080)
         #[arg(long, env = "SVU_VAKT_LISTEN")]
         listen: Option<String>,
-        /// smtp://host:port, smtp://…?tls=required (STARTTLS) or smtps://… (TLS)
+        /// smtp://värd:port, smtp://…?tls=required (STARTTLS) eller smtps://… (TLS)
         #[arg(long, env = "SVU_VAKT_SMTP_URL", hide_env_values = true)]
         smtp_url: Option<String>,
-        /// Load the synthetic demo county when the database holds no events,
-        /// and print an admin token for it
+        /// Läs in det syntetiska demolänet när databasen saknar händelser,
+        /// och skriv ut en admin-token för det
         #[arg(long)]
         demo: bool,
-        /// Number of demo cases with --demo
+        /// Antal demoärenden med --demo
         #[arg(long, default_value_t = 2000)]
         demo_cases: usize,
     },
-    /// Run one scan now, deliver the mail it queued and any still pending, and exit
+    /// Kör en granskning nu, skicka e-posten den lade i kö och allt som fortfarande väntar, och avsluta
     Scan {
         #[command(flatten)]
         db: DbArgs,
-        /// Evaluate as of this instant (RFC 3339 with offset); default now
+        /// Granska per denna tidpunkt (RFC 3339 med tidszon); standard nu
         #[arg(long)]
         as_of: Option<String>,
-        /// Re-evaluate every case, not only those that changed or fell due
+        /// Granska alla ärenden, inte bara de som ändrats eller förfallit
         #[arg(long)]
         full: bool,
-        /// smtp://host:port, smtp://…?tls=required (STARTTLS) or smtps://… (TLS)
+        /// smtp://värd:port, smtp://…?tls=required (STARTTLS) eller smtps://… (TLS)
         #[arg(long, env = "SVU_VAKT_SMTP_URL", hide_env_values = true)]
         smtp_url: Option<String>,
     },
-    /// Benchmark at county scale: demo data, import, scans, check and the
-    /// plain-SQL peer of the four core rules, as a table (see docs/PERFORMANCE.md)
+    /// Prestandamätning i länsskala: demodata, import, granskningar, check och
+    /// SQL-jämförelsen för de fyra kärnreglerna, som en tabell (se docs/PERFORMANCE.md)
     Bench {
-        /// Demo cases (about 13 events each)
+        /// Demoärenden (cirka 13 händelser vardera)
         #[arg(long, default_value_t = 100_000)]
         cases: usize,
         #[arg(long, default_value_t = 1)]
         seed: u64,
-        /// An EMPTY database to run in (default: a new SQLite file in a temporary directory)
+        /// En TOM databas att köra i (standard: en ny SQLite-fil i en tillfällig katalog)
         #[arg(long)]
         database_url: Option<String>,
-        /// Leave out the plain-SQL peer (it grows faster than linearly on SQLite)
+        /// Hoppa över SQL-jämförelsen (den växer snabbare än linjärt på SQLite)
         #[arg(long)]
         without_peer: bool,
     },
-    /// Show where a unit's deviations are mailed
+    /// Visa vart en enhets avvikelser mejlas
     Routes {
         #[command(flatten)]
         db: DbArgs,
         #[arg(long)]
         unit: String,
     },
-    /// Back up the SQLite database to FILE, consistent while the service runs
+    /// Säkerhetskopiera SQLite-databasen till FIL, konsistent medan tjänsten kör
     Backup {
         #[command(flatten)]
         db: DbArgs,
-        /// The backup file to write (must not exist)
+        /// Säkerhetskopian som ska skrivas (får inte finnas)
         #[arg(long)]
         to: PathBuf,
     },
-    /// Restore a backup made by `backup` as the SQLite database, which must not exist
+    /// Återställ en säkerhetskopia från `backup` som SQLite-databasen, som inte får finnas
     Restore {
         #[command(flatten)]
         db: DbArgs,
-        /// The backup file to restore
+        /// Säkerhetskopian som ska återställas
         #[arg(long)]
         from: PathBuf,
     },
-    /// Copy a SQLite installation into an empty PostgreSQL database, every
-    /// table verified by rows and checksum (stop the service first)
+    /// Kopiera en SQLite-installation till en tom PostgreSQL-databas; varje
+    /// tabell kontrolleras med antal rader och kontrollsumma (stoppa tjänsten först)
     Copy {
-        /// sqlite://PATH of the installation to move
+        /// sqlite://SÖKVÄG till installationen som ska flyttas
         #[arg(long)]
         from: String,
-        /// postgres://… of an empty database
+        /// postgres://… till en tom databas
         #[arg(long)]
         to: String,
     },
-    /// List the latest ingest batches (API, import, drop folder), newest first
+    /// Lista de senaste inläsningsbatcherna (API, import, inkorg), nyast först
     Batches {
         #[command(flatten)]
         db: DbArgs,
-        /// Only batches whose source contains this (e.g. the file name)
+        /// Bara batcher vars källa innehåller detta (t.ex. filnamnet)
         #[arg(long)]
         source: Option<String>,
         #[arg(long, default_value_t = 50)]
         limit: i64,
     },
-    /// Remove the events an ingest batch stored (a bad export); the next
-    /// scan judges its cases again. Shows what would go without --yes
+    /// Ta bort händelserna som en inläsningsbatch sparade (en felaktig export); nästa
+    /// granskning bedömer ärendena på nytt. Utan --yes visas bara vad som skulle tas bort
     RemoveBatch {
         #[command(flatten)]
         db: DbArgs,
         #[arg(long)]
         batch: i64,
-        /// Remove, not only show
+        /// Ta bort, inte bara visa
         #[arg(long)]
         yes: bool,
     },
-    /// Run the database migrations and exit
+    /// Kör databasens migreringar och avsluta
     Migrate {
         #[command(flatten)]
         db: DbArgs,
     },
-    /// Import units and events from files (JSON, JSON Lines, or CSV with a mapping)
+    /// Läs in enheter och händelser från filer (JSON, JSON Lines eller CSV med mappning)
     Import {
         #[command(flatten)]
         db: DbArgs,
-        /// Units: a JSON array, JSON Lines, or CSV with a header row
+        /// Enheter: en JSON-array, JSON Lines eller CSV med rubrikrad
         #[arg(long)]
         units: Option<PathBuf>,
-        /// Events: JSON Lines (or a JSON array), or CSV with --mapping
+        /// Händelser: JSON Lines (eller en JSON-array), eller CSV med --mapping
         #[arg(long)]
         events: Option<PathBuf>,
-        /// TOML file mapping CSV export columns onto event fields
+        /// TOML-fil som mappar exportens CSV-kolumner till händelsefält
         #[arg(long)]
         mapping: Option<PathBuf>,
     },
-    /// Evaluate the rules on files, without a database; prints the findings
+    /// Tillämpa reglerna på filer, utan databas; skriver ut fynden
     Check {
-        /// Units: a JSON array, JSON Lines, or CSV
+        /// Enheter: en JSON-array, JSON Lines eller CSV
         #[arg(long)]
         units: PathBuf,
-        /// Events: JSON Lines (or a JSON array)
+        /// Händelser: JSON Lines (eller en JSON-array)
         #[arg(long)]
         events: PathBuf,
-        /// The instant of evaluation, RFC 3339 with offset; later events have not happened
+        /// Granskningstidpunkten, RFC 3339 med tidszon; senare händelser räknas som ej inträffade
         #[arg(long)]
         as_of: String,
         #[arg(long, value_enum, default_value_t = cli::Format::Json)]
         format: cli::Format,
-        /// nationell (default), ostergotland or vasterbotten
+        /// nationell (standard), ostergotland eller vasterbotten
         #[arg(long)]
         profile: Option<String>,
-        /// Exactly these rules, comma-separated (default: every rule the profile has on)
+        /// Exakt dessa regler, kommaseparerade (standard: alla regler som profilen har påslagna)
         #[arg(long, value_delimiter = ',')]
         rules: Option<Vec<String>>,
     },
-    /// Swedish holidays and storhelg staffing days of a year
+    /// Årets helgdagar och bemanningsdagar vid storhelg
     Calendar {
         year: i32,
         #[arg(long, value_enum, default_value_t = cli::Format::Json)]
         format: cli::Format,
-        /// A profile whose published staffing tables apply (e.g. ostergotland)
+        /// En profil vars publicerade bemanningstabeller gäller (t.ex. ostergotland)
         #[arg(long)]
         profile: Option<String>,
     },
-    /// Follow-up reports (SPEC §7): the quarterly LPO/LAG report, adherence
+    /// Uppföljningsrapporter (SPEC §7): kvartalsrapporten för LPO/LAG, följsamhet
     Report {
         #[command(subcommand)]
         kind: ReportKind,
     },
-    /// Manage API tokens
+    /// Hantera API-tokens
     Token {
         #[command(subcommand)]
         action: TokenAction,
     },
-    /// Manage the people who log in to the pages and the API
+    /// Hantera personerna som loggar in på sidorna och i API:t
     User {
         #[command(subcommand)]
         action: UserAction,
     },
-    /// Generate a synthetic county (units and cases) into the database or files
+    /// Skapa ett syntetiskt län (enheter och ärenden) i databasen eller i filer
     Demo {
         #[command(flatten)]
         db: DbArgs,
@@ -205,13 +205,13 @@ enum Command {
         seed: u64,
         #[arg(long, default_value_t = 1000)]
         cases: usize,
-        /// First admission date (YYYY-MM-DD)
+        /// Första inskrivningsdag (ÅÅÅÅ-MM-DD)
         #[arg(long, default_value = "2026-01-01")]
         from: NaiveDate,
-        /// Last admission date (YYYY-MM-DD)
+        /// Sista inskrivningsdag (ÅÅÅÅ-MM-DD)
         #[arg(long, default_value = "2026-12-31")]
         to: NaiveDate,
-        /// Write DIR/units.json and DIR/events.jsonl instead of the database
+        /// Skriv KAT/units.json och KAT/events.jsonl i stället för till databasen
         #[arg(long)]
         out: Option<PathBuf>,
     },
@@ -219,32 +219,32 @@ enum Command {
 
 #[derive(Subcommand)]
 enum ReportKind {
-    /// The quarterly report of the whole county, e.g. `report quarterly 2026-Q2`
+    /// Kvartalsrapporten för hela länet, t.ex. `report quarterly 2026-Q2`
     Quarterly {
         #[command(flatten)]
         db: DbArgs,
-        /// YYYY-QN
+        /// ÅÅÅÅ-QN
         quarter: String,
         #[arg(long, value_enum, default_value_t = cli::ReportFormat::Html)]
         format: cli::ReportFormat,
-        /// Betalningsansvar model: vasterbotten or rullande (default: the installation's)
+        /// Modell för betalningsansvar: vasterbotten eller rullande (standard: installationens)
         #[arg(long)]
         model: Option<String>,
     },
-    /// Adherence per rule and group over a period
+    /// Följsamhet per regel och grupp under en period
     Adherence {
         #[command(flatten)]
         db: DbArgs,
-        /// First day, YYYY-MM-DD
+        /// Första dag, ÅÅÅÅ-MM-DD
         #[arg(long)]
         from: String,
-        /// Last day, YYYY-MM-DD
+        /// Sista dag, ÅÅÅÅ-MM-DD
         #[arg(long)]
         to: String,
-        /// unit, subtree, huvudman or county
+        /// unit, subtree, huvudman eller county
         #[arg(long, default_value = "unit")]
         group: String,
-        /// One rule
+        /// En regel
         #[arg(long)]
         rule: Option<String>,
         #[arg(long, value_enum, default_value_t = cli::ReportFormat::Json)]
@@ -254,17 +254,17 @@ enum ReportKind {
 
 #[derive(Subcommand)]
 enum TokenAction {
-    /// Create a token; it is printed once, alone on the last line
+    /// Skapa en token; den skrivs ut en gång, ensam på sista raden
     Create {
         #[command(flatten)]
         db: DbArgs,
-        /// admin, ledning, handlaggare or inlasning
+        /// admin, ledning, handlaggare eller inlasning
         #[arg(long)]
         role: String,
-        /// The unit a handlaggare token belongs to
+        /// Enheten som en token för handlaggare hör till
         #[arg(long)]
         unit: Option<String>,
-        /// A note on who holds the token
+        /// En anteckning om vem som har token
         #[arg(long)]
         label: Option<String>,
     },
@@ -272,51 +272,51 @@ enum TokenAction {
 
 #[derive(Subcommand)]
 enum UserAction {
-    /// Create a user; the password is read from standard input, or generated and printed when none is given
+    /// Skapa en användare; lösenordet läses från standard in, eller skapas och skrivs ut om inget anges
     Create {
         #[command(flatten)]
         db: DbArgs,
         #[arg(long)]
         username: String,
-        /// admin, ledning or handlaggare
+        /// admin, ledning eller handlaggare
         #[arg(long)]
         role: String,
-        /// A unit the user works for (repeat for several); a handlaggare needs at least one
+        /// En enhet som användaren arbetar för (upprepa för flera); en handläggare behöver minst en
         #[arg(long = "unit")]
         units: Vec<String>,
         #[arg(long)]
         email: Option<String>,
-        /// The HSA-id a login through the identity provider is matched on ([oidc] match_by = "hsa_id")
+        /// HSA-id som en inloggning via inloggningstjänsten känns igen på ([oidc] match_by = "hsa_id")
         #[arg(long)]
         hsa_id: Option<String>,
     },
-    /// Change a user's role, units or HSA-id; the user's sessions end when role or units change
+    /// Ändra en användares roll, enheter eller HSA-id; användarens inloggningar avslutas när roll eller enheter ändras
     Update {
         #[command(flatten)]
         db: DbArgs,
         #[arg(long)]
         username: String,
-        /// admin, ledning or handlaggare
+        /// admin, ledning eller handlaggare
         #[arg(long)]
         role: Option<String>,
-        /// The user's units from now on (repeat for several; replaces the ones it had)
+        /// Användarens enheter från och med nu (upprepa för flera; ersätter de tidigare)
         #[arg(long = "unit")]
         units: Vec<String>,
-        /// Set the HSA-id
+        /// Sätt HSA-id
         #[arg(long, conflicts_with = "no_hsa_id")]
         hsa_id: Option<String>,
-        /// Remove the HSA-id
+        /// Ta bort HSA-id
         #[arg(long)]
         no_hsa_id: bool,
     },
-    /// Disable a user: no more logins, its sessions end; its history stays
+    /// Stäng av en användare: inga fler inloggningar, pågående inloggningar avslutas; historiken finns kvar
     Disable {
         #[command(flatten)]
         db: DbArgs,
         #[arg(long)]
         username: String,
     },
-    /// Set a new password (read from standard input, or generated and printed); lifts a lock-out
+    /// Sätt ett nytt lösenord (läses från standard in, eller skapas och skrivs ut); häver en spärr
     Passwd {
         #[command(flatten)]
         db: DbArgs,

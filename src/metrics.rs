@@ -59,83 +59,87 @@ impl Metrics {
         let counters = [
             (
                 "svu_vakt_events_ingested_total",
-                "Events stored by ingest.",
+                "Händelser sparade vid inläsning.",
                 &self.events_ingested,
             ),
             (
                 "svu_vakt_events_duplicate_total",
-                "Events received again with the same content (no-ops).",
+                "Händelser som kom igen med samma innehåll (ingen ändring).",
                 &self.events_duplicate,
             ),
             (
                 "svu_vakt_events_rejected_total",
-                "Invalid input lines in rejected batches.",
+                "Ogiltiga rader i avvisade batcher.",
                 &self.events_rejected,
             ),
             (
                 "svu_vakt_events_conflict_total",
-                "Event ids received again with other content.",
+                "Händelse-id som kom igen med annat innehåll.",
                 &self.events_conflict,
             ),
             (
                 "svu_vakt_batches_rejected_total",
-                "Ingest batches rejected whole.",
+                "Inläsningsbatcher som avvisades hela.",
                 &self.batches_rejected,
             ),
-            ("svu_vakt_scans_total", "Scans completed by this process.", &self.scans),
+            (
+                "svu_vakt_scans_total",
+                "Granskningar som denna process slutförde.",
+                &self.scans,
+            ),
             (
                 "svu_vakt_scans_failed_total",
-                "Scans that failed (see scan_runs).",
+                "Granskningar som misslyckades (se scan_runs).",
                 &self.scans_failed,
             ),
             (
                 "svu_vakt_deviations_filed_total",
-                "Deviations filed by this process's scans.",
+                "Avvikelser registrerade av granskningar i denna process.",
                 &self.deviations_filed,
             ),
             (
                 "svu_vakt_deviations_withdrawn_total",
-                "Deviations withdrawn by this process's scans.",
+                "Avvikelser återkallade av granskningar i denna process.",
                 &self.deviations_withdrawn,
             ),
             (
                 "svu_vakt_deviations_unmailed_total",
-                "Deviations filed without mail (older than mail.max_age_days).",
+                "Avvikelser registrerade utan e-post (äldre än mail.max_age_days).",
                 &self.deviations_unmailed,
             ),
             (
                 "svu_vakt_mail_sent_total",
-                "Mails accepted by the SMTP server.",
+                "Meddelanden som SMTP-servern tog emot.",
                 &self.mail_sent,
             ),
             (
                 "svu_vakt_mail_failed_total",
-                "Mail delivery attempts that failed and are retried (4xx, server unreachable).",
+                "Leveransförsök som misslyckades och görs om (4xx, servern nås inte).",
                 &self.mail_failed,
             ),
             (
                 "svu_vakt_mail_refused_total",
-                "Mails refused permanently by the SMTP server (not retried).",
+                "Meddelanden som SMTP-servern vägrade permanent (skickas inte igen).",
                 &self.mail_refused,
             ),
             (
                 "svu_vakt_feed_files_imported_total",
-                "Drop-folder files imported and moved to done/.",
+                "Filer i inkorgen som lästes in och flyttades till done/.",
                 &self.feed_files_imported,
             ),
             (
                 "svu_vakt_feed_files_failed_total",
-                "Drop-folder files with bad lines, moved to failed/ with a report.",
+                "Filer i inkorgen med felaktiga rader, flyttade till failed/ med en rapport.",
                 &self.feed_files_failed,
             ),
             (
                 "svu_vakt_feed_files_repeated_total",
-                "Drop-folder files whose content was imported before (no-ops).",
+                "Filer i inkorgen vars innehåll redan var inläst (ingen ändring).",
                 &self.feed_files_repeated,
             ),
             (
                 "svu_vakt_feed_events_stored_total",
-                "Events stored from drop-folder files (also counted in events_ingested).",
+                "Händelser sparade från filer i inkorgen (räknas även i events_ingested).",
                 &self.feed_events_stored,
             ),
         ];
@@ -147,7 +151,7 @@ impl Metrics {
             );
         }
         let name = "svu_vakt_http_request_duration_seconds";
-        let _ = writeln!(out, "# HELP {name} HTTP request latency.\n# TYPE {name} histogram");
+        let _ = writeln!(out, "# HELP {name} Svarstid för HTTP-anrop.\n# TYPE {name} histogram");
         if let Ok(map) = self.http.lock() {
             for ((method, route, status), h) in map.iter() {
                 let labels = format!(

@@ -91,16 +91,16 @@ impl std::fmt::Debug for OidcConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum OidcError {
     /// The identity provider could not be reached or answered nonsense.
-    #[error("the identity provider: {0}")]
+    #[error("inloggningstjänsten: {0}")]
     Provider(String),
     /// The tokens did not pass the checks: a forged or stale login.
-    #[error("the ID token was refused: {0}")]
+    #[error("ID-token avvisades: {0}")]
     Token(String),
     /// The ID token lacks the configured claim.
-    #[error("the ID token has no claim `{0}`")]
+    #[error("ID-token saknar claim `{0}`")]
     NoClaim(String),
     /// The e-mail the person is matched on is not marked verified.
-    #[error("the ID token's email is not marked email_verified")]
+    #[error("ID-tokens e-post är inte markerad email_verified")]
     Unverified,
 }
 
@@ -169,7 +169,7 @@ impl Oidc {
         for (name, value) in request.headers() {
             let value = value
                 .to_str()
-                .map_err(|_| HttpError(format!("header {name} is not text")))?;
+                .map_err(|_| HttpError(format!("huvudet {name} är inte text")))?;
             req = req.set(name.as_str(), value);
         }
         let answer = if request.body().is_empty() {
@@ -252,7 +252,7 @@ impl Oidc {
             .map_err(|e| OidcError::Provider(chain(&e)))?;
         let id_token = tokens
             .id_token()
-            .ok_or_else(|| OidcError::Token("the token answer has no id_token".into()))?;
+            .ok_or_else(|| OidcError::Token("tokensvaret saknar id_token".into()))?;
         id_token
             .claims(&client.id_token_verifier(), &Nonce::new(nonce.to_string()))
             .map_err(|e| OidcError::Token(chain(&e)))?;
@@ -299,7 +299,7 @@ fn payload(jwt: &str) -> Result<serde_json::Map<String, serde_json::Value>, Oidc
     let part = jwt
         .split('.')
         .nth(1)
-        .ok_or_else(|| OidcError::Token("the ID token is not a compact JWT".into()))?;
+        .ok_or_else(|| OidcError::Token("ID-token är ingen kompakt JWT".into()))?;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(part.trim_end_matches('='))
         .map_err(|e| OidcError::Token(format!("the ID token's payload: {e}")))?;
@@ -332,7 +332,11 @@ fn tls_with(path: &std::path::Path) -> anyhow::Result<rustls::ClientConfig> {
             .map_err(|e| anyhow::anyhow!("oidc.ca_file {}: {e}", path.display()))?;
         added += 1;
     }
-    anyhow::ensure!(added > 0, "oidc.ca_file {}: no certificate in it", path.display());
+    anyhow::ensure!(
+        added > 0,
+        "oidc.ca_file {}: filen innehåller inget certifikat",
+        path.display()
+    );
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     Ok(rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()

@@ -127,7 +127,7 @@ pub fn run(conn: &mut DbConn, cfg: &HandlingConfig, mail: &MailConfig) -> anyhow
         tracing::info!(
             reminders = done.reminders,
             escalations = done.escalations,
-            "handling reminders queued"
+            "påminnelser om hantering köade"
         );
     }
     Ok(done)

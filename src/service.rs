@@ -52,7 +52,7 @@ impl Services {
         )?;
         let mut conn = pool.get().map_err(|e| {
             anyhow::anyhow!(
-                "cannot open the database {}: {e}",
+                "kan inte öppna databasen {}: {e}",
                 store::redact_url(&config.database_url_text)
             )
         })?;
@@ -92,10 +92,10 @@ impl Services {
                 // Reminders go by the clock, after each scan; a failure here
                 // is logged and tried again after the next scan.
                 if let Err(e) = self.remind() {
-                    tracing::error!(error = %format!("{e:#}"), "handling reminders failed");
+                    tracing::error!(error = %format!("{e:#}"), "påminnelserna om hantering misslyckades");
                 }
                 if let Err(e) = self.remind_staffing() {
-                    tracing::error!(error = %format!("{e:#}"), "staffing reminders failed");
+                    tracing::error!(error = %format!("{e:#}"), "påminnelserna om bemanning misslyckades");
                 }
                 Metrics::add(&m.scans, 1);
                 Metrics::add(&m.deviations_filed, s.counts.filed);
@@ -104,7 +104,7 @@ impl Services {
             }
             Err(ScanError::Failed(e)) => {
                 Metrics::add(&m.scans_failed, 1);
-                tracing::error!(error = %format!("{e:#}"), "scan failed");
+                tracing::error!(error = %format!("{e:#}"), "granskningen misslyckades");
             }
             Err(ScanError::Busy) => {}
         }
@@ -146,7 +146,7 @@ impl Services {
                 Metrics::add(&m.mail_failed, r.failed);
                 Metrics::add(&m.mail_refused, r.refused);
             }
-            Err(e) => tracing::error!(error = %format!("{e:#}"), "mail delivery failed"),
+            Err(e) => tracing::error!(error = %format!("{e:#}"), "e-postutskicket misslyckades"),
         }
         Some(result)
     }

@@ -165,7 +165,7 @@ impl Filing<'_> {
         for row in &rows {
             let id = *ids
                 .get(row.fingerprint)
-                .ok_or_else(|| anyhow::anyhow!("deviation {} was not stored", row.fingerprint))?;
+                .ok_or_else(|| anyhow::anyhow!("avvikelsen {} sparades inte", row.fingerprint))?;
             let unmailed = row.due.and_utc() < self.mail_cutoff;
             history.push(NewHistory {
                 deviation_id: id,

@@ -97,7 +97,7 @@ pub const FUTURE_SKEW_MINUTES: i64 = 5;
 pub fn requested_as_of(as_of: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
     if as_of > Utc::now() + Duration::minutes(FUTURE_SKEW_MINUTES) {
         return Err(format!(
-            "as_of {} is in the future: a scan judges what has happened",
+            "as_of {} ligger i framtiden: en granskning bedömer det som har hänt",
             crate::calendar::in_stockholm(as_of).to_rfc3339()
         ));
     }
@@ -106,7 +106,7 @@ pub fn requested_as_of(as_of: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ScanError {
-    #[error("another scan is running")]
+    #[error("en annan granskning pågår")]
     Busy,
     #[error(transparent)]
     Failed(#[from] anyhow::Error),
@@ -120,7 +120,7 @@ struct LockGuard {
 impl Drop for LockGuard {
     fn drop(&mut self) {
         if let Err(e) = backend::release_scan_lock(&mut self.conn, &self.holder) {
-            tracing::error!(error = %e, "could not release the scan lock");
+            tracing::error!(error = %e, "granskningslåset kunde inte släppas");
         }
     }
 }
@@ -228,7 +228,7 @@ impl Auditor {
             withdrawn = counts.withdrawn,
             unmailed = counts.unmailed,
             backfill = run.backfill,
-            "scan done"
+            "granskning klar"
         );
         Ok(ScanSummary {
             id: run_id,
@@ -302,7 +302,7 @@ impl Auditor {
         let renewed = backend::renew_scan_lock(conn, holder, now() + Duration::minutes(LEASE_MINUTES))?;
         anyhow::ensure!(
             renewed,
-            "the scan lost its lock (its lease expired and another scan took it over, or its lock session ended); it stops without filing more"
+            "granskningen tappade sitt lås (lånet gick ut och en annan granskning tog över, eller låsets databassession avslutades); den avbryts utan att registrera fler avvikelser"
         );
         Ok(())
     }

@@ -62,7 +62,7 @@ pub fn data(
     as_of: DateTime<Utc>,
 ) -> anyhow::Result<Value> {
     let rule = RuleId::parse(&d.rule)
-        .ok_or_else(|| anyhow::anyhow!("stored deviation {} has unknown rule {}", d.id, d.rule))?;
+        .ok_or_else(|| anyhow::anyhow!("den sparade avvikelsen {} har en okänd regel {}", d.id, d.rule))?;
     let unit = d
         .unit
         .as_ref()

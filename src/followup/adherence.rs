@@ -31,7 +31,9 @@ impl Group {
             "subtree" => Ok(Group::Subtree),
             "huvudman" => Ok(Group::Huvudman),
             "county" => Ok(Group::County),
-            _ => Err(format!("`group` must be unit, subtree, huvudman or county (got `{s}`)")),
+            _ => Err(format!(
+                "`group` ska vara unit, subtree, huvudman eller county (fick `{s}`)"
+            )),
         }
     }
 }

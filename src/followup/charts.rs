@@ -83,7 +83,7 @@ pub fn trend(title: &str, x_labels: &[String], lines: &[Line], markers: &[(f64, 
         Ok(())
     })();
     if let Err(e) = result {
-        tracing::warn!(error = %e, "a chart could not be drawn");
+        tracing::warn!(error = %e, "ett diagram kunde inte ritas");
         return String::new();
     }
     svg
@@ -133,7 +133,7 @@ pub fn bars(title: &str, y_desc: &str, bars: &[(String, f64)], limit: Option<f64
         Ok(())
     })();
     if let Err(e) = result {
-        tracing::warn!(error = %e, "a chart could not be drawn");
+        tracing::warn!(error = %e, "ett diagram kunde inte ritas");
         return String::new();
     }
     svg

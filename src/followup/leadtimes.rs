@@ -190,7 +190,7 @@ impl Model {
             "vasterbotten" => Ok(Model::Vasterbotten),
             "rullande" => Ok(Model::Rullande),
             _ => Err(format!(
-                "the betalningsansvar model must be vasterbotten or rullande (got `{s}`)"
+                "modellen för betalningsansvar ska vara vasterbotten eller rullande (fick `{s}`)"
             )),
         }
     }

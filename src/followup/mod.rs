@@ -53,10 +53,10 @@ pub struct Period {
 impl Period {
     pub fn new(from: NaiveDate, to: NaiveDate) -> Result<Period, String> {
         if to < from {
-            return Err(format!("`to` ({to}) is before `from` ({from})"));
+            return Err(format!("`to` ({to}) ligger före `from` ({from})"));
         }
         if (to - from).num_days() > 366 * 20 {
-            return Err("a period may span at most 20 years".into());
+            return Err("en period får vara högst 20 år".into());
         }
         Ok(Period { from, to })
     }
@@ -64,7 +64,7 @@ impl Period {
     pub fn parse(from: &str, to: &str) -> Result<Period, String> {
         let d = |s: &str, name: &str| {
             NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
-                .map_err(|_| format!("`{name}` must be a date YYYY-MM-DD (got `{s}`)"))
+                .map_err(|_| format!("`{name}` ska vara ett datum ÅÅÅÅ-MM-DD (fick `{s}`)"))
         };
         Period::new(d(from, "from")?, d(to, "to")?)
     }
@@ -181,7 +181,7 @@ pub struct Quarter {
 
 impl Quarter {
     pub fn parse(s: &str) -> Result<Quarter, String> {
-        let err = || format!("a quarter is written YYYY-QN, e.g. 2026-Q2 (got `{s}`)");
+        let err = || format!("kvartalet skrivs ÅÅÅÅ-QN, t.ex. 2026-Q2 (fick `{s}`)");
         let (y, q) = s.trim().split_once("-Q").ok_or_else(err)?;
         let year: i32 = y.parse().map_err(|_| err())?;
         let q: u32 = q.parse().map_err(|_| err())?;

@@ -65,7 +65,7 @@ impl Mailer {
             return Ok(None);
         }
         let transport = SmtpTransport::from_url(&cfg.smtp_url.0)
-            .map_err(|e| anyhow::anyhow!("mail.smtp_url {:?} is not usable: {e}", cfg.smtp_url))?
+            .map_err(|e| anyhow::anyhow!("mail.smtp_url {:?} går inte att använda: {e}", cfg.smtp_url))?
             .timeout(Some(StdDuration::from_secs(cfg.smtp_timeout_seconds)))
             .build();
         let from = crate::domain::parse_mailbox(&cfg.from).map_err(|e| anyhow::anyhow!("mail.from: {e}"))?;
@@ -129,7 +129,7 @@ pub fn deliver(pool: &Pool, mailer: &Mailer, respect_backoff: bool) -> anyhow::R
     // A server that cannot be reached, or that refuses our login or TLS, is
     // no reason to fail any one mail: nothing is claimed, the next round tries.
     if let Err(e) = mailer.transport.test_connection() {
-        tracing::warn!(error = %e, "SMTP server not usable now; mail waits");
+        tracing::warn!(error = %e, "SMTP-servern går inte att använda nu; e-posten väntar");
         report.failed = 1;
         return Ok(report);
     }
@@ -174,7 +174,7 @@ pub fn deliver(pool: &Pool, mailer: &Mailer, respect_backoff: bool) -> anyhow::R
                     // The database or a template, not the message: try again later.
                     report.failed += 1;
                     let text = format!("kunde inte skapa meddelandet: {e:#}");
-                    tracing::error!(message = %m.message_id, error = %text, "mail not composed; will retry");
+                    tracing::error!(message = %m.message_id, error = %text, "meddelandet kunde inte skapas; försöker igen");
                     outbox::mark_retry(&mut conn, m, &text, backoff(m.attempts + 1))?;
                     continue;
                 }
@@ -188,7 +188,7 @@ pub fn deliver(pool: &Pool, mailer: &Mailer, respect_backoff: bool) -> anyhow::R
                     report.sent += 1;
                     if !refused_copies.is_empty() {
                         report.refused += refused_copies.len();
-                        tracing::error!(message = %m.message_id, copies = ?refused_copies, "copies refused permanently; the recipient got the mail");
+                        tracing::error!(message = %m.message_id, copies = ?refused_copies, "kopiorna vägrades permanent; mottagaren fick meddelandet");
                         outbox::notice_refused_copies(
                             &mut conn,
                             m,
@@ -206,7 +206,7 @@ pub fn deliver(pool: &Pool, mailer: &Mailer, respect_backoff: bool) -> anyhow::R
                     report.failed += 1;
                     let text = format!("{e:#}");
                     outbox::mark_retry(&mut conn, m, &text, backoff(m.attempts + 1))?;
-                    tracing::warn!(message = %m.message_id, attempts = m.attempts + 1, error = %text, "mail not delivered; will retry");
+                    tracing::warn!(message = %m.message_id, attempts = m.attempts + 1, error = %text, "meddelandet levererades inte; försöker igen");
                     // A 4xx is about this message: go on with the next. A
                     // connection lost is about the server: end the round.
                     if !transient(&e) {
@@ -244,7 +244,7 @@ fn send(mailer: &Mailer, msg: &Message, r: &super::routing::Recipients) -> anyho
         Err(e) if e.is_permanent() && !r.cc.is_empty() => e,
         Err(e) => return Err(e.into()),
     };
-    tracing::warn!(error = %whole, "mail refused; trying its recipient and copies one by one");
+    tracing::warn!(error = %whole, "meddelandet vägrades; mottagare och kopior prövas en och en");
     let raw = msg.formatted();
     let alone = |addr: &str| -> anyhow::Result<()> {
         let to = crate::domain::parse_mailbox(addr).map_err(Refusal)?.email;
@@ -264,7 +264,7 @@ fn send(mailer: &Mailer, msg: &Message, r: &super::routing::Recipients) -> anyho
 }
 
 fn refuse(conn: &mut DbConn, mailer: &Mailer, m: &MailRow, error: &str, domain: &str) -> anyhow::Result<()> {
-    tracing::error!(message = %m.message_id, kind = %m.kind, error = %error, "mail refused permanently; not retried");
+    tracing::error!(message = %m.message_id, kind = %m.kind, error = %error, "meddelandet vägrades permanent; skickas inte igen");
     outbox::mark_failed(conn, m, error, &mailer.config.default_to, domain)?;
     Ok(())
 }
@@ -344,7 +344,7 @@ fn compose(
             let payload: serde_json::Value = serde_json::from_str(m.payload.as_deref().unwrap_or("{}"))?;
             Ok(Some((t.render(&m.kind, &payload)?, Vec::new())))
         }
-        other => anyhow::bail!("unknown mail kind {other}"),
+        other => anyhow::bail!("okänd meddelandetyp {other}"),
     }
 }
 

@@ -81,11 +81,11 @@ impl MailConfig {
         check("mail.default_to", &self.default_to)?;
         anyhow::ensure!(
             self.claim_seconds <= 86_400,
-            "mail.claim_seconds must be at most 86400 (a day)"
+            "mail.claim_seconds får vara högst 86400 (ett dygn)"
         );
         anyhow::ensure!(
             self.claim_seconds >= 3 * self.smtp_timeout_seconds,
-            "mail.claim_seconds ({}) must be at least three times mail.smtp_timeout_seconds ({}): a mail being sent must not be taken by another sender",
+            "mail.claim_seconds ({}) måste vara minst tre gånger mail.smtp_timeout_seconds ({}): ett meddelande som håller på att skickas får inte tas av en annan avsändare",
             self.claim_seconds,
             self.smtp_timeout_seconds
         );
@@ -100,7 +100,7 @@ impl MailConfig {
                 check(&format!("mail.routes[{}].escalate_to", i + 1), e)?;
             }
         }
-        anyhow::ensure!(self.max_age_days >= 0, "mail.max_age_days must not be negative");
+        anyhow::ensure!(self.max_age_days >= 0, "mail.max_age_days får inte vara negativt");
         Ok(self)
     }
 

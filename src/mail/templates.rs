@@ -88,14 +88,14 @@ fn source(dir: Option<&Path>, rel: &str) -> anyhow::Result<String> {
     if let Some(d) = dir {
         let p: PathBuf = d.join(rel);
         if p.exists() {
-            return std::fs::read_to_string(&p).map_err(|e| anyhow::anyhow!("template {}: {e}", p.display()));
+            return std::fs::read_to_string(&p).map_err(|e| anyhow::anyhow!("mallen {}: {e}", p.display()));
         }
     }
     EMBEDDED
         .iter()
         .find(|(path, _)| *path == rel)
         .map(|(_, text)| text.to_string())
-        .ok_or_else(|| anyhow::anyhow!("no template {rel}"))
+        .ok_or_else(|| anyhow::anyhow!("mallen {rel} finns inte"))
 }
 
 /// Splits a rule file into its named sections.
@@ -114,7 +114,7 @@ fn sections(rule: &str, text: &str) -> anyhow::Result<Vec<(String, String)>> {
     for s in SECTIONS {
         anyhow::ensure!(
             out.iter().any(|(n, _)| n == s),
-            "template rules/{rule}.hbs lacks the section `--- {s}`"
+            "mallen rules/{rule}.hbs saknar avsnittet `--- {s}`"
         );
     }
     Ok(out.into_iter().map(|(n, b)| (n, b.trim().to_string())).collect())
@@ -135,14 +135,14 @@ impl Templates {
                 let name = format!("{kind}.{part}");
                 let reg = if part == "html" { &mut html } else { &mut text };
                 reg.register_template_string(&name, src)
-                    .map_err(|e| anyhow::anyhow!("template {rel}: {e}"))?;
+                    .map_err(|e| anyhow::anyhow!("mallen {rel}: {e}"))?;
             }
         }
         for rule in RuleId::ALL {
             let src = source(dir, &format!("rules/{}.hbs", rule.as_str()))?;
             for (name, body) in sections(rule.as_str(), &src)? {
                 text.register_template_string(&format!("{}.{name}", rule.as_str()), body)
-                    .map_err(|e| anyhow::anyhow!("template rules/{}.hbs, section {name}: {e}", rule.as_str()))?;
+                    .map_err(|e| anyhow::anyhow!("mallen rules/{}.hbs, avsnittet {name}: {e}", rule.as_str()))?;
             }
         }
         Ok(Templates { text, html })

@@ -175,7 +175,7 @@ impl Profile {
             "nationell" => Ok(Profile::nationell()),
             "ostergotland" => Ok(Profile::ostergotland()),
             "vasterbotten" => Ok(Profile::vasterbotten()),
-            other => anyhow::bail!("unknown profile `{other}`: one of {}", PROFILES.join(", ")),
+            other => anyhow::bail!("okänd profil `{other}`: välj en av {}", PROFILES.join(", ")),
         }
     }
 
@@ -193,7 +193,7 @@ impl Profile {
         }
         if let Some(k) = &o.kallelse_sip {
             if let Some(d) = k.days {
-                anyhow::ensure!((0..=60).contains(&d), "rules.kallelse_sip.days must be 0–60");
+                anyhow::ensure!((0..=60).contains(&d), "rules.kallelse_sip.days ska vara 0–60");
                 self.kallelse_days = d;
             }
             if let Some(b) = k.brytpunkt {
@@ -206,17 +206,17 @@ impl Profile {
         for (year, dates) in &o.staffing_tables {
             let y: i32 = year
                 .parse()
-                .map_err(|_| anyhow::anyhow!("rules.staffing_tables: `{year}` is not a year"))?;
+                .map_err(|_| anyhow::anyhow!("rules.staffing_tables: `{year}` är inget årtal"))?;
             anyhow::ensure!(
                 dates.iter().all(|d| d.year_ce().1 as i32 == y),
-                "rules.staffing_tables.{year}: every date must be in {year}"
+                "rules.staffing_tables.{year}: varje datum måste ligga i {year}"
             );
             self.staffing_tables.insert(y, dates.clone());
         }
         for (rule, risk) in &o.risk {
             anyhow::ensure!(
                 (1..=4).contains(&risk.sannolikhet) && (1..=4).contains(&risk.konsekvens),
-                "rules.risk.{rule}: sannolikhet and konsekvens are 1–4"
+                "rules.risk.{rule}: sannolikhet och konsekvens ska vara 1–4"
             );
             self.risk.insert(*rule, *risk);
         }

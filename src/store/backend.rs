@@ -91,7 +91,7 @@ where
             // error is the one to report; a connection whose rollback
             // failed is marked broken and the pool drops it.
             if let Err(r) = Manager::rollback_transaction(conn) {
-                tracing::warn!(error = %r, "rollback after a failed write transaction");
+                tracing::warn!(error = %r, "rollback efter en misslyckad skrivtransaktion");
             }
             Err(e)
         }

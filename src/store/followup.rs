@@ -101,13 +101,15 @@ pub fn unpack(text: &str) -> Result<Vec<JudgedDay>, String> {
     text.lines()
         .map(|line| {
             let (day, rule, unit, outcome): (String, String, String, String) =
-                serde_json::from_str(line).map_err(|e| format!("case_facts.judged: unreadable line {line:?}: {e}"))?;
+                serde_json::from_str(line).map_err(|e| format!("case_facts.judged: oläsbar rad {line:?}: {e}"))?;
             Ok(JudgedDay {
-                day: day.parse().map_err(|_| format!("case_facts.judged: bad day {day:?}"))?,
+                day: day
+                    .parse()
+                    .map_err(|_| format!("case_facts.judged: felaktig dag {day:?}"))?,
                 rule,
                 unit,
                 outcome: Outcome::parse(&outcome)
-                    .ok_or_else(|| format!("case_facts.judged: bad outcome {outcome:?}"))?,
+                    .ok_or_else(|| format!("case_facts.judged: felaktigt utfall {outcome:?}"))?,
             })
         })
         .collect()

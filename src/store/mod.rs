@@ -54,15 +54,15 @@ impl DbUrl {
             return Ok(DbUrl::Postgres(url.to_string()));
         }
         if let Some(path) = url.strip_prefix("sqlite://") {
-            anyhow::ensure!(!path.is_empty(), "database URL `sqlite://` has no file path");
+            anyhow::ensure!(!path.is_empty(), "databas-URL:en `sqlite://` saknar sökväg till en fil");
             anyhow::ensure!(
                 !path.contains(":memory:"),
-                "an in-memory SQLite database cannot be shared by a pool; use a file"
+                "en SQLite-databas i minnet kan inte delas av en pool; ange en fil"
             );
             return Ok(DbUrl::Sqlite(PathBuf::from(path)));
         }
         anyhow::bail!(
-            "database URL must start with sqlite:// or postgres:// (got `{}`)",
+            "databas-URL:en ska börja med sqlite:// eller postgres:// (fick `{}`)",
             redact_url(url)
         )
     }
@@ -101,7 +101,7 @@ pub enum ConnError {
     Connect(#[from] diesel::ConnectionError),
     #[error(transparent)]
     Query(#[from] diesel::result::Error),
-    #[error("cannot create the database directory: {0}")]
+    #[error("kan inte skapa databasens katalog: {0}")]
     Io(#[from] std::io::Error),
 }
 
@@ -271,7 +271,7 @@ pub fn migrate(conn: &mut DbConn) -> anyhow::Result<Vec<String>> {
                 "migreringar väntar men rollen får inte ändra schemat ({e}): kör `svu-vakt migrate` som databasens ägare (ops/postgres/setup.sql)"
             )
         } else {
-            anyhow::anyhow!("migration failed: {e}")
+            anyhow::anyhow!("migreringen misslyckades: {e}")
         }
     })?;
     Ok(applied.iter().map(ToString::to_string).collect())
@@ -289,7 +289,7 @@ fn pg_pending(c: &mut PgConnection) -> anyhow::Result<usize> {
         v: Option<String>,
     }
     let ours = MigrationSource::<diesel::pg::Pg>::migrations(&PG_MIGRATIONS)
-        .map_err(|e| anyhow::anyhow!("migration failed: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("migreringen misslyckades: {e}"))?;
     let exists: Vec<Version> =
         diesel::sql_query("SELECT to_regclass('__diesel_schema_migrations')::text AS v").load(c)?;
     if exists.first().and_then(|r| r.v.as_ref()).is_none() {

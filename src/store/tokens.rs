@@ -29,10 +29,10 @@ fn digest(token: &str) -> String {
 pub fn create(conn: &mut DbConn, role: Role, unit: Option<&str>, label: Option<&str>) -> anyhow::Result<String> {
     anyhow::ensure!(
         role != Role::Handlaggare || unit.is_some(),
-        "a handlaggare token needs --unit: it sees only that unit and the units below it"
+        "en token för handlaggare behöver --unit: den ser bara den enheten och enheterna under den"
     );
     let mut bytes = [0u8; 32];
-    getrandom::getrandom(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+    getrandom::getrandom(&mut bytes).map_err(|e| anyhow::anyhow!("systemet gav inga slumptal: {e}"))?;
     let token = format!("svk_{}", hex::encode(bytes));
     diesel::insert_into(api_tokens::table)
         .values((

@@ -65,7 +65,7 @@ fn digest(s: &str) -> String {
 
 fn random_hex(bytes: usize) -> anyhow::Result<String> {
     let mut b = vec![0u8; bytes];
-    getrandom::getrandom(&mut b).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+    getrandom::getrandom(&mut b).map_err(|e| anyhow::anyhow!("systemet gav inga slumptal: {e}"))?;
     Ok(hex::encode(b))
 }
 
@@ -73,7 +73,7 @@ fn random_hex(bytes: usize) -> anyhow::Result<String> {
 pub fn generate_password() -> anyhow::Result<String> {
     const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
     let mut b = [0u8; 20];
-    getrandom::getrandom(&mut b).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+    getrandom::getrandom(&mut b).map_err(|e| anyhow::anyhow!("systemet gav inga slumptal: {e}"))?;
     Ok(b.iter()
         .map(|x| ALPHABET[*x as usize % ALPHABET.len()] as char)
         .collect())
@@ -429,7 +429,7 @@ pub fn login_record(conn: &mut DbConn, candidate: &Candidate, good: bool) -> any
             diesel::update(users::table.find(id))
                 .set((users::failed_logins.eq(0), users::locked_until.eq(Some(until))))
                 .execute(conn)?;
-            tracing::warn!(user = id, "account locked after {LOCK_AFTER} failed logins");
+            tracing::warn!(user = id, "kontot låst efter {LOCK_AFTER} misslyckade inloggningar");
             return Ok(Err(LoginRefused::Locked(until)));
         }
         diesel::update(users::table.find(id))

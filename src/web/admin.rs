@@ -574,7 +574,8 @@ async fn log_csv(state: web::Data<AppState>, pages: web::Data<Pages>, req: HttpR
     };
     let mut out = String::from("\u{feff}tid;användare;roll;vad;objekt\r\n");
     for r in rows {
-        let cells = [local_text(r.at), r.actor, r.role, r.action, r.object];
+        let action = action_text(&r.action).to_string();
+        let cells = [local_text(r.at), r.actor, r.role, action, r.object];
         out.push_str(
             &cells
                 .iter()

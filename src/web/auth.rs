@@ -30,7 +30,7 @@ impl Auth {
         } else {
             Err(AppError::new(
                 ErrorCode::Forbidden,
-                format!("the role {} may not do this", self.caller.role.as_str()),
+                format!("rollen {} får inte göra det här", self.caller.role.as_str()),
             ))
         }
     }
@@ -125,7 +125,12 @@ impl FromRequest for Auth {
             .and_then(|v| v.to_str().ok())
             .map(String::from);
         Box::pin(async move {
-            let unauthorized = || AppError::new(ErrorCode::Unauthorized, "a valid bearer token or a login is required");
+            let unauthorized = || {
+                AppError::new(
+                    ErrorCode::Unauthorized,
+                    "en giltig API-token (Bearer) eller en inloggning krävs",
+                )
+            };
             let (Some(state), Some(credential)) = (state, credential) else {
                 return Err(unauthorized());
             };
@@ -148,7 +153,7 @@ impl FromRequest for Auth {
                 if !same_secret(&given, expected) {
                     return Err(AppError::new(
                         ErrorCode::Forbidden,
-                        "the CSRF token is missing or wrong (header X-CSRF-Token)",
+                        "CSRF-token saknas eller är fel (huvudet X-CSRF-Token)",
                     ));
                 }
             }

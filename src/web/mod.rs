@@ -42,7 +42,7 @@ pub fn server(
                     let status = res.status().as_u16();
                     let secs = started.elapsed().as_secs_f64();
                     metrics.observe_request(&method, &route, status, secs);
-                    tracing::info!(%method, %route, status, ms = secs * 1000.0, "request");
+                    tracing::info!(%method, %route, status, ms = secs * 1000.0, "anrop");
                     Ok(res)
                 }
             })

@@ -70,7 +70,7 @@ async fn begin(
     let st = state.clone();
     let started = blocking(move || {
         let started = oidc.begin().map_err(|e| {
-            tracing::warn!(error = %e, "login through the identity provider could not begin");
+            tracing::warn!(error = %e, "inloggning via inloggningstjänsten kunde inte påbörjas");
             super::error::AppError::new(super::error::ErrorCode::Unavailable, e.for_person())
         })?;
         let mut conn = st.pool.get()?;
@@ -115,7 +115,7 @@ async fn finish(
     let given = query.get("state").cloned().unwrap_or_default();
     let browser = cookie(&req, STATE_COOKIE).unwrap_or_default();
     if given.is_empty() || !same_secret(&given, &browser) {
-        tracing::warn!("a return from the identity provider without this browser's login state was refused");
+        tracing::warn!("en retur från inloggningstjänsten utan webbläsarens inloggningsstatus avvisades");
         return refused(
             &state,
             &pages,
@@ -130,14 +130,14 @@ async fn finish(
         let mut conn = st.pool.get()?;
         // Taken first, whatever follows: a state is good for one return.
         let Some(p) = pending::take(&mut conn, &given)? else {
-            tracing::warn!("a return from the identity provider with a used or expired state was refused");
+            tracing::warn!("en retur från inloggningstjänsten med använd eller utgången state avvisades");
             return Ok(Outcome::Refused(
                 StatusCode::BAD_REQUEST,
                 "inloggningen har redan använts eller tog för lång tid; logga in igen".into(),
             ));
         };
         if let Some(e) = provider_error {
-            tracing::info!(error = %e, "the identity provider did not log the person in");
+            tracing::info!(error = %e, "inloggningstjänsten loggade inte in personen");
             return Ok(Outcome::Refused(
                 StatusCode::UNAUTHORIZED,
                 "inloggningstjänsten loggade inte in dig; försök igen".into(),
@@ -153,7 +153,7 @@ async fn finish(
         let identity = match oidc.finish(&code, &p.verifier, &p.nonce) {
             Ok(i) => i,
             Err(e) => {
-                tracing::warn!(error = %e, "login through the identity provider refused");
+                tracing::warn!(error = %e, "inloggning via inloggningstjänsten avvisad");
                 let status = match e {
                     OidcError::Provider(_) => StatusCode::SERVICE_UNAVAILABLE,
                     _ => StatusCode::UNAUTHORIZED,
@@ -166,14 +166,14 @@ async fn finish(
         let user_id = match pending::find(&mut conn, by, &identity.value)? {
             Found::User(id) => id,
             Found::Disabled => {
-                tracing::info!("login through the identity provider by a disabled user refused");
+                tracing::info!("inloggning via inloggningstjänsten av en avstängd användare avvisad");
                 return Ok(Outcome::Refused(
                     StatusCode::FORBIDDEN,
                     "ditt konto i svu-vakt är avstängt; kontakta en administratör".into(),
                 ));
             }
             Found::Ambiguous => {
-                tracing::warn!("login through the identity provider matches several users; refused");
+                tracing::warn!("inloggning via inloggningstjänsten matchar flera användare; avvisad");
                 return Ok(Outcome::Refused(
                     StatusCode::FORBIDDEN,
                     "flera användare har samma e-postadress; en administratör behöver rätta det".into(),
@@ -184,7 +184,7 @@ async fn finish(
                     Ok(id) => {
                         tracing::info!(
                             user_id = id,
-                            "a user was created at first login through the identity provider"
+                            "en användare skapades vid första inloggningen via inloggningstjänsten"
                         );
                         id
                     }
@@ -196,7 +196,7 @@ async fn finish(
                 }
             }
             Found::Unknown => {
-                tracing::info!("login through the identity provider by someone who is no user here refused");
+                tracing::info!("inloggning via inloggningstjänsten av någon som inte är användare här avvisad");
                 return Ok(Outcome::Refused(
                     StatusCode::FORBIDDEN,
                     format!(

@@ -6,7 +6,7 @@ use diesel::connection::SimpleConnection;
 use super::AppState;
 
 #[utoipa::path(get, path = "/healthz", tag = "drift", security(()),
-    responses((status = 200, description = "the process answers")))]
+    responses((status = 200, description = "processen svarar")))]
 #[get("/healthz")]
 async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
@@ -14,7 +14,7 @@ async fn healthz() -> HttpResponse {
 
 /// Ready when a pooled connection answers a query.
 #[utoipa::path(get, path = "/readyz", tag = "drift", security(()),
-    responses((status = 200, description = "the database answers"), (status = 503, description = "the database does not answer")))]
+    responses((status = 200, description = "databasen svarar"), (status = 503, description = "databasen svarar inte")))]
 #[get("/readyz")]
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let ok = web::block(move || state.pool.get().ok().map(|mut c| c.batch_execute("SELECT 1").is_ok()))
@@ -32,7 +32,7 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 /// The process's counters, and the outbox as the database has it (every
 /// instance's work, not only this process's).
 #[utoipa::path(get, path = "/metrics", tag = "drift", security(()),
-    responses((status = 200, description = "Prometheus text")))]
+    responses((status = 200, description = "Prometheus-text")))]
 #[get("/metrics")]
 async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let mut text = state.metrics.render();
@@ -50,10 +50,14 @@ async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         for (name, help, v) in [
             (
                 "svu_vakt_outbox_failed",
-                "Mails refused permanently, in the outbox.",
+                "Meddelanden som vägrats permanent, i utkorgen.",
                 failed,
             ),
-            ("svu_vakt_outbox_pending", "Mails waiting to be sent.", pending),
+            (
+                "svu_vakt_outbox_pending",
+                "Meddelanden som väntar på att skickas.",
+                pending,
+            ),
         ] {
             let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
         }

@@ -66,7 +66,7 @@ impl Pages {
         hb.set_strict_mode(false);
         for (name, text) in TEMPLATES {
             hb.register_template_string(name, text)
-                .map_err(|e| anyhow::anyhow!("page template {name}: {e}"))?;
+                .map_err(|e| anyhow::anyhow!("sidmallen {name}: {e}"))?;
         }
         Ok(Pages { hb })
     }

@@ -383,7 +383,7 @@ fn a_scan_in_the_future_is_refused(b: Backend) {
         Some(("application/json", &body)),
     );
     assert_eq!(r.status, 400, "{}", r.body);
-    assert!(r.body.contains("future"), "{}", r.body);
+    assert!(r.body.contains("ligger i framtiden"), "{}", r.body);
     let out = bin()
         .args(["scan", "--as-of", &future, "--database-url", &app.db.url()])
         .output()

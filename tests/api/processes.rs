@@ -127,7 +127,7 @@ fn scan_loses_its_lock(app: &TestApp, mut take_lock: impl FnMut(&mut svu_vakt::s
     // Killed between two of its statements it says it lost the lock; killed
     // while the lock session itself was answering, the server's own words.
     assert!(
-        stderr.contains("lost its lock") || stderr.contains("terminating connection due to administrator command"),
+        stderr.contains("tappade sitt lås") || stderr.contains("terminating connection due to administrator command"),
         "{stderr}"
     );
 }

@@ -15,10 +15,10 @@ use crate::web::error::{AppError, ErrorCode};
 use crate::web::AppState;
 
 #[utoipa::path(get, path = "/api/v1/cases/{id}", tag = "ärenden",
-    params(("id" = String, Path, description = "the case id")),
-    responses((status = 200, description = "the case's events in time order, without patient identity; the read is logged"),
-        (status = 401, description = "no valid token or session"), (status = 403, description = "a role that may not read cases"),
-        (status = 404, description = "no such case, or one outside the caller's units")))]
+    params(("id" = String, Path, description = "ärendets id")),
+    responses((status = 200, description = "ärendets händelser i tidsordning, utan patientidentitet; läsningen loggas"),
+        (status = 401, description = "ingen giltig token eller session"), (status = 403, description = "en roll som inte får läsa ärenden"),
+        (status = 404, description = "ärendet finns inte, eller ligger utanför anroparens enheter")))]
 #[get("/cases/{id}")]
 #[tracing::instrument(skip_all, fields(case = %path))]
 async fn get_case(state: web::Data<AppState>, auth: Auth, path: web::Path<String>) -> Result<HttpResponse, AppError> {
@@ -28,7 +28,12 @@ async fn get_case(state: web::Data<AppState>, auth: Auth, path: web::Path<String
         let mut conn = state.pool.get()?;
         let scope = Scope::of(&caller, &mut conn)?;
         // Out of scope answers exactly as a case that does not exist.
-        let not_found = || AppError::new(ErrorCode::NotFound, "no such case");
+        let not_found = || {
+            AppError::new(
+                ErrorCode::NotFound,
+                "ärendet finns inte, eller hör inte till dina enheter",
+            )
+        };
         if !cases::exists(&mut conn, &id)? {
             return Err(not_found());
         }

@@ -72,7 +72,11 @@ fn bound(name: &str, v: &str, end: bool) -> Result<NaiveDateTime, AppError> {
     }
     chrono::DateTime::parse_from_rfc3339(v)
         .map(|t| t.naive_utc())
-        .map_err(|_| bad(format!("{name} must be a date (YYYY-MM-DD) or an RFC 3339 instant")))
+        .map_err(|_| {
+            bad(format!(
+                "{name} ska vara ett datum (ÅÅÅÅ-MM-DD) eller en tidpunkt enligt RFC 3339"
+            ))
+        })
 }
 
 fn empty_none(v: Option<String>) -> Option<String> {
@@ -81,13 +85,13 @@ fn empty_none(v: Option<String>) -> Option<String> {
 
 pub fn parse_list(query: &str) -> Result<(ListFilter, i64, i64), AppError> {
     let q = web::Query::<ListQuery>::from_query(query)
-        .map_err(|e| bad(format!("the query string is wrong: {e}")))?
+        .map_err(|e| bad(format!("frågesträngen kan inte läsas: {e}")))?
         .into_inner();
     let status = empty_none(q.status);
     if let Some(s) = &status {
         if !handling::STATUSES.contains(&s.as_str()) {
             return Err(bad(format!(
-                "status {s} is not a status; one of {}",
+                "{s} är ingen status; giltiga är {}",
                 handling::STATUSES.join(", ")
             )));
         }
@@ -95,7 +99,7 @@ pub fn parse_list(query: &str) -> Result<(ListFilter, i64, i64), AppError> {
     let page = q.page.unwrap_or(1);
     let per_page = q.per_page.unwrap_or(PER_PAGE);
     if !(1..=1_000_000).contains(&page) || !(1..=MAX_PER_PAGE).contains(&per_page) {
-        return Err(bad(format!("page is 1 to 1000000; per_page is 1 to {MAX_PER_PAGE}")));
+        return Err(bad(format!("page ska vara 1–1000000 och per_page 1–{MAX_PER_PAGE}")));
     }
     let filter = ListFilter {
         status,
@@ -112,17 +116,17 @@ pub fn parse_list(query: &str) -> Result<(ListFilter, i64, i64), AppError> {
 /// `GET /deviations`: one page as a JSON array, newest due first; the total
 /// in `X-Total-Count`, the page in `X-Page` and `X-Per-Page`.
 #[utoipa::path(get, path = "/api/v1/deviations", tag = "avvikelser",
-    params(("status" = Option<String>, Query, description = "ny, skickad, mottagen, utreds, atgardad, avslutad, aterkallad or makulerad"),
-        ("rule" = Option<String>, Query, description = "a rule id"),
-        ("unit" = Option<String>, Query, description = "the responsible unit"),
-        ("case" = Option<String>, Query, description = "a case id"),
-        ("from" = Option<String>, Query, description = "due from: YYYY-MM-DD (Swedish day) or RFC 3339"),
-        ("to" = Option<String>, Query, description = "due to: YYYY-MM-DD (that day included) or RFC 3339"),
-        ("page" = Option<i64>, Query, description = "from 1"),
-        ("per_page" = Option<i64>, Query, description = "1 to 1000, default 100")),
-    responses((status = 200, description = "one page, newest due first; X-Total-Count, X-Page, X-Per-Page"),
-        (status = 400, description = "a filter that cannot be read"),
-        (status = 401, description = "no valid token or session"), (status = 403, description = "a role that may not read deviations")))]
+    params(("status" = Option<String>, Query, description = "ny, skickad, mottagen, utreds, atgardad, avslutad, aterkallad eller makulerad"),
+        ("rule" = Option<String>, Query, description = "ett regel-id"),
+        ("unit" = Option<String>, Query, description = "den ansvariga enheten"),
+        ("case" = Option<String>, Query, description = "ett ärende-id"),
+        ("from" = Option<String>, Query, description = "förfaller från: ÅÅÅÅ-MM-DD (svensk dag) eller RFC 3339"),
+        ("to" = Option<String>, Query, description = "förfaller till: ÅÅÅÅ-MM-DD (den dagen medräknad) eller RFC 3339"),
+        ("page" = Option<i64>, Query, description = "från 1"),
+        ("per_page" = Option<i64>, Query, description = "1 till 1000, standard 100")),
+    responses((status = 200, description = "en sida, senaste förfallotid först; X-Total-Count, X-Page, X-Per-Page"),
+        (status = 400, description = "ett filter som inte går att läsa"),
+        (status = 401, description = "ingen giltig token eller session"), (status = 403, description = "en roll som inte får läsa avvikelser")))]
 #[get("/deviations")]
 async fn list(state: web::Data<AppState>, auth: Auth, req: HttpRequest) -> Result<HttpResponse, AppError> {
     let caller = auth.require(&READERS)?.clone();
@@ -148,7 +152,12 @@ async fn list(state: web::Data<AppState>, auth: Auth, req: HttpRequest) -> Resul
 pub fn visible(conn: &mut DbConn, scope: &Scope, id: i64) -> Result<DeviationRow, AppError> {
     deviations::get(conn, id)?
         .filter(|d| scope.contains(d.unit.as_deref()))
-        .ok_or_else(|| AppError::new(ErrorCode::NotFound, "no such deviation"))
+        .ok_or_else(|| {
+            AppError::new(
+                ErrorCode::NotFound,
+                "avvikelsen finns inte, eller hör inte till dina enheter",
+            )
+        })
 }
 
 /// The deviation with its history, handling, comments and the changes the
@@ -202,10 +211,10 @@ pub fn note_for(note: Option<&str>, scope: &Scope) -> Option<String> {
 }
 
 #[utoipa::path(get, path = "/api/v1/deviations/{id}", tag = "avvikelser",
-    params(("id" = i64, Path, description = "the deviation id")),
-    responses((status = 200, description = "the deviation with history, comments, åtgärd, assignee and the changes the caller may make"),
-        (status = 401, description = "no valid token or session"),
-        (status = 404, description = "no such deviation, or one outside the caller's units")))]
+    params(("id" = i64, Path, description = "avvikelsens id")),
+    responses((status = 200, description = "avvikelsen med historik, kommentarer, åtgärd, ansvarig handläggare och de ändringar anroparen får göra"),
+        (status = 401, description = "ingen giltig token eller session"),
+        (status = 404, description = "avvikelsen finns inte, eller ligger utanför anroparens enheter")))]
 #[get("/deviations/{id}")]
 async fn one(state: web::Data<AppState>, auth: Auth, path: web::Path<i64>) -> Result<HttpResponse, AppError> {
     let caller = auth.require(&READERS)?.clone();
@@ -231,7 +240,7 @@ struct StatusBody {
 }
 
 fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
-    serde_json::from_slice(body).map_err(|e| bad(format!("the body is not the JSON object this call takes: {e}")))
+    serde_json::from_slice(body).map_err(|e| bad(format!("kroppen är inte det JSON-objekt som anropet tar emot: {e}")))
 }
 
 /// Refusals of SPEC §6.1 as the API answers them.
@@ -313,14 +322,14 @@ fn queue_closing_notice(conn: &mut DbConn, mail: &crate::mail::MailConfig, d: &D
 }
 
 #[utoipa::path(post, path = "/api/v1/deviations/{id}/status", tag = "avvikelser",
-    params(("id" = i64, Path, description = "the deviation id")),
+    params(("id" = i64, Path, description = "avvikelsens id")),
     request_body(content = crate::web::api::openapi::StatusRequest, content_type = "application/json"),
-    responses((status = 200, description = "the deviation after the change"),
-        (status = 400, description = "the body is not JSON"), (status = 401, description = "no valid token or session"),
-        (status = 403, description = "a role that may not, or a session request without its CSRF token"),
-        (status = 404, description = "no such deviation in the caller's scope"),
-        (status = 409, description = "a change SPEC §6.1 does not allow this role from this status; nothing changed"),
-        (status = 422, description = "an allowed change without its atgard, reason or note, or no status; nothing changed")))]
+    responses((status = 200, description = "avvikelsen efter ändringen"),
+        (status = 400, description = "kroppen är inte JSON"), (status = 401, description = "ingen giltig token eller session"),
+        (status = 403, description = "en roll som inte får, eller en sessionsbegäran utan sin CSRF-token"),
+        (status = 404, description = "avvikelsen finns inte bland anroparens enheter"),
+        (status = 409, description = "en ändring som SPEC §6.1 inte tillåter denna roll från denna status; inget ändrades"),
+        (status = 422, description = "en tillåten ändring utan sin atgard, reason eller note, eller ingen status; inget ändrades")))]
 #[post("/deviations/{id}/status")]
 async fn post_status(
     state: web::Data<AppState>,
@@ -414,12 +423,12 @@ pub fn assign(
 }
 
 #[utoipa::path(post, path = "/api/v1/deviations/{id}/assignee", tag = "avvikelser",
-    params(("id" = i64, Path, description = "the deviation id")),
+    params(("id" = i64, Path, description = "avvikelsens id")),
     request_body(content = crate::web::api::openapi::AssigneeRequest, content_type = "application/json"),
-    responses((status = 200, description = "the deviation, assigned"), (status = 401, description = "no valid token or session"),
-        (status = 400, description = "a body that is not the JSON object this call takes"),
-        (status = 404, description = "no such deviation in the caller's scope"),
-        (status = 422, description = "no such person, or one who does not work with the deviation's unit")))]
+    responses((status = 200, description = "avvikelsen, tilldelad"), (status = 401, description = "ingen giltig token eller session"),
+        (status = 400, description = "en kropp som inte är det JSON-objekt anropet tar emot"),
+        (status = 404, description = "avvikelsen finns inte bland anroparens enheter"),
+        (status = 422, description = "personen finns inte, eller arbetar inte med avvikelsens enhet")))]
 #[post("/deviations/{id}/assignee")]
 async fn post_assignee(
     state: web::Data<AppState>,
@@ -467,11 +476,11 @@ pub fn comment(conn: &mut DbConn, caller: &Caller, id: i64, text: &str) -> Resul
 }
 
 #[utoipa::path(post, path = "/api/v1/deviations/{id}/comments", tag = "avvikelser",
-    params(("id" = i64, Path, description = "the deviation id")),
+    params(("id" = i64, Path, description = "avvikelsens id")),
     request_body(content = crate::web::api::openapi::CommentRequest, content_type = "application/json"),
-    responses((status = 201, description = "the deviation with the new comment"), (status = 401, description = "no valid token or session"),
-        (status = 400, description = "a body that is not the JSON object this call takes"),
-        (status = 404, description = "no such deviation in the caller's scope"), (status = 422, description = "an empty comment or one over 4000 characters")))]
+    responses((status = 201, description = "avvikelsen med den nya kommentaren"), (status = 401, description = "ingen giltig token eller session"),
+        (status = 400, description = "en kropp som inte är det JSON-objekt anropet tar emot"),
+        (status = 404, description = "avvikelsen finns inte bland anroparens enheter"), (status = 422, description = "en tom kommentar eller en över 4000 tecken")))]
 #[post("/deviations/{id}/comments")]
 async fn post_comment(
     state: web::Data<AppState>,

@@ -75,7 +75,7 @@ impl Modify for Security {
     info(
         title = "svu-vakt",
         description = "Granskning av samverkan vid utskrivning (Lag (2017:612)): inläsning, avvikelser, hantering. \
-                       Machines use a bearer token; people a session cookie, and send X-CSRF-Token on every change."
+                       Maskiner använder en bearer-token; personer en sessionskaka och skickar X-CSRF-Token vid varje ändring."
     ),
     paths(
         super::events::post_events,
@@ -113,7 +113,7 @@ impl Modify for Security {
 pub struct ApiDoc;
 
 #[utoipa::path(get, path = "/api/v1/openapi.json", tag = "drift",
-    responses((status = 200, description = "this document"), (status = 401, description = "no valid token or session")))]
+    responses((status = 200, description = "detta dokument"), (status = 401, description = "ingen giltig token eller session")))]
 #[get("/openapi.json")]
 async fn document(_auth: Auth) -> HttpResponse {
     HttpResponse::Ok().json(ApiDoc::openapi())

@@ -18,14 +18,14 @@ struct Query {
 }
 
 #[utoipa::path(get, path = "/api/v1/outbox", tag = "e-post",
-    params(("status" = String, Query, description = "failed: mail the SMTP server refused permanently")),
-    responses((status = 200, description = "refused mail, newest first"), (status = 400, description = "another status"),
-        (status = 401, description = "no valid token or session"), (status = 403, description = "not an admin")))]
+    params(("status" = String, Query, description = "failed: e-post som SMTP-servern vägrade permanent")),
+    responses((status = 200, description = "vägrad e-post, nyast först"), (status = 400, description = "en annan status"),
+        (status = 401, description = "ingen giltig token eller session"), (status = 403, description = "inte admin")))]
 #[get("/outbox")]
 async fn list(state: web::Data<AppState>, auth: Auth, q: web::Query<Query>) -> Result<HttpResponse, AppError> {
     auth.require(&[Role::Admin])?;
     if q.status.as_deref().is_some_and(|s| s != "failed") {
-        return Err(AppError::new(ErrorCode::BadRequest, "status must be `failed`"));
+        return Err(AppError::new(ErrorCode::BadRequest, "status kan bara vara `failed`"));
     }
     let rows = web::block(move || -> Result<_, AppError> {
         let mut conn = state.pool.get()?;

@@ -63,7 +63,7 @@ pub fn rule_of(q: &ReportQuery) -> Result<Option<RuleId>, AppError> {
     q.rule
         .as_deref()
         .filter(|r| !r.is_empty())
-        .map(|r| RuleId::parse(r).ok_or_else(|| bad(format!("unknown rule `{r}`"))))
+        .map(|r| RuleId::parse(r).ok_or_else(|| bad(format!("okänd regel `{r}`"))))
         .transpose()
 }
 
@@ -115,13 +115,13 @@ pub fn in_scope_kommun<T>(
 }
 
 #[utoipa::path(get, path = "/api/v1/reports/adherence", tag = "uppföljning",
-    params(("from" = Option<String>, Query, description = "first day, YYYY-MM-DD (default: the first of the month eleven months back)"),
-        ("to" = Option<String>, Query, description = "last day, YYYY-MM-DD (default today)"),
-        ("rule" = Option<String>, Query, description = "one rule"),
-        ("group" = Option<String>, Query, description = "unit (default), subtree, huvudman or county")),
-    responses((status = 200, description = "obligations due in the period and how many were met, late or missing", body = [adherence::Row]),
-        (status = 400, description = "a bad parameter"), (status = 401, description = "no valid token or session"),
-        (status = 403, description = "a role that may not read adherence")))]
+    params(("from" = Option<String>, Query, description = "första dag, ÅÅÅÅ-MM-DD (standard: den första i månaden elva månader tillbaka)"),
+        ("to" = Option<String>, Query, description = "sista dag, ÅÅÅÅ-MM-DD (standard i dag)"),
+        ("rule" = Option<String>, Query, description = "en regel"),
+        ("group" = Option<String>, Query, description = "unit (standard), subtree, huvudman eller county")),
+    responses((status = 200, description = "skyldigheter som förföll under perioden och hur många som uppfylldes, var sena eller saknas", body = [adherence::Row]),
+        (status = 400, description = "en felaktig parameter"), (status = 401, description = "ingen giltig token eller session"),
+        (status = 403, description = "en roll som inte får läsa följsamhet")))]
 #[get("/reports/adherence")]
 async fn get_adherence(
     state: web::Data<AppState>,
@@ -133,7 +133,7 @@ async fn get_adherence(
     let period = period_of(&q)?;
     let rule = rule_of(&q)?;
     let group = Group::parse(q.group.as_deref().unwrap_or("unit")).map_err(bad)?;
-    let what = format!("adherence {}..{}", period.from, period.to);
+    let what = format!("foljsamhet {}..{}", period.from, period.to);
     let rows = scoped(state, caller, what, move |conn, scope, _| {
         Ok(adherence::report(
             conn,
@@ -148,11 +148,11 @@ async fn get_adherence(
 }
 
 #[utoipa::path(get, path = "/api/v1/reports/leadtimes", tag = "uppföljning",
-    params(("from" = Option<String>, Query, description = "first day, YYYY-MM-DD"), ("to" = Option<String>, Query, description = "last day, YYYY-MM-DD"),
-        ("kommun" = Option<String>, Query, description = "one kommun (its huvudman name)")),
-    responses((status = 200, description = "lead times UK → hemgång and SKR's indicators per kommun and month", body = [leadtimes::LeadRow]),
-        (status = 400, description = "a bad parameter"), (status = 401, description = "no valid token or session"),
-        (status = 403, description = "not ledning or admin")))]
+    params(("from" = Option<String>, Query, description = "första dag, ÅÅÅÅ-MM-DD"), ("to" = Option<String>, Query, description = "sista dag, ÅÅÅÅ-MM-DD"),
+        ("kommun" = Option<String>, Query, description = "en kommun (dess huvudmannanamn)")),
+    responses((status = 200, description = "ledtider UK → hemgång och SKR:s indikatorer per kommun och månad", body = [leadtimes::LeadRow]),
+        (status = 400, description = "en felaktig parameter"), (status = 401, description = "ingen giltig token eller session"),
+        (status = 403, description = "inte ledning eller admin")))]
 #[get("/reports/leadtimes")]
 async fn get_leadtimes(
     state: web::Data<AppState>,
@@ -162,7 +162,7 @@ async fn get_leadtimes(
     let caller = auth.require(&REPORT_READERS)?.clone();
     let q = query.into_inner();
     let period = period_of(&q)?;
-    let what = logged("leadtimes", period, &q);
+    let what = logged("ledtider", period, &q);
     let rows = scoped(state, caller, what, move |conn, scope, _| {
         if !kommun_allowed(conn, scope, q.kommun.as_deref())? {
             return Ok(Vec::new());
@@ -176,12 +176,12 @@ async fn get_leadtimes(
 }
 
 #[utoipa::path(get, path = "/api/v1/reports/betalningsansvar", tag = "uppföljning",
-    params(("from" = Option<String>, Query, description = "first day, YYYY-MM-DD"), ("to" = Option<String>, Query, description = "last day, YYYY-MM-DD"),
-        ("kommun" = Option<String>, Query, description = "one kommun: its cases are listed, each with why it counts or not"),
-        ("model" = Option<String>, Query, description = "vasterbotten or rullande (default: the installation's)")),
-    responses((status = 200, description = "each kommun's months under the model: state, counted and excluded patients, days and amount", body = quarterly::Betalningsansvar),
-        (status = 400, description = "a bad parameter"), (status = 401, description = "no valid token or session"),
-        (status = 403, description = "not ledning or admin")))]
+    params(("from" = Option<String>, Query, description = "första dag, ÅÅÅÅ-MM-DD"), ("to" = Option<String>, Query, description = "sista dag, ÅÅÅÅ-MM-DD"),
+        ("kommun" = Option<String>, Query, description = "en kommun: dess ärenden listas, vart och ett med varför det räknas eller inte"),
+        ("model" = Option<String>, Query, description = "vasterbotten eller rullande (standard: installationens)")),
+    responses((status = 200, description = "varje kommuns månader enligt modellen: läge, räknade och undantagna patienter, dagar och belopp", body = quarterly::Betalningsansvar),
+        (status = 400, description = "en felaktig parameter"), (status = 401, description = "ingen giltig token eller session"),
+        (status = 403, description = "inte ledning eller admin")))]
 #[get("/reports/betalningsansvar")]
 async fn get_betalningsansvar(
     state: web::Data<AppState>,
@@ -211,11 +211,11 @@ async fn get_betalningsansvar(
 }
 
 #[utoipa::path(get, path = "/api/v1/reports/readmissions", tag = "uppföljning",
-    params(("from" = Option<String>, Query, description = "first day of the discharges, YYYY-MM-DD"), ("to" = Option<String>, Query, description = "last day, YYYY-MM-DD"),
-        ("kommun" = Option<String>, Query, description = "one kommun")),
-    responses((status = 200, description = "discharges and readmissions within 30 days per kommun, month and age band", body = [readmissions::Row]),
-        (status = 400, description = "a bad parameter"), (status = 401, description = "no valid token or session"),
-        (status = 403, description = "not ledning or admin")))]
+    params(("from" = Option<String>, Query, description = "första dag för utskrivningarna, ÅÅÅÅ-MM-DD"), ("to" = Option<String>, Query, description = "sista dag, ÅÅÅÅ-MM-DD"),
+        ("kommun" = Option<String>, Query, description = "en kommun")),
+    responses((status = 200, description = "utskrivningar och återinskrivningar inom 30 dagar per kommun, månad och åldersgrupp", body = [readmissions::Row]),
+        (status = 400, description = "en felaktig parameter"), (status = 401, description = "ingen giltig token eller session"),
+        (status = 403, description = "inte ledning eller admin")))]
 #[get("/reports/readmissions")]
 async fn get_readmissions(
     state: web::Data<AppState>,
@@ -225,7 +225,7 @@ async fn get_readmissions(
     let caller = auth.require(&REPORT_READERS)?.clone();
     let q = query.into_inner();
     let period = period_of(&q)?;
-    let what = logged("readmissions", period, &q);
+    let what = logged("aterinskrivningar", period, &q);
     let rows = scoped(state, caller, what, move |conn, scope, _| {
         let (discharged, admitted) = readmissions::load(conn, period)?;
         let rows = readmissions::rows(&discharged, &admitted, q.kommun.as_deref());
@@ -236,10 +236,10 @@ async fn get_readmissions(
 }
 
 #[utoipa::path(get, path = "/api/v1/reports/handling", tag = "uppföljning",
-    params(("from" = Option<String>, Query, description = "first day a deviation was mailed, YYYY-MM-DD"), ("to" = Option<String>, Query, description = "last day, YYYY-MM-DD")),
-    responses((status = 200, description = "median and 90th percentile hours from skickad to mottagen and to avslutad per unit and rule, and the open deviations by age"),
-        (status = 400, description = "a bad parameter"), (status = 401, description = "no valid token or session"),
-        (status = 403, description = "not ledning or admin")))]
+    params(("from" = Option<String>, Query, description = "första dag en avvikelse mejlades, ÅÅÅÅ-MM-DD"), ("to" = Option<String>, Query, description = "sista dag, ÅÅÅÅ-MM-DD")),
+    responses((status = 200, description = "median och 90:e percentil i timmar från skickad till mottagen och till avslutad per enhet och regel, och de öppna avvikelserna efter ålder"),
+        (status = 400, description = "en felaktig parameter"), (status = 401, description = "ingen giltig token eller session"),
+        (status = 403, description = "inte ledning eller admin")))]
 #[get("/reports/handling")]
 async fn get_handling(
     state: web::Data<AppState>,
@@ -249,7 +249,7 @@ async fn get_handling(
     let caller = auth.require(&REPORT_READERS)?.clone();
     let q = query.into_inner();
     let period = period_of(&q)?;
-    let what = format!("handling {}..{}", period.from, period.to);
+    let what = format!("handlaggningstider {}..{}", period.from, period.to);
     let body = scoped(state, caller, what, move |conn, scope, _| {
         let visible = Visible(scope.units());
         let rows = handling::report(conn, period, visible)?;
@@ -261,11 +261,11 @@ async fn get_handling(
 }
 
 #[utoipa::path(get, path = "/api/v1/reports/atgarder", tag = "uppföljning",
-    params(("from" = Option<String>, Query, description = "first day an åtgärd was recorded, YYYY-MM-DD"), ("to" = Option<String>, Query, description = "last day, YYYY-MM-DD"),
-        ("unit" = Option<String>, Query, description = "one unit"), ("rule" = Option<String>, Query, description = "one rule")),
-    responses((status = 200, description = "each åtgärd with the adherence of its unit and rule in the 91 days before and after; improved null until 91 days have passed"),
-        (status = 400, description = "a bad parameter"), (status = 401, description = "no valid token or session"),
-        (status = 403, description = "not ledning or admin")))]
+    params(("from" = Option<String>, Query, description = "första dag en åtgärd registrerades, ÅÅÅÅ-MM-DD"), ("to" = Option<String>, Query, description = "sista dag, ÅÅÅÅ-MM-DD"),
+        ("unit" = Option<String>, Query, description = "en enhet"), ("rule" = Option<String>, Query, description = "en regel")),
+    responses((status = 200, description = "varje åtgärd med följsamheten för dess enhet och regel under 91 dagar före och efter; improved är null tills 91 dagar har gått"),
+        (status = 400, description = "en felaktig parameter"), (status = 401, description = "ingen giltig token eller session"),
+        (status = 403, description = "inte ledning eller admin")))]
 #[get("/reports/atgarder")]
 async fn get_atgarder(
     state: web::Data<AppState>,
@@ -292,10 +292,10 @@ async fn get_atgarder(
 }
 
 #[utoipa::path(get, path = "/api/v1/reports/quarterly/{quarter}", tag = "uppföljning",
-    params(("quarter" = String, Path, description = "YYYY-QN, e.g. 2026-Q2"), ("model" = Option<String>, Query, description = "betalningsansvar model")),
-    responses((status = 200, description = "the quarterly LPO/LAG report", body = quarterly::Quarterly),
-        (status = 400, description = "a bad quarter"), (status = 401, description = "no valid token or session"),
-        (status = 403, description = "not ledning or admin")))]
+    params(("quarter" = String, Path, description = "ÅÅÅÅ-QN, t.ex. 2026-Q2"), ("model" = Option<String>, Query, description = "modell för betalningsansvar")),
+    responses((status = 200, description = "kvartalsrapporten för LPO/LAG", body = quarterly::Quarterly),
+        (status = 400, description = "ett felaktigt kvartal"), (status = 401, description = "ingen giltig token eller session"),
+        (status = 403, description = "inte ledning eller admin")))]
 #[get("/reports/quarterly/{quarter}")]
 async fn get_quarterly(
     state: web::Data<AppState>,
@@ -306,7 +306,7 @@ async fn get_quarterly(
     let caller = auth.require(&REPORT_READERS)?.clone();
     let quarter = Quarter::parse(&path.into_inner()).map_err(bad)?;
     let model = model_of(&state, &query)?;
-    let what = format!("quarterly {}", quarter.label());
+    let what = format!("kvartalsrapport {}", quarter.label());
     let report = scoped(state, caller, what, move |conn, scope, st| {
         quarterly::build(
             conn,
@@ -329,10 +329,10 @@ struct ForvarningQuery {
 }
 
 #[utoipa::path(get, path = "/api/v1/forvarningar", tag = "uppföljning",
-    params(("within_hours" = Option<i64>, Query, description = "the window, 1–168 hours (default: the installation's, 24)")),
-    responses((status = 200, description = "obligations coming due in the window that are not yet met, soonest first", body = [forvarning::Warning]),
-        (status = 400, description = "a window out of range"), (status = 401, description = "no valid token or session"),
-        (status = 403, description = "a role that may not read förvarningar")))]
+    params(("within_hours" = Option<i64>, Query, description = "fönstret, 1–168 timmar (standard: installationens, 24)")),
+    responses((status = 200, description = "skyldigheter som förfaller inom fönstret och ännu inte är uppfyllda, närmast först", body = [forvarning::Warning]),
+        (status = 400, description = "ett fönster utanför gränserna"), (status = 401, description = "ingen giltig token eller session"),
+        (status = 403, description = "en roll som inte får läsa förvarningar")))]
 #[get("/forvarningar")]
 async fn get_forvarningar(
     state: web::Data<AppState>,
@@ -343,7 +343,7 @@ async fn get_forvarningar(
     let hours = query.within_hours.unwrap_or(state.followup.forvarning_hours);
     if !(1..=forvarning::MAX_HOURS).contains(&hours) {
         return Err(bad(format!(
-            "within_hours must be between 1 and {}",
+            "within_hours ska vara ett heltal från 1 till {}",
             forvarning::MAX_HOURS
         )));
     }

@@ -21,9 +21,9 @@ struct ScanRequest {
 
 #[utoipa::path(post, path = "/api/v1/scans", tag = "granskning",
     request_body(content = Option<crate::web::api::openapi::ScanRequest>, content_type = "application/json"),
-    responses((status = 200, description = "the scan's summary and the mail delivered"),
-        (status = 400, description = "an as_of in the future or unreadable"), (status = 401, description = "no valid token or session"),
-        (status = 403, description = "not an admin"), (status = 409, description = "another scan is running")))]
+    responses((status = 200, description = "granskningens sammanfattning och den e-post som levererades"),
+        (status = 400, description = "ett as_of i framtiden eller som inte går att läsa"), (status = 401, description = "ingen giltig token eller session"),
+        (status = 403, description = "inte admin"), (status = 409, description = "en annan granskning pågår; försök igen om en stund")))]
 #[post("/scans")]
 async fn post_scan(
     state: web::Data<AppState>,
@@ -38,14 +38,24 @@ async fn post_scan(
     let as_of = as_of
         .map(|t| chrono::DateTime::parse_from_rfc3339(&t).map(|t| t.with_timezone(&chrono::Utc)))
         .transpose()
-        .map_err(|_| AppError::new(ErrorCode::BadRequest, "as_of must be RFC 3339 with offset"))?
+        .map_err(|_| {
+            AppError::new(
+                ErrorCode::BadRequest,
+                "as_of ska vara en tidpunkt enligt RFC 3339 med tidszon, t.ex. 2026-05-04T12:00:00+02:00",
+            )
+        })?
         .map(crate::audit::requested_as_of)
         .transpose()
         .map_err(|e| AppError::new(ErrorCode::BadRequest, e))?;
     let services = state.clone().into_inner();
     let summary = match crate::jobs::scan_once(&services, as_of, full).await {
         Ok(s) => s,
-        Err(ScanError::Busy) => return Err(AppError::new(ErrorCode::Conflict, "another scan is running")),
+        Err(ScanError::Busy) => {
+            return Err(AppError::new(
+                ErrorCode::Conflict,
+                "en annan granskning pågår; försök igen om en stund",
+            ))
+        }
         Err(ScanError::Failed(e)) => return Err(AppError::from(e)),
     };
     let mail = crate::jobs::deliver_once(&services, false).await;
@@ -53,8 +63,8 @@ async fn post_scan(
 }
 
 #[utoipa::path(get, path = "/api/v1/scans", tag = "granskning",
-    responses((status = 200, description = "the latest 100 scan runs"), (status = 401, description = "no valid token or session"),
-        (status = 403, description = "a role that may not read scan runs")))]
+    responses((status = 200, description = "de senaste 100 granskningarna"), (status = 401, description = "ingen giltig token eller session"),
+        (status = 403, description = "en roll som inte får läsa granskningar")))]
 #[get("/scans")]
 async fn get_scans(state: web::Data<AppState>, auth: Auth) -> Result<HttpResponse, AppError> {
     auth.require(&[Role::Admin, Role::Ledning])?;
