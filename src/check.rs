@@ -283,7 +283,7 @@ fn evaluate_part(part: &Path, run: &mut Run) -> Result<(), CheckError> {
             continue;
         };
         let e = Event::from_line(text, n.parse().unwrap_or(0), &run.hasher)
-            .map_err(|_| CheckError::io(part, "a validated line no longer parses"))?;
+            .map_err(|_| CheckError::io(part, "en redan kontrollerad rad går inte längre att läsa"))?;
         if let Some(c) = e.case.clone() {
             cases.entry(c).or_default().push(e);
         }

@@ -186,7 +186,6 @@ fn sha256_file(path: &Path) -> anyhow::Result<(String, i64)> {
     Ok((hex::encode(h.finalize()), bytes))
 }
 
-/// A free name in `dir` for `name`, marked with the time it was taken.
 /// A failed file's report: one line per listed error, and how many more
 /// there were when not all are listed.
 fn report_lines(listed: impl Iterator<Item = String>, total: usize) -> String {
@@ -203,6 +202,7 @@ fn report_lines(listed: impl Iterator<Item = String>, total: usize) -> String {
     out
 }
 
+/// A free name in `dir` for `name`, marked with the time it was taken.
 fn destination(dir: &Path, stamp: &str, name: &str) -> PathBuf {
     let mut candidate = dir.join(format!("{stamp}-{name}"));
     let mut n = 2;

@@ -26,7 +26,7 @@ pub async fn scan_loop(services: Arc<Services>, cron: cron::Schedule) {
         actix_web::rt::time::sleep(wait).await;
         schedule.fired(firing);
         match scan_once(&services, None, false).await {
-            Ok(s) => tracing::info!(run = s.id, filed = s.counts.filed, "scheduled scan done"),
+            Ok(s) => tracing::info!(run = s.id, filed = s.counts.filed, "schemalagd granskning klar"),
             Err(ScanError::Busy) => tracing::info!("schemalagd granskning hoppades över: en annan instans granskar"),
             Err(ScanError::Failed(_)) => {}
         }

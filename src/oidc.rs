@@ -302,8 +302,8 @@ fn payload(jwt: &str) -> Result<serde_json::Map<String, serde_json::Value>, Oidc
         .ok_or_else(|| OidcError::Token("ID-token är ingen kompakt JWT".into()))?;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(part.trim_end_matches('='))
-        .map_err(|e| OidcError::Token(format!("the ID token's payload: {e}")))?;
-    serde_json::from_slice(&bytes).map_err(|e| OidcError::Token(format!("the ID token's payload: {e}")))
+        .map_err(|e| OidcError::Token(format!("ID-tokens innehåll: {e}")))?;
+    serde_json::from_slice(&bytes).map_err(|e| OidcError::Token(format!("ID-tokens innehåll: {e}")))
 }
 
 /// A claim as text: a string, or a number; never empty.

@@ -302,8 +302,9 @@ pub type NumberedObject = (usize, Map<String, Value>);
 
 /// Rows of a CSV with a header row as string-valued objects (units).
 pub fn csv_objects(body: &str) -> Result<Vec<NumberedObject>, FieldErrors> {
-    // With CRLF the CSV reader misnumbers lines; LF it numbers as an editor does.
-    let body = &body.replace("\r\n", "\n");
+    // With CRLF or a lone CR the CSV reader misnumbers lines; LF it numbers
+    // as an editor does (LineCap does the same for event exports).
+    let body = &body.replace("\r\n", "\n").replace('\r', "\n");
     let delimiter = if body.lines().next().is_some_and(|h| h.contains(';')) {
         b';'
     } else {
@@ -350,7 +351,7 @@ fn csv_message(e: &csv::Error) -> String {
         csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
             format!("raden har {len} fält men rubrikraden har {expected_len}")
         }
-        csv::ErrorKind::Utf8 { err, .. } => format!("fält {} är inte UTF-8", err.field() + 1),
+        csv::ErrorKind::Utf8 { err, .. } => format!("kolumn {} är inte UTF-8", err.field() + 1),
         csv::ErrorKind::Io(io) => format!("kan inte läsas: {io}"),
         _ => "kan inte läsas som CSV".to_string(),
     }

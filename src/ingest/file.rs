@@ -124,8 +124,11 @@ fn import_events_in(
         crate::store::events::remove_batches(conn, &stored_batches).map_err(|e| FileError::Failed(e.into()))?;
         return Err(match refused {
             Some(IngestError::Invalid(errors)) => FileError::Invalid(errors),
-            Some(IngestError::Conflict(c)) => {
+            // Found in pass two: the batch it stopped in, counted, its
+            // first ones listed.
+            Some(IngestError::Conflict(mut c)) => {
                 let total = c.len();
+                c.truncate(FieldErrors::LISTED);
                 FileError::Conflict(c, total)
             }
             _ => FileError::Failed(e.context(format!(

@@ -14,31 +14,42 @@ use crate::domain::{Event, FieldError, FieldErrors, PatientHasher, Unit};
 /// Splits a request body into JSON objects with their line numbers: a JSON
 /// array (numbered by position, from 1) or JSON Lines (numbered by line).
 pub fn json_objects(body: &str) -> Result<Vec<(usize, String)>, Vec<FieldError>> {
+    Ok(match json_array(body)? {
+        Some(items) => numbered_items(&items).map(|(i, r)| (i, r.to_string())).collect(),
+        None => json_lines(body).map(|(i, l)| (i, l.to_string())).collect(),
+    })
+}
+
+/// The items of a body that is a JSON array, borrowed from it; `None` for
+/// JSON Lines.
+fn json_array(body: &str) -> Result<Option<Vec<&serde_json::value::RawValue>>, Vec<FieldError>> {
     let trimmed = body.trim_start();
-    if trimmed.starts_with('[') {
-        let items: Vec<&serde_json::value::RawValue> = serde_json::from_str(trimmed).map_err(|e| {
-            // serde counts from the '[': add the blank lines before it, and
-            // name the last line for an error at the very end.
-            let before = body[..body.len() - trimmed.len()].matches('\n').count();
-            let line = (before + e.line()).min(body.lines().count().max(1));
-            vec![FieldError::new(
-                line,
-                "body",
-                &format!("är inte en giltig JSON-array: {e}"),
-            )]
-        })?;
-        return Ok(items
-            .iter()
-            .enumerate()
-            .map(|(i, r)| (i + 1, r.get().to_string()))
-            .collect());
+    if !trimmed.starts_with('[') {
+        return Ok(None);
     }
-    Ok(body
-        .lines()
+    serde_json::from_str(trimmed).map(Some).map_err(|e| {
+        // serde counts from the '[': add the blank lines before it, and
+        // name the last line for an error at the very end.
+        let before = body[..body.len() - trimmed.len()].matches('\n').count();
+        let line = (before + e.line()).min(body.lines().count().max(1));
+        vec![FieldError::new(
+            line,
+            "body",
+            &format!("är inte en giltig JSON-array: {e}"),
+        )]
+    })
+}
+
+fn numbered_items<'a>(items: &'a [&'a serde_json::value::RawValue]) -> impl Iterator<Item = (usize, &'a str)> {
+    items.iter().enumerate().map(|(i, r)| (i + 1, r.get()))
+}
+
+/// The non-blank lines of JSON Lines, numbered from 1, borrowed.
+fn json_lines(body: &str) -> impl Iterator<Item = (usize, &str)> {
+    body.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| (i + 1, l.to_string()))
-        .collect())
+        .map(|(i, l)| (i + 1, l))
 }
 
 fn object(line: usize, text: &str) -> Result<Map<String, Value>, FieldError> {
@@ -51,16 +62,29 @@ fn object(line: usize, text: &str) -> Result<Map<String, Value>, FieldError> {
 
 /// Parses and validates every event of a batch; all errors (the first
 /// [`FieldErrors::LISTED`] kept), or all events.
+/// The body is read where it lies: no copy of its lines is made, so a
+/// body of millions of bad lines costs the body and a thousand errors.
 pub fn parse_events(body: &str, hasher: &PatientHasher) -> Result<Vec<IngestEvent>, FieldErrors> {
-    parse_lines(&json_objects(body)?, hasher)
+    match json_array(body)? {
+        Some(items) => parse_numbered(numbered_items(&items), hasher),
+        None => parse_numbered(json_lines(body), hasher),
+    }
 }
 
 /// Parses numbered lines (as [`json_objects`] gives them).
 pub fn parse_lines(lines: &[(usize, String)], hasher: &PatientHasher) -> Result<Vec<IngestEvent>, FieldErrors> {
-    let mut events = Vec::with_capacity(lines.len());
+    parse_numbered(lines.iter().map(|(n, s)| (*n, s.as_str())), hasher)
+}
+
+fn parse_numbered<'a>(
+    lines: impl Iterator<Item = (usize, &'a str)>,
+    hasher: &PatientHasher,
+) -> Result<Vec<IngestEvent>, FieldErrors> {
+    // Grown as good events come, never reserved by the count of lines.
+    let mut events = Vec::new();
     let mut errors = FieldErrors::default();
     for (line, text) in lines {
-        match parse_event_line(*line, text, hasher) {
+        match parse_event_line(line, text, hasher) {
             Ok(ev) if errors.is_empty() => events.push(ev),
             Ok(_) => {}
             Err(e) => e.into_iter().for_each(|e| errors.push(e)),
@@ -183,5 +207,30 @@ mod line_tests {
         assert_eq!(e[0].line, 1, "the end of a one-line body is its line 1");
         let e = json_objects("\n\n[{\"id\":1},\n{\"id\":\n").unwrap_err();
         assert_eq!(e[0].line, 4);
+    }
+
+    #[test]
+    fn an_array_and_json_lines_name_the_same_bad_item_alike() {
+        let hasher = crate::domain::PatientHasher::new(crate::domain::Secret::new(b"k".to_vec()));
+        let good = r#"{"id":"e1","case":"A","type":"inskrivning","at":"2026-11-19T08:00:00+01:00","unit":"AVD1"}"#;
+        let bad = r#"{"id":"e2","case":"A","type":"okänd","at":"2026-11-19T08:00:00+01:00","unit":"AVD1"}"#;
+        for body in [format!("{good}\n\n{bad}\n"), format!("[{good},\n{bad}]")] {
+            let e = super::parse_events(&body, &hasher).unwrap_err();
+            let line = if body.starts_with('[') { 2 } else { 3 };
+            assert_eq!(
+                (e.total(), e.listed()[0].line, e.listed()[0].field.as_str()),
+                (1, line, "type"),
+                "{body}"
+            );
+        }
+        let events = super::parse_events(&format!("[{good}]"), &hasher).unwrap();
+        assert_eq!(events[0].event.id.as_str(), "e1");
+    }
+
+    #[test]
+    fn a_units_csv_with_old_mac_line_ends_names_its_lines() {
+        let csv = "id;name;kind;huvudman\rK1;Kommun 1;kommun;K\rK2;;sjukhus;K\r";
+        let e = super::parse_units(csv, true).unwrap_err();
+        assert!(e.listed().iter().all(|e| e.line == 3), "{:?}", e.listed());
     }
 }
