@@ -64,6 +64,7 @@ pub fn insert_cases(conn: &mut DbConn, rows: &[NewCase<'_>]) -> QueryResult<usiz
 /// writer committed in between (a deferred transaction cannot upgrade its
 /// read snapshot and gets SQLITE_BUSY at once, whatever the busy timeout).
 /// Every read-then-write transaction of the service goes through here.
+/// Inside one already it is a savepoint.
 pub fn write_tx<T, E, F>(conn: &mut DbConn, f: F) -> Result<T, E>
 where
     F: FnOnce(&mut DbConn) -> Result<T, E>,
@@ -75,10 +76,10 @@ where
         DbConn::Sqlite(c) => match AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE") {
             Ok(()) => {}
             // Inside a write transaction already: a savepoint, the lock is held.
-            Err(diesel::result::Error::AlreadyInTransaction) => return conn.transaction(f),
+            Err(diesel::result::Error::AlreadyInTransaction) => Manager::begin_transaction(conn)?,
             Err(e) => return Err(e.into()),
         },
-        DbConn::Pg(_) => return conn.transaction(f),
+        DbConn::Pg(_) => Manager::begin_transaction(conn)?,
     }
     match f(conn) {
         Ok(value) => {
@@ -86,10 +87,12 @@ where
             Ok(value)
         }
         Err(e) => {
-            // SQLite rolls a transaction back itself after some errors (a
-            // full database or disk): then ROLLBACK finds none. The first
-            // error is the one to report; a connection whose rollback
-            // failed is marked broken and the pool drops it.
+            // SQLite rolls a whole transaction back itself after some errors
+            // (a full database or disk): then ROLLBACK, or ROLLBACK TO a
+            // savepoint, finds none. The first error is the one to report
+            // (diesel's own `transaction` would report the rollback's "no
+            // such savepoint" instead); a connection whose rollback failed
+            // is marked broken and the pool drops it.
             if let Err(r) = Manager::rollback_transaction(conn) {
                 tracing::warn!(error = %r, "rollback efter en misslyckad skrivtransaktion");
             }

@@ -51,8 +51,12 @@ pub struct FactsRow {
     pub kallelse_in_time: Option<bool>,
 }
 
+/// `treat_none_as_default_value = false`, as on every insertable: without
+/// it diesel inserts a batch into SQLite row by row inside a savepoint of
+/// its own, and when SQLite rolls the whole transaction back (a full file)
+/// that savepoint's "no such savepoint" is the error reported.
 #[derive(Insertable)]
-#[diesel(table_name = case_facts)]
+#[diesel(table_name = case_facts, treat_none_as_default_value = false)]
 struct NewFacts {
     #[diesel(embed)]
     facts: FactsRow,

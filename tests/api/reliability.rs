@@ -393,7 +393,12 @@ fn a_full_sqlite_file_refuses_whole_batches_and_recovers_with_room() {
         Ok(r) | Err(ureq::Error::Status(_, r)) => (r.status(), r.into_string().unwrap_or_default()),
         Err(e) => panic!("no answer: {e}"),
     };
-    assert!(scan.0 == 200 || scan.0 >= 500, "{scan:?}");
+    // A 503 that names the full file, never the 500 of an error it hid
+    // (a batch insert's own savepoint once answered "no such savepoint").
+    if !(scan.0 == 200 || (scan.0 == 503 && scan.1.contains("databasen är full"))) {
+        let log = std::fs::read_to_string(dir.path().join(format!("serve-{port}.log"))).unwrap_or_default();
+        panic!("a scan in a full file: {scan:?}\n{log}");
+    }
     let full_scan_status = scan.0;
     drop(full);
 
