@@ -91,6 +91,57 @@ pub fn touch(conn: &mut DbConn, fresh: &[&IngestEvent], changed_at: NaiveDateTim
     Ok(())
 }
 
+/// After events of the cases `ids` were removed (a bad export taken back):
+/// each case's span from the events it has left, and its patient only as
+/// they still name it. A patient that the removed events alone gave is
+/// cleared, so that a corrected export sets it (`touch` keeps a patient it
+/// finds); its age band goes with it, as it cannot be told again without
+/// the number, which is never kept.
+pub fn recompute(conn: &mut DbConn, ids: &[String]) -> QueryResult<()> {
+    use super::schema::events;
+    let rows: Vec<(String, NaiveDateTime, Option<String>)> = events::table
+        .filter(events::case_id.eq_any(ids))
+        .select((events::case_id.assume_not_null(), events::at, events::patient_hash))
+        .order((events::case_id, events::at, events::id))
+        .load(conn)?;
+    let mut left: HashMap<&str, (NaiveDateTime, NaiveDateTime, Vec<&str>)> = HashMap::new();
+    for (case, at, patient) in &rows {
+        let e = left.entry(case.as_str()).or_insert((*at, *at, Vec::new()));
+        e.0 = e.0.min(*at);
+        e.1 = e.1.max(*at);
+        if let Some(p) = patient.as_deref().filter(|p| !e.2.contains(p)) {
+            e.2.push(p);
+        }
+    }
+    let current: Vec<(String, Option<String>)> = cases::table
+        .filter(cases::id.eq_any(ids))
+        .select((cases::id, cases::patient_hash))
+        .order(cases::id)
+        .load(conn)?;
+    for (id, patient) in current {
+        let (span, patients) = match left.get(id.as_str()) {
+            Some((first, last, p)) => (Some((*first, *last)), p.as_slice()),
+            None => (None, &[][..]),
+        };
+        if !patient.as_deref().is_some_and(|p| patients.contains(&p)) {
+            diesel::update(cases::table.find(&id))
+                .set((
+                    cases::patient_hash.eq(patients.first().copied()),
+                    cases::age_band.eq(None::<&str>),
+                ))
+                .execute(conn)?;
+        }
+        // A case with no event left keeps its span: its deviations are
+        // withdrawn by the next scan, which finds it by id.
+        if let Some((first, last)) = span {
+            diesel::update(cases::table.find(&id))
+                .set((cases::first_at.eq(first), cases::last_at.eq(last)))
+                .execute(conn)?;
+        }
+    }
+    Ok(())
+}
+
 pub fn exists(conn: &mut DbConn, id: &str) -> QueryResult<bool> {
     diesel::select(diesel::dsl::exists(cases::table.find(id))).get_result(conn)
 }

@@ -208,7 +208,8 @@ pub fn conflicts_with_stored(conn: &mut DbConn, batch: &[IngestEvent]) -> QueryR
 /// after some of its batches were stored takes them back; an operator
 /// removes a bad export). The cases whose events go are marked changed and
 /// unsummarised, so the next scan judges them again: a deviation that no
-/// longer holds is withdrawn, and the follow-up's counts follow.
+/// longer holds is withdrawn, and the follow-up's counts follow. Their span
+/// and patient are taken again from the events they have left.
 pub fn remove_batches(conn: &mut DbConn, batches: &[i64]) -> QueryResult<usize> {
     backend::write_tx(conn, |conn| {
         let mut removed = 0;
@@ -228,6 +229,7 @@ pub fn remove_batches(conn: &mut DbConn, batches: &[i64]) -> QueryResult<usize> 
                         super::schema::cases::summary_hash.eq(None::<String>),
                     ))
                     .execute(conn)?;
+                cases::recompute(conn, ids)?;
             }
         }
         Ok(removed)

@@ -13,7 +13,10 @@ use svu_vakt::store::DbConn;
 
 use crate::helpers::{bin, demo_into, demo_ward, spawn_app_with, Backend, TestApp};
 
-crate::on_both!(a_bad_batch_is_found_removed_and_its_deviations_withdrawn);
+crate::on_both!(
+    a_bad_batch_is_found_removed_and_its_deviations_withdrawn,
+    a_removed_export_takes_its_patient_with_it_and_a_corrected_one_sets_it
+);
 
 type History = Vec<(String, Option<String>, String)>;
 
@@ -480,4 +483,73 @@ fn a_bad_batch_is_found_removed_and_its_deviations_withdrawn(b: Backend) {
         .output()
         .unwrap();
     assert!(!again.status.success());
+}
+
+/// A case as the register holds it: patient hash, age band, first event.
+fn case_row(app: &TestApp, id: &str) -> (Option<String>, Option<String>, chrono::NaiveDateTime) {
+    use svu_vakt::store::schema::cases;
+    let mut c = app.conn();
+    let conn: &mut DbConn = &mut c;
+    cases::table
+        .find(id)
+        .select((cases::patient_hash, cases::age_band, cases::first_at))
+        .first(conn)
+        .unwrap()
+}
+
+fn remove_batch(app: &TestApp, batch: i64) {
+    let out = bin()
+        .args([
+            "remove-batch",
+            "--batch",
+            &batch.to_string(),
+            "--yes",
+            "--database-url",
+            &app.db.url(),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn a_removed_export_takes_its_patient_with_it_and_a_corrected_one_sets_it(b: Backend) {
+    let app = spawn_app_with(b, |_| {});
+    let ward = demo_ward();
+    let ev = |id: &str, at: &str, patient: &str| {
+        format!(
+            "{{\"id\":\"{id}\",\"case\":\"X\",\"type\":\"inskrivning\",\"at\":\"{at}\",\"unit\":\"{ward}\"{patient}}}\n"
+        )
+    };
+    // A bad export names the wrong person, and the earliest event.
+    let r = app.post_events(&ev("X-1", "2026-11-01T08:00:00+01:00", r#","patient":"19900101-0017""#));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let bad = r.json()["batch"].as_i64().unwrap();
+    let r = app.post_events(&ev("X-2", "2026-11-05T08:00:00+01:00", ""));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let (patient, band, first) = case_row(&app, "X");
+    assert!(patient.is_some() && band.is_some());
+    assert_eq!(first.to_string(), "2026-11-01 07:00:00");
+
+    remove_batch(&app, bad);
+    let (patient, band, first) = case_row(&app, "X");
+    assert_eq!((patient, band), (None, None), "the removed export's patient is gone");
+    assert_eq!(first.to_string(), "2026-11-05 07:00:00", "the span is the events left");
+
+    // The corrected export: its patient is the case's, with an age band.
+    let r = app.post_events(&ev("X-3", "2026-11-01T08:00:00+01:00", r#","patient":"19121212-1212""#));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let stored: Option<String> = {
+        let mut c = app.conn();
+        let conn: &mut DbConn = &mut c;
+        events::table
+            .find("X-3")
+            .select(events::patient_hash)
+            .first(conn)
+            .unwrap()
+    };
+    let (patient, band, first) = case_row(&app, "X");
+    assert!(stored.is_some());
+    assert_eq!(patient, stored, "the corrected patient, not the removed one");
+    assert!(band.is_some());
+    assert_eq!(first.to_string(), "2026-11-01 07:00:00");
 }
