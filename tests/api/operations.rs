@@ -442,18 +442,7 @@ fn a_bad_batch_is_found_removed_and_its_deviations_withdrawn(b: Backend) {
     assert!(show.status.success(), "{}", String::from_utf8_lossy(&show.stderr));
     assert!(String::from_utf8_lossy(&show.stdout).contains("1 händelser i 1 ärenden: FEL"));
     assert_eq!(app.event_count(), before + 1, "nothing removed without --yes");
-    let remove = bin()
-        .args([
-            "remove-batch",
-            "--batch",
-            &batch.to_string(),
-            "--yes",
-            "--database-url",
-            &app.db.url(),
-        ])
-        .output()
-        .unwrap();
-    assert!(remove.status.success(), "{}", String::from_utf8_lossy(&remove.stderr));
+    remove_batch(&app, batch);
     assert_eq!(app.event_count(), before);
 
     let r = app.scan(as_of);
