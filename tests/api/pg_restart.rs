@@ -15,8 +15,8 @@ use diesel::prelude::*;
 use svu_vakt::store::schema::{events, scan_runs};
 use svu_vakt::store::tokens::Role;
 
-use crate::helpers::{bin, pg_admin_url, token, Backend, Child, TestApp};
-use crate::reliability::{batches, post_answer, reference, rounds, units_into, wait_ready, Lcg};
+use crate::helpers::{pg_admin_url, token, Backend, Child, TestApp};
+use crate::reliability::{batches, migrate, post_answer, reference, rounds, serve_cmd, units_into, wait_ready, Lcg};
 use crate::smtp::free_port;
 
 /// A PostgreSQL cluster in a temporary directory, listening on 127.0.0.1
@@ -192,8 +192,7 @@ fn postgresql_restarted_during_ingest_and_scan_fails_cleanly_and_the_next_comple
     drop(admin_conn);
     let url = pg.url("svu");
     let dir = tempfile::tempdir().unwrap();
-    let out = bin().args(["migrate", "--database-url", &url]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    migrate(&url);
     let ward = units_into(&url, dir.path());
     let app = TestApp::attach(&url);
     let tok = token(&app.pool, Role::Inlasning, None);
@@ -204,20 +203,7 @@ fn postgresql_restarted_during_ingest_and_scan_fails_cleanly_and_the_next_comple
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let log = dir.path().join("serve.log");
-    let _serve = Child(
-        bin()
-            .args([
-                "serve",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--database-url",
-                &url,
-            ])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap(),
-    );
+    let _serve = Child(serve_cmd(&url, port, &log).spawn().unwrap());
     wait_ready(&base);
     let serve_log = || std::fs::read_to_string(&log).unwrap_or_default();
 

@@ -139,8 +139,7 @@ fn serve_killed_at_random_points_loses_and_doubles_nothing(b: Backend) {
     let db = TestDb::new(b);
     let url = db.url();
     let dir = tempfile::tempdir().unwrap();
-    let out = bin().args(["migrate", "--database-url", &url]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    migrate(&url);
     let ward = units_into(&url, dir.path());
     let cfg = dir.path().join("svu-vakt.toml");
     std::fs::write(
@@ -156,20 +155,9 @@ fn serve_killed_at_random_points_loses_and_doubles_nothing(b: Backend) {
     let acknowledged = AtomicUsize::new(0);
     let serve = |port: u16| {
         Child(
-            bin()
-                .args(["--config"])
+            serve_cmd(&url, port, &dir.path().join(format!("serve-{port}.log")))
+                .args(["--smtp-url", &smtp.url(), "--config"])
                 .arg(&cfg)
-                .args([
-                    "serve",
-                    "--listen",
-                    &format!("127.0.0.1:{port}"),
-                    "--database-url",
-                    &url,
-                    "--smtp-url",
-                    &smtp.url(),
-                ])
-                .stdout(std::process::Stdio::null())
-                .stderr(std::fs::File::create(dir.path().join(format!("serve-{port}.log"))).unwrap())
                 .spawn()
                 .unwrap(),
         )
@@ -326,8 +314,7 @@ fn a_full_sqlite_file_refuses_whole_batches_and_recovers_with_room() {
     let db = TestDb::new(b);
     let url = db.url();
     let dir = tempfile::tempdir().unwrap();
-    let out = bin().args(["migrate", "--database-url", &url]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    migrate(&url);
     let ward = units_into(&url, dir.path());
     let app = TestApp::attach(&url);
     let tok = token(&app.pool, Role::Inlasning, None);
@@ -335,17 +322,8 @@ fn a_full_sqlite_file_refuses_whole_batches_and_recovers_with_room() {
     let all = batches(&ward, 400);
     let serve = |port: u16, max_mb: &str| {
         Child(
-            bin()
+            serve_cmd(&url, port, &dir.path().join(format!("serve-{port}.log")))
                 .env("SVU_VAKT_SQLITE_MAX_MB", max_mb)
-                .args([
-                    "serve",
-                    "--listen",
-                    &format!("127.0.0.1:{port}"),
-                    "--database-url",
-                    &url,
-                ])
-                .stdout(std::process::Stdio::null())
-                .stderr(std::fs::File::create(dir.path().join(format!("serve-{port}.log"))).unwrap())
                 .spawn()
                 .unwrap(),
         )
@@ -445,4 +423,20 @@ fn a_full_sqlite_file_refuses_whole_batches_and_recovers_with_room() {
         );
         std::fs::write(std::path::Path::new(&report).join("sqlite-full.md"), text).unwrap();
     }
+}
+
+/// `svu-vakt serve` on `port` against `url`, its log written to `log`; the
+/// caller adds its flags and environment and spawns it.
+pub(crate) fn serve_cmd(url: &str, port: u16, log: &std::path::Path) -> std::process::Command {
+    let mut cmd = bin();
+    cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--database-url", url])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap());
+    cmd
+}
+
+/// Brings the database at `url` to the current schema, as `svu-vakt migrate`.
+pub(crate) fn migrate(url: &str) {
+    let out = bin().args(["migrate", "--database-url", url]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
