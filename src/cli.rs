@@ -357,7 +357,7 @@ pub fn import_quiet(
         let text = read(path)?;
         let is_csv = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
         let list = ingest::parse_units(&text, is_csv).map_err(|errors| field_errors(path, &errors))?;
-        units::upsert(&mut conn, &list)?;
+        units::upsert(&mut conn, &list).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     }
     let Some(path) = events_file else { return Ok(0) };
     let mapping = mapping.map(|m| CsvMapping::from_toml(&read(m)?)).transpose()?;
@@ -384,7 +384,8 @@ pub fn import(
         let text = read(path)?;
         let is_csv = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
         let list = ingest::parse_units(&text, is_csv).map_err(|errors| field_errors(path, &errors))?;
-        let (created, updated) = units::upsert(&mut conn, &list)?;
+        let (created, updated) =
+            units::upsert(&mut conn, &list).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         println!("{}: {created} nya enheter, {updated} uppdaterade", path.display());
     }
     if let Some(path) = events_file {

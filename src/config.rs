@@ -30,7 +30,27 @@ struct FileConfig {
     handling: HandlingSection,
     followup: FollowupSection,
     feed: FeedSection,
+    ingest: IngestConfig,
     oidc: Option<OidcSection>,
+}
+
+/// `[ingest]`: how events are checked at the door.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    /// Refuse an `id` or `case` that is a bare ten-digit valid personnummer
+    /// (SPEC §3.2). About one random ten-digit number in 150 is one: a
+    /// source whose own ids are such numbers sets this to false. The other
+    /// written forms of a personnummer are refused whatever this says.
+    pub refuse_ten_digit_ids: bool,
+}
+
+impl Default for IngestConfig {
+    fn default() -> IngestConfig {
+        IngestConfig {
+            refuse_ten_digit_ids: true,
+        }
+    }
 }
 
 /// `[oidc]`: login through the region's identity provider (docs/OPERATIONS.md).
@@ -494,6 +514,7 @@ pub struct Config {
     pub followup: FollowupConfig,
     /// The drop folder, when configured.
     pub feed: Option<crate::feed::FeedConfig>,
+    pub ingest: IngestConfig,
     /// Login through the region's identity provider, when configured.
     pub oidc: Option<crate::oidc::OidcConfig>,
 }
@@ -694,6 +715,7 @@ impl Config {
             handling,
             followup,
             feed: fc.feed.resolve()?,
+            ingest: fc.ingest,
             oidc,
         })
     }

@@ -1,171 +1,246 @@
-//! Process metrics in the Prometheus text format: ingest counters and HTTP
-//! request latency per route pattern (never per path, so no ids in labels).
+//! Process metrics, written by `prometheus-client` in the OpenMetrics text
+//! format (escaping and types by construction): ingest, scan, mail and
+//! drop-folder counters, the outbox gauges, and HTTP request latency.
+//! Every label value comes from a closed set — the method from the known
+//! methods (else `other`), the route from the registered patterns (else
+//! `unmatched`), the status code — so no request can add a series of its own.
 
-use std::collections::BTreeMap;
-use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 
 const BUCKETS: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
-#[derive(Default)]
-struct Histogram {
-    counts: [u64; BUCKETS.len()],
-    sum: f64,
-    count: u64,
+/// The methods a request's label may name; anything else is `other`.
+const METHODS: [&str; 7] = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    method: &'static str,
+    route: String,
+    status: u16,
 }
 
-#[derive(Default)]
+fn request_histogram() -> Histogram {
+    Histogram::new(BUCKETS)
+}
+
 pub struct Metrics {
-    pub events_ingested: AtomicU64,
-    pub events_duplicate: AtomicU64,
-    pub events_rejected: AtomicU64,
-    pub batches_rejected: AtomicU64,
-    pub events_conflict: AtomicU64,
-    pub scans: AtomicU64,
-    pub scans_failed: AtomicU64,
-    pub deviations_filed: AtomicU64,
-    pub deviations_withdrawn: AtomicU64,
-    pub deviations_unmailed: AtomicU64,
-    pub mail_sent: AtomicU64,
-    pub mail_failed: AtomicU64,
-    pub mail_refused: AtomicU64,
-    pub feed_files_imported: AtomicU64,
-    pub feed_files_failed: AtomicU64,
-    pub feed_files_repeated: AtomicU64,
-    pub feed_events_stored: AtomicU64,
-    http: Mutex<BTreeMap<(String, String, u16), Histogram>>,
+    pub events_ingested: Counter,
+    pub events_duplicate: Counter,
+    pub events_rejected: Counter,
+    pub batches_rejected: Counter,
+    pub events_conflict: Counter,
+    pub scans: Counter,
+    pub scans_failed: Counter,
+    pub deviations_filed: Counter,
+    pub deviations_withdrawn: Counter,
+    pub deviations_unmailed: Counter,
+    pub mail_sent: Counter,
+    pub mail_failed: Counter,
+    pub mail_refused: Counter,
+    pub feed_files_imported: Counter,
+    pub feed_files_failed: Counter,
+    pub feed_files_repeated: Counter,
+    pub feed_events_stored: Counter,
+    outbox_failed: Gauge,
+    outbox_pending: Gauge,
+    http: Family<RequestLabels, Histogram, fn() -> Histogram>,
+    registry: Registry,
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        let mut m = Metrics {
+            events_ingested: Counter::default(),
+            events_duplicate: Counter::default(),
+            events_rejected: Counter::default(),
+            batches_rejected: Counter::default(),
+            events_conflict: Counter::default(),
+            scans: Counter::default(),
+            scans_failed: Counter::default(),
+            deviations_filed: Counter::default(),
+            deviations_withdrawn: Counter::default(),
+            deviations_unmailed: Counter::default(),
+            mail_sent: Counter::default(),
+            mail_failed: Counter::default(),
+            mail_refused: Counter::default(),
+            feed_files_imported: Counter::default(),
+            feed_files_failed: Counter::default(),
+            feed_files_repeated: Counter::default(),
+            feed_events_stored: Counter::default(),
+            outbox_failed: Gauge::default(),
+            outbox_pending: Gauge::default(),
+            http: Family::new_with_constructor(request_histogram as fn() -> Histogram),
+            registry: Registry::default(),
+        };
+        m.register();
+        m
+    }
 }
 
 impl Metrics {
-    pub fn add(counter: &AtomicU64, n: usize) {
-        counter.fetch_add(n as u64, Ordering::Relaxed);
+    pub fn add(counter: &Counter, n: usize) {
+        counter.inc_by(n as u64);
     }
 
+    /// Counts a request under the closed set of labels (module doc).
     pub fn observe_request(&self, method: &str, route: &str, status: u16, seconds: f64) {
-        let Ok(mut map) = self.http.lock() else { return };
-        let h = map.entry((method.to_string(), route.to_string(), status)).or_default();
-        for (i, b) in BUCKETS.iter().enumerate() {
-            if seconds <= *b {
-                h.counts[i] += 1;
-            }
-        }
-        h.sum += seconds;
-        h.count += 1;
+        let method = METHODS.iter().copied().find(|m| *m == method).unwrap_or("other");
+        let labels = RequestLabels {
+            method,
+            route: route.to_string(),
+            status,
+        };
+        self.http.get_or_create(&labels).observe(seconds);
     }
 
-    pub fn render(&self) -> String {
+    /// The text a scrape gets, with the outbox as the database has it (every
+    /// instance's work) when it could be read.
+    pub fn render(&self, outbox: Option<(i64, i64)>) -> String {
+        if let Some((failed, pending)) = outbox {
+            self.outbox_failed.set(failed);
+            self.outbox_pending.set(pending);
+        }
         let mut out = String::new();
-        let counters = [
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    /// The counters under their names (the prefix and `_total` are added)
+    /// with their Swedish help.
+    fn counters(&self) -> [(&'static str, &'static str, &Counter); 17] {
+        [
             (
-                "svu_vakt_events_ingested_total",
+                "events_ingested",
                 "Händelser sparade vid inläsning.",
                 &self.events_ingested,
             ),
             (
-                "svu_vakt_events_duplicate_total",
+                "events_duplicate",
                 "Händelser som kom igen med samma innehåll (ingen ändring).",
                 &self.events_duplicate,
             ),
             (
-                "svu_vakt_events_rejected_total",
+                "events_rejected",
                 "Ogiltiga rader i avvisade batcher.",
                 &self.events_rejected,
             ),
             (
-                "svu_vakt_events_conflict_total",
+                "events_conflict",
                 "Händelse-id som kom igen med annat innehåll.",
                 &self.events_conflict,
             ),
             (
-                "svu_vakt_batches_rejected_total",
+                "batches_rejected",
                 "Inläsningsbatcher som avvisades hela.",
                 &self.batches_rejected,
             ),
+            ("scans", "Granskningar som denna process slutförde.", &self.scans),
             (
-                "svu_vakt_scans_total",
-                "Granskningar som denna process slutförde.",
-                &self.scans,
-            ),
-            (
-                "svu_vakt_scans_failed_total",
+                "scans_failed",
                 "Granskningar som misslyckades (se scan_runs).",
                 &self.scans_failed,
             ),
             (
-                "svu_vakt_deviations_filed_total",
+                "deviations_filed",
                 "Avvikelser registrerade av granskningar i denna process.",
                 &self.deviations_filed,
             ),
             (
-                "svu_vakt_deviations_withdrawn_total",
+                "deviations_withdrawn",
                 "Avvikelser återkallade av granskningar i denna process.",
                 &self.deviations_withdrawn,
             ),
             (
-                "svu_vakt_deviations_unmailed_total",
+                "deviations_unmailed",
                 "Avvikelser registrerade utan e-post (äldre än mail.max_age_days).",
                 &self.deviations_unmailed,
             ),
+            ("mail_sent", "Meddelanden som SMTP-servern tog emot.", &self.mail_sent),
             (
-                "svu_vakt_mail_sent_total",
-                "Meddelanden som SMTP-servern tog emot.",
-                &self.mail_sent,
-            ),
-            (
-                "svu_vakt_mail_failed_total",
+                "mail_failed",
                 "Leveransförsök som misslyckades och görs om (4xx, servern nås inte).",
                 &self.mail_failed,
             ),
             (
-                "svu_vakt_mail_refused_total",
+                "mail_refused",
                 "Meddelanden som SMTP-servern vägrade permanent (skickas inte igen).",
                 &self.mail_refused,
             ),
             (
-                "svu_vakt_feed_files_imported_total",
+                "feed_files_imported",
                 "Filer i inkorgen som lästes in och flyttades till done/.",
                 &self.feed_files_imported,
             ),
             (
-                "svu_vakt_feed_files_failed_total",
+                "feed_files_failed",
                 "Filer i inkorgen med felaktiga rader, flyttade till failed/ med en rapport.",
                 &self.feed_files_failed,
             ),
             (
-                "svu_vakt_feed_files_repeated_total",
+                "feed_files_repeated",
                 "Filer i inkorgen vars innehåll redan var inläst (ingen ändring).",
                 &self.feed_files_repeated,
             ),
             (
-                "svu_vakt_feed_events_stored_total",
+                "feed_events_stored",
                 "Händelser sparade från filer i inkorgen (räknas även i events_ingested).",
                 &self.feed_events_stored,
             ),
-        ];
-        for (name, help, c) in counters {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
-                c.load(Ordering::Relaxed)
-            );
+        ]
+    }
+
+    fn register(&mut self) {
+        let mut registry = Registry::with_prefix("svu_vakt");
+        for (name, help, counter) in self.counters() {
+            registry.register(name, help, counter.clone());
         }
-        let name = "svu_vakt_http_request_duration_seconds";
-        let _ = writeln!(out, "# HELP {name} Svarstid för HTTP-anrop.\n# TYPE {name} histogram");
-        if let Ok(map) = self.http.lock() {
-            for ((method, route, status), h) in map.iter() {
-                let labels = format!(
-                    "method=\"{method}\",route=\"{}\",status=\"{status}\"",
-                    route.replace('"', "")
-                );
-                for (i, b) in BUCKETS.iter().enumerate() {
-                    let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{b}\"}} {}", h.counts[i]);
-                }
-                let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", h.count);
-                let _ = writeln!(out, "{name}_sum{{{labels}}} {}", h.sum);
-                let _ = writeln!(out, "{name}_count{{{labels}}} {}", h.count);
-            }
+        registry.register(
+            "outbox_failed",
+            "Meddelanden som vägrats permanent, i utkorgen.",
+            self.outbox_failed.clone(),
+        );
+        registry.register(
+            "outbox_pending",
+            "Meddelanden som väntar på att skickas.",
+            self.outbox_pending.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "Svarstid för HTTP-anrop.",
+            self.http.clone(),
+        );
+        self.registry = registry;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn made_up_methods_share_one_series_and_labels_are_escaped() {
+        let m = Metrics::default();
+        for i in 0..50 {
+            m.observe_request(&format!("BREW{i}"), "unmatched", 405, 0.001);
         }
-        out
+        m.observe_request(&"X".repeat(8000), "unmatched", 405, 0.001);
+        m.observe_request("GET", "/a\"b", 200, 0.001);
+        let text = m.render(Some((1, 2)));
+        let series = text.lines().filter(|l| l.contains("_count{")).count();
+        assert_eq!(series, 2, "{text}");
+        assert!(
+            text.contains("method=\"other\",route=\"unmatched\",status=\"405\""),
+            "{text}"
+        );
+        assert!(!text.contains("XXXX") && !text.contains("BREW"), "{text}");
+        assert!(text.contains("route=\"/a\\\"b\""), "{text}");
+        assert!(text.contains("svu_vakt_outbox_pending 2"), "{text}");
+        assert!(text.contains("svu_vakt_events_ingested_total 0"), "{text}");
     }
 }

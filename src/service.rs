@@ -29,14 +29,10 @@ pub struct Services {
     pub oidc: Option<Arc<crate::oidc::Oidc>>,
     /// Whether session cookies get `Secure` (the service is reached over https).
     pub secure_cookies: bool,
-    /// Failed logins per client address, to slow guessing from one place.
+    /// Failed logins per client address, to slow guessing from one place
+    /// (at most `web::api::session::ADDRESSES_KEPT` addresses; the names
+    /// that no account has are counted in the database, `store::unknown_logins`).
     pub login_failures: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, (u32, std::time::Instant)>>,
-    /// Failed logins per user name that does not exist: such a name locks
-    /// like a real one, so the answers never tell which names exist.
-    #[allow(clippy::type_complexity)]
-    pub unknown_logins: std::sync::Mutex<
-        std::collections::HashMap<String, (u32, chrono::NaiveDateTime, Option<chrono::NaiveDateTime>)>,
-    >,
     /// Password verifications running at once (argon2 costs memory and CPU;
     /// a flood of logins must not starve the rest of the service).
     pub login_slots: tokio::sync::Semaphore,
@@ -62,7 +58,8 @@ impl Services {
         let mailer = Mailer::from_config(&auditor.mail, auditor.templates.clone())?.map(Arc::new);
         Ok(Services {
             pool,
-            hasher: PatientHasher::new(config.patient_key.clone()),
+            hasher: PatientHasher::new(config.patient_key.clone())
+                .with_ten_digit_ids(config.ingest.refuse_ten_digit_ids),
             metrics: Arc::new(Metrics::default()),
             session: config.session,
             handling: config.handling,
@@ -78,7 +75,6 @@ impl Services {
             auditor,
             mailer,
             login_failures: Default::default(),
-            unknown_logins: Default::default(),
             login_slots: tokio::sync::Semaphore::new(2),
         })
     }

@@ -26,6 +26,7 @@ use crate::mail::templates::Templates;
 use crate::mail::{MailConfig, MailMode};
 use crate::rules::bemanning::{staffing_dues, StaffingTracker};
 use crate::rules::{case, Finding, Obligation, Outcome, Profile, RuleId, Units};
+use crate::store::candidates::Candidate;
 use crate::store::followup::{self, NewObligation};
 use crate::store::schema::{cases, events, scan_runs};
 use crate::store::{backend, deviations, now, DbConn, Pool};
@@ -260,12 +261,10 @@ impl Auditor {
         } else {
             run.previous.as_ref().map(|p| p.started_at - self.scan.arrival_margin)
         };
-        let mut after = String::new();
+        let mut walk =
+            crate::store::candidates::CandidateWalk::start(conn, self.scan.chunk_cases, since, run.as_of.naive_utc())?;
         let mut chunk_no = 0;
-        loop {
-            let chunk = candidates(conn, self.scan.chunk_cases, &after, since, run.as_of.naive_utc())?;
-            let Some(last) = chunk.last() else { break };
-            after = last.id.clone();
+        while let Some(chunk) = walk.next_chunk(conn)? {
             // Judged from a read snapshot, without the write lock (ingest goes
             // on); filed in a short write transaction. An event that arrived
             // after the read has a newer `changed_at`: the next scan judges it.
@@ -322,7 +321,9 @@ impl Auditor {
         Ok(Some(match (&run.previous, since) {
             (Some(p), Some(since)) => {
                 let window = local_date(p.as_of.and_utc()) - Duration::days(self.scan.staffing_lookback_days);
-                let arrived = earliest_arrival_date(conn, since)?.unwrap_or(window);
+                let arrived = crate::store::candidates::earliest_arrival_date(conn, since)?
+                    .map(|t| local_date(t.and_utc()))
+                    .unwrap_or(window);
                 earliest.max(window.min(arrived))
             }
             _ => earliest,
@@ -646,58 +647,6 @@ fn last_good_run(conn: &mut DbConn) -> QueryResult<Option<PreviousRun>> {
         .first(conn)
         .optional()?;
     Ok(row.map(|(started_at, as_of)| PreviousRun { started_at, as_of }))
-}
-
-/// A case a scan looks at, with what the last scan kept of it.
-#[derive(Debug, Clone, Queryable)]
-struct Candidate {
-    id: String,
-    next_check: Option<NaiveDateTime>,
-    summary_hash: Option<String>,
-    patient_hash: Option<String>,
-    age_band: Option<String>,
-}
-
-/// The next chunk of cases to evaluate, after `after` in id order: all of
-/// them, or those with new events, a due that has come, or no summary yet
-/// (a case stored before the follow-up existed).
-fn candidates(
-    conn: &mut DbConn,
-    chunk: i64,
-    after: &str,
-    since: Option<NaiveDateTime>,
-    as_of: NaiveDateTime,
-) -> QueryResult<Vec<Candidate>> {
-    let mut q = cases::table
-        .select((
-            cases::id,
-            cases::next_check,
-            cases::summary_hash,
-            cases::patient_hash,
-            cases::age_band,
-        ))
-        .filter(cases::id.gt(after))
-        .order(cases::id)
-        .limit(chunk)
-        .into_boxed();
-    if let Some(s) = since {
-        q = q.filter(
-            cases::changed_at
-                .gt(s)
-                .or(cases::next_check.le(as_of))
-                .or(cases::summary_hash.is_null()),
-        );
-    }
-    q.load(conn)
-}
-
-/// The local date of the earliest event that arrived after `since`.
-fn earliest_arrival_date(conn: &mut DbConn, since: NaiveDateTime) -> QueryResult<Option<chrono::NaiveDate>> {
-    let t: Option<NaiveDateTime> = events::table
-        .filter(events::received_at.gt(since))
-        .select(diesel::dsl::min(events::at))
-        .first(conn)?;
-    Ok(t.map(|t| local_date(t.and_utc())))
 }
 
 /// The local date of the earliest event that had happened by T.

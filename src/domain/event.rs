@@ -354,6 +354,8 @@ impl Event {
             Some(EventType::Bemanning) => p.optional_id("case"),
             _ => p.required_id("case"),
         };
+        p.no_personnummer("id", id.as_deref(), hasher);
+        p.no_personnummer("case", case.as_deref(), hasher);
         let to = p.to(kind);
         let reference = p.reference(kind);
         let value = p.value(kind);
@@ -393,6 +395,16 @@ struct FieldParser<'f, 'a> {
 impl<'f, 'a> FieldParser<'f, 'a> {
     fn err(&mut self, field: &str, message: &str) {
         self.errors.push(FieldError::new(self.line, field, message));
+    }
+
+    /// An id is the source's, never a person's (SPEC §3.2).
+    fn no_personnummer(&mut self, field: &str, id: Option<&str>, hasher: &PatientHasher) {
+        if id.is_some_and(|id| hasher.id_holds_personnummer(id)) {
+            self.err(
+                field,
+                "är eller innehåller ett personnummer eller samordningsnummer; använd källsystemets ärende- eller händelse-id",
+            );
+        }
     }
 
     fn present(&self, field: &str) -> Option<&'f RawField<'a>> {

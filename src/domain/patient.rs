@@ -104,14 +104,45 @@ pub enum PatientError {
     Checksum,
 }
 
+/// The patient key, and the one switch on how ids are checked for a
+/// personnummer (SPEC §3.2): what ingest needs to keep patient identity out
+/// of what it stores.
 #[derive(Clone, Debug)]
 pub struct PatientHasher {
     key: Secret,
+    refuse_ten_digit_ids: bool,
 }
 
 impl PatientHasher {
     pub fn new(key: Secret) -> PatientHasher {
-        PatientHasher { key }
+        PatientHasher {
+            key,
+            refuse_ten_digit_ids: true,
+        }
+    }
+
+    /// `ingest.refuse_ten_digit_ids = false`: a bare ten-digit id that
+    /// happens to be a valid personnummer is let through (a source whose own
+    /// ids are such numbers); every other written form stays refused.
+    pub fn with_ten_digit_ids(mut self, refused: bool) -> PatientHasher {
+        self.refuse_ten_digit_ids = refused;
+        self
+    }
+
+    /// Whether an event or case id is, or holds, a valid personnummer or
+    /// samordningsnummer (SPEC §3.2): the whole id as twelve digits, as ten
+    /// digits (unless switched off), or anywhere in it with its separator
+    /// (`YYMMDD-NNNN`, `YYMMDD+NNNN`, `YYYYMMDD-NNNN`).
+    pub fn id_holds_personnummer(&self, id: &str) -> bool {
+        let id = id.trim();
+        if id.bytes().all(|b| b.is_ascii_digit()) {
+            return match id.len() {
+                12 => normalise(id).is_ok(),
+                10 => self.refuse_ten_digit_ids && normalise(id).is_ok(),
+                _ => false,
+            };
+        }
+        separated_numbers(id).any(|candidate| normalise(&candidate).is_ok())
     }
 
     pub fn hash(&self, input: &str) -> Result<PatientHash, PatientError> {
@@ -171,6 +202,27 @@ fn split_digits(s: &str) -> Result<(String, bool), PatientError> {
         return Err(PatientError::Format);
     }
     Ok((digits, plus))
+}
+
+/// Every `DDDDDD[DD]` + `-`/`+` + `DDDD` in `id` whose last four digits
+/// end the id or stand before a non-digit; before the separator the last six
+/// and the last eight digits of the run (privacy first: a number glued to
+/// other digits is still a number).
+fn separated_numbers(id: &str) -> impl Iterator<Item = String> + '_ {
+    let b = id.as_bytes();
+    (0..b.len())
+        .filter(|&i| b[i] == b'-' || b[i] == b'+')
+        .flat_map(move |i| {
+            let after = &b[i + 1..];
+            let four = after.len() >= 4
+                && after[..4].iter().all(u8::is_ascii_digit)
+                && after.get(4).is_none_or(|c| !c.is_ascii_digit());
+            let run = b[..i].iter().rev().take_while(|c| c.is_ascii_digit()).count();
+            [6usize, 8]
+                .into_iter()
+                .filter(move |&n| four && run >= n)
+                .map(move |n| format!("{}{}{}", &id[i - n..i], b[i] as char, &id[i + 1..i + 5]))
+        })
 }
 
 /// The century of a 10-digit number: the latest that is not in the future,
@@ -265,5 +317,42 @@ mod tests {
     #[test]
     fn the_secret_never_prints() {
         assert_eq!(format!("{:?}", Secret::new(b"abc".to_vec())), "Secret(***)");
+    }
+
+    #[test]
+    fn an_id_that_is_or_holds_a_personnummer_is_found_in_every_written_form() {
+        let h = hasher();
+        for id in [
+            "19121212-1212",
+            "121212-1212",
+            "121212+1212",
+            "191212121212",
+            "1212121212",
+            "SVU-19121212-1212",
+            "SVU-121212-1212/2",
+            "ärende 19121212-1212",
+            // A samordningsnummer (day + 60).
+            "19701063-2391",
+            "x0019121212-1212",
+        ] {
+            assert!(h.id_holds_personnummer(id), "{id} should be refused");
+        }
+        for id in [
+            "SVU-1-000068",
+            "19121212-1213",
+            "191212121213",
+            "20261301-0000",
+            "SVU191212121212",
+            "12121212121",
+            "19121212-12120",
+            "e1",
+            "",
+        ] {
+            assert!(!h.id_holds_personnummer(id), "{id} should pass");
+        }
+        let lenient = hasher().with_ten_digit_ids(false);
+        assert!(!lenient.id_holds_personnummer("1212121212"));
+        assert!(lenient.id_holds_personnummer("121212-1212"));
+        assert!(lenient.id_holds_personnummer("191212121212"));
     }
 }

@@ -184,12 +184,11 @@ impl CsvMapping {
         hasher: &PatientHasher,
     ) -> Result<IngestEvent, Vec<FieldError>> {
         let obj = self.record_object(record, index, line)?;
-        let raw = self.raw_line(record, index);
-        let mut ev = parse_event_object(&obj, line, &raw, hasher)?;
-        if let (Some(col), Some(hash)) = (index.get("patient"), &ev.event.patient) {
-            ev.raw = self.replace_cell(record, *col, &format!("hmac:{}", hash.0));
-        }
-        Ok(ev)
+        // What is kept of the row is the event as mapped, as a JSON object
+        // (its patient replaced by the hash), never the row: an export's
+        // other columns (a name, a free-text comment) are not ours to keep.
+        let raw = Value::Object(obj.clone()).to_string();
+        parse_event_object(&obj, line, &raw, hasher)
     }
 
     fn column_index(&self, headers: &csv::StringRecord) -> Result<BTreeMap<String, usize>, Vec<FieldError>> {
@@ -271,29 +270,6 @@ impl CsvMapping {
                 "finns inte i lokal tid (sommartiden börjar)",
             )),
         }
-    }
-
-    /// The record as text with the patient cell emptied; filled with the
-    /// hash once the number is validated.
-    fn raw_line(&self, record: &csv::StringRecord, index: &BTreeMap<String, usize>) -> String {
-        let col = index.get("patient").copied().unwrap_or(usize::MAX);
-        self.replace_cell(record, col, "")
-    }
-
-    fn replace_cell(&self, record: &csv::StringRecord, col: usize, with: &str) -> String {
-        let mut writer = csv::WriterBuilder::new()
-            .delimiter(self.delimiter as u8)
-            .terminator(csv::Terminator::Any(b'\n'))
-            .from_writer(Vec::new());
-        let cells: Vec<&str> = record
-            .iter()
-            .enumerate()
-            .map(|(i, c)| if i == col { with } else { c })
-            .collect();
-        // Writing to a Vec cannot fail.
-        let _ = writer.write_record(&cells);
-        let bytes = writer.into_inner().unwrap_or_default();
-        String::from_utf8_lossy(&bytes).trim_end().to_string()
     }
 }
 

@@ -129,6 +129,34 @@ pub fn lock_user(conn: &mut DbConn, id: i64) -> QueryResult<()> {
     Ok(())
 }
 
+/// Makes sure an unknown name's row exists (failed 0) and, on PostgreSQL,
+/// locks it for the rest of the transaction, so concurrent failures under
+/// one name are counted one by one.
+pub fn touch_unknown_login(conn: &mut DbConn, key: &str, at: chrono::NaiveDateTime) -> QueryResult<()> {
+    use super::schema::unknown_logins::dsl as ul;
+    let row = (ul::name_hash.eq(key), ul::failed.eq(0), ul::touched.eq(at));
+    match conn {
+        DbConn::Sqlite(c) => {
+            diesel::insert_into(ul::unknown_logins)
+                .values(row)
+                .on_conflict_do_nothing()
+                .execute(c)?;
+        }
+        DbConn::Pg(c) => {
+            diesel::insert_into(ul::unknown_logins)
+                .values(row)
+                .on_conflict_do_nothing()
+                .execute(c)?;
+            let _: Vec<String> = ul::unknown_logins
+                .filter(ul::name_hash.eq(key))
+                .select(ul::name_hash)
+                .for_update()
+                .load(c)?;
+        }
+    }
+    Ok(())
+}
+
 /// Inserts deviations in multi-row statements, returning (id, fingerprint).
 pub fn insert_deviations(
     conn: &mut DbConn,

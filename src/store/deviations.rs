@@ -378,6 +378,53 @@ pub struct ListFilter {
     pub oldest_first: bool,
 }
 
+impl ListFilter {
+    /// The filter as the server understood it, for the access log: every
+    /// parameter decoded, then written in one order with one encoding
+    /// (`?status=ny&case=SVU-1`, then `&page=2&per_page=50` when the read was
+    /// not the first page of `usual_per_page`), so a search for a case finds
+    /// every read of it however the request spelled the query.
+    pub fn logged(&self, page: i64, per_page: i64, usual_per_page: i64) -> String {
+        let mut pairs: Vec<(&str, String)> = Vec::new();
+        let text = [
+            ("status", &self.status),
+            ("rule", &self.rule),
+            ("unit", &self.unit),
+            ("case", &self.case),
+        ];
+        for (key, value) in text {
+            if let Some(v) = value {
+                pairs.push((key, log_encode(v)));
+            }
+        }
+        for (key, value) in [("from", self.from), ("to", self.to)] {
+            if let Some(t) = value {
+                pairs.push((key, log_encode(&t.and_utc().to_rfc3339())));
+            }
+        }
+        if self.oldest_first {
+            pairs.push(("sort", "aldst".into()));
+        }
+        if page != 1 || per_page != usual_per_page {
+            pairs.push(("page", page.to_string()));
+            pairs.push(("per_page", per_page.to_string()));
+        }
+        let joined: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        format!("?{}", joined.join("&"))
+    }
+}
+
+/// Percent-encodes all but the unreserved characters: the one spelling of a
+/// value in the access log (`store::tokens::search_log` encodes the same way).
+pub fn log_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// One page of the list, newest due first (ties by id, newest first), and
 /// how many match in all. `scope` limits to those units when given.
 pub fn page(

@@ -178,6 +178,7 @@ fn store_in_tx(
         .set((
             ingest_batches::stored.eq(fresh.len() as i32),
             ingest_batches::duplicates.eq(duplicates as i32),
+            ingest_batches::earliest_at.eq(fresh.iter().map(|ev| ev.event.at.naive_utc()).min()),
         ))
         .execute(conn)?;
     debug_assert!(duplicates >= in_batch_dups);

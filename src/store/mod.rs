@@ -5,6 +5,7 @@
 
 pub mod backend;
 pub mod backup;
+pub mod candidates;
 pub mod cases;
 pub mod copy;
 pub mod deviations;
@@ -15,6 +16,7 @@ pub mod oidc;
 pub mod schema;
 pub mod tokens;
 pub mod units;
+pub mod unknown_logins;
 pub mod users;
 
 use std::path::PathBuf;

@@ -23,6 +23,7 @@ diesel::table! {
         lines -> Integer,
         stored -> Integer,
         duplicates -> Integer,
+        earliest_at -> Nullable<Timestamp>,
     }
 }
 
@@ -305,5 +306,14 @@ diesel::table! {
         duplicates -> BigInt,
         errors -> BigInt,
         moved_to -> Text,
+    }
+}
+
+diesel::table! {
+    unknown_logins (name_hash) {
+        name_hash -> Text,
+        failed -> Integer,
+        touched -> Timestamp,
+        locked_until -> Nullable<Timestamp>,
     }
 }

@@ -121,14 +121,24 @@ pub fn search_log(
         q = q.filter(access_log::actor.eq(a.to_string()));
     }
     if let Some(o) = object {
-        // An exact id, or a list read or export whose filter names the case.
-        let clean = o.replace(['%', '_'], "");
-        q = q.filter(
-            access_log::object
-                .eq(o.to_string())
-                .or(access_log::object.like(format!("%case={clean}")))
-                .or(access_log::object.like(format!("%case={clean}&%"))),
-        );
+        // An exact id, or a list read or export whose filter names the case:
+        // filters are logged decoded and encoded one way
+        // (`ListFilter::logged`), so the case is spelled as here.
+        let case = super::deviations::log_encode(o)
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        let mut any = Box::new(access_log::object.eq(o.to_string()))
+            as Box<dyn BoxableExpression<access_log::table, _, SqlType = diesel::sql_types::Bool>>;
+        for pattern in [
+            format!("%?case={case}"),
+            format!("%?case={case}&%"),
+            format!("%&case={case}"),
+            format!("%&case={case}&%"),
+        ] {
+            any = Box::new(any.or(access_log::object.like(pattern).escape('\\')));
+        }
+        q = q.filter(any);
     }
     if let Some(f) = from {
         q = q.filter(access_log::at.ge(f));

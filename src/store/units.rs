@@ -58,21 +58,33 @@ impl UnitRow {
     }
 }
 
+/// Why units were not stored.
+#[derive(Debug, thiserror::Error)]
+pub enum UnitsError {
+    /// The parents would go round: the units of the loop, in parent order.
+    #[error("enheternas överordnade skulle bilda en slinga: {}; inget sparades", .0.join(" → "))]
+    Cycle(Vec<String>),
+    #[error(transparent)]
+    Db(#[from] diesel::result::Error),
+}
+
 /// Registers or updates every unit, in one transaction. An update that
-/// does not name `email` keeps the stored address.
-pub fn upsert(conn: &mut DbConn, list: &[Unit]) -> QueryResult<(usize, usize)> {
+/// does not name `email` keeps the stored address. A batch after which a
+/// unit would be its own ancestor is refused whole (a loop would widen a
+/// handläggare's scope to the units above).
+pub fn upsert(conn: &mut DbConn, list: &[Unit]) -> Result<(usize, usize), UnitsError> {
     let mut attempt = 0;
     loop {
         attempt += 1;
         // Two registrations of the same new unit at once: the second sees the first.
         match upsert_once(conn, list) {
-            Err(e) if attempt < 5 && super::retryable(&e) => continue,
+            Err(UnitsError::Db(e)) if attempt < 5 && super::retryable(&e) => continue,
             other => return other,
         }
     }
 }
 
-fn upsert_once(conn: &mut DbConn, list: &[Unit]) -> QueryResult<(usize, usize)> {
+fn upsert_once(conn: &mut DbConn, list: &[Unit]) -> Result<(usize, usize), UnitsError> {
     super::backend::write_tx(conn, |conn| {
         let (mut created, mut updated) = (0, 0);
         let mut reshaped = false;
@@ -127,6 +139,10 @@ fn upsert_once(conn: &mut DbConn, list: &[Unit]) -> QueryResult<(usize, usize)> 
         // what the follow-up kept of cases that name it (kommuner, the
         // öppenvård recipient): every case is summarised again by the next scan.
         if reshaped {
+            let pairs: Vec<(String, Option<String>)> = units::table.select((units::id, units::parent)).load(conn)?;
+            if let Some(cycle) = find_cycle(&pairs) {
+                return Err(UnitsError::Cycle(cycle));
+            }
             diesel::update(super::schema::cases::table.filter(super::schema::cases::summary_hash.is_not_null()))
                 .set(super::schema::cases::summary_hash.eq(None::<String>))
                 .execute(conn)?;
@@ -161,12 +177,15 @@ pub fn subtree(conn: &mut DbConn, root: &str) -> QueryResult<HashSet<String>> {
     subtrees(conn, &[root])
 }
 
-/// The units and every unit below any of them.
+/// The units and every unit below any of them. A loop in the stored
+/// parents (written before loops were refused, or by hand) is not followed:
+/// a unit on a loop has no parent here, so a loop never widens a scope.
 pub fn subtrees(conn: &mut DbConn, roots: &[&str]) -> QueryResult<HashSet<String>> {
     let pairs: Vec<(String, Option<String>)> = units::table.select((units::id, units::parent)).load(conn)?;
+    let looped = on_cycles(&pairs);
     let mut children: HashMap<String, Vec<String>> = HashMap::new();
     for (id, parent) in pairs {
-        if let Some(p) = parent {
+        if let Some(p) = parent.filter(|_| !looped.contains(&id)) {
             children.entry(p).or_default().push(id);
         }
     }
@@ -178,4 +197,74 @@ pub fn subtrees(conn: &mut DbConn, roots: &[&str]) -> QueryResult<HashSet<String
         }
     }
     Ok(out)
+}
+
+/// The first loop of parents found, as the units in parent order starting
+/// from the smallest id, or none.
+fn find_cycle(pairs: &[(String, Option<String>)]) -> Option<Vec<String>> {
+    let looped = on_cycles(pairs);
+    let start = looped.iter().min()?;
+    let parent: HashMap<&str, &str> = pairs
+        .iter()
+        .filter_map(|(id, p)| p.as_deref().map(|p| (id.as_str(), p)))
+        .collect();
+    let mut cycle = vec![start.clone()];
+    let mut at = parent.get(start.as_str()).copied();
+    while let Some(p) = at.filter(|p| *p != start) {
+        cycle.push(p.to_string());
+        at = parent.get(p).copied();
+    }
+    cycle.push(start.clone());
+    Some(cycle)
+}
+
+/// Every unit that is its own ancestor.
+fn on_cycles(pairs: &[(String, Option<String>)]) -> HashSet<String> {
+    let parent: HashMap<&str, &str> = pairs
+        .iter()
+        .filter_map(|(id, p)| p.as_deref().map(|p| (id.as_str(), p)))
+        .collect();
+    let mut done: HashSet<&str> = HashSet::new();
+    let mut looped = HashSet::new();
+    for (id, _) in pairs {
+        let mut path: Vec<&str> = Vec::new();
+        let mut at = Some(id.as_str());
+        while let Some(u) = at.filter(|u| !done.contains(u)) {
+            if let Some(i) = path.iter().position(|p| *p == u) {
+                looped.extend(path[i..].iter().map(|s| s.to_string()));
+                break;
+            }
+            path.push(u);
+            at = parent.get(u).copied();
+        }
+        done.extend(path);
+    }
+    looped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(list: &[(&str, Option<&str>)]) -> Vec<(String, Option<String>)> {
+        list.iter()
+            .map(|(a, b)| (a.to_string(), b.map(str::to_string)))
+            .collect()
+    }
+
+    #[test]
+    fn loops_are_found_and_named_and_a_tree_has_none() {
+        let tree = pairs(&[("A", None), ("B", Some("A")), ("C", Some("B")), ("D", Some("X"))]);
+        assert_eq!(find_cycle(&tree), None);
+        let two = pairs(&[("U4", Some("U5")), ("U5", Some("U4")), ("W", Some("U5"))]);
+        assert_eq!(find_cycle(&two), Some(vec!["U4".into(), "U5".into(), "U4".into()]));
+        assert_eq!(on_cycles(&two), HashSet::from(["U4".to_string(), "U5".to_string()]));
+        let own = pairs(&[("A", Some("A"))]);
+        assert_eq!(find_cycle(&own), Some(vec!["A".into(), "A".into()]));
+        let long = pairs(&[("K", Some("W")), ("W", Some("F")), ("F", Some("K")), ("X", Some("K"))]);
+        assert_eq!(
+            find_cycle(&long),
+            Some(vec!["F".into(), "K".into(), "W".into(), "F".into()])
+        );
+    }
 }

@@ -219,12 +219,27 @@ async fn units_post(
     let st = state.clone();
     match blocking(move || {
         let mut conn = st.pool.get()?;
-        units::upsert(&mut conn, &[unit])?;
-        Ok(())
+        Ok(units::upsert(&mut conn, &[unit]))
     })
     .await
     {
-        Ok(()) => see_other(&format!("/enheter?sparad={}", super::pages::encode(&id))),
+        Ok(Ok(_)) => see_other(&format!("/enheter?sparad={}", super::pages::encode(&id))),
+        Ok(Err(units::UnitsError::Cycle(cycle))) => {
+            let text = format!(
+                "Enheten sparades inte: överordnad enhet skulle bilda en slinga ({})",
+                cycle.join(" → ")
+            );
+            units_page(
+                &state,
+                &pages,
+                &user,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some(id),
+                json!({"error": text}),
+            )
+            .await
+        }
+        Ok(Err(units::UnitsError::Db(e))) => error_page(&pages, Some(&user), &AppError::from(e)),
         Err(e) => error_page(&pages, Some(&user), &e),
     }
 }

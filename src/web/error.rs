@@ -15,6 +15,7 @@ pub enum ErrorCode {
     Unauthorized,
     Forbidden,
     NotFound,
+    MethodNotAllowed,
     InvalidBatch,
     Conflict,
     Unprocessable,
@@ -31,6 +32,7 @@ impl ErrorCode {
             ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::NotFound => "not_found",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::InvalidBatch => "invalid_batch",
             ErrorCode::Conflict => "conflict",
             ErrorCode::Unprocessable => "unprocessable",
@@ -47,6 +49,7 @@ impl ErrorCode {
             ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
             ErrorCode::Forbidden => StatusCode::FORBIDDEN,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
+            ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::InvalidBatch | ErrorCode::BadRequest => StatusCode::BAD_REQUEST,
             ErrorCode::Conflict => StatusCode::CONFLICT,
             ErrorCode::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
@@ -138,6 +141,15 @@ pub fn too_large<B>(
     Ok(actix_web::middleware::ErrorHandlerResponse::Response(
         actix_web::dev::ServiceResponse::new(req, answer).map_into_right_body(),
     ))
+}
+
+impl From<crate::store::units::UnitsError> for AppError {
+    fn from(e: crate::store::units::UnitsError) -> AppError {
+        match e {
+            crate::store::units::UnitsError::Cycle(_) => AppError::new(ErrorCode::BadRequest, e.to_string()),
+            crate::store::units::UnitsError::Db(e) => AppError::from(e),
+        }
+    }
 }
 
 impl From<actix_web::error::BlockingError> for AppError {

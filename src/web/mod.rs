@@ -4,6 +4,7 @@ pub mod admin;
 pub mod api;
 pub mod auth;
 pub mod error;
+pub mod fallback;
 pub mod followup_pages;
 pub mod oidc;
 pub mod ops;
@@ -46,12 +47,14 @@ pub fn server(
                     Ok(res)
                 }
             })
+            .configure(fallback::extractors)
             .configure(ops::config)
             .configure(api::config)
             .configure(pages::config)
             .configure(oidc::config)
             .configure(admin::config)
             .configure(followup_pages::config)
+            .default_service(web::to(fallback::default_service))
     })
     .workers(workers)
     .listen(listener)?

@@ -35,7 +35,6 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     responses((status = 200, description = "Prometheus-text")))]
 #[get("/metrics")]
 async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    let mut text = state.metrics.render();
     let st = state.clone();
     let gauges = web::block(move || -> anyhow::Result<(i64, i64)> {
         let mut conn = st.pool.get()?;
@@ -45,24 +44,10 @@ async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         ))
     })
     .await;
-    if let Ok(Ok((failed, pending))) = gauges {
-        use std::fmt::Write as _;
-        for (name, help, v) in [
-            (
-                "svu_vakt_outbox_failed",
-                "Meddelanden som vägrats permanent, i utkorgen.",
-                failed,
-            ),
-            (
-                "svu_vakt_outbox_pending",
-                "Meddelanden som väntar på att skickas.",
-                pending,
-            ),
-        ] {
-            let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
-        }
-    }
-    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(text)
+    let text = state.metrics.render(gauges.ok().and_then(Result::ok));
+    HttpResponse::Ok()
+        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+        .body(text)
 }
 
 pub fn config(cfg: &mut web::ServiceConfig) {

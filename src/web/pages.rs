@@ -484,11 +484,16 @@ async fn list(state: web::Data<AppState>, pages: web::Data<Pages>, req: HttpRequ
     let caller = user.caller.clone();
     let st = state.clone();
     let filter = params.filter.clone();
-    let (page, per_page, query) = (params.page, params.per_page, params.query.clone());
+    let (page, per_page) = (params.page, params.per_page);
     let result = web::block(move || -> Result<_, AppError> {
         let mut conn = st.pool.get()?;
         let scope = Scope::of(&caller, &mut conn)?;
-        tokens::log_access(&mut conn, &caller, "list_deviations", &format!("?{query}"))?;
+        tokens::log_access(
+            &mut conn,
+            &caller,
+            "list_deviations",
+            &filter.logged(page, per_page, 50),
+        )?;
         let (rows, total) = deviations::page(&mut conn, &filter, scope.units(), page, per_page)?;
         let waiting = deviations::open_counts(&mut conn, scope.units())?;
         let names = unit_names(&mut conn)?;
@@ -614,12 +619,11 @@ async fn export(state: web::Data<AppState>, pages: web::Data<Pages>, req: HttpRe
     };
     let caller = user.caller.clone();
     let st = state.clone();
-    let query = params.query.clone();
     let filter = params.filter.clone();
     let result = web::block(move || -> Result<String, AppError> {
         let mut conn = st.pool.get()?;
         let scope = Scope::of(&caller, &mut conn)?;
-        tokens::log_access(&mut conn, &caller, "export_deviations", &format!("?{query}"))?;
+        tokens::log_access(&mut conn, &caller, "export_deviations", &filter.logged(1, 0, 0))?;
         let (rows, _) = deviations::page(&mut conn, &filter, scope.units(), 1, i64::MAX / 2)?;
         let mut out =
             String::from("\u{feff}id;regel;ärende;enhet;senast;utfört;minuter_sent;status;riskvärde;registrerad\r\n");

@@ -187,6 +187,7 @@ pub fn config(db: &TestDb) -> Config {
         handling: Default::default(),
         followup: Default::default(),
         feed: None,
+        ingest: Default::default(),
         oidc: None,
     }
 }

@@ -12,6 +12,7 @@ mod feed;
 mod followup;
 mod handling;
 mod helpers;
+mod holes;
 mod import;
 mod ingest;
 mod oidc;

@@ -116,14 +116,14 @@ pub fn parse_list(query: &str) -> Result<(ListFilter, i64, i64), AppError> {
 /// `GET /deviations`: one page as a JSON array, newest due first; the total
 /// in `X-Total-Count`, the page in `X-Page` and `X-Per-Page`.
 #[utoipa::path(get, path = "/api/v1/deviations", tag = "avvikelser",
-    params(("status" = Option<String>, Query, description = "ny, skickad, mottagen, utreds, atgardad, avslutad, aterkallad eller makulerad"),
+    params(("status" = Option<String>, Query, pattern = "^(ny|skickad|mottagen|utreds|atgardad|avslutad|aterkallad|makulerad)?$", description = "ny, skickad, mottagen, utreds, atgardad, avslutad, aterkallad eller makulerad"),
         ("rule" = Option<String>, Query, description = "ett regel-id"),
         ("unit" = Option<String>, Query, description = "den ansvariga enheten"),
         ("case" = Option<String>, Query, description = "ett ärende-id"),
-        ("from" = Option<String>, Query, description = "förfaller från: ÅÅÅÅ-MM-DD (svensk dag) eller RFC 3339"),
-        ("to" = Option<String>, Query, description = "förfaller till: ÅÅÅÅ-MM-DD (den dagen medräknad) eller RFC 3339"),
-        ("page" = Option<i64>, Query, description = "från 1"),
-        ("per_page" = Option<i64>, Query, description = "1 till 1000, standard 100")),
+        ("from" = Option<String>, Query, format = Date, description = "förfaller från: ÅÅÅÅ-MM-DD (svensk dag) eller RFC 3339"),
+        ("to" = Option<String>, Query, format = Date, description = "förfaller till: ÅÅÅÅ-MM-DD (den dagen medräknad) eller RFC 3339"),
+        ("page" = Option<i64>, Query, minimum = 1, maximum = 1000000, description = "från 1"),
+        ("per_page" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "1 till 1000, standard 100")),
     responses((status = 200, description = "en sida, senaste förfallotid först; X-Total-Count, X-Page, X-Per-Page"),
         (status = 400, description = "ett filter som inte går att läsa"),
         (status = 401, description = "ingen giltig token eller session"), (status = 403, description = "en roll som inte får läsa avvikelser")))]
@@ -136,7 +136,12 @@ async fn list(state: web::Data<AppState>, auth: Auth, req: HttpRequest) -> Resul
         let mut conn = state.pool.get()?;
         let scope = Scope::of(&caller, &mut conn)?;
         // A list read is a read of every deviation in it: logged with its filter.
-        tokens::log_access(&mut conn, &caller, "list_deviations", &format!("?{query}"))?;
+        tokens::log_access(
+            &mut conn,
+            &caller,
+            "list_deviations",
+            &filter.logged(page, per_page, PER_PAGE),
+        )?;
         let (rows, total) = deviations::page(&mut conn, &filter, scope.units(), page, per_page)?;
         Ok((rows.iter().map(|d| view(d, &scope)).collect(), total))
     })
@@ -240,7 +245,12 @@ struct StatusBody {
 }
 
 fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
-    serde_json::from_slice(body).map_err(|e| bad(format!("kroppen är inte det JSON-objekt som anropet tar emot: {e}")))
+    serde_json::from_slice(body).map_err(|e| {
+        bad(format!(
+            "kroppen är inte det JSON-objekt som anropet tar emot: {}",
+            crate::web::fallback::json_reason(&e)
+        ))
+    })
 }
 
 /// Refusals of SPEC §6.1 as the API answers them.

@@ -7,7 +7,7 @@ use crate::ingest::{self, IngestError};
 use crate::metrics::Metrics;
 use crate::store::tokens::Role;
 use crate::web::auth::Auth;
-use crate::web::error::AppError;
+use crate::web::error::{AppError, ErrorCode};
 use crate::web::AppState;
 
 #[utoipa::path(post, path = "/api/v1/events", tag = "inläsning",
@@ -20,6 +20,12 @@ use crate::web::AppState;
 #[tracing::instrument(skip_all, fields(bytes = body.len()))]
 async fn post_events(state: web::Data<AppState>, auth: Auth, body: web::Bytes) -> Result<HttpResponse, AppError> {
     auth.require(&[Role::Admin, Role::Inlasning])?;
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(AppError::new(
+            ErrorCode::BadRequest,
+            "kroppen är tom: skicka händelser som JSON Lines eller en JSON-array",
+        ));
+    }
     let st = state.clone();
     let result = web::block(move || -> Result<_, IngestError> {
         let text = utf8_body(&body).map_err(|e| IngestError::Invalid(e.into()))?;

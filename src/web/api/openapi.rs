@@ -15,6 +15,7 @@ use crate::web::auth::Auth;
 #[serde(deny_unknown_fields)]
 pub struct StatusRequest {
     /// ny, skickad, mottagen, utreds, atgardad, avslutad, aterkallad or makulerad
+    #[schema(pattern = "^(ny|skickad|mottagen|utreds|atgardad|avslutad|aterkallad|makulerad)$")]
     status: String,
     /// required when reopening (atgardad/avslutad → utreds)
     note: Option<String>,
@@ -28,7 +29,8 @@ pub struct StatusRequest {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CommentRequest {
-    /// 1–4000 characters
+    /// 1–4000 characters, not only blanks
+    #[schema(min_length = 1, max_length = 4000, pattern = "\\S")]
     text: String,
 }
 
@@ -46,15 +48,6 @@ pub struct AssigneeRequest {
 pub struct LoginRequest {
     username: String,
     password: String,
-}
-
-#[allow(dead_code)]
-#[derive(Deserialize, ToSchema)]
-pub struct ScanRequest {
-    /// RFC 3339 with offset; default now; not in the future
-    as_of: Option<String>,
-    /// every case, not only those changed or due
-    full: Option<bool>,
 }
 
 struct Security;
@@ -106,7 +99,7 @@ impl Modify for Security {
         crate::web::ops::metrics,
         document,
     ),
-    components(schemas(StatusRequest, CommentRequest, AssigneeRequest, LoginRequest, ScanRequest)),
+    components(schemas(StatusRequest, CommentRequest, AssigneeRequest, LoginRequest, super::scans::ScanRequest)),
     modifiers(&Security),
     security(("token" = []), ("session" = []))
 )]
@@ -116,7 +109,43 @@ pub struct ApiDoc;
     responses((status = 200, description = "detta dokument"), (status = 401, description = "ingen giltig token eller session")))]
 #[get("/openapi.json")]
 async fn document(_auth: Auth) -> HttpResponse {
-    HttpResponse::Ok().json(ApiDoc::openapi())
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    with_domain_values(&mut doc);
+    HttpResponse::Ok().json(doc)
+}
+
+/// The values a parameter takes, from the types that parse it (so the
+/// document cannot drift from them): `rule` the rule ids, `model` the
+/// betalningsansvar models; the empty string too, which the handlers read
+/// as not given.
+fn with_domain_values(doc: &mut serde_json::Value) {
+    let mut rules = vec![serde_json::Value::from("")];
+    rules.extend(
+        crate::rules::profile::RuleId::ALL
+            .iter()
+            .map(|r| serde_json::Value::from(r.as_str())),
+    );
+    let models = serde_json::json!(["", "vasterbotten", "rullande"]);
+    let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) else {
+        return;
+    };
+    for operation in paths
+        .values_mut()
+        .filter_map(|i| i.as_object_mut())
+        .flat_map(|i| i.values_mut())
+    {
+        let Some(params) = operation.get_mut("parameters").and_then(|p| p.as_array_mut()) else {
+            continue;
+        };
+        for p in params {
+            let values = match p.get("name").and_then(|n| n.as_str()) {
+                Some("rule") => serde_json::Value::from(rules.clone()),
+                Some("model") => models.clone(),
+                _ => continue,
+            };
+            p["schema"] = serde_json::json!({"type": "string", "enum": values});
+        }
+    }
 }
 
 pub fn config(cfg: &mut actix_web::web::ServiceConfig) {

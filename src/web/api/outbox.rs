@@ -18,13 +18,13 @@ struct Query {
 }
 
 #[utoipa::path(get, path = "/api/v1/outbox", tag = "e-post",
-    params(("status" = String, Query, description = "failed: e-post som SMTP-servern vägrade permanent")),
+    params(("status" = String, Query, pattern = "^failed$", description = "failed: e-post som SMTP-servern vägrade permanent")),
     responses((status = 200, description = "vägrad e-post, nyast först"), (status = 400, description = "en annan status"),
         (status = 401, description = "ingen giltig token eller session"), (status = 403, description = "inte admin")))]
 #[get("/outbox")]
 async fn list(state: web::Data<AppState>, auth: Auth, q: web::Query<Query>) -> Result<HttpResponse, AppError> {
     auth.require(&[Role::Admin])?;
-    if q.status.as_deref().is_some_and(|s| s != "failed") {
+    if q.status.as_deref() != Some("failed") {
         return Err(AppError::new(ErrorCode::BadRequest, "status kan bara vara `failed`"));
     }
     let rows = web::block(move || -> Result<_, AppError> {

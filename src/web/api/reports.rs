@@ -115,10 +115,10 @@ pub fn in_scope_kommun<T>(
 }
 
 #[utoipa::path(get, path = "/api/v1/reports/adherence", tag = "uppföljning",
-    params(("from" = Option<String>, Query, description = "första dag, ÅÅÅÅ-MM-DD (standard: den första i månaden elva månader tillbaka)"),
-        ("to" = Option<String>, Query, description = "sista dag, ÅÅÅÅ-MM-DD (standard i dag)"),
+    params(("from" = Option<String>, Query, format = Date, description = "första dag, ÅÅÅÅ-MM-DD (standard: den första i månaden elva månader tillbaka)"),
+        ("to" = Option<String>, Query, format = Date, description = "sista dag, ÅÅÅÅ-MM-DD (standard i dag)"),
         ("rule" = Option<String>, Query, description = "en regel"),
-        ("group" = Option<String>, Query, description = "unit (standard), subtree, huvudman eller county")),
+        ("group" = Option<String>, Query, pattern = "^(unit|subtree|huvudman|county)$", description = "unit (standard), subtree, huvudman eller county")),
     responses((status = 200, description = "skyldigheter som förföll under perioden och hur många som uppfylldes, var sena eller saknas", body = [adherence::Row]),
         (status = 400, description = "en felaktig parameter"), (status = 401, description = "ingen giltig token eller session"),
         (status = 403, description = "en roll som inte får läsa följsamhet")))]
@@ -148,7 +148,7 @@ async fn get_adherence(
 }
 
 #[utoipa::path(get, path = "/api/v1/reports/leadtimes", tag = "uppföljning",
-    params(("from" = Option<String>, Query, description = "första dag, ÅÅÅÅ-MM-DD"), ("to" = Option<String>, Query, description = "sista dag, ÅÅÅÅ-MM-DD"),
+    params(("from" = Option<String>, Query, format = Date, description = "första dag, ÅÅÅÅ-MM-DD"), ("to" = Option<String>, Query, format = Date, description = "sista dag, ÅÅÅÅ-MM-DD"),
         ("kommun" = Option<String>, Query, description = "en kommun (dess huvudmannanamn)")),
     responses((status = 200, description = "ledtider UK → hemgång och SKR:s indikatorer per kommun och månad", body = [leadtimes::LeadRow]),
         (status = 400, description = "en felaktig parameter"), (status = 401, description = "ingen giltig token eller session"),
@@ -176,7 +176,7 @@ async fn get_leadtimes(
 }
 
 #[utoipa::path(get, path = "/api/v1/reports/betalningsansvar", tag = "uppföljning",
-    params(("from" = Option<String>, Query, description = "första dag, ÅÅÅÅ-MM-DD"), ("to" = Option<String>, Query, description = "sista dag, ÅÅÅÅ-MM-DD"),
+    params(("from" = Option<String>, Query, format = Date, description = "första dag, ÅÅÅÅ-MM-DD"), ("to" = Option<String>, Query, format = Date, description = "sista dag, ÅÅÅÅ-MM-DD"),
         ("kommun" = Option<String>, Query, description = "en kommun: dess ärenden listas, vart och ett med varför det räknas eller inte"),
         ("model" = Option<String>, Query, description = "vasterbotten eller rullande (standard: installationens)")),
     responses((status = 200, description = "varje kommuns månader enligt modellen: läge, räknade och undantagna patienter, dagar och belopp", body = quarterly::Betalningsansvar),
@@ -211,7 +211,7 @@ async fn get_betalningsansvar(
 }
 
 #[utoipa::path(get, path = "/api/v1/reports/readmissions", tag = "uppföljning",
-    params(("from" = Option<String>, Query, description = "första dag för utskrivningarna, ÅÅÅÅ-MM-DD"), ("to" = Option<String>, Query, description = "sista dag, ÅÅÅÅ-MM-DD"),
+    params(("from" = Option<String>, Query, format = Date, description = "första dag för utskrivningarna, ÅÅÅÅ-MM-DD"), ("to" = Option<String>, Query, format = Date, description = "sista dag, ÅÅÅÅ-MM-DD"),
         ("kommun" = Option<String>, Query, description = "en kommun")),
     responses((status = 200, description = "utskrivningar och återinskrivningar inom 30 dagar per kommun, månad och åldersgrupp", body = [readmissions::Row]),
         (status = 400, description = "en felaktig parameter"), (status = 401, description = "ingen giltig token eller session"),
@@ -236,7 +236,7 @@ async fn get_readmissions(
 }
 
 #[utoipa::path(get, path = "/api/v1/reports/handling", tag = "uppföljning",
-    params(("from" = Option<String>, Query, description = "första dag en avvikelse mejlades, ÅÅÅÅ-MM-DD"), ("to" = Option<String>, Query, description = "sista dag, ÅÅÅÅ-MM-DD")),
+    params(("from" = Option<String>, Query, format = Date, description = "första dag en avvikelse mejlades, ÅÅÅÅ-MM-DD"), ("to" = Option<String>, Query, format = Date, description = "sista dag, ÅÅÅÅ-MM-DD")),
     responses((status = 200, description = "median och 90:e percentil i timmar från skickad till mottagen och till avslutad per enhet och regel, och de öppna avvikelserna efter ålder"),
         (status = 400, description = "en felaktig parameter"), (status = 401, description = "ingen giltig token eller session"),
         (status = 403, description = "inte ledning eller admin")))]
@@ -261,7 +261,7 @@ async fn get_handling(
 }
 
 #[utoipa::path(get, path = "/api/v1/reports/atgarder", tag = "uppföljning",
-    params(("from" = Option<String>, Query, description = "första dag en åtgärd registrerades, ÅÅÅÅ-MM-DD"), ("to" = Option<String>, Query, description = "sista dag, ÅÅÅÅ-MM-DD"),
+    params(("from" = Option<String>, Query, format = Date, description = "första dag en åtgärd registrerades, ÅÅÅÅ-MM-DD"), ("to" = Option<String>, Query, format = Date, description = "sista dag, ÅÅÅÅ-MM-DD"),
         ("unit" = Option<String>, Query, description = "en enhet"), ("rule" = Option<String>, Query, description = "en regel")),
     responses((status = 200, description = "varje åtgärd med följsamheten för dess enhet och regel under 91 dagar före och efter; improved är null tills 91 dagar har gått"),
         (status = 400, description = "en felaktig parameter"), (status = 401, description = "ingen giltig token eller session"),
@@ -292,7 +292,7 @@ async fn get_atgarder(
 }
 
 #[utoipa::path(get, path = "/api/v1/reports/quarterly/{quarter}", tag = "uppföljning",
-    params(("quarter" = String, Path, description = "ÅÅÅÅ-QN, t.ex. 2026-Q2"), ("model" = Option<String>, Query, description = "modell för betalningsansvar")),
+    params(("quarter" = String, Path, pattern = "^(199[0-9]|2[01][0-9][0-9]|2200)-Q[1-4]$", description = "ÅÅÅÅ-QN, t.ex. 2026-Q2"), ("model" = Option<String>, Query, description = "modell för betalningsansvar")),
     responses((status = 200, description = "kvartalsrapporten för LPO/LAG", body = quarterly::Quarterly),
         (status = 400, description = "ett felaktigt kvartal"), (status = 401, description = "ingen giltig token eller session"),
         (status = 403, description = "inte ledning eller admin")))]
@@ -329,7 +329,7 @@ struct ForvarningQuery {
 }
 
 #[utoipa::path(get, path = "/api/v1/forvarningar", tag = "uppföljning",
-    params(("within_hours" = Option<i64>, Query, description = "fönstret, 1–168 timmar (standard: installationens, 24)")),
+    params(("within_hours" = Option<i64>, Query, minimum = 1, maximum = 168, description = "fönstret, 1–168 timmar (standard: installationens, 24)")),
     responses((status = 200, description = "skyldigheter som förfaller inom fönstret och ännu inte är uppfyllda, närmast först", body = [forvarning::Warning]),
         (status = 400, description = "ett fönster utanför gränserna"), (status = 401, description = "ingen giltig token eller session"),
         (status = 403, description = "en roll som inte får läsa förvarningar")))]

@@ -11,30 +11,61 @@ use crate::web::auth::Auth;
 use crate::web::error::{AppError, ErrorCode};
 use crate::web::AppState;
 
-#[derive(Deserialize)]
-struct ScanRequest {
-    /// RFC 3339 with offset; default now.
-    as_of: Option<String>,
-    #[serde(default)]
-    full: bool,
+/// What a scan is asked for; an empty body asks for a scan as of now.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScanRequest {
+    /// RFC 3339 with offset; default now; not in the future
+    #[schema(format = DateTime)]
+    pub as_of: Option<String>,
+    /// every case, not only those changed or due
+    pub full: Option<bool>,
+}
+
+/// The body as a [`ScanRequest`]: empty means the defaults; anything else
+/// must be a JSON object with only these fields, sent as JSON (a form or a
+/// misspelled field never turns into a scan as of now).
+fn scan_request(req: &actix_web::HttpRequest, body: &[u8]) -> Result<ScanRequest, AppError> {
+    if body.is_empty() {
+        return Ok(ScanRequest::default());
+    }
+    let json = req
+        .headers()
+        .get("Content-Type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("application/json"));
+    if !json {
+        return Err(AppError::new(
+            ErrorCode::BadRequest,
+            "kroppen ska vara JSON med Content-Type: application/json, t.ex. {\"as_of\": \"2026-05-04T12:00:00+02:00\"}",
+        ));
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        AppError::new(
+            ErrorCode::BadRequest,
+            format!(
+                "kroppen ska vara {{\"as_of\", \"full\"}} (båda valfria): {}",
+                crate::web::fallback::json_reason(&e)
+            ),
+        )
+    })
 }
 
 #[utoipa::path(post, path = "/api/v1/scans", tag = "granskning",
-    request_body(content = Option<crate::web::api::openapi::ScanRequest>, content_type = "application/json"),
+    request_body(content = Option<ScanRequest>, content_type = "application/json"),
     responses((status = 200, description = "granskningens sammanfattning och den e-post som levererades"),
-        (status = 400, description = "ett as_of i framtiden eller som inte går att läsa"), (status = 401, description = "ingen giltig token eller session"),
+        (status = 400, description = "en kropp som inte är ett JSON-objekt med as_of och full, eller ett as_of i framtiden eller som inte går att läsa"), (status = 401, description = "ingen giltig token eller session"),
         (status = 403, description = "inte admin"), (status = 409, description = "en annan granskning pågår; försök igen om en stund")))]
 #[post("/scans")]
 async fn post_scan(
     state: web::Data<AppState>,
     auth: Auth,
-    body: Option<web::Json<ScanRequest>>,
+    req: actix_web::HttpRequest,
+    body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
     auth.require(&[Role::Admin])?;
-    let (as_of, full) = match body.map(web::Json::into_inner) {
-        Some(r) => (r.as_of, r.full),
-        None => (None, false),
-    };
+    let ScanRequest { as_of, full } = scan_request(&req, &body)?;
+    let full = full.unwrap_or(false);
     let as_of = as_of
         .map(|t| chrono::DateTime::parse_from_rfc3339(&t).map(|t| t.with_timezone(&chrono::Utc)))
         .transpose()

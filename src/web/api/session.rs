@@ -3,7 +3,10 @@
 //! changing request under the session must send as `X-CSRF-Token`;
 //! `GET /session` says who is logged in; `DELETE /session` logs out.
 //! Five failed logins in a row lock the account for 15 minutes, and
-//! failures from one address slow that address down.
+//! failures from one address slow that address down. A name no account has
+//! is counted the same way, in the database (`store::unknown_logins`), so
+//! both answers cost one write and nothing an anonymous caller sends is
+//! kept in memory beyond a bounded map of addresses.
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -34,6 +37,16 @@ fn pause_for(n: u32) -> Duration {
     Duration::from_millis(200 * u64::from(n.min(20)))
 }
 
+/// At most this many client addresses are remembered (a fixed-size entry
+/// each); past it the one that failed longest ago is forgotten, so rotating
+/// source addresses cannot grow the map.
+pub const ADDRESSES_KEPT: usize = 10_000;
+
+/// The longest user name a login looks up. Longer is refused before
+/// anything is stored or verified (a user name is at most 200 characters,
+/// `svu-vakt user create`).
+pub const MAX_USERNAME_CHARS: usize = 200;
+
 fn failures(state: &AppState, ip: Option<IpAddr>) -> u32 {
     let (Some(ip), Ok(mut map)) = (ip, state.login_failures.lock()) else {
         return 0;
@@ -48,6 +61,14 @@ fn record_failure(state: &AppState, ip: Option<IpAddr>) {
     let (Some(ip), Ok(mut map)) = (ip, state.login_failures.lock()) else {
         return;
     };
+    if map.len() >= ADDRESSES_KEPT && !map.contains_key(&ip) {
+        map.retain(|_, (_, at)| at.elapsed() < ADDRESS_MEMORY);
+        if map.len() >= ADDRESSES_KEPT {
+            if let Some(oldest) = map.iter().min_by_key(|(_, (_, at))| *at).map(|(k, _)| *k) {
+                map.remove(&oldest);
+            }
+        }
+    }
     let e = map.entry(ip).or_insert((0, Instant::now()));
     e.0 += 1;
     e.1 = Instant::now();
@@ -86,31 +107,6 @@ pub fn same_site(req: &HttpRequest) -> Result<(), AppError> {
     }
 }
 
-/// An unknown user name's failures, counted exactly like a real account's
-/// (`users::login_record`): the same answers, the same lock times.
-fn unknown_name(state: &AppState, name: &str) -> LoginRefused {
-    let now = chrono::Utc::now().naive_utc();
-    let lock = chrono::Duration::minutes(users::LOCK_MINUTES);
-    let Ok(mut map) = state.unknown_logins.lock() else {
-        return LoginRefused::Wrong;
-    };
-    if map.len() > 10_000 {
-        map.retain(|_, (_, touched, _)| now - *touched < lock);
-    }
-    let (failed, touched, locked_until) = map.entry(name.to_string()).or_insert((0, now, None));
-    *touched = now;
-    if let Some(until) = locked_until.filter(|u| *u > now) {
-        return LoginRefused::Locked(until);
-    }
-    *failed += 1;
-    if *failed >= users::LOCK_AFTER.unsigned_abs() {
-        *failed = 0;
-        *locked_until = Some(now + lock);
-        return LoginRefused::Locked(now + lock);
-    }
-    LoginRefused::Wrong
-}
-
 /// Checks the credentials and starts a session: the cookie value and the
 /// CSRF token, or why not, in Swedish. The database connection is not held
 /// while the password is verified, at most two verifications run at once,
@@ -127,6 +123,12 @@ pub async fn log_in(
         actix_web::rt::time::sleep(pause_for(n)).await;
     }
     let username = creds.username.trim().to_string();
+    if username.chars().count() > MAX_USERNAME_CHARS {
+        return Err(AppError::new(
+            ErrorCode::BadRequest,
+            format!("användarnamnet är längre än {MAX_USERNAME_CHARS} tecken"),
+        ));
+    }
     let st = state.clone();
     let name = username.clone();
     let candidate = web::block(move || -> Result<users::Candidate, AppError> {
@@ -146,26 +148,27 @@ pub async fn log_in(
     let check = candidate.clone();
     let good = web::block(move || check.verify(&creds.password)).await?;
     drop(slot);
-    let outcome = if candidate.id.is_none() {
-        Err(unknown_name(&state, &username))
-    } else {
-        let st = state.clone();
-        web::block(
-            move || -> Result<Result<(String, String, Caller), LoginRefused>, AppError> {
-                let mut conn = st.pool.get()?;
-                match users::login_record(&mut conn, &candidate, good)? {
-                    Ok(user_id) => {
-                        let (cookie, csrf) = users::start_session(&mut conn, user_id)?;
-                        let (caller, _) = users::session_caller(&mut conn, &cookie, st.session)?
-                            .ok_or_else(|| AppError::internal("en ny session är inte giltig"))?;
-                        Ok(Ok((cookie, csrf, caller)))
-                    }
-                    Err(r) => Ok(Err(r)),
+    let st = state.clone();
+    let outcome = web::block(
+        move || -> Result<Result<(String, String, Caller), LoginRefused>, AppError> {
+            let mut conn = st.pool.get()?;
+            // An unknown name is counted in the database too: the same
+            // write, the same time, as a known one (module doc).
+            if candidate.id.is_none() {
+                return Ok(Err(crate::store::unknown_logins::record_failure(&mut conn, &username)?));
+            }
+            match users::login_record(&mut conn, &candidate, good)? {
+                Ok(user_id) => {
+                    let (cookie, csrf) = users::start_session(&mut conn, user_id)?;
+                    let (caller, _) = users::session_caller(&mut conn, &cookie, st.session)?
+                        .ok_or_else(|| AppError::internal("en ny session är inte giltig"))?;
+                    Ok(Ok((cookie, csrf, caller)))
                 }
-            },
-        )
-        .await??
-    };
+                Err(r) => Ok(Err(r)),
+            }
+        },
+    )
+    .await??;
     if outcome.is_err() {
         record_failure(&state, ip);
     }
@@ -209,7 +212,10 @@ async fn create(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) 
     let creds: Credentials = serde_json::from_slice(&body).map_err(|e| {
         AppError::new(
             ErrorCode::BadRequest,
-            format!("kroppen ska vara {{\"username\", \"password\"}}: {e}"),
+            format!(
+                "kroppen ska vara {{\"username\", \"password\"}}: {}",
+                crate::web::fallback::json_reason(&e)
+            ),
         )
     })?;
     let (cookie, csrf, caller) = log_in(state.clone(), &req, creds).await??;

@@ -1,0 +1,162 @@
+//! What a scan asks of the case register and the batches: the candidate
+//! cases, chunk by chunk, and the earliest event that arrived since the last
+//! scan. Incrementally every question is answered from an index that
+//! follows what is new (`cases.changed_at`, `cases.next_check`, the partial
+//! index of cases never summarised, `ingest_batches.received_at` with each
+//! batch's earliest `at`), so an idle or a small scan reads no history
+//! (tests/scan_reads.rs holds the plans to that).
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::schema::{cases, ingest_batches};
+use super::DbConn;
+
+/// A case a scan looks at, with what the last scan kept of it.
+#[derive(Debug, Clone, Queryable)]
+pub struct Candidate {
+    pub id: String,
+    pub next_check: Option<NaiveDateTime>,
+    pub summary_hash: Option<String>,
+    pub patient_hash: Option<String>,
+    pub age_band: Option<String>,
+}
+
+/// More candidates than this and an incremental scan walks the cases in id
+/// order instead of listing them (it is nearly a full scan then).
+const LISTED_MAX: i64 = 200_000;
+
+/// The cases a scan evaluates, chunk by chunk in id order. Incrementally,
+/// the candidates are listed first from three indexes that follow what is
+/// new (`changed_at`, `next_check`, never summarised), so an incremental
+/// scan costs what changed, never the county's history.
+pub struct CandidateWalk {
+    chunk: i64,
+    since: Option<NaiveDateTime>,
+    as_of: NaiveDateTime,
+    listed: Option<std::vec::IntoIter<String>>,
+    after: String,
+}
+
+impl CandidateWalk {
+    pub fn start(
+        conn: &mut DbConn,
+        chunk: i64,
+        since: Option<NaiveDateTime>,
+        as_of: NaiveDateTime,
+    ) -> QueryResult<CandidateWalk> {
+        let listed = match since {
+            Some(s) => incremental_ids(conn, s, as_of)?.map(Vec::into_iter),
+            None => None,
+        };
+        Ok(CandidateWalk {
+            chunk,
+            since,
+            as_of,
+            listed,
+            after: String::new(),
+        })
+    }
+
+    pub fn next_chunk(&mut self, conn: &mut DbConn) -> QueryResult<Option<Vec<Candidate>>> {
+        let rows = match &mut self.listed {
+            Some(ids) => {
+                let part: Vec<String> = ids.by_ref().take(self.chunk as usize).collect();
+                if part.is_empty() {
+                    return Ok(None);
+                }
+                candidates_by_id(conn, &part)?
+            }
+            None => candidates(conn, self.chunk, &self.after, self.since, self.as_of)?,
+        };
+        match rows.last() {
+            Some(last) => self.after = last.id.clone(),
+            None if self.listed.is_none() => return Ok(None),
+            // Listed cases gone meanwhile (a removed export): the next part.
+            None => return self.next_chunk(conn),
+        }
+        Ok(Some(rows))
+    }
+}
+
+/// The ids of the cases with new events, a due that has come, or no summary
+/// yet, sorted; `None` when there are more than [`LISTED_MAX`].
+fn incremental_ids(conn: &mut DbConn, since: NaiveDateTime, as_of: NaiveDateTime) -> QueryResult<Option<Vec<String>>> {
+    let changed: Vec<String> = cases::table
+        .filter(cases::changed_at.gt(since))
+        .select(cases::id)
+        .limit(LISTED_MAX + 1)
+        .load(conn)?;
+    let due: Vec<String> = cases::table
+        .filter(cases::next_check.le(as_of))
+        .select(cases::id)
+        .limit(LISTED_MAX + 1)
+        .load(conn)?;
+    let unsummarised: Vec<String> = cases::table
+        .filter(cases::summary_hash.is_null())
+        .select(cases::id)
+        .limit(LISTED_MAX + 1)
+        .load(conn)?;
+    let mut all: Vec<String> = changed.into_iter().chain(due).chain(unsummarised).collect();
+    all.sort_unstable();
+    all.dedup();
+    Ok((all.len() as i64 <= LISTED_MAX).then_some(all))
+}
+
+fn candidates_by_id(conn: &mut DbConn, ids: &[String]) -> QueryResult<Vec<Candidate>> {
+    cases::table
+        .select((
+            cases::id,
+            cases::next_check,
+            cases::summary_hash,
+            cases::patient_hash,
+            cases::age_band,
+        ))
+        .filter(cases::id.eq_any(ids))
+        .order(cases::id)
+        .load(conn)
+}
+
+/// The next chunk of cases to evaluate, after `after` in id order: all of
+/// them, or those with new events, a due that has come, or no summary yet
+/// (a case stored before the follow-up existed).
+fn candidates(
+    conn: &mut DbConn,
+    chunk: i64,
+    after: &str,
+    since: Option<NaiveDateTime>,
+    as_of: NaiveDateTime,
+) -> QueryResult<Vec<Candidate>> {
+    let mut q = cases::table
+        .select((
+            cases::id,
+            cases::next_check,
+            cases::summary_hash,
+            cases::patient_hash,
+            cases::age_band,
+        ))
+        .filter(cases::id.gt(after))
+        .order(cases::id)
+        .limit(chunk)
+        .into_boxed();
+    if let Some(s) = since {
+        q = q.filter(
+            cases::changed_at
+                .gt(s)
+                .or(cases::next_check.le(as_of))
+                .or(cases::summary_hash.is_null()),
+        );
+    }
+    q.load(conn)
+}
+
+/// The earliest `at` of the events that arrived after `since`: from
+/// the batches received since (each keeps its events' earliest `at`), so
+/// the cost follows what is new, never the history.
+pub fn earliest_arrival_date(conn: &mut DbConn, since: NaiveDateTime) -> QueryResult<Option<NaiveDateTime>> {
+    let t: Option<NaiveDateTime> = ingest_batches::table
+        .filter(ingest_batches::received_at.gt(since))
+        .select(diesel::dsl::min(ingest_batches::earliest_at))
+        .first(conn)?;
+    Ok(t)
+}

@@ -1,0 +1,84 @@
+//! Failed logins under a user name no account has, counted exactly like an
+//! account's (`users::login_record`): five in a row lock the name for
+//! fifteen minutes. What is kept of a name is its SHA-256, one row of fixed
+//! size, pruned once it is older than the lock time and capped in number,
+//! so an anonymous caller cannot make the service keep more than
+//! [`KEPT`] rows, whatever names it tries. The row is written in one write
+//! transaction, as a known name's is, so the two answers cost the same.
+
+use chrono::{Duration, NaiveDateTime};
+use diesel::prelude::*;
+use sha2::{Digest, Sha256};
+
+use super::schema::unknown_logins as ul;
+use super::users::{LoginRefused, LOCK_AFTER, LOCK_MINUTES};
+use super::{backend, now, DbConn};
+
+/// At most this many names are remembered; past it the oldest go first.
+pub const KEPT: i64 = 10_000;
+
+/// The stored key of a user name: SHA-256 of the name as typed (trimmed).
+pub fn name_hash(name: &str) -> String {
+    hex::encode(Sha256::digest(name.as_bytes()))
+}
+
+/// Records a failed login under an unknown name and says how it is refused.
+pub fn record_failure(conn: &mut DbConn, name: &str) -> QueryResult<LoginRefused> {
+    let key = name_hash(name);
+    backend::write_tx(conn, |conn| {
+        let at = now();
+        prune(conn, at)?;
+        backend::touch_unknown_login(conn, &key, at)?;
+        let (failed, locked_until): (i32, Option<NaiveDateTime>) = ul::table
+            .find(&key)
+            .select((ul::failed, ul::locked_until))
+            .first(conn)?;
+        if let Some(until) = locked_until.filter(|u| *u > at) {
+            diesel::update(ul::table.find(&key))
+                .set(ul::touched.eq(at))
+                .execute(conn)?;
+            return Ok(LoginRefused::Locked(until));
+        }
+        let failed = failed + 1;
+        let (failed, locked_until) = if failed >= LOCK_AFTER {
+            (0, Some(at + Duration::minutes(LOCK_MINUTES)))
+        } else {
+            (failed, None)
+        };
+        diesel::update(ul::table.find(&key))
+            .set((
+                ul::failed.eq(failed),
+                ul::locked_until.eq(locked_until),
+                ul::touched.eq(at),
+            ))
+            .execute(conn)?;
+        Ok(match locked_until {
+            Some(until) => LoginRefused::Locked(until),
+            None => LoginRefused::Wrong,
+        })
+    })
+}
+
+/// Drops names not tried within the lock time (their lock, if any, has
+/// run out), then the oldest beyond [`KEPT`].
+fn prune(conn: &mut DbConn, at: NaiveDateTime) -> QueryResult<()> {
+    let cutoff = at - Duration::minutes(LOCK_MINUTES);
+    diesel::delete(ul::table.filter(ul::touched.lt(cutoff))).execute(conn)?;
+    let n: i64 = ul::table.count().get_result(conn)?;
+    if n >= KEPT {
+        let oldest: Vec<String> = ul::table
+            .order((ul::touched, ul::name_hash))
+            .select(ul::name_hash)
+            .limit(n - KEPT + 1)
+            .load(conn)?;
+        for chunk in oldest.chunks(500) {
+            diesel::delete(ul::table.filter(ul::name_hash.eq_any(chunk))).execute(conn)?;
+        }
+    }
+    Ok(())
+}
+
+/// How many names are remembered now.
+pub fn count(conn: &mut DbConn) -> QueryResult<i64> {
+    ul::table.count().get_result(conn)
+}
