@@ -1,6 +1,6 @@
 //! Failed logins under a user name no account has, counted exactly like an
-//! account's (`users::login_record`): five in a row lock the name for
-//! fifteen minutes. What is kept of a name is its SHA-256, one row of fixed
+//! account's (`users::login_record`, which passes its limits in): five in a
+//! row lock the name for fifteen minutes. What is kept of a name is its SHA-256, one row of fixed
 //! size, pruned once it is older than the lock time and capped in number,
 //! so an anonymous caller cannot make the service keep more than
 //! [`KEPT`] rows, whatever names it tries. The row is written in one write
@@ -11,7 +11,6 @@ use diesel::prelude::*;
 use sha2::{Digest, Sha256};
 
 use super::schema::unknown_logins as ul;
-use super::users::{LoginRefused, LOCK_AFTER, LOCK_MINUTES};
 use super::{backend, now, DbConn};
 
 /// At most this many names are remembered; past it the oldest go first.
@@ -22,12 +21,19 @@ pub fn name_hash(name: &str) -> String {
     hex::encode(Sha256::digest(name.as_bytes()))
 }
 
-/// Records a failed login under an unknown name and says how it is refused.
-pub fn record_failure(conn: &mut DbConn, name: &str) -> QueryResult<LoginRefused> {
+/// Records a failed login under an unknown name: `Some(until)` when the
+/// name is locked (now or already), after `lock_after` failures in a row
+/// for `lock_minutes`.
+pub fn record_failure(
+    conn: &mut DbConn,
+    name: &str,
+    lock_after: i32,
+    lock_minutes: i64,
+) -> QueryResult<Option<NaiveDateTime>> {
     let key = name_hash(name);
     backend::write_tx(conn, |conn| {
         let at = now();
-        prune(conn, at)?;
+        prune(conn, at, lock_minutes)?;
         backend::touch_unknown_login(conn, &key, at)?;
         let (failed, locked_until): (i32, Option<NaiveDateTime>) = ul::table
             .find(&key)
@@ -37,11 +43,11 @@ pub fn record_failure(conn: &mut DbConn, name: &str) -> QueryResult<LoginRefused
             diesel::update(ul::table.find(&key))
                 .set(ul::touched.eq(at))
                 .execute(conn)?;
-            return Ok(LoginRefused::Locked(until));
+            return Ok(Some(until));
         }
         let failed = failed + 1;
-        let (failed, locked_until) = if failed >= LOCK_AFTER {
-            (0, Some(at + Duration::minutes(LOCK_MINUTES)))
+        let (failed, locked_until) = if failed >= lock_after {
+            (0, Some(at + Duration::minutes(lock_minutes)))
         } else {
             (failed, None)
         };
@@ -52,17 +58,15 @@ pub fn record_failure(conn: &mut DbConn, name: &str) -> QueryResult<LoginRefused
                 ul::touched.eq(at),
             ))
             .execute(conn)?;
-        Ok(match locked_until {
-            Some(until) => LoginRefused::Locked(until),
-            None => LoginRefused::Wrong,
-        })
+        Ok(locked_until)
     })
 }
 
 /// Drops names not tried within the lock time (their lock, if any, has
-/// run out), then the oldest beyond [`KEPT`].
-fn prune(conn: &mut DbConn, at: NaiveDateTime) -> QueryResult<()> {
-    let cutoff = at - Duration::minutes(LOCK_MINUTES);
+/// run out), then the oldest beyond [`KEPT`]. A known name's login runs it
+/// too, so that both cost the same statements.
+pub fn prune(conn: &mut DbConn, at: NaiveDateTime, lock_minutes: i64) -> QueryResult<()> {
+    let cutoff = at - Duration::minutes(lock_minutes);
     diesel::delete(ul::table.filter(ul::touched.lt(cutoff))).execute(conn)?;
     let n: i64 = ul::table.count().get_result(conn)?;
     if n >= KEPT {

@@ -405,6 +405,8 @@ pub fn login_record(conn: &mut DbConn, candidate: &Candidate, good: bool) -> any
         return Ok(Err(LoginRefused::Wrong));
     };
     backend::write_tx(conn, |conn| -> anyhow::Result<Result<i64, LoginRefused>> {
+        // The same pruning an unknown name's failure runs: equal cost.
+        super::unknown_logins::prune(conn, now(), LOCK_MINUTES)?;
         backend::lock_user(conn, id)?;
         let (failed, locked_until, disabled_at): (i32, Option<NaiveDateTime>, Option<NaiveDateTime>) = users::table
             .find(id)

@@ -93,21 +93,22 @@ fn page_for(req: &HttpRequest, error: &AppError) -> HttpResponse {
     }
 }
 
-/// The service behind every route: 405 with `Allow` for a known API path
-/// asked with another method, else 404.
+/// The service behind every route: 405 with `Allow` for a path of the API
+/// document (`/api/…`, `/healthz`, `/readyz`, `/metrics`) asked with another
+/// method, else 404.
 pub async fn default_service(req: HttpRequest) -> HttpResponse {
-    if is_api(&req) {
-        if let Some(allowed) = api_methods(req.path()) {
-            let error = AppError::new(
-                ErrorCode::MethodNotAllowed,
-                format!("adressen tar inte emot {}; den tar emot {allowed}", req.method()),
-            );
-            let mut res = error.error_response();
-            if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&allowed) {
-                res.headers_mut().insert(actix_web::http::header::ALLOW, v);
-            }
-            return res;
+    if let Some(allowed) = api_methods(req.path()) {
+        let error = AppError::new(
+            ErrorCode::MethodNotAllowed,
+            format!("adressen tar inte emot {}; den tar emot {allowed}", req.method()),
+        );
+        let mut res = error.error_response();
+        if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&allowed) {
+            res.headers_mut().insert(actix_web::http::header::ALLOW, v);
         }
+        return res;
+    }
+    if is_api(&req) {
         return AppError::new(
             ErrorCode::NotFound,
             "ingen sådan adress i API:t (se /api/v1/openapi.json)",

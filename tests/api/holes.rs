@@ -22,6 +22,7 @@ crate::on_both!(
     a_scan_body_that_cannot_be_read_is_refused,
     errors_before_a_handler_are_ours_in_swedish,
     a_list_read_is_found_by_its_case_however_the_query_is_spelled,
+    what_the_document_forbids_is_refused_and_what_it_allows_is_taken,
 );
 
 /// A request written by hand, for methods and bodies a client would not send.
@@ -502,4 +503,68 @@ fn a_list_read_is_found_by_its_case_however_the_query_is_spelled(b: Backend) {
     assert!(tokens::search_log(&mut app.conn(), None, Some("C_"), None, None, 100)
         .unwrap()
         .is_empty());
+}
+
+/// The constraints the OpenAPI document states are the handlers' own
+/// (ops/api-check/run holds the rest with schemathesis).
+fn what_the_document_forbids_is_refused_and_what_it_allows_is_taken(b: Backend) {
+    let app = county(b);
+    let admin = app.admin.clone();
+    let doc = app.get("/api/v1/openapi.json").json();
+    let params = &doc["paths"]["/api/v1/deviations"]["get"]["parameters"];
+    let param = |name: &str| params.as_array().unwrap().iter().find(|p| p["name"] == name).unwrap()["schema"].clone();
+    assert_eq!(param("per_page")["maximum"], 1000, "{params}");
+    assert_eq!(param("to")["format"], "date");
+    assert!(param("rule")["enum"]
+        .as_array()
+        .unwrap()
+        .contains(&"kallelse_sip".into()));
+    for (method, path, body) in [
+        ("GET", "/api/v1/deviations?to=", None),
+        ("GET", "/api/v1/deviations?rule=null", None),
+        ("GET", "/api/v1/deviations?per_page=1001", None),
+        ("GET", "/api/v1/outbox", None),
+        ("GET", "/api/v1/forvarningar?within_hours=169", None),
+        ("GET", "/api/v1/reports/quarterly/2026-Q5", None),
+        ("POST", "/api/v1/events", Some("")),
+        ("POST", "/api/v1/units", Some("[]")),
+        ("POST", "/api/v1/scans", Some("[null, null]")),
+    ] {
+        let r = app.request(method, path, Some(&admin), body.map(|b| ("application/json", b)));
+        assert_eq!(r.status, 400, "{method} {path} {body:?}: {}", r.body);
+    }
+    let r = app.request(
+        "POST",
+        "/api/v1/scans",
+        Some(&admin),
+        Some(("application/json", "null")),
+    );
+    assert_eq!(r.status, 200, "JSON null is no body: {}", r.body);
+    let id = app.deviations()[0].id;
+    let comment = |text: &str| {
+        let body = serde_json::json!({ "text": text }).to_string();
+        app.request(
+            "POST",
+            &format!("/api/v1/deviations/{id}/comments"),
+            Some(&admin),
+            Some(("application/json", &body)),
+        )
+        .status
+    };
+    assert_eq!(comment("\u{85}\u{feff} "), 422, "blank by the document's pattern");
+    assert_eq!(
+        comment(&format!(" {}", "a".repeat(4000))),
+        422,
+        "over 4000 characters as sent"
+    );
+    assert_eq!(comment(&"å".repeat(4000)), 201);
+    for path in ["/healthz", "/metrics"] {
+        let (status, text) = raw_http(
+            &app,
+            &format!("TRACE {path} HTTP/1.1\nHost: x\nConnection: close\n"),
+            b"",
+        );
+        assert_eq!(status, 405, "{text}");
+        assert!(text.to_ascii_lowercase().contains("allow: get"), "{text}");
+    }
 }

@@ -96,6 +96,13 @@ pub fn parse_list(query: &str) -> Result<(ListFilter, i64, i64), AppError> {
             )));
         }
     }
+    let rule = empty_none(q.rule);
+    if let Some(r) = rule
+        .as_deref()
+        .filter(|r| crate::rules::profile::RuleId::parse(r).is_none())
+    {
+        return Err(bad(format!("okänd regel `{r}`")));
+    }
     let page = q.page.unwrap_or(1);
     let per_page = q.per_page.unwrap_or(PER_PAGE);
     if !(1..=1_000_000).contains(&page) || !(1..=MAX_PER_PAGE).contains(&per_page) {
@@ -103,11 +110,12 @@ pub fn parse_list(query: &str) -> Result<(ListFilter, i64, i64), AppError> {
     }
     let filter = ListFilter {
         status,
-        rule: empty_none(q.rule),
+        rule,
         unit: empty_none(q.unit),
         case: empty_none(q.case),
-        from: empty_none(q.from).map(|v| bound("from", &v, false)).transpose()?,
-        to: empty_none(q.to).map(|v| bound("to", &v, true)).transpose()?,
+        // A date given empty is not a date (the document says `format: date`).
+        from: q.from.map(|v| bound("from", &v, false)).transpose()?,
+        to: q.to.map(|v| bound("to", &v, true)).transpose()?,
         oldest_first: false,
     };
     Ok((filter, page, per_page))
@@ -468,11 +476,15 @@ pub const MAX_COMMENT: usize = 4000;
 
 /// Adds a comment as `caller` to a deviation in scope.
 pub fn comment(conn: &mut DbConn, caller: &Caller, id: i64, text: &str) -> Result<serde_json::Value, AppError> {
-    let text = text.trim();
+    // Counted as sent, blank as the document's pattern `[^\s\u0085]` says
+    // (ECMAScript's blanks and Unicode's: the same set as here).
+    let blank = |c: char| c.is_whitespace() || c == '\u{feff}';
+    let long = text.chars().count() > MAX_COMMENT;
+    let text = text.trim_matches(blank);
     if text.is_empty() {
         return Err(AppError::new(ErrorCode::Unprocessable, "kommentaren är tom"));
     }
-    if text.chars().count() > MAX_COMMENT {
+    if long {
         return Err(AppError::new(
             ErrorCode::Unprocessable,
             format!("kommentaren är längre än {MAX_COMMENT} tecken"),

@@ -30,7 +30,7 @@ pub struct StatusRequest {
 #[serde(deny_unknown_fields)]
 pub struct CommentRequest {
     /// 1–4000 characters, not only blanks
-    #[schema(min_length = 1, max_length = 4000, pattern = "\\S")]
+    #[schema(min_length = 1, max_length = 4000, pattern = "[^\\s\\u0085]")]
     text: String,
 }
 
@@ -126,6 +126,13 @@ fn with_domain_values(doc: &mut serde_json::Value) {
             .map(|r| serde_json::Value::from(r.as_str())),
     );
     let models = serde_json::json!(["", "vasterbotten", "rullande"]);
+    // Units come as a JSON array of unit objects, at least one (or as CSV).
+    let units = "/api/v1/units";
+    if let Some(body) = doc.pointer_mut(&format!("/paths/{}/post/requestBody/content", units.replace('/', "~1"))) {
+        body["application/json"]["schema"] =
+            serde_json::json!({"type": "array", "minItems": 1, "items": {"type": "object"}});
+        body["text/csv"] = serde_json::json!({"schema": {"type": "string", "minLength": 1}});
+    }
     let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) else {
         return;
     };

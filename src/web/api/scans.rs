@@ -40,6 +40,18 @@ fn scan_request(req: &actix_web::HttpRequest, body: &[u8]) -> Result<ScanRequest
             "kroppen ska vara JSON med Content-Type: application/json, t.ex. {\"as_of\": \"2026-05-04T12:00:00+02:00\"}",
         ));
     }
+    let shape = || {
+        AppError::new(
+            ErrorCode::BadRequest,
+            "kroppen ska vara ett JSON-objekt {\"as_of\", \"full\"} (båda valfria)",
+        )
+    };
+    // JSON `null` is no body; an array never reads as the object's fields.
+    match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(serde_json::Value::Null) => return Ok(ScanRequest::default()),
+        Ok(serde_json::Value::Object(_)) | Err(_) => {}
+        Ok(_) => return Err(shape()),
+    }
     serde_json::from_slice(body).map_err(|e| {
         AppError::new(
             ErrorCode::BadRequest,

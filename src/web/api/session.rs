@@ -155,7 +155,13 @@ pub async fn log_in(
             // An unknown name is counted in the database too: the same
             // write, the same time, as a known one (module doc).
             if candidate.id.is_none() {
-                return Ok(Err(crate::store::unknown_logins::record_failure(&mut conn, &username)?));
+                let locked = crate::store::unknown_logins::record_failure(
+                    &mut conn,
+                    &username,
+                    users::LOCK_AFTER,
+                    users::LOCK_MINUTES,
+                )?;
+                return Ok(Err(locked.map_or(LoginRefused::Wrong, LoginRefused::Locked)));
             }
             match users::login_record(&mut conn, &candidate, good)? {
                 Ok(user_id) => {

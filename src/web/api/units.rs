@@ -25,6 +25,12 @@ async fn post_units(
     // Units carry the addresses reports go to: only an admin may change them
     // (SPEC §9: `inlasning` ingests events only).
     auth.require(&[Role::Admin])?;
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(AppError::new(
+            ErrorCode::BadRequest,
+            "kroppen är tom: skicka enheterna som en JSON-array eller CSV",
+        ));
+    }
     let is_csv = req
         .headers()
         .get("Content-Type")
@@ -35,6 +41,12 @@ async fn post_units(
         message: format!("enheterna avvisades alla: {}; inget sparades", errors.summary()),
         extra: Some(("errors", json!(errors.listed()))),
     })?;
+    if list.is_empty() {
+        return Err(AppError::new(
+            ErrorCode::BadRequest,
+            "inga enheter i kroppen: skicka minst en enhet",
+        ));
+    }
     let (created, updated) = web::block(move || -> Result<_, AppError> {
         let mut conn = state.pool.get()?;
         Ok(units::upsert(&mut conn, &list)?)
