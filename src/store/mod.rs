@@ -276,8 +276,17 @@ pub fn migrate(conn: &mut DbConn) -> anyhow::Result<Vec<String>> {
             anyhow::anyhow!("migreringen misslyckades: {e}")
         }
     })?;
-    Ok(applied.iter().map(ToString::to_string).collect())
+    let applied: Vec<String> = applied.iter().map(ToString::to_string).collect();
+    // The scrubbed CSV rows' old pages may still sit in the WAL: written
+    // into the file (where secure_delete zeroed the old cells) and dropped.
+    if let (DbConn::Sqlite(c), true) = (&mut *conn, applied.iter().any(|v| v == SCRUB_CSV_ROWS)) {
+        c.batch_execute("PRAGMA wal_checkpoint(TRUNCATE)")?;
+    }
+    Ok(applied)
 }
+
+/// The migration that rewrites CSV rows kept whole before (docs/import.md).
+const SCRUB_CSV_ROWS: &str = "20261202000014";
 
 /// PostgreSQL migrations this binary has that the database has not run
 /// (all of them in a database never migrated), read without writing.

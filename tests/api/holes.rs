@@ -23,6 +23,7 @@ crate::on_both!(
     errors_before_a_handler_are_ours_in_swedish,
     a_list_read_is_found_by_its_case_however_the_query_is_spelled,
     what_the_document_forbids_is_refused_and_what_it_allows_is_taken,
+    csv_rows_stored_before_are_scrubbed_by_the_migration,
 );
 
 /// A request written by hand, for methods and bodies a client would not send.
@@ -567,4 +568,49 @@ fn what_the_document_forbids_is_refused_and_what_it_allows_is_taken(b: Backend) 
         assert_eq!(status, 405, "{text}");
         assert!(text.to_ascii_lowercase().contains("allow: get"), "{text}");
     }
+}
+
+/// An installation that imported CSV before only the mapped fields were kept:
+/// the upgrade's migration rewrites every such row from its stored fields.
+fn csv_rows_stored_before_are_scrubbed_by_the_migration(b: Backend) {
+    use diesel_migrations::MigrationHarness;
+    let app = spawn_app(b);
+    assert_eq!(app.post_events(crate::helpers::CASE_EVENTS).status, 200);
+    let mut c = app.conn();
+    let conn: &mut svu_vakt::store::DbConn = &mut c;
+    let migrations = match b {
+        Backend::Sqlite => svu_vakt::store::SQLITE_MIGRATIONS,
+        Backend::Postgres => svu_vakt::store::PG_MIGRATIONS,
+    };
+    let undone = conn.revert_last_migration(migrations).unwrap();
+    assert_eq!(
+        undone.to_string(),
+        "20261202000014",
+        "the scrubbing migration is the last"
+    );
+    {
+        use svu_vakt::store::schema::events;
+        diesel::update(events::table.find("e1"))
+            .set(events::raw.eq("e1;C1;Inskrivning;2026-05-04 08:00;AVD1;;;;hmac:x;Tolvan Tolvansson;pnr ringde"))
+            .execute(conn)
+            .unwrap();
+    }
+    assert!(app.db.dump().contains("Tolvan"));
+    svu_vakt::store::migrate(conn).unwrap();
+    let dump = app.db.dump();
+    assert!(
+        !dump.contains("Tolvan") && !dump.contains("ringde"),
+        "the old row is kept in clear"
+    );
+    let raw: String = {
+        use svu_vakt::store::schema::events;
+        events::table.find("e1").select(events::raw).first(conn).unwrap()
+    };
+    let v: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    assert_eq!(
+        (v["id"].as_str(), v["case"].as_str(), v["type"].as_str()),
+        (Some("e1"), Some("C1"), Some("inskrivning"))
+    );
+    assert_eq!(v["at"], "2026-05-04T06:00:00Z");
+    assert!(v["patient"].as_str().unwrap().starts_with("hmac:"), "{raw}");
 }
