@@ -44,7 +44,7 @@ fn naive(t: DateTime<Utc>) -> NaiveDateTime {
 type Obligation = (String, Option<String>, Option<String>, NaiveDateTime);
 
 fn obligation_of(rule: &str, case: Option<&str>, unit: Option<&str>, due: NaiveDateTime) -> Obligation {
-    let unit_varies = rule == RuleId::KallelseSip.as_str() || rule == RuleId::FastVardkontaktSaknas.as_str();
+    let unit_varies = RuleId::parse(rule).is_some_and(|r| !r.rule().unit_in_obligation);
     (
         rule.to_string(),
         case.map(String::from),

@@ -12,16 +12,9 @@ use crate::rules::profile::Risk;
 use crate::rules::{RuleId, Units};
 use crate::store::deviations::DeviationRow;
 
+/// The rule's title, from its declaration (`rules::registry`).
 pub fn rule_title(rule: RuleId) -> &'static str {
-    match rule {
-        RuleId::Inskrivningsmeddelande24h => "Inskrivningsmeddelande senare än 24 timmar",
-        RuleId::KallelseSip => "Kallelse till SIP för sent",
-        RuleId::KvittensUtskrivningsklar => "Utskrivningsklar inte kvitterad i tid",
-        RuleId::KvittensInskrivningsmeddelande => "Inskrivningsmeddelande inte kvitterat i tid",
-        RuleId::FastVardkontaktSaknas => "Fast vårdkontakt saknas",
-        RuleId::UtskrivningsklarSaknas => "Utskrivning utan utskrivningsklar",
-        RuleId::BemanningStorhelg => "Ingen bemanning på storhelgens bemanningsdag (rekommendation)",
-    }
+    rule.rule().title
 }
 
 /// "2026-05-05 kl. 08:00", seconds only when there are any.
@@ -90,7 +83,7 @@ pub fn data(
         "lank": format!("{}/avvikelser/{}", mail.base_url, d.id),
         "registrerad": local_text(d.created_at),
         "granskad": local_text(as_of.naive_utc()),
-        "rekommendation": rule == RuleId::BemanningStorhelg,
+        "rekommendation": rule.rule().recommendation,
     });
     let sections = templates.sections(rule, &v)?;
     if let Some(o) = v.as_object_mut() {

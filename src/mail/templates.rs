@@ -1,7 +1,8 @@
 //! The mail texts: Swedish Handlebars templates, compiled into the binary
 //! from `templates/` and overridable file by file from a directory with the
 //! same layout. Strict mode: a template that names a missing field fails.
-//! Each rule's file (`templates/rules/<rule>.hbs`) holds the report's
+//! Each rule's template (`templates/rules/<rule>.hbs`, compiled in by the
+//! rule's own file in `src/rules/`) holds the report's
 //! sections after `--- handelse`, `--- konsekvens`, `--- atgard`,
 //! `--- forbattring` and `--- grund` lines.
 
@@ -61,13 +62,6 @@ const EMBEDDED: &[(&str, &str)] = embedded!(
     "mail/bemanning_paminnelse.subject.hbs",
     "mail/bemanning_paminnelse.txt.hbs",
     "mail/bemanning_paminnelse.html.hbs",
-    "rules/inskrivningsmeddelande_24h.hbs",
-    "rules/kallelse_sip.hbs",
-    "rules/kvittens_utskrivningsklar.hbs",
-    "rules/kvittens_inskrivningsmeddelande.hbs",
-    "rules/fast_vardkontakt_saknas.hbs",
-    "rules/utskrivningsklar_saknas.hbs",
-    "rules/bemanning_storhelg.hbs",
 );
 
 /// A rendered mail.
@@ -85,16 +79,21 @@ pub struct Templates {
 }
 
 fn source(dir: Option<&Path>, rel: &str) -> anyhow::Result<String> {
+    let embedded = EMBEDDED.iter().find(|(path, _)| *path == rel).map(|(_, text)| *text);
+    source_or(dir, rel, embedded)
+}
+
+/// The file `rel` of the templates directory if there is one, else the
+/// compiled-in text.
+fn source_or(dir: Option<&Path>, rel: &str, embedded: Option<&str>) -> anyhow::Result<String> {
     if let Some(d) = dir {
         let p: PathBuf = d.join(rel);
         if p.exists() {
             return std::fs::read_to_string(&p).map_err(|e| anyhow::anyhow!("mallen {}: {e}", p.display()));
         }
     }
-    EMBEDDED
-        .iter()
-        .find(|(path, _)| *path == rel)
-        .map(|(_, text)| text.to_string())
+    embedded
+        .map(str::to_string)
         .ok_or_else(|| anyhow::anyhow!("mallen {rel} finns inte"))
 }
 
@@ -139,7 +138,7 @@ impl Templates {
             }
         }
         for rule in RuleId::ALL {
-            let src = source(dir, &format!("rules/{}.hbs", rule.as_str()))?;
+            let src = source_or(dir, &format!("rules/{}.hbs", rule.as_str()), Some(rule.rule().template))?;
             for (name, body) in sections(rule.as_str(), &src)? {
                 text.register_template_string(&format!("{}.{name}", rule.as_str()), body)
                     .map_err(|e| anyhow::anyhow!("mallen rules/{}.hbs, avsnittet {name}: {e}", rule.as_str()))?;

@@ -1,5 +1,8 @@
-//! The per-case rules of SPEC §4.1–4.3, 4.5 and 4.6. One [`CaseView`] is
-//! built per case (events up to T, in time order) and every rule reads it.
+//! What every per-case rule reads: one [`CaseView`] per case (events up to
+//! T, in time order) with the notions SPEC §4 shares between rules (the
+//! withdrawn UK, SIP needed, the kallelse due, recipients, kvittens), and
+//! the evaluation of a case by the registry's rules. The rules themselves
+//! are one file each (`rules::registry`).
 
 use std::cell::RefCell;
 use std::collections::HashSet;
@@ -7,12 +10,13 @@ use std::collections::HashSet;
 use chrono::{DateTime, Duration, FixedOffset, NaiveDate, Utc};
 
 use super::profile::SipSource;
+use super::registry::Judge;
 use super::{finding, judge, outcome, Finding, Obligation, Profile, RuleId, Units};
 use crate::calendar::{dag0, end_of_day, local_date};
 use crate::domain::{CaseId, Event, EventType, EventValue, Sparfarg, UnitId};
 
 /// A case's events that have happened by T, in time order (stable).
-struct CaseView<'a> {
+pub struct CaseView<'a> {
     case: Option<&'a CaseId>,
     events: Vec<&'a Event>,
     /// The first `avslut`: every obligation due after it is cancelled.
@@ -24,7 +28,7 @@ struct CaseView<'a> {
     record: Option<RefCell<Vec<Obligation>>>,
 }
 
-fn utc(e: &Event) -> DateTime<Utc> {
+pub(crate) fn utc(e: &Event) -> DateTime<Utc> {
     DateTime::from_timestamp(e.at.timestamp(), 0).unwrap_or_default()
 }
 
@@ -52,15 +56,15 @@ impl<'a> CaseView<'a> {
         }
     }
 
-    fn of(&self, kind: EventType) -> impl Iterator<Item = &'a Event> + '_ {
+    pub(crate) fn of(&self, kind: EventType) -> impl Iterator<Item = &'a Event> + '_ {
         self.events.iter().copied().filter(move |e| e.kind == kind)
     }
 
-    fn first(&self, kind: EventType) -> Option<&'a Event> {
+    pub(crate) fn first(&self, kind: EventType) -> Option<&'a Event> {
         self.of(kind).next()
     }
 
-    fn latest(&self, kind: EventType) -> Option<&'a Event> {
+    pub(crate) fn latest(&self, kind: EventType) -> Option<&'a Event> {
         self.of(kind).last()
     }
 
@@ -69,12 +73,12 @@ impl<'a> CaseView<'a> {
     }
 
     /// A UK is withdrawn for an obligation when a withdrawal of it came before the due.
-    fn withdrawn(&self, uk: &Event, due: DateTime<Utc>) -> bool {
+    pub(crate) fn withdrawn(&self, uk: &Event, due: DateTime<Utc>) -> bool {
         self.of(EventType::AtertagUtskrivningsklar)
             .any(|w| w.reference.as_ref() == Some(&uk.id) && utc(w) < due)
     }
 
-    fn judge_and_file(
+    pub(crate) fn judge_and_file(
         &self,
         out: &mut Vec<Finding>,
         rule: RuleId,
@@ -109,7 +113,7 @@ impl<'a> CaseView<'a> {
     }
 
     /// Recipients of the case's IMs, in order of first appearance.
-    fn im_recipients(&self) -> Vec<&'a UnitId> {
+    pub(crate) fn im_recipients(&self) -> Vec<&'a UnitId> {
         let mut seen = HashSet::new();
         self.of(EventType::Inskrivningsmeddelande)
             .flat_map(|e| e.to.iter())
@@ -117,7 +121,7 @@ impl<'a> CaseView<'a> {
             .collect()
     }
 
-    fn first_im_oppenvard(&self, units: &Units) -> Option<&'a UnitId> {
+    pub(crate) fn first_im_oppenvard(&self, units: &Units) -> Option<&'a UnitId> {
         self.first(EventType::Inskrivningsmeddelande)?
             .to
             .iter()
@@ -126,7 +130,7 @@ impl<'a> CaseView<'a> {
 
     /// SPEC §4.2: the latest behov_av_sip is true or the latest spårfärg gul
     /// or röd (by the profile's sources), and the latest samtycke is not false.
-    fn sip_needed(&self, profile: &Profile) -> bool {
+    pub(crate) fn sip_needed(&self, profile: &Profile) -> bool {
         let behov = profile.sip_sources.contains(&SipSource::BehovAvSip)
             && self
                 .latest(EventType::BehovAvSip)
@@ -141,7 +145,7 @@ impl<'a> CaseView<'a> {
         (behov || spar) && !refused
     }
 
-    fn kallelse_due(&self, uk: &Event, profile: &Profile) -> DateTime<Utc> {
+    pub(crate) fn kallelse_due(&self, uk: &Event, profile: &Profile) -> DateTime<Utc> {
         let d = if profile.kallelse_brytpunkt {
             dag0(utc(uk))
         } else {
@@ -266,78 +270,38 @@ fn facts(v: &CaseView, units: &Units, profile: &Profile) -> CaseFacts {
 fn run_rules(view: &CaseView, units: &Units, profile: &Profile, rules: &[RuleId]) -> Vec<Finding> {
     let mut out = Vec::new();
     for rule in rules {
-        match rule {
-            RuleId::Inskrivningsmeddelande24h => im_24h(view, &mut out),
-            RuleId::KallelseSip => kallelse_sip(view, units, profile, &mut out),
-            RuleId::KvittensUtskrivningsklar => kvittens_uk(view, &mut out),
-            RuleId::KvittensInskrivningsmeddelande => kvittens_im(view, &mut out),
-            RuleId::FastVardkontaktSaknas => fast_vardkontakt_saknas(view, units, profile, &mut out),
-            RuleId::UtskrivningsklarSaknas => uk_saknas(view, &mut out),
-            RuleId::BemanningStorhelg => {}
+        if let Judge::Case(judge) = rule.rule().judge {
+            judge(view, units, profile, &mut out);
         }
     }
     out
 }
 
-/// §4.1: 24 h (elapsed) from the first inskrivning, or from the first
-/// bedömning when later; met by the case's first IM. An överflyttning never
-/// restarts the clock.
-fn im_24h(v: &CaseView, out: &mut Vec<Finding>) {
-    let Some(ins) = v.first(EventType::Inskrivning) else {
-        return;
-    };
-    let start = match v.first(EventType::Bedomning) {
-        Some(b) => utc(ins).max(utc(b)),
-        None => utc(ins),
-    };
-    let first_im = v.first(EventType::Inskrivningsmeddelande);
-    v.judge_and_file(
-        out,
-        RuleId::Inskrivningsmeddelande24h,
-        Some(&ins.unit),
-        start + Duration::hours(24),
-        first_im,
-    );
-}
-
-/// The UKs for which §4.2 applies (SIP needed, not withdrawn before the
-/// kallelse due), each with that due.
-fn sip_uks<'a>(v: &CaseView<'a>, profile: &Profile) -> Vec<(&'a Event, DateTime<Utc>)> {
-    if !v.sip_needed(profile) {
-        return Vec::new();
+impl<'a> CaseView<'a> {
+    /// The UKs for which §4.2 applies (SIP needed, not withdrawn before the
+    /// kallelse due), each with that due.
+    pub(crate) fn sip_uks(&self, profile: &Profile) -> Vec<(&'a Event, DateTime<Utc>)> {
+        if !self.sip_needed(profile) {
+            return Vec::new();
+        }
+        self.of(EventType::Utskrivningsklar)
+            .map(|uk| (uk, self.kallelse_due(uk, profile)))
+            .filter(|(uk, due)| !self.withdrawn(uk, *due))
+            .collect()
     }
-    v.of(EventType::Utskrivningsklar)
-        .map(|uk| (uk, v.kallelse_due(uk, profile)))
-        .filter(|(uk, due)| !v.withdrawn(uk, *due))
-        .collect()
-}
 
-/// §4.2: each UK not withdrawn, when SIP is needed; due end of day D + N;
-/// met by any kallelse with at <= due (one before the UK counts).
-fn kallelse_sip(v: &CaseView, units: &Units, profile: &Profile, out: &mut Vec<Finding>) {
-    for (_, due) in sip_uks(v, profile) {
-        let unit = v
-            .of(EventType::FastVardkontakt)
-            .filter(|f| utc(f) <= due)
-            .last()
-            .or_else(|| v.latest(EventType::FastVardkontakt))
-            .map(|f| &f.unit)
-            .or_else(|| v.first_im_oppenvard(units));
-        v.judge_and_file(out, RuleId::KallelseSip, unit, due, v.of(EventType::KallelseSip));
-    }
-}
-
-/// §4.6: a fast vårdkontakt must exist by the kallelse due of every UK for which §4.2 applies.
-fn fast_vardkontakt_saknas(v: &CaseView, units: &Units, profile: &Profile, out: &mut Vec<Finding>) {
-    for (_, due) in sip_uks(v, profile) {
-        let unit = v.first_im_oppenvard(units);
-        v.judge_and_file(
-            out,
-            RuleId::FastVardkontaktSaknas,
-            unit,
-            due,
-            v.of(EventType::FastVardkontakt),
-        );
+    /// Each recipient of each `kind` message acknowledges it by the end of
+    /// its dag 0 (brytpunkt 12:00). Only a UK can be withdrawn.
+    pub(crate) fn kvittens(&self, out: &mut Vec<Finding>, kind: EventType, rule: RuleId) {
+        for msg in self.of(kind) {
+            let due = end_of_day(dag0(utc(msg)));
+            if kind == EventType::Utskrivningsklar && self.withdrawn(msg, due) {
+                continue;
+            }
+            for r in recipients(self, msg) {
+                self.judge_and_file(out, rule, Some(r), due, kvittenser(self, msg, r));
+            }
+        }
     }
 }
 
@@ -354,47 +318,4 @@ fn recipients<'a>(v: &CaseView<'a>, msg: &'a Event) -> Vec<&'a UnitId> {
 fn kvittenser<'a>(v: &'a CaseView<'a>, msg: &'a Event, r: &'a UnitId) -> impl Iterator<Item = &'a Event> + 'a {
     v.of(EventType::Kvittens)
         .filter(move |k| &k.unit == r && k.reference.as_ref() == Some(&msg.id))
-}
-
-/// §4.3: each recipient acknowledges each UK not withdrawn by the end of dag 0.
-fn kvittens_uk(v: &CaseView, out: &mut Vec<Finding>) {
-    kvittens(v, out, EventType::Utskrivningsklar, RuleId::KvittensUtskrivningsklar);
-}
-
-/// §4.6: each recipient acknowledges each IM by the end of its dag 0.
-fn kvittens_im(v: &CaseView, out: &mut Vec<Finding>) {
-    kvittens(
-        v,
-        out,
-        EventType::Inskrivningsmeddelande,
-        RuleId::KvittensInskrivningsmeddelande,
-    );
-}
-
-/// Each recipient of each `kind` message acknowledges it by the end of its
-/// dag 0 (brytpunkt 12:00). Only a UK can be withdrawn.
-fn kvittens(v: &CaseView, out: &mut Vec<Finding>, kind: EventType, rule: RuleId) {
-    for msg in v.of(kind) {
-        let due = end_of_day(dag0(utc(msg)));
-        if kind == EventType::Utskrivningsklar && v.withdrawn(msg, due) {
-            continue;
-        }
-        for r in recipients(v, msg) {
-            v.judge_and_file(out, rule, Some(r), due, kvittenser(v, msg, r));
-        }
-    }
-}
-
-/// §4.6: "utskrivningsklar skickas alltid": a UK at or before the first utskrivning.
-fn uk_saknas(v: &CaseView, out: &mut Vec<Finding>) {
-    let Some(ut) = v.first(EventType::Utskrivning) else {
-        return;
-    };
-    v.judge_and_file(
-        out,
-        RuleId::UtskrivningsklarSaknas,
-        Some(&ut.unit),
-        utc(ut),
-        v.of(EventType::Utskrivningsklar),
-    );
 }

@@ -6,6 +6,16 @@
 pub mod bemanning;
 pub mod case;
 pub mod profile;
+pub mod registry;
+
+// The rules, one file each, listed in `registry::REGISTRY`.
+pub mod bemanning_storhelg;
+pub mod fast_vardkontakt_saknas;
+pub mod inskrivningsmeddelande_24h;
+pub mod kallelse_sip;
+pub mod kvittens_inskrivningsmeddelande;
+pub mod kvittens_utskrivningsklar;
+pub mod utskrivningsklar_saknas;
 
 use std::collections::HashMap;
 
@@ -15,7 +25,8 @@ use serde::Serialize;
 use crate::calendar::in_stockholm;
 use crate::domain::{CaseId, Event, Unit, UnitId, UnitKind};
 
-pub use profile::{Profile, RuleId};
+pub use profile::Profile;
+pub use registry::{Rule, RuleId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]

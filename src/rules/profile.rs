@@ -6,76 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{Datelike, NaiveDate};
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RuleId {
-    #[serde(rename = "inskrivningsmeddelande_24h")]
-    Inskrivningsmeddelande24h,
-    KallelseSip,
-    KvittensUtskrivningsklar,
-    KvittensInskrivningsmeddelande,
-    FastVardkontaktSaknas,
-    UtskrivningsklarSaknas,
-    BemanningStorhelg,
-}
-
-impl RuleId {
-    pub const ALL: [RuleId; 7] = [
-        RuleId::Inskrivningsmeddelande24h,
-        RuleId::KallelseSip,
-        RuleId::KvittensUtskrivningsklar,
-        RuleId::KvittensInskrivningsmeddelande,
-        RuleId::FastVardkontaktSaknas,
-        RuleId::UtskrivningsklarSaknas,
-        RuleId::BemanningStorhelg,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RuleId::Inskrivningsmeddelande24h => "inskrivningsmeddelande_24h",
-            RuleId::KallelseSip => "kallelse_sip",
-            RuleId::KvittensUtskrivningsklar => "kvittens_utskrivningsklar",
-            RuleId::KvittensInskrivningsmeddelande => "kvittens_inskrivningsmeddelande",
-            RuleId::FastVardkontaktSaknas => "fast_vardkontakt_saknas",
-            RuleId::UtskrivningsklarSaknas => "utskrivningsklar_saknas",
-            RuleId::BemanningStorhelg => "bemanning_storhelg",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<RuleId> {
-        RuleId::ALL.into_iter().find(|r| r.as_str() == s.trim())
-    }
-}
-
-impl std::fmt::Display for RuleId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Sannolikhet 1–4 × konsekvens 1–4 (the county routine's risk matrix).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Risk {
-    pub sannolikhet: u8,
-    pub konsekvens: u8,
-}
-
-impl Risk {
-    pub fn value(self) -> u8 {
-        self.sannolikhet * self.konsekvens
-    }
-
-    /// 1–3 låg, 4–6 måttlig, 8–9 hög, 12–16 mycket hög.
-    pub fn class(self) -> &'static str {
-        match self.value() {
-            0..=3 => "låg",
-            4..=6 => "måttlig",
-            7..=9 => "hög",
-            _ => "mycket hög",
-        }
-    }
-}
+pub use super::registry::{Risk, RuleId};
 
 /// Which documented facts make SIP needed for `kallelse_sip` (SPEC §4.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -105,21 +36,9 @@ fn date(y: i32, m: u32, d: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(y, m, d).unwrap_or(NaiveDate::MIN)
 }
 
+/// Each rule's own default risk (its file in `src/rules/`).
 fn default_risk() -> BTreeMap<RuleId, Risk> {
-    let r = |sannolikhet, konsekvens| Risk {
-        sannolikhet,
-        konsekvens,
-    };
-    BTreeMap::from([
-        (RuleId::Inskrivningsmeddelande24h, r(3, 3)),
-        (RuleId::KallelseSip, r(3, 3)),
-        (RuleId::KvittensUtskrivningsklar, r(3, 2)),
-        (RuleId::KvittensInskrivningsmeddelande, r(2, 2)),
-        (RuleId::FastVardkontaktSaknas, r(3, 3)),
-        (RuleId::UtskrivningsklarSaknas, r(2, 3)),
-        // A recommendation, not law: lower by default (SPEC §4.4).
-        (RuleId::BemanningStorhelg, r(2, 1)),
-    ])
+    RuleId::ALL.into_iter().map(|r| (r, r.rule().risk)).collect()
 }
 
 impl Profile {
@@ -128,17 +47,14 @@ impl Profile {
         self.enabled
             .iter()
             .copied()
-            .filter(|r| *r != RuleId::BemanningStorhelg)
+            .filter(|r| matches!(r.rule().judge, super::registry::Judge::Case(_)))
             .collect()
     }
 
     pub fn nationell() -> Profile {
         Profile {
             name: "nationell".into(),
-            enabled: RuleId::ALL
-                .into_iter()
-                .filter(|r| *r != RuleId::KvittensInskrivningsmeddelande)
-                .collect(),
+            enabled: RuleId::ALL.into_iter().filter(|r| r.rule().on_by_default).collect(),
             kallelse_days: 3,
             kallelse_brytpunkt: false,
             sip_sources: BTreeSet::from([SipSource::BehovAvSip, SipSource::Sparfarg]),
