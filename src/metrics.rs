@@ -87,9 +87,15 @@ impl Metrics {
         counter.inc_by(n as u64);
     }
 
+    /// A request's method as the labels and the log name it: a known
+    /// method, else `other`.
+    pub fn method_label(method: &str) -> &'static str {
+        METHODS.iter().copied().find(|m| *m == method).unwrap_or("other")
+    }
+
     /// Counts a request under the closed set of labels (module doc).
     pub fn observe_request(&self, method: &str, route: &str, status: u16, seconds: f64) {
-        let method = METHODS.iter().copied().find(|m| *m == method).unwrap_or("other");
+        let method = Metrics::method_label(method);
         let labels = RequestLabels {
             method,
             route: route.to_string(),

@@ -354,10 +354,12 @@ impl Event {
             Some(EventType::Bemanning) => p.optional_id("case"),
             _ => p.required_id("case"),
         };
-        p.no_personnummer("id", id.as_deref(), hasher);
-        p.no_personnummer("case", case.as_deref(), hasher);
         let to = p.to(kind);
         let reference = p.reference(kind);
+        p.no_personnummer("id", id.as_deref(), hasher);
+        p.no_personnummer("case", case.as_deref(), hasher);
+        // `ref` names another event's id: never a person's either.
+        p.no_personnummer("ref", reference.as_deref(), hasher);
         let value = p.value(kind);
         let (patient, age_band) = p.patient(kind, at, hasher).unzip();
         if !p.errors.is_empty() {

@@ -134,7 +134,19 @@ impl PatientHasher {
     /// digits (unless switched off), or anywhere in it with its separator
     /// (`YYMMDD-NNNN`, `YYMMDD+NNNN`, `YYYYMMDD-NNNN`).
     pub fn id_holds_personnummer(&self, id: &str) -> bool {
-        let id = id.trim();
+        // A typographic dash or minus written for the separator is one too.
+        let id: String = id
+            .trim()
+            .chars()
+            .map(|c| {
+                if matches!(c, '\u{2010}'..='\u{2015}' | '\u{2212}') {
+                    '-'
+                } else {
+                    c
+                }
+            })
+            .collect();
+        let id = id.as_str();
         if id.bytes().all(|b| b.is_ascii_digit()) {
             return match id.len() {
                 12 => normalise(id).is_ok(),
@@ -142,7 +154,8 @@ impl PatientHasher {
                 _ => false,
             };
         }
-        separated_numbers(id).any(|candidate| normalise(&candidate).is_ok())
+        let found = separated_numbers(id).any(|candidate| normalise(&candidate).is_ok());
+        found
     }
 
     pub fn hash(&self, input: &str) -> Result<PatientHash, PatientError> {
@@ -154,6 +167,20 @@ impl PatientHasher {
         let normalised = normalise(input)?;
         let born = birth_date(&normalised).ok_or(PatientError::Date)?;
         Ok((self.hash_normalised(&normalised)?, AgeBand::at(born, on)))
+    }
+
+    /// HMAC-SHA256 under the installation key of `text`, for `purpose`
+    /// (another purpose, another hash): what is kept of a typed user name
+    /// that may be a personnummer or a password typed in the wrong field.
+    pub fn keyed(&self, purpose: &str, text: &str) -> String {
+        // HMAC takes a key of any length: this cannot fail.
+        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(self.key.expose()) else {
+            return String::new();
+        };
+        mac.update(purpose.as_bytes());
+        mac.update(&[0]);
+        mac.update(text.as_bytes());
+        hex::encode(mac.finalize().into_bytes())
     }
 
     fn hash_normalised(&self, normalised: &str) -> Result<PatientHash, PatientError> {
@@ -334,6 +361,8 @@ mod tests {
             // A samordningsnummer (day + 60).
             "19701063-2391",
             "x0019121212-1212",
+            "19121212\u{2013}1212",
+            "121212\u{2212}1212",
         ] {
             assert!(h.id_holds_personnummer(id), "{id} should be refused");
         }

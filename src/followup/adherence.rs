@@ -175,12 +175,15 @@ pub fn rows(tally: &Tally, units: &[Unit], group: Group, visible: Visible) -> Ve
             }],
             Group::Subtree => {
                 let mut chain = Vec::new();
+                let mut walked: Vec<&str> = Vec::new();
                 let mut cur = unit.as_deref();
-                // Bounded: a cycle in a badly loaded tree must not hang a report.
+                // Bounded by every unit walked, seen by the caller or not: a
+                // loop stored in the tree must never hang a report.
                 while let Some(u) = cur {
-                    if chain.len() > 64 || chain.iter().any(|c: &String| c == u) {
+                    if walked.len() > 64 || walked.contains(&u) {
                         break;
                     }
+                    walked.push(u);
                     if visible.unit(Some(u)) {
                         chain.push(u.to_string());
                     }

@@ -129,6 +129,16 @@ pub fn lock_user(conn: &mut DbConn, id: i64) -> QueryResult<()> {
     Ok(())
 }
 
+/// Serialises changes of the unit register until the transaction ends
+/// (PostgreSQL; SQLite's write transactions are serial already), so two
+/// updates that each alone make no loop of parents cannot together.
+pub fn lock_units(conn: &mut DbConn) -> QueryResult<()> {
+    if let DbConn::Pg(c) = conn {
+        diesel::sql_query("LOCK TABLE units IN SHARE ROW EXCLUSIVE MODE").execute(c)?;
+    }
+    Ok(())
+}
+
 /// Makes sure an unknown name's row exists (failed 0) and, on PostgreSQL,
 /// locks it for the rest of the transaction, so concurrent failures under
 /// one name are counted one by one.

@@ -280,9 +280,29 @@ pub fn migrate(conn: &mut DbConn) -> anyhow::Result<Vec<String>> {
     // The scrubbed CSV rows' old pages may still sit in the WAL: written
     // into the file (where secure_delete zeroed the old cells) and dropped.
     if let (DbConn::Sqlite(c), true) = (&mut *conn, applied.iter().any(|v| v == SCRUB_CSV_ROWS)) {
-        c.batch_execute("PRAGMA wal_checkpoint(TRUNCATE)")?;
+        checkpoint_truncate(c)?;
     }
     Ok(applied)
+}
+
+/// `PRAGMA wal_checkpoint(TRUNCATE)` until no reader holds it back (a few
+/// tries), so no old page stays in the WAL; said in the log when it could not.
+fn checkpoint_truncate(c: &mut SqliteConnection) -> anyhow::Result<()> {
+    use diesel::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Checkpoint {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        busy: i32,
+    }
+    for attempt in 0..20 {
+        let r: Vec<Checkpoint> = diesel::sql_query("PRAGMA wal_checkpoint(TRUNCATE)").load(c)?;
+        if r.first().is_some_and(|r| r.busy == 0) {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100 * (attempt + 1)));
+    }
+    tracing::warn!("WAL-filen kunde inte tömmas efter migreringen: en annan process läser databasen; gamla sidor ligger kvar i WAL-filen till nästa kontrollpunkt");
+    Ok(())
 }
 
 /// The migration that rewrites CSV rows kept whole before (docs/import.md).

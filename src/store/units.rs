@@ -86,6 +86,7 @@ pub fn upsert(conn: &mut DbConn, list: &[Unit]) -> Result<(usize, usize), UnitsE
 
 fn upsert_once(conn: &mut DbConn, list: &[Unit]) -> Result<(usize, usize), UnitsError> {
     super::backend::write_tx(conn, |conn| {
+        super::backend::lock_units(conn)?;
         let (mut created, mut updated) = (0, 0);
         let mut reshaped = false;
         let t = now();

@@ -1,14 +1,14 @@
 //! Failed logins under a user name no account has, counted exactly like an
 //! account's (`users::login_record`, which passes its limits in): five in a
-//! row lock the name for fifteen minutes. What is kept of a name is its SHA-256, one row of fixed
-//! size, pruned once it is older than the lock time and capped in number,
+//! row lock the name for fifteen minutes. What is kept of a name is an HMAC
+//! under the installation key (`PatientHasher::keyed`: a typed name may be a
+//! personnummer or a password in the wrong field), one row of fixed size, pruned once it is older than the lock time and capped in number,
 //! so an anonymous caller cannot make the service keep more than
 //! [`KEPT`] rows, whatever names it tries. The row is written in one write
 //! transaction, as a known name's is, so the two answers cost the same.
 
 use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
-use sha2::{Digest, Sha256};
 
 use super::schema::unknown_logins as ul;
 use super::{backend, now, DbConn};
@@ -16,21 +16,16 @@ use super::{backend, now, DbConn};
 /// At most this many names are remembered; past it the oldest go first.
 pub const KEPT: i64 = 10_000;
 
-/// The stored key of a user name: SHA-256 of the name as typed (trimmed).
-pub fn name_hash(name: &str) -> String {
-    hex::encode(Sha256::digest(name.as_bytes()))
-}
-
-/// Records a failed login under an unknown name: `Some(until)` when the
-/// name is locked (now or already), after `lock_after` failures in a row
-/// for `lock_minutes`.
+/// Records a failed login under an unknown name, known by its keyed hash:
+/// `Some(until)` when the name is locked (now or already), after
+/// `lock_after` failures in a row for `lock_minutes`.
 pub fn record_failure(
     conn: &mut DbConn,
-    name: &str,
+    key: &str,
     lock_after: i32,
     lock_minutes: i64,
 ) -> QueryResult<Option<NaiveDateTime>> {
-    let key = name_hash(name);
+    let key = key.to_string();
     backend::write_tx(conn, |conn| {
         let at = now();
         prune(conn, at, lock_minutes)?;
@@ -70,8 +65,10 @@ pub fn prune(conn: &mut DbConn, at: NaiveDateTime, lock_minutes: i64) -> QueryRe
     diesel::delete(ul::table.filter(ul::touched.lt(cutoff))).execute(conn)?;
     let n: i64 = ul::table.count().get_result(conn)?;
     if n >= KEPT {
+        // Unlocked names go first: a flood of new names must not lift the
+        // lock of a name (and tell by that whether an account has it).
         let oldest: Vec<String> = ul::table
-            .order((ul::touched, ul::name_hash))
+            .order((ul::locked_until.is_not_null(), ul::touched, ul::name_hash))
             .select(ul::name_hash)
             .limit(n - KEPT + 1)
             .load(conn)?;

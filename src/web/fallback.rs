@@ -40,6 +40,10 @@ pub fn extractors(cfg: &mut web::ServiceConfig) {
                     ErrorCode::BadRequest,
                     format!("kroppen kunde inte läsas: {}", json_reason(d)),
                 ),
+                actix_web::error::JsonPayloadError::Overflow { .. }
+                | actix_web::error::JsonPayloadError::OverflowKnownLength { .. } => {
+                    AppError::new(ErrorCode::TooLarge, "kroppen är större än tjänsten tar emot")
+                }
                 actix_web::error::JsonPayloadError::ContentType => AppError::new(
                     ErrorCode::BadRequest,
                     "kroppen ska vara JSON (Content-Type: application/json)",
@@ -97,10 +101,14 @@ fn page_for(req: &HttpRequest, error: &AppError) -> HttpResponse {
 /// document (`/api/…`, `/healthz`, `/readyz`, `/metrics`) asked with another
 /// method, else 404.
 pub async fn default_service(req: HttpRequest) -> HttpResponse {
-    if let Some(allowed) = api_methods(req.path()) {
+    // The path as routing reads it (percent-decoded), as the routes matched it.
+    if let Some(allowed) = api_methods(req.match_info().as_str()) {
         let error = AppError::new(
             ErrorCode::MethodNotAllowed,
-            format!("adressen tar inte emot {}; den tar emot {allowed}", req.method()),
+            format!(
+                "adressen tar inte emot {}; den tar emot {allowed}",
+                crate::metrics::Metrics::method_label(req.method().as_str())
+            ),
         );
         let mut res = error.error_response();
         if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&allowed) {

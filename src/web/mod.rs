@@ -34,7 +34,7 @@ pub fn server(
             .app_data(web::PayloadConfig::new(max_body))
             .wrap_fn(move |req, srv| {
                 let started = Instant::now();
-                let method = req.method().to_string();
+                let method = crate::metrics::Metrics::method_label(req.method().as_str());
                 let metrics = metrics.clone();
                 let fut = srv.call(req);
                 async move {
@@ -42,7 +42,7 @@ pub fn server(
                     let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".into());
                     let status = res.status().as_u16();
                     let secs = started.elapsed().as_secs_f64();
-                    metrics.observe_request(&method, &route, status, secs);
+                    metrics.observe_request(method, &route, status, secs);
                     tracing::info!(%method, %route, status, ms = secs * 1000.0, "anrop");
                     Ok(res)
                 }

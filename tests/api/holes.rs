@@ -24,6 +24,7 @@ crate::on_both!(
     a_list_read_is_found_by_its_case_however_the_query_is_spelled,
     what_the_document_forbids_is_refused_and_what_it_allows_is_taken,
     csv_rows_stored_before_are_scrubbed_by_the_migration,
+    two_updates_at_once_never_store_a_loop,
 );
 
 /// A request written by hand, for methods and bodies a client would not send.
@@ -56,7 +57,14 @@ fn a_user_name_is_bounded_and_unknown_names_lock_in_the_database(b: Backend) {
     let answers: Vec<u16> = (0..5).map(|_| login_as(&app, "ingen.sadan")).collect();
     assert_eq!(answers, [401, 401, 401, 401, 429]);
     assert_eq!(count(&app), 1);
-    assert!(!app.db.dump().contains("ingen.sadan"), "only the name's hash is kept");
+    let dump = app.db.dump();
+    assert!(!dump.contains("ingen.sadan"), "only the name's keyed hash is kept");
+    use sha2::Digest as _;
+    let plain = hex::encode(sha2::Sha256::digest(b"ingen.sadan"));
+    assert!(
+        !dump.contains(&plain),
+        "an unkeyed hash of a typed name can be reversed"
+    );
     // The lock is in the database: another instance (or a restart) keeps it.
     let cfg = crate::helpers::config(&app.db);
     let again = spawn_on(crate::helpers::TestDb::Shared { url: app.db.url() }, cfg);
@@ -257,6 +265,14 @@ fn an_id_that_is_a_personnummer_is_refused_and_nothing_is_stored(b: Backend) {
             "case",
             r#"{"id":"p5","case":"1212121212","type":"inskrivning","at":"2026-05-04T08:00:00+02:00","unit":"AVD1"}"#,
         ),
+        (
+            "ref",
+            r#"{"id":"p6","case":"C1","type":"kvittens","at":"2026-05-04T08:00:00+02:00","unit":"AVD1","ref":"19121212-1212"}"#,
+        ),
+        (
+            "case",
+            r#"{"id":"p7","case":"19121212–1212","type":"inskrivning","at":"2026-05-04T08:00:00+02:00","unit":"AVD1"}"#,
+        ),
     ] {
         let r = app.post_events(&format!("{good}\n{line}\n"));
         assert_eq!(r.status, 400, "{line}: {}", r.body);
@@ -378,6 +394,20 @@ fn a_unit_loop_is_refused_everywhere_and_a_stored_one_never_widens_a_scope(b: Ba
             .unwrap();
     }
     assert_eq!(visible_cases(&app, &w1), ["C-W1"]);
+    // A report that walks the tree upwards answers too (the loop lies
+    // outside the ward's scope, so a walk bounded by what it sees would spin).
+    let agent = ureq::AgentBuilder::new()
+        .timeout(std::time::Duration::from_secs(30))
+        .build();
+    let r = agent
+        .get(&format!(
+            "{}/api/v1/reports/adherence?from=2026-01-01&to=2026-12-31&group=subtree",
+            app.base
+        ))
+        .set("Authorization", &format!("Bearer {w1}"))
+        .call()
+        .expect("the adherence report answers with a loop stored");
+    assert_eq!(r.status(), 200);
     let kl = token(&app.pool, Role::Handlaggare, Some("KL"));
     let mut seen = visible_cases(&app, &kl);
     seen.sort();
@@ -452,6 +482,12 @@ fn errors_before_a_handler_are_ours_in_swedish(b: Backend) {
         text.contains("allow: GET, POST") || text.contains("Allow: GET, POST"),
         "{text}"
     );
+    let (status, text) = raw_http(
+        &app,
+        "DELETE /api/v1/sc%61ns HTTP/1.1\nHost: x\nContent-Length: 0\nConnection: close\n",
+        b"",
+    );
+    assert_eq!(status, 405, "a percent-encoded path is the path routing reads: {text}");
     assert!(text.contains("method_not_allowed"), "{text}");
     for path in ["/finns-inte", "/avvikelser/abc"] {
         let r = app.request("GET", path, None, None);
@@ -613,4 +649,35 @@ fn csv_rows_stored_before_are_scrubbed_by_the_migration(b: Backend) {
     );
     assert_eq!(v["at"], "2026-05-04T06:00:00Z");
     assert!(v["patient"].as_str().unwrap().starts_with("hmac:"), "{raw}");
+}
+
+/// Each update alone makes no loop; at once they would (U4 under U5 and U5
+/// under U4): one of them is refused, on PostgreSQL too.
+fn two_updates_at_once_never_store_a_loop(b: Backend) {
+    let app = spawn_app(b);
+    let flat = r#"[{"id":"U4","name":"U4","kind":"kommun","huvudman":"K"},{"id":"U5","name":"U5","kind":"kommun","huvudman":"K"}]"#;
+    for round in 0..10 {
+        assert_eq!(app.post_units(flat).status, 200);
+        let answers: Vec<u16> = std::thread::scope(|s| {
+            let one = s.spawn(|| {
+                app.post_units(r#"[{"id":"U4","name":"U4","kind":"kommun","huvudman":"K","parent":"U5"}]"#)
+                    .status
+            });
+            let two = s.spawn(|| {
+                app.post_units(r#"[{"id":"U5","name":"U5","kind":"kommun","huvudman":"K","parent":"U4"}]"#)
+                    .status
+            });
+            vec![one.join().unwrap(), two.join().unwrap()]
+        });
+        let units = app.get("/api/v1/units").json();
+        let parent = |id: &str| units.as_array().unwrap().iter().find(|u| u["id"] == id).unwrap()["parent"].clone();
+        assert!(
+            parent("U4").is_null() || parent("U5").is_null(),
+            "round {round}: a loop was stored ({answers:?})"
+        );
+        assert!(
+            answers.contains(&200) && answers.contains(&400),
+            "round {round}: {answers:?}"
+        );
+    }
 }

@@ -43,8 +43,7 @@ fn pause_for(n: u32) -> Duration {
 pub const ADDRESSES_KEPT: usize = 10_000;
 
 /// The longest user name a login looks up. Longer is refused before
-/// anything is stored or verified (a user name is at most 200 characters,
-/// `svu-vakt user create`).
+/// anything is stored or verified (names that accounts have are shorter).
 pub const MAX_USERNAME_CHARS: usize = 200;
 
 fn failures(state: &AppState, ip: Option<IpAddr>) -> u32 {
@@ -155,9 +154,10 @@ pub async fn log_in(
             // An unknown name is counted in the database too: the same
             // write, the same time, as a known one (module doc).
             if candidate.id.is_none() {
+                let key = st.hasher.keyed("inloggning", &username);
                 let locked = crate::store::unknown_logins::record_failure(
                     &mut conn,
-                    &username,
+                    &key,
                     users::LOCK_AFTER,
                     users::LOCK_MINUTES,
                 )?;
