@@ -1,8 +1,8 @@
-//! Turning a chunk's findings into deviations, in the chunk's transaction:
-//! file what is new (fingerprint rule + case + unit + due, unique in the
-//! database), update facts that changed, withdraw what the data no longer
-//! supports, and queue each mail (as a reference) in the same transaction as
-//! its deviation.
+//! Doing, in the chunk's transaction, what `plan` decided for a chunk's
+//! findings: file what is new (fingerprint rule + case + unit + due, unique
+//! in the database), update facts that changed, reopen, withdraw what the
+//! data no longer supports, and queue each mail (as a reference) in the same
+//! transaction as its deviation.
 //!
 //! Only evidence withdraws (SPEC §6). A backfill scan, as of an earlier
 //! instant than a scan before it, sees fewer events than that scan did: it
@@ -12,8 +12,8 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, NaiveDateTime, Utc};
-use sha2::{Digest, Sha256};
 
+use super::plan::{self, plan, Action, Terms};
 use super::{Auditor, Counts};
 use crate::mail::outbox;
 use crate::mail::routing;
@@ -22,35 +22,8 @@ use crate::rules::{Finding, RuleId, Units};
 use crate::store::deviations::{self, DeviationRow, NewDeviation, NewHistory, OPEN};
 use crate::store::{backend, now, DbConn};
 
-pub fn fingerprint(f: &Finding) -> String {
-    let key = format!(
-        "{}|{}|{}|{}",
-        f.rule.as_str(),
-        f.case.as_ref().map_or("", |c| c.as_str()),
-        f.unit.as_ref().map_or("", |u| u.as_str()),
-        f.due.timestamp()
-    );
-    hex::encode(Sha256::digest(key.as_bytes()))
-}
-
 fn naive(t: DateTime<Utc>) -> NaiveDateTime {
     t.naive_utc()
-}
-
-/// The obligation a deviation is about. The unit is part of it where the
-/// unit is what the obligation is about (staffing, a recipient's kvittens,
-/// the ward); not where the responsible unit is found from data that an
-/// earlier instant may not show yet (the fast vårdkontakt of a kallelse).
-type Obligation = (String, Option<String>, Option<String>, NaiveDateTime);
-
-fn obligation_of(rule: &str, case: Option<&str>, unit: Option<&str>, due: NaiveDateTime) -> Obligation {
-    let unit_varies = RuleId::parse(rule).is_some_and(|r| !r.rule().unit_in_obligation);
-    (
-        rule.to_string(),
-        case.map(String::from),
-        if unit_varies { None } else { unit.map(String::from) },
-        due,
-    )
 }
 
 pub struct Filing<'a> {
@@ -64,7 +37,9 @@ pub struct Filing<'a> {
 }
 
 impl Filing<'_> {
-    /// `findings` are those past due + grace; `existing` every deviation of the same scope.
+    /// `findings` are those past due + grace; `existing` every deviation of
+    /// the same scope. What to do is decided by [`plan`], with no database;
+    /// here it is done, new deviations in a few multi-row statements.
     pub fn apply(
         &self,
         conn: &mut DbConn,
@@ -77,46 +52,34 @@ impl Filing<'_> {
         let mut ids: Vec<i64> = existing.iter().map(|d| d.id).collect();
         ids.sort_unstable();
         backend::lock_deviations(conn, &ids)?;
-        let covered: HashSet<Obligation> = existing
-            .iter()
-            .map(|d| obligation_of(&d.rule, d.case_id.as_deref(), d.unit.as_deref(), d.due))
-            .collect();
-        let mut by_fp: HashMap<String, DeviationRow> =
-            existing.into_iter().map(|d| (d.fingerprint.clone(), d)).collect();
-        let mut seen = HashSet::new();
-        let mut new = Vec::new();
-        for f in findings {
-            let fp = fingerprint(f);
-            if !seen.insert(fp.clone()) {
-                continue;
-            }
-            match by_fp.remove(&fp) {
-                None if self.backfill && covered.contains(&obligation(f)) => {}
-                None => new.push((f, fp)),
-                Some(_) if self.backfill => {}
-                Some(d) if d.status == "aterkallad" => {
-                    self.reopen(conn, &d)?;
+        let terms = Terms {
+            backfill: self.backfill,
+            mail_cutoff: self.mail_cutoff,
+            active: self.active,
+        };
+        let (mut new, mut gone) = (Vec::new(), Vec::new());
+        for action in plan(findings, existing, &terms) {
+            match action {
+                Action::File {
+                    finding, fingerprint, ..
+                } => new.push((finding, fingerprint)),
+                Action::UpdateFacts { deviation, finding } => {
+                    let (status, done, late) = plan::facts(finding);
+                    deviations::update_facts(conn, &deviation, status, done, late)?;
+                    counts.updated += 1;
+                }
+                Action::Reopen { deviation, too_old } => {
+                    self.reopen(conn, &deviation, too_old)?;
                     counts.filed += 1;
                 }
-                Some(d) => {
-                    let done = f.done.map(|t| naive(t.with_timezone(&Utc)));
-                    if d.finding_status != f.status.as_str() || d.done_at != done || d.late_minutes != f.late_minutes {
-                        deviations::update_facts(conn, &d, f.status.as_str(), done, f.late_minutes)?;
-                        counts.updated += 1;
-                    }
-                }
+                Action::Withdraw(deviation) => gone.push(deviation),
             }
         }
+        // New reports queue before the withdrawals, as they always have.
         self.file(conn, &new, counts)?;
-        if self.backfill {
-            return Ok(());
-        }
-        for d in by_fp.into_values() {
-            let active = RuleId::parse(&d.rule).is_some_and(|r| self.active.contains(&r));
-            if active && OPEN.contains(&d.status.as_str()) {
-                self.withdraw(conn, &d)?;
-                counts.withdrawn += 1;
-            }
+        for deviation in gone {
+            self.withdraw(conn, &deviation)?;
+            counts.withdrawn += 1;
         }
         Ok(())
     }
@@ -196,7 +159,7 @@ impl Filing<'_> {
     }
 
     /// A withdrawn deviation whose finding came back is reported again.
-    fn reopen(&self, conn: &mut DbConn, d: &DeviationRow) -> anyhow::Result<()> {
+    fn reopen(&self, conn: &mut DbConn, d: &DeviationRow, too_old: bool) -> anyhow::Result<()> {
         deviations::set_status(
             conn,
             d,
@@ -206,7 +169,7 @@ impl Filing<'_> {
         )?;
         // Too old to act on, and never told: stays unmailed. A recipient who
         // was told (report, then withdrawal) hears that it is back, whatever its age.
-        if d.due.and_utc() < self.mail_cutoff && !deviations::was_mailed(conn, d.id)? {
+        if too_old && !deviations::was_mailed(conn, d.id)? {
             return Ok(());
         }
         if self.auditor.mail.mode == MailMode::PerAvvikelse {
@@ -245,13 +208,4 @@ impl Filing<'_> {
         }
         Ok(())
     }
-}
-
-fn obligation(f: &Finding) -> Obligation {
-    obligation_of(
-        f.rule.as_str(),
-        f.case.as_ref().map(|c| c.as_str()),
-        f.unit.as_ref().map(|u| u.as_str()),
-        naive(f.due_utc()),
-    )
 }

@@ -6,6 +6,7 @@
 //! so nothing is ever filed twice. Every run is recorded in `scan_runs`.
 
 pub mod filing;
+pub mod plan;
 pub mod report;
 pub mod schedule;
 
