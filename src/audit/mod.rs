@@ -14,7 +14,6 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, NaiveDateTime, NaiveTime, Utc};
-use diesel::prelude::*;
 use serde::Serialize;
 use sha2::Digest as _;
 
@@ -29,7 +28,7 @@ use crate::rules::bemanning::{staffing_dues, StaffingTracker};
 use crate::rules::{case, Finding, Obligation, Outcome, Profile, RuleId, Units};
 use crate::store::candidates::Candidate;
 use crate::store::followup::{self, NewObligation};
-use crate::store::schema::{cases, events, scan_runs};
+use crate::store::scans;
 use crate::store::{backend, deviations, now, DbConn, Pool};
 
 /// How long a scan holds the SQLite lease before it must renew it.
@@ -66,30 +65,7 @@ pub struct ScanSummary {
     pub counts: Counts,
 }
 
-/// One row of `scan_runs`, as the API and the scan-runs page show it.
-#[derive(Debug, Clone, Queryable)]
-pub struct RunRow {
-    pub id: i64,
-    pub started_at: NaiveDateTime,
-    pub finished_at: Option<NaiveDateTime>,
-    pub as_of: NaiveDateTime,
-    pub full_scan: bool,
-    pub backfill: bool,
-    pub cases_evaluated: i32,
-    pub findings: i32,
-    pub filed: i32,
-    pub updated: i32,
-    pub withdrawn: i32,
-    pub errors: i32,
-    pub error_text: Option<String>,
-    pub status: String,
-    pub unmailed: i32,
-}
-
-/// The latest `limit` scan runs, newest first.
-pub fn recent_runs(conn: &mut DbConn, limit: i64) -> QueryResult<Vec<RunRow>> {
-    scan_runs::table.order(scan_runs::id.desc()).limit(limit).load(conn)
-}
+pub use crate::store::scans::{recent_runs, RunRow};
 
 /// How far ahead of the clock an operator's `as_of` may lie (clock skew).
 pub const FUTURE_SKEW_MINUTES: i64 = 5;
@@ -162,33 +138,18 @@ impl Auditor {
         let as_of = as_of.unwrap_or_else(Utc::now);
         let as_of = DateTime::from_timestamp(as_of.timestamp(), 0).unwrap_or(as_of);
         // Holding the lock, any run still marked running was killed.
-        diesel::update(scan_runs::table.filter(scan_runs::status.eq("pagar")))
-            .set((
-                scan_runs::status.eq("avbruten"),
-                scan_runs::error_text.eq("granskningen avbröts innan den blev klar (processen stoppades eller förbindelsen med databasen bröts)"),
-            ))
-            .execute(&mut conn)
-            .map_err(|e| anyhow::anyhow!(e))?;
-        let previous = last_good_run(&mut conn).map_err(|e| anyhow::anyhow!(e))?;
-        let high_water = high_water(&mut conn).map_err(|e| anyhow::anyhow!(e))?;
+        scans::mark_interrupted(&mut conn).map_err(|e| anyhow::anyhow!(e))?;
+        let previous = scans::last_good_run(&mut conn).map_err(|e| anyhow::anyhow!(e))?;
+        let high_water = scans::high_water(&mut conn).map_err(|e| anyhow::anyhow!(e))?;
         let full = full || previous.is_none();
-        let run_id: i64 = diesel::insert_into(scan_runs::table)
-            .values((
-                scan_runs::started_at.eq(now()),
-                scan_runs::as_of.eq(as_of.naive_utc()),
-                scan_runs::full_scan.eq(full),
-                scan_runs::backfill.eq(high_water.is_some_and(|h| as_of < h)),
-                scan_runs::status.eq("pagar"),
-            ))
-            .returning(scan_runs::id)
-            .get_result(&mut conn)
-            .map_err(|e| anyhow::anyhow!(e))?;
+        let backfill = high_water.is_some_and(|h| as_of < h);
+        let run_id = scans::begin(&mut conn, as_of.naive_utc(), full, backfill).map_err(|e| anyhow::anyhow!(e))?;
         let mut counts = Counts::default();
         let run = Run {
             id: run_id,
             as_of,
             full,
-            backfill: high_water.is_some_and(|h| as_of < h),
+            backfill,
             reference: high_water.map_or(as_of, |h| h.max(as_of)),
             previous,
             holder,
@@ -206,21 +167,15 @@ impl Auditor {
             Ok(()) => ("klar", None),
             Err(e) => ("fel", Some(format!("{e:#}"))),
         };
-        diesel::update(scan_runs::table.find(run_id))
-            .set((
-                scan_runs::finished_at.eq(now()),
-                scan_runs::cases_evaluated.eq(counts.cases_evaluated as i32),
-                scan_runs::findings.eq(counts.findings as i32),
-                scan_runs::filed.eq(counts.filed as i32),
-                scan_runs::updated.eq(counts.updated as i32),
-                scan_runs::withdrawn.eq(counts.withdrawn as i32),
-                scan_runs::unmailed.eq(counts.unmailed as i32),
-                scan_runs::errors.eq(i32::from(error.is_some())),
-                scan_runs::error_text.eq(error.as_deref()),
-                scan_runs::status.eq(status),
-            ))
-            .execute(&mut conn)
-            .map_err(|e| anyhow::anyhow!(e))?;
+        let tally = scans::Tally {
+            cases_evaluated: counts.cases_evaluated as i32,
+            findings: counts.findings as i32,
+            filed: counts.filed as i32,
+            updated: counts.updated as i32,
+            withdrawn: counts.withdrawn as i32,
+            unmailed: counts.unmailed as i32,
+        };
+        scans::finish(&mut conn, run_id, &tally, status, error.as_deref()).map_err(|e| anyhow::anyhow!(e))?;
         result?;
         tracing::info!(
             run = run_id,
@@ -316,7 +271,8 @@ impl Auditor {
         run: &Run,
         since: Option<NaiveDateTime>,
     ) -> anyhow::Result<Option<chrono::NaiveDate>> {
-        let Some(earliest) = earliest_event_date(conn, run.as_of)? else {
+        let Some(earliest) = scans::earliest_event(conn, run.as_of.naive_utc())?.map(|t| local_date(t.and_utc()))
+        else {
             return Ok(None);
         };
         Ok(Some(match (&run.previous, since) {
@@ -374,11 +330,7 @@ impl Auditor {
         // ones a later scan set.
         // Nor the follow-up's rows: they stay as the latest instant judged them.
         if !filing.backfill {
-            for (id, next) in &judged.next_checks {
-                diesel::update(cases::table.find(id))
-                    .set(cases::next_check.eq(next))
-                    .execute(conn)?;
-            }
+            scans::set_next_checks(conn, &judged.next_checks)?;
             followup::replace_cases(conn, &judged.summaries)?;
         }
         let ids: Vec<&str> = chunk.iter().map(|c| c.id.as_str()).collect();
@@ -426,7 +378,9 @@ impl Auditor {
         let (lo, hi) = (lo.naive_utc(), hi.naive_utc());
         let mut tracker = StaffingTracker::default();
         for (day, _) in &dues {
-            for (unit, kind, at) in acts_on(conn, *day, as_of)? {
+            let start = local_instant(*day, NaiveTime::MIN).naive_utc();
+            let end = local_instant(*day + Duration::days(1), NaiveTime::MIN).naive_utc();
+            for (unit, kind, at) in scans::acts_between(conn, start, end, as_of.naive_utc())? {
                 let Some(kind) = EventType::parse(&kind) else { continue };
                 tracker.observe_act(&UnitId(unit), kind, at.and_utc(), units, as_of);
             }
@@ -627,61 +581,8 @@ struct Run {
     backfill: bool,
     /// "Now" for the mail age limit: the latest instant any scan judged.
     reference: DateTime<Utc>,
-    previous: Option<PreviousRun>,
+    previous: Option<scans::PreviousRun>,
     holder: String,
-}
-
-#[derive(Debug, Clone)]
-struct PreviousRun {
-    started_at: NaiveDateTime,
-    as_of: NaiveDateTime,
-}
-
-fn last_good_run(conn: &mut DbConn) -> QueryResult<Option<PreviousRun>> {
-    // A backfill judged as of an earlier instant: what it did not look at
-    // again (it leaves `next_check` alone) the next scan must still see.
-    let row: Option<(NaiveDateTime, NaiveDateTime)> = scan_runs::table
-        .filter(scan_runs::status.eq("klar"))
-        .filter(scan_runs::backfill.eq(false))
-        .order(scan_runs::id.desc())
-        .select((scan_runs::started_at, scan_runs::as_of))
-        .first(conn)
-        .optional()?;
-    Ok(row.map(|(started_at, as_of)| PreviousRun { started_at, as_of }))
-}
-
-/// The local date of the earliest event that had happened by T.
-fn earliest_event_date(conn: &mut DbConn, as_of: DateTime<Utc>) -> QueryResult<Option<chrono::NaiveDate>> {
-    let t: Option<NaiveDateTime> = events::table
-        .filter(events::at.le(as_of.naive_utc()))
-        .select(diesel::dsl::min(events::at))
-        .first(conn)?;
-    Ok(t.map(|t| local_date(t.and_utc())))
-}
-
-/// The latest instant a scan (finished or failed midway) judged as of.
-fn high_water(conn: &mut DbConn) -> QueryResult<Option<DateTime<Utc>>> {
-    let t: Option<NaiveDateTime> = scan_runs::table
-        .filter(scan_runs::status.ne("pagar"))
-        .select(diesel::dsl::max(scan_runs::as_of))
-        .first(conn)?;
-    Ok(t.map(|t| t.and_utc()))
-}
-
-/// Every act (unit, type, instant) on the local day `day` that had happened by T.
-fn acts_on(
-    conn: &mut DbConn,
-    day: chrono::NaiveDate,
-    as_of: DateTime<Utc>,
-) -> QueryResult<Vec<(String, String, NaiveDateTime)>> {
-    let start = local_instant(day, NaiveTime::MIN).naive_utc();
-    let end = local_instant(day + Duration::days(1), NaiveTime::MIN).naive_utc();
-    events::table
-        .filter(events::at.ge(start))
-        .filter(events::at.lt(end))
-        .filter(events::at.le(as_of.naive_utc()))
-        .select((events::unit, events::event_type, events::at))
-        .load(conn)
 }
 
 /// For the crash tests: `SVU_VAKT_FAULT_ABORT_AFTER_CHUNKS=N` kills the

@@ -1,0 +1,152 @@
+//! The scan's log `scan_runs` and what a scan reads besides its candidate
+//! cases (`store::candidates`): runs begun, finished and left behind by a
+//! killed process, the latest good run and the high-water mark, the cases'
+//! next checks, the acts of a staffing day and the earliest event.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::prelude::*;
+
+use super::schema::{cases, events, scan_runs};
+use super::{now, DbConn};
+
+/// One row of `scan_runs`, as the API and the scan-runs page show it.
+#[derive(Debug, Clone, Queryable)]
+pub struct RunRow {
+    pub id: i64,
+    pub started_at: NaiveDateTime,
+    pub finished_at: Option<NaiveDateTime>,
+    pub as_of: NaiveDateTime,
+    pub full_scan: bool,
+    pub backfill: bool,
+    pub cases_evaluated: i32,
+    pub findings: i32,
+    pub filed: i32,
+    pub updated: i32,
+    pub withdrawn: i32,
+    pub errors: i32,
+    pub error_text: Option<String>,
+    pub status: String,
+    pub unmailed: i32,
+}
+
+/// The latest `limit` scan runs, newest first.
+pub fn recent_runs(conn: &mut DbConn, limit: i64) -> QueryResult<Vec<RunRow>> {
+    scan_runs::table.order(scan_runs::id.desc()).limit(limit).load(conn)
+}
+
+/// What a finished run counted.
+pub struct Tally {
+    pub cases_evaluated: i32,
+    pub findings: i32,
+    pub filed: i32,
+    pub updated: i32,
+    pub withdrawn: i32,
+    pub unmailed: i32,
+}
+
+/// The last run that finished (not a backfill): where an incremental scan
+/// starts from.
+#[derive(Debug, Clone)]
+pub struct PreviousRun {
+    pub started_at: NaiveDateTime,
+    pub as_of: NaiveDateTime,
+}
+
+/// Holding the scan lock, any run still marked running was killed.
+pub fn mark_interrupted(conn: &mut DbConn) -> QueryResult<usize> {
+    diesel::update(scan_runs::table.filter(scan_runs::status.eq("pagar")))
+        .set((
+            scan_runs::status.eq("avbruten"),
+            scan_runs::error_text.eq(
+                "granskningen avbröts innan den blev klar (processen stoppades eller förbindelsen med databasen bröts)",
+            ),
+        ))
+        .execute(conn)
+}
+
+/// Records a run begun now (`pagar`); its id.
+pub fn begin(conn: &mut DbConn, as_of: NaiveDateTime, full: bool, backfill: bool) -> QueryResult<i64> {
+    diesel::insert_into(scan_runs::table)
+        .values((
+            scan_runs::started_at.eq(now()),
+            scan_runs::as_of.eq(as_of),
+            scan_runs::full_scan.eq(full),
+            scan_runs::backfill.eq(backfill),
+            scan_runs::status.eq("pagar"),
+        ))
+        .returning(scan_runs::id)
+        .get_result(conn)
+}
+
+/// Records how a run ended (`klar` or `fel` with the error).
+pub fn finish(conn: &mut DbConn, id: i64, t: &Tally, status: &str, error: Option<&str>) -> QueryResult<usize> {
+    diesel::update(scan_runs::table.find(id))
+        .set((
+            scan_runs::finished_at.eq(now()),
+            scan_runs::cases_evaluated.eq(t.cases_evaluated),
+            scan_runs::findings.eq(t.findings),
+            scan_runs::filed.eq(t.filed),
+            scan_runs::updated.eq(t.updated),
+            scan_runs::withdrawn.eq(t.withdrawn),
+            scan_runs::unmailed.eq(t.unmailed),
+            scan_runs::errors.eq(i32::from(error.is_some())),
+            scan_runs::error_text.eq(error),
+            scan_runs::status.eq(status),
+        ))
+        .execute(conn)
+}
+
+/// A backfill judged as of an earlier instant: what it did not look at
+/// again (it leaves `next_check` alone) the next scan must still see.
+pub fn last_good_run(conn: &mut DbConn) -> QueryResult<Option<PreviousRun>> {
+    let row: Option<(NaiveDateTime, NaiveDateTime)> = scan_runs::table
+        .filter(scan_runs::status.eq("klar"))
+        .filter(scan_runs::backfill.eq(false))
+        .order(scan_runs::id.desc())
+        .select((scan_runs::started_at, scan_runs::as_of))
+        .first(conn)
+        .optional()?;
+    Ok(row.map(|(started_at, as_of)| PreviousRun { started_at, as_of }))
+}
+
+/// The latest instant a scan (finished or failed midway) judged as of.
+pub fn high_water(conn: &mut DbConn) -> QueryResult<Option<DateTime<Utc>>> {
+    let t: Option<NaiveDateTime> = scan_runs::table
+        .filter(scan_runs::status.ne("pagar"))
+        .select(diesel::dsl::max(scan_runs::as_of))
+        .first(conn)?;
+    Ok(t.map(|t| t.and_utc()))
+}
+
+/// When each case must be judged again.
+pub fn set_next_checks(conn: &mut DbConn, next: &[(String, Option<NaiveDateTime>)]) -> QueryResult<()> {
+    for (id, at) in next {
+        diesel::update(cases::table.find(id))
+            .set(cases::next_check.eq(at))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// The earliest event that had happened by `as_of` (the `at` index's first entry).
+pub fn earliest_event(conn: &mut DbConn, as_of: NaiveDateTime) -> QueryResult<Option<NaiveDateTime>> {
+    events::table
+        .filter(events::at.le(as_of))
+        .select(diesel::dsl::min(events::at))
+        .first(conn)
+}
+
+/// Every act (unit, type, instant) in `[start, end)` that had happened by `as_of`.
+pub fn acts_between(
+    conn: &mut DbConn,
+    start: NaiveDateTime,
+    end: NaiveDateTime,
+    as_of: NaiveDateTime,
+) -> QueryResult<Vec<(String, String, NaiveDateTime)>> {
+    events::table
+        .filter(events::at.ge(start))
+        .filter(events::at.lt(end))
+        .filter(events::at.le(as_of))
+        .select((events::unit, events::event_type, events::at))
+        .load(conn)
+}
