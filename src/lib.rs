@@ -11,6 +11,7 @@ pub mod demo;
 pub mod domain;
 pub mod feed;
 pub mod followup;
+pub mod handling;
 pub mod ingest;
 pub mod jobs;
 pub mod mail;

@@ -14,7 +14,6 @@ use chrono::{Datelike, NaiveDate, Utc};
 use serde_json::{json, Value};
 
 use super::api::reports::{self as api, ReportQuery, REPORT_READERS, UNIT_READERS};
-use super::auth::Scope;
 use super::error::{AppError, ErrorCode};
 use super::pages::{error_page, user_in_role, PageUser, Pages};
 use super::AppState;
@@ -26,6 +25,7 @@ use crate::followup::charts::{self, Line};
 use crate::followup::leadtimes::{self, exclusion_text, Model};
 use crate::followup::quarterly::{self, Quarterly};
 use crate::followup::{forvarning, handling, Month, Period, Quarter, Visible};
+use crate::handling::Scope;
 use crate::rules::{RuleId, Units};
 use crate::store::DbConn;
 

@@ -19,12 +19,13 @@ use serde_json::{json, Value};
 
 use super::api::deviations as api;
 use super::api::session::{log_in, session_cookie, Credentials};
-use super::auth::{cookie, same_secret, Scope, SESSION_COOKIE};
+use super::auth::{cookie, same_secret, SESSION_COOKIE};
 use super::error::{AppError, ErrorCode};
 use super::AppState;
 use crate::audit::report::{self, local_text};
-use crate::domain::handling::{self, StatusChange};
+use crate::domain::handling::{self as lifecycle, StatusChange};
 use crate::domain::{EventType, Role};
+use crate::handling::{self, Scope};
 use crate::rules::{RuleId, Units};
 use crate::store::deviations::{self, DeviationRow, ListFilter};
 use crate::store::tokens::{self, Caller};
@@ -401,7 +402,7 @@ async fn logout(
 
 /// Days since the due, for an open deviation: "idag", "1 dag", "12 dagar".
 fn age(d: &DeviationRow, now: NaiveDateTime) -> (String, bool) {
-    if !handling::OPEN.contains(&d.status.as_str()) {
+    if !lifecycle::OPEN.contains(&d.status.as_str()) {
         return ("–".into(), false);
     }
     let days = (now - d.due).num_days().max(0);
@@ -548,7 +549,7 @@ async fn list(state: web::Data<AppState>, pages: web::Data<Pages>, req: HttpRequ
         .collect();
     let pages_n = ((total + per_page - 1) / per_page).max(1);
     let selected = |k: &str, v: &str| params.raw.get(k).map(String::as_str) == Some(v);
-    let statuses: Vec<Value> = handling::STATUSES
+    let statuses: Vec<Value> = lifecycle::STATUSES
         .iter()
         .map(|s| json!({"value": s, "label": status_text(s), "selected": selected("status", s)}))
         .collect();
@@ -660,9 +661,7 @@ async fn export(state: web::Data<AppState>, pages: web::Data<Pages>, req: HttpRe
 /// Everything the deviation page shows, read (and logged) as `caller`.
 fn deviation_data(state: &AppState, caller: &Caller, id: i64) -> Result<Value, AppError> {
     let mut conn = state.pool.get()?;
-    let scope = Scope::of(caller, &mut conn)?;
-    let d = api::visible(&mut conn, &scope, id)?;
-    tokens::log_access(&mut conn, caller, "read_deviation", &id.to_string())?;
+    let (scope, d) = handling::open(&mut conn, caller, id)?;
     let registered = units::all(&mut conn)?;
     let names: HashMap<String, String> = registered.iter().map(|u| (u.id.0.clone(), u.name.clone())).collect();
     let units = Units::new(registered);
@@ -695,7 +694,7 @@ fn deviation_data(state: &AppState, caller: &Caller, id: i64) -> Result<Value, A
                 None => format!("Registrerad som {}", status_text(&h.to_status).to_lowercase()),
             };
             json!({"at": local_text(h.at), "actor": h.actor, "change": change,
-                   "note": api::note_for(h.note.as_deref(), &scope)})
+                   "note": handling::note_for(h.note.as_deref(), &scope)})
         })
         .collect();
     let comments: Vec<Value> = deviations::comments_of(&mut conn, id)?
@@ -703,7 +702,7 @@ fn deviation_data(state: &AppState, caller: &Caller, id: i64) -> Result<Value, A
         .map(|c| json!({"at": local_text(c.at), "actor": c.actor, "text": c.text}))
         .collect();
     let handled = deviations::handling_of(&mut conn, id)?.unwrap_or_default();
-    let choices: Vec<Value> = handling::choices(caller.role, &d.status)
+    let choices: Vec<Value> = lifecycle::choices(caller.role, &d.status)
         .iter()
         .map(|s| json!({"value": s, "label": status_text(s)}))
         .collect();
@@ -713,7 +712,7 @@ fn deviation_data(state: &AppState, caller: &Caller, id: i64) -> Result<Value, A
     };
     let mut workers = Vec::new();
     for u in users::list(&mut conn)? {
-        if api::may_work(&mut conn, &u, d.unit.as_deref())? {
+        if handling::may_work(&mut conn, &u, d.unit.as_deref())? {
             let selected = assignee.as_deref() == Some(u.username.as_str());
             workers.push(json!({"username": u.username, "selected": selected}));
         }
@@ -799,9 +798,7 @@ async fn deviation_form(
     id: i64,
     form: web::Form<HashMap<String, String>>,
     saved: &str,
-    action: impl FnOnce(&mut DbConn, &AppState, &Caller, HashMap<String, String>) -> Result<Value, AppError>
-        + Send
-        + 'static,
+    action: impl FnOnce(&mut DbConn, &AppState, &Caller, HashMap<String, String>) -> Result<(), AppError> + Send + 'static,
 ) -> HttpResponse {
     let user = match page_user(&state, &req).await {
         Ok(u) => u,
@@ -854,7 +851,8 @@ async fn change_status(
         if change.status.trim().is_empty() {
             return Err(AppError::new(ErrorCode::Unprocessable, "välj en ny status"));
         }
-        api::change_status(conn, &st.auditor.mail, caller, id, &change)
+        handling::change_status(conn, &st.auditor.mail, caller, id, &change)?;
+        Ok(())
     })
     .await
 }
@@ -869,7 +867,8 @@ async fn assign(
 ) -> HttpResponse {
     let id = path.into_inner();
     deviation_form(state, pages, req, id, form, "tilldelning", move |conn, _, caller, f| {
-        api::assign(conn, caller, id, f.get("username").map(String::as_str))
+        handling::assign(conn, caller, id, f.get("username").map(String::as_str))?;
+        Ok(())
     })
     .await
 }
@@ -884,7 +883,8 @@ async fn add_comment(
 ) -> HttpResponse {
     let id = path.into_inner();
     deviation_form(state, pages, req, id, form, "kommentar", move |conn, _, caller, f| {
-        api::comment(conn, caller, id, f.get("text").map(String::as_str).unwrap_or_default())
+        handling::comment(conn, caller, id, f.get("text").map(String::as_str).unwrap_or_default())?;
+        Ok(())
     })
     .await
 }
