@@ -18,6 +18,7 @@ pub mod mail;
 pub mod metrics;
 pub mod oidc;
 pub mod reminders;
+pub mod report;
 pub mod rules;
 pub mod service;
 pub mod store;

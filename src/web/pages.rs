@@ -31,7 +31,7 @@ use crate::store::deviations::{self, DeviationRow, ListFilter};
 use crate::store::tokens::{self, Caller};
 use crate::store::{events, units, users, DbConn};
 
-const CSS: &str = include_str!("../../static/app.css");
+const CSS: &str = crate::report::quarterly::STYLESHEET;
 
 const TEMPLATES: [(&str, &str); 17] = [
     ("layout", include_str!("../../templates/pages/layout.hbs")),
@@ -51,7 +51,7 @@ const TEMPLATES: [(&str, &str); 17] = [
     ),
     ("leadtimes", include_str!("../../templates/pages/leadtimes.hbs")),
     ("liability", include_str!("../../templates/pages/liability.hbs")),
-    ("quarterly", include_str!("../../templates/pages/quarterly.hbs")),
+    ("quarterly", crate::report::quarterly::TEMPLATE),
     ("warnings", include_str!("../../templates/pages/warnings.hbs")),
     ("staffing", include_str!("../../templates/pages/staffing.hbs")),
 ];
@@ -70,16 +70,6 @@ impl Pages {
                 .map_err(|e| anyhow::anyhow!("sidmallen {name}: {e}"))?;
         }
         Ok(Pages { hb })
-    }
-
-    /// A page's body alone in a standalone document with the stylesheet
-    /// inline (a report saved or printed outside the service).
-    pub fn document(&self, name: &str, title: &str, data: Value) -> anyhow::Result<String> {
-        let body = self.hb.render(name, &data)?;
-        let title = handlebars::html_escape(title);
-        Ok(format!(
-            "<!DOCTYPE html>\n<html lang=\"sv\">\n<head>\n<meta charset=\"utf-8\">\n<title>{title} – svu-vakt</title>\n<style>\n{CSS}</style>\n</head>\n<body>\n<main id=\"innehall\">\n{body}</main>\n</body>\n</html>\n"
-        ))
     }
 
     pub(super) fn render(
@@ -170,15 +160,7 @@ fn event_text(k: EventType) -> &'static str {
     }
 }
 
-/// Percent-encodes a path and query for `?next=`.
-pub(super) fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
+pub(super) use crate::report::format::encode;
 
 pub(super) fn see_other(to: &str) -> HttpResponse {
     HttpResponse::SeeOther().insert_header((header::LOCATION, to)).finish()
