@@ -667,7 +667,9 @@ fn deviation_data(state: &AppState, caller: &Caller, id: i64) -> Result<Value, A
         }
         None => Vec::new(),
     };
-    let history: Vec<Value> = deviations::history_of(&mut conn, id)?
+    let x = handling::detail(&mut conn, caller, scope, d)?;
+    let history: Vec<Value> = x
+        .history
         .iter()
         .map(|h| {
             let change = match h.from_status.as_deref() {
@@ -675,31 +677,28 @@ fn deviation_data(state: &AppState, caller: &Caller, id: i64) -> Result<Value, A
                 Some(_) => "Uppgifter".to_string(),
                 None => format!("Registrerad som {}", status_text(&h.to_status).to_lowercase()),
             };
-            json!({"at": local_text(h.at), "actor": h.actor, "change": change,
-                   "note": handling::note_for(h.note.as_deref(), &scope)})
+            json!({"at": local_text(h.at), "actor": h.actor, "change": change, "note": h.note})
         })
         .collect();
-    let comments: Vec<Value> = deviations::comments_of(&mut conn, id)?
+    let comments: Vec<Value> = x
+        .comments
         .iter()
         .map(|c| json!({"at": local_text(c.at), "actor": c.actor, "text": c.text}))
         .collect();
-    let handled = deviations::handling_of(&mut conn, id)?.unwrap_or_default();
-    let choices: Vec<Value> = lifecycle::choices(caller.role, &d.status)
+    let choices: Vec<Value> = x
+        .allowed
         .iter()
         .map(|s| json!({"value": s, "label": status_text(s)}))
         .collect();
-    let assignee = match handled.assigned_to {
-        Some(uid) => users::get(&mut conn, uid)?.map(|u| u.username),
-        None => None,
-    };
     let mut workers = Vec::new();
     for u in users::list(&mut conn)? {
-        if handling::may_work(&mut conn, &u, d.unit.as_deref())? {
-            let selected = assignee.as_deref() == Some(u.username.as_str());
+        if handling::may_work(&mut conn, &u, x.deviation.unit.as_deref())? {
+            let selected = x.assignee.as_deref() == Some(u.username.as_str());
             workers.push(json!({"username": u.username, "selected": selected}));
         }
     }
-    let (age_text, overdue) = age(&d, now.naive_utc());
+    let d = &x.deviation;
+    let (age_text, overdue) = age(d, now.naive_utc());
     Ok(json!({
         "d": {"id": d.id, "status": d.status, "case_id": d.case_id},
         "status_text": status_text(&d.status),
@@ -709,10 +708,10 @@ fn deviation_data(state: &AppState, caller: &Caller, id: i64) -> Result<Value, A
         "timeline": timeline,
         "history": history,
         "comments": comments,
-        "atgard": handled.atgard,
-        "reason": handled.reason,
+        "atgard": x.atgard,
+        "reason": x.reason,
         "choices": choices,
-        "assignee": assignee,
+        "assignee": x.assignee,
         "workers": workers,
     }))
 }
