@@ -1,5 +1,5 @@
 //! The deviation lifecycle below the web (SPEC §6.1): the scope of a
-//! caller, reading one deviation as the caller may see it, a change of
+//! caller, list reads under it, reading one deviation as the caller may see it, a change of
 //! status in its transaction with the closing notice it may queue, the
 //! assignment and comments. The API, the pages and the CLI call these;
 //! `domain::handling` decides which change is allowed, `store` holds the SQL.
@@ -19,7 +19,7 @@ pub use status::change_status;
 pub use work::{assign, comment, comment_text, may_work, MAX_COMMENT};
 
 use crate::domain::handling::{self as rules, Refused};
-use crate::store::deviations::{self, CommentRow, DeviationRow, HistoryRow};
+use crate::store::deviations::{self, CommentRow, DeviationRow, HistoryRow, ListFilter};
 use crate::store::tokens::{self, Caller};
 use crate::store::DbConn;
 
@@ -81,6 +81,24 @@ pub fn visible(conn: &mut DbConn, scope: &Scope, id: i64) -> Result<DeviationRow
     deviations::get(conn, id)?
         .filter(|d| scope.contains(d.unit.as_deref()))
         .ok_or(HandlingError::NotFound)
+}
+
+/// A list read: one page of the deviations `caller` may see that match
+/// `filter` (the scope applied in the query), newest due first, with how
+/// many match and the scope. A list read is a read of every deviation in
+/// it: logged first as `action` with `logged` (the filter as decoded).
+pub fn list(
+    conn: &mut DbConn,
+    caller: &Caller,
+    filter: &ListFilter,
+    (page, per_page): (i64, i64),
+    action: &str,
+    logged: &str,
+) -> Result<(Scope, Vec<DeviationRow>, i64), HandlingError> {
+    let scope = Scope::of(caller, conn)?;
+    tokens::log_access(conn, caller, action, logged)?;
+    let (rows, total) = deviations::page(conn, filter, scope.units(), page, per_page)?;
+    Ok((scope, rows, total))
 }
 
 /// The caller's scope and the deviation `id` in it, the read logged.

@@ -192,3 +192,25 @@ fn assignment_only_to_a_person_who_works_the_unit() {
     let x = assign(conn, &admin, id, Some("  ")).unwrap();
     assert_eq!(x.assignee, None);
 }
+
+#[test]
+fn a_list_read_is_scoped_in_the_query_and_logged_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let (pool, id) = database(dir.path());
+    let conn = &mut pool.get().unwrap();
+    let filter = ListFilter::default();
+    let before = tokens::access_log_count(conn).unwrap();
+    let other = caller(Role::Handlaggare, &["C"]);
+    let (scope, rows, total) = list(conn, &other, &filter, (1, 10), "list_deviations", "alla").unwrap();
+    assert_eq!((rows.len(), total), (0, 0));
+    assert!(!scope.contains(Some("B")));
+    let own = caller(Role::Handlaggare, &["A"]);
+    let (_, rows, total) = list(conn, &own, &filter, (1, 10), "list_deviations", "alla").unwrap();
+    assert_eq!((rows.iter().map(|d| d.id).collect::<Vec<_>>(), total), (vec![id], 1));
+    assert_eq!(tokens::access_log_count(conn).unwrap(), before + 2);
+    let none = caller(Role::Handlaggare, &[]);
+    assert!(matches!(
+        list(conn, &none, &filter, (1, 10), "list_deviations", "alla"),
+        Err(HandlingError::NoScope)
+    ));
+}

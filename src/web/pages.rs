@@ -25,7 +25,7 @@ use super::AppState;
 use crate::audit::report::{self, local_text};
 use crate::domain::handling::{self as lifecycle, StatusChange};
 use crate::domain::{EventType, Role};
-use crate::handling::{self, Scope};
+use crate::handling;
 use crate::rules::{RuleId, Units};
 use crate::store::deviations::{self, DeviationRow, ListFilter};
 use crate::store::tokens::{self, Caller};
@@ -470,14 +470,15 @@ async fn list(state: web::Data<AppState>, pages: web::Data<Pages>, req: HttpRequ
     let (page, per_page) = (params.page, params.per_page);
     let result = web::block(move || -> Result<_, AppError> {
         let mut conn = st.pool.get()?;
-        let scope = Scope::of(&caller, &mut conn)?;
-        tokens::log_access(
+        let logged = filter.logged(page, per_page, 50);
+        let (scope, rows, total) = handling::list(
             &mut conn,
             &caller,
+            &filter,
+            (page, per_page),
             "list_deviations",
-            &filter.logged(page, per_page, 50),
+            &logged,
         )?;
-        let (rows, total) = deviations::page(&mut conn, &filter, scope.units(), page, per_page)?;
         let waiting = deviations::open_counts(&mut conn, scope.units())?;
         let names = unit_names(&mut conn)?;
         Ok((rows, total, waiting, names))
@@ -605,9 +606,15 @@ async fn export(state: web::Data<AppState>, pages: web::Data<Pages>, req: HttpRe
     let filter = params.filter.clone();
     let result = web::block(move || -> Result<String, AppError> {
         let mut conn = st.pool.get()?;
-        let scope = Scope::of(&caller, &mut conn)?;
-        tokens::log_access(&mut conn, &caller, "export_deviations", &filter.logged(1, 0, 0))?;
-        let (rows, _) = deviations::page(&mut conn, &filter, scope.units(), 1, i64::MAX / 2)?;
+        let logged = filter.logged(1, 0, 0);
+        let (_, rows, _) = handling::list(
+            &mut conn,
+            &caller,
+            &filter,
+            (1, i64::MAX / 2),
+            "export_deviations",
+            &logged,
+        )?;
         let mut out =
             String::from("\u{feff}id;regel;ärende;enhet;senast;utfört;minuter_sent;status;riskvärde;registrerad\r\n");
         for d in rows {

@@ -11,8 +11,8 @@ use serde_json::json;
 
 use crate::domain::handling::{StatusChange, STATUSES};
 use crate::handling::{self, Detail, Scope};
-use crate::store::deviations::{self, DeviationRow, ListFilter};
-use crate::store::tokens::{self, Role};
+use crate::store::deviations::{DeviationRow, ListFilter};
+use crate::store::tokens::Role;
 use crate::web::auth::Auth;
 use crate::web::error::{AppError, ErrorCode};
 use crate::web::AppState;
@@ -140,15 +140,15 @@ async fn list(state: web::Data<AppState>, auth: Auth, req: HttpRequest) -> Resul
     let (filter, page, per_page) = parse_list(&query)?;
     let (rows, total) = web::block(move || -> Result<(Vec<serde_json::Value>, i64), AppError> {
         let mut conn = state.pool.get()?;
-        let scope = Scope::of(&caller, &mut conn)?;
-        // A list read is a read of every deviation in it: logged with its filter.
-        tokens::log_access(
+        let logged = filter.logged(page, per_page, PER_PAGE);
+        let (scope, rows, total) = handling::list(
             &mut conn,
             &caller,
+            &filter,
+            (page, per_page),
             "list_deviations",
-            &filter.logged(page, per_page, PER_PAGE),
+            &logged,
         )?;
-        let (rows, total) = deviations::page(&mut conn, &filter, scope.units(), page, per_page)?;
         Ok((rows.iter().map(|d| view(d, &scope)).collect(), total))
     })
     .await??;
