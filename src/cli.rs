@@ -554,7 +554,7 @@ pub fn report_quarterly(
         ReportFormat::Csv => quarterly::to_csv(&report),
         ReportFormat::Html => {
             let units = crate::store::units::all(&mut conn)?;
-            crate::web::followup_pages::quarterly_document(&report, &units)?
+            crate::report::quarterly::document(&report, &units)?
         }
     };
     std::io::stdout().lock().write_all(text.as_bytes())?;

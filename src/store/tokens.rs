@@ -10,7 +10,7 @@ use super::{now, DbConn};
 pub use crate::domain::Role;
 
 /// Who is calling: a machine's token or a person's session, with the role
-/// and the units that bound what it may see (see `web::auth::Scope`).
+/// and the units that bound what it may see (see `handling::Scope`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
     pub token_id: Option<i64>,

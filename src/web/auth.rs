@@ -36,51 +36,6 @@ impl Auth {
     }
 }
 
-/// What a caller may see. A handläggare sees its units and every unit below
-/// them; a handläggare without units has no determinable scope and is
-/// denied (SPEC §9: a scope that cannot be determined denies). A ledning
-/// caller with units sees those subtrees, without units the county.
-pub enum Scope {
-    All,
-    Units(std::collections::HashSet<String>),
-}
-
-impl Scope {
-    pub fn of(caller: &Caller, conn: &mut crate::store::DbConn) -> Result<Scope, AppError> {
-        let roots: Vec<&str> = caller
-            .units
-            .iter()
-            .map(|u| u.trim())
-            .filter(|u| !u.is_empty())
-            .collect();
-        match caller.role {
-            Role::Handlaggare | Role::Ledning if !roots.is_empty() => {
-                Ok(Scope::Units(crate::store::units::subtrees(conn, &roots)?))
-            }
-            Role::Handlaggare => Err(AppError::new(
-                ErrorCode::Forbidden,
-                "du har ingen enhet ännu, så det går inte att avgöra vad du får se; be en administratör lägga till dina enheter",
-            )),
-            _ => Ok(Scope::All),
-        }
-    }
-
-    pub fn contains(&self, unit: Option<&str>) -> bool {
-        match self {
-            Scope::All => true,
-            Scope::Units(own) => unit.is_some_and(|u| own.contains(u)),
-        }
-    }
-
-    /// The units, when the scope is not the whole county.
-    pub fn units(&self) -> Option<&std::collections::HashSet<String>> {
-        match self {
-            Scope::All => None,
-            Scope::Units(u) => Some(u),
-        }
-    }
-}
-
 /// A cookie's value from the request's `Cookie` header.
 pub fn cookie(req: &HttpRequest, name: &str) -> Option<String> {
     req.headers()

@@ -152,6 +152,26 @@ impl From<crate::store::units::UnitsError> for AppError {
     }
 }
 
+/// The deviation lifecycle's refusals as the API answers them (SPEC §6.1:
+/// 409 for a change not allowed, 422 for one without its text; SPEC §9: out
+/// of scope is not found, no scope is forbidden).
+impl From<crate::handling::HandlingError> for AppError {
+    fn from(e: crate::handling::HandlingError) -> AppError {
+        use crate::handling::HandlingError as H;
+        let code = match &e {
+            H::NotFound => ErrorCode::NotFound,
+            H::NoScope => ErrorCode::Forbidden,
+            H::NotAllowed { .. } => ErrorCode::Conflict,
+            H::Missing { .. } | H::Invalid(_) => ErrorCode::Unprocessable,
+            H::Db(_) => ErrorCode::Internal,
+        };
+        match e {
+            H::Db(e) => AppError::from(e),
+            e => AppError::new(code, e.to_string()),
+        }
+    }
+}
+
 impl From<actix_web::error::BlockingError> for AppError {
     fn from(e: actix_web::error::BlockingError) -> AppError {
         AppError::internal(e)

@@ -14,55 +14,21 @@ use chrono::{Datelike, NaiveDate, Utc};
 use serde_json::{json, Value};
 
 use super::api::reports::{self as api, ReportQuery, REPORT_READERS, UNIT_READERS};
-use super::auth::Scope;
 use super::error::{AppError, ErrorCode};
 use super::pages::{error_page, user_in_role, PageUser, Pages};
 use super::AppState;
 use crate::audit::report::rule_title;
 use crate::calendar::{local_date, Calendar};
 use crate::domain::Role;
-use crate::followup::adherence::{self, Group, TrendPoint};
-use crate::followup::charts::{self, Line};
-use crate::followup::leadtimes::{self, exclusion_text, Model};
-use crate::followup::quarterly::{self, Quarterly};
+use crate::followup::adherence::{self, Group};
+use crate::followup::leadtimes::{self, Model};
+use crate::followup::quarterly;
 use crate::followup::{forvarning, handling, Month, Period, Quarter, Visible};
+use crate::handling::Scope;
+use crate::report::format::{encode, lead_chart, lead_rows, liability_view, pct, title_of, trend_chart};
+use crate::report::quarterly as quarterly_report;
 use crate::rules::{RuleId, Units};
 use crate::store::DbConn;
-
-/// "87,5 %", or "–" when nothing fell due.
-pub fn pct(share: Option<f64>) -> String {
-    match share {
-        Some(s) => format!("{:.1} %", s * 100.0).replace('.', ","),
-        None => "–".into(),
-    }
-}
-
-fn num(x: Option<f64>) -> String {
-    x.map_or_else(|| "–".into(), |v| format!("{v:.1}").replace('.', ","))
-}
-
-fn kr(n: i64) -> String {
-    let s = n.abs().to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push('\u{a0}');
-        }
-        out.push(c);
-    }
-    format!("{}{out} kr", if n < 0 { "-" } else { "" })
-}
-
-fn title_of(rule: &str) -> String {
-    RuleId::parse(rule).map_or_else(|| rule.to_string(), |r| rule_title(r).to_string())
-}
-
-fn month_name(m: Month) -> String {
-    const NAMES: [&str; 12] = [
-        "jan", "feb", "mar", "apr", "maj", "jun", "jul", "aug", "sep", "okt", "nov", "dec",
-    ];
-    format!("{} {}", NAMES[(m.month - 1) as usize], m.year)
-}
 
 /// The twelve calendar months up to this one, and the period from the
 /// first of them to today.
@@ -139,27 +105,6 @@ fn rule_options(selected: Option<&str>) -> Vec<Value> {
         .collect()
 }
 
-/// Trend lines per rule over `months`, as a chart.
-fn trend_chart(
-    title: &str,
-    months: &[Month],
-    trend: &BTreeMap<String, Vec<TrendPoint>>,
-    markers: &[(f64, String)],
-) -> String {
-    let labels: Vec<String> = months.iter().map(|m| month_name(*m)).collect();
-    let lines: Vec<Line> = trend
-        .iter()
-        .map(|(rule, points)| Line {
-            label: title_of(rule),
-            points: months
-                .iter()
-                .map(|m| points.iter().find(|p| p.month == *m).and_then(|p| p.share))
-                .collect(),
-        })
-        .collect();
-    charts::trend(title, &labels, &lines, markers)
-}
-
 fn adherence_rows(rows: &[adherence::Row], link: impl Fn(&adherence::Row) -> Option<String>) -> Vec<Value> {
     rows.iter()
         .map(|r| {
@@ -202,7 +147,7 @@ async fn start(state: web::Data<AppState>, pages: web::Data<Pages>, req: HttpReq
                 .map(|r| {
                     json!({"unit": r.group, "name": names.get(r.group.as_str()).copied().unwrap_or(r.group.as_str()),
                        "rule": title_of(&r.rule), "share": pct(r.share), "due": r.due,
-                       "link": format!("/foljsamhet/enhet/{}", super::pages::encode(&r.group))})
+                       "link": format!("/foljsamhet/enhet/{}", encode(&r.group))})
                 })
                 .collect();
             let rules = Units::new(units.clone());
@@ -252,12 +197,7 @@ async fn adherence_page(state: web::Data<AppState>, pages: web::Data<Pages>, req
             let (level, rows) = match &huvudman {
                 None => {
                     let rows = adherence::report(conn, period, rule_s, Group::Huvudman, visible)?;
-                    let link = |r: &adherence::Row| {
-                        Some(format!(
-                            "/foljsamhet?{base}&huvudman={}",
-                            super::pages::encode(&r.group)
-                        ))
-                    };
+                    let link = |r: &adherence::Row| Some(format!("/foljsamhet?{base}&huvudman={}", encode(&r.group)));
                     ("huvudman", adherence_rows(&rows, link))
                 }
                 Some(h) => {
@@ -279,7 +219,7 @@ async fn adherence_page(state: web::Data<AppState>, pages: web::Data<Pages>, req
                             .group
                             .rsplit_once(" (")
                             .map_or(r.group.as_str(), |(_, id)| id.trim_end_matches(')'));
-                        Some(format!("/foljsamhet/enhet/{}", super::pages::encode(id)))
+                        Some(format!("/foljsamhet/enhet/{}", encode(id)))
                     };
                     ("enhet", adherence_rows(&rows, link))
                 }
@@ -345,33 +285,6 @@ async fn unit_page(
     .await
 }
 
-fn lead_rows(rows: &[leadtimes::LeadRow]) -> Vec<Value> {
-    rows.iter()
-        .map(|r| {
-            json!({"kommun": r.kommun, "month": month_name(r.month), "discharges": r.discharges,
-                   "mean": num(r.mean_days), "dag0": pct(r.share_dag0), "uk_days": r.uk_days, "over": r.over_limit})
-        })
-        .collect()
-}
-
-/// Mean days per kommun over the rows (discharge-weighted), as bars.
-fn lead_chart(rows: &[leadtimes::LeadRow], title: &str) -> String {
-    let mut acc: BTreeMap<&str, (f64, i64)> = BTreeMap::new();
-    for r in rows {
-        if let Some(m) = r.mean_days {
-            let e = acc.entry(r.kommun.as_str()).or_default();
-            e.0 += m * r.discharges as f64;
-            e.1 += r.discharges;
-        }
-    }
-    let bars: Vec<(String, f64)> = acc
-        .into_iter()
-        .filter(|(_, (_, n))| *n > 0)
-        .map(|(k, (s, n))| (k.replace(" kommun", ""), s / n as f64))
-        .collect();
-    charts::bars(title, "dagar från dag 0", &bars, Some(leadtimes::LIMIT_DAYS))
-}
-
 #[get("/ledtider")]
 async fn leadtimes_page(state: web::Data<AppState>, pages: web::Data<Pages>, req: HttpRequest) -> HttpResponse {
     let user = match reader(&state, &pages, &req, &REPORT_READERS).await {
@@ -400,47 +313,6 @@ async fn leadtimes_page(state: web::Data<AppState>, pages: web::Data<Pages>, req
         },
     )
     .await
-}
-
-fn liability_view(k: &leadtimes::KommunLiability) -> Value {
-    let state_text = |s: &str| match s {
-        "ok" => "inom målet",
-        "analys" => "gemensam analys",
-        "reglering" => "ekonomisk reglering",
-        "betalningsansvar" => "betalningsansvar",
-        _ => "–",
-    };
-    let months: Vec<Value> = k
-        .months
-        .iter()
-        .map(|m| {
-            let reasons: Vec<String> = m
-                .excluded
-                .iter()
-                .map(|(r, n)| format!("{n} {}", exclusion_text(r)))
-                .collect();
-            let excluded = if m.excluded_patients == 0 {
-                "0".to_string()
-            } else {
-                format!("{} ({})", m.excluded_patients, reasons.join("; "))
-            };
-            json!({"month": month_name(m.month), "discharges": m.discharges, "mean": num(m.mean_days),
-                   "rolling": num(m.rolling_mean_days), "state": state_text(&m.state),
-                   "billed": m.state == "reglering" || m.state == "betalningsansvar",
-                   "counted": m.counted, "excluded": excluded, "days": m.days, "amount": kr(m.amount)})
-        })
-        .collect();
-    let cases: Option<Vec<Value>> = k.cases.as_ref().map(|c| {
-        c.iter()
-            .map(|l| {
-                let reasons: Vec<&str> = l.reasons.iter().map(|r| exclusion_text(r)).collect();
-                json!({"case": l.case, "month": month_name(l.month), "dag0": l.dag0, "utskrivning": l.utskrivning,
-                       "days": l.days, "counts": l.counts, "reasons": reasons.join("; ")})
-            })
-            .collect()
-    });
-    json!({"kommun": k.kommun, "months": months, "days": k.days, "amount": kr(k.amount), "cases": cases,
-           "link": format!("/betalningsansvar?kommun={}", super::pages::encode(&k.kommun))})
 }
 
 #[get("/betalningsansvar")]
@@ -472,105 +344,6 @@ async fn liability_page(state: web::Data<AppState>, pages: web::Data<Pages>, req
                   "kommuner": list.iter().map(liability_view).collect::<Vec<_>>()}))
     })
     .await
-}
-
-/// The view of a quarterly report for `templates/pages/quarterly.hbs`.
-pub fn quarterly_view(q: &Quarterly, units: &[crate::domain::Unit]) -> Value {
-    let names: HashMap<&str, &str> = units.iter().map(|u| (u.id.as_str(), u.name.as_str())).collect();
-    let quarters: Vec<String> = q.adherence.iter().map(|a| a.quarter.label()).collect();
-    // Huvudman × rule with one share per quarter, the report's quarter last.
-    let mut matrix: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
-    let mut current: BTreeMap<(String, String), &adherence::Row> = BTreeMap::new();
-    for (i, qa) in q.adherence.iter().enumerate() {
-        for r in &qa.rows {
-            let e = matrix
-                .entry((r.group.clone(), r.rule.clone()))
-                .or_insert_with(|| vec!["–".to_string(); quarters.len()]);
-            e[i] = pct(r.share);
-            if i == q.adherence.len() - 1 {
-                current.insert((r.group.clone(), r.rule.clone()), r);
-            }
-        }
-    }
-    let adherence: Vec<Value> = matrix
-        .iter()
-        .map(|((h, rule), shares)| {
-            let c = current.get(&(h.clone(), rule.clone()));
-            json!({"huvudman": h, "rule": title_of(rule), "shares": shares,
-                   "due": c.map_or(0, |r| r.due), "late": c.map_or(0, |r| r.late), "missing": c.map_or(0, |r| r.missing)})
-        })
-        .collect();
-    let first = q.quarter.minus(3).first_month();
-    let months: Vec<Month> = (0..12).map(|i| first.plus(i)).collect();
-    let chart = trend_chart("Följsamhet per regel, fyra kvartal", &months, &q.trend, &[]);
-    let statuses = [
-        "ny",
-        "skickad",
-        "mottagen",
-        "utreds",
-        "atgardad",
-        "avslutad",
-        "aterkallad",
-        "makulerad",
-    ];
-    let mut dev: BTreeMap<String, [i64; 8]> = BTreeMap::new();
-    for d in &q.deviations {
-        if let Some(i) = statuses.iter().position(|s| *s == d.status) {
-            dev.entry(d.rule.clone()).or_default()[i] += d.count;
-        }
-    }
-    let deviations: Vec<Value> = dev
-        .iter()
-        .map(|(rule, c)| json!({"rule": title_of(rule), "counts": c, "total": c.iter().sum::<i64>()}))
-        .collect();
-    let handling: Vec<Value> = q
-        .handling
-        .iter()
-        .map(|h| {
-            json!({"unit": names.get(h.unit.as_str()).copied().unwrap_or(h.unit.as_str()), "rule": title_of(&h.rule),
-                   "sent": h.sent, "received": h.received, "r50": num(h.to_received_median_h), "r90": num(h.to_received_p90_h),
-                   "closed": h.closed, "c50": num(h.to_closed_median_h), "c90": num(h.to_closed_p90_h)})
-        })
-        .collect();
-    let staffing: Vec<Value> = q
-        .staffing
-        .units
-        .iter()
-        .map(|u| {
-            let cells: Vec<&str> = u
-                .staffed
-                .iter()
-                .map(|s| match s {
-                    Some(true) => "ja",
-                    Some(false) => "nej",
-                    None => "–",
-                })
-                .collect();
-            json!({"unit": names.get(u.unit.as_str()).copied().unwrap_or(u.unit.as_str()), "cells": cells})
-        })
-        .collect();
-    let readmissions: Vec<Value> = q
-        .readmissions
-        .iter()
-        .map(|r| {
-            let band = crate::domain::AgeBand::parse(&r.age_band).map_or("okänd ålder", |b| b.label());
-            json!({"kommun": r.kommun, "month": month_name(r.month), "band": band, "discharges": r.discharges,
-                   "readmitted": r.readmitted, "share": pct(r.share)})
-        })
-        .collect();
-    json!({
-        "quarter": q.quarter.label(), "from": q.from, "to": q.to,
-        "generated": q.generated_at.get(..16).unwrap_or(&q.generated_at).replace('T', " kl. "),
-        "county": q.county, "quarters": quarters, "adherence": adherence, "chart": chart,
-        "statuses": ["Ny", "Skickad", "Mottagen", "Utreds", "Åtgärdad", "Avslutad", "Återkallad", "Makulerad"],
-        "deviations": deviations, "handling": handling, "open": q.open_by_age,
-        "staffing_days": q.staffing.days, "staffing": staffing,
-        "leadtimes": lead_rows(&q.leadtimes),
-        "lead_chart": lead_chart(&q.leadtimes, "Medelvårdtid som utskrivningsklar per kommun, kvartalet"),
-        "model": q.betalningsansvar.model, "rullande": q.betalningsansvar.model == "rullande",
-        "kommuner": q.betalningsansvar.kommuner.iter().map(liability_view).collect::<Vec<_>>(),
-        "readmissions": readmissions,
-    })
 }
 
 /// The last quarter that has ended.
@@ -617,7 +390,7 @@ async fn quarterly_page(state: web::Data<AppState>, pages: web::Data<Pages>, req
             )
             .map_err(AppError::internal)?;
             let units = crate::store::units::all(conn)?;
-            let mut view = quarterly_view(&report, &units);
+            let mut view = quarterly_report::view(&report, &units);
             if let Some(o) = view.as_object_mut() {
                 o.insert("page".into(), json!(true));
                 o.insert("previous".into(), json!(quarter.minus(1).label()));
@@ -771,17 +544,6 @@ async fn staffing_page(state: web::Data<AppState>, pages: web::Data<Pages>, req:
 
 fn weekday(d: NaiveDate) -> &'static str {
     ["måndag", "tisdag", "onsdag", "torsdag", "fredag", "lördag", "söndag"][d.weekday().num_days_from_monday() as usize]
-}
-
-/// The quarterly report as one standalone HTML document (the CLI's
-/// `--format html`): the page's template and stylesheet, no site chrome.
-pub fn quarterly_document(report: &Quarterly, units: &[crate::domain::Unit]) -> anyhow::Result<String> {
-    let pages = Pages::new()?;
-    pages.document(
-        "quarterly",
-        &format!("Kvartalsrapport {}", report.quarter.label()),
-        quarterly_view(report, units),
-    )
 }
 
 pub fn config(cfg: &mut web::ServiceConfig) {

@@ -19,18 +19,19 @@ use serde_json::{json, Value};
 
 use super::api::deviations as api;
 use super::api::session::{log_in, session_cookie, Credentials};
-use super::auth::{cookie, same_secret, Scope, SESSION_COOKIE};
+use super::auth::{cookie, same_secret, SESSION_COOKIE};
 use super::error::{AppError, ErrorCode};
 use super::AppState;
 use crate::audit::report::{self, local_text};
-use crate::domain::handling::{self, StatusChange};
+use crate::domain::handling::{self as lifecycle, StatusChange};
 use crate::domain::{EventType, Role};
+use crate::handling;
 use crate::rules::{RuleId, Units};
 use crate::store::deviations::{self, DeviationRow, ListFilter};
 use crate::store::tokens::{self, Caller};
 use crate::store::{events, units, users, DbConn};
 
-const CSS: &str = include_str!("../../static/app.css");
+const CSS: &str = crate::report::quarterly::STYLESHEET;
 
 const TEMPLATES: [(&str, &str); 17] = [
     ("layout", include_str!("../../templates/pages/layout.hbs")),
@@ -50,7 +51,7 @@ const TEMPLATES: [(&str, &str); 17] = [
     ),
     ("leadtimes", include_str!("../../templates/pages/leadtimes.hbs")),
     ("liability", include_str!("../../templates/pages/liability.hbs")),
-    ("quarterly", include_str!("../../templates/pages/quarterly.hbs")),
+    ("quarterly", crate::report::quarterly::TEMPLATE),
     ("warnings", include_str!("../../templates/pages/warnings.hbs")),
     ("staffing", include_str!("../../templates/pages/staffing.hbs")),
 ];
@@ -69,16 +70,6 @@ impl Pages {
                 .map_err(|e| anyhow::anyhow!("sidmallen {name}: {e}"))?;
         }
         Ok(Pages { hb })
-    }
-
-    /// A page's body alone in a standalone document with the stylesheet
-    /// inline (a report saved or printed outside the service).
-    pub fn document(&self, name: &str, title: &str, data: Value) -> anyhow::Result<String> {
-        let body = self.hb.render(name, &data)?;
-        let title = handlebars::html_escape(title);
-        Ok(format!(
-            "<!DOCTYPE html>\n<html lang=\"sv\">\n<head>\n<meta charset=\"utf-8\">\n<title>{title} – svu-vakt</title>\n<style>\n{CSS}</style>\n</head>\n<body>\n<main id=\"innehall\">\n{body}</main>\n</body>\n</html>\n"
-        ))
     }
 
     pub(super) fn render(
@@ -169,15 +160,7 @@ fn event_text(k: EventType) -> &'static str {
     }
 }
 
-/// Percent-encodes a path and query for `?next=`.
-pub(super) fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
+pub(super) use crate::report::format::encode;
 
 pub(super) fn see_other(to: &str) -> HttpResponse {
     HttpResponse::SeeOther().insert_header((header::LOCATION, to)).finish()
@@ -401,7 +384,7 @@ async fn logout(
 
 /// Days since the due, for an open deviation: "idag", "1 dag", "12 dagar".
 fn age(d: &DeviationRow, now: NaiveDateTime) -> (String, bool) {
-    if !handling::OPEN.contains(&d.status.as_str()) {
+    if !lifecycle::OPEN.contains(&d.status.as_str()) {
         return ("–".into(), false);
     }
     let days = (now - d.due).num_days().max(0);
@@ -487,14 +470,15 @@ async fn list(state: web::Data<AppState>, pages: web::Data<Pages>, req: HttpRequ
     let (page, per_page) = (params.page, params.per_page);
     let result = web::block(move || -> Result<_, AppError> {
         let mut conn = st.pool.get()?;
-        let scope = Scope::of(&caller, &mut conn)?;
-        tokens::log_access(
+        let logged = filter.logged(page, per_page, 50);
+        let (scope, rows, total) = handling::list(
             &mut conn,
             &caller,
+            &filter,
+            (page, per_page),
             "list_deviations",
-            &filter.logged(page, per_page, 50),
+            &logged,
         )?;
-        let (rows, total) = deviations::page(&mut conn, &filter, scope.units(), page, per_page)?;
         let waiting = deviations::open_counts(&mut conn, scope.units())?;
         let names = unit_names(&mut conn)?;
         Ok((rows, total, waiting, names))
@@ -548,7 +532,7 @@ async fn list(state: web::Data<AppState>, pages: web::Data<Pages>, req: HttpRequ
         .collect();
     let pages_n = ((total + per_page - 1) / per_page).max(1);
     let selected = |k: &str, v: &str| params.raw.get(k).map(String::as_str) == Some(v);
-    let statuses: Vec<Value> = handling::STATUSES
+    let statuses: Vec<Value> = lifecycle::STATUSES
         .iter()
         .map(|s| json!({"value": s, "label": status_text(s), "selected": selected("status", s)}))
         .collect();
@@ -622,9 +606,15 @@ async fn export(state: web::Data<AppState>, pages: web::Data<Pages>, req: HttpRe
     let filter = params.filter.clone();
     let result = web::block(move || -> Result<String, AppError> {
         let mut conn = st.pool.get()?;
-        let scope = Scope::of(&caller, &mut conn)?;
-        tokens::log_access(&mut conn, &caller, "export_deviations", &filter.logged(1, 0, 0))?;
-        let (rows, _) = deviations::page(&mut conn, &filter, scope.units(), 1, i64::MAX / 2)?;
+        let logged = filter.logged(1, 0, 0);
+        let (_, rows, _) = handling::list(
+            &mut conn,
+            &caller,
+            &filter,
+            (1, i64::MAX / 2),
+            "export_deviations",
+            &logged,
+        )?;
         let mut out =
             String::from("\u{feff}id;regel;ärende;enhet;senast;utfört;minuter_sent;status;riskvärde;registrerad\r\n");
         for d in rows {
@@ -660,9 +650,7 @@ async fn export(state: web::Data<AppState>, pages: web::Data<Pages>, req: HttpRe
 /// Everything the deviation page shows, read (and logged) as `caller`.
 fn deviation_data(state: &AppState, caller: &Caller, id: i64) -> Result<Value, AppError> {
     let mut conn = state.pool.get()?;
-    let scope = Scope::of(caller, &mut conn)?;
-    let d = api::visible(&mut conn, &scope, id)?;
-    tokens::log_access(&mut conn, caller, "read_deviation", &id.to_string())?;
+    let (scope, d) = handling::open(&mut conn, caller, id)?;
     let registered = units::all(&mut conn)?;
     let names: HashMap<String, String> = registered.iter().map(|u| (u.id.0.clone(), u.name.clone())).collect();
     let units = Units::new(registered);
@@ -686,7 +674,9 @@ fn deviation_data(state: &AppState, caller: &Caller, id: i64) -> Result<Value, A
         }
         None => Vec::new(),
     };
-    let history: Vec<Value> = deviations::history_of(&mut conn, id)?
+    let x = handling::detail(&mut conn, caller, scope, d)?;
+    let history: Vec<Value> = x
+        .history
         .iter()
         .map(|h| {
             let change = match h.from_status.as_deref() {
@@ -694,31 +684,28 @@ fn deviation_data(state: &AppState, caller: &Caller, id: i64) -> Result<Value, A
                 Some(_) => "Uppgifter".to_string(),
                 None => format!("Registrerad som {}", status_text(&h.to_status).to_lowercase()),
             };
-            json!({"at": local_text(h.at), "actor": h.actor, "change": change,
-                   "note": api::note_for(h.note.as_deref(), &scope)})
+            json!({"at": local_text(h.at), "actor": h.actor, "change": change, "note": h.note})
         })
         .collect();
-    let comments: Vec<Value> = deviations::comments_of(&mut conn, id)?
+    let comments: Vec<Value> = x
+        .comments
         .iter()
         .map(|c| json!({"at": local_text(c.at), "actor": c.actor, "text": c.text}))
         .collect();
-    let handled = deviations::handling_of(&mut conn, id)?.unwrap_or_default();
-    let choices: Vec<Value> = handling::choices(caller.role, &d.status)
+    let choices: Vec<Value> = x
+        .allowed
         .iter()
         .map(|s| json!({"value": s, "label": status_text(s)}))
         .collect();
-    let assignee = match handled.assigned_to {
-        Some(uid) => users::get(&mut conn, uid)?.map(|u| u.username),
-        None => None,
-    };
     let mut workers = Vec::new();
     for u in users::list(&mut conn)? {
-        if api::may_work(&mut conn, &u, d.unit.as_deref())? {
-            let selected = assignee.as_deref() == Some(u.username.as_str());
+        if handling::may_work(&mut conn, &u, x.deviation.unit.as_deref())? {
+            let selected = x.assignee.as_deref() == Some(u.username.as_str());
             workers.push(json!({"username": u.username, "selected": selected}));
         }
     }
-    let (age_text, overdue) = age(&d, now.naive_utc());
+    let d = &x.deviation;
+    let (age_text, overdue) = age(d, now.naive_utc());
     Ok(json!({
         "d": {"id": d.id, "status": d.status, "case_id": d.case_id},
         "status_text": status_text(&d.status),
@@ -728,10 +715,10 @@ fn deviation_data(state: &AppState, caller: &Caller, id: i64) -> Result<Value, A
         "timeline": timeline,
         "history": history,
         "comments": comments,
-        "atgard": handled.atgard,
-        "reason": handled.reason,
+        "atgard": x.atgard,
+        "reason": x.reason,
         "choices": choices,
-        "assignee": assignee,
+        "assignee": x.assignee,
         "workers": workers,
     }))
 }
@@ -799,9 +786,7 @@ async fn deviation_form(
     id: i64,
     form: web::Form<HashMap<String, String>>,
     saved: &str,
-    action: impl FnOnce(&mut DbConn, &AppState, &Caller, HashMap<String, String>) -> Result<Value, AppError>
-        + Send
-        + 'static,
+    action: impl FnOnce(&mut DbConn, &AppState, &Caller, HashMap<String, String>) -> Result<(), AppError> + Send + 'static,
 ) -> HttpResponse {
     let user = match page_user(&state, &req).await {
         Ok(u) => u,
@@ -854,7 +839,8 @@ async fn change_status(
         if change.status.trim().is_empty() {
             return Err(AppError::new(ErrorCode::Unprocessable, "välj en ny status"));
         }
-        api::change_status(conn, &st.auditor.mail, caller, id, &change)
+        handling::change_status(conn, &st.auditor.mail, caller, id, &change)?;
+        Ok(())
     })
     .await
 }
@@ -869,7 +855,8 @@ async fn assign(
 ) -> HttpResponse {
     let id = path.into_inner();
     deviation_form(state, pages, req, id, form, "tilldelning", move |conn, _, caller, f| {
-        api::assign(conn, caller, id, f.get("username").map(String::as_str))
+        handling::assign(conn, caller, id, f.get("username").map(String::as_str))?;
+        Ok(())
     })
     .await
 }
@@ -884,7 +871,8 @@ async fn add_comment(
 ) -> HttpResponse {
     let id = path.into_inner();
     deviation_form(state, pages, req, id, form, "kommentar", move |conn, _, caller, f| {
-        api::comment(conn, caller, id, f.get("text").map(String::as_str).unwrap_or_default())
+        handling::comment(conn, caller, id, f.get("text").map(String::as_str).unwrap_or_default())?;
+        Ok(())
     })
     .await
 }

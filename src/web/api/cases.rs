@@ -8,9 +8,10 @@ use actix_web::{get, web, HttpResponse};
 use serde_json::{json, Value};
 
 use crate::domain::Event;
+use crate::handling::Scope;
 use crate::store::tokens::{self, Role};
 use crate::store::{cases, events, units};
-use crate::web::auth::{Auth, Scope};
+use crate::web::auth::Auth;
 use crate::web::error::{AppError, ErrorCode};
 use crate::web::AppState;
 

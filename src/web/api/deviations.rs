@@ -9,11 +9,11 @@ use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::domain::handling::{self, Refused, StatusChange};
-use crate::store::deviations::{self, DeviationRow, ListFilter};
-use crate::store::tokens::{self, Caller, Role};
-use crate::store::{backend, DbConn};
-use crate::web::auth::{Auth, Scope};
+use crate::domain::handling::{StatusChange, STATUSES};
+use crate::handling::{self, Detail, Scope};
+use crate::store::deviations::{DeviationRow, ListFilter};
+use crate::store::tokens::Role;
+use crate::web::auth::Auth;
 use crate::web::error::{AppError, ErrorCode};
 use crate::web::AppState;
 
@@ -30,9 +30,10 @@ fn stockholm(t: NaiveDateTime) -> String {
 /// A deviation as the API shows it; the mail addresses only to those who
 /// may see every unit's (not a handläggare).
 fn view(d: &DeviationRow, scope: &Scope) -> serde_json::Value {
-    let recipients = match scope {
-        Scope::All => serde_json::from_str::<serde_json::Value>(&d.recipients).unwrap_or_default(),
-        Scope::Units(_) => serde_json::Value::Null,
+    let recipients = if scope.sees_addresses() {
+        serde_json::from_str::<serde_json::Value>(&d.recipients).unwrap_or_default()
+    } else {
+        serde_json::Value::Null
     };
     json!({
         "id": d.id, "rule": d.rule, "case": d.case_id, "unit": d.unit,
@@ -89,11 +90,8 @@ pub fn parse_list(query: &str) -> Result<(ListFilter, i64, i64), AppError> {
         .into_inner();
     let status = empty_none(q.status);
     if let Some(s) = &status {
-        if !handling::STATUSES.contains(&s.as_str()) {
-            return Err(bad(format!(
-                "{s} är ingen status; giltiga är {}",
-                handling::STATUSES.join(", ")
-            )));
+        if !STATUSES.contains(&s.as_str()) {
+            return Err(bad(format!("{s} är ingen status; giltiga är {}", STATUSES.join(", "))));
         }
     }
     let rule = empty_none(q.rule);
@@ -142,15 +140,15 @@ async fn list(state: web::Data<AppState>, auth: Auth, req: HttpRequest) -> Resul
     let (filter, page, per_page) = parse_list(&query)?;
     let (rows, total) = web::block(move || -> Result<(Vec<serde_json::Value>, i64), AppError> {
         let mut conn = state.pool.get()?;
-        let scope = Scope::of(&caller, &mut conn)?;
-        // A list read is a read of every deviation in it: logged with its filter.
-        tokens::log_access(
+        let logged = filter.logged(page, per_page, PER_PAGE);
+        let (scope, rows, total) = handling::list(
             &mut conn,
             &caller,
+            &filter,
+            (page, per_page),
             "list_deviations",
-            &filter.logged(page, per_page, PER_PAGE),
+            &logged,
         )?;
-        let (rows, total) = deviations::page(&mut conn, &filter, scope.units(), page, per_page)?;
         Ok((rows.iter().map(|d| view(d, &scope)).collect(), total))
     })
     .await??;
@@ -161,66 +159,34 @@ async fn list(state: web::Data<AppState>, auth: Auth, req: HttpRequest) -> Resul
         .json(rows))
 }
 
-/// The deviation if the caller may see it: out of scope is not found.
-pub fn visible(conn: &mut DbConn, scope: &Scope, id: i64) -> Result<DeviationRow, AppError> {
-    deviations::get(conn, id)?
-        .filter(|d| scope.contains(d.unit.as_deref()))
-        .ok_or_else(|| {
-            AppError::new(
-                ErrorCode::NotFound,
-                "avvikelsen finns inte, eller hör inte till dina enheter",
-            )
-        })
-}
-
 /// The deviation with its history, handling, comments and the changes the
-/// caller may make now.
-pub fn detail(
-    conn: &mut DbConn,
-    caller: &Caller,
-    scope: &Scope,
-    d: &DeviationRow,
-) -> Result<serde_json::Value, AppError> {
-    let history = deviations::history_of(conn, d.id)?;
-    let comments = deviations::comments_of(conn, d.id)?;
-    let handled = deviations::handling_of(conn, d.id)?.unwrap_or_default();
-    let mut v = view(d, scope);
+/// caller may make now, as the API shows it.
+fn detail_json(x: &Detail) -> serde_json::Value {
+    let mut v = view(&x.deviation, &x.scope);
     if let Some(o) = v.as_object_mut() {
         o.insert(
             "history".into(),
-            json!(history
+            json!(x
+                .history
                 .iter()
                 .map(|h| json!({"at": stockholm(h.at), "actor": h.actor,
-                    "from": h.from_status, "to": h.to_status, "note": note_for(h.note.as_deref(), scope)}))
+                    "from": h.from_status, "to": h.to_status, "note": h.note}))
                 .collect::<Vec<_>>()),
         );
         o.insert(
             "comments".into(),
-            json!(comments
+            json!(x
+                .comments
                 .iter()
                 .map(|c| json!({"at": stockholm(c.at), "actor": c.actor, "text": c.text}))
                 .collect::<Vec<_>>()),
         );
-        let assignee = match handled.assigned_to {
-            Some(uid) => crate::store::users::get(conn, uid)?.map(|u| u.username),
-            None => None,
-        };
-        o.insert("assigned_to".into(), json!(assignee));
-        o.insert("atgard".into(), json!(handled.atgard));
-        o.insert("reason".into(), json!(handled.reason));
-        o.insert("allowed".into(), json!(handling::choices(caller.role, &d.status)));
+        o.insert("assigned_to".into(), json!(x.assignee));
+        o.insert("atgard".into(), json!(x.atgard));
+        o.insert("reason".into(), json!(x.reason));
+        o.insert("allowed".into(), json!(x.allowed));
     }
-    Ok(v)
-}
-
-/// A history note as the caller may read it: the mail addresses in "mejlad
-/// till …" only for those who may see every unit's addresses.
-pub fn note_for(note: Option<&str>, scope: &Scope) -> Option<String> {
-    let note = note?;
-    match scope {
-        Scope::Units(_) if note.starts_with("mejlad till ") => Some("mejlad till mottagaren".into()),
-        _ => Some(note.to_string()),
-    }
+    v
 }
 
 #[utoipa::path(get, path = "/api/v1/deviations/{id}", tag = "avvikelser",
@@ -234,10 +200,7 @@ async fn one(state: web::Data<AppState>, auth: Auth, path: web::Path<i64>) -> Re
     let id = path.into_inner();
     let out = web::block(move || -> Result<serde_json::Value, AppError> {
         let mut conn = state.pool.get()?;
-        let scope = Scope::of(&caller, &mut conn)?;
-        let d = visible(&mut conn, &scope, id)?;
-        tokens::log_access(&mut conn, &caller, "read_deviation", &id.to_string())?;
-        detail(&mut conn, &caller, &scope, &d)
+        Ok(detail_json(&handling::read(&mut conn, &caller, id)?))
     })
     .await??;
     Ok(HttpResponse::Ok().json(out))
@@ -259,84 +222,6 @@ fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, AppError>
             crate::web::fallback::json_reason(&e)
         ))
     })
-}
-
-/// Refusals of SPEC §6.1 as the API answers them.
-pub fn refusal(r: Refused) -> AppError {
-    let code = match r {
-        Refused::NotAllowed { .. } => ErrorCode::Conflict,
-        Refused::UnknownStatus(_) | Refused::Missing(_) => ErrorCode::Unprocessable,
-    };
-    AppError::new(code, r.message())
-}
-
-/// Applies a change of status as `caller`; the deviation as it is after.
-/// Nothing changes when the change is refused.
-pub fn change_status(
-    conn: &mut DbConn,
-    mail: &crate::mail::MailConfig,
-    caller: &Caller,
-    id: i64,
-    change: &StatusChange,
-) -> Result<serde_json::Value, AppError> {
-    let scope = Scope::of(caller, conn)?;
-    backend::write_tx(conn, |conn| -> Result<(), AppError> {
-        // Ordered with a scan or a mail on its way that touches the same row.
-        backend::lock_deviations(conn, &[id])?;
-        let d = visible(conn, &scope, id)?;
-        let note = handling::check(caller.role, &d.status, change).map_err(refusal)?;
-        let text = |t: &Option<String>| t.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(String::from);
-        deviations::apply_change(
-            conn,
-            &d,
-            &change.status,
-            &caller.name,
-            note.as_deref(),
-            text(&change.atgard).as_deref().filter(|_| change.status == "atgardad"),
-            text(&change.reason).as_deref().filter(|_| change.status == "makulerad"),
-        )?;
-        if change.status == "avslutad" {
-            queue_closing_notice(conn, mail, &d)?;
-        }
-        Ok(())
-    })?;
-    let d = visible(conn, &scope, id)?;
-    // The answer shows the deviation again: a read like any other.
-    tokens::log_access(conn, caller, "read_deviation", &id.to_string())?;
-    detail(conn, caller, &scope, &d)
-}
-
-/// The report's copies hear that it is closed, with the åtgärd, when the
-/// route of its unit asks for it (`notify_on_close`).
-fn queue_closing_notice(conn: &mut DbConn, mail: &crate::mail::MailConfig, d: &DeviationRow) -> Result<(), AppError> {
-    use crate::mail::routing::{matching_route, Recipients};
-    let units = crate::rules::Units::new(crate::store::units::all(conn)?);
-    let unit = d.unit.clone().map(crate::domain::UnitId);
-    if !matching_route(unit.as_ref(), &units, mail).is_some_and(|r| r.notify_on_close) {
-        return Ok(());
-    }
-    let copies = Recipients::from_json(&d.recipients).cc;
-    let Some((first, rest)) = copies.split_first() else {
-        return Ok(());
-    };
-    let atgard = deviations::handling_of(conn, d.id)?
-        .and_then(|h| h.atgard)
-        .unwrap_or_else(|| "–".into());
-    let n = deviations::history_count(conn, d.id)?;
-    let m = crate::mail::outbox::notice(
-        crate::mail::outbox::AVSLUTAD,
-        d,
-        Recipients {
-            to: first.clone(),
-            cc: rest.to_vec(),
-            via: String::new(),
-        },
-        json!({"atgard": atgard}),
-        &n.to_string(),
-        &mail.domain(),
-    );
-    crate::mail::outbox::enqueue(conn, &[m])?;
-    Ok(())
 }
 
 #[utoipa::path(post, path = "/api/v1/deviations/{id}/status", tag = "avvikelser",
@@ -369,7 +254,8 @@ async fn post_status(
     };
     let out = web::block(move || -> Result<serde_json::Value, AppError> {
         let mut conn = state.pool.get()?;
-        change_status(&mut conn, &state.auditor.mail, &caller, id, &change)
+        let x = handling::change_status(&mut conn, &state.auditor.mail, &caller, id, &change)?;
+        Ok(detail_json(&x))
     })
     .await??;
     Ok(HttpResponse::Ok().json(out))
@@ -379,65 +265,6 @@ async fn post_status(
 #[serde(deny_unknown_fields)]
 struct AssignBody {
     username: Option<String>,
-}
-
-/// Whether `user` may work a deviation of `unit`: an active person whose
-/// scope holds the unit (a handläggare or ledning of the unit or above it,
-/// a ledning user of the county, an admin).
-pub fn may_work(conn: &mut DbConn, user: &crate::store::users::User, unit: Option<&str>) -> Result<bool, AppError> {
-    let Some(role) = Role::parse(&user.role) else {
-        return Ok(false);
-    };
-    if user.disabled || role == Role::Inlasning {
-        return Ok(false);
-    }
-    let as_caller = Caller {
-        token_id: None,
-        user_id: Some(user.id),
-        name: user.username.clone(),
-        role,
-        units: user.units.clone(),
-    };
-    match Scope::of(&as_caller, conn) {
-        Ok(scope) => Ok(scope.contains(unit)),
-        Err(_) => Ok(false),
-    }
-}
-
-/// Assigns a deviation in the caller's scope to a person who may work it
-/// (or to nobody, with `None`); 422 for anyone else.
-pub fn assign(
-    conn: &mut DbConn,
-    caller: &Caller,
-    id: i64,
-    username: Option<&str>,
-) -> Result<serde_json::Value, AppError> {
-    let scope = Scope::of(caller, conn)?;
-    backend::write_tx(conn, |conn| -> Result<(), AppError> {
-        backend::lock_deviations(conn, &[id])?;
-        let d = visible(conn, &scope, id)?;
-        let target = match username.map(str::trim).filter(|u| !u.is_empty()) {
-            None => None,
-            Some(name) => {
-                let user = crate::store::users::list(conn)?
-                    .into_iter()
-                    .find(|u| u.username == name)
-                    .filter(|u| may_work(conn, u, d.unit.as_deref()).unwrap_or(false))
-                    .ok_or_else(|| {
-                        AppError::new(
-                            ErrorCode::Unprocessable,
-                            format!("{name} finns inte eller arbetar inte med avvikelsens enhet"),
-                        )
-                    })?;
-                Some((user.id, user.username))
-            }
-        };
-        deviations::assign(conn, &d, target.as_ref().map(|(i, n)| (*i, n.as_str())), &caller.name)?;
-        Ok(())
-    })?;
-    let d = visible(conn, &scope, id)?;
-    tokens::log_access(conn, caller, "read_deviation", &id.to_string())?;
-    detail(conn, caller, &scope, &d)
 }
 
 #[utoipa::path(post, path = "/api/v1/deviations/{id}/assignee", tag = "avvikelser",
@@ -459,7 +286,12 @@ async fn post_assignee(
     let b: AssignBody = json_body(&body)?;
     let out = web::block(move || -> Result<serde_json::Value, AppError> {
         let mut conn = state.pool.get()?;
-        assign(&mut conn, &caller, id, b.username.as_deref())
+        Ok(detail_json(&handling::assign(
+            &mut conn,
+            &caller,
+            id,
+            b.username.as_deref(),
+        )?))
     })
     .await??;
     Ok(HttpResponse::Ok().json(out))
@@ -469,32 +301,6 @@ async fn post_assignee(
 #[serde(deny_unknown_fields)]
 struct CommentBody {
     text: Option<String>,
-}
-
-/// Longest comment accepted.
-pub const MAX_COMMENT: usize = 4000;
-
-/// Adds a comment as `caller` to a deviation in scope.
-pub fn comment(conn: &mut DbConn, caller: &Caller, id: i64, text: &str) -> Result<serde_json::Value, AppError> {
-    // Counted as sent, blank as the document's pattern `[^\s\u0085]` says
-    // (ECMAScript's blanks and Unicode's: the same set as here).
-    let blank = |c: char| c.is_whitespace() || c == '\u{feff}';
-    let long = text.chars().count() > MAX_COMMENT;
-    let text = text.trim_matches(blank);
-    if text.is_empty() {
-        return Err(AppError::new(ErrorCode::Unprocessable, "kommentaren är tom"));
-    }
-    if long {
-        return Err(AppError::new(
-            ErrorCode::Unprocessable,
-            format!("kommentaren är längre än {MAX_COMMENT} tecken"),
-        ));
-    }
-    let scope = Scope::of(caller, conn)?;
-    let d = visible(conn, &scope, id)?;
-    deviations::add_comment(conn, d.id, &caller.name, text)?;
-    tokens::log_access(conn, caller, "read_deviation", &id.to_string())?;
-    detail(conn, caller, &scope, &d)
 }
 
 #[utoipa::path(post, path = "/api/v1/deviations/{id}/comments", tag = "avvikelser",
@@ -516,7 +322,7 @@ async fn post_comment(
     let text = b.text.unwrap_or_default();
     let out = web::block(move || -> Result<serde_json::Value, AppError> {
         let mut conn = state.pool.get()?;
-        comment(&mut conn, &caller, id, &text)
+        Ok(detail_json(&handling::comment(&mut conn, &caller, id, &text)?))
     })
     .await??;
     Ok(HttpResponse::Created().json(out))

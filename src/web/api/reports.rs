@@ -14,10 +14,11 @@ use crate::calendar::local_date;
 use crate::followup::adherence::{self, Group};
 use crate::followup::leadtimes::{self, Model};
 use crate::followup::{forvarning, handling, quarterly, readmissions, Month, Period, Quarter, Visible};
+use crate::handling::Scope;
 use crate::rules::{RuleId, Units};
 use crate::store::tokens::{self, Caller, Role};
 use crate::store::DbConn;
-use crate::web::auth::{Auth, Scope};
+use crate::web::auth::Auth;
 use crate::web::error::{AppError, ErrorCode};
 use crate::web::AppState;
 

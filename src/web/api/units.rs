@@ -66,8 +66,8 @@ async fn get_units(state: web::Data<AppState>, auth: Auth) -> Result<HttpRespons
     // Addresses route reports: shown only to those who see the whole county.
     let (known, unknown, show_addresses) = web::block(move || -> Result<_, AppError> {
         let mut conn = state.pool.get()?;
-        let scope = crate::web::auth::Scope::of(&caller, &mut conn)?;
-        let all = matches!(scope, crate::web::auth::Scope::All);
+        let scope = crate::handling::Scope::of(&caller, &mut conn)?;
+        let all = matches!(scope, crate::handling::Scope::All);
         Ok((units::all(&mut conn)?, units::unknown(&mut conn)?, all))
     })
     .await??;
