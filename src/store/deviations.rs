@@ -1,6 +1,6 @@
 //! Deviations and their history. Every write here happens inside the
 //! caller's transaction, so a deviation, its history line and its mail (in
-//! `mail::outbox`) are stored together or not at all.
+//! `store::outbox`) are stored together or not at all.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;

@@ -13,6 +13,7 @@ pub mod events;
 pub mod feed;
 pub mod followup;
 pub mod oidc;
+pub mod outbox;
 pub mod schema;
 pub mod tokens;
 pub mod units;
