@@ -124,6 +124,15 @@ pub fn get(conn: &mut DbConn, id: i64) -> QueryResult<Option<DeviationRow>> {
     deviations::table.find(id).first(conn).optional()
 }
 
+/// The ids of the deviations in one of `statuses`, in id order.
+pub fn ids_in_status(conn: &mut DbConn, statuses: &[&str]) -> QueryResult<Vec<i64>> {
+    deviations::table
+        .filter(deviations::status.eq_any(statuses))
+        .select(deviations::id)
+        .order(deviations::id)
+        .load(conn)
+}
+
 pub fn all(conn: &mut DbConn) -> QueryResult<Vec<DeviationRow>> {
     deviations::table.order(deviations::id).load(conn)
 }
