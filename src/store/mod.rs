@@ -14,6 +14,7 @@ pub mod feed;
 pub mod followup;
 pub mod oidc;
 pub mod outbox;
+pub mod peer;
 pub mod reports;
 pub mod schema;
 pub mod tokens;
