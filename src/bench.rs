@@ -15,17 +15,14 @@ use std::path::Path;
 use std::time::Instant;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
-use diesel::prelude::*;
-use diesel::sql_types::{Integer, Nullable, Text, Timestamp};
+use diesel::QueryResult;
 
 use crate::config::Config;
 use crate::demo::{self, DemoOptions};
 use crate::rules::RuleId;
 use crate::service::Services;
-use crate::store::{DbConn, DbUrl};
+use crate::store::{peer, DbConn, DbUrl};
 
-const PEER_SQLITE: &str = include_str!("../ops/bench/peer-sqlite.sql");
-const PEER_POSTGRES: &str = include_str!("../ops/bench/peer-postgres.sql");
 const CORE_RULES: [RuleId; 4] = [
     RuleId::Inskrivningsmeddelande24h,
     RuleId::KallelseSip,
@@ -256,40 +253,10 @@ fn print_table(steps: &[Step], url: &str) {
 /// The peer's helper tables: T, Stockholm's UTC offsets, and the staffing
 /// days to judge (from the earliest event's local date up to T).
 fn prepare_peer(conn: &mut DbConn, t: DateTime<Utc>) -> anyhow::Result<()> {
-    let statements = [
-        "DROP TABLE IF EXISTS peer_params",
-        "DROP TABLE IF EXISTS peer_tz",
-        "DROP TABLE IF EXISTS peer_staffing_days",
-        "CREATE TABLE peer_params (as_of TIMESTAMP NOT NULL)",
-        "CREATE TABLE peer_tz (start_utc TIMESTAMP NOT NULL, end_utc TIMESTAMP NOT NULL, offset_seconds INTEGER NOT NULL)",
-        "CREATE TABLE peer_staffing_days (day TEXT NOT NULL)",
-    ];
-    for s in statements {
-        diesel::sql_query(s).execute(conn)?;
-    }
-    let pg = matches!(conn, DbConn::Pg(_));
-    let param = |i| if pg { format!("${i}") } else { "?".to_string() };
-    diesel::sql_query(format!("INSERT INTO peer_params (as_of) VALUES ({})", param(1)))
-        .bind::<Timestamp, _>(t.naive_utc())
-        .execute(conn)?;
-    let insert_tz = format!(
-        "INSERT INTO peer_tz (start_utc, end_utc, offset_seconds) VALUES ({}, {}, {})",
-        param(1),
-        param(2),
-        param(3)
-    );
-    for (start, end, offset) in stockholm_offsets(1990, 2100) {
-        diesel::sql_query(&insert_tz)
-            .bind::<Timestamp, _>(start)
-            .bind::<Timestamp, _>(end)
-            .bind::<Integer, _>(offset)
-            .execute(conn)?;
-    }
-    let earliest: Option<NaiveDateTime> = crate::store::schema::events::table
-        .filter(crate::store::schema::events::at.le(t.naive_utc()))
-        .select(diesel::dsl::min(crate::store::schema::events::at))
-        .first(conn)?;
-    let Some(earliest) = earliest else { return Ok(()) };
+    peer::prepare(conn, t.naive_utc(), &stockholm_offsets(1990, 2100))?;
+    let Some(earliest) = peer::earliest_event(conn, t.naive_utc())? else {
+        return Ok(());
+    };
     let profile = crate::rules::Profile::by_name("nationell")?;
     let days = crate::rules::bemanning::staffing_dues(
         crate::calendar::local_date(earliest.and_utc()),
@@ -297,12 +264,11 @@ fn prepare_peer(conn: &mut DbConn, t: DateTime<Utc>) -> anyhow::Result<()> {
         &profile,
         t,
     );
-    let insert_day = format!("INSERT INTO peer_staffing_days (day) VALUES ({})", param(1));
-    for (day, _) in days {
-        diesel::sql_query(&insert_day)
-            .bind::<Text, _>(day.format("%Y-%m-%d").to_string())
-            .execute(conn)?;
-    }
+    let days: Vec<String> = days
+        .into_iter()
+        .map(|(day, _)| day.format("%Y-%m-%d").to_string())
+        .collect();
+    peer::add_staffing_days(conn, &days)?;
     Ok(())
 }
 
@@ -339,49 +305,20 @@ fn stockholm_offsets(from_year: i32, to_year: i32) -> Vec<(NaiveDateTime, NaiveD
 
 type Breach = (String, Option<String>, Option<String>, i64, String);
 
-#[derive(QueryableByName)]
-struct PeerRow {
-    #[diesel(sql_type = Text)]
-    rule: String,
-    #[diesel(sql_type = Nullable<Text>)]
-    case_id: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
-    unit: Option<String>,
-    #[diesel(sql_type = Timestamp)]
-    due: NaiveDateTime,
-    #[diesel(sql_type = Text)]
-    status: String,
+/// Dues compared as whole seconds since the epoch.
+fn breaches(rows: Vec<peer::Breach>) -> BTreeSet<Breach> {
+    rows.into_iter()
+        .map(|(r, c, u, due, s)| (r, c, u, due.and_utc().timestamp(), s))
+        .collect()
 }
 
 fn peer_breaches(conn: &mut DbConn) -> QueryResult<BTreeSet<Breach>> {
-    let sql = match conn {
-        DbConn::Pg(_) => {
-            // The peer's best case: PostgreSQL's JIT would spend seconds
-            // compiling a plan this large for data this size.
-            diesel::sql_query("SET jit = off").execute(conn)?;
-            PEER_POSTGRES
-        }
-        DbConn::Sqlite(_) => PEER_SQLITE,
-    };
-    let rows: Vec<PeerRow> = diesel::sql_query(sql.trim().trim_end_matches(';')).load(conn)?;
-    Ok(rows
-        .into_iter()
-        .map(|r| (r.rule, r.case_id, r.unit, r.due.and_utc().timestamp(), r.status))
-        .collect())
+    Ok(breaches(peer::peer_breaches(conn)?))
 }
 
 fn our_breaches(conn: &mut DbConn) -> QueryResult<BTreeSet<Breach>> {
-    use crate::store::schema::deviations as d;
     let names: Vec<&str> = CORE_RULES.iter().map(|r| r.as_str()).collect();
-    type Row = (String, Option<String>, Option<String>, NaiveDateTime, String);
-    let rows: Vec<Row> = d::table
-        .filter(d::rule.eq_any(&names))
-        .select((d::rule, d::case_id, d::unit, d::due, d::finding_status))
-        .load(conn)?;
-    Ok(rows
-        .into_iter()
-        .map(|(r, c, u, due, s)| (r, c, u, due.and_utc().timestamp(), s))
-        .collect())
+    Ok(breaches(peer::filed_breaches(conn, &names)?))
 }
 
 fn compare(peer: &BTreeSet<Breach>, ours: &BTreeSet<Breach>, steps: &[Step]) -> anyhow::Result<()> {

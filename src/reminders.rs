@@ -8,7 +8,6 @@
 //! history loaded at installation is not chased).
 
 use chrono::{Duration, NaiveDateTime};
-use diesel::prelude::*;
 use serde_json::json;
 
 use crate::config::HandlingConfig;
@@ -17,7 +16,6 @@ use crate::mail::routing::{self, Recipients};
 use crate::mail::MailConfig;
 use crate::rules::Units;
 use crate::store::deviations::{self, DeviationRow};
-use crate::store::schema::deviations as dev;
 use crate::store::{backend, now, units, DbConn};
 
 /// Statuses that wait for someone and were mailed.
@@ -75,11 +73,7 @@ pub fn run(conn: &mut DbConn, cfg: &HandlingConfig, mail: &MailConfig) -> anyhow
         .filter(|d| *d > Duration::zero())
         .min()
         .unwrap_or(cfg.remind_after);
-    let ids: Vec<i64> = dev::table
-        .filter(dev::status.eq_any(WAITING))
-        .select(dev::id)
-        .order(dev::id)
-        .load(conn)?;
+    let ids = deviations::ids_in_status(conn, &WAITING)?;
     let steps = deviations::last_steps(conn, &ids)?;
     // Only those idle long enough are looked at again, row by row.
     let idle: Vec<i64> = ids

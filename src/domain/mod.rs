@@ -5,6 +5,7 @@ pub mod event;
 pub mod handling;
 pub mod ingested;
 pub mod patient;
+pub mod recipients;
 pub mod unit;
 
 use serde::Serialize;

@@ -6,14 +6,12 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{Duration, NaiveDateTime};
-use diesel::dsl::count_star;
-use diesel::prelude::*;
+use diesel::QueryResult;
 use serde::Serialize;
 
 use super::{share, Month, Period, Visible};
 use crate::domain::Unit;
-use crate::store::schema::{deviation_history, deviations, obligation_days, obligations};
-use crate::store::DbConn;
+use crate::store::{reports, DbConn};
 
 /// How rows are grouped (`group=` of the API).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,44 +94,13 @@ fn add(into: &mut [i64; 3], c: &[i64; 3]) {
 /// and one unit: the cases' from the day counts the scan keeps, the storhelg
 /// staffing obligations from their rows.
 fn counts(conn: &mut DbConn, period: Period, rule: Option<&str>, unit: Option<&str>) -> QueryResult<Tally> {
-    let mut q = obligation_days::table
-        .filter(obligation_days::day.ge(period.from.to_string()))
-        .filter(obligation_days::day.le(period.to.to_string()))
-        .select((
-            obligation_days::rule,
-            obligation_days::unit,
-            obligation_days::met,
-            obligation_days::late,
-            obligation_days::missing,
-        ))
-        .into_boxed();
-    if let Some(r) = rule {
-        q = q.filter(obligation_days::rule.eq(r));
-    }
-    if let Some(u) = unit {
-        q = q.filter(obligation_days::unit.eq(u));
-    }
-    let days: Vec<(String, String, i64, i64, i64)> = q.load(conn)?;
+    let days = reports::obligation_days(conn, period.from, period.to, rule, unit)?;
     let mut out: BTreeMap<(String, Option<String>), [i64; 3]> = BTreeMap::new();
     for (rule, unit, met, late, missing) in days {
         let unit = (!unit.is_empty()).then_some(unit);
         add(out.entry((rule, unit)).or_default(), &[met, late, missing]);
     }
-    let mut q = obligations::table
-        .filter(obligations::case_id.eq(""))
-        .filter(obligations::due.ge(period.start()))
-        .filter(obligations::due.lt(period.end()))
-        .filter(obligations::outcome.ne("pending"))
-        .group_by((obligations::rule, obligations::unit, obligations::outcome))
-        .select((obligations::rule, obligations::unit, obligations::outcome, count_star()))
-        .into_boxed();
-    if let Some(r) = rule {
-        q = q.filter(obligations::rule.eq(r));
-    }
-    if let Some(u) = unit {
-        q = q.filter(obligations::unit.eq(u));
-    }
-    let staffing: Vec<(String, Option<String>, String, i64)> = q.load(conn)?;
+    let staffing = reports::staffing_counts(conn, period.start(), period.end(), rule, unit)?;
     for (rule, unit, outcome, n) in staffing {
         let slot = match outcome.as_str() {
             "met" => 0,
@@ -290,28 +257,9 @@ pub fn effects(
     visible: Visible,
     now: NaiveDateTime,
 ) -> QueryResult<Vec<Effect>> {
-    let mut q = deviation_history::table
-        .inner_join(deviations::table)
-        .filter(deviation_history::to_status.eq("atgardad"))
-        // Every åtgärd up to the period's end: a deviation counts at its
-        // first, which must fall in the period.
-        .filter(deviation_history::at.lt(period.end()))
-        .filter(deviations::unit.is_not_null())
-        .select((
-            deviations::id,
-            deviations::rule,
-            deviations::unit,
-            deviation_history::at,
-        ))
-        .order(deviation_history::at)
-        .into_boxed();
-    if let Some(u) = unit {
-        q = q.filter(deviations::unit.eq(u));
-    }
-    if let Some(r) = rule {
-        q = q.filter(deviations::rule.eq(r));
-    }
-    let found: Vec<(i64, String, Option<String>, NaiveDateTime)> = q.load(conn)?;
+    // Every åtgärd up to the period's end: a deviation counts at its
+    // first, which must fall in the period.
+    let found = reports::atgarder_before(conn, period.end(), unit, rule)?;
     let mut out = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for (id, rule, unit, at) in found {

@@ -8,14 +8,13 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, NaiveTime, Utc};
-use diesel::prelude::*;
+use diesel::QueryResult;
 use serde::Serialize;
 
 use super::Visible;
 use crate::calendar::{in_stockholm, local_date, local_instant, Calendar};
 use crate::rules::{case, Outcome, Profile, RuleId, Units};
-use crate::store::schema::{events, obligations};
-use crate::store::DbConn;
+use crate::store::{reports, DbConn};
 
 /// The widest window asked for: a week.
 pub const MAX_HOURS: i64 = 24 * 7;
@@ -43,15 +42,7 @@ pub fn list(
     visible: Visible,
 ) -> anyhow::Result<Vec<Warning>> {
     let until = now + Duration::hours(hours);
-    let pending: Vec<String> = obligations::table
-        .filter(obligations::outcome.eq("pending"))
-        .filter(obligations::done_at.is_null())
-        .filter(obligations::due.gt(now.naive_utc()))
-        .filter(obligations::due.le(until.naive_utc()))
-        .filter(obligations::case_id.ne(""))
-        .select(obligations::case_id)
-        .distinct()
-        .load(conn)?;
+    let pending = reports::pending_cases(conn, now.naive_utc(), until.naive_utc())?;
     let mut out = Vec::new();
     let rules = profile.case_rules();
     for chunk in pending.chunks(500) {
@@ -115,11 +106,11 @@ pub fn unstaffed(
         }
         // Staffed as §4.4 has it: a `bemanning` that day, or any act of the
         // unit between 08:00 and 15:00 that has happened by now.
-        let acts: Vec<(String, String, chrono::NaiveDateTime)> = events::table
-            .filter(events::at.ge(local_instant(day.date, NaiveTime::MIN).naive_utc()))
-            .filter(events::at.lt(local_instant(day.date + Duration::days(1), NaiveTime::MIN).naive_utc()))
-            .select((events::unit, events::event_type, events::at))
-            .load(conn)?;
+        let acts = reports::acts_between(
+            conn,
+            local_instant(day.date, NaiveTime::MIN).naive_utc(),
+            local_instant(day.date + Duration::days(1), NaiveTime::MIN).naive_utc(),
+        )?;
         let mut tracker = crate::rules::bemanning::StaffingTracker::default();
         for (unit, kind, at) in acts {
             if let Some(kind) = crate::domain::EventType::parse(&kind) {
@@ -154,9 +145,8 @@ pub fn queue_staffing_reminders(
     days: i64,
     now: DateTime<Utc>,
 ) -> anyhow::Result<usize> {
-    use crate::mail::outbox::{self, NewMail, BEMANNING_PAMINNELSE};
+    use crate::mail::outbox::{NewMail, BEMANNING_PAMINNELSE};
     use crate::mail::routing::Recipients;
-    use crate::store::schema::staffing_reminders;
     if days <= 0 {
         return Ok(0);
     }
@@ -177,41 +167,23 @@ pub fn queue_staffing_reminders(
         let Some(email) = u.email.clone() else { continue };
         let day = local_date(due);
         let key = day.to_string();
-        queued += crate::store::backend::write_tx(conn, |conn| -> anyhow::Result<usize> {
-            let done: i64 = staffing_reminders::table
-                .filter(staffing_reminders::unit_id.eq(&unit))
-                .filter(staffing_reminders::day.eq(&key))
-                .count()
-                .get_result(conn)?;
-            if done > 0 {
-                return Ok(0);
-            }
-            diesel::insert_into(staffing_reminders::table)
-                .values((
-                    staffing_reminders::unit_id.eq(&unit),
-                    staffing_reminders::day.eq(&key),
-                    staffing_reminders::queued_at.eq(crate::store::now()),
-                ))
-                .execute(conn)?;
-            let to = Recipients {
-                to: email.clone(),
-                cc: Vec::new(),
-                via: String::new(),
-            };
-            let mid = format!("<bemanning-{}-{key}@{}>", hex::encode(unit.as_bytes()), mail.domain());
-            let mut m = NewMail::new(mid, BEMANNING_PAMINNELSE, &[], &to);
-            const DAYS: [&str; 7] = ["måndag", "tisdag", "onsdag", "torsdag", "fredag", "lördag", "söndag"];
-            m.payload = Some(
-                serde_json::json!({
-                    "enhet": unit, "namn": u.name, "datum": key,
-                    "veckodag": DAYS[chrono::Datelike::weekday(&day).num_days_from_monday() as usize],
-                    "helg": blocks.get(&day).cloned().unwrap_or_default(),
-                })
-                .to_string(),
-            );
-            outbox::enqueue(conn, &[m])?;
-            Ok(1)
-        })?;
+        let to = Recipients {
+            to: email,
+            cc: Vec::new(),
+            via: String::new(),
+        };
+        let mid = format!("<bemanning-{}-{key}@{}>", hex::encode(unit.as_bytes()), mail.domain());
+        let mut m = NewMail::new(mid, BEMANNING_PAMINNELSE, &[], &to);
+        const DAYS: [&str; 7] = ["måndag", "tisdag", "onsdag", "torsdag", "fredag", "lördag", "söndag"];
+        m.payload = Some(
+            serde_json::json!({
+                "enhet": unit, "namn": u.name, "datum": key,
+                "veckodag": DAYS[chrono::Datelike::weekday(&day).num_days_from_monday() as usize],
+                "helg": blocks.get(&day).cloned().unwrap_or_default(),
+            })
+            .to_string(),
+        );
+        queued += reports::queue_staffing_reminder(conn, &unit, &key, m)?;
     }
     Ok(queued)
 }

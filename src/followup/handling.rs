@@ -6,12 +6,11 @@
 use std::collections::BTreeMap;
 
 use chrono::NaiveDateTime;
-use diesel::prelude::*;
+use diesel::QueryResult;
 use serde::Serialize;
 
 use super::{one_decimal, Period, Visible};
-use crate::store::schema::{deviation_history, deviations};
-use crate::store::DbConn;
+use crate::store::{reports, DbConn};
 
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[schema(as = HandlingRow)]
@@ -43,30 +42,11 @@ fn hours(s: Option<i64>) -> Option<f64> {
 }
 
 pub fn report(conn: &mut DbConn, period: Period, visible: Visible) -> QueryResult<Vec<Row>> {
-    let sent: Vec<(i64, String, Option<String>, NaiveDateTime)> = deviation_history::table
-        .inner_join(deviations::table)
-        .filter(deviation_history::to_status.eq("skickad"))
-        .filter(deviation_history::at.ge(period.start()))
-        .filter(deviation_history::at.lt(period.end()))
-        .select((
-            deviations::id,
-            deviations::rule,
-            deviations::unit,
-            deviation_history::at,
-        ))
-        .load(conn)?;
+    let sent = reports::sent_between(conn, period.start(), period.end())?;
     let ids: Vec<i64> = sent.iter().map(|s| s.0).collect();
     let mut later: BTreeMap<(i64, String), NaiveDateTime> = BTreeMap::new();
     for chunk in ids.chunks(500) {
-        let rows: Vec<(i64, String, NaiveDateTime)> = deviation_history::table
-            .filter(deviation_history::deviation_id.eq_any(chunk))
-            .filter(deviation_history::to_status.eq_any(["mottagen", "avslutad"]))
-            .select((
-                deviation_history::deviation_id,
-                deviation_history::to_status,
-                deviation_history::at,
-            ))
-            .load(conn)?;
+        let rows = reports::steps_to(conn, chunk, &["mottagen", "avslutad"])?;
         for (id, status, at) in rows {
             let e = later.entry((id, status)).or_insert(at);
             *e = (*e).min(at);
@@ -130,10 +110,7 @@ pub const AGE_BUCKETS: [(i64, &str); 4] = [
 ];
 
 pub fn open_by_age(conn: &mut DbConn, visible: Visible, now: NaiveDateTime) -> QueryResult<Vec<AgeBucket>> {
-    let open: Vec<(Option<String>, NaiveDateTime)> = deviations::table
-        .filter(deviations::status.eq_any(crate::domain::handling::OPEN))
-        .select((deviations::unit, deviations::created_at))
-        .load(conn)?;
+    let open = reports::created_in_status(conn, &crate::domain::handling::OPEN)?;
     let mut counts = [0i64; 4];
     for (unit, created) in open {
         if !visible.unit(unit.as_deref()) {

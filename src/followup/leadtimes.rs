@@ -9,12 +9,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{Duration, NaiveDate};
-use diesel::prelude::*;
+use diesel::QueryResult;
 use serde::Serialize;
 
 use super::{date, one_decimal, share, Month, Period};
-use crate::store::followup::FactsRow;
-use crate::store::schema::case_facts;
+use crate::store::followup::{self, FactsRow};
 use crate::store::DbConn;
 
 /// The threshold of `hemgang_3d` and of betalningsansvar: an average over 3 days.
@@ -85,24 +84,7 @@ pub fn exclusion_text(code: &str) -> &'static str {
 /// The stays discharged in `[from, to]` or still utskrivningsklar at some
 /// point of it (`from` None: all history up to `to`).
 pub fn load(conn: &mut DbConn, from: Option<NaiveDate>, to: NaiveDate) -> QueryResult<Vec<Stay>> {
-    let d = |x: NaiveDate| x.format("%Y-%m-%d").to_string();
-    let mut q = case_facts::table
-        .filter(
-            case_facts::utskrivning_date
-                .le(d(to))
-                .or(case_facts::dag0.le(d(to)).and(case_facts::utskrivning_date.is_null())),
-        )
-        .filter(case_facts::kommuner.ne("[]"))
-        .select(FactsRow::as_select())
-        .into_boxed();
-    if let Some(f) = from {
-        q = q.filter(
-            case_facts::utskrivning_date
-                .ge(d(f))
-                .or(case_facts::utskrivning_date.is_null()),
-        );
-    }
-    let rows: Vec<FactsRow> = q.load(conn)?;
+    let rows = followup::lead_times(conn, from, to)?;
     Ok(rows.iter().map(Stay::from_row).collect())
 }
 

@@ -7,8 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, NaiveDateTime, Utc};
-use diesel::dsl::count_star;
-use diesel::prelude::*;
+use diesel::QueryResult;
 use serde::Serialize;
 
 use super::adherence::{self, Group};
@@ -16,8 +15,7 @@ use super::leadtimes::{self, KommunLiability, LeadRow, Model, Prices};
 use super::{handling, readmissions, Month, Quarter, Visible};
 use crate::calendar::{in_stockholm, local_date};
 use crate::rules::RuleId;
-use crate::store::schema::{deviations, obligations};
-use crate::store::DbConn;
+use crate::store::{reports, DbConn};
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct QuarterAdherence {
@@ -165,12 +163,7 @@ fn deviation_counts(
     end: NaiveDateTime,
     visible: Visible,
 ) -> QueryResult<Vec<DeviationCount>> {
-    let rows: Vec<(String, Option<String>, String, i64)> = deviations::table
-        .filter(deviations::due.ge(start))
-        .filter(deviations::due.lt(end))
-        .group_by((deviations::rule, deviations::unit, deviations::status))
-        .select((deviations::rule, deviations::unit, deviations::status, count_star()))
-        .load(conn)?;
+    let rows = reports::deviation_counts(conn, start, end)?;
     let mut acc: BTreeMap<(String, String), i64> = BTreeMap::new();
     for (rule, unit, status, n) in rows {
         if visible.unit(unit.as_deref()) {
@@ -190,13 +183,7 @@ pub fn staffing_outcomes(
     period: super::Period,
     visible: Visible,
 ) -> QueryResult<Vec<(String, chrono::NaiveDate, String)>> {
-    let rows: Vec<(Option<String>, NaiveDateTime, String)> = obligations::table
-        .filter(obligations::rule.eq(RuleId::BemanningStorhelg.as_str()))
-        .filter(obligations::case_id.eq(""))
-        .filter(obligations::due.ge(period.start()))
-        .filter(obligations::due.lt(period.end()))
-        .select((obligations::unit, obligations::due, obligations::outcome))
-        .load(conn)?;
+    let rows = reports::staffing_obligations(conn, RuleId::BemanningStorhelg.as_str(), period.start(), period.end())?;
     Ok(rows
         .into_iter()
         .filter_map(|(unit, due, outcome)| {

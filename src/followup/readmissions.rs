@@ -6,14 +6,13 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{Duration, NaiveDateTime};
-use diesel::prelude::*;
+use diesel::QueryResult;
 use serde::Serialize;
 
 use super::{share, Month, Period};
 use crate::calendar::local_date;
 use crate::domain::AgeBand;
-use crate::store::schema::case_facts;
-use crate::store::DbConn;
+use crate::store::{followup, DbConn};
 
 /// The window: a readmission on day 30 after the discharge day counts, on day 31 not.
 pub const WINDOW_DAYS: i64 = 30;
@@ -42,40 +41,13 @@ pub type Admission = (
 );
 
 pub fn load(conn: &mut DbConn, period: Period) -> QueryResult<(Vec<Admission>, Vec<Admission>)> {
-    type Raw = (
-        String,
-        Option<String>,
-        Option<String>,
-        Option<NaiveDateTime>,
-        Option<NaiveDateTime>,
-        String,
-    );
-    let conv = |rows: Vec<Raw>| -> Vec<Admission> {
+    let conv = |rows: Vec<followup::PatientStay>| -> Vec<Admission> {
         rows.into_iter()
             .filter_map(|(c, p, b, i, u, k)| Some((c, p?, b, i, u, serde_json::from_str(&k).unwrap_or_default())))
             .collect()
     };
-    let sel = (
-        case_facts::case_id,
-        case_facts::patient_hash,
-        case_facts::age_band,
-        case_facts::inskrivning_at,
-        case_facts::utskrivning_at,
-        case_facts::kommuner,
-    );
-    let d = |x: chrono::NaiveDate| x.format("%Y-%m-%d").to_string();
-    let discharged: Vec<Raw> = case_facts::table
-        .filter(case_facts::utskrivning_date.ge(d(period.from)))
-        .filter(case_facts::utskrivning_date.le(d(period.to)))
-        .filter(case_facts::patient_hash.is_not_null())
-        .select(sel)
-        .load(conn)?;
-    let admitted: Vec<Raw> = case_facts::table
-        .filter(case_facts::inskrivning_at.ge(period.start()))
-        .filter(case_facts::inskrivning_at.lt(period.end() + Duration::days(WINDOW_DAYS + 2)))
-        .filter(case_facts::patient_hash.is_not_null())
-        .select(sel)
-        .load(conn)?;
+    let discharged = followup::discharged(conn, period.from, period.to)?;
+    let admitted = followup::admitted(conn, period.start(), period.end() + Duration::days(WINDOW_DAYS + 2))?;
     Ok((conv(discharged), conv(admitted)))
 }
 

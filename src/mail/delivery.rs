@@ -18,22 +18,20 @@ use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, Utc};
-use diesel::prelude::*;
 use lettre::message::{Mailbox, MultiPart};
 use lettre::{Message, SmtpTransport, Transport};
 use serde::Serialize;
 use serde_json::json;
 
-use super::outbox::{
-    self, MailRow, ATERKALLELSE, AVSLUTAD, AVVIKELSE, BEMANNING_PAMINNELSE, EJ_MEJLADE, ESKALERING, MISSLYCKAD,
-    PAMINNELSE, SAMMANSTALLNING,
-};
 use super::templates::{Rendered, Templates};
 use super::MailConfig;
 use crate::audit::report;
 use crate::rules::Units;
 use crate::store::deviations::DeviationRow;
-use crate::store::schema::{deviations as dev, scan_runs};
+use crate::store::outbox::{
+    self, MailRow, ATERKALLELSE, AVSLUTAD, AVVIKELSE, BEMANNING_PAMINNELSE, EJ_MEJLADE, ESKALERING, MISSLYCKAD,
+    PAMINNELSE, SAMMANSTALLNING,
+};
 use crate::store::{DbConn, Pool};
 
 const BATCH: i64 = 20;
@@ -293,7 +291,7 @@ fn compose(
     let ids = m.ids();
     match m.kind.as_str() {
         AVVIKELSE | SAMMANSTALLNING => {
-            let live: Vec<DeviationRow> = load(conn, &ids)?
+            let live: Vec<DeviationRow> = outbox::deviations_of(conn, &ids)?
                 .into_iter()
                 .filter(|d| d.status != "aterkallad" && d.status != "makulerad")
                 .collect();
@@ -313,7 +311,7 @@ fn compose(
             Ok(Some((content, included)))
         }
         ATERKALLELSE => {
-            let Some(d) = load(conn, &ids)?.into_iter().next() else {
+            let Some(d) = outbox::deviations_of(conn, &ids)?.into_iter().next() else {
                 return Ok(None);
             };
             let data = data(conn, mailer, ctx, &d)?;
@@ -322,7 +320,7 @@ fn compose(
         // A reminder is moot once the deviation is closed or withdrawn; a
         // closing notice once it was reopened.
         PAMINNELSE | ESKALERING | AVSLUTAD => {
-            let Some(d) = load(conn, &ids)?.into_iter().next() else {
+            let Some(d) = outbox::deviations_of(conn, &ids)?.into_iter().next() else {
                 return Ok(None);
             };
             let still = if m.kind == AVSLUTAD {
@@ -348,19 +346,11 @@ fn compose(
     }
 }
 
-fn load(conn: &mut DbConn, ids: &[i64]) -> QueryResult<Vec<DeviationRow>> {
-    dev::table.filter(dev::id.eq_any(ids)).order(dev::id).load(conn)
-}
-
 fn data(conn: &mut DbConn, mailer: &Mailer, ctx: &mut Context, d: &DeviationRow) -> anyhow::Result<serde_json::Value> {
     let as_of = match ctx.scan_as_of.get(&d.scan_id) {
         Some(t) => *t,
         None => {
-            let t: Option<chrono::NaiveDateTime> = scan_runs::table
-                .find(d.scan_id)
-                .select(scan_runs::as_of)
-                .first(conn)
-                .optional()?;
+            let t = outbox::scan_as_of(conn, d.scan_id)?;
             let t = t.map_or(d.created_at.and_utc(), |t| t.and_utc());
             ctx.scan_as_of.insert(d.scan_id, t);
             t

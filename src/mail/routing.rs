@@ -2,34 +2,12 @@
 //! first matching route of the config; else the default address. Routes may
 //! add copies. An unknown unit, or no unit at all, goes to the default.
 
-use serde::{Deserialize, Serialize};
-
 use super::{MailConfig, Route};
 use crate::domain::{Unit, UnitId};
 use crate::rules::Units;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Recipients {
-    pub to: String,
-    pub cc: Vec<String>,
-    /// Why, in Swedish, for `svu-vakt routes`.
-    #[serde(default)]
-    pub via: String,
-}
-
-impl Recipients {
-    pub fn to_json(&self) -> String {
-        serde_json::to_string(self).unwrap_or_default()
-    }
-
-    pub fn from_json(s: &str) -> Recipients {
-        serde_json::from_str(s).unwrap_or(Recipients {
-            to: String::new(),
-            cc: Vec::new(),
-            via: String::new(),
-        })
-    }
-}
+/// The value routing decides, kept in `domain` so `store` can hold it too.
+pub use crate::domain::recipients::Recipients;
 
 fn ancestors_and_self<'a>(unit: &'a Unit, units: &'a Units) -> Vec<&'a UnitId> {
     let mut out = vec![&unit.id];

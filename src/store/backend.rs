@@ -204,7 +204,7 @@ pub fn insert_history(conn: &mut DbConn, rows: &[super::deviations::NewHistory<'
 }
 
 /// Inserts outbox rows; a Message-ID already there is skipped.
-pub fn insert_mail(conn: &mut DbConn, rows: &[crate::mail::outbox::NewMail]) -> QueryResult<usize> {
+pub fn insert_mail(conn: &mut DbConn, rows: &[super::outbox::NewMail]) -> QueryResult<usize> {
     use super::schema::outbox;
     let mut n = 0;
     for chunk in rows.chunks(CHUNK) {

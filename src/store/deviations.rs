@@ -1,6 +1,6 @@
 //! Deviations and their history. Every write here happens inside the
 //! caller's transaction, so a deviation, its history line and its mail (in
-//! `mail::outbox`) are stored together or not at all.
+//! `store::outbox`) are stored together or not at all.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -122,6 +122,15 @@ pub fn by_rule_due(
 
 pub fn get(conn: &mut DbConn, id: i64) -> QueryResult<Option<DeviationRow>> {
     deviations::table.find(id).first(conn).optional()
+}
+
+/// The ids of the deviations in one of `statuses`, in id order.
+pub fn ids_in_status(conn: &mut DbConn, statuses: &[&str]) -> QueryResult<Vec<i64>> {
+    deviations::table
+        .filter(deviations::status.eq_any(statuses))
+        .select(deviations::id)
+        .order(deviations::id)
+        .load(conn)
 }
 
 pub fn all(conn: &mut DbConn) -> QueryResult<Vec<DeviationRow>> {

@@ -270,6 +270,80 @@ fn insert_obligations(conn: &mut DbConn, rows: &[&NewObligation]) -> QueryResult
     Ok(())
 }
 
+fn day_text(x: NaiveDate) -> String {
+    x.format("%Y-%m-%d").to_string()
+}
+
+/// The facts of the stays discharged in `[from, to]` or still
+/// utskrivningsklar at some point of it (`from` None: all history up to
+/// `to`), for lead times and betalningsansvar.
+pub fn lead_times(conn: &mut DbConn, from: Option<NaiveDate>, to: NaiveDate) -> QueryResult<Vec<FactsRow>> {
+    let mut q = case_facts::table
+        .filter(
+            case_facts::utskrivning_date.le(day_text(to)).or(case_facts::dag0
+                .le(day_text(to))
+                .and(case_facts::utskrivning_date.is_null())),
+        )
+        .filter(case_facts::kommuner.ne("[]"))
+        .select(FactsRow::as_select())
+        .into_boxed();
+    if let Some(f) = from {
+        q = q.filter(
+            case_facts::utskrivning_date
+                .ge(day_text(f))
+                .or(case_facts::utskrivning_date.is_null()),
+        );
+    }
+    q.load(conn)
+}
+
+/// A stay with its patient, for readmissions: (case, patient hash, age
+/// band, inskrivning, utskrivning, kommuner as JSON).
+pub type PatientStay = (
+    String,
+    Option<String>,
+    Option<String>,
+    Option<NaiveDateTime>,
+    Option<NaiveDateTime>,
+    String,
+);
+
+/// The stays with a patient discharged on the local days `from..=to`.
+pub fn discharged(conn: &mut DbConn, from: NaiveDate, to: NaiveDate) -> QueryResult<Vec<PatientStay>> {
+    case_facts::table
+        .filter(case_facts::utskrivning_date.ge(day_text(from)))
+        .filter(case_facts::utskrivning_date.le(day_text(to)))
+        .filter(case_facts::patient_hash.is_not_null())
+        .select(PATIENT_STAY)
+        .load(conn)
+}
+
+/// The stays with a patient admitted in `[start, end)`.
+pub fn admitted(conn: &mut DbConn, start: NaiveDateTime, end: NaiveDateTime) -> QueryResult<Vec<PatientStay>> {
+    case_facts::table
+        .filter(case_facts::inskrivning_at.ge(start))
+        .filter(case_facts::inskrivning_at.lt(end))
+        .filter(case_facts::patient_hash.is_not_null())
+        .select(PATIENT_STAY)
+        .load(conn)
+}
+
+const PATIENT_STAY: (
+    case_facts::case_id,
+    case_facts::patient_hash,
+    case_facts::age_band,
+    case_facts::inskrivning_at,
+    case_facts::utskrivning_at,
+    case_facts::kommuner,
+) = (
+    case_facts::case_id,
+    case_facts::patient_hash,
+    case_facts::age_band,
+    case_facts::inskrivning_at,
+    case_facts::utskrivning_at,
+    case_facts::kommuner,
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;
