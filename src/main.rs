@@ -363,9 +363,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             database_url,
             without_peer,
         } => {
-            // Synthetic data: a throwaway patient key, and no key file written anywhere.
+            // Synthetic data: a throwaway patient key made for this run (never
+            // a key in the source), and no key file written anywhere.
             if std::env::var_os("SVU_VAKT_PATIENT_KEY").is_none() {
-                std::env::set_var("SVU_VAKT_PATIENT_KEY", "bench-only-key-not-for-patient-data-0123456789");
+                let mut key = [0u8; 32];
+                getrandom::getrandom(&mut key).map_err(|e| anyhow::anyhow!("ingen slumpkälla: {e}"))?;
+                std::env::set_var("SVU_VAKT_PATIENT_KEY", hex::encode(key));
             }
             let db = DbArgs {
                 database_url: Some(

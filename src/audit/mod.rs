@@ -7,7 +7,8 @@
 
 pub mod filing;
 pub mod plan;
-pub mod report;
+// What a report says lives with the mail that says it.
+pub use crate::mail::report;
 pub mod schedule;
 
 use std::collections::{BTreeMap, HashSet};

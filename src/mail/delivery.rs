@@ -23,9 +23,9 @@ use lettre::{Message, SmtpTransport, Transport};
 use serde::Serialize;
 use serde_json::json;
 
+use super::report;
 use super::templates::{Rendered, Templates};
 use super::MailConfig;
-use crate::audit::report;
 use crate::rules::Units;
 use crate::store::deviations::DeviationRow;
 use crate::store::outbox::{

@@ -5,6 +5,7 @@
 
 pub mod delivery;
 pub mod outbox;
+pub mod report;
 pub mod routing;
 pub mod templates;
 

@@ -5,9 +5,9 @@
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde_json::{json, Value};
 
+use super::templates::{Rendered, Templates};
+use super::MailConfig;
 use crate::calendar::in_stockholm;
-use crate::mail::templates::{Rendered, Templates};
-use crate::mail::MailConfig;
 use crate::rules::profile::Risk;
 use crate::rules::{RuleId, Units};
 use crate::store::deviations::DeviationRow;
