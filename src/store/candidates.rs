@@ -103,15 +103,24 @@ fn incremental_ids(conn: &mut DbConn, since: NaiveDateTime, as_of: NaiveDateTime
     Ok((all.len() as i64 <= LISTED_MAX).then_some(all))
 }
 
+/// The columns of a [`Candidate`], in its order.
+const COLUMNS: (
+    cases::id,
+    cases::next_check,
+    cases::summary_hash,
+    cases::patient_hash,
+    cases::age_band,
+) = (
+    cases::id,
+    cases::next_check,
+    cases::summary_hash,
+    cases::patient_hash,
+    cases::age_band,
+);
+
 fn candidates_by_id(conn: &mut DbConn, ids: &[String]) -> QueryResult<Vec<Candidate>> {
     cases::table
-        .select((
-            cases::id,
-            cases::next_check,
-            cases::summary_hash,
-            cases::patient_hash,
-            cases::age_band,
-        ))
+        .select(COLUMNS)
         .filter(cases::id.eq_any(ids))
         .order(cases::id)
         .load(conn)
@@ -128,13 +137,7 @@ fn candidates(
     as_of: NaiveDateTime,
 ) -> QueryResult<Vec<Candidate>> {
     let mut q = cases::table
-        .select((
-            cases::id,
-            cases::next_check,
-            cases::summary_hash,
-            cases::patient_hash,
-            cases::age_band,
-        ))
+        .select(COLUMNS)
         .filter(cases::id.gt(after))
         .order(cases::id)
         .limit(chunk)
