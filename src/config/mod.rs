@@ -17,7 +17,7 @@ use sections::*;
 pub use sections::{FollowupConfig, HandlingConfig, IngestConfig, ScanConfig};
 
 use crate::domain::Secret;
-use crate::mail::{MailConfig, SmtpUrl};
+use crate::mail::MailConfig;
 use crate::rules::profile::{Profile, ProfileOverrides};
 use crate::store::DbUrl;
 
@@ -156,42 +156,7 @@ impl Config {
             fc.handling.remind_after_days >= 0 && fc.handling.escalate_after_days >= 0,
             "handling.remind_after_days och handling.escalate_after_days får inte vara negativa"
         );
-        let followup = {
-            let f = &fc.followup;
-            let model = match f.betalningsansvar_model.as_deref() {
-                Some(m) => crate::followup::leadtimes::Model::parse(m)
-                    .map_err(|e| anyhow::anyhow!("followup.betalningsansvar_model: {e}"))?,
-                None if fc.rules.profile.as_deref() == Some("vasterbotten") => {
-                    crate::followup::leadtimes::Model::Vasterbotten
-                }
-                None => crate::followup::leadtimes::Model::Rullande,
-            };
-            let mut prices = default_prices();
-            for (year, price) in &f.vardygn_pris {
-                let y: i32 = year
-                    .parse()
-                    .ok()
-                    .filter(|y| (1990..=2200).contains(y))
-                    .ok_or_else(|| anyhow::anyhow!("followup.vardygn_pris: `{year}` är inget årtal"))?;
-                anyhow::ensure!(*price >= 0, "followup.vardygn_pris.{year} får inte vara negativt");
-                prices.insert(y, *price);
-            }
-            anyhow::ensure!(
-                (1..=crate::followup::forvarning::MAX_HOURS).contains(&f.forvarning_hours),
-                "followup.forvarning_hours ska vara 1–{}",
-                crate::followup::forvarning::MAX_HOURS
-            );
-            anyhow::ensure!(
-                (0..=30).contains(&f.bemanning_paminnelse_dagar),
-                "followup.bemanning_paminnelse_dagar ska vara 0–30"
-            );
-            FollowupConfig {
-                model,
-                prices: crate::followup::leadtimes::Prices(prices),
-                forvarning_hours: f.forvarning_hours,
-                staffing_reminder_days: f.bemanning_paminnelse_dagar,
-            }
-        };
+        let followup = fc.followup.resolve(fc.rules.profile.as_deref())?;
         let handling = HandlingConfig {
             remind_after: chrono::Duration::days(fc.handling.remind_after_days),
             escalate_after: chrono::Duration::days(fc.handling.escalate_after_days),
@@ -221,54 +186,8 @@ impl Config {
             log_level: env("SVU_VAKT_LOG_LEVEL").unwrap_or(fc.log.level),
             patient_key,
             rules: fc.rules,
-            scan: ScanConfig {
-                arrival_margin: chrono::Duration::seconds(fc.scan.arrival_margin_seconds.max(0)),
-                chunk_cases: match env("SVU_VAKT_SCAN_CHUNK_CASES") {
-                    Some(v) => v
-                        .parse()
-                        .ok()
-                        .filter(|n| (1..=30_000).contains(n))
-                        .ok_or_else(|| anyhow::anyhow!("SVU_VAKT_SCAN_CHUNK_CASES ska vara ett heltal 1–30000"))?,
-                    None => {
-                        anyhow::ensure!(
-                            (1..=30_000).contains(&fc.scan.chunk_cases),
-                            "scan.chunk_cases ska vara 1–30000 (en SQL-variabel per ärende)"
-                        );
-                        fc.scan.chunk_cases
-                    }
-                },
-                ..ScanConfig::parse(&fc.scan.schedule, fc.scan.grace_minutes, fc.scan.staffing_lookback_days)?
-            },
-            mail: MailConfig {
-                smtp_url: SmtpUrl(
-                    overrides
-                        .smtp_url
-                        .clone()
-                        .or_else(|| env("SVU_VAKT_SMTP_URL"))
-                        .unwrap_or(fc.mail.smtp_url),
-                ),
-                from: fc.mail.from,
-                default_to: fc.mail.default_to,
-                mode: fc.mail.mode,
-                base_url: fc.mail.base_url.trim_end_matches('/').to_string(),
-                templates_dir: fc.mail.templates_dir,
-                deliver_every_seconds: fc.mail.deliver_every_seconds.max(1),
-                smtp_timeout_seconds: fc.mail.smtp_timeout_seconds.max(1),
-                claim_seconds: match env("SVU_VAKT_MAIL_CLAIM_SECONDS") {
-                    Some(v) => v
-                        .parse()
-                        .map_err(|_| anyhow::anyhow!("SVU_VAKT_MAIL_CLAIM_SECONDS ska vara ett heltal (sekunder)"))?,
-                    None => fc.mail.claim_seconds,
-                },
-                max_age_days: match env("SVU_VAKT_MAIL_MAX_AGE_DAYS") {
-                    Some(v) => v
-                        .parse()
-                        .map_err(|_| anyhow::anyhow!("SVU_VAKT_MAIL_MAX_AGE_DAYS ska vara ett heltal (dagar)"))?,
-                    None => fc.mail.max_age_days,
-                },
-                routes: fc.mail.routes,
-            }
-            .validated()?,
+            scan: fc.scan.resolve()?,
+            mail: fc.mail.resolve(overrides.smtp_url.clone())?,
             session,
             handling,
             followup,
@@ -363,7 +282,7 @@ mod tests {
         let c = Config::load(Some(Path::new("ops/svu-vakt.toml")), &Overrides::default()).unwrap();
         assert!(c.scan.schedule.is_some());
         assert_eq!(c.mail.routes.len(), 2);
-        let secret = SmtpUrl("smtp://svu:hemligt@smtp.example.se:587?tls=required".into());
+        let secret = crate::mail::SmtpUrl("smtp://svu:hemligt@smtp.example.se:587?tls=required".into());
         assert!(!format!("{secret:?}").contains("hemligt"));
         let mut c = c;
         c.database_url = DbUrl::parse("postgres://svu:hemligt@db/svu").unwrap();

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::{env, LogFormat, DEFAULT_DATABASE_URL, DEFAULT_LISTEN};
-use crate::mail::{MailMode, Route};
+use crate::mail::{MailConfig, MailMode, Route, SmtpUrl};
 
 /// `[ingest]`: how events are checked at the door.
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -459,4 +459,97 @@ impl Default for LogSection {
 #[serde(deny_unknown_fields, default)]
 pub(super) struct PrivacySection {
     pub(super) patient_key_file: Option<PathBuf>,
+}
+
+impl FollowupSection {
+    /// The settings `[followup]` resolves to; the model's default follows the profile.
+    pub(super) fn resolve(&self, profile: Option<&str>) -> anyhow::Result<FollowupConfig> {
+        let f = self;
+        let model = match f.betalningsansvar_model.as_deref() {
+            Some(m) => crate::followup::leadtimes::Model::parse(m)
+                .map_err(|e| anyhow::anyhow!("followup.betalningsansvar_model: {e}"))?,
+            None if profile == Some("vasterbotten") => crate::followup::leadtimes::Model::Vasterbotten,
+            None => crate::followup::leadtimes::Model::Rullande,
+        };
+        let mut prices = default_prices();
+        for (year, price) in &f.vardygn_pris {
+            let y: i32 = year
+                .parse()
+                .ok()
+                .filter(|y| (1990..=2200).contains(y))
+                .ok_or_else(|| anyhow::anyhow!("followup.vardygn_pris: `{year}` är inget årtal"))?;
+            anyhow::ensure!(*price >= 0, "followup.vardygn_pris.{year} får inte vara negativt");
+            prices.insert(y, *price);
+        }
+        anyhow::ensure!(
+            (1..=crate::followup::forvarning::MAX_HOURS).contains(&f.forvarning_hours),
+            "followup.forvarning_hours ska vara 1–{}",
+            crate::followup::forvarning::MAX_HOURS
+        );
+        anyhow::ensure!(
+            (0..=30).contains(&f.bemanning_paminnelse_dagar),
+            "followup.bemanning_paminnelse_dagar ska vara 0–30"
+        );
+        Ok(FollowupConfig {
+            model,
+            prices: crate::followup::leadtimes::Prices(prices),
+            forvarning_hours: f.forvarning_hours,
+            staffing_reminder_days: f.bemanning_paminnelse_dagar,
+        })
+    }
+}
+
+impl ScanSection {
+    /// The settings `[scan]` resolves to (`SVU_VAKT_SCAN_CHUNK_CASES` wins).
+    pub(super) fn resolve(&self) -> anyhow::Result<ScanConfig> {
+        Ok(ScanConfig {
+            arrival_margin: chrono::Duration::seconds(self.arrival_margin_seconds.max(0)),
+            chunk_cases: match env("SVU_VAKT_SCAN_CHUNK_CASES") {
+                Some(v) => v
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=30_000).contains(n))
+                    .ok_or_else(|| anyhow::anyhow!("SVU_VAKT_SCAN_CHUNK_CASES ska vara ett heltal 1–30000"))?,
+                None => {
+                    anyhow::ensure!(
+                        (1..=30_000).contains(&self.chunk_cases),
+                        "scan.chunk_cases ska vara 1–30000 (en SQL-variabel per ärende)"
+                    );
+                    self.chunk_cases
+                }
+            },
+            ..ScanConfig::parse(&self.schedule, self.grace_minutes, self.staffing_lookback_days)?
+        })
+    }
+}
+
+impl MailSection {
+    /// The settings `[mail]` resolves to (`smtp_url` from the flag wins, then
+    /// the environment), every address checked.
+    pub(super) fn resolve(self, smtp_url: Option<String>) -> anyhow::Result<MailConfig> {
+        MailConfig {
+            smtp_url: SmtpUrl(smtp_url.or_else(|| env("SVU_VAKT_SMTP_URL")).unwrap_or(self.smtp_url)),
+            from: self.from,
+            default_to: self.default_to,
+            mode: self.mode,
+            base_url: self.base_url.trim_end_matches('/').to_string(),
+            templates_dir: self.templates_dir,
+            deliver_every_seconds: self.deliver_every_seconds.max(1),
+            smtp_timeout_seconds: self.smtp_timeout_seconds.max(1),
+            claim_seconds: match env("SVU_VAKT_MAIL_CLAIM_SECONDS") {
+                Some(v) => v
+                    .parse()
+                    .map_err(|_| anyhow::anyhow!("SVU_VAKT_MAIL_CLAIM_SECONDS ska vara ett heltal (sekunder)"))?,
+                None => self.claim_seconds,
+            },
+            max_age_days: match env("SVU_VAKT_MAIL_MAX_AGE_DAYS") {
+                Some(v) => v
+                    .parse()
+                    .map_err(|_| anyhow::anyhow!("SVU_VAKT_MAIL_MAX_AGE_DAYS ska vara ett heltal (dagar)"))?,
+                None => self.max_age_days,
+            },
+            routes: self.routes,
+        }
+        .validated()
+    }
 }
