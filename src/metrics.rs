@@ -17,6 +17,57 @@ const BUCKETS: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 
 /// The methods a request's label may name; anything else is `other`.
 const METHODS: [&str; 7] = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"];
 
+/// The counters' names (the prefix and `_total` are added) and Swedish help.
+const COUNTERS: [(&str, &str); 17] = [
+    ("events_ingested", "Händelser sparade vid inläsning."),
+    (
+        "events_duplicate",
+        "Händelser som kom igen med samma innehåll (ingen ändring).",
+    ),
+    ("events_rejected", "Ogiltiga rader i avvisade batcher."),
+    ("events_conflict", "Händelse-id som kom igen med annat innehåll."),
+    ("batches_rejected", "Inläsningsbatcher som avvisades hela."),
+    ("scans", "Granskningar som denna process slutförde."),
+    ("scans_failed", "Granskningar som misslyckades (se scan_runs)."),
+    (
+        "deviations_filed",
+        "Avvikelser registrerade av granskningar i denna process.",
+    ),
+    (
+        "deviations_withdrawn",
+        "Avvikelser återkallade av granskningar i denna process.",
+    ),
+    (
+        "deviations_unmailed",
+        "Avvikelser registrerade utan e-post (äldre än mail.max_age_days).",
+    ),
+    ("mail_sent", "Meddelanden som SMTP-servern tog emot."),
+    (
+        "mail_failed",
+        "Leveransförsök som misslyckades och görs om (4xx, servern nås inte).",
+    ),
+    (
+        "mail_refused",
+        "Meddelanden som SMTP-servern vägrade permanent (skickas inte igen).",
+    ),
+    (
+        "feed_files_imported",
+        "Filer i inkorgen som lästes in och flyttades till done/.",
+    ),
+    (
+        "feed_files_failed",
+        "Filer i inkorgen med felaktiga rader, flyttade till failed/ med en rapport.",
+    ),
+    (
+        "feed_files_repeated",
+        "Filer i inkorgen vars innehåll redan var inläst (ingen ändring).",
+    ),
+    (
+        "feed_events_stored",
+        "Händelser sparade från filer i inkorgen (räknas även i events_ingested).",
+    ),
+];
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
     method: &'static str,
@@ -117,93 +168,32 @@ impl Metrics {
         out
     }
 
-    /// The counters under their names (the prefix and `_total` are added)
-    /// with their Swedish help.
-    fn counters(&self) -> [(&'static str, &'static str, &Counter); 17] {
+    /// The counters, in the order of [`COUNTERS`].
+    fn counters(&self) -> [&Counter; 17] {
         [
-            (
-                "events_ingested",
-                "Händelser sparade vid inläsning.",
-                &self.events_ingested,
-            ),
-            (
-                "events_duplicate",
-                "Händelser som kom igen med samma innehåll (ingen ändring).",
-                &self.events_duplicate,
-            ),
-            (
-                "events_rejected",
-                "Ogiltiga rader i avvisade batcher.",
-                &self.events_rejected,
-            ),
-            (
-                "events_conflict",
-                "Händelse-id som kom igen med annat innehåll.",
-                &self.events_conflict,
-            ),
-            (
-                "batches_rejected",
-                "Inläsningsbatcher som avvisades hela.",
-                &self.batches_rejected,
-            ),
-            ("scans", "Granskningar som denna process slutförde.", &self.scans),
-            (
-                "scans_failed",
-                "Granskningar som misslyckades (se scan_runs).",
-                &self.scans_failed,
-            ),
-            (
-                "deviations_filed",
-                "Avvikelser registrerade av granskningar i denna process.",
-                &self.deviations_filed,
-            ),
-            (
-                "deviations_withdrawn",
-                "Avvikelser återkallade av granskningar i denna process.",
-                &self.deviations_withdrawn,
-            ),
-            (
-                "deviations_unmailed",
-                "Avvikelser registrerade utan e-post (äldre än mail.max_age_days).",
-                &self.deviations_unmailed,
-            ),
-            ("mail_sent", "Meddelanden som SMTP-servern tog emot.", &self.mail_sent),
-            (
-                "mail_failed",
-                "Leveransförsök som misslyckades och görs om (4xx, servern nås inte).",
-                &self.mail_failed,
-            ),
-            (
-                "mail_refused",
-                "Meddelanden som SMTP-servern vägrade permanent (skickas inte igen).",
-                &self.mail_refused,
-            ),
-            (
-                "feed_files_imported",
-                "Filer i inkorgen som lästes in och flyttades till done/.",
-                &self.feed_files_imported,
-            ),
-            (
-                "feed_files_failed",
-                "Filer i inkorgen med felaktiga rader, flyttade till failed/ med en rapport.",
-                &self.feed_files_failed,
-            ),
-            (
-                "feed_files_repeated",
-                "Filer i inkorgen vars innehåll redan var inläst (ingen ändring).",
-                &self.feed_files_repeated,
-            ),
-            (
-                "feed_events_stored",
-                "Händelser sparade från filer i inkorgen (räknas även i events_ingested).",
-                &self.feed_events_stored,
-            ),
+            &self.events_ingested,
+            &self.events_duplicate,
+            &self.events_rejected,
+            &self.events_conflict,
+            &self.batches_rejected,
+            &self.scans,
+            &self.scans_failed,
+            &self.deviations_filed,
+            &self.deviations_withdrawn,
+            &self.deviations_unmailed,
+            &self.mail_sent,
+            &self.mail_failed,
+            &self.mail_refused,
+            &self.feed_files_imported,
+            &self.feed_files_failed,
+            &self.feed_files_repeated,
+            &self.feed_events_stored,
         ]
     }
 
     fn register(&mut self) {
         let mut registry = Registry::with_prefix("svu_vakt");
-        for (name, help, counter) in self.counters() {
+        for ((name, help), counter) in COUNTERS.into_iter().zip(self.counters()) {
             registry.register(name, help, counter.clone());
         }
         registry.register(
