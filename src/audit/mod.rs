@@ -567,6 +567,7 @@ fn summarise(
             im_in_time: f.im_in_time,
             sip_needed: f.sip_needed,
             kallelse_in_time: f.kallelse_in_time,
+            kommun: f.kommun.clone(),
         },
     })
 }

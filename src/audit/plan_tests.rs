@@ -21,6 +21,7 @@ fn finding(rule: RuleId, case: &str, due: DateTime<Utc>, done: Option<DateTime<U
         status: if done.is_some() { Status::Late } else { Status::Missing },
         done: done.map(|d| d.fixed_offset()),
         late_minutes: done.map(|d| (d - due).num_minutes()),
+        affected: Vec::new(),
     }
 }
 

@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::patient::{AgeBand, PatientHash, PatientHasher};
+use super::value::parse_date;
+pub use super::value::{EventValue, Sparfarg};
 use super::{CaseId, EventId, FieldError, UnitId};
 
 /// Every event type of the contract, spelled as in SPEC §3.2.
@@ -28,6 +30,7 @@ pub enum EventType {
     Utskrivningsklar,
     AtertagUtskrivningsklar,
     KallelseSip,
+    SipMote,
     Overflyttning,
     Utskrivning,
     Avslut,
@@ -35,7 +38,7 @@ pub enum EventType {
 }
 
 impl EventType {
-    pub const ALL: [EventType; 15] = [
+    pub const ALL: [EventType; 16] = [
         EventType::Inskrivning,
         EventType::Bedomning,
         EventType::Inskrivningsmeddelande,
@@ -47,6 +50,7 @@ impl EventType {
         EventType::Utskrivningsklar,
         EventType::AtertagUtskrivningsklar,
         EventType::KallelseSip,
+        EventType::SipMote,
         EventType::Overflyttning,
         EventType::Utskrivning,
         EventType::Avslut,
@@ -66,6 +70,7 @@ impl EventType {
             EventType::Utskrivningsklar => "utskrivningsklar",
             EventType::AtertagUtskrivningsklar => "atertag_utskrivningsklar",
             EventType::KallelseSip => "kallelse_sip",
+            EventType::SipMote => "sip_mote",
             EventType::Overflyttning => "overflyttning",
             EventType::Utskrivning => "utskrivning",
             EventType::Avslut => "avslut",
@@ -90,67 +95,6 @@ impl EventType {
     }
 }
 
-/// The planning track of Västerbotten's routine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Sparfarg {
-    Bla,
-    Gron,
-    Gul,
-    Rod,
-}
-
-impl Sparfarg {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Sparfarg::Bla => "bla",
-            Sparfarg::Gron => "gron",
-            Sparfarg::Gul => "gul",
-            Sparfarg::Rod => "rod",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Sparfarg> {
-        [Sparfarg::Bla, Sparfarg::Gron, Sparfarg::Gul, Sparfarg::Rod]
-            .into_iter()
-            .find(|c| c.as_str() == s)
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EventValue {
-    Bool(bool),
-    Sparfarg(Sparfarg),
-    Text(String),
-}
-
-impl EventValue {
-    /// The stored text form; [`EventValue::from_stored`] reverses it.
-    pub fn to_stored(&self) -> String {
-        match self {
-            EventValue::Bool(b) => b.to_string(),
-            EventValue::Sparfarg(c) => c.as_str().to_string(),
-            EventValue::Text(t) => t.clone(),
-        }
-    }
-
-    pub fn from_stored(kind: EventType, s: &str) -> EventValue {
-        match kind {
-            EventType::BehovAvSip | EventType::SamtyckeSip => EventValue::Bool(s == "true"),
-            EventType::Sparfarg => Sparfarg::parse(s).map_or_else(|| EventValue::Text(s.into()), EventValue::Sparfarg),
-            _ => EventValue::Text(s.to_string()),
-        }
-    }
-
-    pub fn to_json(&self) -> Value {
-        match self {
-            EventValue::Bool(b) => Value::Bool(*b),
-            EventValue::Sparfarg(c) => Value::String(c.as_str().into()),
-            EventValue::Text(t) => Value::String(t.clone()),
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
     pub id: EventId,
@@ -162,13 +106,18 @@ pub struct Event {
     pub reference: Option<EventId>,
     pub value: Option<EventValue>,
     pub patient: Option<PatientHash>,
+    /// The patient's kommun as the huvudman name of its units (only on an
+    /// `inskrivning`): whom betalningsansvar and readmissions count for (§7).
+    pub kommun: Option<String>,
     /// Derived at ingest from the patient's number on the day of the
     /// inskrivning (the number itself is never kept); not stored with the
     /// event but on its case.
     pub age_band: Option<AgeBand>,
 }
 
-const FIELDS: [&str; 9] = ["id", "case", "type", "at", "unit", "to", "ref", "value", "patient"];
+const FIELDS: [&str; 10] = [
+    "id", "case", "type", "at", "unit", "to", "ref", "value", "patient", "kommun",
+];
 
 /// Longest accepted id of any kind; guards the database against garbage lines.
 const MAX_ID_LEN: usize = 200;
@@ -257,7 +206,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for RawField<'a> {
 /// from a parsed object (CSV rows become objects).
 #[derive(Debug, Default)]
 pub struct EventFields<'a> {
-    slots: [Option<RawField<'a>>; 9],
+    slots: [Option<RawField<'a>>; 10],
     unknown: Vec<String>,
 }
 
@@ -362,6 +311,7 @@ impl Event {
         p.no_personnummer("ref", reference.as_deref(), hasher);
         let value = p.value(kind);
         let (patient, age_band) = p.patient(kind, at, hasher).unzip();
+        let kommun = p.kommun(kind);
         if !p.errors.is_empty() {
             return Err(p.errors);
         }
@@ -376,6 +326,7 @@ impl Event {
                 reference: reference.map(EventId),
                 value,
                 patient,
+                kommun,
                 age_band,
             }),
             _ => Err(vec![FieldError::new(line, "id", "händelsen kunde inte läsas")]),
@@ -511,6 +462,26 @@ impl<'f, 'a> FieldParser<'f, 'a> {
                     None
                 }
             },
+            EventType::FastVardkontakt => match v {
+                None => None,
+                Some(RawField::Bool(b)) => Some(EventValue::Bool(*b)),
+                Some(RawField::Str(s)) if s == "true" || s == "false" => Some(EventValue::Bool(s == "true")),
+                Some(_) => {
+                    self.err("value", "måste vara true eller false (false: enheten tog bort sig som fast vårdkontakt), eller utelämnas");
+                    None
+                }
+            },
+            EventType::Inskrivningsmeddelande => {
+                let v = v?;
+                let d = v.as_str().and_then(parse_date);
+                if d.is_none() {
+                    self.err(
+                        "value",
+                        "måste vara beräknat utskrivningsdatum som ÅÅÅÅ-MM-DD, till exempel 2026-05-08",
+                    );
+                }
+                d.map(EventValue::Date)
+            }
             EventType::Sparfarg => {
                 let c = v.and_then(RawField::as_str).and_then(Sparfarg::parse);
                 if c.is_none() {
@@ -527,6 +498,26 @@ impl<'f, 'a> FieldParser<'f, 'a> {
                     None
                 }
             },
+        }
+    }
+
+    /// The patient's kommun: only on an inskrivning, a huvudman's name.
+    fn kommun(&mut self, kind: Option<EventType>) -> Option<String> {
+        let v = self.present("kommun")?;
+        if kind.is_some_and(|k| k != EventType::Inskrivning) {
+            self.err("kommun", "får bara finnas på en inskrivning");
+            return None;
+        }
+        match v.as_str().map(str::trim) {
+            Some(s) if !s.is_empty() && s.len() <= MAX_ID_LEN => Some(s.to_string()),
+            Some(_) => {
+                self.err("kommun", "måste vara kommunens namn som huvudman, 1–200 tecken");
+                None
+            }
+            None => {
+                self.err("kommun", "måste vara en sträng");
+                None
+            }
         }
     }
 

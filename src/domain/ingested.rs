@@ -38,6 +38,13 @@ pub fn content_hash(e: &Event) -> String {
         h.update(p.as_bytes());
         h.update([0x1e]);
     }
+    // Only when given, so the hash of every event stored before the field
+    // existed stays what it was.
+    if let Some(k) = &e.kommun {
+        h.update(b"kommun");
+        h.update(k.as_bytes());
+        h.update([0x1e]);
+    }
     hex::encode(h.finalize())
 }
 

@@ -7,6 +7,7 @@ pub mod ingested;
 pub mod patient;
 pub mod recipients;
 pub mod unit;
+pub mod value;
 
 use serde::Serialize;
 

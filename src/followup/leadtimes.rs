@@ -23,7 +23,10 @@ pub const LIMIT_DAYS: f64 = 3.0;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Stay {
     pub case_id: String,
+    /// The kommuner among the UK's recipients: lead times count for each.
     pub kommuner: Vec<String>,
+    /// The patient's kommun (§7): betalningsansvar counts for it alone.
+    pub kommun: Option<String>,
     pub dag0: Option<NaiveDate>,
     pub utskrivning: Option<NaiveDate>,
     pub im_in_time: Option<bool>,
@@ -36,6 +39,7 @@ impl Stay {
         Stay {
             case_id: r.case_id.clone(),
             kommuner: serde_json::from_str(&r.kommuner).unwrap_or_default(),
+            kommun: r.kommun.clone(),
             dag0: r.dag0.as_deref().and_then(date),
             utskrivning: r.utskrivning_date.as_deref().and_then(date),
             im_in_time: r.im_in_time,
@@ -262,7 +266,7 @@ pub fn liability(
     let mut means: BTreeMap<String, BTreeMap<Month, (i64, i64)>> = BTreeMap::new();
     let mut kommuner: BTreeSet<String> = BTreeSet::new();
     for s in stays {
-        for k in &s.kommuner {
+        for k in s.kommun.iter() {
             kommuner.insert(k.clone());
             if let (Some(ut), Some(lead)) = (s.utskrivning, s.lead_days()) {
                 let e = means.entry(k.clone()).or_default().entry(Month::of(ut)).or_default();
@@ -324,7 +328,7 @@ pub fn liability(
                 price_per_day: prices.for_year(m.year),
                 amount: 0,
             };
-            for s in stays.iter().filter(|s| s.kommuner.contains(k)) {
+            for s in stays.iter().filter(|s| s.kommun.as_ref() == Some(k)) {
                 let Some(ut) = s.utskrivning.filter(|u| Month::of(*u) == *m) else {
                     continue;
                 };
@@ -408,6 +412,7 @@ mod tests {
         Stay {
             case_id: id.into(),
             kommuner: vec!["K".into()],
+            kommun: Some("K".into()),
             dag0: date(dag0),
             utskrivning: date(ut),
             im_in_time: Some(true),

@@ -30,7 +30,8 @@ pub struct Row {
     pub share: Option<f64>,
 }
 
-/// A stay with its patient: (case, patient hash, age band, inskrivning, utskrivning, kommuner).
+/// A stay with its patient: (case, patient hash, age band, inskrivning,
+/// utskrivning, the patient's kommun as a list of none or one).
 pub type Admission = (
     String,
     String,
@@ -43,7 +44,7 @@ pub type Admission = (
 pub fn load(conn: &mut DbConn, period: Period) -> QueryResult<(Vec<Admission>, Vec<Admission>)> {
     let conv = |rows: Vec<followup::PatientStay>| -> Vec<Admission> {
         rows.into_iter()
-            .filter_map(|(c, p, b, i, u, k)| Some((c, p?, b, i, u, serde_json::from_str(&k).unwrap_or_default())))
+            .filter_map(|(c, p, b, i, u, k)| Some((c, p?, b, i, u, k.into_iter().collect())))
             .collect()
     };
     let discharged = followup::discharged(conn, period.from, period.to)?;

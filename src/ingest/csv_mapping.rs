@@ -32,6 +32,10 @@ pub struct CsvMapping {
     /// Export value of the value column -> event value (e.g. "Ja" -> "true").
     #[serde(default)]
     pub values: BTreeMap<String, String>,
+    /// Event fields of [columns] whose column an export may lack (`kommun`:
+    /// not every export carries the folkbokföringskommun).
+    #[serde(default)]
+    pub optional_columns: Vec<String>,
 }
 
 fn default_delimiter() -> char {
@@ -42,7 +46,9 @@ fn default_list_separator() -> char {
     '|'
 }
 
-const EVENT_FIELDS: [&str; 9] = ["id", "case", "type", "at", "unit", "to", "ref", "value", "patient"];
+const EVENT_FIELDS: [&str; 10] = [
+    "id", "case", "type", "at", "unit", "to", "ref", "value", "patient", "kommun",
+];
 
 impl CsvMapping {
     pub fn from_toml(text: &str) -> anyhow::Result<CsvMapping> {
@@ -51,6 +57,12 @@ impl CsvMapping {
             anyhow::ensure!(
                 EVENT_FIELDS.contains(&field.as_str()),
                 "mappningen: okänt händelsefält `{field}` i [columns]"
+            );
+        }
+        for field in &m.optional_columns {
+            anyhow::ensure!(
+                m.columns.contains_key(field) && !["id", "type", "at", "unit"].contains(&field.as_str()),
+                "mappningen: optional_columns får bara nämna valfria fält som [columns] anger, inte `{field}`"
             );
         }
         for field in ["id", "type", "at", "unit"] {
@@ -199,6 +211,7 @@ impl CsvMapping {
                 Some(i) => {
                     index.insert(field.clone(), i);
                 }
+                None if self.optional_columns.contains(field) => {}
                 None => errors.push(FieldError::new(
                     1,
                     field,
@@ -242,6 +255,11 @@ impl CsvMapping {
                 _ => Value::String(cell.to_string()),
             };
             obj.insert(field.clone(), value);
+        }
+        // An export may fill the patient's kommun on every row; the contract
+        // carries it on the inskrivning only.
+        if obj.get("type").and_then(Value::as_str) != Some("inskrivning") {
+            obj.remove("kommun");
         }
         Ok(obj)
     }

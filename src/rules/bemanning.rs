@@ -1,11 +1,13 @@
 //! §4.4 `bemanning_storhelg`: every registered unit covered by the storhelg
 //! recommendation is staffed on every staffing day — shown by a `bemanning`
-//! event dated that day (any time), or by any other act of the unit that day
-//! between 08:00:00 and 15:00:00 local time, both included. Due 15:00:00;
-//! never `late`. Units are observed event by event, so a whole county's
-//! history needs memory only for (unit, day) pairs.
+//! event dated that day (any time), or by acts of the unit that day in both
+//! readings: the morning (08:00:00–11:59:59) and the afternoon
+//! (14:00:00–15:00:00) local time (seed 000: "så att man kan läsa och
+//! hantera ärenden kl. 8 och 14"; one act in the morning alone is not a
+//! staffed day). Due 15:00:00; never `late`. Units are observed event by
+//! event, so a whole county's history needs memory only for (unit, day) pairs.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDate, NaiveTime, Timelike, Utc};
 use chrono_tz::Europe::Stockholm;
@@ -14,12 +16,17 @@ use super::{finding, Finding, Obligation, Outcome, Profile, RuleId, Status, Unit
 use crate::calendar::{local_date, local_instant, Calendar};
 use crate::domain::{Event, EventType, UnitId};
 
-const FROM: u32 = 8 * 3600;
-const UNTIL: u32 = 15 * 3600;
+const MORNING: std::ops::RangeInclusive<u32> = (8 * 3600)..=(12 * 3600 - 1);
+const AFTERNOON: std::ops::RangeInclusive<u32> = (14 * 3600)..=(15 * 3600);
+
+/// What a unit showed on a day: bits of [`BEMANNING`], [`MORNING_ACT`], [`AFTERNOON_ACT`].
+const BEMANNING: u8 = 1;
+const MORNING_ACT: u8 = 2;
+const AFTERNOON_ACT: u8 = 4;
 
 #[derive(Debug, Default)]
 pub struct StaffingTracker {
-    staffed: HashSet<(UnitId, NaiveDate)>,
+    shown: HashMap<(UnitId, NaiveDate), u8>,
     earliest: Option<DateTime<Utc>>,
 }
 
@@ -49,14 +56,24 @@ impl StaffingTracker {
         }
         let local = at.with_timezone(&Stockholm);
         let secs = local.num_seconds_from_midnight();
-        if kind == EventType::Bemanning || (FROM..=UNTIL).contains(&secs) {
-            self.staffed.insert((unit.clone(), local.date_naive()));
-        }
+        let bit = if kind == EventType::Bemanning {
+            BEMANNING
+        } else if MORNING.contains(&secs) {
+            MORNING_ACT
+        } else if AFTERNOON.contains(&secs) {
+            AFTERNOON_ACT
+        } else {
+            return;
+        };
+        *self.shown.entry((unit.clone(), local.date_naive())).or_default() |= bit;
     }
 
-    /// Whether `unit` counts as staffed on `day` by what was observed.
+    /// Whether `unit` counts as staffed on `day` by what was observed: a
+    /// `bemanning`, or acts in both readings.
     pub fn is_staffed(&self, unit: &UnitId, day: NaiveDate) -> bool {
-        self.staffed.contains(&(unit.clone(), day))
+        self.shown
+            .get(&(unit.clone(), day))
+            .is_some_and(|b| b & BEMANNING != 0 || b & (MORNING_ACT | AFTERNOON_ACT) == MORNING_ACT | AFTERNOON_ACT)
     }
 
     /// Missing staffing on every staffing day from the earliest event's local
@@ -87,7 +104,7 @@ impl StaffingTracker {
         let mut out = Vec::new();
         for (day, due) in staffing_dues(from, calendar, profile, as_of) {
             for unit in units.storhelg_units() {
-                if !self.staffed.contains(&(unit.id.clone(), day)) {
+                if !self.is_staffed(&unit.id, day) {
                     out.push(finding(
                         RuleId::BemanningStorhelg,
                         None,
@@ -115,7 +132,7 @@ impl StaffingTracker {
         let mut out = Vec::new();
         for (day, due) in staffing_dues(from, calendar, profile, as_of) {
             for unit in units.storhelg_units() {
-                let staffed = self.staffed.contains(&(unit.id.clone(), day));
+                let staffed = self.is_staffed(&unit.id, day);
                 out.push(Obligation {
                     rule: RuleId::BemanningStorhelg,
                     unit: Some(unit.id.clone()),

@@ -14,6 +14,7 @@ pub const RULE: Rule = Rule {
     recommendation: true,
     unit_in_obligation: true,
     on_by_default: true,
+    sip_chain: false,
     template: include_str!("../../templates/rules/bemanning_storhelg.hbs"),
     judge: Judge::Staffing,
 };

@@ -21,11 +21,23 @@ pub struct CaseView<'a> {
     events: Vec<&'a Event>,
     /// The first `avslut`: every obligation due after it is cancelled.
     avslut: Option<DateTime<Utc>>,
+    /// The first `avslut` that also cancels the SIP chain (§4.6): not one
+    /// by a unit outside slutenvården after the first UK, unless `avliden`.
+    sip_avslut: Option<DateTime<Utc>>,
     as_of: DateTime<Utc>,
     /// The earliest due not yet reached: when the case must be looked at again.
     next_due: std::cell::Cell<Option<DateTime<Utc>>>,
     /// Every obligation judged, when the caller keeps them (the scan does, `check` does not).
     record: Option<RefCell<Vec<Obligation>>>,
+}
+
+/// One obligation as a rule hands it over: which rule, who must act, whose
+/// work a breach hurts (the berörd part, SPEC §6), and when it is due.
+pub(crate) struct Duty<'a> {
+    pub rule: RuleId,
+    pub unit: Option<&'a UnitId>,
+    pub affected: Vec<&'a UnitId>,
+    pub due: DateTime<Utc>,
 }
 
 pub(crate) fn utc(e: &Event) -> DateTime<Utc> {
@@ -38,7 +50,7 @@ fn at_secs(e: &Event) -> DateTime<FixedOffset> {
 }
 
 impl<'a> CaseView<'a> {
-    fn new(events: &'a [Event], as_of: DateTime<Utc>, record: bool) -> CaseView<'a> {
+    fn new(events: &'a [Event], units: &Units, as_of: DateTime<Utc>, record: bool) -> CaseView<'a> {
         let mut evs: Vec<&Event> = events
             .iter()
             .filter(|e| e.at.timestamp() <= as_of.timestamp())
@@ -46,10 +58,24 @@ impl<'a> CaseView<'a> {
         // Ties broken by id: a file and the database give the same order.
         evs.sort_by(|a, b| a.at.timestamp().cmp(&b.at.timestamp()).then_with(|| a.id.cmp(&b.id)));
         let avslut = evs.iter().find(|e| e.kind == EventType::Avslut).map(|e| utc(e));
+        let first_uk = evs
+            .iter()
+            .find(|e| e.kind == EventType::Utskrivningsklar)
+            .map(|e| utc(e));
+        let sip_avslut = evs
+            .iter()
+            .filter(|e| e.kind == EventType::Avslut)
+            .find(|e| {
+                units.is_slutenvard(&e.unit)
+                    || e.value == Some(EventValue::Text("avliden".into()))
+                    || first_uk.is_none_or(|uk| utc(e) <= uk)
+            })
+            .map(|e| utc(e));
         CaseView {
             case: events.first().and_then(|e| e.case.as_ref()),
             events: evs,
             avslut,
+            sip_avslut,
             as_of,
             next_due: std::cell::Cell::new(None),
             record: record.then(|| RefCell::new(Vec::new())),
@@ -68,8 +94,18 @@ impl<'a> CaseView<'a> {
         self.of(kind).last()
     }
 
-    fn cancelled(&self, due: DateTime<Utc>) -> bool {
-        self.avslut.is_some_and(|c| due > c)
+    fn cancelled(&self, rule: RuleId, due: DateTime<Utc>) -> bool {
+        let avslut = if rule.rule().sip_chain {
+            self.sip_avslut
+        } else {
+            self.avslut
+        };
+        avslut.is_some_and(|c| due > c)
+    }
+
+    /// Whether a UK was withdrawn by the instant `at` (a withdrawal at or before it).
+    pub(crate) fn withdrawn_by(&self, uk: &Event, at: DateTime<Utc>) -> bool {
+        self.withdrawn(uk, at + Duration::seconds(1))
     }
 
     /// A UK is withdrawn for an obligation when a withdrawal of it came before the due.
@@ -81,12 +117,16 @@ impl<'a> CaseView<'a> {
     pub(crate) fn judge_and_file(
         &self,
         out: &mut Vec<Finding>,
-        rule: RuleId,
-        unit: Option<&UnitId>,
-        due: DateTime<Utc>,
+        duty: Duty<'a>,
         fulfilling: impl IntoIterator<Item = &'a Event>,
     ) {
-        if self.cancelled(due) {
+        let Duty {
+            rule,
+            unit,
+            affected,
+            due,
+        } = duty;
+        if self.cancelled(rule, due) {
             return;
         }
         if due >= self.as_of {
@@ -108,7 +148,9 @@ impl<'a> CaseView<'a> {
             }
         };
         if let Some(v) = verdict {
-            out.push(finding(rule, self.case, unit, due, v));
+            let mut f = finding(rule, self.case, unit, due, v);
+            f.affected = affected.into_iter().cloned().collect();
+            out.push(f);
         }
     }
 
@@ -131,18 +173,71 @@ impl<'a> CaseView<'a> {
     /// SPEC §4.2: the latest behov_av_sip is true or the latest spårfärg gul
     /// or röd (by the profile's sources), and the latest samtycke is not false.
     pub(crate) fn sip_needed(&self, profile: &Profile) -> bool {
+        self.sip_needed_at(profile, self.as_of)
+    }
+
+    /// The same, judged on what had happened by `at`.
+    pub(crate) fn sip_needed_at(&self, profile: &Profile, at: DateTime<Utc>) -> bool {
+        let latest = |kind| self.of(kind).filter(|e| utc(e) <= at).last();
         let behov = profile.sip_sources.contains(&SipSource::BehovAvSip)
-            && self
-                .latest(EventType::BehovAvSip)
-                .is_some_and(|e| e.value == Some(EventValue::Bool(true)));
+            && latest(EventType::BehovAvSip).is_some_and(|e| e.value == Some(EventValue::Bool(true)));
         let spar = profile.sip_sources.contains(&SipSource::Sparfarg)
-            && self
-                .latest(EventType::Sparfarg)
+            && latest(EventType::Sparfarg)
                 .is_some_and(|e| matches!(e.value, Some(EventValue::Sparfarg(Sparfarg::Gul | Sparfarg::Rod))));
-        let refused = self
-            .latest(EventType::SamtyckeSip)
-            .is_some_and(|e| e.value == Some(EventValue::Bool(false)));
+        let refused = latest(EventType::SamtyckeSip).is_some_and(|e| e.value == Some(EventValue::Bool(false)));
         (behov || spar) && !refused
+    }
+
+    /// Kallelser till SIP that meet §4.2: sent by a unit outside
+    /// slutenvården (an unknown unit may be the vårdcentral).
+    pub(crate) fn kallelser(&self, units: &Units) -> Vec<&'a Event> {
+        self.of(EventType::KallelseSip)
+            .filter(|k| !units.is_slutenvard(&k.unit))
+            .collect()
+    }
+
+    /// `fast_vardkontakt` events that make one (not a removal, `value: false`).
+    pub(crate) fn fast_vardkontakter(&self) -> impl Iterator<Item = &'a Event> + '_ {
+        self.of(EventType::FastVardkontakt)
+            .filter(|f| f.value != Some(EventValue::Bool(false)))
+    }
+
+    /// §4.2's responsible unit for a SIP obligation due at `due`: the latest
+    /// fast vårdkontakt (a removal names its unit too) at or before due,
+    /// else the latest at all, else the first öppenvård recipient of the first IM.
+    pub(crate) fn sip_responsible(&self, units: &Units, due: DateTime<Utc>) -> Option<&'a UnitId> {
+        self.of(EventType::FastVardkontakt)
+            .filter(|f| utc(f) <= due)
+            .last()
+            .or_else(|| self.latest(EventType::FastVardkontakt))
+            .map(|f| &f.unit)
+            .or_else(|| self.first_im_oppenvard(units))
+    }
+
+    /// The berörd part of a SIP obligation (SPEC §6): the kommun units among
+    /// the recipients of `uk` (every UK when none) and of the IMs.
+    pub(crate) fn kommun_parties(&self, units: &Units, uk: Option<&'a Event>) -> Vec<&'a UnitId> {
+        let uks: Vec<&'a Event> = match uk {
+            Some(uk) => vec![uk],
+            None => self.of(EventType::Utskrivningsklar).collect(),
+        };
+        let mut seen = HashSet::new();
+        uks.into_iter()
+            .flat_map(|uk| uk.to.iter())
+            .chain(self.im_recipients())
+            .filter(|u| units.kommun_of(u).is_some() && seen.insert(*u))
+            .collect()
+    }
+
+    /// The first inskrivning and the IM's due (§4.1): 24 h (elapsed) from
+    /// it, or from the first bedömning when that is later.
+    pub(crate) fn im_due(&self) -> Option<(&'a Event, DateTime<Utc>)> {
+        let ins = self.first(EventType::Inskrivning)?;
+        let start = match self.first(EventType::Bedomning) {
+            Some(b) => utc(ins).max(utc(b)),
+            None => utc(ins),
+        };
+        Some((ins, start + Duration::hours(24)))
     }
 
     pub(crate) fn kallelse_due(&self, uk: &Event, profile: &Profile) -> DateTime<Utc> {
@@ -164,7 +259,7 @@ pub fn evaluate(
     rules: &[RuleId],
     as_of: DateTime<Utc>,
 ) -> (Vec<Finding>, Option<DateTime<Utc>>) {
-    let view = CaseView::new(events, as_of, false);
+    let view = CaseView::new(events, units, as_of, false);
     let out = run_rules(&view, units, profile, rules);
     (out, view.next_due.get())
 }
@@ -186,7 +281,7 @@ pub fn evaluate_recorded(
     rules: &[RuleId],
     as_of: DateTime<Utc>,
 ) -> CaseOutcome {
-    let view = CaseView::new(events, as_of, true);
+    let view = CaseView::new(events, units, as_of, true);
     let findings = run_rules(&view, units, profile, rules);
     let facts = facts(&view, units, profile);
     CaseOutcome {
@@ -203,6 +298,9 @@ pub fn evaluate_recorded(
 pub struct CaseFacts {
     /// The huvudmän of the kommun units the counting UK went to (else the IMs), sorted.
     pub kommuner: Vec<String>,
+    /// The patient's kommun: the inskrivning's `kommun`, else the first
+    /// kommun among the counting UK's recipients (else the IMs').
+    pub kommun: Option<String>,
     pub inskrivning_at: Option<DateTime<Utc>>,
     /// The UK that counts: the latest not withdrawn at or before the utskrivning.
     pub uk_at: Option<DateTime<Utc>>,
@@ -213,8 +311,9 @@ pub struct CaseFacts {
     /// The IM went within 24 h (§4.1); `None` without an inskrivning.
     pub im_in_time: Option<bool>,
     pub sip_needed: bool,
-    /// Where SIP was needed: a kallelse by the end of the third day after the
-    /// UK's date (the law's prerequisite, whatever the profile); else `None`.
+    /// Where SIP was needed: a kallelse by a unit outside slutenvården by
+    /// the end of the third day after the UK's date (the law's prerequisite,
+    /// whatever the profile); else `None`.
     pub kallelse_in_time: Option<bool>,
 }
 
@@ -227,19 +326,15 @@ fn facts(v: &CaseView, units: &Units, profile: &Profile) -> CaseFacts {
         .filter(|uk| utc(uk) <= until)
         .filter(|uk| !v.withdrawn(uk, until + Duration::seconds(1)))
         .last();
-    let im_in_time = inskrivning.map(|ins| {
-        let start = match v.first(EventType::Bedomning) {
-            Some(b) => utc(ins).max(utc(b)),
-            None => utc(ins),
-        };
+    let im_in_time = v.im_due().map(|(_, due)| {
         v.first(EventType::Inskrivningsmeddelande)
-            .is_some_and(|im| utc(im) <= start + Duration::hours(24))
+            .is_some_and(|im| utc(im) <= due)
     });
     let sip_needed = v.sip_needed(profile);
     let kallelse_in_time = match (sip_needed, uk) {
         (true, Some(uk)) => {
             let due = end_of_day(local_date(utc(uk)) + Duration::days(3));
-            Some(v.of(EventType::KallelseSip).any(|k| utc(k) <= due))
+            Some(v.kallelser(units).iter().any(|k| utc(k) <= due))
         }
         _ => None,
     };
@@ -252,10 +347,16 @@ fn facts(v: &CaseView, units: &Units, profile: &Profile) -> CaseFacts {
         .filter_map(|r| units.kommun_of(r))
         .map(String::from)
         .collect();
+    // §7: the inskrivning's kommun where given, else the first kommun
+    // recipient's huvudman (before sorting: the first in the message).
+    let kommun = inskrivning
+        .and_then(|i| i.kommun.clone())
+        .or_else(|| kommuner.first().cloned());
     kommuner.sort();
     kommuner.dedup();
     CaseFacts {
         kommuner,
+        kommun,
         inskrivning_at: inskrivning.map(utc),
         uk_at: uk.map(utc),
         dag0: uk.map(|uk| dag0(utc(uk))),
@@ -299,14 +400,20 @@ impl<'a> CaseView<'a> {
                 continue;
             }
             for r in recipients(self, msg) {
-                self.judge_and_file(out, rule, Some(r), due, kvittenser(self, msg, r));
+                let duty = Duty {
+                    rule,
+                    unit: Some(r),
+                    affected: vec![&msg.unit],
+                    due,
+                };
+                self.judge_and_file(out, duty, kvittenser(self, msg, r));
             }
         }
     }
 }
 
 /// Recipients of a message, each once; for a UK with an empty `to`, the IMs' recipients.
-fn recipients<'a>(v: &CaseView<'a>, msg: &'a Event) -> Vec<&'a UnitId> {
+pub(crate) fn recipients<'a>(v: &CaseView<'a>, msg: &'a Event) -> Vec<&'a UnitId> {
     if msg.to.is_empty() && msg.kind == EventType::Utskrivningsklar {
         return v.im_recipients();
     }

@@ -1,9 +1,7 @@
 //! `inskrivningsmeddelande_24h` (SPEC §4.1): the IM later than 24 hours
 //! after admission, or after the later assessment.
 
-use chrono::Duration;
-
-use super::case::{utc, CaseView};
+use super::case::{CaseView, Duty};
 use super::registry::{Judge, Risk, Rule, RuleId};
 use super::{Finding, Profile, Units};
 use crate::domain::EventType;
@@ -17,21 +15,24 @@ pub const RULE: Rule = Rule {
     recommendation: false,
     unit_in_obligation: true,
     on_by_default: true,
+    sip_chain: false,
     template: include_str!("../../templates/rules/inskrivningsmeddelande_24h.hbs"),
     judge: Judge::Case(judge),
 };
 
 /// 24 h (elapsed) from the first inskrivning, or from the first bedömning
 /// when later; met by the case's first IM. An överflyttning never restarts
-/// the clock. Responsible: the ward of the inskrivning.
+/// the clock. Responsible: the ward of the inskrivning; the berörd part the
+/// IMs' recipients.
 fn judge(v: &CaseView, _: &Units, _: &Profile, out: &mut Vec<Finding>) {
-    let Some(ins) = v.first(EventType::Inskrivning) else {
+    let Some((ins, due)) = v.im_due() else {
         return;
     };
-    let start = match v.first(EventType::Bedomning) {
-        Some(b) => utc(ins).max(utc(b)),
-        None => utc(ins),
+    let duty = Duty {
+        rule: ID,
+        unit: Some(&ins.unit),
+        affected: v.im_recipients(),
+        due,
     };
-    let first_im = v.first(EventType::Inskrivningsmeddelande);
-    v.judge_and_file(out, ID, Some(&ins.unit), start + Duration::hours(24), first_im);
+    v.judge_and_file(out, duty, v.first(EventType::Inskrivningsmeddelande));
 }

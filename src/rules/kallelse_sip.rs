@@ -1,9 +1,8 @@
 //! `kallelse_sip` (SPEC §4.2): the kallelse till SIP too late.
 
-use super::case::{utc, CaseView};
+use super::case::{CaseView, Duty};
 use super::registry::{Judge, Risk, Rule, RuleId};
 use super::{Finding, Profile, Units};
-use crate::domain::EventType;
 
 pub const ID: RuleId = RuleId::new("kallelse_sip");
 
@@ -14,23 +13,24 @@ pub const RULE: Rule = Rule {
     recommendation: false,
     unit_in_obligation: false,
     on_by_default: true,
+    sip_chain: true,
     template: include_str!("../../templates/rules/kallelse_sip.hbs"),
     judge: Judge::Case(judge),
 };
 
 /// Each UK not withdrawn, when SIP is needed; due end of day D + N; met by
-/// any kallelse with at <= due (one before the UK counts). Responsible: the
-/// fast vårdkontakt at the due, else the latest, else the first öppenvård
-/// recipient of the first IM.
+/// any kallelse with at <= due (one before the UK counts) sent by a unit
+/// outside slutenvården: the fast vårdkontakt's, not the ward's. Responsible:
+/// the fast vårdkontakt at the due, else the latest, else the first
+/// öppenvård recipient of the first IM.
 fn judge(v: &CaseView, units: &Units, profile: &Profile, out: &mut Vec<Finding>) {
-    for (_, due) in v.sip_uks(profile) {
-        let unit = v
-            .of(EventType::FastVardkontakt)
-            .filter(|f| utc(f) <= due)
-            .last()
-            .or_else(|| v.latest(EventType::FastVardkontakt))
-            .map(|f| &f.unit)
-            .or_else(|| v.first_im_oppenvard(units));
-        v.judge_and_file(out, ID, unit, due, v.of(EventType::KallelseSip));
+    for (uk, due) in v.sip_uks(profile) {
+        let duty = Duty {
+            rule: ID,
+            unit: v.sip_responsible(units, due),
+            affected: v.kommun_parties(units, Some(uk)),
+            due,
+        };
+        v.judge_and_file(out, duty, v.kallelser(units));
     }
 }

@@ -15,6 +15,7 @@ pub const RULE: Rule = Rule {
     recommendation: false,
     unit_in_obligation: true,
     on_by_default: false,
+    sip_chain: false,
     template: include_str!("../../templates/rules/kvittens_inskrivningsmeddelande.hbs"),
     judge: Judge::Case(judge),
 };

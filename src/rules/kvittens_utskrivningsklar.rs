@@ -15,6 +15,7 @@ pub const RULE: Rule = Rule {
     recommendation: false,
     unit_in_obligation: true,
     on_by_default: true,
+    sip_chain: false,
     template: include_str!("../../templates/rules/kvittens_utskrivningsklar.hbs"),
     judge: Judge::Case(judge),
 };

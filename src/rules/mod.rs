@@ -9,12 +9,19 @@ pub mod profile;
 pub mod registry;
 
 // The rules, one file each, listed in `registry::REGISTRY`.
+pub mod behov_av_sip_dokumenterat;
 pub mod bemanning_storhelg;
+pub mod beraknat_datum_passerat;
 pub mod fast_vardkontakt_saknas;
+pub mod hemgang_dagen_efter;
+pub mod im_efter_atertag;
 pub mod inskrivningsmeddelande_24h;
 pub mod kallelse_sip;
 pub mod kvittens_inskrivningsmeddelande;
 pub mod kvittens_utskrivningsklar;
+pub mod samordning_stangd;
+pub mod samtycke_sip_inskrivning;
+pub mod sip_mote;
 pub mod utskrivningsklar_saknas;
 
 use std::collections::HashMap;
@@ -58,6 +65,10 @@ pub struct Finding {
     #[serde(serialize_with = "rfc3339_opt")]
     pub done: Option<DateTime<FixedOffset>>,
     pub late_minutes: Option<i64>,
+    /// The berörd part (SPEC §6): the units whose work the breach hurt. Not
+    /// part of `check`'s JSON, whose fields are a contract.
+    #[serde(skip)]
+    pub affected: Vec<UnitId>,
 }
 
 fn rfc3339<S: serde::Serializer>(t: &DateTime<FixedOffset>, s: S) -> Result<S::Ok, S::Error> {
@@ -171,6 +182,12 @@ impl Units {
         v
     }
 
+    /// Unknown units are not `slutenvard` (a kallelse or an avslut by one
+    /// counts as the öppenvård's, SPEC §4.2, §4.6).
+    pub fn is_slutenvard(&self, id: &UnitId) -> bool {
+        self.get(id).is_some_and(|u| u.kind == UnitKind::Slutenvard)
+    }
+
     /// Unknown units are not `oppenvard` (SPEC §4.6).
     pub fn is_oppenvard(&self, id: &UnitId) -> bool {
         self.get(id).is_some_and(|u| u.kind == UnitKind::Oppenvard)
@@ -236,6 +253,7 @@ pub(crate) fn finding(
         status: verdict.0,
         done: verdict.1,
         late_minutes: verdict.2,
+        affected: Vec::new(),
     }
 }
 

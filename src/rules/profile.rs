@@ -1,4 +1,4 @@
-//! Rule profiles (SPEC §4.7): `nationell`, `ostergotland`, `vasterbotten`,
+//! Rule profiles (SPEC §4.9): `nationell`, `ostergotland`, `vasterbotten`,
 //! and the overrides an installation's config file may make to any of them.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -25,6 +25,10 @@ pub struct Profile {
     /// Whether D is dag 0 after the 12:00 brytpunkt instead of the UK's date.
     pub kallelse_brytpunkt: bool,
     pub sip_sources: BTreeSet<SipSource>,
+    /// Days after the utskrivning's date by which the SIP meeting is held (`sip_mote`).
+    pub sip_mote_days: i64,
+    /// The routine the report's händelse cites (SPEC §4.9).
+    pub routine: String,
     /// Published staffing tables per year (replace the computed days of their blocks).
     pub staffing_tables: BTreeMap<i32, Vec<NaiveDate>>,
     pub risk: BTreeMap<RuleId, Risk>,
@@ -58,6 +62,8 @@ impl Profile {
             kallelse_days: 3,
             kallelse_brytpunkt: false,
             sip_sources: BTreeSet::from([SipSource::BehovAvSip, SipSource::Sparfarg]),
+            sip_mote_days: 28,
+            routine: "Lag (2017:612) om samverkan vid utskrivning från sluten hälso- och sjukvård".into(),
             staffing_tables: BTreeMap::new(),
             risk: default_risk(),
         }
@@ -65,24 +71,41 @@ impl Profile {
 
     /// As nationell, with the 2026 staffing table of the SVOP newsletter
     /// (Första maj: söndag 3/5, Kristi himmelfärd: fredag 15/5, Midsommar: söndag 21/6).
+    /// No planning tracks since the 2025 revision (seed 001: "Planeringsspår
+    /// tas bort"): SIP is needed by the documented Behov av SIP alone; Behov
+    /// av SIP and Samtycke till SIP audited (seed 000).
     pub fn ostergotland() -> Profile {
-        Profile {
+        let mut p = Profile {
             name: "ostergotland".into(),
             staffing_tables: BTreeMap::from([(2026, vec![date(2026, 5, 3), date(2026, 5, 15), date(2026, 6, 21)])]),
+            sip_sources: BTreeSet::from([SipSource::BehovAvSip]),
+            routine: "Länsgemensam riktlinje Samordnad vård- och omsorgsplanering i samband med sluten vård".into(),
             ..Profile::nationell()
-        }
+        };
+        p.enabled
+            .extend([RuleId::BehovAvSipDokumenterat, RuleId::SamtyckeSipInskrivning]);
+        p
     }
 
     /// Länsrutin SVU Västerbotten: kallelse till SIP at the latest on dag 0;
-    /// IMs acknowledged "alla dagar" (kvittens_inskrivningsmeddelande on).
+    /// IMs acknowledged "alla dagar"; the SIP meeting within four weeks, a
+    /// new IM after a withdrawn UK and when the beräknat datum passes, and
+    /// hemgång on blått and grönt spår by the day after the UK.
     pub fn vasterbotten() -> Profile {
         let mut p = Profile {
             name: "vasterbotten".into(),
             kallelse_days: 0,
             kallelse_brytpunkt: true,
+            routine: "Samverkan mellan regionen och kommunerna i Västerbottens län vid utskrivning från sluten hälso- och sjukvård".into(),
             ..Profile::nationell()
         };
-        p.enabled.insert(RuleId::KvittensInskrivningsmeddelande);
+        p.enabled.extend([
+            RuleId::KvittensInskrivningsmeddelande,
+            RuleId::SipMote,
+            RuleId::ImEfterAtertag,
+            RuleId::BeraknatDatumPasserat,
+            RuleId::HemgangDagenEfter,
+        ]);
         p
     }
 
@@ -119,6 +142,17 @@ impl Profile {
                 self.sip_sources = s.iter().copied().collect();
             }
         }
+        if let Some(days) = o.sip_mote.as_ref().and_then(|m| m.days) {
+            anyhow::ensure!((0..=365).contains(&days), "rules.sip_mote.days ska vara 0–365");
+            self.sip_mote_days = days;
+        }
+        if let Some(r) = &o.routine {
+            anyhow::ensure!(
+                !r.trim().is_empty() && r.len() <= 300,
+                "rules.routine ska vara rutinens namn, 1–300 tecken"
+            );
+            self.routine = r.trim().to_string();
+        }
         for (year, dates) in &o.staffing_tables {
             let y: i32 = year
                 .parse()
@@ -149,6 +183,9 @@ pub struct ProfileOverrides {
     /// Exactly the rules to run, replacing the profile's list.
     pub enabled: Option<Vec<RuleId>>,
     pub kallelse_sip: Option<KallelseOverrides>,
+    pub sip_mote: Option<SipMoteOverrides>,
+    /// The routine the report's händelse cites, replacing the profile's.
+    pub routine: Option<String>,
     /// Year -> published staffing days, e.g. `2027 = ["2027-05-02"]`.
     #[serde(default)]
     pub staffing_tables: BTreeMap<String, Vec<NaiveDate>>,
@@ -162,4 +199,11 @@ pub struct KallelseOverrides {
     pub days: Option<i64>,
     pub brytpunkt: Option<bool>,
     pub sip_need_sources: Option<Vec<SipSource>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SipMoteOverrides {
+    /// Days after the utskrivning's date (default 28).
+    pub days: Option<i64>,
 }

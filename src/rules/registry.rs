@@ -72,6 +72,9 @@ pub struct Rule {
     pub unit_in_obligation: bool,
     /// On in the `nationell` profile (the others start from it).
     pub on_by_default: bool,
+    /// Part of the SIP chain (SPEC §4.6): not cancelled by an `avslut` that
+    /// the öppenvård made after the first UK (unless `avliden`).
+    pub sip_chain: bool,
     /// The report's sections (`--- handelse` … `--- grund`), compiled in;
     /// a file of the same name in the templates directory overrides it.
     pub template: &'static str,
@@ -79,7 +82,7 @@ pub struct Rule {
 }
 
 /// The rules, in the order findings are judged and printed.
-pub const REGISTRY: [&Rule; 7] = [
+pub const REGISTRY: [&Rule; 14] = [
     &super::inskrivningsmeddelande_24h::RULE,
     &super::kallelse_sip::RULE,
     &super::kvittens_utskrivningsklar::RULE,
@@ -87,6 +90,13 @@ pub const REGISTRY: [&Rule; 7] = [
     &super::fast_vardkontakt_saknas::RULE,
     &super::utskrivningsklar_saknas::RULE,
     &super::bemanning_storhelg::RULE,
+    &super::samordning_stangd::RULE,
+    &super::behov_av_sip_dokumenterat::RULE,
+    &super::samtycke_sip_inskrivning::RULE,
+    &super::sip_mote::RULE,
+    &super::im_efter_atertag::RULE,
+    &super::beraknat_datum_passerat::RULE,
+    &super::hemgang_dagen_efter::RULE,
 ];
 
 /// The ids of [`REGISTRY`], in its order.
@@ -113,6 +123,13 @@ impl RuleId {
     pub const FastVardkontaktSaknas: RuleId = super::fast_vardkontakt_saknas::ID;
     pub const UtskrivningsklarSaknas: RuleId = super::utskrivningsklar_saknas::ID;
     pub const BemanningStorhelg: RuleId = super::bemanning_storhelg::ID;
+    pub const SamordningStangd: RuleId = super::samordning_stangd::ID;
+    pub const BehovAvSipDokumenterat: RuleId = super::behov_av_sip_dokumenterat::ID;
+    pub const SamtyckeSipInskrivning: RuleId = super::samtycke_sip_inskrivning::ID;
+    pub const SipMote: RuleId = super::sip_mote::ID;
+    pub const ImEfterAtertag: RuleId = super::im_efter_atertag::ID;
+    pub const BeraknatDatumPasserat: RuleId = super::beraknat_datum_passerat::ID;
+    pub const HemgangDagenEfter: RuleId = super::hemgang_dagen_efter::ID;
 
     /// For a rule file's `ID`.
     pub const fn new(id: &'static str) -> RuleId {

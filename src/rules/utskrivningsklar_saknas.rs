@@ -1,6 +1,6 @@
 //! `utskrivningsklar_saknas` (SPEC §4.6): "utskrivningsklar skickas alltid".
 
-use super::case::{utc, CaseView};
+use super::case::{utc, CaseView, Duty};
 use super::registry::{Judge, Risk, Rule, RuleId};
 use super::{Finding, Profile, Units};
 use crate::domain::EventType;
@@ -14,14 +14,26 @@ pub const RULE: Rule = Rule {
     recommendation: false,
     unit_in_obligation: true,
     on_by_default: true,
+    sip_chain: false,
     template: include_str!("../../templates/rules/utskrivningsklar_saknas.hbs"),
     judge: Judge::Case(judge),
 };
 
-/// A UK at or before the first utskrivning; responsible: its ward.
+/// A UK at or before the first utskrivning; responsible: its ward. The
+/// berörd part: the UK's recipients, else the IMs'.
 fn judge(v: &CaseView, _: &Units, _: &Profile, out: &mut Vec<Finding>) {
     let Some(ut) = v.first(EventType::Utskrivning) else {
         return;
     };
-    v.judge_and_file(out, ID, Some(&ut.unit), utc(ut), v.of(EventType::Utskrivningsklar));
+    let affected = match v.first(EventType::Utskrivningsklar) {
+        Some(uk) => super::case::recipients(v, uk),
+        None => v.im_recipients(),
+    };
+    let duty = Duty {
+        rule: ID,
+        unit: Some(&ut.unit),
+        affected,
+        due: utc(ut),
+    };
+    v.judge_and_file(out, duty, v.of(EventType::Utskrivningsklar));
 }

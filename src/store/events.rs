@@ -30,6 +30,7 @@ pub struct NewEvent<'a> {
     pub raw: &'a str,
     pub batch_id: i64,
     pub received_at: NaiveDateTime,
+    pub kommun: Option<&'a str>,
 }
 
 /// What a stored batch did.
@@ -317,6 +318,7 @@ fn new_event<'a>(ev: &'a IngestEvent, batch_id: i64, received_at: NaiveDateTime)
         raw: &ev.raw,
         batch_id,
         received_at,
+        kommun: e.kommun.as_deref(),
     }
 }
 
@@ -339,6 +341,7 @@ pub struct EventRow {
     pub ref_id: Option<String>,
     pub value: Option<String>,
     pub patient_hash: Option<String>,
+    pub kommun: Option<String>,
 }
 
 type EventColumns = (
@@ -352,6 +355,7 @@ type EventColumns = (
     events::ref_id,
     events::value,
     events::patient_hash,
+    events::kommun,
 );
 
 pub const EVENT_COLUMNS: EventColumns = (
@@ -365,6 +369,7 @@ pub const EVENT_COLUMNS: EventColumns = (
     events::ref_id,
     events::value,
     events::patient_hash,
+    events::kommun,
 );
 
 impl EventRow {
@@ -385,6 +390,7 @@ impl EventRow {
             reference: self.ref_id.map(EventId),
             value: self.value.map(|v| EventValue::from_stored(kind, &v)),
             patient: self.patient_hash.map(PatientHash),
+            kommun: self.kommun,
             age_band: None,
         })
     }

@@ -49,6 +49,8 @@ pub struct FactsRow {
     pub im_in_time: Option<bool>,
     pub sip_needed: bool,
     pub kallelse_in_time: Option<bool>,
+    /// The patient's kommun (§7): betalningsansvar and readmissions count the case for it.
+    pub kommun: Option<String>,
 }
 
 /// `treat_none_as_default_value = false`, as on every insertable: without
@@ -284,7 +286,7 @@ pub fn lead_times(conn: &mut DbConn, from: Option<NaiveDate>, to: NaiveDate) -> 
                 .le(day_text(to))
                 .and(case_facts::utskrivning_date.is_null())),
         )
-        .filter(case_facts::kommuner.ne("[]"))
+        .filter(case_facts::kommuner.ne("[]").or(case_facts::kommun.is_not_null()))
         .select(FactsRow::as_select())
         .into_boxed();
     if let Some(f) = from {
@@ -298,14 +300,14 @@ pub fn lead_times(conn: &mut DbConn, from: Option<NaiveDate>, to: NaiveDate) -> 
 }
 
 /// A stay with its patient, for readmissions: (case, patient hash, age
-/// band, inskrivning, utskrivning, kommuner as JSON).
+/// band, inskrivning, utskrivning, the patient's kommun).
 pub type PatientStay = (
     String,
     Option<String>,
     Option<String>,
     Option<NaiveDateTime>,
     Option<NaiveDateTime>,
-    String,
+    Option<String>,
 );
 
 /// The stays with a patient discharged on the local days `from..=to`.
@@ -334,14 +336,14 @@ const PATIENT_STAY: (
     case_facts::age_band,
     case_facts::inskrivning_at,
     case_facts::utskrivning_at,
-    case_facts::kommuner,
+    case_facts::kommun,
 ) = (
     case_facts::case_id,
     case_facts::patient_hash,
     case_facts::age_band,
     case_facts::inskrivning_at,
     case_facts::utskrivning_at,
-    case_facts::kommuner,
+    case_facts::kommun,
 );
 
 #[cfg(test)]

@@ -56,6 +56,7 @@ diesel::table! {
         raw -> Text,
         batch_id -> BigInt,
         received_at -> Timestamp,
+        kommun -> Nullable<Text>,
     }
 }
 
@@ -269,6 +270,7 @@ diesel::table! {
         sip_needed -> Bool,
         kallelse_in_time -> Nullable<Bool>,
         judged -> Text,
+        kommun -> Nullable<Text>,
     }
 }
 

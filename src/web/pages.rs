@@ -153,6 +153,7 @@ fn event_text(k: EventType) -> &'static str {
         EventType::Utskrivningsklar => "Utskrivningsklar",
         EventType::AtertagUtskrivningsklar => "Återtagen utskrivningsklar",
         EventType::KallelseSip => "Kallelse till SIP",
+        EventType::SipMote => "SIP-möte",
         EventType::Overflyttning => "Överflyttning",
         EventType::Utskrivning => "Utskrivning",
         EventType::Avslut => "Avslut",

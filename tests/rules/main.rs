@@ -6,4 +6,5 @@ mod calendar;
 mod case_rules;
 mod check_cli;
 mod fixtures;
+mod guideline;
 mod staffing;
