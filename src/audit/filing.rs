@@ -153,6 +153,17 @@ impl Filing<'_> {
             }
         }
         backend::insert_history(conn, &history)?;
+        let parties: Vec<(i64, String)> = new
+            .iter()
+            .filter_map(|(f, fp)| Some((*ids.get(fp.as_str())?, &f.affected)))
+            .flat_map(|(id, units)| {
+                let mut units: Vec<&str> = units.iter().map(|u| u.as_str()).collect();
+                units.sort_unstable();
+                units.dedup();
+                units.into_iter().map(move |u| (id, u.to_string()))
+            })
+            .collect();
+        deviations::insert_parties(conn, &parties)?;
         outbox::enqueue(conn, &mail)?;
         counts.filed += rows.len();
         Ok(())

@@ -112,12 +112,14 @@ fn nonce() -> String {
 
 impl Auditor {
     pub fn new(pool: Pool, config: &crate::config::Config) -> anyhow::Result<Auditor> {
+        let profile = config.profile()?;
+        let templates = Templates::load(config.mail.templates_dir.as_deref())?.citing(&profile.routine);
         Ok(Auditor {
             pool,
-            profile: config.profile()?,
+            profile,
             scan: config.scan.clone(),
             mail: config.mail.clone().validated()?,
-            templates: Arc::new(Templates::load(config.mail.templates_dir.as_deref())?),
+            templates: Arc::new(templates),
         })
     }
 

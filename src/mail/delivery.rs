@@ -356,5 +356,8 @@ fn data(conn: &mut DbConn, mailer: &Mailer, ctx: &mut Context, d: &DeviationRow)
             t
         }
     };
-    report::data(d, &ctx.units, &mailer.config, &mailer.templates, as_of)
+    let parties = crate::store::deviations::parties_of(conn, &[d.id])?
+        .remove(&d.id)
+        .unwrap_or_default();
+    report::data(d, &parties, &ctx.units, &mailer.config, &mailer.templates, as_of)
 }

@@ -8,6 +8,7 @@ pub mod outbox;
 pub mod report;
 pub mod routing;
 pub mod templates;
+pub mod webhook;
 
 use std::fmt;
 use std::path::PathBuf;

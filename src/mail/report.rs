@@ -49,6 +49,7 @@ pub fn delay_text(minutes: i64) -> String {
 /// The template data of one deviation, sections included.
 pub fn data(
     d: &DeviationRow,
+    parties: &[String],
     units: &Units,
     mail: &MailConfig,
     templates: &Templates,
@@ -56,13 +57,8 @@ pub fn data(
 ) -> anyhow::Result<Value> {
     let rule = RuleId::parse(&d.rule)
         .ok_or_else(|| anyhow::anyhow!("den sparade avvikelsen {} har en okänd regel {}", d.id, d.rule))?;
-    let unit = d
-        .unit
-        .as_ref()
-        .map(|id| match units.get(&crate::domain::UnitId(id.clone())) {
-            Some(u) => json!({"id": id, "namn": u.name, "huvudman": u.huvudman}),
-            None => json!({"id": id, "namn": format!("{id} (okänd enhet)"), "huvudman": "okänd"}),
-        });
+    let unit = d.unit.as_ref().map(|id| unit_view(id, units));
+    let berord: Vec<Value> = parties.iter().map(|id| unit_view(id, units)).collect();
     let risk = Risk {
         sannolikhet: d.sannolikhet as u8,
         konsekvens: d.konsekvens as u8,
@@ -84,12 +80,50 @@ pub fn data(
         "registrerad": local_text(d.created_at),
         "granskad": local_text(as_of.naive_utc()),
         "rekommendation": rule.rule().recommendation,
+        "berord": berord,
+        "berord_text": parties_text(&berord),
+        "rutin": templates.routine(),
     });
-    let sections = templates.sections(rule, &v)?;
+    let mut sections = templates.sections(rule, &v)?;
+    // Seed 002: the händelse names the routine the unit did not follow.
+    if !templates.routine().is_empty() {
+        if let Some(Value::String(h)) = sections.get_mut("handelse") {
+            h.push_str(&format!(
+                " Avvikelse från följsamhet till rutinen \"{}\".",
+                templates.routine()
+            ));
+        }
+    }
     if let Some(o) = v.as_object_mut() {
         o.insert("avsnitt".into(), sections);
     }
     Ok(v)
+}
+
+/// A unit as the report names it: id, name and huvudman.
+fn unit_view(id: &str, units: &Units) -> Value {
+    match units.get(&crate::domain::UnitId(id.to_string())) {
+        Some(u) => json!({"id": id, "namn": u.name, "huvudman": u.huvudman}),
+        None => json!({"id": id, "namn": format!("{id} (okänd enhet)"), "huvudman": "okänd"}),
+    }
+}
+
+/// "Hemtjänst Linköping (Linköpings kommun), …", or a dash for none.
+fn parties_text(berord: &[Value]) -> String {
+    if berord.is_empty() {
+        return "–".into();
+    }
+    berord
+        .iter()
+        .map(|u| {
+            format!(
+                "{} ({})",
+                u["namn"].as_str().unwrap_or(""),
+                u["huvudman"].as_str().unwrap_or("")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 pub fn render(kind: &str, data: &Value, templates: &Templates) -> anyhow::Result<Rendered> {

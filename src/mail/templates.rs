@@ -76,6 +76,8 @@ pub struct Templates {
     /// Text parts and rule sections: no HTML escaping.
     text: Handlebars<'static>,
     html: Handlebars<'static>,
+    /// The routine every report's händelse cites (the profile's, SPEC §4.9).
+    routine: String,
 }
 
 fn source(dir: Option<&Path>, rel: &str) -> anyhow::Result<String> {
@@ -144,7 +146,21 @@ impl Templates {
                     .map_err(|e| anyhow::anyhow!("mallen rules/{}.hbs, avsnittet {name}: {e}", rule.as_str()))?;
             }
         }
-        Ok(Templates { text, html })
+        Ok(Templates {
+            text,
+            html,
+            routine: String::new(),
+        })
+    }
+
+    /// The same templates citing `routine` (the profile's) in every report.
+    pub fn citing(mut self, routine: &str) -> Templates {
+        self.routine = routine.to_string();
+        self
+    }
+
+    pub fn routine(&self) -> &str {
+        &self.routine
     }
 
     /// The report's sections for one deviation, as plain text.
@@ -177,7 +193,9 @@ mod tests {
             "enhet": {"id": "VC1", "namn": "Vårdcentralen", "huvudman": "Region"}, "senast": "2026-05-14 kl. 23:59:59",
             "dag": "2026-05-14", "status": "sen", "utfort": "2026-05-15 kl. 08:00", "minuter_sent": 480, "forsening": "8 tim",
             "risk": {"sannolikhet": 3, "konsekvens": 3, "varde": 9, "klass": "hög"}, "lank": "https://x/avvikelser/7",
-            "registrerad": "2026-05-16 kl. 00:00", "granskad": "2026-05-16 kl. 00:00", "rekommendation": false})
+            "registrerad": "2026-05-16 kl. 00:00", "granskad": "2026-05-16 kl. 00:00", "rekommendation": false,
+            "berord": [{"id": "K1", "namn": "Hemtjänst", "huvudman": "Kommunen"}],
+            "berord_text": "Hemtjänst (Kommunen)", "rutin": "Lag (2017:612)"})
     }
 
     #[test]
@@ -194,6 +212,12 @@ mod tests {
         let m = t.render("avvikelse", &d).unwrap();
         assert_eq!(m.subject, "Avvikelse 7: Kallelse till SIP för sent (ärende C1)");
         assert!(m.text.contains("Den skickades 2026-05-15 kl. 08:00, 8 tim för sent."));
+        assert!(
+            m.text.contains("Berörd part: Hemtjänst (Kommunen)"),
+            "both sides: {}",
+            m.text
+        );
+        assert!(m.html.contains("Hemtjänst (Kommunen)"));
         assert!(m.html.contains("<a href=\"https://x/avvikelser/7\">"));
     }
 

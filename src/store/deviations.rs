@@ -6,7 +6,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use serde::Serialize;
 
-use super::schema::{deviation_comments, deviation_handling, deviation_history, deviations};
+use super::schema::{deviation_comments, deviation_handling, deviation_history, deviation_parties, deviations};
 use super::{now, DbConn};
 
 /// Statuses in which evidence still withdraws a deviation and a scan may
@@ -91,6 +91,42 @@ pub struct NewHistory<'a> {
 /// Files many deviations at once (multi-row inserts): their ids by fingerprint.
 pub fn insert_many(conn: &mut DbConn, rows: &[NewDeviation]) -> QueryResult<Vec<(i64, String)>> {
     super::backend::insert_deviations(conn, rows)
+}
+
+/// Notes each deviation's berörd part (SPEC §6): `(deviation id, unit)`.
+pub fn insert_parties(conn: &mut DbConn, parties: &[(i64, String)]) -> QueryResult<()> {
+    // Two columns a row: well under either backend's bind limit per statement.
+    for chunk in parties.chunks(10_000) {
+        let rows: Vec<_> = chunk
+            .iter()
+            .map(|(id, unit)| {
+                (
+                    deviation_parties::deviation_id.eq(*id),
+                    deviation_parties::unit.eq(unit.as_str()),
+                )
+            })
+            .collect();
+        match conn {
+            DbConn::Sqlite(c) => diesel::insert_into(deviation_parties::table).values(&rows).execute(c)?,
+            DbConn::Pg(c) => diesel::insert_into(deviation_parties::table).values(&rows).execute(c)?,
+        };
+    }
+    Ok(())
+}
+
+/// The berörd part of each of the deviations, in unit order.
+pub fn parties_of(conn: &mut DbConn, ids: &[i64]) -> QueryResult<std::collections::BTreeMap<i64, Vec<String>>> {
+    let mut out: std::collections::BTreeMap<i64, Vec<String>> = std::collections::BTreeMap::new();
+    for chunk in ids.chunks(10_000) {
+        let rows: Vec<(i64, String)> = deviation_parties::table
+            .filter(deviation_parties::deviation_id.eq_any(chunk))
+            .order((deviation_parties::deviation_id, deviation_parties::unit))
+            .load(conn)?;
+        for (id, unit) in rows {
+            out.entry(id).or_default().push(unit);
+        }
+    }
+    Ok(out)
 }
 
 /// Whether the deviation was ever mailed to its recipient.

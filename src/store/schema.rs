@@ -170,7 +170,15 @@ diesel::table! {
 }
 
 diesel::joinable!(deviation_history -> deviations (deviation_id));
+diesel::table! {
+    deviation_parties (deviation_id, unit) {
+        deviation_id -> BigInt,
+        unit -> Text,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(deviations, deviation_history, outbox, scan_runs, cases);
+diesel::allow_tables_to_appear_in_same_query!(deviations, deviation_parties);
 
 diesel::table! {
     users (id) {

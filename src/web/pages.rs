@@ -656,7 +656,10 @@ fn deviation_data(state: &AppState, caller: &Caller, id: i64) -> Result<Value, A
     let names: HashMap<String, String> = registered.iter().map(|u| (u.id.0.clone(), u.name.clone())).collect();
     let units = Units::new(registered);
     let now = Utc::now();
-    let report = report::data(&d, &units, &state.auditor.mail, &state.auditor.templates, now)?;
+    let parties = crate::store::deviations::parties_of(&mut conn, &[d.id])?
+        .remove(&d.id)
+        .unwrap_or_default();
+    let report = report::data(&d, &parties, &units, &state.auditor.mail, &state.auditor.templates, now)?;
     let name = |u: &str| names.get(u).cloned().unwrap_or_else(|| u.to_string());
     let timeline: Vec<Value> = match &d.case_id {
         Some(case) => {
