@@ -97,6 +97,9 @@ fn mails_reach_the_routed_recipients_with_every_report_field_and_no_patient_iden
         "Lag (2017:612)",
         "https://svu-vakt.example.se/avvikelser/",
         "<th align=\"left\" valign=\"top\">Händelse</th>",
+        // SPEC §6: both sides with their huvudman, and the routine (seed 002).
+        "Berörd part: Hemtjänst Nord (Linköpings kommun), Vårdcentralen Centrum (Region Östergötland)",
+        "Avvikelse från följsamhet till rutinen \"Lag (2017:612) om samverkan vid utskrivning från sluten hälso- och sjukvård\".",
     ] {
         assert!(text.contains(want), "the IM report lacks `{want}`:\n{text}");
     }
@@ -114,6 +117,11 @@ fn mails_reach_the_routed_recipients_with_every_report_field_and_no_patient_iden
         ])
     );
     assert!(kv.text().contains("Hemtjänst Nord"));
+    assert!(
+        kv.text().contains("Berörd part: Avdelning 1 (Region Östergötland)"),
+        "the kvittens hurts the ward that sent the UK:\n{}",
+        kv.text()
+    );
     let bem = msgs.iter().find(|m| m.subject().contains("bemanning")).unwrap();
     assert!(bem.text().contains("rekommendation"), "{}", bem.text());
     assert!(bem.text().contains("Socialförvaltningen"));
