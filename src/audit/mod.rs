@@ -165,8 +165,8 @@ impl Auditor {
             backend::set_bulk_cache(&mut conn, false).map_err(|e| anyhow::anyhow!(e))?;
         }
         let (status, error) = match &result {
-            Ok(()) => ("klar", None),
-            Err(e) => ("fel", Some(format!("{e:#}"))),
+            Ok(()) => (scans::ScanStatus::Klar, None),
+            Err(e) => (scans::ScanStatus::Fel, Some(format!("{e:#}"))),
         };
         let tally = scans::Tally {
             cases_evaluated: counts.cases_evaluated as i32,

@@ -71,13 +71,7 @@ async fn runs(state: web::Data<AppState>, pages: web::Data<Pages>, req: HttpRequ
                 (true, false) => "fullständig",
                 (false, false) => "ändrade ärenden",
             };
-            let status = match r.status.as_str() {
-                "pagar" => "pågår",
-                "klar" => "klar",
-                "fel" => "fel",
-                "avbruten" => "avbruten",
-                other => other,
-            };
+            let status = r.status.label();
             json!({"id": r.id, "started": local_text(r.started_at), "finished": r.finished_at.map(local_text),
                    "as_of": local_text(r.as_of), "kind": kind, "cases": r.cases_evaluated, "filed": r.filed,
                    "updated": r.updated, "withdrawn": r.withdrawn, "unmailed": r.unmailed, "status": status,
