@@ -11,6 +11,7 @@ use chrono::{Duration, NaiveDateTime};
 use serde_json::json;
 
 use crate::config::HandlingConfig;
+use crate::domain::handling::DeviationStatus::{self, Atgardad, Mottagen, Skickad, Utreds};
 use crate::mail::outbox::{self, ESKALERING, PAMINNELSE};
 use crate::mail::routing::{self, Recipients};
 use crate::mail::MailConfig;
@@ -19,7 +20,7 @@ use crate::store::deviations::{self, DeviationRow};
 use crate::store::{backend, now, units, DbConn};
 
 /// Statuses that wait for someone and were mailed.
-const WAITING: [&str; 4] = ["skickad", "mottagen", "utreds", "atgardad"];
+const WAITING: [DeviationStatus; 4] = [Skickad, Mottagen, Utreds, Atgardad];
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Reminded {
@@ -51,12 +52,12 @@ fn due_for(
     out
 }
 
-fn step_text(status: &str) -> &'static str {
+fn step_text(status: DeviationStatus) -> &'static str {
     match status {
-        "skickad" => "skickad men inte mottagen",
-        "mottagen" => "mottagen men inte utredd",
-        "utreds" => "under utredning",
-        "atgardad" => "åtgärdad men inte avslutad",
+        Skickad => "skickad men inte mottagen",
+        Mottagen => "mottagen men inte utredd",
+        Utreds => "under utredning",
+        Atgardad => "åtgärdad men inte avslutad",
         _ => "öppen",
     }
 }
@@ -92,7 +93,7 @@ pub fn run(conn: &mut DbConn, cfg: &HandlingConfig, mail: &MailConfig) -> anyhow
             let Some(d) = deviations::get(conn, id)? else {
                 return Ok(Vec::new());
             };
-            if !WAITING.contains(&d.status.as_str()) {
+            if !WAITING.contains(&d.status) {
                 return Ok(Vec::new());
             }
             let Some(last) = deviations::last_steps(conn, &[id])?.get(&id).copied() else {
@@ -147,7 +148,7 @@ fn notice_for(
     };
     let payload = json!({
         "dagar": days,
-        "steg": step_text(&d.status),
+        "steg": step_text(d.status),
         "eskalering_dagar": cfg.escalate_after.num_days(),
         "mottagare": who,
     });

@@ -13,6 +13,7 @@
 //! Each mail has a Message-ID fixed per mail, so a mail re-sent after a
 //! crash between sending and marking is recognisable as the same message.
 
+use crate::domain::handling::DeviationStatus;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
@@ -293,7 +294,7 @@ fn compose(
         AVVIKELSE | SAMMANSTALLNING => {
             let live: Vec<DeviationRow> = outbox::deviations_of(conn, &ids)?
                 .into_iter()
-                .filter(|d| d.status != "aterkallad" && d.status != "makulerad")
+                .filter(|d| !matches!(d.status, DeviationStatus::Aterkallad | DeviationStatus::Makulerad))
                 .collect();
             if live.is_empty() {
                 return Ok(None);
@@ -324,9 +325,9 @@ fn compose(
                 return Ok(None);
             };
             let still = if m.kind == AVSLUTAD {
-                d.status == "avslutad"
+                d.status == DeviationStatus::Avslutad
             } else {
-                crate::domain::handling::OPEN.contains(&d.status.as_str()) && d.status != "ny"
+                d.status.is_open() && d.status != DeviationStatus::Ny
             };
             if !still {
                 return Ok(None);

@@ -27,6 +27,7 @@ use serde::Serialize;
 use super::deviations::{self, DeviationRow};
 use super::schema::{deviations as dev, outbox, scan_runs};
 use super::{backend, now, DbConn};
+use crate::domain::handling::DeviationStatus;
 use crate::domain::recipients::Recipients;
 
 pub const AVVIKELSE: &str = "avvikelse";
@@ -225,11 +226,15 @@ pub fn mark_sent(conn: &mut DbConn, m: &MailRow, included: &[i64], domain: &str)
             // A digest to a copy address does not make the deviation sent:
             // its recipient's does.
             let to_recipient = Recipients::from_json(&d.recipients).to == to;
-            match d.status.as_str() {
-                "ny" if to_recipient => {
-                    deviations::set_status(conn, &d, "skickad", "svu-vakt", Some(&format!("mejlad till {to}")))?
-                }
-                "aterkallad" => queue_withdrawal(conn, &d, domain, &m.message_id)?,
+            match d.status {
+                DeviationStatus::Ny if to_recipient => deviations::set_status(
+                    conn,
+                    &d,
+                    DeviationStatus::Skickad,
+                    "svu-vakt",
+                    Some(&format!("mejlad till {to}")),
+                )?,
+                DeviationStatus::Aterkallad => queue_withdrawal(conn, &d, domain, &m.message_id)?,
                 _ => {}
             }
         }

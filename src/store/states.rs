@@ -12,6 +12,7 @@ use diesel::sql_types::Text;
 use diesel::sqlite::Sqlite;
 
 use super::MultiBackend;
+use crate::domain::handling::DeviationStatus;
 use crate::store::scans::ScanStatus;
 
 macro_rules! text_column {
@@ -55,4 +56,4 @@ macro_rules! text_column {
     )*};
 }
 
-text_column!(ScanStatus);
+text_column!(DeviationStatus, ScanStatus);

@@ -23,7 +23,8 @@ use super::auth::{cookie, same_secret, SESSION_COOKIE};
 use super::error::{AppError, ErrorCode};
 use super::AppState;
 use crate::audit::report::{self, local_text};
-use crate::domain::handling::{self as lifecycle, StatusChange};
+use crate::domain::handling::DeviationStatus::{self, Atgardad, Mottagen, Ny, Skickad, Utreds};
+use crate::domain::handling::{StatusChange, STATUSES};
 use crate::domain::{EventType, Role};
 use crate::handling;
 use crate::rules::{RuleId, Units};
@@ -123,20 +124,6 @@ pub(super) fn role_text(r: Role) -> &'static str {
         Role::Ledning => "ledning",
         Role::Handlaggare => "handläggare",
         Role::Inlasning => "inläsning",
-    }
-}
-
-pub fn status_text(s: &str) -> &'static str {
-    match s {
-        "ny" => "Ny",
-        "skickad" => "Skickad",
-        "mottagen" => "Mottagen",
-        "utreds" => "Utreds",
-        "atgardad" => "Åtgärdad",
-        "avslutad" => "Avslutad",
-        "aterkallad" => "Återkallad",
-        "makulerad" => "Makulerad",
-        _ => "Okänd",
     }
 }
 
@@ -384,7 +371,7 @@ async fn logout(
 
 /// Days since the due, for an open deviation: "idag", "1 dag", "12 dagar".
 fn age(d: &DeviationRow, now: NaiveDateTime) -> (String, bool) {
-    if !lifecycle::OPEN.contains(&d.status.as_str()) {
+    if !d.status.is_open() {
         return ("–".into(), false);
     }
     let days = (now - d.due).num_days().max(0);
@@ -501,22 +488,22 @@ async fn list(state: web::Data<AppState>, pages: web::Data<Pages>, req: HttpRequ
                 "unit": d.unit.as_ref().map_or("–".to_string(), |u| names.get(u).cloned().unwrap_or_else(|| u.clone())),
                 "due": local_text(d.due),
                 "age": age, "overdue": overdue,
-                "status": d.status, "status_text": status_text(&d.status),
+                "status": d.status, "status_text": d.status.label(),
             })
         })
         .collect();
     let labels = [
-        ("ny", "Nya, inte mottagna"),
-        ("mottagen", "Mottagna"),
-        ("utreds", "Utreds"),
-        ("atgardad", "Åtgärdade, väntar på avslut"),
+        (Ny, "Nya, inte mottagna"),
+        (Mottagen, "Mottagna"),
+        (Utreds, "Utreds"),
+        (Atgardad, "Åtgärdade, väntar på avslut"),
     ];
     let waiting: Vec<Value> = labels
         .iter()
         .map(|(status, label)| {
-            let of: Vec<&(String, i64, Option<NaiveDateTime>)> = waiting
+            let of: Vec<&(DeviationStatus, i64, Option<NaiveDateTime>)> = waiting
                 .iter()
-                .filter(|(s, _, _)| s == status || (*status == "ny" && s == "skickad"))
+                .filter(|(s, _, _)| s == status || (*status == Ny && *s == Skickad))
                 .collect();
             let count: i64 = of.iter().map(|(_, n, _)| n).sum();
             let oldest = of.iter().filter_map(|(_, _, o)| *o).min().map(|o| {
@@ -532,9 +519,9 @@ async fn list(state: web::Data<AppState>, pages: web::Data<Pages>, req: HttpRequ
         .collect();
     let pages_n = ((total + per_page - 1) / per_page).max(1);
     let selected = |k: &str, v: &str| params.raw.get(k).map(String::as_str) == Some(v);
-    let statuses: Vec<Value> = lifecycle::STATUSES
+    let statuses: Vec<Value> = STATUSES
         .iter()
-        .map(|s| json!({"value": s, "label": status_text(s), "selected": selected("status", s)}))
+        .map(|s| json!({"value": s, "label": s.label(), "selected": selected("status", s.as_str())}))
         .collect();
     let rules: Vec<Value> = RuleId::ALL
         .iter()
@@ -626,7 +613,7 @@ async fn export(state: web::Data<AppState>, pages: web::Data<Pages>, req: HttpRe
                 local_text(d.due),
                 d.done_at.map(local_text).unwrap_or_default(),
                 d.late_minutes.map(|m| m.to_string()).unwrap_or_default(),
-                d.status.clone(),
+                d.status.to_string(),
                 (d.sannolikhet * d.konsekvens).to_string(),
                 local_text(d.created_at),
             ];
@@ -679,10 +666,10 @@ fn deviation_data(state: &AppState, caller: &Caller, id: i64) -> Result<Value, A
         .history
         .iter()
         .map(|h| {
-            let change = match h.from_status.as_deref() {
-                Some(f) if f != h.to_status => format!("{} → {}", status_text(f), status_text(&h.to_status)),
+            let change = match h.from_status {
+                Some(f) if f != h.to_status => format!("{} → {}", f.label(), h.to_status.label()),
                 Some(_) => "Uppgifter".to_string(),
-                None => format!("Registrerad som {}", status_text(&h.to_status).to_lowercase()),
+                None => format!("Registrerad som {}", h.to_status.label().to_lowercase()),
             };
             json!({"at": local_text(h.at), "actor": h.actor, "change": change, "note": h.note})
         })
@@ -695,7 +682,7 @@ fn deviation_data(state: &AppState, caller: &Caller, id: i64) -> Result<Value, A
     let choices: Vec<Value> = x
         .allowed
         .iter()
-        .map(|s| json!({"value": s, "label": status_text(s)}))
+        .map(|s| json!({"value": s, "label": s.label()}))
         .collect();
     let mut workers = Vec::new();
     for u in users::list(&mut conn)? {
@@ -708,7 +695,7 @@ fn deviation_data(state: &AppState, caller: &Caller, id: i64) -> Result<Value, A
     let (age_text, overdue) = age(d, now.naive_utc());
     Ok(json!({
         "d": {"id": d.id, "status": d.status, "case_id": d.case_id},
-        "status_text": status_text(&d.status),
+        "status_text": d.status.label(),
         "age": if age_text == "–" { Value::Null } else { json!(format!("{age_text} sedan tidsgränsen")) },
         "overdue": overdue,
         "report": report,

@@ -9,7 +9,7 @@ use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::domain::handling::{StatusChange, STATUSES};
+use crate::domain::handling::{valid_words, DeviationStatus, StatusChange};
 use crate::handling::{self, Detail, Scope};
 use crate::store::deviations::{DeviationRow, ListFilter};
 use crate::store::tokens::Role;
@@ -88,12 +88,12 @@ pub fn parse_list(query: &str) -> Result<(ListFilter, i64, i64), AppError> {
     let q = web::Query::<ListQuery>::from_query(query)
         .map_err(|e| bad(format!("frågesträngen kan inte läsas: {e}")))?
         .into_inner();
-    let status = empty_none(q.status);
-    if let Some(s) = &status {
-        if !STATUSES.contains(&s.as_str()) {
-            return Err(bad(format!("{s} är ingen status; giltiga är {}", STATUSES.join(", "))));
-        }
-    }
+    let status = empty_none(q.status)
+        .map(|s| {
+            s.parse::<DeviationStatus>()
+                .map_err(|_| bad(format!("{s} är ingen status; giltiga är {}", valid_words())))
+        })
+        .transpose()?;
     let rule = empty_none(q.rule);
     if let Some(r) = rule
         .as_deref()
