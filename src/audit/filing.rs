@@ -204,7 +204,7 @@ impl Filing<'_> {
         let possibly_sent = outbox::cancel_unclaimed_report(conn, d.id)?;
         if current.status != DeviationStatus::Ny || possibly_sent {
             let domain = self.auditor.mail.domain();
-            let original = outbox::message_id(outbox::AVVIKELSE, &d.fingerprint, &domain);
+            let original = outbox::message_id(outbox::MailKind::Avvikelse.as_str(), &d.fingerprint, &domain);
             outbox::queue_withdrawal(conn, &current, &domain, &original)?;
         }
         Ok(())

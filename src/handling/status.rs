@@ -70,7 +70,7 @@ fn queue_closing_notice(conn: &mut DbConn, mail: &MailConfig, d: &DeviationRow) 
         .unwrap_or_else(|| "–".into());
     let n = deviations::history_count(conn, d.id)?;
     let m = crate::mail::outbox::notice(
-        crate::mail::outbox::AVSLUTAD,
+        crate::mail::outbox::MailKind::Avslutad,
         d,
         Recipients {
             to: first.clone(),

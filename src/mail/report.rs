@@ -92,6 +92,6 @@ pub fn data(
     Ok(v)
 }
 
-pub fn render(kind: &str, data: &Value, templates: &Templates) -> anyhow::Result<Rendered> {
+pub fn render(kind: crate::store::outbox::MailKind, data: &Value, templates: &Templates) -> anyhow::Result<Rendered> {
     templates.render(kind, data)
 }

@@ -13,6 +13,7 @@ use diesel::sqlite::Sqlite;
 
 use super::MultiBackend;
 use crate::domain::handling::DeviationStatus;
+use crate::store::outbox::MailKind;
 use crate::store::scans::ScanStatus;
 
 macro_rules! text_column {
@@ -56,4 +57,4 @@ macro_rules! text_column {
     )*};
 }
 
-text_column!(DeviationStatus, ScanStatus);
+text_column!(DeviationStatus, ScanStatus, MailKind);
