@@ -581,19 +581,14 @@ async fn log_csv(state: web::Data<AppState>, pages: web::Data<Pages>, req: HttpR
         Ok(r) => r,
         Err(e) => return error_page(&pages, Some(&user), &e),
     };
-    let mut out = String::from("\u{feff}tid;användare;roll;vad;objekt\r\n");
-    for r in rows {
+    let cells = rows.into_iter().map(|r| {
         let action = action_text(&r.action).to_string();
-        let cells = [local_text(r.at), r.actor, r.role, action, r.object];
-        out.push_str(
-            &cells
-                .iter()
-                .map(|c| super::pages::csv_field(c))
-                .collect::<Vec<_>>()
-                .join(";"),
-        );
-        out.push_str("\r\n");
-    }
+        [local_text(r.at), r.actor, r.role, action, r.object]
+    });
+    let out = match crate::report::exports::access_log(cells) {
+        Ok(out) => out,
+        Err(e) => return error_page(&pages, Some(&user), &AppError::internal(e)),
+    };
     HttpResponse::Ok()
         .content_type("text/csv; charset=utf-8")
         .insert_header((header::CONTENT_DISPOSITION, "attachment; filename=\"loggkontroll.csv\""))

@@ -562,20 +562,6 @@ fn unit_names(conn: &mut DbConn) -> anyhow::Result<HashMap<String, String>> {
         .collect())
 }
 
-pub(super) fn csv_field(s: &str) -> String {
-    // A cell a spreadsheet would run as a formula is quoted with a leading apostrophe.
-    let s = if s.starts_with(['=', '+', '-', '@']) {
-        format!("'{s}")
-    } else {
-        s.to_string()
-    };
-    if s.contains([';', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s
-    }
-}
-
 /// The list as CSV (semicolon-separated, UTF-8 with BOM, for Swedish Excel),
 /// every page of the filter; logged as an export with its filter.
 #[get("/avvikelser.csv")]
@@ -602,25 +588,7 @@ async fn export(state: web::Data<AppState>, pages: web::Data<Pages>, req: HttpRe
             "export_deviations",
             &logged,
         )?;
-        let mut out =
-            String::from("\u{feff}id;regel;ärende;enhet;senast;utfört;minuter_sent;status;riskvärde;registrerad\r\n");
-        for d in rows {
-            let cells = [
-                d.id.to_string(),
-                d.rule.clone(),
-                d.case_id.clone().unwrap_or_default(),
-                d.unit.clone().unwrap_or_default(),
-                local_text(d.due),
-                d.done_at.map(local_text).unwrap_or_default(),
-                d.late_minutes.map(|m| m.to_string()).unwrap_or_default(),
-                d.status.to_string(),
-                (d.sannolikhet * d.konsekvens).to_string(),
-                local_text(d.created_at),
-            ];
-            out.push_str(&cells.iter().map(|c| csv_field(c)).collect::<Vec<_>>().join(";"));
-            out.push_str("\r\n");
-        }
-        Ok(out)
+        crate::report::exports::deviations(&rows).map_err(AppError::internal)
     })
     .await;
     match result {
