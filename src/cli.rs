@@ -551,7 +551,7 @@ pub fn report_quarterly(
     )?;
     let text = match format {
         ReportFormat::Json => serde_json::to_string_pretty(&report)? + "\n",
-        ReportFormat::Csv => quarterly::to_csv(&report),
+        ReportFormat::Csv => crate::report::exports::quarterly(&report)?,
         ReportFormat::Html => {
             let units = crate::store::units::all(&mut conn)?;
             crate::report::quarterly::document(&report, &units)?
@@ -588,22 +588,7 @@ pub fn report_adherence(
     )?;
     let text = match format {
         ReportFormat::Json => serde_json::to_string_pretty(&rows)? + "\n",
-        ReportFormat::Csv => {
-            let mut w = csv::Writer::from_writer(Vec::new());
-            w.write_record(["rule", "group", "due", "met", "late", "missing", "share"])?;
-            for r in &rows {
-                w.write_record([
-                    r.rule.clone(),
-                    crate::followup::csv_safe(&r.group),
-                    r.due.to_string(),
-                    r.met.to_string(),
-                    r.late.to_string(),
-                    r.missing.to_string(),
-                    r.share.map(|s| s.to_string()).unwrap_or_default(),
-                ])?;
-            }
-            String::from_utf8(w.into_inner()?)?
-        }
+        ReportFormat::Csv => crate::report::exports::adherence(&rows)?,
         ReportFormat::Html => anyhow::bail!("report adherence skrivs som json eller csv"),
     };
     std::io::stdout().lock().write_all(text.as_bytes())?;

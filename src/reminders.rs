@@ -11,7 +11,8 @@ use chrono::{Duration, NaiveDateTime};
 use serde_json::json;
 
 use crate::config::HandlingConfig;
-use crate::mail::outbox::{self, ESKALERING, PAMINNELSE};
+use crate::domain::handling::DeviationStatus::{self, Atgardad, Mottagen, Skickad, Utreds};
+use crate::mail::outbox::{self, MailKind};
 use crate::mail::routing::{self, Recipients};
 use crate::mail::MailConfig;
 use crate::rules::Units;
@@ -19,7 +20,7 @@ use crate::store::deviations::{self, DeviationRow};
 use crate::store::{backend, now, units, DbConn};
 
 /// Statuses that wait for someone and were mailed.
-const WAITING: [&str; 4] = ["skickad", "mottagen", "utreds", "atgardad"];
+const WAITING: [DeviationStatus; 4] = [Skickad, Mottagen, Utreds, Atgardad];
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Reminded {
@@ -35,7 +36,7 @@ fn due_for(
     reminded: Option<NaiveDateTime>,
     escalated: Option<NaiveDateTime>,
     at: NaiveDateTime,
-) -> Vec<&'static str> {
+) -> Vec<MailKind> {
     let idle = at - last_step;
     // Once per period: not again until a new step, or a whole period after the last one.
     let due = |sent: Option<NaiveDateTime>, period: Duration| {
@@ -43,20 +44,20 @@ fn due_for(
     };
     let mut out = Vec::new();
     if due(reminded, cfg.remind_after) {
-        out.push(PAMINNELSE);
+        out.push(MailKind::Paminnelse);
     }
     if due(escalated, cfg.escalate_after) {
-        out.push(ESKALERING);
+        out.push(MailKind::Eskalering);
     }
     out
 }
 
-fn step_text(status: &str) -> &'static str {
+fn step_text(status: DeviationStatus) -> &'static str {
     match status {
-        "skickad" => "skickad men inte mottagen",
-        "mottagen" => "mottagen men inte utredd",
-        "utreds" => "under utredning",
-        "atgardad" => "åtgärdad men inte avslutad",
+        Skickad => "skickad men inte mottagen",
+        Mottagen => "mottagen men inte utredd",
+        Utreds => "under utredning",
+        Atgardad => "åtgärdad men inte avslutad",
         _ => "öppen",
     }
 }
@@ -86,13 +87,13 @@ pub fn run(conn: &mut DbConn, cfg: &HandlingConfig, mail: &MailConfig) -> anyhow
     let units = Units::new(units::all(conn)?);
     let domain = mail.domain();
     for id in idle {
-        let queued = backend::write_tx(conn, |conn| -> anyhow::Result<Vec<&'static str>> {
+        let queued = backend::write_tx(conn, |conn| -> anyhow::Result<Vec<MailKind>> {
             // Ordered with a person's change and a mail being marked sent.
             backend::lock_deviations(conn, &[id])?;
             let Some(d) = deviations::get(conn, id)? else {
                 return Ok(Vec::new());
             };
-            if !WAITING.contains(&d.status.as_str()) {
+            if !WAITING.contains(&d.status) {
                 return Ok(Vec::new());
             }
             let Some(last) = deviations::last_steps(conn, &[id])?.get(&id).copied() else {
@@ -103,14 +104,14 @@ pub fn run(conn: &mut DbConn, cfg: &HandlingConfig, mail: &MailConfig) -> anyhow
             let kinds = due_for(cfg, last, reminded, escalated, at);
             let days = (at - last).num_days();
             for kind in &kinds {
-                let m = notice_for(kind, &d, &units, mail, cfg, days, &domain, at);
+                let m = notice_for(*kind, &d, &units, mail, cfg, days, &domain, at);
                 outbox::enqueue(conn, &[m])?;
-                deviations::mark_reminded(conn, id, *kind == ESKALERING)?;
+                deviations::mark_reminded(conn, id, *kind == MailKind::Eskalering)?;
             }
             Ok(kinds)
         })?;
         for kind in queued {
-            if kind == ESKALERING {
+            if kind == MailKind::Eskalering {
                 done.escalations += 1;
             } else {
                 done.reminders += 1;
@@ -129,7 +130,7 @@ pub fn run(conn: &mut DbConn, cfg: &HandlingConfig, mail: &MailConfig) -> anyhow
 
 #[allow(clippy::too_many_arguments)]
 fn notice_for(
-    kind: &'static str,
+    kind: MailKind,
     d: &DeviationRow,
     units: &Units,
     mail: &MailConfig,
@@ -139,7 +140,7 @@ fn notice_for(
     at: NaiveDateTime,
 ) -> outbox::NewMail {
     let unit = d.unit.clone().map(crate::domain::UnitId);
-    let (to, who) = if kind == ESKALERING {
+    let (to, who) = if kind == MailKind::Eskalering {
         let (to, via) = routing::escalation(unit.as_ref(), units, mail);
         (to, via)
     } else {
@@ -147,7 +148,7 @@ fn notice_for(
     };
     let payload = json!({
         "dagar": days,
-        "steg": step_text(&d.status),
+        "steg": step_text(d.status),
         "eskalering_dagar": cfg.escalate_after.num_days(),
         "mottagare": who,
     });
@@ -183,25 +184,34 @@ mod tests {
         let step = t(0);
         let none: Vec<&str> = Vec::new();
         assert_eq!(due_for(&cfg, step, None, None, t(6)), none);
-        assert_eq!(due_for(&cfg, step, None, None, t(7)), [PAMINNELSE]);
+        assert_eq!(due_for(&cfg, step, None, None, t(7)), [MailKind::Paminnelse]);
         // Reminded on day 7: not again on day 10; day 14 reminds again and escalates.
         assert_eq!(due_for(&cfg, step, Some(t(7)), None, t(10)), none);
-        assert_eq!(due_for(&cfg, step, Some(t(7)), None, t(14)), [PAMINNELSE, ESKALERING]);
+        assert_eq!(
+            due_for(&cfg, step, Some(t(7)), None, t(14)),
+            [MailKind::Paminnelse, MailKind::Eskalering]
+        );
         assert_eq!(due_for(&cfg, step, Some(t(14)), Some(t(14)), t(20)), none);
-        assert_eq!(due_for(&cfg, step, Some(t(14)), Some(t(14)), t(21)), [PAMINNELSE]);
+        assert_eq!(
+            due_for(&cfg, step, Some(t(14)), Some(t(14)), t(21)),
+            [MailKind::Paminnelse]
+        );
         assert_eq!(
             due_for(&cfg, step, Some(t(21)), Some(t(14)), t(28)),
-            [PAMINNELSE, ESKALERING]
+            [MailKind::Paminnelse, MailKind::Eskalering]
         );
         // A new step starts the clock again, whatever went before.
         assert_eq!(due_for(&cfg, t(20), Some(t(14)), Some(t(14)), t(26)), none);
-        assert_eq!(due_for(&cfg, t(20), Some(t(14)), Some(t(14)), t(27)), [PAMINNELSE]);
+        assert_eq!(
+            due_for(&cfg, t(20), Some(t(14)), Some(t(14)), t(27)),
+            [MailKind::Paminnelse]
+        );
         // Zero turns a kind off.
         let off = HandlingConfig {
             remind_after: Duration::zero(),
             escalate_after: Duration::days(14),
         };
         assert_eq!(due_for(&off, step, None, None, t(10)), none);
-        assert_eq!(due_for(&off, step, None, None, t(14)), [ESKALERING]);
+        assert_eq!(due_for(&off, step, None, None, t(14)), [MailKind::Eskalering]);
     }
 }

@@ -15,6 +15,7 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 
 use super::plan::{self, plan, Action, Terms};
 use super::{Auditor, Counts};
+use crate::domain::handling::DeviationStatus;
 use crate::mail::outbox;
 use crate::mail::routing;
 use crate::mail::MailMode;
@@ -108,7 +109,7 @@ impl Filing<'_> {
                     finding_status: f.status.as_str(),
                     done_at: f.done.map(|t| naive(t.with_timezone(&Utc))),
                     late_minutes: f.late_minutes,
-                    status: "ny",
+                    status: DeviationStatus::Ny,
                     sannolikhet: i32::from(risk.sannolikhet),
                     konsekvens: i32::from(risk.konsekvens),
                     recipients: routing::route(f.unit.as_ref(), self.units, &a.mail).to_json(),
@@ -135,7 +136,7 @@ impl Filing<'_> {
                 at: t,
                 actor: "svu-vakt",
                 from_status: None,
-                to_status: "ny",
+                to_status: DeviationStatus::Ny,
                 note: Some(if unmailed {
                     "registrerad vid granskning; inte mejlad: tidsgränsen låg för långt tillbaka"
                 } else {
@@ -174,7 +175,7 @@ impl Filing<'_> {
         deviations::set_status(
             conn,
             d,
-            "ny",
+            DeviationStatus::Ny,
             "svu-vakt",
             Some("återupptagen: nya uppgifter visar avvikelsen igen"),
         )?;
@@ -199,22 +200,22 @@ impl Filing<'_> {
     /// followed by a notice when it is marked sent (`outbox::mark_sent`).
     fn withdraw(&self, conn: &mut DbConn, d: &DeviationRow) -> anyhow::Result<()> {
         backend::lock_deviations(conn, &[d.id])?;
-        let Some(current) = deviations::get(conn, d.id)?.filter(|c| OPEN.contains(&c.status.as_str())) else {
+        let Some(current) = deviations::get(conn, d.id)?.filter(|c| OPEN.contains(&c.status)) else {
             return Ok(());
         };
         deviations::set_status(
             conn,
             &current,
-            "aterkallad",
+            DeviationStatus::Aterkallad,
             "svu-vakt",
             Some("nya uppgifter visar att kravet uppfylldes i tid eller inte gällde"),
         )?;
         // A report tried before (a crash after the server took it, a
         // connection lost after its data) may have arrived: say the truth.
         let possibly_sent = outbox::cancel_unclaimed_report(conn, d.id)?;
-        if current.status != "ny" || possibly_sent {
+        if current.status != DeviationStatus::Ny || possibly_sent {
             let domain = self.auditor.mail.domain();
-            let original = outbox::message_id(outbox::AVVIKELSE, &d.fingerprint, &domain);
+            let original = outbox::message_id(outbox::MailKind::Avvikelse.as_str(), &d.fingerprint, &domain);
             outbox::queue_withdrawal(conn, &current, &domain, &original)?;
         }
         Ok(())

@@ -167,8 +167,8 @@ impl Auditor {
             backend::set_bulk_cache(&mut conn, false).map_err(|e| anyhow::anyhow!(e))?;
         }
         let (status, error) = match &result {
-            Ok(()) => ("klar", None),
-            Err(e) => ("fel", Some(format!("{e:#}"))),
+            Ok(()) => (scans::ScanStatus::Klar, None),
+            Err(e) => (scans::ScanStatus::Fel, Some(format!("{e:#}"))),
         };
         let tally = scans::Tally {
             cases_evaluated: counts.cases_evaluated as i32,
@@ -429,8 +429,9 @@ impl Auditor {
                 via: String::new(),
             };
             for (n, part) in ids.chunks(outbox::DIGEST_MAX).enumerate() {
-                let mid = format!("<sammanstallning-{run_id}-{}-{n}@{domain}>", &key[..16]);
-                outbox::enqueue(conn, &[NewMail::new(mid, outbox::SAMMANSTALLNING, part, &recipients)])?;
+                let kind = outbox::MailKind::Sammanstallning;
+                let mid = format!("<{kind}-{run_id}-{}-{n}@{domain}>", &key[..16]);
+                outbox::enqueue(conn, &[NewMail::new(mid, kind, part, &recipients)])?;
             }
         }
         deviations::mark_queued(conn, &queued)?;
@@ -460,8 +461,8 @@ impl Auditor {
             })
             .collect();
         let mut m = NewMail::new(
-            format!("<{}-{}@{}>", outbox::EJ_MEJLADE, run.id, self.mail.domain()),
-            outbox::EJ_MEJLADE,
+            format!("<{}-{}@{}>", outbox::MailKind::EjMejlade, run.id, self.mail.domain()),
+            outbox::MailKind::EjMejlade,
             &[],
             &Recipients {
                 to: self.mail.default_to.clone(),

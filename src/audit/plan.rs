@@ -18,6 +18,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use sha2::{Digest, Sha256};
 
+use crate::domain::handling::DeviationStatus;
 use crate::rules::{Finding, RuleId};
 use crate::store::deviations::{DeviationRow, OPEN};
 
@@ -111,7 +112,7 @@ pub fn plan<'f>(findings: &'f [Finding], existing: Vec<DeviationRow>, terms: &Te
                 fingerprint: fp,
             }),
             Some(_) if terms.backfill => {}
-            Some(d) if d.status == "aterkallad" => actions.push(Action::Reopen {
+            Some(d) if d.status == DeviationStatus::Aterkallad => actions.push(Action::Reopen {
                 too_old: d.due.and_utc() < terms.mail_cutoff,
                 deviation: d,
             }),
@@ -126,7 +127,7 @@ pub fn plan<'f>(findings: &'f [Finding], existing: Vec<DeviationRow>, terms: &Te
         let mut gone: Vec<DeviationRow> = by_fp
             .into_values()
             .filter(|d| RuleId::parse(&d.rule).is_some_and(|r| terms.active.contains(&r)))
-            .filter(|d| OPEN.contains(&d.status.as_str()))
+            .filter(|d| OPEN.contains(&d.status))
             .collect();
         gone.sort_by_key(|d| d.id);
         actions.extend(gone.into_iter().map(Action::Withdraw));

@@ -37,7 +37,7 @@ fn filed(f: &Finding, id: i64, status: &str) -> DeviationRow {
         finding_status: finding_status.into(),
         done_at,
         late_minutes,
-        status: status.into(),
+        status: status.parse().unwrap(),
         sannolikhet: 3,
         konsekvens: 3,
         recipients: "{}".into(),

@@ -1,24 +1,84 @@
-//! The handling lifecycle of a deviation (SPEC §6.1): which change of status
-//! which role may make, and what the change must carry. Pure: the store
-//! applies an allowed change, the web turns a refusal into 409 or 422.
+//! The handling lifecycle of a deviation (SPEC §6.1): its statuses, which
+//! change of status which role may make, and what the change must carry.
+//! Pure: the store applies an allowed change, the web turns a refusal into
+//! 409 or 422.
 
+use super::state::words;
 use super::Role;
 
-/// Every status a deviation can have.
-pub const STATUSES: [&str; 8] = [
-    "ny",
-    "skickad",
-    "mottagen",
-    "utreds",
-    "atgardad",
-    "avslutad",
-    "aterkallad",
-    "makulerad",
-];
+/// The status of a deviation (SPEC §6.1), in lifecycle order; `as_str` is
+/// the word stored in `deviations.status` and shown in the API.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    diesel::expression::AsExpression,
+    diesel::deserialize::FromSqlRow,
+)]
+#[diesel(sql_type = diesel::sql_types::Text)]
+pub enum DeviationStatus {
+    Ny,
+    Skickad,
+    Mottagen,
+    Utreds,
+    Atgardad,
+    Avslutad,
+    Aterkallad,
+    Makulerad,
+}
+
+use DeviationStatus::*;
+
+impl DeviationStatus {
+    pub const ALL: [DeviationStatus; 8] = [Ny, Skickad, Mottagen, Utreds, Atgardad, Avslutad, Aterkallad, Makulerad];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Ny => "ny",
+            Skickad => "skickad",
+            Mottagen => "mottagen",
+            Utreds => "utreds",
+            Atgardad => "atgardad",
+            Avslutad => "avslutad",
+            Aterkallad => "aterkallad",
+            Makulerad => "makulerad",
+        }
+    }
+
+    /// In Swedish, for the pages and the report.
+    pub fn label(self) -> &'static str {
+        match self {
+            Ny => "Ny",
+            Skickad => "Skickad",
+            Mottagen => "Mottagen",
+            Utreds => "Utreds",
+            Atgardad => "Åtgärdad",
+            Avslutad => "Avslutad",
+            Aterkallad => "Återkallad",
+            Makulerad => "Makulerad",
+        }
+    }
+
+    /// Still waiting for someone: a reminder can be due, and it can be
+    /// voided (`makulerad`).
+    pub fn is_open(self) -> bool {
+        OPEN.contains(&self)
+    }
+}
+
+words!(DeviationStatus, "status");
+
+/// Every status a deviation can have, in lifecycle order.
+pub const STATUSES: [DeviationStatus; 8] = DeviationStatus::ALL;
 
 /// Statuses in which the deviation still waits for someone: a reminder can
 /// be due, and it can be voided (`makulerad`).
-pub const OPEN: [&str; 5] = ["ny", "skickad", "mottagen", "utreds", "atgardad"];
+pub const OPEN: [DeviationStatus; 5] = [Ny, Skickad, Mottagen, Utreds, Atgardad];
 
 /// What a person asks for: the new status and the texts it may carry.
 #[derive(Debug, Clone, Default)]
@@ -35,7 +95,7 @@ pub enum Refused {
     /// Not a status at all (422).
     UnknownStatus(String),
     /// Not a change this role may make from this status (409).
-    NotAllowed { from: String, to: String },
+    NotAllowed { from: DeviationStatus, to: DeviationStatus },
     /// Allowed, but a required text is missing (422).
     Missing(&'static str),
 }
@@ -44,7 +104,7 @@ impl Refused {
     /// In Swedish, for the page and the API's `message`.
     pub fn message(&self) -> String {
         match self {
-            Refused::UnknownStatus(s) => format!("{s} är ingen status; giltiga är {}", STATUSES.join(", ")),
+            Refused::UnknownStatus(s) => format!("{s} är ingen status; giltiga är {}", valid_words()),
             Refused::NotAllowed { from, to } => {
                 format!("ändringen {from} → {to} är inte tillåten för din roll i det här läget")
             }
@@ -55,49 +115,56 @@ impl Refused {
     }
 }
 
+/// Every status's word, for a message: `ny, skickad, …, makulerad`.
+pub fn valid_words() -> String {
+    STATUSES.map(DeviationStatus::as_str).join(", ")
+}
+
 /// The text a change must carry, if any.
-fn required(from: &str, to: &str) -> Option<&'static str> {
+fn required(from: DeviationStatus, to: DeviationStatus) -> Option<&'static str> {
     match to {
-        "atgardad" => Some("atgard"),
-        "makulerad" => Some("reason"),
-        "utreds" if matches!(from, "atgardad" | "avslutad") => Some("note"),
+        Atgardad => Some("atgard"),
+        Makulerad => Some("reason"),
+        Utreds if matches!(from, Atgardad | Avslutad) => Some("note"),
         _ => None,
     }
 }
 
 /// Whether `role` may change a deviation from `from` to `to`. Scope (the
 /// unit) is checked before this: a deviation outside it is never found.
-pub fn allowed(role: Role, from: &str, to: &str) -> bool {
-    use Role::*;
+pub fn allowed(role: Role, from: DeviationStatus, to: DeviationStatus) -> bool {
+    use Role::{Admin, Handlaggare, Ledning};
     let by = |roles: &[Role]| roles.contains(&role);
     match (from, to) {
-        ("ny" | "skickad", "mottagen") => by(&[Handlaggare, Admin]),
-        ("mottagen", "utreds") => by(&[Handlaggare, Admin]),
-        ("mottagen" | "utreds", "atgardad") => by(&[Handlaggare, Admin]),
-        ("atgardad", "avslutad") => by(&[Handlaggare, Ledning, Admin]),
-        ("atgardad" | "avslutad", "utreds") => by(&[Ledning, Admin]),
-        (f, "makulerad") if OPEN.contains(&f) => by(&[Handlaggare, Ledning, Admin]),
+        (Ny | Skickad, Mottagen) => by(&[Handlaggare, Admin]),
+        (Mottagen, Utreds) => by(&[Handlaggare, Admin]),
+        (Mottagen | Utreds, Atgardad) => by(&[Handlaggare, Admin]),
+        (Atgardad, Avslutad) => by(&[Handlaggare, Ledning, Admin]),
+        (Atgardad | Avslutad, Utreds) => by(&[Ledning, Admin]),
+        (f, Makulerad) if f.is_open() => by(&[Handlaggare, Ledning, Admin]),
         _ => false,
     }
 }
 
 /// The statuses `role` may move a deviation in `from` to, in lifecycle order
 /// (what the handling form offers).
-pub fn choices(role: Role, from: &str) -> Vec<&'static str> {
-    STATUSES.iter().copied().filter(|to| allowed(role, from, to)).collect()
+pub fn choices(role: Role, from: DeviationStatus) -> Vec<DeviationStatus> {
+    STATUSES.into_iter().filter(|&to| allowed(role, from, to)).collect()
+}
+
+/// The status a change asks for, if it is one.
+pub fn target(change: &StatusChange) -> Result<DeviationStatus, Refused> {
+    change
+        .status
+        .parse()
+        .map_err(|_| Refused::UnknownStatus(change.status.clone()))
 }
 
 /// Checks a change; on success the note the history keeps for it.
-pub fn check(role: Role, from: &str, change: &StatusChange) -> Result<Option<String>, Refused> {
-    let to = change.status.as_str();
-    if !STATUSES.contains(&to) {
-        return Err(Refused::UnknownStatus(to.to_string()));
-    }
+pub fn check(role: Role, from: DeviationStatus, change: &StatusChange) -> Result<Option<String>, Refused> {
+    let to = target(change)?;
     if !allowed(role, from, to) {
-        return Err(Refused::NotAllowed {
-            from: from.to_string(),
-            to: to.to_string(),
-        });
+        return Err(Refused::NotAllowed { from, to });
     }
     let text = |t: &Option<String>| t.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(String::from);
     let (note, atgard, reason) = (text(&change.note), text(&change.atgard), text(&change.reason));
@@ -108,10 +175,10 @@ pub fn check(role: Role, from: &str, change: &StatusChange) -> Result<Option<Str
         _ => {}
     }
     let kept = match (to, atgard, reason, note) {
-        ("atgardad", Some(a), _, Some(n)) => Some(format!("Åtgärd: {a}\n{n}")),
-        ("atgardad", Some(a), _, None) => Some(format!("Åtgärd: {a}")),
-        ("makulerad", _, Some(r), Some(n)) => Some(format!("Skäl: {r}\n{n}")),
-        ("makulerad", _, Some(r), None) => Some(format!("Skäl: {r}")),
+        (Atgardad, Some(a), _, Some(n)) => Some(format!("Åtgärd: {a}\n{n}")),
+        (Atgardad, Some(a), _, None) => Some(format!("Åtgärd: {a}")),
+        (Makulerad, _, Some(r), Some(n)) => Some(format!("Skäl: {r}\n{n}")),
+        (Makulerad, _, Some(r), None) => Some(format!("Skäl: {r}")),
         (_, _, _, n) => n,
     };
     Ok(kept)
@@ -177,7 +244,7 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            check(Role::Handlaggare, "utreds", &change("atgardad")),
+            check(Role::Handlaggare, Utreds, &change("atgardad")),
             Err(Refused::Missing("atgard"))
         );
         let blank = StatusChange {
@@ -185,24 +252,24 @@ mod tests {
             ..change("atgardad")
         };
         assert_eq!(
-            check(Role::Handlaggare, "utreds", &blank),
+            check(Role::Handlaggare, Utreds, &blank),
             Err(Refused::Missing("atgard"))
         );
         assert_eq!(
-            check(Role::Ledning, "avslutad", &change("utreds")),
+            check(Role::Ledning, Avslutad, &change("utreds")),
             Err(Refused::Missing("note"))
         );
         assert_eq!(
-            check(Role::Ledning, "utreds", &change("makulerad")),
+            check(Role::Ledning, Utreds, &change("makulerad")),
             Err(Refused::Missing("reason"))
         );
         // A change not allowed is 409 whatever it carries.
         assert!(matches!(
-            check(Role::Ledning, "utreds", &change("atgardad")),
+            check(Role::Ledning, Utreds, &change("atgardad")),
             Err(Refused::NotAllowed { .. })
         ));
         assert!(matches!(
-            check(Role::Admin, "ny", &change("klar")),
+            check(Role::Admin, Ny, &change("klar")),
             Err(Refused::UnknownStatus(_))
         ));
         let done = StatusChange {
@@ -210,7 +277,7 @@ mod tests {
             ..change("atgardad")
         };
         assert_eq!(
-            check(Role::Handlaggare, "utreds", &done),
+            check(Role::Handlaggare, Utreds, &done),
             Ok(Some("Åtgärd: Rutinen för IM gicks igenom på APT".into()))
         );
     }

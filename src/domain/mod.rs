@@ -6,6 +6,7 @@ pub mod handling;
 pub mod ingested;
 pub mod patient;
 pub mod recipients;
+pub mod state;
 pub mod unit;
 pub mod value;
 

@@ -145,7 +145,7 @@ pub fn queue_staffing_reminders(
     days: i64,
     now: DateTime<Utc>,
 ) -> anyhow::Result<usize> {
-    use crate::mail::outbox::{NewMail, BEMANNING_PAMINNELSE};
+    use crate::mail::outbox::{MailKind, NewMail};
     use crate::mail::routing::Recipients;
     if days <= 0 {
         return Ok(0);
@@ -173,7 +173,7 @@ pub fn queue_staffing_reminders(
             via: String::new(),
         };
         let mid = format!("<bemanning-{}-{key}@{}>", hex::encode(unit.as_bytes()), mail.domain());
-        let mut m = NewMail::new(mid, BEMANNING_PAMINNELSE, &[], &to);
+        let mut m = NewMail::new(mid, MailKind::BemanningPaminnelse, &[], &to);
         const DAYS: [&str; 7] = ["måndag", "tisdag", "onsdag", "torsdag", "fredag", "lördag", "söndag"];
         m.payload = Some(
             serde_json::json!({

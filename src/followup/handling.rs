@@ -3,6 +3,7 @@
 //! deviations by age. Percentiles are nearest-rank: the smallest value with
 //! at least p % of the values at or below it.
 
+use crate::domain::handling::DeviationStatus::{self, Avslutad, Mottagen};
 use std::collections::BTreeMap;
 
 use chrono::NaiveDateTime;
@@ -44,9 +45,9 @@ fn hours(s: Option<i64>) -> Option<f64> {
 pub fn report(conn: &mut DbConn, period: Period, visible: Visible) -> QueryResult<Vec<Row>> {
     let sent = reports::sent_between(conn, period.start(), period.end())?;
     let ids: Vec<i64> = sent.iter().map(|s| s.0).collect();
-    let mut later: BTreeMap<(i64, String), NaiveDateTime> = BTreeMap::new();
+    let mut later: BTreeMap<(i64, DeviationStatus), NaiveDateTime> = BTreeMap::new();
     for chunk in ids.chunks(500) {
-        let rows = reports::steps_to(conn, chunk, &["mottagen", "avslutad"])?;
+        let rows = reports::steps_to(conn, chunk, &[Mottagen, Avslutad])?;
         for (id, status, at) in rows {
             let e = later.entry((id, status)).or_insert(at);
             *e = (*e).min(at);
@@ -68,10 +69,10 @@ pub fn report(conn: &mut DbConn, period: Period, visible: Visible) -> QueryResul
             .entry((unit.unwrap_or_else(|| super::adherence::NO_UNIT.to_string()), rule))
             .or_default();
         e.0 += 1;
-        if let Some(t) = later.get(&(id, "mottagen".to_string())) {
+        if let Some(t) = later.get(&(id, Mottagen)) {
             e.1.push((*t - at).num_seconds().max(0));
         }
-        if let Some(t) = later.get(&(id, "avslutad".to_string())) {
+        if let Some(t) = later.get(&(id, Avslutad)) {
             e.2.push((*t - at).num_seconds().max(0));
         }
     }

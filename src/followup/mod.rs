@@ -241,17 +241,6 @@ pub fn one_decimal(x: f64) -> f64 {
     (x * 10.0).round() / 10.0
 }
 
-/// A cell as a spreadsheet may read it: one that would start a formula
-/// (`=`, `+`, `-`, `@`, a tab or a carriage return) is prefixed with `'`,
-/// unless it is a number.
-pub fn csv_safe(cell: &str) -> String {
-    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) && cell.parse::<f64>().is_err() {
-        format!("'{cell}")
-    } else {
-        cell.to_string()
-    }
-}
-
 pub(crate) fn date(s: &str) -> Option<NaiveDate> {
     NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()
 }

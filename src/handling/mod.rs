@@ -18,7 +18,7 @@ pub use scope::{note_for, Scope};
 pub use status::change_status;
 pub use work::{assign, comment, comment_text, may_work, MAX_COMMENT};
 
-use crate::domain::handling::{self as rules, Refused};
+use crate::domain::handling::{self as rules, DeviationStatus, Refused};
 use crate::store::deviations::{self, CommentRow, DeviationRow, HistoryRow, ListFilter};
 use crate::store::tokens::{self, Caller};
 use crate::store::DbConn;
@@ -35,7 +35,7 @@ pub enum HandlingError {
     NoScope,
     /// A change SPEC §6.1 does not allow this role from this status.
     #[error("ändringen {from} → {to} är inte tillåten för din roll i det här läget")]
-    NotAllowed { from: String, to: String },
+    NotAllowed { from: DeviationStatus, to: DeviationStatus },
     /// An allowed change without the text it must carry.
     #[error("{}", missing(.field))]
     Missing { field: &'static str },
@@ -73,7 +73,7 @@ pub struct Detail {
     pub assignee: Option<String>,
     pub atgard: Option<String>,
     pub reason: Option<String>,
-    pub allowed: Vec<&'static str>,
+    pub allowed: Vec<DeviationStatus>,
 }
 
 /// The deviation if the caller may see it: out of scope is not found.
@@ -137,7 +137,7 @@ pub fn detail(conn: &mut DbConn, caller: &Caller, scope: Scope, d: DeviationRow)
         Some(uid) => crate::store::users::get(conn, uid)?.map(|u| u.username),
         None => None,
     };
-    let allowed = rules::choices(caller.role, &d.status);
+    let allowed = rules::choices(caller.role, d.status);
     Ok(Detail {
         scope,
         deviation: d,

@@ -7,7 +7,7 @@
 use serde_json::json;
 
 use super::{reread, visible, Detail, HandlingError, Scope};
-use crate::domain::handling::{self as rules, StatusChange};
+use crate::domain::handling::{self as rules, DeviationStatus, StatusChange};
 use crate::mail::MailConfig;
 use crate::store::deviations::{self, DeviationRow};
 use crate::store::tokens::Caller;
@@ -27,18 +27,23 @@ pub fn change_status(
         // Ordered with a scan or a mail on its way that touches the same row.
         backend::lock_deviations(conn, &[id])?;
         let d = visible(conn, &scope, id)?;
-        let note = rules::check(caller.role, &d.status, change)?;
+        let note = rules::check(caller.role, d.status, change)?;
+        let to = rules::target(change)?;
         let text = |t: &Option<String>| t.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(String::from);
         deviations::apply_change(
             conn,
             &d,
-            &change.status,
+            to,
             &caller.name,
             note.as_deref(),
-            text(&change.atgard).as_deref().filter(|_| change.status == "atgardad"),
-            text(&change.reason).as_deref().filter(|_| change.status == "makulerad"),
+            text(&change.atgard)
+                .as_deref()
+                .filter(|_| to == DeviationStatus::Atgardad),
+            text(&change.reason)
+                .as_deref()
+                .filter(|_| to == DeviationStatus::Makulerad),
         )?;
-        if change.status == "avslutad" {
+        if to == DeviationStatus::Avslutad {
             queue_closing_notice(conn, mail, &d)?;
         }
         Ok(())
@@ -65,7 +70,7 @@ fn queue_closing_notice(conn: &mut DbConn, mail: &MailConfig, d: &DeviationRow) 
         .unwrap_or_else(|| "–".into());
     let n = deviations::history_count(conn, d.id)?;
     let m = crate::mail::outbox::notice(
-        crate::mail::outbox::AVSLUTAD,
+        crate::mail::outbox::MailKind::Avslutad,
         d,
         Recipients {
             to: first.clone(),

@@ -12,8 +12,8 @@ use crate::store::deviations::NewDeviation;
 #[test]
 fn refusals_keep_the_words_of_domain_handling() {
     let refused = Refused::NotAllowed {
-        from: "ny".into(),
-        to: "avslutad".into(),
+        from: "ny".parse().unwrap(),
+        to: "avslutad".parse().unwrap(),
     };
     let e = HandlingError::from(refused.clone());
     assert!(matches!(&e, HandlingError::NotAllowed { from, to } if from == "ny" && to == "avslutad"));
@@ -103,7 +103,7 @@ fn database(dir: &std::path::Path) -> (crate::store::Pool, i64) {
         finding_status: "late",
         done_at: Some(at),
         late_minutes: Some(60),
-        status: "ny",
+        status: "ny".parse().unwrap(),
         sannolikhet: 2,
         konsekvens: 3,
         recipients: "{}".into(),

@@ -13,6 +13,7 @@
 //! Each mail has a Message-ID fixed per mail, so a mail re-sent after a
 //! crash between sending and marking is recognisable as the same message.
 
+use crate::domain::handling::DeviationStatus;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
@@ -28,10 +29,7 @@ use super::templates::{Rendered, Templates};
 use super::MailConfig;
 use crate::rules::Units;
 use crate::store::deviations::DeviationRow;
-use crate::store::outbox::{
-    self, MailRow, ATERKALLELSE, AVSLUTAD, AVVIKELSE, BEMANNING_PAMINNELSE, EJ_MEJLADE, ESKALERING, MISSLYCKAD,
-    PAMINNELSE, SAMMANSTALLNING,
-};
+use crate::store::outbox::{self, MailKind, MailRow};
 use crate::store::{DbConn, Pool};
 
 const BATCH: i64 = 20;
@@ -289,11 +287,11 @@ fn compose(
 ) -> anyhow::Result<Option<(Rendered, Vec<i64>)>> {
     let t = &mailer.templates;
     let ids = m.ids();
-    match m.kind.as_str() {
-        AVVIKELSE | SAMMANSTALLNING => {
+    match m.kind {
+        MailKind::Avvikelse | MailKind::Sammanstallning => {
             let live: Vec<DeviationRow> = outbox::deviations_of(conn, &ids)?
                 .into_iter()
-                .filter(|d| d.status != "aterkallad" && d.status != "makulerad")
+                .filter(|d| !matches!(d.status, DeviationStatus::Aterkallad | DeviationStatus::Makulerad))
                 .collect();
             if live.is_empty() {
                 return Ok(None);
@@ -303,30 +301,33 @@ fn compose(
                 .map(|d| data(conn, mailer, ctx, d))
                 .collect::<anyhow::Result<Vec<_>>>()?;
             let included = live.iter().map(|d| d.id).collect();
-            let content = if m.kind == AVVIKELSE {
-                t.render(AVVIKELSE, &data[0])?
+            let content = if m.kind == MailKind::Avvikelse {
+                t.render(MailKind::Avvikelse, &data[0])?
             } else {
-                t.render(SAMMANSTALLNING, &json!({"antal": data.len(), "avvikelser": data}))?
+                t.render(
+                    MailKind::Sammanstallning,
+                    &json!({"antal": data.len(), "avvikelser": data}),
+                )?
             };
             Ok(Some((content, included)))
         }
-        ATERKALLELSE => {
+        MailKind::Aterkallelse => {
             let Some(d) = outbox::deviations_of(conn, &ids)?.into_iter().next() else {
                 return Ok(None);
             };
             let data = data(conn, mailer, ctx, &d)?;
-            Ok(Some((t.render(ATERKALLELSE, &data)?, vec![d.id])))
+            Ok(Some((t.render(MailKind::Aterkallelse, &data)?, vec![d.id])))
         }
         // A reminder is moot once the deviation is closed or withdrawn; a
         // closing notice once it was reopened.
-        PAMINNELSE | ESKALERING | AVSLUTAD => {
+        MailKind::Paminnelse | MailKind::Eskalering | MailKind::Avslutad => {
             let Some(d) = outbox::deviations_of(conn, &ids)?.into_iter().next() else {
                 return Ok(None);
             };
-            let still = if m.kind == AVSLUTAD {
-                d.status == "avslutad"
+            let still = if m.kind == MailKind::Avslutad {
+                d.status == DeviationStatus::Avslutad
             } else {
-                crate::domain::handling::OPEN.contains(&d.status.as_str()) && d.status != "ny"
+                d.status.is_open() && d.status != DeviationStatus::Ny
             };
             if !still {
                 return Ok(None);
@@ -336,13 +337,12 @@ fn compose(
             if let (Some(o), serde_json::Value::Object(more)) = (data.as_object_mut(), payload) {
                 o.extend(more);
             }
-            Ok(Some((t.render(&m.kind, &data)?, vec![d.id])))
+            Ok(Some((t.render(m.kind, &data)?, vec![d.id])))
         }
-        MISSLYCKAD | EJ_MEJLADE | BEMANNING_PAMINNELSE => {
+        MailKind::Misslyckad | MailKind::EjMejlade | MailKind::BemanningPaminnelse => {
             let payload: serde_json::Value = serde_json::from_str(m.payload.as_deref().unwrap_or("{}"))?;
-            Ok(Some((t.render(&m.kind, &payload)?, Vec::new())))
+            Ok(Some((t.render(m.kind, &payload)?, Vec::new())))
         }
-        other => anyhow::bail!("okänd meddelandetyp {other}"),
     }
 }
 

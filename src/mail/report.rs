@@ -126,6 +126,6 @@ fn parties_text(berord: &[Value]) -> String {
         .join(", ")
 }
 
-pub fn render(kind: &str, data: &Value, templates: &Templates) -> anyhow::Result<Rendered> {
+pub fn render(kind: crate::store::outbox::MailKind, data: &Value, templates: &Templates) -> anyhow::Result<Rendered> {
     templates.render(kind, data)
 }

@@ -13,19 +13,9 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::rules::RuleId;
+use crate::store::outbox::MailKind;
 
 pub const SECTIONS: [&str; 5] = ["handelse", "konsekvens", "atgard", "forbattring", "grund"];
-const KINDS: [&str; 9] = [
-    "avvikelse",
-    "aterkallelse",
-    "sammanstallning",
-    "misslyckad",
-    "ej_mejlade",
-    "paminnelse",
-    "eskalering",
-    "avslutad",
-    "bemanning_paminnelse",
-];
 const PARTS: [&str; 3] = ["subject", "txt", "html"];
 
 macro_rules! embedded {
@@ -129,7 +119,7 @@ impl Templates {
         text.register_escape_fn(handlebars::no_escape);
         let mut html = Handlebars::new();
         html.set_strict_mode(true);
-        for kind in KINDS {
+        for kind in MailKind::ALL {
             for part in PARTS {
                 let rel = format!("mail/{kind}.{part}.hbs");
                 let src = source(dir, &rel)?;
@@ -173,8 +163,8 @@ impl Templates {
         Ok(Value::Object(out))
     }
 
-    /// Renders `kind` (avvikelse, aterkallelse, sammanstallning) with `data`.
-    pub fn render(&self, kind: &str, data: &impl Serialize) -> anyhow::Result<Rendered> {
+    /// Renders the mail `kind` with `data`.
+    pub fn render(&self, kind: MailKind, data: &impl Serialize) -> anyhow::Result<Rendered> {
         let data = json!(data);
         Ok(Rendered {
             subject: self.text.render(&format!("{kind}.subject"), &data)?.trim().to_string(),
@@ -209,7 +199,7 @@ mod tests {
         }
         let mut d = data();
         d["avsnitt"] = t.sections(RuleId::KallelseSip, &d).unwrap();
-        let m = t.render("avvikelse", &d).unwrap();
+        let m = t.render(MailKind::Avvikelse, &d).unwrap();
         assert_eq!(m.subject, "Avvikelse 7: Kallelse till SIP för sent (ärende C1)");
         assert!(m.text.contains("Den skickades 2026-05-15 kl. 08:00, 8 tim för sent."));
         assert!(
@@ -230,11 +220,11 @@ mod tests {
         let mut d = data();
         d["avsnitt"] = t.sections(RuleId::KallelseSip, &d).unwrap();
         assert_eq!(
-            t.render("avvikelse", &d).unwrap().subject,
+            t.render(MailKind::Avvikelse, &d).unwrap().subject,
             "[SVU] Kallelse till SIP för sent"
         );
         assert!(
-            t.render("avvikelse", &data()).is_err(),
+            t.render(MailKind::Avvikelse, &data()).is_err(),
             "avsnitt is missing: strict mode refuses"
         );
         std::fs::create_dir_all(dir.path().join("rules")).unwrap();

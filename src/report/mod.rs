@@ -5,5 +5,7 @@
 //! html`). The pages (`web::followup_pages`) lay out the same views in the
 //! site's layout; `followup` computes every figure.
 
+pub mod csv;
+pub mod exports;
 pub mod format;
 pub mod quarterly;

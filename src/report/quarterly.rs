@@ -9,7 +9,7 @@ use handlebars::Handlebars;
 use serde_json::{json, Value};
 
 use super::format::{lead_chart, lead_rows, liability_view, month_name, num, pct, title_of, trend_chart};
-use crate::domain::handling::STATUSES;
+use crate::domain::handling::{DeviationStatus, STATUSES};
 use crate::followup::adherence;
 use crate::followup::quarterly::Quarterly;
 use crate::followup::Month;
@@ -38,7 +38,7 @@ pub fn view(q: &Quarterly, units: &[crate::domain::Unit]) -> Value {
         "quarter": q.quarter.label(), "from": q.from, "to": q.to,
         "generated": q.generated_at.get(..16).unwrap_or(&q.generated_at).replace('T', " kl. "),
         "county": q.county, "quarters": quarters, "adherence": adherence_matrix(q, quarters.len()), "chart": chart,
-        "statuses": ["Ny", "Skickad", "Mottagen", "Utreds", "Åtgärdad", "Avslutad", "Återkallad", "Makulerad"],
+        "statuses": STATUSES.map(DeviationStatus::label),
         "deviations": deviation_counts(q), "handling": handling_rows(q, &names), "open": q.open_by_age,
         "staffing_days": q.staffing.days, "staffing": staffing_rows(q, &names),
         "leadtimes": lead_rows(&q.leadtimes),
@@ -79,7 +79,7 @@ fn adherence_matrix(q: &Quarterly, quarters: usize) -> Vec<Value> {
 fn deviation_counts(q: &Quarterly) -> Vec<Value> {
     let mut dev: BTreeMap<String, [i64; STATUSES.len()]> = BTreeMap::new();
     for d in &q.deviations {
-        if let Some(i) = STATUSES.iter().position(|s| *s == d.status) {
+        if let Some(i) = STATUSES.iter().position(|s| *s == d.status.as_str()) {
             dev.entry(d.rule.clone()).or_default()[i] += d.count;
         }
     }

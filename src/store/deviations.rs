@@ -8,10 +8,16 @@ use serde::Serialize;
 
 use super::schema::{deviation_comments, deviation_handling, deviation_history, deviation_parties, deviations};
 use super::{now, DbConn};
+use crate::domain::handling::DeviationStatus;
 
 /// Statuses in which evidence still withdraws a deviation and a scan may
 /// update its facts: before anyone recorded an åtgärd.
-pub const OPEN: [&str; 4] = ["ny", "skickad", "mottagen", "utreds"];
+pub const OPEN: [DeviationStatus; 4] = [
+    DeviationStatus::Ny,
+    DeviationStatus::Skickad,
+    DeviationStatus::Mottagen,
+    DeviationStatus::Utreds,
+];
 
 #[derive(Debug, Clone, Queryable, Serialize)]
 pub struct DeviationRow {
@@ -24,7 +30,7 @@ pub struct DeviationRow {
     pub finding_status: String,
     pub done_at: Option<NaiveDateTime>,
     pub late_minutes: Option<i64>,
-    pub status: String,
+    pub status: DeviationStatus,
     pub sannolikhet: i32,
     pub konsekvens: i32,
     pub recipients: String,
@@ -44,7 +50,7 @@ pub struct NewDeviation<'a> {
     pub finding_status: &'a str,
     pub done_at: Option<NaiveDateTime>,
     pub late_minutes: Option<i64>,
-    pub status: &'a str,
+    pub status: DeviationStatus,
     pub sannolikhet: i32,
     pub konsekvens: i32,
     pub recipients: String,
@@ -66,7 +72,7 @@ impl NewDeviation<'_> {
             finding_status: self.finding_status.to_string(),
             done_at: self.done_at,
             late_minutes: self.late_minutes,
-            status: self.status.to_string(),
+            status: self.status,
             sannolikhet: self.sannolikhet,
             konsekvens: self.konsekvens,
             recipients: self.recipients.clone(),
@@ -83,8 +89,8 @@ pub struct NewHistory<'a> {
     pub deviation_id: i64,
     pub at: NaiveDateTime,
     pub actor: &'a str,
-    pub from_status: Option<&'a str>,
-    pub to_status: &'a str,
+    pub from_status: Option<DeviationStatus>,
+    pub to_status: DeviationStatus,
     pub note: Option<&'a str>,
 }
 
@@ -134,7 +140,7 @@ pub fn was_mailed(conn: &mut DbConn, id: i64) -> QueryResult<bool> {
     diesel::select(diesel::dsl::exists(
         deviation_history::table
             .filter(deviation_history::deviation_id.eq(id))
-            .filter(deviation_history::to_status.eq("skickad")),
+            .filter(deviation_history::to_status.eq(DeviationStatus::Skickad)),
     ))
     .get_result(conn)
 }
@@ -161,7 +167,7 @@ pub fn get(conn: &mut DbConn, id: i64) -> QueryResult<Option<DeviationRow>> {
 }
 
 /// The ids of the deviations in one of `statuses`, in id order.
-pub fn ids_in_status(conn: &mut DbConn, statuses: &[&str]) -> QueryResult<Vec<i64>> {
+pub fn ids_in_status(conn: &mut DbConn, statuses: &[DeviationStatus]) -> QueryResult<Vec<i64>> {
     deviations::table
         .filter(deviations::status.eq_any(statuses))
         .select(deviations::id)
@@ -174,19 +180,25 @@ pub fn all(conn: &mut DbConn) -> QueryResult<Vec<DeviationRow>> {
 }
 
 /// Records a status change with who made it.
-pub fn set_status(conn: &mut DbConn, d: &DeviationRow, to: &str, actor: &str, note: Option<&str>) -> QueryResult<()> {
+pub fn set_status(
+    conn: &mut DbConn,
+    d: &DeviationRow,
+    to: DeviationStatus,
+    actor: &str,
+    note: Option<&str>,
+) -> QueryResult<()> {
     diesel::update(deviations::table.find(d.id))
         .set(deviations::status.eq(to))
         .execute(conn)?;
-    history(conn, d.id, actor, Some(&d.status), to, note)
+    history(conn, d.id, actor, Some(d.status), to, note)
 }
 
 pub fn history(
     conn: &mut DbConn,
     id: i64,
     actor: &str,
-    from: Option<&str>,
-    to: &str,
+    from: Option<DeviationStatus>,
+    to: DeviationStatus,
     note: Option<&str>,
 ) -> QueryResult<()> {
     diesel::insert_into(deviation_history::table)
@@ -221,7 +233,7 @@ pub fn update_facts(
         Some(m) => format!("uppgifterna uppdaterade: utfört, {m} minuter efter tidsgränsen"),
         None => "uppgifterna uppdaterade".to_string(),
     };
-    history(conn, d.id, "svu-vakt", Some(&d.status), &d.status, Some(&note))
+    history(conn, d.id, "svu-vakt", Some(d.status), d.status, Some(&note))
 }
 
 pub fn mark_queued(conn: &mut DbConn, ids: &[i64]) -> QueryResult<()> {
@@ -247,7 +259,7 @@ pub fn mark_unqueued(conn: &mut DbConn, id: i64) -> QueryResult<()> {
 pub fn unqueued(conn: &mut DbConn) -> QueryResult<Vec<(i64, String)>> {
     deviations::table
         .filter(deviations::queued_at.is_null())
-        .filter(deviations::status.eq("ny"))
+        .filter(deviations::status.eq(DeviationStatus::Ny))
         .order(deviations::id)
         .select((deviations::id, deviations::recipients))
         .load(conn)
@@ -259,8 +271,8 @@ pub struct HistoryRow {
     pub deviation_id: i64,
     pub at: NaiveDateTime,
     pub actor: String,
-    pub from_status: Option<String>,
-    pub to_status: String,
+    pub from_status: Option<DeviationStatus>,
+    pub to_status: DeviationStatus,
     pub note: Option<String>,
 }
 
@@ -301,7 +313,7 @@ pub fn handling_of(conn: &mut DbConn, id: i64) -> QueryResult<Option<HandlingRow
 pub fn apply_change(
     conn: &mut DbConn,
     d: &DeviationRow,
-    to: &str,
+    to: DeviationStatus,
     actor: &str,
     note: Option<&str>,
     atgard: Option<&str>,
@@ -413,7 +425,7 @@ pub fn comments_of(conn: &mut DbConn, id: i64) -> QueryResult<Vec<CommentRow>> {
 /// The filters of the deviation list (SPEC §8); `from`/`to` bound the due.
 #[derive(Debug, Clone, Default)]
 pub struct ListFilter {
-    pub status: Option<String>,
+    pub status: Option<DeviationStatus>,
     pub rule: Option<String>,
     pub unit: Option<String>,
     pub case: Option<String>,
@@ -431,8 +443,9 @@ impl ListFilter {
     /// every read of it however the request spelled the query.
     pub fn logged(&self, page: i64, per_page: i64, usual_per_page: i64) -> String {
         let mut pairs: Vec<(&str, String)> = Vec::new();
+        let status = self.status.map(|s| s.to_string());
         let text = [
-            ("status", &self.status),
+            ("status", &status),
             ("rule", &self.rule),
             ("unit", &self.unit),
             ("case", &self.case),
@@ -482,8 +495,8 @@ pub fn page(
     let scope: Option<Vec<&str>> = scope.map(|s| s.iter().map(String::as_str).collect());
     let query = || {
         let mut q = deviations::table.into_boxed();
-        if let Some(s) = &filter.status {
-            q = q.filter(deviations::status.eq(s.clone()));
+        if let Some(s) = filter.status {
+            q = q.filter(deviations::status.eq(s));
         }
         if let Some(r) = &filter.rule {
             q = q.filter(deviations::rule.eq(r.clone()));
@@ -522,7 +535,7 @@ pub fn page(
 pub fn open_counts(
     conn: &mut DbConn,
     scope: Option<&std::collections::HashSet<String>>,
-) -> QueryResult<Vec<(String, i64, Option<NaiveDateTime>)>> {
+) -> QueryResult<Vec<(DeviationStatus, i64, Option<NaiveDateTime>)>> {
     let scope: Option<Vec<&str>> = scope.map(|s| s.iter().map(String::as_str).collect());
     let mut out = Vec::new();
     for status in crate::domain::handling::OPEN {
@@ -534,7 +547,7 @@ pub fn open_counts(
             q = q.filter(deviations::unit.eq_any(units.clone()));
         }
         let (n, oldest): (i64, Option<NaiveDateTime>) = q.first(conn)?;
-        out.push((status.to_string(), n, oldest));
+        out.push((status, n, oldest));
     }
     Ok(out)
 }
@@ -557,5 +570,5 @@ pub fn assign(conn: &mut DbConn, d: &DeviationRow, user: Option<(i64, &str)>, ac
         Some((_, name)) => format!("tilldelad {name}"),
         None => "ingen tilldelad".to_string(),
     };
-    history(conn, d.id, actor, Some(&d.status), &d.status, Some(&note))
+    history(conn, d.id, actor, Some(d.status), d.status, Some(&note))
 }

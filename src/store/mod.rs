@@ -18,6 +18,7 @@ pub mod peer;
 pub mod reports;
 pub mod scans;
 pub mod schema;
+mod states;
 pub mod tokens;
 pub mod units;
 pub mod unknown_logins;

@@ -27,24 +27,66 @@ use serde::Serialize;
 use super::deviations::{self, DeviationRow};
 use super::schema::{deviations as dev, outbox, scan_runs};
 use super::{backend, now, DbConn};
+use crate::domain::handling::DeviationStatus;
 use crate::domain::recipients::Recipients;
+use crate::domain::state::words;
 
-pub const AVVIKELSE: &str = "avvikelse";
-pub const ATERKALLELSE: &str = "aterkallelse";
-pub const SAMMANSTALLNING: &str = "sammanstallning";
-/// To the default address: a mail was refused permanently.
-pub const MISSLYCKAD: &str = "misslyckad";
-/// To the default address: deviations filed without mail (older than `mail.max_age_days`).
-pub const EJ_MEJLADE: &str = "ej_mejlade";
+/// What a mail is (`outbox.kind`): it picks the templates
+/// `templates/mail/<kind>.*.hbs` and what sending it does.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, diesel::expression::AsExpression, diesel::deserialize::FromSqlRow,
+)]
+#[diesel(sql_type = diesel::sql_types::Text)]
+pub enum MailKind {
+    /// The report of one deviation (one mail per deviation).
+    Avvikelse,
+    /// A deviation already reported was withdrawn.
+    Aterkallelse,
+    /// A digest: the deviations of one scan for one address.
+    Sammanstallning,
+    /// To the default address: a mail was refused permanently.
+    Misslyckad,
+    /// To the default address: deviations filed without mail (older than `mail.max_age_days`).
+    EjMejlade,
+    /// To a deviation's recipient: it has waited `handling.remind_after_days`.
+    Paminnelse,
+    /// To the unit's chef: it has waited `handling.escalate_after_days`.
+    Eskalering,
+    /// To the report's copies: the deviation is closed, with the åtgärd.
+    Avslutad,
+    /// A förvarning before a storhelg staffing day to a unit without `bemanning` (SPEC §7).
+    BemanningPaminnelse,
+}
 
-/// To a deviation's recipient: it has waited `handling.remind_after_days`.
-pub const PAMINNELSE: &str = "paminnelse";
-/// To the unit's chef: it has waited `handling.escalate_after_days`.
-pub const ESKALERING: &str = "eskalering";
-/// To the report's copies: the deviation is closed, with the åtgärd.
-pub const AVSLUTAD: &str = "avslutad";
-/// A förvarning before a storhelg staffing day to a unit without `bemanning` (SPEC §7).
-pub const BEMANNING_PAMINNELSE: &str = "bemanning_paminnelse";
+impl MailKind {
+    pub const ALL: [MailKind; 9] = [
+        MailKind::Avvikelse,
+        MailKind::Aterkallelse,
+        MailKind::Sammanstallning,
+        MailKind::Misslyckad,
+        MailKind::EjMejlade,
+        MailKind::Paminnelse,
+        MailKind::Eskalering,
+        MailKind::Avslutad,
+        MailKind::BemanningPaminnelse,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MailKind::Avvikelse => "avvikelse",
+            MailKind::Aterkallelse => "aterkallelse",
+            MailKind::Sammanstallning => "sammanstallning",
+            MailKind::Misslyckad => "misslyckad",
+            MailKind::EjMejlade => "ej_mejlade",
+            MailKind::Paminnelse => "paminnelse",
+            MailKind::Eskalering => "eskalering",
+            MailKind::Avslutad => "avslutad",
+            MailKind::BemanningPaminnelse => "bemanning_paminnelse",
+        }
+    }
+}
+
+words!(MailKind, "meddelandetyp");
 
 /// Deviations per digest: a backlog is split over several mails, never dropped.
 pub const DIGEST_MAX: usize = 100;
@@ -53,7 +95,7 @@ pub const DIGEST_MAX: usize = 100;
 pub struct MailRow {
     pub id: i64,
     pub message_id: String,
-    pub kind: String,
+    pub kind: MailKind,
     pub deviation_ids: String,
     pub recipients: String,
     pub payload: Option<String>,
@@ -82,7 +124,7 @@ impl MailRow {
 #[diesel(table_name = outbox, treat_none_as_default_value = false)]
 pub struct NewMail {
     pub message_id: String,
-    pub kind: &'static str,
+    pub kind: MailKind,
     pub deviation_ids: String,
     pub recipients: String,
     pub payload: Option<String>,
@@ -93,7 +135,7 @@ pub struct NewMail {
 }
 
 impl NewMail {
-    pub fn new(message_id: String, kind: &'static str, ids: &[i64], to: &Recipients) -> NewMail {
+    pub fn new(message_id: String, kind: MailKind, ids: &[i64], to: &Recipients) -> NewMail {
         let t = now();
         NewMail {
             message_id,
@@ -128,13 +170,13 @@ pub fn enqueue(conn: &mut DbConn, rows: &[NewMail]) -> QueryResult<usize> {
 /// The report of one deviation (one mail per deviation).
 pub fn report(d: &DeviationRow, n: usize, domain: &str) -> NewMail {
     let kind = if n == 0 {
-        AVVIKELSE.to_string()
+        MailKind::Avvikelse.to_string()
     } else {
-        format!("{AVVIKELSE}-{n}")
+        format!("{}-{n}", MailKind::Avvikelse)
     };
     NewMail::new(
         message_id(&kind, &d.fingerprint, domain),
-        AVVIKELSE,
+        MailKind::Avvikelse,
         &[d.id],
         &Recipients::from_json(&d.recipients),
     )
@@ -144,8 +186,8 @@ pub fn report(d: &DeviationRow, n: usize, domain: &str) -> NewMail {
 pub fn queue_withdrawal(conn: &mut DbConn, d: &DeviationRow, domain: &str, in_reply_to: &str) -> QueryResult<()> {
     let n = deviations::history_count(conn, d.id)?;
     let mut m = NewMail::new(
-        message_id(&format!("{ATERKALLELSE}-{n}"), &d.fingerprint, domain),
-        ATERKALLELSE,
+        message_id(&format!("{}-{n}", MailKind::Aterkallelse), &d.fingerprint, domain),
+        MailKind::Aterkallelse,
         &[d.id],
         &Recipients::from_json(&d.recipients),
     );
@@ -154,11 +196,11 @@ pub fn queue_withdrawal(conn: &mut DbConn, d: &DeviationRow, domain: &str, in_re
     Ok(())
 }
 
-/// A notice about one deviation (`PAMINNELSE`, `ESKALERING`, `AVSLUTAD`) to
+/// A notice about one deviation (`Paminnelse`, `Eskalering`, `Avslutad`) to
 /// `to`, with what the template needs beyond the deviation in `payload`.
 /// `stamp` makes the Message-ID (one per deviation, kind and occasion).
 pub fn notice(
-    kind: &'static str,
+    kind: MailKind,
     d: &DeviationRow,
     to: Recipients,
     payload: serde_json::Value,
@@ -217,7 +259,7 @@ pub fn mark_sent(conn: &mut DbConn, m: &MailRow, included: &[i64], domain: &str)
             ))
             .execute(conn)?;
         // Notices change nothing on the deviation; only reports make it `skickad`.
-        if ![AVVIKELSE, SAMMANSTALLNING].contains(&m.kind.as_str()) {
+        if !matches!(m.kind, MailKind::Avvikelse | MailKind::Sammanstallning) {
             return Ok(());
         }
         let rows: Vec<DeviationRow> = dev::table.filter(dev::id.eq_any(included)).load(conn)?;
@@ -225,11 +267,15 @@ pub fn mark_sent(conn: &mut DbConn, m: &MailRow, included: &[i64], domain: &str)
             // A digest to a copy address does not make the deviation sent:
             // its recipient's does.
             let to_recipient = Recipients::from_json(&d.recipients).to == to;
-            match d.status.as_str() {
-                "ny" if to_recipient => {
-                    deviations::set_status(conn, &d, "skickad", "svu-vakt", Some(&format!("mejlad till {to}")))?
-                }
-                "aterkallad" => queue_withdrawal(conn, &d, domain, &m.message_id)?,
+            match d.status {
+                DeviationStatus::Ny if to_recipient => deviations::set_status(
+                    conn,
+                    &d,
+                    DeviationStatus::Skickad,
+                    "svu-vakt",
+                    Some(&format!("mejlad till {to}")),
+                )?,
+                DeviationStatus::Aterkallad => queue_withdrawal(conn, &d, domain, &m.message_id)?,
                 _ => {}
             }
         }
@@ -273,13 +319,13 @@ pub fn mark_failed(conn: &mut DbConn, m: &MailRow, error: &str, default_to: &str
                 outbox::claimed_until.eq(None::<NaiveDateTime>),
             ))
             .execute(conn)?;
-        if m.kind == MISSLYCKAD {
+        if m.kind == MailKind::Misslyckad {
             return Ok(());
         }
         let r = m.recipients();
         let notice = refusal_notice(
             m,
-            format!("<{MISSLYCKAD}-{}@{domain}>", m.id),
+            format!("<{}-{}@{domain}>", MailKind::Misslyckad, m.id),
             &r.to,
             &r.cc,
             error,
@@ -303,7 +349,7 @@ pub fn notice_refused_copies(
     let errors: Vec<String> = refused.iter().map(|(a, e)| format!("{a}: {e}")).collect();
     let notice = refusal_notice(
         m,
-        format!("<{MISSLYCKAD}-{}-kopior@{domain}>", m.id),
+        format!("<{}-{}-kopior@{domain}>", MailKind::Misslyckad, m.id),
         "(mottagaren fick meddelandet; kopiorna nedan vägrades)",
         &copies,
         &errors.join("; "),
@@ -316,7 +362,7 @@ pub fn notice_refused_copies(
 fn refusal_notice(m: &MailRow, message_id: String, to: &str, cc: &[String], error: &str, default_to: &str) -> NewMail {
     let mut notice = NewMail::new(
         message_id,
-        MISSLYCKAD,
+        MailKind::Misslyckad,
         &m.ids(),
         &Recipients {
             to: default_to.to_string(),
@@ -355,7 +401,7 @@ pub fn cancel_unclaimed_report(conn: &mut DbConn, deviation_id: i64) -> QueryRes
     let t = now();
     let waiting = outbox::table
         .filter(outbox::deviation_ids.eq(format!("[{deviation_id}]")))
-        .filter(outbox::kind.eq(AVVIKELSE))
+        .filter(outbox::kind.eq(MailKind::Avvikelse))
         .filter(outbox::sent_at.is_null())
         .filter(outbox::cancelled_at.is_null())
         .filter(outbox::failed_at.is_null())

@@ -5,6 +5,7 @@
 //! come back as they are stored; `followup` filters by scope and computes.
 //! The cases' facts (lead times, readmissions) are read in `store::followup`.
 
+use crate::domain::handling::DeviationStatus;
 use chrono::{NaiveDate, NaiveDateTime};
 use diesel::dsl::count_star;
 use diesel::prelude::*;
@@ -102,7 +103,7 @@ pub fn atgarder_before(
 ) -> QueryResult<Vec<Step>> {
     let mut q = deviation_history::table
         .inner_join(deviations::table)
-        .filter(deviation_history::to_status.eq("atgardad"))
+        .filter(deviation_history::to_status.eq(DeviationStatus::Atgardad))
         .filter(deviation_history::at.lt(end))
         .filter(deviations::unit.is_not_null())
         .select((
@@ -126,7 +127,7 @@ pub fn atgarder_before(
 pub fn sent_between(conn: &mut DbConn, start: NaiveDateTime, end: NaiveDateTime) -> QueryResult<Vec<Step>> {
     deviation_history::table
         .inner_join(deviations::table)
-        .filter(deviation_history::to_status.eq("skickad"))
+        .filter(deviation_history::to_status.eq(DeviationStatus::Skickad))
         .filter(deviation_history::at.ge(start))
         .filter(deviation_history::at.lt(end))
         .select((
@@ -139,7 +140,11 @@ pub fn sent_between(conn: &mut DbConn, start: NaiveDateTime, end: NaiveDateTime)
 }
 
 /// The changes of the deviations `ids` to one of `statuses`: (deviation, status, when).
-pub fn steps_to(conn: &mut DbConn, ids: &[i64], statuses: &[&str]) -> QueryResult<Vec<(i64, String, NaiveDateTime)>> {
+pub fn steps_to(
+    conn: &mut DbConn,
+    ids: &[i64],
+    statuses: &[DeviationStatus],
+) -> QueryResult<Vec<(i64, DeviationStatus, NaiveDateTime)>> {
     deviation_history::table
         .filter(deviation_history::deviation_id.eq_any(ids))
         .filter(deviation_history::to_status.eq_any(statuses))
@@ -152,7 +157,10 @@ pub fn steps_to(conn: &mut DbConn, ids: &[i64], statuses: &[&str]) -> QueryResul
 }
 
 /// The deviations in one of `statuses`: (unit, created).
-pub fn created_in_status(conn: &mut DbConn, statuses: &[&str]) -> QueryResult<Vec<(Option<String>, NaiveDateTime)>> {
+pub fn created_in_status(
+    conn: &mut DbConn,
+    statuses: &[DeviationStatus],
+) -> QueryResult<Vec<(Option<String>, NaiveDateTime)>> {
     deviations::table
         .filter(deviations::status.eq_any(statuses))
         .select((deviations::unit, deviations::created_at))

@@ -8,6 +8,50 @@ use diesel::prelude::*;
 
 use super::schema::{cases, events, scan_runs};
 use super::{now, DbConn};
+use crate::domain::state::words;
+
+/// Where a scan run is (`scan_runs.status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, diesel::expression::AsExpression, diesel::deserialize::FromSqlRow)]
+#[diesel(sql_type = diesel::sql_types::Text)]
+pub enum ScanStatus {
+    /// Begun and not ended: running, or left by a killed process until the
+    /// next scan takes the lock.
+    Pagar,
+    Klar,
+    Fel,
+    /// Found running by the next scan: the process was killed.
+    Avbruten,
+}
+
+impl ScanStatus {
+    pub const ALL: [ScanStatus; 4] = [
+        ScanStatus::Pagar,
+        ScanStatus::Klar,
+        ScanStatus::Fel,
+        ScanStatus::Avbruten,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScanStatus::Pagar => "pagar",
+            ScanStatus::Klar => "klar",
+            ScanStatus::Fel => "fel",
+            ScanStatus::Avbruten => "avbruten",
+        }
+    }
+
+    /// In Swedish, for the pages.
+    pub fn label(self) -> &'static str {
+        match self {
+            ScanStatus::Pagar => "pågår",
+            ScanStatus::Klar => "klar",
+            ScanStatus::Fel => "fel",
+            ScanStatus::Avbruten => "avbruten",
+        }
+    }
+}
+
+words!(ScanStatus, "granskningsstatus");
 
 /// One row of `scan_runs`, as the API and the scan-runs page show it.
 #[derive(Debug, Clone, Queryable)]
@@ -25,7 +69,7 @@ pub struct RunRow {
     pub withdrawn: i32,
     pub errors: i32,
     pub error_text: Option<String>,
-    pub status: String,
+    pub status: ScanStatus,
     pub unmailed: i32,
 }
 
@@ -54,9 +98,9 @@ pub struct PreviousRun {
 
 /// Holding the scan lock, any run still marked running was killed.
 pub fn mark_interrupted(conn: &mut DbConn) -> QueryResult<usize> {
-    diesel::update(scan_runs::table.filter(scan_runs::status.eq("pagar")))
+    diesel::update(scan_runs::table.filter(scan_runs::status.eq(ScanStatus::Pagar)))
         .set((
-            scan_runs::status.eq("avbruten"),
+            scan_runs::status.eq(ScanStatus::Avbruten),
             scan_runs::error_text.eq(
                 "granskningen avbröts innan den blev klar (processen stoppades eller förbindelsen med databasen bröts)",
             ),
@@ -72,14 +116,14 @@ pub fn begin(conn: &mut DbConn, as_of: NaiveDateTime, full: bool, backfill: bool
             scan_runs::as_of.eq(as_of),
             scan_runs::full_scan.eq(full),
             scan_runs::backfill.eq(backfill),
-            scan_runs::status.eq("pagar"),
+            scan_runs::status.eq(ScanStatus::Pagar),
         ))
         .returning(scan_runs::id)
         .get_result(conn)
 }
 
-/// Records how a run ended (`klar` or `fel` with the error).
-pub fn finish(conn: &mut DbConn, id: i64, t: &Tally, status: &str, error: Option<&str>) -> QueryResult<usize> {
+/// Records how a run ended (`klar`, or `fel` with the error).
+pub fn finish(conn: &mut DbConn, id: i64, t: &Tally, status: ScanStatus, error: Option<&str>) -> QueryResult<usize> {
     diesel::update(scan_runs::table.find(id))
         .set((
             scan_runs::finished_at.eq(now()),
@@ -100,7 +144,7 @@ pub fn finish(conn: &mut DbConn, id: i64, t: &Tally, status: &str, error: Option
 /// again (it leaves `next_check` alone) the next scan must still see.
 pub fn last_good_run(conn: &mut DbConn) -> QueryResult<Option<PreviousRun>> {
     let row: Option<(NaiveDateTime, NaiveDateTime)> = scan_runs::table
-        .filter(scan_runs::status.eq("klar"))
+        .filter(scan_runs::status.eq(ScanStatus::Klar))
         .filter(scan_runs::backfill.eq(false))
         .order(scan_runs::id.desc())
         .select((scan_runs::started_at, scan_runs::as_of))
@@ -112,7 +156,7 @@ pub fn last_good_run(conn: &mut DbConn) -> QueryResult<Option<PreviousRun>> {
 /// The latest instant a scan (finished or failed midway) judged as of.
 pub fn high_water(conn: &mut DbConn) -> QueryResult<Option<DateTime<Utc>>> {
     let t: Option<NaiveDateTime> = scan_runs::table
-        .filter(scan_runs::status.ne("pagar"))
+        .filter(scan_runs::status.ne(ScanStatus::Pagar))
         .select(diesel::dsl::max(scan_runs::as_of))
         .first(conn)?;
     Ok(t.map(|t| t.and_utc()))

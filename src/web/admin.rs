@@ -71,13 +71,7 @@ async fn runs(state: web::Data<AppState>, pages: web::Data<Pages>, req: HttpRequ
                 (true, false) => "fullständig",
                 (false, false) => "ändrade ärenden",
             };
-            let status = match r.status.as_str() {
-                "pagar" => "pågår",
-                "klar" => "klar",
-                "fel" => "fel",
-                "avbruten" => "avbruten",
-                other => other,
-            };
+            let status = r.status.label();
             json!({"id": r.id, "started": local_text(r.started_at), "finished": r.finished_at.map(local_text),
                    "as_of": local_text(r.as_of), "kind": kind, "cases": r.cases_evaluated, "filed": r.filed,
                    "updated": r.updated, "withdrawn": r.withdrawn, "unmailed": r.unmailed, "status": status,
@@ -587,19 +581,14 @@ async fn log_csv(state: web::Data<AppState>, pages: web::Data<Pages>, req: HttpR
         Ok(r) => r,
         Err(e) => return error_page(&pages, Some(&user), &e),
     };
-    let mut out = String::from("\u{feff}tid;användare;roll;vad;objekt\r\n");
-    for r in rows {
+    let cells = rows.into_iter().map(|r| {
         let action = action_text(&r.action).to_string();
-        let cells = [local_text(r.at), r.actor, r.role, action, r.object];
-        out.push_str(
-            &cells
-                .iter()
-                .map(|c| super::pages::csv_field(c))
-                .collect::<Vec<_>>()
-                .join(";"),
-        );
-        out.push_str("\r\n");
-    }
+        [local_text(r.at), r.actor, r.role, action, r.object]
+    });
+    let out = match crate::report::exports::access_log(cells) {
+        Ok(out) => out,
+        Err(e) => return error_page(&pages, Some(&user), &AppError::internal(e)),
+    };
     HttpResponse::Ok()
         .content_type("text/csv; charset=utf-8")
         .insert_header((header::CONTENT_DISPOSITION, "attachment; filename=\"loggkontroll.csv\""))

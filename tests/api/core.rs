@@ -324,7 +324,7 @@ type Snapshot = Vec<(i64, String, String, Option<chrono::NaiveDateTime>, Option<
 fn snapshot(app: &TestApp) -> Snapshot {
     app.deviations()
         .into_iter()
-        .map(|d| (d.id, d.status, d.finding_status, d.done_at, d.late_minutes))
+        .map(|d| (d.id, d.status.to_string(), d.finding_status, d.done_at, d.late_minutes))
         .collect()
 }
 

@@ -69,6 +69,7 @@ fn status_of(app: &TestApp, id: i64) -> String {
         .unwrap()
         .unwrap()
         .status
+        .to_string()
 }
 
 fn history_len(app: &TestApp, id: i64) -> i64 {
@@ -990,8 +991,8 @@ fn a_handlaggare_reads_no_mail_address_in_the_history(b: Backend) {
         &mut app.conn(),
         id,
         "svu-vakt",
-        Some("ny"),
-        "skickad",
+        Some("ny".parse().unwrap()),
+        "skickad".parse().unwrap(),
         Some("mejlad till avd1@example.se"),
     )
     .unwrap();

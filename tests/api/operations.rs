@@ -241,7 +241,7 @@ fn copy_moves_an_installation_to_postgres_and_refuses_a_full_target() {
     let source_deviations: Vec<(i64, String, String)> = source
         .deviations()
         .into_iter()
-        .map(|d| (d.id, d.fingerprint, d.status))
+        .map(|d| (d.id, d.fingerprint, d.status.to_string()))
         .collect();
     let source_events = event_counts(&mut source.conn());
 
@@ -263,7 +263,7 @@ fn copy_moves_an_installation_to_postgres_and_refuses_a_full_target() {
     let moved_deviations: Vec<(i64, String, String)> = moved
         .deviations()
         .into_iter()
-        .map(|d| (d.id, d.fingerprint, d.status))
+        .map(|d| (d.id, d.fingerprint, d.status.to_string()))
         .collect();
     assert_eq!(moved_deviations, source_deviations);
     assert_eq!(history(&mut moved.conn(), id), source_history);

@@ -68,6 +68,7 @@ fn status_of(app: &TestApp, id: i64) -> String {
         .unwrap()
         .unwrap()
         .status
+        .to_string()
 }
 
 /// Moves every history line of `id` (and so its last step) `days` back.

@@ -9,7 +9,7 @@ use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::domain::handling::{StatusChange, STATUSES};
+use crate::domain::handling::{valid_words, DeviationStatus, StatusChange};
 use crate::handling::{self, Detail, Scope};
 use crate::store::deviations::{DeviationRow, ListFilter};
 use crate::store::tokens::Role;
@@ -88,12 +88,12 @@ pub fn parse_list(query: &str) -> Result<(ListFilter, i64, i64), AppError> {
     let q = web::Query::<ListQuery>::from_query(query)
         .map_err(|e| bad(format!("frågesträngen kan inte läsas: {e}")))?
         .into_inner();
-    let status = empty_none(q.status);
-    if let Some(s) = &status {
-        if !STATUSES.contains(&s.as_str()) {
-            return Err(bad(format!("{s} är ingen status; giltiga är {}", STATUSES.join(", "))));
-        }
-    }
+    let status = empty_none(q.status)
+        .map(|s| {
+            s.parse::<DeviationStatus>()
+                .map_err(|_| bad(format!("{s} är ingen status; giltiga är {}", valid_words())))
+        })
+        .transpose()?;
     let rule = empty_none(q.rule);
     if let Some(r) = rule
         .as_deref()
@@ -122,7 +122,8 @@ pub fn parse_list(query: &str) -> Result<(ListFilter, i64, i64), AppError> {
 /// `GET /deviations`: one page as a JSON array, newest due first; the total
 /// in `X-Total-Count`, the page in `X-Page` and `X-Per-Page`.
 #[utoipa::path(get, path = "/api/v1/deviations", tag = "avvikelser",
-    params(("status" = Option<String>, Query, pattern = "^(ny|skickad|mottagen|utreds|atgardad|avslutad|aterkallad|makulerad)?$", description = "ny, skickad, mottagen, utreds, atgardad, avslutad, aterkallad eller makulerad"),
+    // `status`: its description and pattern come from `DeviationStatus` (`openapi::with_statuses`).
+    params(("status" = Option<String>, Query),
         ("rule" = Option<String>, Query, description = "ett regel-id"),
         ("unit" = Option<String>, Query, description = "den ansvariga enheten"),
         ("case" = Option<String>, Query, description = "ett ärende-id"),
@@ -206,12 +207,20 @@ async fn one(state: web::Data<AppState>, auth: Auth, path: web::Path<i64>) -> Re
     Ok(HttpResponse::Ok().json(out))
 }
 
-#[derive(Debug, Deserialize)]
+/// A change of status (SPEC §6.1).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct StatusBody {
+pub struct StatusRequest {
+    // Required; read as optional so that a missing or blank one is answered
+    // 422 "status krävs", not 400. Its description and pattern in the
+    // document come from `DeviationStatus` (`openapi::with_statuses`).
+    #[schema(value_type = String)]
     status: Option<String>,
+    /// required when reopening (atgardad/avslutad → utreds)
     note: Option<String>,
+    /// what was done: required for atgardad
     atgard: Option<String>,
+    /// why: required for makulerad
     reason: Option<String>,
 }
 
@@ -226,7 +235,7 @@ fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, AppError>
 
 #[utoipa::path(post, path = "/api/v1/deviations/{id}/status", tag = "avvikelser",
     params(("id" = i64, Path, description = "avvikelsens id")),
-    request_body(content = crate::web::api::openapi::StatusRequest, content_type = "application/json"),
+    request_body(content = StatusRequest, content_type = "application/json"),
     responses((status = 200, description = "avvikelsen efter ändringen"),
         (status = 400, description = "kroppen är inte JSON"), (status = 401, description = "ingen giltig token eller session"),
         (status = 403, description = "en roll som inte får, eller en sessionsbegäran utan sin CSRF-token"),
@@ -242,7 +251,7 @@ async fn post_status(
 ) -> Result<HttpResponse, AppError> {
     let caller = auth.require(&READERS)?.clone();
     let id = path.into_inner();
-    let b: StatusBody = json_body(&body)?;
+    let b: StatusRequest = json_body(&body)?;
     let Some(status) = b.status.map(|s| s.trim().to_string()).filter(|s| !s.is_empty()) else {
         return Err(AppError::new(ErrorCode::Unprocessable, "status krävs"));
     };
@@ -261,15 +270,16 @@ async fn post_status(
     Ok(HttpResponse::Ok().json(out))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct AssignBody {
+pub struct AssigneeRequest {
+    /// a person who works with the deviation's unit; null unassigns
     username: Option<String>,
 }
 
 #[utoipa::path(post, path = "/api/v1/deviations/{id}/assignee", tag = "avvikelser",
     params(("id" = i64, Path, description = "avvikelsens id")),
-    request_body(content = crate::web::api::openapi::AssigneeRequest, content_type = "application/json"),
+    request_body(content = AssigneeRequest, content_type = "application/json"),
     responses((status = 200, description = "avvikelsen, tilldelad"), (status = 401, description = "ingen giltig token eller session"),
         (status = 400, description = "en kropp som inte är det JSON-objekt anropet tar emot"),
         (status = 404, description = "avvikelsen finns inte bland anroparens enheter"),
@@ -283,7 +293,7 @@ async fn post_assignee(
 ) -> Result<HttpResponse, AppError> {
     let caller = auth.require(&READERS)?.clone();
     let id = path.into_inner();
-    let b: AssignBody = json_body(&body)?;
+    let b: AssigneeRequest = json_body(&body)?;
     let out = web::block(move || -> Result<serde_json::Value, AppError> {
         let mut conn = state.pool.get()?;
         Ok(detail_json(&handling::assign(
@@ -297,15 +307,19 @@ async fn post_assignee(
     Ok(HttpResponse::Ok().json(out))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CommentBody {
+pub struct CommentRequest {
+    /// 1–4000 characters, not only blanks
+    // Required; read as optional so that a missing one is answered 422
+    // "kommentaren är tom" (`handling::comment_text`), not 400.
+    #[schema(value_type = String, min_length = 1, max_length = 4000, pattern = "[^\\s\\u0085]")]
     text: Option<String>,
 }
 
 #[utoipa::path(post, path = "/api/v1/deviations/{id}/comments", tag = "avvikelser",
     params(("id" = i64, Path, description = "avvikelsens id")),
-    request_body(content = crate::web::api::openapi::CommentRequest, content_type = "application/json"),
+    request_body(content = CommentRequest, content_type = "application/json"),
     responses((status = 201, description = "avvikelsen med den nya kommentaren"), (status = 401, description = "ingen giltig token eller session"),
         (status = 400, description = "en kropp som inte är det JSON-objekt anropet tar emot"),
         (status = 404, description = "avvikelsen finns inte bland anroparens enheter"), (status = 422, description = "en tom kommentar eller en över 4000 tecken")))]
@@ -318,7 +332,7 @@ async fn post_comment(
 ) -> Result<HttpResponse, AppError> {
     let caller = auth.require(&READERS)?.clone();
     let id = path.into_inner();
-    let b: CommentBody = json_body(&body)?;
+    let b: CommentRequest = json_body(&body)?;
     let text = b.text.unwrap_or_default();
     let out = web::block(move || -> Result<serde_json::Value, AppError> {
         let mut conn = state.pool.get()?;

@@ -3,52 +3,11 @@
 //! (a test holds them to the routes the handlers declare).
 
 use actix_web::{get, HttpResponse};
-use serde::Deserialize;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{Modify, OpenApi};
 
+use crate::domain::handling::DeviationStatus;
 use crate::web::auth::Auth;
-
-/// A change of status (SPEC §6.1).
-#[allow(dead_code)]
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct StatusRequest {
-    /// ny, skickad, mottagen, utreds, atgardad, avslutad, aterkallad or makulerad
-    #[schema(pattern = "^(ny|skickad|mottagen|utreds|atgardad|avslutad|aterkallad|makulerad)$")]
-    status: String,
-    /// required when reopening (atgardad/avslutad → utreds)
-    note: Option<String>,
-    /// what was done: required for atgardad
-    atgard: Option<String>,
-    /// why: required for makulerad
-    reason: Option<String>,
-}
-
-#[allow(dead_code)]
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CommentRequest {
-    /// 1–4000 characters, not only blanks
-    #[schema(min_length = 1, max_length = 4000, pattern = "[^\\s\\u0085]")]
-    text: String,
-}
-
-#[allow(dead_code)]
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct AssigneeRequest {
-    /// a person who works with the deviation's unit; null unassigns
-    username: Option<String>,
-}
-
-#[allow(dead_code)]
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct LoginRequest {
-    username: String,
-    password: String,
-}
 
 struct Security;
 
@@ -99,7 +58,13 @@ impl Modify for Security {
         crate::web::ops::metrics,
         document,
     ),
-    components(schemas(StatusRequest, CommentRequest, AssigneeRequest, LoginRequest, super::scans::ScanRequest)),
+    components(schemas(
+        super::deviations::StatusRequest,
+        super::deviations::CommentRequest,
+        super::deviations::AssigneeRequest,
+        super::session::Credentials,
+        super::scans::ScanRequest
+    )),
     modifiers(&Security),
     security(("token" = []), ("session" = []))
 )]
@@ -111,6 +76,7 @@ pub struct ApiDoc;
 async fn document(_auth: Auth) -> HttpResponse {
     let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
     with_domain_values(&mut doc);
+    with_statuses(&mut doc);
     HttpResponse::Ok().json(doc)
 }
 
@@ -152,6 +118,26 @@ fn with_domain_values(doc: &mut serde_json::Value) {
             };
             p["schema"] = serde_json::json!({"type": "string", "enum": values});
         }
+    }
+}
+
+/// The statuses of SPEC §6.1, from `DeviationStatus`: the list's `status`
+/// filter (empty too, read as not given) and the status a change asks for.
+fn with_statuses(doc: &mut serde_json::Value) {
+    let words = DeviationStatus::ALL.map(DeviationStatus::as_str);
+    let (last, rest) = words.split_last().unwrap_or((&"", &[]));
+    let listed = |or: &str| format!("{} {or} {last}", rest.join(", "));
+    let alternatives = words.join("|");
+    let list = "/paths/~1api~1v1~1deviations/get/parameters";
+    if let Some(params) = doc.pointer_mut(list).and_then(|p| p.as_array_mut()) {
+        for p in params.iter_mut().filter(|p| p["name"] == "status") {
+            p["description"] = listed("eller").into();
+            p["schema"] = serde_json::json!({"type": "string", "pattern": format!("^({alternatives})?$")});
+        }
+    }
+    if let Some(status) = doc.pointer_mut("/components/schemas/StatusRequest/properties/status") {
+        status["description"] = listed("or").into();
+        status["pattern"] = format!("^({alternatives})$").into();
     }
 }
 

@@ -21,7 +21,10 @@ use crate::web::auth::{Auth, SESSION_COOKIE};
 use crate::web::error::{AppError, ErrorCode};
 use crate::web::AppState;
 
-#[derive(Debug, Deserialize)]
+// A login: the JSON body of `POST /api/v1/session` (`LoginRequest` in the
+// document, which has no description for it) and the login page's form.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = LoginRequest)]
 #[serde(deny_unknown_fields)]
 pub struct Credentials {
     pub username: String,
@@ -196,7 +199,7 @@ fn who(caller: &Caller, csrf: Option<&str>) -> serde_json::Value {
 }
 
 #[utoipa::path(post, path = "/api/v1/session", tag = "inloggning",
-    request_body(content = crate::web::api::openapi::LoginRequest, content_type = "application/json"),
+    request_body(content = Credentials, content_type = "application/json"),
     responses((status = 200, description = "inloggad: username, role, units, csrf; sessionskakan sätts"),
         (status = 400, description = "inte JSON"), (status = 401, description = "fel användarnamn eller lösenord"),
         (status = 403, description = "skickat från en annan webbplats"), (status = 429, description = "kontot är låst"),
