@@ -588,6 +588,9 @@ struct Run {
 
 /// For the crash tests: `SVU_VAKT_FAULT_ABORT_AFTER_CHUNKS=N` kills the
 /// process right after the N-th chunk is committed, as a power cut would.
+/// Only in a build with the `fault-injection` feature, which `cargo test`
+/// turns on and a release build does not have (Cargo.toml).
+#[cfg(feature = "fault-injection")]
 fn fault_injection(chunk_no: usize) {
     if let Ok(n) = std::env::var("SVU_VAKT_FAULT_ABORT_AFTER_CHUNKS") {
         if n.parse() == Ok(chunk_no) {
@@ -596,3 +599,7 @@ fn fault_injection(chunk_no: usize) {
         }
     }
 }
+
+/// Without the `fault-injection` feature no environment variable can abort a scan.
+#[cfg(not(feature = "fault-injection"))]
+fn fault_injection(_chunk_no: usize) {}
