@@ -3,8 +3,8 @@
 //! `mail::outbox::…` as before.
 
 pub use crate::store::outbox::{
-    all, cancel_unclaimed_report, claim, enqueue, failed, failed_count, mark_cancelled, mark_failed, mark_retry,
+    all, cancel_unclaimed_reports, claim, enqueue, failed, failed_count, mark_cancelled, mark_failed, mark_retry,
     mark_sent, message_id, notice, notice_refused_copies, pending_count, queue_withdrawal, release, renew_claim,
-    report, MailRow, NewMail, ATERKALLELSE, AVSLUTAD, AVVIKELSE, BEMANNING_PAMINNELSE, DIGEST_MAX, EJ_MEJLADE,
-    ESKALERING, MISSLYCKAD, PAMINNELSE, SAMMANSTALLNING,
+    report, withdrawal, MailRow, NewMail, ATERKALLELSE, AVSLUTAD, AVVIKELSE, BEMANNING_PAMINNELSE, DIGEST_MAX,
+    EJ_MEJLADE, ESKALERING, MISSLYCKAD, PAMINNELSE, SAMMANSTALLNING,
 };

@@ -2,10 +2,13 @@
 //! caller's transaction, so a deviation, its history line and its mail (in
 //! `store::outbox`) are stored together or not at all.
 
+use std::collections::{HashMap, HashSet};
+
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use serde::Serialize;
 
+use super::backend::{self, CHUNK};
 use super::schema::{deviation_comments, deviation_handling, deviation_history, deviations};
 use super::{now, DbConn};
 
@@ -90,17 +93,22 @@ pub struct NewHistory<'a> {
 
 /// Files many deviations at once (multi-row inserts): their ids by fingerprint.
 pub fn insert_many(conn: &mut DbConn, rows: &[NewDeviation]) -> QueryResult<Vec<(i64, String)>> {
-    super::backend::insert_deviations(conn, rows)
+    backend::insert_deviations(conn, rows)
 }
 
-/// Whether the deviation was ever mailed to its recipient.
-pub fn was_mailed(conn: &mut DbConn, id: i64) -> QueryResult<bool> {
-    diesel::select(diesel::dsl::exists(
-        deviation_history::table
-            .filter(deviation_history::deviation_id.eq(id))
-            .filter(deviation_history::to_status.eq("skickad")),
-    ))
-    .get_result(conn)
+/// Those of `ids` that were ever mailed to their recipient.
+pub fn mailed_among(conn: &mut DbConn, ids: &[i64]) -> QueryResult<HashSet<i64>> {
+    let mut out = HashSet::new();
+    for chunk in ids.chunks(CHUNK) {
+        let mailed: Vec<i64> = deviation_history::table
+            .filter(deviation_history::deviation_id.eq_any(chunk))
+            .filter(deviation_history::to_status.eq("skickad"))
+            .select(deviation_history::deviation_id)
+            .distinct()
+            .load(conn)?;
+        out.extend(mailed);
+    }
+    Ok(out)
 }
 
 pub fn by_cases(conn: &mut DbConn, cases: &[&str]) -> QueryResult<Vec<DeviationRow>> {
@@ -124,6 +132,21 @@ pub fn get(conn: &mut DbConn, id: i64) -> QueryResult<Option<DeviationRow>> {
     deviations::table.find(id).first(conn).optional()
 }
 
+/// The deviations `ids` as they are now, in id order.
+pub fn get_many(conn: &mut DbConn, ids: &[i64]) -> QueryResult<Vec<DeviationRow>> {
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(CHUNK) {
+        out.extend(
+            deviations::table
+                .filter(deviations::id.eq_any(chunk))
+                .order(deviations::id)
+                .load::<DeviationRow>(conn)?,
+        );
+    }
+    out.sort_by_key(|d| d.id);
+    Ok(out)
+}
+
 /// The ids of the deviations in one of `statuses`, in id order.
 pub fn ids_in_status(conn: &mut DbConn, statuses: &[&str]) -> QueryResult<Vec<i64>> {
     deviations::table
@@ -135,6 +158,38 @@ pub fn ids_in_status(conn: &mut DbConn, statuses: &[&str]) -> QueryResult<Vec<i6
 
 pub fn all(conn: &mut DbConn) -> QueryResult<Vec<DeviationRow>> {
     deviations::table.order(deviations::id).load(conn)
+}
+
+/// The same change of status for many deviations, each with its history
+/// line from the status it had: one UPDATE and one multi-row INSERT per
+/// 500 deviations.
+pub fn set_status_many(
+    conn: &mut DbConn,
+    rows: &[&DeviationRow],
+    to: &str,
+    actor: &str,
+    note: Option<&str>,
+) -> QueryResult<()> {
+    let ids: Vec<i64> = rows.iter().map(|d| d.id).collect();
+    for chunk in ids.chunks(CHUNK) {
+        diesel::update(deviations::table.filter(deviations::id.eq_any(chunk)))
+            .set(deviations::status.eq(to))
+            .execute(conn)?;
+    }
+    let at = now();
+    let history: Vec<NewHistory> = rows
+        .iter()
+        .map(|d| NewHistory {
+            deviation_id: d.id,
+            at,
+            actor,
+            from_status: Some(&d.status),
+            to_status: to,
+            note,
+        })
+        .collect();
+    backend::insert_history(conn, &history)?;
+    Ok(())
 }
 
 /// Records a status change with who made it.
@@ -166,43 +221,60 @@ pub fn history(
     Ok(())
 }
 
-/// The facts of a deviation whose finding changed (a `missing` that turned `late`).
-pub fn update_facts(
-    conn: &mut DbConn,
-    d: &DeviationRow,
-    finding_status: &str,
-    done_at: Option<NaiveDateTime>,
-    late_minutes: Option<i64>,
-) -> QueryResult<()> {
-    diesel::update(deviations::table.find(d.id))
-        .set((
-            deviations::finding_status.eq(finding_status),
-            deviations::done_at.eq(done_at),
-            deviations::late_minutes.eq(late_minutes),
-        ))
-        .execute(conn)?;
-    let note = match late_minutes {
-        Some(m) => format!("uppgifterna uppdaterade: utfört, {m} minuter efter tidsgränsen"),
-        None => "uppgifterna uppdaterade".to_string(),
-    };
-    history(conn, d.id, "svu-vakt", Some(&d.status), &d.status, Some(&note))
+/// New facts for a deviation whose finding changed (a `missing` that
+/// turned `late`); its status stays as it is.
+pub struct FactsUpdate<'a> {
+    pub id: i64,
+    /// The deviation's status, which its history line repeats.
+    pub status: &'a str,
+    pub finding_status: &'a str,
+    pub done_at: Option<NaiveDateTime>,
+    pub late_minutes: Option<i64>,
 }
 
-pub fn mark_queued(conn: &mut DbConn, ids: &[i64]) -> QueryResult<()> {
-    let t = now();
-    for chunk in ids.chunks(500) {
-        diesel::update(deviations::table.filter(deviations::id.eq_any(chunk)))
-            .set(deviations::queued_at.eq(t))
-            .execute(conn)?;
-    }
+/// The facts of deviations whose findings changed, with a history line
+/// each: a multi-row UPDATE and a multi-row INSERT per 500 deviations.
+pub fn update_facts(conn: &mut DbConn, updates: &[FactsUpdate]) -> QueryResult<()> {
+    backend::update_facts(conn, updates)?;
+    let notes: Vec<String> = updates
+        .iter()
+        .map(|u| match u.late_minutes {
+            Some(m) => format!("uppgifterna uppdaterade: utfört, {m} minuter efter tidsgränsen"),
+            None => "uppgifterna uppdaterade".to_string(),
+        })
+        .collect();
+    let at = now();
+    let history: Vec<NewHistory> = updates
+        .iter()
+        .zip(&notes)
+        .map(|(u, note)| NewHistory {
+            deviation_id: u.id,
+            at,
+            actor: "svu-vakt",
+            from_status: Some(u.status),
+            to_status: u.status,
+            note: Some(note),
+        })
+        .collect();
+    backend::insert_history(conn, &history)?;
     Ok(())
 }
 
-/// Puts a deviation back among those a digest must carry (it was reopened).
-pub fn mark_unqueued(conn: &mut DbConn, id: i64) -> QueryResult<()> {
-    diesel::update(deviations::table.find(id))
-        .set(deviations::queued_at.eq(None::<NaiveDateTime>))
-        .execute(conn)?;
+pub fn mark_queued(conn: &mut DbConn, ids: &[i64]) -> QueryResult<()> {
+    set_queued_at(conn, ids, Some(now()))
+}
+
+/// Puts deviations back among those a digest must carry (they were reopened).
+pub fn mark_unqueued(conn: &mut DbConn, ids: &[i64]) -> QueryResult<()> {
+    set_queued_at(conn, ids, None)
+}
+
+fn set_queued_at(conn: &mut DbConn, ids: &[i64], at: Option<NaiveDateTime>) -> QueryResult<()> {
+    for chunk in ids.chunks(CHUNK) {
+        diesel::update(deviations::table.filter(deviations::id.eq_any(chunk)))
+            .set(deviations::queued_at.eq(at))
+            .execute(conn)?;
+    }
     Ok(())
 }
 
@@ -235,6 +307,24 @@ pub fn history_count(conn: &mut DbConn, id: i64) -> QueryResult<usize> {
         .count()
         .get_result(conn)?;
     Ok(usize::try_from(n).unwrap_or_default())
+}
+
+/// How many history lines each of `ids` has (those with none are left out).
+pub fn history_counts(conn: &mut DbConn, ids: &[i64]) -> QueryResult<HashMap<i64, usize>> {
+    let mut out = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(CHUNK) {
+        let counts: Vec<(i64, i64)> = deviation_history::table
+            .filter(deviation_history::deviation_id.eq_any(chunk))
+            .group_by(deviation_history::deviation_id)
+            .select((deviation_history::deviation_id, diesel::dsl::count_star()))
+            .load(conn)?;
+        out.extend(
+            counts
+                .into_iter()
+                .map(|(id, n)| (id, usize::try_from(n).unwrap_or_default())),
+        );
+    }
+    Ok(out)
 }
 
 pub fn history_of(conn: &mut DbConn, id: i64) -> QueryResult<Vec<HistoryRow>> {
