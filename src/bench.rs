@@ -57,6 +57,19 @@ fn as_of() -> DateTime<Utc> {
         .unwrap_or_default()
 }
 
+/// Synthetic data gets a throwaway patient key made for this run (never a
+/// key in the source), and no key file is written anywhere; a key already
+/// set in `SVU_VAKT_PATIENT_KEY` is used as it is. Call before the config
+/// is loaded, which reads it.
+pub fn throwaway_key() -> anyhow::Result<()> {
+    if std::env::var_os("SVU_VAKT_PATIENT_KEY").is_none() {
+        let mut key = [0u8; 32];
+        getrandom::getrandom(&mut key).map_err(|e| anyhow::anyhow!("ingen slumpkälla: {e}"))?;
+        std::env::set_var("SVU_VAKT_PATIENT_KEY", hex::encode(key));
+    }
+    Ok(())
+}
+
 pub fn run(base: &Config, opts: &BenchOptions) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let url = opts

@@ -362,29 +362,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             seed,
             database_url,
             without_peer,
-        } => {
-            // Synthetic data: a throwaway patient key made for this run (never
-            // a key in the source), and no key file written anywhere.
-            if std::env::var_os("SVU_VAKT_PATIENT_KEY").is_none() {
-                let mut key = [0u8; 32];
-                getrandom::getrandom(&mut key).map_err(|e| anyhow::anyhow!("ingen slumpkälla: {e}"))?;
-                std::env::set_var("SVU_VAKT_PATIENT_KEY", hex::encode(key));
-            }
-            let db = DbArgs {
-                database_url: Some(
-                    database_url
-                        .clone()
-                        .unwrap_or_else(|| "sqlite:///tmp/svu-vakt-bench.db".into()),
-                ),
-            };
-            let opts = svu_vakt::bench::BenchOptions {
-                cases,
-                seed,
-                database_url,
-                peer: !without_peer,
-            };
-            svu_vakt::bench::run(&load(cfg, &db, None, None)?, &opts)
-        }
+        } => bench(cfg, cases, seed, database_url, without_peer),
         Command::Routes { db, unit } => cli::routes(&load(cfg, &db, None, None)?, &unit),
         Command::Migrate { db } => cli::migrate(&load(cfg, &db, None, None)?),
         Command::Backup { db, to } => cli::backup(&load(cfg, &db, None, None)?, &to),
@@ -397,12 +375,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             units,
             events,
             mapping,
-        } => cli::import(
-            &load(cfg, &db, None, None)?,
-            units.as_deref(),
-            events.as_deref(),
-            mapping.as_deref(),
-        ),
+        } => {
+            let config = load(cfg, &db, None, None)?;
+            cli::import(&config, units.as_deref(), events.as_deref(), mapping.as_deref())
+        }
         Command::Check {
             units,
             events,
@@ -410,77 +386,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             format,
             profile,
             rules,
-        } => cli::check(
-            cfg.map(PathBuf::as_path),
-            &units,
-            &events,
-            &as_of,
-            format,
-            profile.as_deref(),
-            rules,
-        ),
+        } => {
+            let config = cfg.map(PathBuf::as_path);
+            cli::check(config, &units, &events, &as_of, format, profile.as_deref(), rules)
+        }
         Command::Calendar { year, format, profile } => {
             cli::calendar(cfg.map(PathBuf::as_path), year, format, profile.as_deref())
         }
-        Command::Report { kind } => match kind {
-            ReportKind::Quarterly {
-                db,
-                quarter,
-                format,
-                model,
-            } => cli::report_quarterly(&load(cfg, &db, None, None)?, &quarter, format, model.as_deref()),
-            ReportKind::Adherence {
-                db,
-                from,
-                to,
-                group,
-                rule,
-                format,
-            } => cli::report_adherence(
-                &load(cfg, &db, None, None)?,
-                &from,
-                &to,
-                &group,
-                rule.as_deref(),
-                format,
-            ),
-        },
+        Command::Report { kind } => kind.run(cfg),
         Command::Token {
             action: TokenAction::Create { db, role, unit, label },
         } => cli::token_create(&load(cfg, &db, None, None)?, &role, unit.as_deref(), label.as_deref()),
-        Command::User { action } => match action {
-            UserAction::Create {
-                db,
-                username,
-                role,
-                units,
-                email,
-                hsa_id,
-            } => cli::user_create(
-                &load(cfg, &db, None, None)?,
-                &username,
-                &role,
-                &units,
-                email.as_deref(),
-                hsa_id.as_deref(),
-            ),
-            UserAction::Update {
-                db,
-                username,
-                role,
-                units,
-                hsa_id,
-                no_hsa_id,
-            } => cli::user_update(
-                &load(cfg, &db, None, None)?,
-                &username,
-                role.as_deref(),
-                units,
-                if no_hsa_id { Some(None) } else { hsa_id.map(Some) },
-            ),
-            UserAction::Disable { db, username } => cli::user_disable(&load(cfg, &db, None, None)?, &username),
-            UserAction::Passwd { db, username } => cli::user_passwd(&load(cfg, &db, None, None)?, &username),
-        },
+        Command::User { action } => action.run(cfg),
         Command::Demo {
             db,
             seed,
@@ -494,6 +411,87 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 Some(dir) => cli::demo_files(&opts, &dir),
                 None => cli::demo_db(&load(cfg, &db, None, None)?, &opts),
             }
+        }
+    }
+}
+
+/// `bench` on synthetic data: a throwaway patient key (`bench::throwaway_key`)
+/// and, unless one is given, a temporary SQLite file.
+fn bench(
+    cfg: Option<&PathBuf>,
+    cases: usize,
+    seed: u64,
+    database_url: Option<String>,
+    without_peer: bool,
+) -> anyhow::Result<()> {
+    svu_vakt::bench::throwaway_key()?;
+    let db = DbArgs {
+        database_url: Some(
+            database_url
+                .clone()
+                .unwrap_or_else(|| "sqlite:///tmp/svu-vakt-bench.db".into()),
+        ),
+    };
+    let opts = svu_vakt::bench::BenchOptions {
+        cases,
+        seed,
+        database_url,
+        peer: !without_peer,
+    };
+    svu_vakt::bench::run(&load(cfg, &db, None, None)?, &opts)
+}
+
+impl ReportKind {
+    fn run(self, cfg: Option<&PathBuf>) -> anyhow::Result<()> {
+        match self {
+            ReportKind::Quarterly {
+                db,
+                quarter,
+                format,
+                model,
+            } => cli::report_quarterly(&load(cfg, &db, None, None)?, &quarter, format, model.as_deref()),
+            ReportKind::Adherence {
+                db,
+                from,
+                to,
+                group,
+                rule,
+                format,
+            } => {
+                let config = load(cfg, &db, None, None)?;
+                cli::report_adherence(&config, &from, &to, &group, rule.as_deref(), format)
+            }
+        }
+    }
+}
+
+impl UserAction {
+    fn run(self, cfg: Option<&PathBuf>) -> anyhow::Result<()> {
+        match self {
+            UserAction::Create {
+                db,
+                username,
+                role,
+                units,
+                email,
+                hsa_id,
+            } => {
+                let config = load(cfg, &db, None, None)?;
+                cli::user_create(&config, &username, &role, &units, email.as_deref(), hsa_id.as_deref())
+            }
+            UserAction::Update {
+                db,
+                username,
+                role,
+                units,
+                hsa_id,
+                no_hsa_id,
+            } => {
+                let hsa_id = if no_hsa_id { Some(None) } else { hsa_id.map(Some) };
+                cli::user_update(&load(cfg, &db, None, None)?, &username, role.as_deref(), units, hsa_id)
+            }
+            UserAction::Disable { db, username } => cli::user_disable(&load(cfg, &db, None, None)?, &username),
+            UserAction::Passwd { db, username } => cli::user_passwd(&load(cfg, &db, None, None)?, &username),
         }
     }
 }

@@ -20,7 +20,7 @@ use crate::mail::outbox;
 use crate::mail::routing;
 use crate::mail::MailMode;
 use crate::rules::{Finding, RuleId, Units};
-use crate::store::deviations::{self, DeviationRow, NewDeviation, NewHistory, OPEN};
+use crate::store::deviations::{self, DeviationRow, FactsUpdate, NewDeviation, NewHistory, OPEN};
 use crate::store::{backend, now, DbConn};
 
 fn naive(t: DateTime<Utc>) -> NaiveDateTime {
@@ -40,7 +40,8 @@ pub struct Filing<'a> {
 impl Filing<'_> {
     /// `findings` are those past due + grace; `existing` every deviation of
     /// the same scope. What to do is decided by [`plan`], with no database;
-    /// here it is done, new deviations in a few multi-row statements.
+    /// here it is done set by set, each kind of action in a bounded number
+    /// of statements per chunk however many deviations it touches.
     pub fn apply(
         &self,
         conn: &mut DbConn,
@@ -58,30 +59,39 @@ impl Filing<'_> {
             mail_cutoff: self.mail_cutoff,
             active: self.active,
         };
-        let (mut new, mut gone) = (Vec::new(), Vec::new());
-        for action in plan(findings, existing, &terms) {
-            match action {
-                Action::File {
-                    finding, fingerprint, ..
-                } => new.push((finding, fingerprint)),
-                Action::UpdateFacts { deviation, finding } => {
-                    let (status, done, late) = plan::facts(finding);
-                    deviations::update_facts(conn, &deviation, status, done, late)?;
-                    counts.updated += 1;
+        let sets = Sets::of(plan(findings, existing, &terms));
+        self.update_facts(conn, &sets.updated, counts)?;
+        // Mail queues in the order it always had: reports of reopened
+        // deviations, new reports, then withdrawal notices.
+        self.reopen(conn, &sets.reopened, counts)?;
+        self.file(conn, &sets.new, counts)?;
+        self.withdraw(conn, &sets.gone, counts)
+    }
+
+    /// Changed facts, updated quietly: no mail.
+    fn update_facts(
+        &self,
+        conn: &mut DbConn,
+        updated: &[(DeviationRow, &Finding)],
+        counts: &mut Counts,
+    ) -> anyhow::Result<()> {
+        let rows: Vec<FactsUpdate> = updated
+            .iter()
+            .map(|(d, f)| {
+                let (finding_status, done_at, late_minutes) = plan::facts(f);
+                FactsUpdate {
+                    id: d.id,
+                    status: d.status,
+                    finding_status,
+                    done_at,
+                    late_minutes,
                 }
-                Action::Reopen { deviation, too_old } => {
-                    self.reopen(conn, &deviation, too_old)?;
-                    counts.filed += 1;
-                }
-                Action::Withdraw(deviation) => gone.push(deviation),
-            }
+            })
+            .collect();
+        if !rows.is_empty() {
+            deviations::update_facts(conn, &rows)?;
         }
-        // New reports queue before the withdrawals, as they always have.
-        self.file(conn, &new, counts)?;
-        for deviation in gone {
-            self.withdraw(conn, &deviation)?;
-            counts.withdrawn += 1;
-        }
+        counts.updated += rows.len();
         Ok(())
     }
 
@@ -170,54 +180,118 @@ impl Filing<'_> {
         Ok(())
     }
 
-    /// A withdrawn deviation whose finding came back is reported again.
-    fn reopen(&self, conn: &mut DbConn, d: &DeviationRow, too_old: bool) -> anyhow::Result<()> {
-        deviations::set_status(
+    /// Withdrawn deviations whose findings came back are reported again.
+    fn reopen(&self, conn: &mut DbConn, reopened: &[(DeviationRow, bool)], counts: &mut Counts) -> anyhow::Result<()> {
+        if reopened.is_empty() {
+            return Ok(());
+        }
+        counts.filed += reopened.len();
+        let rows: Vec<&DeviationRow> = reopened.iter().map(|(d, _)| d).collect();
+        deviations::set_status_many(
             conn,
-            d,
+            &rows,
             DeviationStatus::Ny,
             "svu-vakt",
             Some("återupptagen: nya uppgifter visar avvikelsen igen"),
         )?;
         // Too old to act on, and never told: stays unmailed. A recipient who
         // was told (report, then withdrawal) hears that it is back, whatever its age.
-        if too_old && !deviations::was_mailed(conn, d.id)? {
-            return Ok(());
-        }
+        let too_old: Vec<i64> = reopened.iter().filter(|(_, old)| *old).map(|(d, _)| d.id).collect();
+        let mailed = deviations::mailed_among(conn, &too_old)?;
+        let told: Vec<&DeviationRow> = reopened
+            .iter()
+            .filter(|(d, old)| !old || mailed.contains(&d.id))
+            .map(|(d, _)| d)
+            .collect();
+        let ids: Vec<i64> = told.iter().map(|d| d.id).collect();
         if self.auditor.mail.mode == MailMode::PerAvvikelse {
-            let n = deviations::history_count(conn, d.id)?;
-            outbox::enqueue(conn, &[outbox::report(d, n, &self.auditor.mail.domain())])?;
-            deviations::mark_queued(conn, &[d.id])?;
+            let lines = deviations::history_counts(conn, &ids)?;
+            let domain = self.auditor.mail.domain();
+            let mail: Vec<_> = told
+                .iter()
+                .map(|d| outbox::report(d, lines.get(&d.id).copied().unwrap_or(0), &domain))
+                .collect();
+            outbox::enqueue(conn, &mail)?;
+            deviations::mark_queued(conn, &ids)?;
         } else {
-            deviations::mark_unqueued(conn, d.id)?;
+            deviations::mark_unqueued(conn, &ids)?;
         }
         Ok(())
     }
 
-    /// Withdraws `d`. Its status is read under a row lock, so a mail being
-    /// marked sent at this moment is seen: a report already mailed gets a
-    /// withdrawal notice; one still waiting is cancelled; one on its way is
-    /// followed by a notice when it is marked sent (`outbox::mark_sent`).
-    fn withdraw(&self, conn: &mut DbConn, d: &DeviationRow) -> anyhow::Result<()> {
-        backend::lock_deviations(conn, &[d.id])?;
-        let Some(current) = deviations::get(conn, d.id)?.filter(|c| OPEN.contains(&c.status)) else {
+    /// Withdraws `gone`. Their status is read again under the row locks
+    /// `apply` took, so a mail being marked sent at this moment is seen: a
+    /// report already mailed gets a withdrawal notice; one still waiting is
+    /// cancelled; one on its way is followed by a notice when it is marked
+    /// sent (`outbox::mark_sent`).
+    fn withdraw(&self, conn: &mut DbConn, gone: &[DeviationRow], counts: &mut Counts) -> anyhow::Result<()> {
+        counts.withdrawn += gone.len();
+        if gone.is_empty() {
             return Ok(());
-        };
-        deviations::set_status(
+        }
+        let ids: Vec<i64> = gone.iter().map(|d| d.id).collect();
+        let current: Vec<DeviationRow> = deviations::get_many(conn, &ids)?
+            .into_iter()
+            .filter(|c| OPEN.contains(&c.status))
+            .collect();
+        let rows: Vec<&DeviationRow> = current.iter().collect();
+        deviations::set_status_many(
             conn,
-            &current,
+            &rows,
             DeviationStatus::Aterkallad,
             "svu-vakt",
             Some("nya uppgifter visar att kravet uppfylldes i tid eller inte gällde"),
         )?;
         // A report tried before (a crash after the server took it, a
         // connection lost after its data) may have arrived: say the truth.
-        let possibly_sent = outbox::cancel_unclaimed_report(conn, d.id)?;
-        if current.status != DeviationStatus::Ny || possibly_sent {
-            let domain = self.auditor.mail.domain();
-            let original = outbox::message_id(outbox::MailKind::Avvikelse.as_str(), &d.fingerprint, &domain);
-            outbox::queue_withdrawal(conn, &current, &domain, &original)?;
-        }
+        let ids: Vec<i64> = current.iter().map(|c| c.id).collect();
+        let possibly_sent = outbox::cancel_unclaimed_reports(conn, &ids)?;
+        let told: Vec<&DeviationRow> = current
+            .iter()
+            .filter(|c| c.status != DeviationStatus::Ny || possibly_sent.contains(&c.id))
+            .collect();
+        let ids: Vec<i64> = told.iter().map(|c| c.id).collect();
+        let lines = deviations::history_counts(conn, &ids)?;
+        let domain = self.auditor.mail.domain();
+        let notices: Vec<_> = told
+            .iter()
+            .map(|c| {
+                let original = outbox::message_id(outbox::MailKind::Avvikelse.as_str(), &c.fingerprint, &domain);
+                outbox::withdrawal(c, lines.get(&c.id).copied().unwrap_or(0), &domain, &original)
+            })
+            .collect();
+        outbox::enqueue(conn, &notices)?;
         Ok(())
     }
 }
+
+/// A plan's actions by kind, each kind in the plan's order.
+#[derive(Default)]
+struct Sets<'f> {
+    new: Vec<(&'f Finding, String)>,
+    updated: Vec<(DeviationRow, &'f Finding)>,
+    /// With whether it is too old to mail unless it was mailed before.
+    reopened: Vec<(DeviationRow, bool)>,
+    gone: Vec<DeviationRow>,
+}
+
+impl<'f> Sets<'f> {
+    fn of(actions: Vec<Action<'f>>) -> Sets<'f> {
+        let mut sets = Sets::default();
+        for action in actions {
+            match action {
+                Action::File {
+                    finding, fingerprint, ..
+                } => sets.new.push((finding, fingerprint)),
+                Action::UpdateFacts { deviation, finding } => sets.updated.push((deviation, finding)),
+                Action::Reopen { deviation, too_old } => sets.reopened.push((deviation, too_old)),
+                Action::Withdraw(deviation) => sets.gone.push(deviation),
+            }
+        }
+        sets
+    }
+}
+
+#[cfg(test)]
+#[path = "filing_tests.rs"]
+mod tests;

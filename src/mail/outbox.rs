@@ -3,7 +3,7 @@
 //! `mail::outbox::…` as before.
 
 pub use crate::store::outbox::{
-    all, cancel_unclaimed_report, claim, enqueue, failed, failed_count, mark_cancelled, mark_failed, mark_retry,
+    all, cancel_unclaimed_reports, claim, enqueue, failed, failed_count, mark_cancelled, mark_failed, mark_retry,
     mark_sent, message_id, notice, notice_refused_copies, pending_count, queue_withdrawal, release, renew_claim,
-    report, MailKind, MailRow, NewMail, DIGEST_MAX,
+    report, withdrawal, MailKind, MailRow, NewMail, DIGEST_MAX,
 };

@@ -12,7 +12,7 @@ use super::DbConn;
 
 /// Rows per INSERT or per id list: 15 columns × 500 stays far below the
 /// bundled SQLite's variable limit (32 766) and PostgreSQL's (65 535).
-const CHUNK: usize = 500;
+pub(super) const CHUNK: usize = 500;
 
 /// On SQLite one prepared single-row statement, run once per event: a
 /// multi-row INSERT is prepared anew for every chunk and needs a statement
@@ -188,6 +188,58 @@ pub fn insert_deviations(
         out.extend(ids);
     }
     Ok(out)
+}
+
+/// New facts for many deviations, one UPDATE per 500: the rows' values
+/// joined as a `VALUES` list (`UPDATE … FROM`, SQLite 3.33 and PostgreSQL
+/// alike; only the placeholders differ). Diesel's `update` sets one value
+/// for every row it matches, so this one is written out.
+pub fn update_facts(conn: &mut DbConn, rows: &[super::deviations::FactsUpdate<'_>]) -> QueryResult<usize> {
+    use diesel::sql_types::{BigInt, Nullable, Text, Timestamp};
+    macro_rules! bound {
+        ($query:expr, $chunk:expr) => {{
+            let mut q = $query;
+            for r in $chunk {
+                q = q
+                    .bind::<BigInt, _>(r.id)
+                    .bind::<Text, _>(r.finding_status)
+                    .bind::<Nullable<Timestamp>, _>(r.done_at)
+                    .bind::<Nullable<BigInt>, _>(r.late_minutes);
+            }
+            q
+        }};
+    }
+    let mut n = 0;
+    for chunk in rows.chunks(CHUNK) {
+        n += match conn {
+            DbConn::Sqlite(c) => {
+                let sql = facts_sql(chunk.len(), |_| "?".to_string());
+                bound!(diesel::sql_query(sql).into_boxed::<diesel::sqlite::Sqlite>(), chunk).execute(c)?
+            }
+            DbConn::Pg(c) => {
+                let sql = facts_sql(chunk.len(), |i| format!("${i}"));
+                bound!(diesel::sql_query(sql).into_boxed::<diesel::pg::Pg>(), chunk).execute(c)?
+            }
+        };
+    }
+    Ok(n)
+}
+
+/// `rows` rows of (id, finding_status, done_at, late_minutes), placeholder
+/// `mark(i)` for the i-th value (from 1).
+fn facts_sql(rows: usize, mark: impl Fn(usize) -> String) -> String {
+    let values: Vec<String> = (0..rows)
+        .map(|r| {
+            let m: Vec<String> = (1..=4).map(|c| mark(r * 4 + c)).collect();
+            format!("({})", m.join(", "))
+        })
+        .collect();
+    format!(
+        "WITH v (id, finding_status, done_at, late_minutes) AS (VALUES {}) \
+         UPDATE deviations SET finding_status = v.finding_status, done_at = v.done_at, \
+         late_minutes = v.late_minutes FROM v WHERE deviations.id = v.id",
+        values.join(", ")
+    )
 }
 
 /// Inserts history lines in multi-row statements.

@@ -2,10 +2,17 @@
 //! caller's transaction, so a deviation, its history line and its mail (in
 //! `store::outbox`) are stored together or not at all.
 
+use std::collections::{HashMap, HashSet};
+
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use serde::Serialize;
 
+mod list;
+
+pub use list::{log_encode, open_counts, page, ListFilter};
+
+use super::backend::{self, CHUNK};
 use super::schema::{deviation_comments, deviation_handling, deviation_history, deviation_parties, deviations};
 use super::{now, DbConn};
 use crate::domain::handling::DeviationStatus;
@@ -96,7 +103,7 @@ pub struct NewHistory<'a> {
 
 /// Files many deviations at once (multi-row inserts): their ids by fingerprint.
 pub fn insert_many(conn: &mut DbConn, rows: &[NewDeviation]) -> QueryResult<Vec<(i64, String)>> {
-    super::backend::insert_deviations(conn, rows)
+    backend::insert_deviations(conn, rows)
 }
 
 /// Notes each deviation's berörd part (SPEC §6): `(deviation id, unit)`.
@@ -135,14 +142,19 @@ pub fn parties_of(conn: &mut DbConn, ids: &[i64]) -> QueryResult<std::collection
     Ok(out)
 }
 
-/// Whether the deviation was ever mailed to its recipient.
-pub fn was_mailed(conn: &mut DbConn, id: i64) -> QueryResult<bool> {
-    diesel::select(diesel::dsl::exists(
-        deviation_history::table
-            .filter(deviation_history::deviation_id.eq(id))
-            .filter(deviation_history::to_status.eq(DeviationStatus::Skickad)),
-    ))
-    .get_result(conn)
+/// Those of `ids` that were ever mailed to their recipient.
+pub fn mailed_among(conn: &mut DbConn, ids: &[i64]) -> QueryResult<HashSet<i64>> {
+    let mut out = HashSet::new();
+    for chunk in ids.chunks(CHUNK) {
+        let mailed: Vec<i64> = deviation_history::table
+            .filter(deviation_history::deviation_id.eq_any(chunk))
+            .filter(deviation_history::to_status.eq("skickad"))
+            .select(deviation_history::deviation_id)
+            .distinct()
+            .load(conn)?;
+        out.extend(mailed);
+    }
+    Ok(out)
 }
 
 pub fn by_cases(conn: &mut DbConn, cases: &[&str]) -> QueryResult<Vec<DeviationRow>> {
@@ -166,6 +178,21 @@ pub fn get(conn: &mut DbConn, id: i64) -> QueryResult<Option<DeviationRow>> {
     deviations::table.find(id).first(conn).optional()
 }
 
+/// The deviations `ids` as they are now, in id order.
+pub fn get_many(conn: &mut DbConn, ids: &[i64]) -> QueryResult<Vec<DeviationRow>> {
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(CHUNK) {
+        out.extend(
+            deviations::table
+                .filter(deviations::id.eq_any(chunk))
+                .order(deviations::id)
+                .load::<DeviationRow>(conn)?,
+        );
+    }
+    out.sort_by_key(|d| d.id);
+    Ok(out)
+}
+
 /// The ids of the deviations in one of `statuses`, in id order.
 pub fn ids_in_status(conn: &mut DbConn, statuses: &[DeviationStatus]) -> QueryResult<Vec<i64>> {
     deviations::table
@@ -177,6 +204,38 @@ pub fn ids_in_status(conn: &mut DbConn, statuses: &[DeviationStatus]) -> QueryRe
 
 pub fn all(conn: &mut DbConn) -> QueryResult<Vec<DeviationRow>> {
     deviations::table.order(deviations::id).load(conn)
+}
+
+/// The same change of status for many deviations, each with its history
+/// line from the status it had: one UPDATE and one multi-row INSERT per
+/// 500 deviations.
+pub fn set_status_many(
+    conn: &mut DbConn,
+    rows: &[&DeviationRow],
+    to: DeviationStatus,
+    actor: &str,
+    note: Option<&str>,
+) -> QueryResult<()> {
+    let ids: Vec<i64> = rows.iter().map(|d| d.id).collect();
+    for chunk in ids.chunks(CHUNK) {
+        diesel::update(deviations::table.filter(deviations::id.eq_any(chunk)))
+            .set(deviations::status.eq(to))
+            .execute(conn)?;
+    }
+    let at = now();
+    let history: Vec<NewHistory> = rows
+        .iter()
+        .map(|d| NewHistory {
+            deviation_id: d.id,
+            at,
+            actor,
+            from_status: Some(d.status),
+            to_status: to,
+            note,
+        })
+        .collect();
+    backend::insert_history(conn, &history)?;
+    Ok(())
 }
 
 /// Records a status change with who made it.
@@ -214,43 +273,60 @@ pub fn history(
     Ok(())
 }
 
-/// The facts of a deviation whose finding changed (a `missing` that turned `late`).
-pub fn update_facts(
-    conn: &mut DbConn,
-    d: &DeviationRow,
-    finding_status: &str,
-    done_at: Option<NaiveDateTime>,
-    late_minutes: Option<i64>,
-) -> QueryResult<()> {
-    diesel::update(deviations::table.find(d.id))
-        .set((
-            deviations::finding_status.eq(finding_status),
-            deviations::done_at.eq(done_at),
-            deviations::late_minutes.eq(late_minutes),
-        ))
-        .execute(conn)?;
-    let note = match late_minutes {
-        Some(m) => format!("uppgifterna uppdaterade: utfört, {m} minuter efter tidsgränsen"),
-        None => "uppgifterna uppdaterade".to_string(),
-    };
-    history(conn, d.id, "svu-vakt", Some(d.status), d.status, Some(&note))
+/// New facts for a deviation whose finding changed (a `missing` that
+/// turned `late`); its status stays as it is.
+pub struct FactsUpdate<'a> {
+    pub id: i64,
+    /// The deviation's status, which its history line repeats.
+    pub status: DeviationStatus,
+    pub finding_status: &'a str,
+    pub done_at: Option<NaiveDateTime>,
+    pub late_minutes: Option<i64>,
 }
 
-pub fn mark_queued(conn: &mut DbConn, ids: &[i64]) -> QueryResult<()> {
-    let t = now();
-    for chunk in ids.chunks(500) {
-        diesel::update(deviations::table.filter(deviations::id.eq_any(chunk)))
-            .set(deviations::queued_at.eq(t))
-            .execute(conn)?;
-    }
+/// The facts of deviations whose findings changed, with a history line
+/// each: a multi-row UPDATE and a multi-row INSERT per 500 deviations.
+pub fn update_facts(conn: &mut DbConn, updates: &[FactsUpdate]) -> QueryResult<()> {
+    backend::update_facts(conn, updates)?;
+    let notes: Vec<String> = updates
+        .iter()
+        .map(|u| match u.late_minutes {
+            Some(m) => format!("uppgifterna uppdaterade: utfört, {m} minuter efter tidsgränsen"),
+            None => "uppgifterna uppdaterade".to_string(),
+        })
+        .collect();
+    let at = now();
+    let history: Vec<NewHistory> = updates
+        .iter()
+        .zip(&notes)
+        .map(|(u, note)| NewHistory {
+            deviation_id: u.id,
+            at,
+            actor: "svu-vakt",
+            from_status: Some(u.status),
+            to_status: u.status,
+            note: Some(note),
+        })
+        .collect();
+    backend::insert_history(conn, &history)?;
     Ok(())
 }
 
-/// Puts a deviation back among those a digest must carry (it was reopened).
-pub fn mark_unqueued(conn: &mut DbConn, id: i64) -> QueryResult<()> {
-    diesel::update(deviations::table.find(id))
-        .set(deviations::queued_at.eq(None::<NaiveDateTime>))
-        .execute(conn)?;
+pub fn mark_queued(conn: &mut DbConn, ids: &[i64]) -> QueryResult<()> {
+    set_queued_at(conn, ids, Some(now()))
+}
+
+/// Puts deviations back among those a digest must carry (they were reopened).
+pub fn mark_unqueued(conn: &mut DbConn, ids: &[i64]) -> QueryResult<()> {
+    set_queued_at(conn, ids, None)
+}
+
+fn set_queued_at(conn: &mut DbConn, ids: &[i64], at: Option<NaiveDateTime>) -> QueryResult<()> {
+    for chunk in ids.chunks(CHUNK) {
+        diesel::update(deviations::table.filter(deviations::id.eq_any(chunk)))
+            .set(deviations::queued_at.eq(at))
+            .execute(conn)?;
+    }
     Ok(())
 }
 
@@ -283,6 +359,24 @@ pub fn history_count(conn: &mut DbConn, id: i64) -> QueryResult<usize> {
         .count()
         .get_result(conn)?;
     Ok(usize::try_from(n).unwrap_or_default())
+}
+
+/// How many history lines each of `ids` has (those with none are left out).
+pub fn history_counts(conn: &mut DbConn, ids: &[i64]) -> QueryResult<HashMap<i64, usize>> {
+    let mut out = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(CHUNK) {
+        let counts: Vec<(i64, i64)> = deviation_history::table
+            .filter(deviation_history::deviation_id.eq_any(chunk))
+            .group_by(deviation_history::deviation_id)
+            .select((deviation_history::deviation_id, diesel::dsl::count_star()))
+            .load(conn)?;
+        out.extend(
+            counts
+                .into_iter()
+                .map(|(id, n)| (id, usize::try_from(n).unwrap_or_default())),
+        );
+    }
+    Ok(out)
 }
 
 pub fn history_of(conn: &mut DbConn, id: i64) -> QueryResult<Vec<HistoryRow>> {
@@ -420,136 +514,6 @@ pub fn comments_of(conn: &mut DbConn, id: i64) -> QueryResult<Vec<CommentRow>> {
         .filter(deviation_comments::deviation_id.eq(id))
         .order(deviation_comments::id)
         .load(conn)
-}
-
-/// The filters of the deviation list (SPEC §8); `from`/`to` bound the due.
-#[derive(Debug, Clone, Default)]
-pub struct ListFilter {
-    pub status: Option<DeviationStatus>,
-    pub rule: Option<String>,
-    pub unit: Option<String>,
-    pub case: Option<String>,
-    pub from: Option<NaiveDateTime>,
-    pub to: Option<NaiveDateTime>,
-    /// Oldest due first (the pages' "äldsta först"); else newest first.
-    pub oldest_first: bool,
-}
-
-impl ListFilter {
-    /// The filter as the server understood it, for the access log: every
-    /// parameter decoded, then written in one order with one encoding
-    /// (`?status=ny&case=SVU-1`, then `&page=2&per_page=50` when the read was
-    /// not the first page of `usual_per_page`), so a search for a case finds
-    /// every read of it however the request spelled the query.
-    pub fn logged(&self, page: i64, per_page: i64, usual_per_page: i64) -> String {
-        let mut pairs: Vec<(&str, String)> = Vec::new();
-        let status = self.status.map(|s| s.to_string());
-        let text = [
-            ("status", &status),
-            ("rule", &self.rule),
-            ("unit", &self.unit),
-            ("case", &self.case),
-        ];
-        for (key, value) in text {
-            if let Some(v) = value {
-                pairs.push((key, log_encode(v)));
-            }
-        }
-        for (key, value) in [("from", self.from), ("to", self.to)] {
-            if let Some(t) = value {
-                pairs.push((key, log_encode(&t.and_utc().to_rfc3339())));
-            }
-        }
-        if self.oldest_first {
-            pairs.push(("sort", "aldst".into()));
-        }
-        if page != 1 || per_page != usual_per_page {
-            pairs.push(("page", page.to_string()));
-            pairs.push(("per_page", per_page.to_string()));
-        }
-        let joined: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        format!("?{}", joined.join("&"))
-    }
-}
-
-/// Percent-encodes all but the unreserved characters: the one spelling of a
-/// value in the access log (`store::tokens::search_log` encodes the same way).
-pub fn log_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-/// One page of the list, newest due first (ties by id, newest first), and
-/// how many match in all. `scope` limits to those units when given.
-pub fn page(
-    conn: &mut DbConn,
-    filter: &ListFilter,
-    scope: Option<&std::collections::HashSet<String>>,
-    page: i64,
-    per_page: i64,
-) -> QueryResult<(Vec<DeviationRow>, i64)> {
-    let scope: Option<Vec<&str>> = scope.map(|s| s.iter().map(String::as_str).collect());
-    let query = || {
-        let mut q = deviations::table.into_boxed();
-        if let Some(s) = filter.status {
-            q = q.filter(deviations::status.eq(s));
-        }
-        if let Some(r) = &filter.rule {
-            q = q.filter(deviations::rule.eq(r.clone()));
-        }
-        if let Some(u) = &filter.unit {
-            q = q.filter(deviations::unit.eq(u.clone()));
-        }
-        if let Some(c) = &filter.case {
-            q = q.filter(deviations::case_id.eq(c.clone()));
-        }
-        if let Some(f) = filter.from {
-            q = q.filter(deviations::due.ge(f));
-        }
-        if let Some(t) = filter.to {
-            q = q.filter(deviations::due.lt(t));
-        }
-        if let Some(units) = &scope {
-            q = q.filter(deviations::unit.eq_any(units.clone()));
-        }
-        q
-    };
-    let total: i64 = query().count().get_result(conn)?;
-    let ordered = if filter.oldest_first {
-        query().order((deviations::due.asc(), deviations::id.asc()))
-    } else {
-        query().order((deviations::due.desc(), deviations::id.desc()))
-    };
-    let rows = ordered
-        .offset((page - 1).max(0) * per_page)
-        .limit(per_page)
-        .load(conn)?;
-    Ok((rows, total))
-}
-
-/// For each status still waiting for someone: how many, and the oldest due.
-pub fn open_counts(
-    conn: &mut DbConn,
-    scope: Option<&std::collections::HashSet<String>>,
-) -> QueryResult<Vec<(DeviationStatus, i64, Option<NaiveDateTime>)>> {
-    let scope: Option<Vec<&str>> = scope.map(|s| s.iter().map(String::as_str).collect());
-    let mut out = Vec::new();
-    for status in crate::domain::handling::OPEN {
-        let mut q = deviations::table
-            .filter(deviations::status.eq(status))
-            .select((diesel::dsl::count_star(), diesel::dsl::min(deviations::due)))
-            .into_boxed();
-        if let Some(units) = &scope {
-            q = q.filter(deviations::unit.eq_any(units.clone()));
-        }
-        let (n, oldest): (i64, Option<NaiveDateTime>) = q.first(conn)?;
-        out.push((status, n, oldest));
-    }
-    Ok(out)
 }
 
 /// Assigns the deviation to a user (or to nobody), with a history line.

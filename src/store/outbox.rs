@@ -20,6 +20,8 @@
 //! This module owns the rows and every query on them; `mail` renders and
 //! sends (`mail::delivery`) and re-exports these names as `mail::outbox`.
 
+use std::collections::{HashMap, HashSet};
+
 use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
 use serde::Serialize;
@@ -185,6 +187,13 @@ pub fn report(d: &DeviationRow, n: usize, domain: &str) -> NewMail {
 /// The withdrawal notice of `d`, whose history already holds the withdrawal.
 pub fn queue_withdrawal(conn: &mut DbConn, d: &DeviationRow, domain: &str, in_reply_to: &str) -> QueryResult<()> {
     let n = deviations::history_count(conn, d.id)?;
+    enqueue(conn, &[withdrawal(d, n, domain, in_reply_to)])?;
+    Ok(())
+}
+
+/// The withdrawal notice of `d`, whose `n` history lines end with the
+/// withdrawal, in reply to the report `in_reply_to`.
+pub fn withdrawal(d: &DeviationRow, n: usize, domain: &str, in_reply_to: &str) -> NewMail {
     let mut m = NewMail::new(
         message_id(&format!("{}-{n}", MailKind::Aterkallelse), &d.fingerprint, domain),
         MailKind::Aterkallelse,
@@ -192,8 +201,7 @@ pub fn queue_withdrawal(conn: &mut DbConn, d: &DeviationRow, domain: &str, in_re
         &Recipients::from_json(&d.recipients),
     );
     m.in_reply_to = Some(in_reply_to.to_string());
-    enqueue(conn, &[m])?;
-    Ok(())
+    m
 }
 
 /// A notice about one deviation (`Paminnelse`, `Eskalering`, `Avslutad`) to
@@ -393,27 +401,38 @@ pub fn release(conn: &mut DbConn, rest: &[MailRow]) -> QueryResult<()> {
     Ok(())
 }
 
-/// Cancels the unsent report of a withdrawn deviation, unless it is being
-/// sent right now (claimed): then `mark_sent` queues the notice. True when a
-/// cancelled report may have arrived all the same: it was tried before, or
-/// claimed by a sender that never marked it (a crash after the server took it).
-pub fn cancel_unclaimed_report(conn: &mut DbConn, deviation_id: i64) -> QueryResult<bool> {
+/// Cancels the unsent reports of withdrawn deviations, unless one is being
+/// sent right now (claimed): then `mark_sent` queues the notice. Returns
+/// the deviations whose cancelled report may have arrived all the same: it
+/// was tried before, or claimed by a sender that never marked it (a crash
+/// after the server took it). One SELECT and one UPDATE per 500 deviations.
+pub fn cancel_unclaimed_reports(conn: &mut DbConn, deviation_ids: &[i64]) -> QueryResult<HashSet<i64>> {
     let t = now();
-    let waiting = outbox::table
-        .filter(outbox::deviation_ids.eq(format!("[{deviation_id}]")))
-        .filter(outbox::kind.eq(MailKind::Avvikelse))
-        .filter(outbox::sent_at.is_null())
-        .filter(outbox::cancelled_at.is_null())
-        .filter(outbox::failed_at.is_null())
-        .filter(outbox::claimed_until.is_null().or(outbox::claimed_until.lt(t)));
-    let tried: Vec<(i32, Option<NaiveDateTime>)> = waiting
-        .clone()
-        .select((outbox::attempts, outbox::claimed_until))
-        .load(conn)?;
-    diesel::update(waiting).set(outbox::cancelled_at.eq(t)).execute(conn)?;
-    Ok(tried
-        .iter()
-        .any(|(attempts, claimed)| *attempts > 0 || claimed.is_some()))
+    let mut maybe_arrived = HashSet::new();
+    for chunk in deviation_ids.chunks(backend::CHUNK) {
+        // A report names its one deviation as `[id]`.
+        let of: HashMap<String, i64> = chunk.iter().map(|id| (format!("[{id}]"), *id)).collect();
+        let keys: Vec<&str> = of.keys().map(String::as_str).collect();
+        let waiting = outbox::table
+            .filter(outbox::deviation_ids.eq_any(keys))
+            .filter(outbox::kind.eq(MailKind::Avvikelse))
+            .filter(outbox::sent_at.is_null())
+            .filter(outbox::cancelled_at.is_null())
+            .filter(outbox::failed_at.is_null())
+            .filter(outbox::claimed_until.is_null().or(outbox::claimed_until.lt(t)));
+        let tried: Vec<(String, i32, Option<NaiveDateTime>)> = waiting
+            .clone()
+            .select((outbox::deviation_ids, outbox::attempts, outbox::claimed_until))
+            .load(conn)?;
+        diesel::update(waiting).set(outbox::cancelled_at.eq(t)).execute(conn)?;
+        maybe_arrived.extend(
+            tried
+                .iter()
+                .filter(|(_, attempts, claimed)| *attempts > 0 || claimed.is_some())
+                .filter_map(|(key, _, _)| of.get(key).copied()),
+        );
+    }
+    Ok(maybe_arrived)
 }
 
 pub fn all(conn: &mut DbConn) -> QueryResult<Vec<MailRow>> {

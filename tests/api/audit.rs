@@ -14,6 +14,7 @@ crate::on_both!(
     mails_reach_the_routed_recipients_with_every_report_field_and_no_patient_identity,
     smtp_down_for_several_scans_then_up_mails_each_deviation_exactly_once,
     a_late_event_withdraws_a_deviation_and_a_missing_that_turns_late_is_updated_quietly,
+    evidence_removed_again_reopens_and_reports_once_more_and_turns_the_facts_back,
     a_scan_killed_midway_and_run_again_files_and_mails_nothing_twice,
     two_instances_on_one_database_scan_one_at_a_time_and_send_no_mail_twice,
     digest_mode_sends_one_mail_per_recipient_per_scan,
@@ -295,6 +296,99 @@ fn a_late_event_withdraws_a_deviation_and_a_missing_that_turns_late_is_updated_q
         .unwrap();
     assert_eq!(notice.header("In-Reply-To"), Some(original.message_id()));
     assert!(notice.text().contains("Ingen åtgärd behövs"));
+}
+
+/// Each kind of action in one scan on several deviations at once: a batch
+/// of late evidence updates two deviations' facts and withdraws one; with
+/// the batch removed, the next scan turns both facts back and reopens the
+/// withdrawn one, which is reported again under a Message-ID of its own.
+fn evidence_removed_again_reopens_and_reports_once_more_and_turns_the_facts_back(b: Backend) {
+    let smtp = SmtpServer::start();
+    let app = app(b, &smtp.url(), MailMode::PerAvvikelse);
+    let admitted = concat!(
+        r#"{"id":"c2-1","case":"C2","type":"inskrivning","at":"2026-05-12T08:00:00+02:00","unit":"AVD1"}"#,
+        "\n",
+        r#"{"id":"c3-1","case":"C3","type":"inskrivning","at":"2026-05-12T09:00:00+02:00","unit":"AVD1"}"#
+    );
+    assert_eq!(app.post_events(admitted).status, 200);
+    let r = scan_ok(&app, AS_OF);
+    assert_eq!(r["scan"]["filed"], 5, "{r}");
+    assert_eq!(smtp.messages().len(), 5);
+
+    let late = concat!(
+        r#"{"id":"e5","case":"C1","type":"kvittens","at":"2026-05-08T20:00:00+02:00","unit":"K1-HT","ref":"e3"}"#,
+        "\n",
+        r#"{"id":"c2-2","case":"C2","type":"inskrivningsmeddelande","at":"2026-05-16T01:00:00+02:00","unit":"AVD1","to":["K1-HT"]}"#,
+        "\n",
+        r#"{"id":"c3-2","case":"C3","type":"inskrivningsmeddelande","at":"2026-05-16T02:00:00+02:00","unit":"AVD1","to":["K1-HT"]}"#
+    );
+    let r = app.post_events(late);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let batch = r.json()["batch"].as_i64().unwrap();
+    let r = scan_ok(&app, "2026-05-16T06:00:00+02:00");
+    let counts = |r: &serde_json::Value| {
+        (
+            r["scan"]["filed"].as_i64(),
+            r["scan"]["updated"].as_i64(),
+            r["scan"]["withdrawn"].as_i64(),
+        )
+    };
+    assert_eq!(counts(&r), (Some(0), Some(2), Some(1)), "{r}");
+    assert_eq!(smtp.messages().len(), 6, "the withdrawal notice");
+
+    let out = bin()
+        .args([
+            "remove-batch",
+            "--batch",
+            &batch.to_string(),
+            "--yes",
+            "--database-url",
+            &app.db.url(),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let r = scan_ok(&app, "2026-05-16T09:00:00+02:00");
+    assert_eq!(counts(&r), (Some(1), Some(2), Some(0)), "{r}");
+    assert_eq!(r["mail"]["sent"], 1, "{r}");
+
+    let devs = app.deviations();
+    let kv = devs.iter().find(|d| d.rule == "kvittens_utskrivningsklar").unwrap();
+    assert_eq!(kv.status, "skickad", "reopened and reported again");
+    let history = svu_vakt::store::deviations::history_of(&mut app.conn(), kv.id).unwrap();
+    let steps: Vec<(Option<&str>, &str)> = history
+        .iter()
+        .map(|h| (h.from_status.map(|s| s.as_str()), h.to_status.as_str()))
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            (None, "ny"),
+            (Some("ny"), "skickad"),
+            (Some("skickad"), "aterkallad"),
+            (Some("aterkallad"), "ny"),
+            (Some("ny"), "skickad")
+        ]
+    );
+    for case in ["C2", "C3"] {
+        let d = devs.iter().find(|d| d.case_id.as_deref() == Some(case)).unwrap();
+        assert_eq!(
+            (d.finding_status.as_str(), d.done_at, d.late_minutes, d.status.as_str()),
+            ("missing", None, None, "skickad"),
+            "{case}: the facts back as they were, quietly"
+        );
+    }
+    let msgs = smtp.messages();
+    assert_eq!(msgs.len(), 7);
+    let reports: Vec<_> = msgs
+        .iter()
+        .filter(|m| m.subject().contains("Utskrivningsklar inte kvitterad") && !m.subject().starts_with("Återkallad"))
+        .collect();
+    assert_eq!(reports.len(), 2, "the first report and the one after reopening");
+    assert_ne!(reports[0].message_id(), reports[1].message_id());
+    assert!(reports[1]
+        .rcpt
+        .contains(&"socialtjanst@linkoping.example.se".to_string()));
 }
 
 fn scan_bin(url: &str, smtp: &str, fault: Option<&str>) -> std::process::Output {

@@ -1,0 +1,179 @@
+//! Filing on a SQLite file: a chunk's actions go to the database set by
+//! set, so the statements a chunk sends do not grow with the deviations it
+//! files, updates, reopens or withdraws.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use diesel::connection::{Connection, Instrumentation, InstrumentationEvent};
+
+use crate::domain::handling::DeviationStatus;
+use super::*;
+use crate::config::ScanConfig;
+use crate::domain::{CaseId, UnitId};
+use crate::mail::templates::Templates;
+use crate::mail::{MailConfig, SmtpUrl};
+use crate::rules::{Profile, Status};
+use crate::store::deviations::DeviationRow;
+
+struct Counter(Arc<AtomicUsize>);
+
+impl Instrumentation for Counter {
+    fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
+        if let InstrumentationEvent::StartQuery { .. } = event {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+fn due(case: usize) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 5, 4, 8, 0, 0).single().unwrap_or_default() + Duration::minutes(case as i64)
+}
+
+/// An inskrivningsmeddelande of case `K<case>` late (done given) or missing.
+fn finding(case: usize, done: Option<DateTime<Utc>>) -> Finding {
+    let due = due(case);
+    Finding {
+        rule: RuleId::Inskrivningsmeddelande24h,
+        case: Some(CaseId(format!("K{case}"))),
+        unit: Some(UnitId("AVD1".into())),
+        due: due.fixed_offset(),
+        status: if done.is_some() { Status::Late } else { Status::Missing },
+        done: done.map(|d| d.fixed_offset()),
+        late_minutes: done.map(|d| (d - due).num_minutes()),
+        affected: Vec::new(),
+    }
+}
+
+fn auditor(pool: crate::store::Pool) -> Auditor {
+    Auditor {
+        pool,
+        profile: Profile::by_name("nationell").unwrap(),
+        scan: ScanConfig::parse("", 60, 14).unwrap(),
+        mail: MailConfig {
+            smtp_url: SmtpUrl(String::new()),
+            from: "svu-vakt@example.se".into(),
+            default_to: "avvikelser@example.se".into(),
+            mode: MailMode::PerAvvikelse,
+            base_url: "http://localhost".into(),
+            templates_dir: None,
+            deliver_every_seconds: 60,
+            smtp_timeout_seconds: 10,
+            claim_seconds: 300,
+            max_age_days: 0,
+            routes: Vec::new(),
+        },
+        templates: Arc::new(Templates::load(None).unwrap()),
+    }
+}
+
+/// Files `n` deviations of each kind of action on a fresh database: `n`
+/// new, `n` whose facts changed, `n` withdrawn ones found again and `n`
+/// mailed ones no finding supports.
+fn file_each_kind(n: usize) -> Filed {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = crate::store::pool(&crate::store::DbUrl::Sqlite(dir.path().join("f.db")), 1).unwrap();
+    let mut conn = pool.get().unwrap();
+    crate::store::migrate(&mut conn).unwrap();
+    let a = auditor(pool.clone());
+    let units = Units::new(Vec::new());
+    let active: HashSet<RuleId> = a.profile.enabled.iter().copied().collect();
+    let filing = Filing {
+        auditor: &a,
+        units: &units,
+        scan_id: 1,
+        backfill: false,
+        mail_cutoff: DateTime::<Utc>::MIN_UTC,
+        active: &active,
+    };
+    // Stored first, as a scan before this one left them.
+    let missing: Vec<Finding> = (0..3 * n).map(|c| finding(c, None)).collect();
+    let mut before = Counts::default();
+    backend::write_tx(&mut conn, |c| filing.apply(c, &missing, Vec::new(), &mut before)).unwrap();
+    let stored = deviations::all(&mut conn).unwrap();
+    let (withdrawn, mailed): (Vec<&DeviationRow>, Vec<&DeviationRow>) =
+        stored.iter().partition(|d| (n..2 * n).contains(&case_no(d)));
+    deviations::set_status_many(&mut conn, &mailed, DeviationStatus::Skickad, "svu-vakt", None).unwrap();
+    deviations::set_status_many(&mut conn, &withdrawn, DeviationStatus::Aterkallad, "svu-vakt", None).unwrap();
+
+    // Now: cases 0..n turned late, n..2n found again, 2n..3n gone, 3n..4n new.
+    let mut findings: Vec<Finding> = (0..n).map(|c| finding(c, Some(due(c) + Duration::hours(3)))).collect();
+    findings.extend((n..2 * n).map(|c| finding(c, None)));
+    findings.extend((3 * n..4 * n).map(|c| finding(c, None)));
+    let existing = deviations::all(&mut conn).unwrap();
+    let sent = Arc::new(AtomicUsize::new(0));
+    conn.set_instrumentation(Counter(sent.clone()));
+    let mut counts = Counts::default();
+    backend::write_tx(&mut conn, |c| filing.apply(c, &findings, existing, &mut counts)).unwrap();
+    Filed {
+        statements: sent.load(Ordering::SeqCst),
+        counts,
+        deviations: deviations::all(&mut conn).unwrap(),
+        mail: crate::store::outbox::all(&mut conn).unwrap(),
+    }
+}
+
+/// What filing did, and what the database holds after it.
+struct Filed {
+    statements: usize,
+    counts: Counts,
+    deviations: Vec<DeviationRow>,
+    mail: Vec<crate::store::outbox::MailRow>,
+}
+
+fn case_no(d: &DeviationRow) -> usize {
+    d.case_id.as_deref().unwrap()[1..].parse().unwrap()
+}
+
+#[test]
+fn forty_deviations_of_each_kind_cost_the_statements_three_do() {
+    let few = file_each_kind(3);
+    assert_eq!((few.counts.filed, few.counts.updated, few.counts.withdrawn), (6, 3, 3));
+    let many = file_each_kind(40);
+    assert_eq!(
+        (many.counts.filed, many.counts.updated, many.counts.withdrawn),
+        (80, 40, 40)
+    );
+    assert_eq!(
+        few.statements, many.statements,
+        "statements per chunk, 3 and 40 deviations of each kind"
+    );
+}
+
+#[test]
+fn each_set_is_stored_as_its_action_says() {
+    let n = 4;
+    let filed = file_each_kind(n);
+    let d = &filed.deviations;
+    assert_eq!(d.len(), 4 * n);
+    for d in d {
+        let case = case_no(d);
+        let expected = match case / n {
+            0 => ("skickad", "late", Some(180)),
+            1 => ("ny", "missing", None),
+            2 => ("aterkallad", "missing", None),
+            _ => ("ny", "missing", None),
+        };
+        assert_eq!(
+            (d.status.as_str(), d.finding_status.as_str(), d.late_minutes),
+            expected,
+            "K{case}"
+        );
+    }
+    let kinds = |kind: outbox::MailKind| filed.mail.iter().filter(|m| m.kind == kind).count();
+    // The first filing's reports (3n), the reopened and the new (2n); the
+    // withdrawn were mailed, so each gets a notice.
+    assert_eq!(kinds(outbox::MailKind::Avvikelse), 5 * n);
+    assert_eq!(kinds(outbox::MailKind::Aterkallelse), n);
+    let ids: HashSet<&str> = filed.mail.iter().map(|m| m.message_id.as_str()).collect();
+    assert_eq!(ids.len(), filed.mail.len(), "a Message-ID each");
+    // In the order mail always queued: reopened reports, new reports, notices.
+    let case_of = |m: &crate::store::outbox::MailRow| {
+        let id = m.ids()[0];
+        d.iter().find(|d| d.id == id).map(case_no).unwrap()
+    };
+    let order: Vec<usize> = filed.mail[3 * n..].iter().map(|m| case_of(m) / n).collect();
+    let expected: Vec<usize> = [1, 3, 2].iter().flat_map(|k| std::iter::repeat_n(*k, n)).collect();
+    assert_eq!(order, expected);
+}

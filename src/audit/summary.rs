@@ -1,0 +1,95 @@
+//! What the follow-up keeps of each case a scan judged: its obligations
+//! (met, late, missing, or pending within due + grace) and its facts, as
+//! the rows `store::followup` replaces when a hash over them changed.
+
+use chrono::{DateTime, Duration, NaiveDateTime, Utc};
+
+use crate::calendar::local_date;
+use crate::rules::{case, Obligation, Outcome};
+use crate::store::candidates::Candidate;
+use crate::store::followup::{self, NewObligation};
+
+/// An obligation late or missing within the grace is not judged yet, as no
+/// deviation is filed for it yet (feed latency): it stays pending.
+fn graced(o: &Obligation, as_of: DateTime<Utc>, grace: Duration) -> (Outcome, Option<NaiveDateTime>) {
+    match o.outcome {
+        Outcome::Late | Outcome::Missing if o.due + grace > as_of => (Outcome::Pending, None),
+        outcome => (outcome, o.done.map(|t| t.naive_utc())),
+    }
+}
+
+pub(super) fn obligation_row(case_id: &str, o: &Obligation, as_of: DateTime<Utc>, grace: Duration) -> NewObligation {
+    let (outcome, done_at) = graced(o, as_of, grace);
+    NewObligation {
+        case_id: case_id.to_string(),
+        rule: o.rule.as_str().to_string(),
+        unit: o.unit.as_ref().map(|u| u.0.clone()),
+        due: o.due.naive_utc(),
+        outcome: outcome.as_str().to_string(),
+        done_at,
+    }
+}
+
+/// The rows the follow-up keeps of one case, when a hash over what they
+/// hold differs from the one the last scan noted (`None`: unchanged, and
+/// no row is built). The hash is only ever compared with one this build
+/// wrote; a new build rewrites each case once.
+pub(super) fn summarise(
+    c: &Candidate,
+    outcome: &case::CaseOutcome,
+    as_of: DateTime<Utc>,
+    grace: Duration,
+) -> Option<followup::CaseSummary> {
+    use std::hash::{Hash, Hasher};
+    let f = &outcome.facts;
+    let mut h = std::hash::DefaultHasher::new();
+    for o in &outcome.obligations {
+        (o.rule, &o.unit, o.due, graced(o, as_of, grace)).hash(&mut h);
+    }
+    f.hash(&mut h);
+    (&c.patient_hash, &c.age_band).hash(&mut h);
+    let hash = format!("{:016x}", h.finish());
+    if c.summary_hash.as_deref() == Some(hash.as_str()) {
+        return None;
+    }
+    let day = |d: chrono::NaiveDate| d.format("%Y-%m-%d").to_string();
+    let (pending, judged): (Vec<_>, Vec<_>) = outcome
+        .obligations
+        .iter()
+        .map(|o| (o, graced(o, as_of, grace).0))
+        .partition(|(_, outcome)| *outcome == Outcome::Pending);
+    let pending: Vec<&Obligation> = pending.into_iter().map(|(o, _)| o).collect();
+    Some(followup::CaseSummary {
+        case_id: c.id.clone(),
+        hash,
+        judged: judged
+            .iter()
+            .map(|(o, outcome)| followup::JudgedDay {
+                day: local_date(o.due),
+                rule: o.rule.as_str().to_string(),
+                unit: o.unit.as_ref().map_or_else(String::new, |u| u.0.clone()),
+                outcome: *outcome,
+            })
+            .collect(),
+        pending: pending
+            .into_iter()
+            .map(|o| obligation_row(&c.id, o, as_of, grace))
+            .collect(),
+        facts: followup::FactsRow {
+            case_id: c.id.clone(),
+            kommuner: serde_json::to_string(&f.kommuner).unwrap_or_else(|_| "[]".into()),
+            patient_hash: c.patient_hash.clone(),
+            age_band: c.age_band.clone(),
+            inskrivning_at: f.inskrivning_at.map(|t| t.naive_utc()),
+            uk_at: f.uk_at.map(|t| t.naive_utc()),
+            dag0: f.dag0.map(day),
+            utskrivning_at: f.utskrivning_at.map(|t| t.naive_utc()),
+            utskrivning_date: f.utskrivning_at.map(|t| day(local_date(t))),
+            avslut_date: f.avslut_at.map(|t| day(local_date(t))),
+            im_in_time: f.im_in_time,
+            sip_needed: f.sip_needed,
+            kallelse_in_time: f.kallelse_in_time,
+            kommun: f.kommun.clone(),
+        },
+    })
+}
