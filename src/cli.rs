@@ -19,6 +19,7 @@ use crate::store::{self, units};
 use crate::{app_state, Application};
 
 pub fn serve(config: &Config, demo: bool, demo_cases: usize) -> anyhow::Result<()> {
+    let config = if demo { &demo::demo_rules(config) } else { config };
     if demo {
         demo::prepare(config, demo_cases)?;
     }

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use diesel::connection::{Connection, Instrumentation, InstrumentationEvent};
 
-use crate::domain::handling::DeviationStatus;
 use super::*;
 use crate::config::ScanConfig;
+use crate::domain::handling::DeviationStatus;
 use crate::domain::{CaseId, UnitId};
 use crate::mail::templates::Templates;
 use crate::mail::{MailConfig, SmtpUrl};

@@ -10,9 +10,34 @@ use crate::app_state;
 use crate::config::Config;
 use crate::demo::{self, DemoOptions};
 use crate::ingest;
+use crate::rules::{Profile, RuleId};
 use crate::store::events::BatchOutcome;
 use crate::store::tokens::{self, Role};
 use crate::store::{self, units, DbConn};
+
+/// The rules `serve --demo` runs when the config file names none: the
+/// demo county is Östergötland's, so its profile, with the rules of the
+/// rest of the guideline that other counties have switched on as well, so
+/// that every rule's deviations and adherence can be seen.
+pub(super) fn demo_rules(config: &Config) -> Config {
+    let mut config = config.clone();
+    if config.rules.profile.is_none() && config.rules.enabled.is_none() {
+        let mut enabled: Vec<RuleId> = Profile::ostergotland().enabled.into_iter().collect();
+        enabled.extend(DEMO_EXTRA_RULES);
+        config.rules.profile = Some("ostergotland".into());
+        config.rules.enabled = Some(enabled);
+    }
+    config
+}
+
+/// Switched on in the demo besides the `ostergotland` profile's rules.
+const DEMO_EXTRA_RULES: [RuleId; 5] = [
+    RuleId::KvittensInskrivningsmeddelande,
+    RuleId::SipMote,
+    RuleId::ImEfterAtertag,
+    RuleId::BeraknatDatumPasserat,
+    RuleId::HemgangDagenEfter,
+];
 
 /// Fills an empty database with the demo county and prints an admin token.
 pub(super) fn prepare(config: &Config, cases: usize) -> anyhow::Result<()> {
@@ -35,6 +60,18 @@ pub(super) fn prepare(config: &Config, cases: usize) -> anyhow::Result<()> {
         ),
         Err(e) => println!("Första granskningen kunde inte köras nu ({e}); den schemalagda tar vid."),
     }
+    let profile = config.profile()?;
+    println!(
+        "Regelprofil: {} ({} regler på: {}).",
+        profile.name,
+        profile.enabled.len(),
+        profile
+            .enabled
+            .iter()
+            .map(|r| r.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     println!(
         "Demoanvändare (lösenorden visas bara nu; logga in på http://{}/login):",
         config.listen

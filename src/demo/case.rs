@@ -9,7 +9,7 @@
 use chrono::DateTime;
 use chrono_tz::Europe::Stockholm;
 
-use super::{Ev, Rng, DAY, HOUR, KOMMUNER};
+use super::{huvudman_of, Ev, Rng, DAY, HOUR, KOMMUNER};
 
 /// The events of one case, with a readmission's numbered from 201.
 pub(super) fn plan_case(r: &mut Rng, from: i64, to: i64, wards: &[String]) -> Vec<Ev> {
@@ -23,10 +23,16 @@ pub(super) fn plan_case(r: &mut Rng, from: i64, to: i64, wards: &[String]) -> Ve
         return c.evs;
     }
     let (uk_at, uk) = c.utskrivningsklar();
+    // A few vårdcentraler close the case at discharge before calling to SIP
+    // (seed 001 forbids it): the kallelse never comes.
+    let closes_early = sip && c.r.chance(0.05);
     if let Some(n) = uk {
-        c.after_utskrivningsklar(uk_at, n, sip);
+        c.after_utskrivningsklar(uk_at, n, sip && !closes_early);
     }
-    c.discharge(uk_at);
+    let ut = c.discharge(uk_at);
+    if sip && uk.is_some() {
+        c.sip_meeting(ut, closes_early);
+    }
     c.evs
 }
 
@@ -61,6 +67,14 @@ impl<'r> Case<'r> {
         };
         c.push("inskrivning", admit, c.ward.clone(), vec![], None, None);
         c.evs[0].patient = Some(personnummer(c.r));
+        // The folkbokföringskommun is mostly where the patient goes home to;
+        // some are placed in another kommun's boende (SPEC §7).
+        let home = if c.r.chance(0.04) {
+            KOMMUNER[c.r.below(13) as usize].1
+        } else {
+            KOMMUNER.iter().find(|k| k.0 == kommun).map_or("Linköping", |k| k.1)
+        };
+        c.evs[0].kommun = Some(huvudman_of(home));
         c
     }
 
@@ -84,6 +98,7 @@ impl<'r> Case<'r> {
             reference,
             value,
             patient: None,
+            kommun: None,
         });
         n
     }
@@ -109,15 +124,38 @@ impl<'r> Case<'r> {
             ],
         )?;
         let recipients = self.recipients.clone();
+        // The beräknat utskrivningsdatum: a guess, often too early (seed 003).
+        let planned = self.admit + self.r.range(2 * DAY, 7 * DAY);
         let im = self.push(
             "inskrivningsmeddelande",
             at,
             self.ward.clone(),
             recipients.clone(),
             None,
-            None,
+            Some(local_date(planned)),
         );
-        for rc in recipients {
+        if self.r.chance(0.35) {
+            // The ward moves the date, mostly before the old one passes.
+            let moved = planned + self.r.range(-20 * HOUR, 10 * HOUR);
+            let new_date = moved + self.r.range(2 * DAY, 5 * DAY);
+            let moved_at = moved.max(at + HOUR);
+            let update = self.push(
+                "inskrivningsmeddelande",
+                moved_at,
+                self.ward.clone(),
+                recipients.clone(),
+                None,
+                Some(local_date(new_date)),
+            );
+            self.acknowledge(update, moved_at);
+        }
+        self.acknowledge(im, at);
+        Some(at)
+    }
+
+    /// Each recipient acknowledges IM `im`, sent at `at`, mostly in time.
+    fn acknowledge(&mut self, im: u8, at: i64) {
+        for rc in self.recipients.clone() {
             if let Some(k_at) = pick(
                 self.r,
                 &[(0.90, at + 300, at + 18 * HOUR), (0.06, at + 24 * HOUR, at + 72 * HOUR)],
@@ -125,7 +163,6 @@ impl<'r> Case<'r> {
                 self.push("kvittens", k_at, rc, vec![], Some(im), None);
             }
         }
-        Some(at)
     }
 
     fn fast_vardkontakt(&mut self, after: i64) {
@@ -140,7 +177,7 @@ impl<'r> Case<'r> {
     fn sip_prerequisites(&mut self) -> bool {
         let behov = self.r.below(100);
         let sip_needed = behov < 45;
-        if behov < 75 {
+        if behov < 88 {
             let at = self.admit + self.r.range(HOUR, 72 * HOUR);
             self.push(
                 "behov_av_sip",
@@ -202,7 +239,7 @@ impl<'r> Case<'r> {
             None,
             None,
         );
-        if self.r.chance(0.03) {
+        if self.r.chance(0.05) {
             let back = uk_at + self.r.range(HOUR, 20 * HOUR);
             self.push(
                 "atertag_utskrivningsklar",
@@ -212,6 +249,19 @@ impl<'r> Case<'r> {
                 Some(n),
                 None,
             );
+            // Seed 002: a new IM with a new date; most wards remember the same day.
+            if self.r.chance(0.6) {
+                let im_at = back + self.r.range(10 * 60, 3 * HOUR);
+                let date = local_date(back + self.r.range(2 * DAY, 4 * DAY));
+                self.push(
+                    "inskrivningsmeddelande",
+                    im_at.min(end_of_day_local(back)),
+                    self.ward.clone(),
+                    recipients.clone(),
+                    None,
+                    Some(date),
+                );
+            }
             uk_at = back + self.r.range(DAY, 3 * DAY);
             n = self.push("utskrivningsklar", uk_at, self.ward.clone(), recipients, None, None);
         }
@@ -250,7 +300,7 @@ impl<'r> Case<'r> {
 
     /// Home; a share of patients comes back within 30 days (SKR: about
     /// 10–13 % of those 65 and older): a new case of the same patient.
-    fn discharge(&mut self, uk_at: i64) {
+    fn discharge(&mut self, uk_at: i64) -> i64 {
         let ut = discharge(self.r, uk_at, self.kommun);
         self.push("utskrivning", ut, self.ward.clone(), vec![], None, None);
         if let Some(p) = self.evs[0].patient.clone() {
@@ -260,6 +310,24 @@ impl<'r> Case<'r> {
                 let again = readmission(self.r, back, &self.ward, &self.recipients, p);
                 self.evs.extend(again);
             }
+        }
+        ut
+    }
+
+    /// The SIP meeting after discharge, mostly within the four weeks of
+    /// seed 002; a case closed too early is closed by the vårdcentral
+    /// within hours of the discharge, and has no meeting.
+    fn sip_meeting(&mut self, ut: i64, closes_early: bool) {
+        if closes_early {
+            let at = ut + self.r.range(HOUR, 6 * HOUR);
+            self.push("avslut", at, self.vc.clone(), vec![], None, Some("utskriven".into()));
+            return;
+        }
+        if let Some(at) = pick(
+            self.r,
+            &[(0.82, ut + DAY, ut + 26 * DAY), (0.10, ut + 30 * DAY, ut + 45 * DAY)],
+        ) {
+            self.push("sip_mote", at, self.vc.clone(), vec![], None, None);
         }
     }
 }
@@ -306,6 +374,7 @@ fn readmission(r: &mut Rng, admit: i64, ward: &str, recipients: &[String], patie
             reference,
             value: None,
             patient: None,
+            kommun: None,
         });
         n
     };
@@ -351,6 +420,23 @@ fn end_of_dag0(t: i64) -> i64 {
     let extra = if hour < 12 { 0 } else { DAY };
     let secs_into_day = i64::from(chrono::Timelike::num_seconds_from_midnight(&local));
     t - secs_into_day + extra + DAY - 1
+}
+
+/// The local date of `t` as `YYYY-MM-DD` (an IM's beräknat utskrivningsdatum).
+fn local_date(t: i64) -> String {
+    DateTime::from_timestamp(t, 0)
+        .unwrap_or_default()
+        .with_timezone(&Stockholm)
+        .format("%Y-%m-%d")
+        .to_string()
+}
+
+/// 23:59:59 local time on the day of `t`.
+fn end_of_day_local(t: i64) -> i64 {
+    let local = DateTime::from_timestamp(t, 0)
+        .unwrap_or_default()
+        .with_timezone(&Stockholm);
+    t - i64::from(chrono::Timelike::num_seconds_from_midnight(&local)) + DAY - 1
 }
 
 fn personnummer(r: &mut Rng) -> String {

@@ -55,6 +55,11 @@ pub(crate) fn push_line(buf: &mut String, case: &str, e: &Ev) {
         buf.push_str(p);
         buf.push('"');
     }
+    if let Some(k) = &e.kommun {
+        buf.push_str(",\"kommun\":\"");
+        buf.push_str(k);
+        buf.push('"');
+    }
     buf.push_str("}\n");
 }
 

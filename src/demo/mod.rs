@@ -59,6 +59,8 @@ pub(crate) struct Ev {
     pub(crate) reference: Option<u8>,
     pub(crate) value: Option<String>,
     pub(crate) patient: Option<String>,
+    /// The patient's kommun, on the inskrivning (SPEC §3.2).
+    pub(crate) kommun: Option<String>,
 }
 
 pub(crate) const HOUR: i64 = 3600;

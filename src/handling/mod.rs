@@ -74,6 +74,8 @@ pub struct Detail {
     pub atgard: Option<String>,
     pub reason: Option<String>,
     pub allowed: Vec<DeviationStatus>,
+    /// The berörd part (SPEC §6), unit ids.
+    pub parties: Vec<String>,
 }
 
 /// The deviation if the caller may see it: out of scope is not found.
@@ -81,6 +83,32 @@ pub fn visible(conn: &mut DbConn, scope: &Scope, id: i64) -> Result<DeviationRow
     deviations::get(conn, id)?
         .filter(|d| scope.contains(d.unit.as_deref()))
         .ok_or(HandlingError::NotFound)
+}
+
+/// Whether `caller` reads, besides what its units are responsible for,
+/// what was reported on their behalf (SPEC §6: the berörd part): ledning
+/// does — a kommun's chefs see the reports about the care of their
+/// patients; a handläggare reads only its own units' (SPEC §9).
+pub fn reads_on_behalf(caller: &Caller) -> bool {
+    caller.role == crate::store::tokens::Role::Ledning
+}
+
+/// The deviation if the caller may read it: responsible for it, or (for
+/// ledning) its berörd part. Only the responsible side handles it ([`visible`]).
+pub fn readable(conn: &mut DbConn, caller: &Caller, scope: &Scope, id: i64) -> Result<DeviationRow, HandlingError> {
+    let d = deviations::get(conn, id)?.ok_or(HandlingError::NotFound)?;
+    if scope.contains(d.unit.as_deref()) {
+        return Ok(d);
+    }
+    if !reads_on_behalf(caller) {
+        return Err(HandlingError::NotFound);
+    }
+    let parties = deviations::parties_of(conn, &[id])?.remove(&id).unwrap_or_default();
+    if parties.iter().any(|u| scope.contains(Some(u))) {
+        Ok(d)
+    } else {
+        Err(HandlingError::NotFound)
+    }
 }
 
 /// A list read: one page of the deviations `caller` may see that match
@@ -97,14 +125,14 @@ pub fn list(
 ) -> Result<(Scope, Vec<DeviationRow>, i64), HandlingError> {
     let scope = Scope::of(caller, conn)?;
     tokens::log_access(conn, caller, action, logged)?;
-    let (rows, total) = deviations::page(conn, filter, scope.units(), page, per_page)?;
+    let (rows, total) = deviations::page(conn, filter, scope.units(), reads_on_behalf(caller), page, per_page)?;
     Ok((scope, rows, total))
 }
 
 /// The caller's scope and the deviation `id` in it, the read logged.
 pub fn open(conn: &mut DbConn, caller: &Caller, id: i64) -> Result<(Scope, DeviationRow), HandlingError> {
     let scope = Scope::of(caller, conn)?;
-    let d = visible(conn, &scope, id)?;
+    let d = readable(conn, caller, &scope, id)?;
     tokens::log_access(conn, caller, "read_deviation", &id.to_string())?;
     Ok((scope, d))
 }
@@ -117,7 +145,7 @@ pub fn read(conn: &mut DbConn, caller: &Caller, id: i64) -> Result<Detail, Handl
 
 /// After a change: the deviation read again in `scope`, a read like any other.
 fn reread(conn: &mut DbConn, caller: &Caller, scope: Scope, id: i64) -> Result<Detail, HandlingError> {
-    let d = visible(conn, &scope, id)?;
+    let d = readable(conn, caller, &scope, id)?;
     tokens::log_access(conn, caller, "read_deviation", &id.to_string())?;
     detail(conn, caller, scope, d)
 }
@@ -137,7 +165,13 @@ pub fn detail(conn: &mut DbConn, caller: &Caller, scope: Scope, d: DeviationRow)
         Some(uid) => crate::store::users::get(conn, uid)?.map(|u| u.username),
         None => None,
     };
-    let allowed = rules::choices(caller.role, d.status);
+    // The berörd part reads; only the responsible side changes the status.
+    let d_id = d.id;
+    let allowed = if scope.contains(d.unit.as_deref()) {
+        rules::choices(caller.role, d.status)
+    } else {
+        Vec::new()
+    };
     Ok(Detail {
         scope,
         deviation: d,
@@ -147,6 +181,7 @@ pub fn detail(conn: &mut DbConn, caller: &Caller, scope: Scope, d: DeviationRow)
         atgard: handled.atgard,
         reason: handled.reason,
         allowed,
+        parties: deviations::parties_of(conn, &[d_id])?.remove(&d_id).unwrap_or_default(),
     })
 }
 

@@ -9,33 +9,72 @@ use crate::followup::quarterly::Quarterly;
 use crate::mail::report::local_text;
 use crate::store::deviations::DeviationRow;
 
+/// Both sides of each deviation (SPEC §6): the units' names and huvudmän,
+/// each deviation's berörd part, and the routine the reports cite.
+#[derive(Default)]
+pub struct Sides {
+    /// Unit id → (name, huvudman).
+    pub units: std::collections::HashMap<String, (String, String)>,
+    pub parties: std::collections::BTreeMap<i64, Vec<String>>,
+    pub routine: String,
+}
+
+impl Sides {
+    fn name(&self, id: &str) -> String {
+        self.units.get(id).map_or_else(|| id.to_string(), |(n, _)| n.clone())
+    }
+
+    fn huvudman(&self, id: &str) -> String {
+        self.units.get(id).map_or_else(String::new, |(_, h)| h.clone())
+    }
+
+    /// "Hemtjänst Nord (Linköpings kommun), …".
+    fn parties_text(&self, id: i64) -> String {
+        let Some(units) = self.parties.get(&id) else {
+            return String::new();
+        };
+        units
+            .iter()
+            .map(|u| format!("{} ({})", self.name(u), self.huvudman(u)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
 /// The deviation list (`/avvikelser.csv`), for Swedish Excel.
-pub fn deviations(rows: &[DeviationRow]) -> anyhow::Result<String> {
+pub fn deviations(rows: &[DeviationRow], sides: &Sides) -> anyhow::Result<String> {
     let mut t = Table::new(Dialect::EXCEL);
     t.row([
         "id",
         "regel",
         "ärende",
         "enhet",
+        "enhetens huvudman",
+        "berörd part",
         "senast",
         "utfört",
         "minuter_sent",
         "status",
         "riskvärde",
         "registrerad",
+        "rutin",
     ])?;
     for d in rows {
+        let unit = d.unit.clone().unwrap_or_default();
         t.row([
             d.id.to_string(),
             d.rule.clone(),
             d.case_id.clone().unwrap_or_default(),
-            d.unit.clone().unwrap_or_default(),
+            unit.clone(),
+            sides.huvudman(&unit),
+            sides.parties_text(d.id),
             local_text(d.due),
             d.done_at.map(local_text).unwrap_or_default(),
             opt(&d.late_minutes),
             d.status.to_string(),
             (d.sannolikhet * d.konsekvens).to_string(),
             local_text(d.created_at),
+            sides.routine.clone(),
         ])?;
     }
     t.finish()

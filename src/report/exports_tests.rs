@@ -74,8 +74,19 @@ fn the_deviation_list() {
         deviation(1, FORMULA, EXPRESSION, Some(-3)),
         deviation(2, "12.5", "-3", None),
     ];
-    let text = deviations(&rows).unwrap();
-    assert!(text.starts_with("\u{feff}id;regel;ärende;"), "{text}");
+    let mut sides = Sides::default();
+    sides
+        .units
+        .insert("AVD1".into(), ("Avdelning 1".into(), "Region".into()));
+    sides.units.insert("K1".into(), ("Hemtjänst".into(), "Kommunen".into()));
+    sides.parties.insert(1, vec!["K1".into()]);
+    sides.routine = "Lag (2017:612)".into();
+    let text = deviations(&rows, &sides).unwrap();
+    assert!(
+        text.starts_with("\u{feff}id;regel;ärende;enhet;enhetens huvudman;berörd part;"),
+        "{text}"
+    );
+    assert!(text.contains("Hemtjänst (Kommunen)"), "both sides: {text}");
     assert_guarded(&text, b';');
 }
 

@@ -10,6 +10,7 @@ mod browser;
 mod core;
 mod feed;
 mod followup;
+mod guideline;
 mod handling;
 mod helpers;
 mod holes;

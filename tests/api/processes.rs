@@ -262,29 +262,43 @@ fn serve_demo_shows_deviations_at_once_to_the_demo_users_it_prints() {
         assert!(started.elapsed() < Duration::from_secs(30), "serve did not answer");
         std::thread::sleep(Duration::from_millis(100));
     }
-    let count_with = |name: &str, password: &str| -> (usize, HashSet<String>) {
+    let count_with = |name: &str, password: &str| -> (usize, HashSet<String>, HashSet<String>) {
         let body = serde_json::json!({"username": name, "password": password});
         let r = ureq::post(&format!("{base}/api/v1/session")).send_json(body).unwrap();
         let cookie = r.header("Set-Cookie").unwrap().split(';').next().unwrap().to_string();
-        let r = ureq::get(&format!("{base}/api/v1/deviations?per_page=1000"))
-            .set("Cookie", &cookie)
-            .call()
-            .unwrap();
-        let total: usize = r.header("X-Total-Count").unwrap().parse().unwrap();
-        let list: serde_json::Value = r.into_json().unwrap();
-        assert_eq!(list.as_array().unwrap().len(), total, "one page holds them all");
-        let units = list
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(|d| d["unit"].as_str().map(String::from))
-            .collect();
-        (total, units)
+        let (mut units, mut rules, mut seen) = (HashSet::new(), HashSet::new(), 0);
+        for page in 1.. {
+            let r = ureq::get(&format!("{base}/api/v1/deviations?per_page=1000&page={page}"))
+                .set("Cookie", &cookie)
+                .call()
+                .unwrap();
+            let total: usize = r.header("X-Total-Count").unwrap().parse().unwrap();
+            let list: serde_json::Value = r.into_json().unwrap();
+            let list = list.as_array().unwrap();
+            seen += list.len();
+            units.extend(list.iter().filter_map(|d| d["unit"].as_str().map(String::from)));
+            rules.extend(list.iter().filter_map(|d| d["rule"].as_str().map(String::from)));
+            if seen >= total || list.is_empty() {
+                assert_eq!(seen, total, "every page read");
+                return (total, units, rules);
+            }
+        }
+        unreachable!()
     };
     let count_for = |name: &str| count_with(name, &password(name));
-    let (ward, ward_units) = count_for("handlaggare.avdelning");
-    let (county, _) = count_for("ledning");
-    let (_, ht_units) = count_for("handlaggare.hemtjanst");
+    let (ward, ward_units, _) = count_for("handlaggare.avdelning");
+    let (county, _, rules) = count_for("ledning");
+    let (_, ht_units, _) = count_for("handlaggare.hemtjanst");
+    // The demo runs its county's profile with the rest of the guideline on
+    // (issue 22): a person who logs in sees every rule's deviations.
+    assert!(text.contains("Regelprofil: ostergotland"), "{text}");
+    for rule in svu_vakt::rules::RuleId::ALL {
+        assert!(
+            rules.contains(rule.as_str()),
+            "no {} deviation in the demo: {rules:?}",
+            rule.as_str()
+        );
+    }
     assert!(ward > 0, "the ward's handläggare sees nothing");
     assert!(county > ward);
     assert_eq!(ward_units, HashSet::from(["RO-VIN-MED-AVD1".to_string()]));

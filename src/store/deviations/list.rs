@@ -8,7 +8,7 @@ use diesel::prelude::*;
 use crate::domain::handling::DeviationStatus;
 
 use super::DeviationRow;
-use crate::store::schema::deviations;
+use crate::store::schema::{deviation_parties, deviations};
 use crate::store::DbConn;
 
 /// The filters of the deviation list (SPEC §8); `from`/`to` bound the due.
@@ -17,6 +17,8 @@ pub struct ListFilter {
     pub status: Option<DeviationStatus>,
     pub rule: Option<String>,
     pub unit: Option<String>,
+    /// A unit among the berörd part (SPEC §6): what was reported on its behalf.
+    pub berord: Option<String>,
     pub case: Option<String>,
     pub from: Option<NaiveDateTime>,
     pub to: Option<NaiveDateTime>,
@@ -37,6 +39,7 @@ impl ListFilter {
             ("status", &status),
             ("rule", &self.rule),
             ("unit", &self.unit),
+            ("berord", &self.berord),
             ("case", &self.case),
         ];
         for (key, value) in text {
@@ -73,11 +76,13 @@ pub fn log_encode(s: &str) -> String {
 }
 
 /// One page of the list, newest due first (ties by id, newest first), and
-/// how many match in all. `scope` limits to those units when given.
+/// how many match in all. `scope` limits to those units when given (and
+/// with `on_behalf` to what was reported on their behalf too).
 pub fn page(
     conn: &mut DbConn,
     filter: &ListFilter,
     scope: Option<&std::collections::HashSet<String>>,
+    on_behalf: bool,
     page: i64,
     per_page: i64,
 ) -> QueryResult<(Vec<DeviationRow>, i64)> {
@@ -102,8 +107,22 @@ pub fn page(
         if let Some(t) = filter.to {
             q = q.filter(deviations::due.lt(t));
         }
-        if let Some(units) = &scope {
-            q = q.filter(deviations::unit.eq_any(units.clone()));
+        if let Some(b) = &filter.berord {
+            let on_behalf = deviation_parties::table
+                .filter(deviation_parties::unit.eq(b.clone()))
+                .select(deviation_parties::deviation_id);
+            q = q.filter(deviations::id.eq_any(on_behalf));
+        }
+        // In scope: responsible for it, or (`on_behalf`) its berörd part.
+        match &scope {
+            Some(units) if on_behalf => {
+                let theirs = deviation_parties::table
+                    .filter(deviation_parties::unit.eq_any(units.clone()))
+                    .select(deviation_parties::deviation_id);
+                q = q.filter(deviations::unit.eq_any(units.clone()).or(deviations::id.eq_any(theirs)));
+            }
+            Some(units) => q = q.filter(deviations::unit.eq_any(units.clone())),
+            None => {}
         }
         q
     };

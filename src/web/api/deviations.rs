@@ -29,14 +29,14 @@ fn stockholm(t: NaiveDateTime) -> String {
 
 /// A deviation as the API shows it; the mail addresses only to those who
 /// may see every unit's (not a handläggare).
-fn view(d: &DeviationRow, scope: &Scope) -> serde_json::Value {
+fn view(d: &DeviationRow, scope: &Scope, parties: &[String]) -> serde_json::Value {
     let recipients = if scope.sees_addresses() {
         serde_json::from_str::<serde_json::Value>(&d.recipients).unwrap_or_default()
     } else {
         serde_json::Value::Null
     };
     json!({
-        "id": d.id, "rule": d.rule, "case": d.case_id, "unit": d.unit,
+        "id": d.id, "rule": d.rule, "case": d.case_id, "unit": d.unit, "berord": parties,
         "due": stockholm(d.due),
         "finding_status": d.finding_status,
         "done": d.done_at.map(stockholm),
@@ -53,6 +53,7 @@ struct ListQuery {
     status: Option<String>,
     rule: Option<String>,
     unit: Option<String>,
+    berord: Option<String>,
     case: Option<String>,
     from: Option<String>,
     to: Option<String>,
@@ -110,6 +111,7 @@ pub fn parse_list(query: &str) -> Result<(ListFilter, i64, i64), AppError> {
         status,
         rule,
         unit: empty_none(q.unit),
+        berord: empty_none(q.berord),
         case: empty_none(q.case),
         // A date given empty is not a date (the document says `format: date`).
         from: q.from.map(|v| bound("from", &v, false)).transpose()?,
@@ -126,6 +128,7 @@ pub fn parse_list(query: &str) -> Result<(ListFilter, i64, i64), AppError> {
     params(("status" = Option<String>, Query),
         ("rule" = Option<String>, Query, description = "ett regel-id"),
         ("unit" = Option<String>, Query, description = "den ansvariga enheten"),
+        ("berord" = Option<String>, Query, description = "en enhet bland den berörda parten: det som rapporterats för dess räkning"),
         ("case" = Option<String>, Query, description = "ett ärende-id"),
         ("from" = Option<String>, Query, format = Date, description = "förfaller från: ÅÅÅÅ-MM-DD (svensk dag) eller RFC 3339"),
         ("to" = Option<String>, Query, format = Date, description = "förfaller till: ÅÅÅÅ-MM-DD (den dagen medräknad) eller RFC 3339"),
@@ -150,7 +153,15 @@ async fn list(state: web::Data<AppState>, auth: Auth, req: HttpRequest) -> Resul
             "list_deviations",
             &logged,
         )?;
-        Ok((rows.iter().map(|d| view(d, &scope)).collect(), total))
+        let ids: Vec<i64> = rows.iter().map(|d| d.id).collect();
+        let parties = crate::store::deviations::parties_of(&mut conn, &ids)?;
+        let empty = Vec::new();
+        Ok((
+            rows.iter()
+                .map(|d| view(d, &scope, parties.get(&d.id).unwrap_or(&empty)))
+                .collect(),
+            total,
+        ))
     })
     .await??;
     Ok(HttpResponse::Ok()
@@ -163,7 +174,7 @@ async fn list(state: web::Data<AppState>, auth: Auth, req: HttpRequest) -> Resul
 /// The deviation with its history, handling, comments and the changes the
 /// caller may make now, as the API shows it.
 fn detail_json(x: &Detail) -> serde_json::Value {
-    let mut v = view(&x.deviation, &x.scope);
+    let mut v = view(&x.deviation, &x.scope, &x.parties);
     if let Some(o) = v.as_object_mut() {
         o.insert(
             "history".into(),

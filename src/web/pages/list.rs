@@ -53,7 +53,9 @@ fn list_params(req: &HttpRequest) -> Result<ListParams, AppError> {
         .unwrap_or_default();
     let newest = raw.get("sort").map(String::as_str) != Some("aldst");
     // The API's parser checks the filters; the page adds only `sort`.
-    const KNOWN: [&str; 8] = ["status", "rule", "unit", "case", "from", "to", "page", "per_page"];
+    const KNOWN: [&str; 9] = [
+        "status", "rule", "unit", "berord", "case", "from", "to", "page", "per_page",
+    ];
     let api_query: Vec<(String, String)> = raw
         .iter()
         .filter(|(k, v)| KNOWN.contains(&k.as_str()) && !v.trim().is_empty())
@@ -103,6 +105,8 @@ struct Listed {
     total: i64,
     waiting: Vec<(DeviationStatus, i64, Option<NaiveDateTime>)>,
     names: HashMap<String, String>,
+    /// The berörd part of each row (SPEC §6).
+    parties: std::collections::BTreeMap<i64, Vec<String>>,
 }
 
 fn read_list(state: &AppState, caller: &Caller, filter: &ListFilter, page: (i64, i64)) -> Result<Listed, AppError> {
@@ -111,11 +115,14 @@ fn read_list(state: &AppState, caller: &Caller, filter: &ListFilter, page: (i64,
     let (scope, rows, total) = handling::list(&mut conn, caller, filter, page, "list_deviations", &logged)?;
     let waiting = deviations::open_counts(&mut conn, scope.units())?;
     let names = unit_names(&mut conn)?;
+    let ids: Vec<i64> = rows.iter().map(|d| d.id).collect();
+    let parties = deviations::parties_of(&mut conn, &ids)?;
     Ok(Listed {
         rows,
         total,
         waiting,
         names,
+        parties,
     })
 }
 
@@ -149,7 +156,11 @@ async fn list(state: web::Data<AppState>, pages: web::Data<Pages>, req: HttpRequ
 fn list_view(listed: &Listed, params: &ListParams, heading: &str, now: NaiveDateTime) -> Value {
     let (page, per_page, total) = (params.page, params.per_page, listed.total);
     let pages_n = ((total + per_page - 1) / per_page).max(1);
-    let rows: Vec<Value> = listed.rows.iter().map(|d| row_view(d, &listed.names, now)).collect();
+    let rows: Vec<Value> = listed
+        .rows
+        .iter()
+        .map(|d| row_view(d, &listed.names, listed.parties.get(&d.id), now))
+        .collect();
     let (statuses, rules) = filter_choices(&params.raw);
     json!({
         "heading": heading,
@@ -162,7 +173,7 @@ fn list_view(listed: &Listed, params: &ListParams, heading: &str, now: NaiveDate
         "statuses": statuses,
         "rules": rules,
         "filter": {
-            "unit": params.raw.get("unit"), "case": params.raw.get("case"),
+            "unit": params.raw.get("unit"), "berord": params.raw.get("berord"), "case": params.raw.get("case"),
             "from": params.raw.get("from"), "to": params.raw.get("to"),
         },
         "query": params.query,
@@ -172,13 +183,21 @@ fn list_view(listed: &Listed, params: &ListParams, heading: &str, now: NaiveDate
 }
 
 /// One deviation as a row of the list.
-fn row_view(d: &DeviationRow, names: &HashMap<String, String>, now: NaiveDateTime) -> Value {
+fn row_view(
+    d: &DeviationRow,
+    names: &HashMap<String, String>,
+    parties: Option<&Vec<String>>,
+    now: NaiveDateTime,
+) -> Value {
     let (age, overdue) = age(d, now);
+    let name = |u: &String| names.get(u).cloned().unwrap_or_else(|| u.clone());
+    let berord: Vec<String> = parties.into_iter().flatten().map(name).collect();
     json!({
         "id": d.id,
         "rule": RuleId::parse(&d.rule).map_or(d.rule.clone(), |r| report::rule_title(r).to_string()),
         "case": d.case_id.clone().unwrap_or_else(|| "–".into()),
         "unit": d.unit.as_ref().map_or("–".to_string(), |u| names.get(u).cloned().unwrap_or_else(|| u.clone())),
+        "berord": if berord.is_empty() { "–".to_string() } else { berord.join(", ") },
         "due": local_text(d.due),
         "age": age, "overdue": overdue,
         "status": d.status, "status_text": d.status.label(),
@@ -264,7 +283,16 @@ async fn export(state: web::Data<AppState>, pages: web::Data<Pages>, req: HttpRe
             "export_deviations",
             &logged,
         )?;
-        crate::report::exports::deviations(&rows).map_err(AppError::internal)
+        let ids: Vec<i64> = rows.iter().map(|d| d.id).collect();
+        let sides = crate::report::exports::Sides {
+            units: crate::store::units::all(&mut conn)?
+                .into_iter()
+                .map(|u| (u.id.0, (u.name, u.huvudman)))
+                .collect(),
+            parties: deviations::parties_of(&mut conn, &ids)?,
+            routine: st.auditor.templates.routine().to_string(),
+        };
+        crate::report::exports::deviations(&rows, &sides).map_err(AppError::internal)
     })
     .await;
     match result {
