@@ -23,6 +23,19 @@ use crate::rules::{Finding, RuleId, Units};
 use crate::store::deviations::{self, DeviationRow, FactsUpdate, NewDeviation, NewHistory, OPEN};
 use crate::store::{backend, now, DbConn};
 
+/// The berörd part of each new deviation (SPEC §6), by its id: each unit once.
+fn parties(new: &[(&Finding, String)], ids: &HashMap<String, i64>) -> Vec<(i64, String)> {
+    new.iter()
+        .filter_map(|(f, fp)| Some((*ids.get(fp.as_str())?, &f.affected)))
+        .flat_map(|(id, units)| {
+            let mut units: Vec<&str> = units.iter().map(|u| u.as_str()).collect();
+            units.sort_unstable();
+            units.dedup();
+            units.into_iter().map(move |u| (id, u.to_string()))
+        })
+        .collect()
+}
+
 fn naive(t: DateTime<Utc>) -> NaiveDateTime {
     t.naive_utc()
 }
@@ -164,17 +177,7 @@ impl Filing<'_> {
             }
         }
         backend::insert_history(conn, &history)?;
-        let parties: Vec<(i64, String)> = new
-            .iter()
-            .filter_map(|(f, fp)| Some((*ids.get(fp.as_str())?, &f.affected)))
-            .flat_map(|(id, units)| {
-                let mut units: Vec<&str> = units.iter().map(|u| u.as_str()).collect();
-                units.sort_unstable();
-                units.dedup();
-                units.into_iter().map(move |u| (id, u.to_string()))
-            })
-            .collect();
-        deviations::insert_parties(conn, &parties)?;
+        deviations::insert_parties(conn, &parties(new, &ids))?;
         outbox::enqueue(conn, &mail)?;
         counts.filed += rows.len();
         Ok(())
