@@ -382,6 +382,23 @@ mod tests {
     }
 
     #[test]
+    fn the_patients_kommun_is_read_from_the_inskrivning_row_where_the_export_has_it() {
+        let mapping = CsvMapping::from_toml(include_str!("../../ops/mapping-cosmic-link.toml")).unwrap();
+        let export = "Händelse-id;Ärendenummer;Händelsetyp;Tidpunkt;Utförande enhet;Mottagare;Avser händelse;Värde;Personnummer;Folkbokföringskommun\n\
+                      h1;A1;Inskrivning;2026-03-28 11:30;AVD1;;;;;Motala kommun\n\
+                      h2;A1;Utskrivningsmeddelande;2026-03-30 10:00;AVD1;;;;;Motala kommun\n\
+                      h3;A1;SIP-möte;2026-04-20 10:00;VC1;;;;;\n";
+        let hasher = PatientHasher::new(Secret::new(b"k".to_vec()));
+        let events = mapping.parse_events(export, &hasher).unwrap();
+        assert_eq!(events[0].event.kommun.as_deref(), Some("Motala kommun"));
+        assert_eq!(
+            events[1].event.kommun, None,
+            "the contract carries it on the inskrivning only"
+        );
+        assert_eq!(events[2].event.kind, crate::domain::EventType::SipMote);
+    }
+
+    #[test]
     fn a_local_time_that_daylight_saving_makes_ambiguous_or_impossible_is_an_error() {
         let mapping = CsvMapping::from_toml(include_str!("../../ops/mapping-cosmic-link.toml")).unwrap();
         let head = "Händelse-id;Ärendenummer;Händelsetyp;Tidpunkt;Utförande enhet;Mottagare;Avser händelse;Värde;Personnummer\n";

@@ -752,3 +752,27 @@ fn the_inskrivnings_kommun_wins_over_the_recipients() {
     let err = Event::from_json(obj.as_object().unwrap(), 3, &hasher).unwrap_err();
     assert!(format!("{err:?}").contains("kommun"), "{err:?}");
 }
+
+#[test]
+fn every_rule_names_its_berord_part() {
+    // fast_vardkontakt_saknas: the kommun units among the UK's and IMs' recipients.
+    let f = run(&sip_case(vec![]), &nat(), RuleId::FastVardkontaktSaknas, T);
+    assert_eq!(affected(&f[0]), ["K1"]);
+    // utskrivningsklar_saknas: the IMs' recipients when no UK came.
+    let no_uk = [
+        im("m", "2026-05-04T10:00:00+02:00", json!({})),
+        ev("x", "utskrivning", "2026-05-10T14:00:00+02:00", "AVD1", json!({})),
+    ];
+    let f = run(&no_uk, &nat(), RuleId::UtskrivningsklarSaknas, T);
+    assert_eq!(affected(&f[0]), ["K1", "VC1"]);
+    // bemanning_storhelg: none (staffing is the unit's own).
+    let units = units();
+    let mut tracker = svu_vakt::rules::bemanning::StaffingTracker::default();
+    tracker.observe(
+        &ev("i", "inskrivning", "2026-04-30T10:00:00+02:00", "AVD1", json!({})),
+        &units,
+        t(T),
+    );
+    let staffing = tracker.findings(&units, &svu_vakt::calendar::Calendar::new(), &nat(), t(T));
+    assert!(!staffing.is_empty() && staffing.iter().all(|f| f.affected.is_empty()));
+}
