@@ -53,22 +53,34 @@ clock AS (
            day + time '00:00:00' - interval '1 second' * off_start AS day_start,
            day + time '08:00:00' - interval '1 second' *
                CASE WHEN day + time '06:00:00' >= off_end_from THEN off_end ELSE off_start END AS at_0800,
+           day + time '12:00:00' - interval '1 second' *
+               CASE WHEN day + time '10:00:00' >= off_end_from THEN off_end ELSE off_start END AS at_1200,
+           day + time '14:00:00' - interval '1 second' *
+               CASE WHEN day + time '12:00:00' >= off_end_from THEN off_end ELSE off_start END AS at_1400,
            day + time '15:00:00' - interval '1 second' *
                CASE WHEN day + time '13:00:00' >= off_end_from THEN off_end ELSE off_start END AS at_1500,
            day + time '23:59:59' - interval '1 second' *
                CASE WHEN day + time '21:59:59' >= off_end_from THEN off_end ELSE off_start END AS end_of_day
     FROM day_offset
 ),
--- Case events that have happened by T.
+-- Case events that have happened by T; `slv`: by a registered slutenvård
+-- unit (an unknown unit is not one, SPEC §4.2, §4.6).
 ev AS (
-    SELECT e.id, e.case_id, e.event_type AS type, e.at, e.unit, e.to_units, e.ref_id, e.value
-    FROM events e, params p
+    SELECT e.id, e.case_id, e.event_type AS type, e.at, e.unit, e.to_units, e.ref_id, e.value,
+           (u.kind = 'slutenvard') IS TRUE AS slv
+    FROM events e CROSS JOIN params p
+    LEFT JOIN units u ON u.id = e.unit
     WHERE e.case_id IS NOT NULL AND e.at <= p.t
 ),
 -- One row per case: the facts the rules need. "First" and "latest" go by
 -- (at, id), the order in which the service reads a case.
 case_facts AS (
     SELECT case_id, ins_at, bed_at, im_at, kallelse_at, avslut_at,
+           -- The avslut that also ends the SIP chain (SPEC §4.6): the first
+           -- when it came at or before the first UK, else the first by a
+           -- slutenvård unit or `avliden`.
+           CASE WHEN avslut_at IS NOT NULL AND (first_uk_at IS NULL OR avslut_at <= first_uk_at)
+                THEN avslut_at ELSE strong_avslut_at END AS sip_avslut_at,
            ins_unit, first_im_to, fvk_latest_unit,
            -- SIP needed: latest behov_av_sip true or latest spårfärg gul/röd,
            -- and the latest samtycke_sip not false.
@@ -79,8 +91,11 @@ case_facts AS (
                min(at) FILTER (WHERE type = 'inskrivning')            AS ins_at,
                min(at) FILTER (WHERE type = 'bedomning')              AS bed_at,
                min(at) FILTER (WHERE type = 'inskrivningsmeddelande') AS im_at,
-               min(at) FILTER (WHERE type = 'kallelse_sip')           AS kallelse_at,
+               -- Only the fast vårdkontakt's kallelse counts (§4.2): not a ward's.
+               min(at) FILTER (WHERE type = 'kallelse_sip' AND NOT slv) AS kallelse_at,
                min(at) FILTER (WHERE type = 'avslut')                 AS avslut_at,
+               min(at) FILTER (WHERE type = 'avslut' AND (slv OR coalesce(value, '') = 'avliden')) AS strong_avslut_at,
+               min(at) FILTER (WHERE type = 'utskrivningsklar')       AS first_uk_at,
                (array_agg(unit ORDER BY at, id)
                     FILTER (WHERE type = 'inskrivning'))[1]                 AS ins_unit,
                (array_agg(to_units ORDER BY at, id)
@@ -149,13 +164,13 @@ im_24h AS (
 -- needed; due passed and not cancelled by an avslut before it.
 kallelse AS (
     SELECT uk.case_id, uk.uk_id, uk.kallelse_due AS due, cf.kallelse_at,
-           cf.fvk_latest_unit, cf.avslut_at
+           cf.fvk_latest_unit, cf.sip_avslut_at
     FROM uk
     JOIN case_facts cf ON cf.case_id = uk.case_id
     JOIN params p ON uk.kallelse_due < p.t
     WHERE cf.sip_needed
       AND (uk.withdrawn_at IS NULL OR uk.withdrawn_at >= uk.kallelse_due)
-      AND (cf.avslut_at IS NULL OR uk.kallelse_due <= cf.avslut_at)
+      AND (cf.sip_avslut_at IS NULL OR uk.kallelse_due <= cf.sip_avslut_at)
 ),
 -- The latest fast vårdkontakt at or before each kallelse due.
 kallelse_fvk AS (
@@ -199,19 +214,23 @@ kvittens_first AS (
 -- with the UTC instants that bound the local day (up to T at most: events
 -- after T do not count) and its 08:00–15:00.
 staffing_day AS (
-    SELECT d.day::date AS day, c.day_start, c.at_0800, c.at_1500 AS due,
+    SELECT d.day::date AS day, c.day_start, c.at_0800, c.at_1200, c.at_1400, c.at_1500 AS due,
            least(c.end_of_day, p.t) AS day_end
     FROM peer_staffing_days d
     JOIN clock c ON c.day = d.day::date
     JOIN params p ON c.at_1500 < p.t
 ),
--- The units staffed on each: a bemanning dated that day (any time), or any
--- other act of the unit that day between 08:00:00 and 15:00:00, both included.
+-- The units staffed on each: a bemanning dated that day (any time), or
+-- other acts of the unit that day in both readings, 08:00:00–11:59:59 and
+-- 14:00:00–15:00:00 (SPEC §4.4).
 staffed AS (
-    SELECT DISTINCT s.day, e.unit
+    SELECT s.day, e.unit
     FROM staffing_day s
     JOIN events e ON e.at BETWEEN s.day_start AND s.day_end
-    WHERE e.event_type = 'bemanning' OR e.at BETWEEN s.at_0800 AND s.due
+    GROUP BY s.day, s.at_0800, s.at_1200, s.at_1400, s.due, e.unit
+    HAVING bool_or(e.event_type = 'bemanning')
+        OR (bool_or(e.event_type <> 'bemanning' AND e.at >= s.at_0800 AND e.at < s.at_1200)
+            AND bool_or(e.event_type <> 'bemanning' AND e.at BETWEEN s.at_1400 AND s.due))
 )
 
 -- The findings. Met (a fulfilling event at or before due) yields no row;

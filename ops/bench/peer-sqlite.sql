@@ -55,6 +55,12 @@ clock AS (
            datetime(day || ' 08:00:00', '-' ||
                CASE WHEN day || ' 06:00:00' >= off_end_from THEN off_end ELSE off_start END
                || ' seconds') AS at_0800,
+           datetime(day || ' 12:00:00', '-' ||
+               CASE WHEN day || ' 10:00:00' >= off_end_from THEN off_end ELSE off_start END
+               || ' seconds') AS at_1200,
+           datetime(day || ' 14:00:00', '-' ||
+               CASE WHEN day || ' 12:00:00' >= off_end_from THEN off_end ELSE off_start END
+               || ' seconds') AS at_1400,
            datetime(day || ' 15:00:00', '-' ||
                CASE WHEN day || ' 13:00:00' >= off_end_from THEN off_end ELSE off_start END
                || ' seconds') AS at_1500,
@@ -66,8 +72,11 @@ clock AS (
 -- Case events that have happened by T. (The unary + keeps SQLite from the
 -- index on `at`: an audit reads most of the table, and a scan is faster.)
 ev AS (
-    SELECT e.id, e.case_id, e.event_type AS type, e.at, e.unit, e.to_units, e.ref_id, e.value
-    FROM events e, params p
+    SELECT e.id, e.case_id, e.event_type AS type, e.at, e.unit, e.to_units, e.ref_id, e.value,
+           -- By a registered slutenvård unit (an unknown one is not, §4.2, §4.6).
+           coalesce(u.kind = 'slutenvard', 0) AS slv
+    FROM events e CROSS JOIN params p
+    LEFT JOIN units u ON u.id = e.unit
     WHERE e.case_id IS NOT NULL AND +e.at <= p.t
 ),
 -- One pass per case: when each kind of event first happened, and which
@@ -79,8 +88,11 @@ case_keys AS (
            min(CASE WHEN type = 'inskrivning' THEN at END)            AS ins_at,
            min(CASE WHEN type = 'bedomning' THEN at END)              AS bed_at,
            min(CASE WHEN type = 'inskrivningsmeddelande' THEN at END) AS im_at,
-           min(CASE WHEN type = 'kallelse_sip' THEN at END)           AS kallelse_at,
+           -- Only the fast vårdkontakt's kallelse counts (§4.2): not a ward's.
+           min(CASE WHEN type = 'kallelse_sip' AND NOT slv THEN at END) AS kallelse_at,
            min(CASE WHEN type = 'avslut' THEN at END)                 AS avslut_at,
+           min(CASE WHEN type = 'avslut' AND (slv OR coalesce(value, '') = 'avliden') THEN at END) AS strong_avslut_at,
+           min(CASE WHEN type = 'utskrivningsklar' THEN at END)       AS first_uk_at,
            substr(min(CASE WHEN type = 'inskrivning' THEN at || id END), 20)            AS first_ins_id,
            substr(min(CASE WHEN type = 'inskrivningsmeddelande' THEN at || id END), 20) AS first_im_id,
            substr(max(CASE WHEN type = 'behov_av_sip' THEN at || id END), 20)           AS latest_behov_id,
@@ -93,6 +105,11 @@ case_keys AS (
 -- One row per case: the facts the rules need.
 case_facts AS (
     SELECT k.case_id, k.ins_at, k.bed_at, k.im_at, k.kallelse_at, k.avslut_at,
+           -- The avslut that also ends the SIP chain (SPEC §4.6): the first
+           -- when it came at or before the first UK, else the first by a
+           -- slutenvård unit or `avliden`.
+           CASE WHEN k.avslut_at IS NOT NULL AND (k.first_uk_at IS NULL OR k.avslut_at <= k.first_uk_at)
+                THEN k.avslut_at ELSE k.strong_avslut_at END AS sip_avslut_at,
            ins.unit     AS ins_unit,
            im.to_units  AS first_im_to,
            fvk.unit     AS fvk_latest_unit,
@@ -163,13 +180,13 @@ im_24h AS (
 -- needed; due passed and not cancelled by an avslut before it.
 kallelse AS (
     SELECT uk.case_id, uk.uk_id, uk.kallelse_due AS due, cf.kallelse_at,
-           cf.fvk_latest_unit, cf.avslut_at
+           cf.fvk_latest_unit, cf.sip_avslut_at
     FROM uk
     JOIN case_facts cf ON cf.case_id = uk.case_id
     JOIN params p ON uk.kallelse_due < p.t
     WHERE cf.sip_needed
       AND (uk.withdrawn_at IS NULL OR uk.withdrawn_at >= uk.kallelse_due)
-      AND (cf.avslut_at IS NULL OR uk.kallelse_due <= cf.avslut_at)
+      AND (cf.sip_avslut_at IS NULL OR uk.kallelse_due <= cf.sip_avslut_at)
 ),
 -- The latest fast vårdkontakt at or before each kallelse due.
 kallelse_fvk AS (
@@ -214,21 +231,24 @@ kvittens_first AS (
 -- with the UTC instants that bound the local day (up to T at most: events
 -- after T do not count) and its 08:00–15:00.
 staffing_day AS (
-    SELECT d.day, c.day_start, c.at_0800, c.at_1500 AS due, min(c.end_of_day, p.t) AS day_end
+    SELECT d.day, c.day_start, c.at_0800, c.at_1200, c.at_1400, c.at_1500 AS due, min(c.end_of_day, p.t) AS day_end
     FROM peer_staffing_days d
     JOIN clock c ON c.day = date(d.day)
     JOIN params p ON c.at_1500 < p.t
 ),
--- The units staffed on each: a bemanning dated that day (any time), or any
--- other act of the unit that day between 08:00:00 and 15:00:00, both
--- included. (CROSS JOIN fixes SQLite's join order: day by day through the
--- index on events (at).)
+-- The units staffed on each: a bemanning dated that day (any time), or
+-- other acts of the unit that day in both readings, 08:00:00–11:59:59 and
+-- 14:00:00–15:00:00 (SPEC §4.4). (CROSS JOIN fixes SQLite's join order:
+-- day by day through the index on events (at).)
 staffed AS (
-    SELECT DISTINCT s.day, e.unit
+    SELECT s.day, e.unit
     FROM staffing_day s
     CROSS JOIN events e
     WHERE e.at BETWEEN s.day_start AND s.day_end
-      AND (e.event_type = 'bemanning' OR e.at BETWEEN s.at_0800 AND s.due)
+    GROUP BY s.day, s.at_0800, s.at_1200, s.at_1400, s.due, e.unit
+    HAVING max(e.event_type = 'bemanning')
+        OR (max(e.event_type <> 'bemanning' AND e.at >= s.at_0800 AND e.at < s.at_1200)
+            AND max(e.event_type <> 'bemanning' AND e.at BETWEEN s.at_1400 AND s.due))
 )
 
 -- The findings. Met (a fulfilling event at or before due) yields no row;
