@@ -76,9 +76,54 @@ pub fn run(base: &Config, opts: &BenchOptions) -> anyhow::Result<()> {
         .database_url
         .clone()
         .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("bench.db").display()));
+    let services = Services::build(&bench_config(base, &url)?)?;
+    anyhow::ensure!(
+        crate::store::events::count(&mut *services.pool.get()?)? == 0,
+        "bench kräver en tom databas: {} innehåller händelser",
+        crate::store::redact_url(&url)
+    );
+    let mut steps = Vec::new();
+    let files = Files {
+        units: dir.path().join("units.json"),
+        events: dir.path().join("events.jsonl"),
+        new_events: dir.path().join("new.jsonl"),
+    };
+    let events = demo_step(&mut steps, opts, &files)?;
+    let stored = measure(&mut steps, "import", || {
+        crate::cli::import_quiet(&services, Some(&files.units), Some(&files.events), None)
+    })?;
+    label(&mut steps, format!("{stored} events"), stored, "events");
+    let later = scan_steps(&mut steps, &services, opts.seed, &files.new_events)?;
+    let checked = measure(&mut steps, "check (files)", || {
+        check(&files.units, &files.events, as_of())
+    })?;
+    label(
+        &mut steps,
+        format!("{events} events, {checked} findings"),
+        events,
+        "events",
+    );
+    if !opts.peer {
+        print_table(&steps, &url);
+        return Ok(());
+    }
+    peer_step(&mut steps, &services, later, events, &url)
+}
+
+/// The bench's files, in its temporary directory.
+struct Files {
+    units: std::path::PathBuf,
+    events: std::path::PathBuf,
+    /// The events of the incremental step.
+    new_events: std::path::PathBuf,
+}
+
+/// The installation's config on `url`, with no mail, no schedule and the
+/// national profile.
+fn bench_config(base: &Config, url: &str) -> anyhow::Result<Config> {
     let mut config = base.clone();
-    config.database_url = DbUrl::parse(&url)?;
-    config.database_url_text = url.clone();
+    config.database_url = DbUrl::parse(url)?;
+    config.database_url_text = url.to_string();
     config.mail.smtp_url = crate::mail::SmtpUrl(String::new());
     config.scan.schedule = None;
     // Nothing is ingested while the bench scans: the incremental step sees
@@ -87,62 +132,57 @@ pub fn run(base: &Config, opts: &BenchOptions) -> anyhow::Result<()> {
     config.scan.arrival_margin = chrono::Duration::seconds(2);
     // The peer is written for the national profile.
     config.rules = Default::default();
-    let services = Services::build(&config)?;
-    anyhow::ensure!(
-        crate::store::events::count(&mut *services.pool.get()?)? == 0,
-        "bench kräver en tom databas: {} innehåller händelser",
-        crate::store::redact_url(&url)
-    );
-    let mut steps = Vec::new();
+    Ok(config)
+}
+
+/// The demo county written to files: the events written.
+fn demo_step(steps: &mut Vec<Step>, opts: &BenchOptions, files: &Files) -> anyhow::Result<usize> {
     let demo_opts = DemoOptions {
         seed: opts.seed,
         cases: opts.cases,
         from: chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap_or_default(),
         to: chrono::NaiveDate::from_ymd_opt(2026, 12, 31).unwrap_or_default(),
     };
-    let (units_file, events_file) = (dir.path().join("units.json"), dir.path().join("events.jsonl"));
-    let events = measure(&mut steps, "demo", || {
-        std::fs::write(&units_file, demo::units_json())?;
-        let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&events_file)?);
+    let events = measure(steps, "demo", || {
+        std::fs::write(&files.units, demo::units_json())?;
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&files.events)?);
         let n = demo::write_events(&demo_opts, &mut out)?;
         out.flush()?;
         Ok(n)
     })?;
     label(
-        &mut steps,
+        steps,
         format!("{} cases, {events} events to files", opts.cases),
         events,
         "events",
     );
+    Ok(events)
+}
 
-    let stored = measure(&mut steps, "import", || {
-        crate::cli::import_quiet(&services, Some(&units_file), Some(&events_file), None)
-    })?;
-    label(&mut steps, format!("{stored} events"), stored, "events");
-
+/// The first full scan, a full re-scan and, after new events are imported,
+/// an incremental scan: the instant that one judged as of.
+fn scan_steps(steps: &mut Vec<Step>, services: &Services, seed: u64, new_file: &Path) -> anyhow::Result<DateTime<Utc>> {
     let t = as_of();
-    let first = measure(&mut steps, "first full scan", || scan(&services, t, true))?;
+    let first = measure(steps, "first full scan", || scan(services, t, true))?;
     label(
-        &mut steps,
+        steps,
         format!("{} cases, {} deviations filed", first.cases_evaluated, first.filed),
         first.cases_evaluated,
         "cases",
     );
-    let again = measure(&mut steps, "full re-scan", || scan(&services, t, true))?;
+    let again = measure(steps, "full re-scan", || scan(services, t, true))?;
     label(
-        &mut steps,
+        steps,
         format!("{} cases, {} filed", again.cases_evaluated, again.filed),
         again.cases_evaluated,
         "cases",
     );
-
-    let new_file = dir.path().join("new.jsonl");
-    let new_events = new_events_file(opts.seed, &new_file)?;
-    crate::cli::import_quiet(&services, None, Some(&new_file), None)?;
+    let new_events = new_events_file(seed, new_file)?;
+    crate::cli::import_quiet(services, None, Some(new_file), None)?;
     let later = t + chrono::Duration::hours(1);
-    let inc = measure(&mut steps, "incremental scan", || scan(&services, later, false))?;
+    let inc = measure(steps, "incremental scan", || scan(services, later, false))?;
     label(
-        &mut steps,
+        steps,
         format!(
             "after {new_events} new events: {} cases, {} filed",
             inc.cases_evaluated, inc.filed
@@ -150,28 +190,27 @@ pub fn run(base: &Config, opts: &BenchOptions) -> anyhow::Result<()> {
         inc.cases_evaluated,
         "cases",
     );
+    Ok(later)
+}
 
-    let checked = measure(&mut steps, "check (files)", || check(&units_file, &events_file, t))?;
-    label(
-        &mut steps,
-        format!("{events} events, {checked} findings"),
-        events,
-        "events",
-    );
-
-    if !opts.peer {
-        print_table(&steps, &url);
-        return Ok(());
-    }
+/// The plain-SQL peer on the same database, its breaches compared with the
+/// deviations the scans filed.
+fn peer_step(
+    steps: &mut Vec<Step>,
+    services: &Services,
+    later: DateTime<Utc>,
+    events: usize,
+    url: &str,
+) -> anyhow::Result<()> {
     let mut conn = services.pool.get()?;
     // As of the last scan's instant: the deviations hold what it saw. Its
     // grace (60 minutes) leaves out dues in the last hour, and the demo has none.
     prepare_peer(&mut conn, later)?;
-    let peer = measure(&mut steps, "SQL peer, 4 rules", || Ok(peer_breaches(&mut conn)?))?;
-    label(&mut steps, format!("{} breaches", peer.len()), events, "events");
+    let peer = measure(steps, "SQL peer, 4 rules", || Ok(peer_breaches(&mut conn)?))?;
+    label(steps, format!("{} breaches", peer.len()), events, "events");
     let ours = our_breaches(&mut conn)?;
-    print_table(&steps, &url);
-    compare(&peer, &ours, &steps)
+    print_table(steps, url);
+    compare(&peer, &ours, steps)
 }
 
 fn scan(services: &Services, t: DateTime<Utc>, full: bool) -> anyhow::Result<crate::audit::Counts> {

@@ -239,82 +239,30 @@ pub fn take(conn: &mut DbConn, hasher: &PatientHasher, cfg: &FeedConfig, path: &
     let (hash, bytes) = sha256_file(path)?;
     let received_at = crate::store::now();
     let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
-    let mut row = NewFeedFile {
-        content_hash: &hash,
-        name: &name,
-        bytes,
-        received_at,
-        outcome: feed::IMPORTED,
-        events_received: 0,
-        events_stored: 0,
-        duplicates: 0,
-        errors: 0,
-        moved_to: "",
-    };
+    let read = read_in(conn, hasher, cfg, path, &name, &hash)?;
 
-    let (outcome, report, stored) = if feed::imported(conn, &hash)? {
-        (feed::REPEATED, None, 0)
-    } else {
-        match cfg.format(&name) {
-            None => (
-                feed::FAILED,
-                Some((
-                    1,
-                    format!(
-                        "filnamnet anger inget format som inkorgen läser. Godtas: {}.\n",
-                        cfg.accepted()
-                    ),
-                )),
-                0,
-            ),
-            Some(format) => {
-                let mapping = match format {
-                    Format::Csv(c) => Some(&c.mapping),
-                    Format::JsonLines => None,
-                };
-                match import_events(conn, hasher, path, mapping, &format!("mapp:{name}")) {
-                    Ok(o) => {
-                        row.events_received = o.received as i64;
-                        row.events_stored = o.stored as i64;
-                        row.duplicates = o.duplicates as i64;
-                        (feed::IMPORTED, None, o.stored)
-                    }
-                    Err(FileError::Invalid(errors)) => {
-                        let listed = errors.listed();
-                        let lines = report_lines(
-                            listed
-                                .iter()
-                                .map(|e| format!("rad {}, fält {}: {}", e.line, e.field, e.message)),
-                            errors.total(),
-                        );
-                        (feed::FAILED, Some((errors.total(), lines)), 0)
-                    }
-                    Err(FileError::Conflict(conflicts, total)) => {
-                        let lines = report_lines(
-                            conflicts
-                                .iter()
-                                .map(|c| format!("rad {}, fält id ({}): {}", c.line, c.id, c.message)),
-                            total,
-                        );
-                        (feed::FAILED, Some((total, lines)), 0)
-                    }
-                    // The database or the disk: the file stays to be tried again.
-                    Err(FileError::Failed(e)) => return Err(e.context(format!("inkorgen: {name} lämnas kvar"))),
-                }
-            }
-        }
-    };
-
-    let dir = cfg.directory.join(if outcome == feed::FAILED { FAILED } else { DONE });
+    let dir = cfg
+        .directory
+        .join(if read.outcome == feed::FAILED { FAILED } else { DONE });
     let moved = destination(&dir, &stamp, &name);
     let moved_name = moved
         .strip_prefix(&cfg.directory)
         .unwrap_or(&moved)
         .to_string_lossy()
         .into_owned();
-    row.outcome = outcome;
-    row.moved_to = &moved_name;
-    if let Some((count, lines)) = &report {
+    let mut row = NewFeedFile {
+        content_hash: &hash,
+        name: &name,
+        bytes,
+        received_at,
+        outcome: read.outcome,
+        events_received: read.received as i64,
+        events_stored: read.stored as i64,
+        duplicates: read.duplicates as i64,
+        errors: 0,
+        moved_to: &moved_name,
+    };
+    if let Some((count, lines)) = &read.report {
         row.errors = *count as i64;
         let text = format!(
             "Filen {name} lästes inte in: {count} fel, inget sparades.\n\
@@ -328,18 +276,97 @@ pub fn take(conn: &mut DbConn, hasher: &PatientHasher, cfg: &FeedConfig, path: &
     let errors = row.errors as usize;
     std::fs::rename(path, &moved)
         .with_context(|| format!("kan inte flytta {} till {}", path.display(), moved.display()))?;
-    match outcome {
-        feed::IMPORTED => tracing::info!(file = %name, stored = stored, "inkorgen: fil inläst"),
+    match read.outcome {
+        feed::IMPORTED => tracing::info!(file = %name, stored = read.stored, "inkorgen: fil inläst"),
         feed::FAILED => tracing::warn!(file = %name, errors = errors, "inkorgen: fil med fel, flyttad till failed/"),
         _ => tracing::info!(file = %name, "inkorgen: samma innehåll redan inläst"),
     }
     Ok(Taken {
         name,
-        outcome,
-        stored,
+        outcome: read.outcome,
+        stored: read.stored,
         errors,
         moved_to: moved,
     })
+}
+
+/// What reading a file came to, before it is moved.
+#[derive(Default)]
+struct Read {
+    outcome: &'static str,
+    received: usize,
+    stored: usize,
+    duplicates: usize,
+    /// A failed file's errors: how many, and the report's lines.
+    report: Option<(usize, String)>,
+}
+
+impl Read {
+    fn failed(count: usize, lines: String) -> Read {
+        Read {
+            outcome: feed::FAILED,
+            report: Some((count, lines)),
+            ..Read::default()
+        }
+    }
+}
+
+/// Imports the file unless its content was imported before. The database
+/// or the disk failing is an error: the file stays to be tried again.
+fn read_in(
+    conn: &mut DbConn,
+    hasher: &PatientHasher,
+    cfg: &FeedConfig,
+    path: &Path,
+    name: &str,
+    hash: &str,
+) -> anyhow::Result<Read> {
+    if feed::imported(conn, hash)? {
+        return Ok(Read {
+            outcome: feed::REPEATED,
+            ..Read::default()
+        });
+    }
+    let Some(format) = cfg.format(name) else {
+        let why = format!(
+            "filnamnet anger inget format som inkorgen läser. Godtas: {}.\n",
+            cfg.accepted()
+        );
+        return Ok(Read::failed(1, why));
+    };
+    let mapping = match format {
+        Format::Csv(c) => Some(&c.mapping),
+        Format::JsonLines => None,
+    };
+    match import_events(conn, hasher, path, mapping, &format!("mapp:{name}")) {
+        Ok(o) => Ok(Read {
+            outcome: feed::IMPORTED,
+            received: o.received,
+            stored: o.stored,
+            duplicates: o.duplicates,
+            report: None,
+        }),
+        Err(FileError::Invalid(errors)) => {
+            let listed = errors.listed();
+            let lines = report_lines(
+                listed
+                    .iter()
+                    .map(|e| format!("rad {}, fält {}: {}", e.line, e.field, e.message)),
+                errors.total(),
+            );
+            Ok(Read::failed(errors.total(), lines))
+        }
+        Err(FileError::Conflict(conflicts, total)) => {
+            let lines = report_lines(
+                conflicts
+                    .iter()
+                    .map(|c| format!("rad {}, fält id ({}): {}", c.line, c.id, c.message)),
+                total,
+            );
+            Ok(Read::failed(total, lines))
+        }
+        Err(FileError::Failed(e)) => Err(e.context(format!("inkorgen: {name} lämnas kvar"))),
+    }
 }
 
 #[cfg(test)]

@@ -210,10 +210,10 @@ impl Filing<'_> {
         if self.auditor.mail.mode == MailMode::PerAvvikelse {
             let lines = deviations::history_counts(conn, &ids)?;
             let domain = self.auditor.mail.domain();
-            let mail: Vec<_> = told
+            let mail = told
                 .iter()
-                .map(|d| outbox::report(d, lines.get(&d.id).copied().unwrap_or(0), &domain))
-                .collect();
+                .map(|d| Ok(outbox::report(d, lines_of(&lines, d.id)?, &domain)))
+                .collect::<anyhow::Result<Vec<_>>>()?;
             outbox::enqueue(conn, &mail)?;
             deviations::mark_queued(conn, &ids)?;
         } else {
@@ -232,12 +232,12 @@ impl Filing<'_> {
         if gone.is_empty() {
             return Ok(());
         }
-        let ids: Vec<i64> = gone.iter().map(|d| d.id).collect();
-        let current: Vec<DeviationRow> = deviations::get_many(conn, &ids)?
+        let gone_ids: Vec<i64> = gone.iter().map(|d| d.id).collect();
+        let open: Vec<DeviationRow> = deviations::get_many(conn, &gone_ids)?
             .into_iter()
             .filter(|c| OPEN.contains(&c.status))
             .collect();
-        let rows: Vec<&DeviationRow> = current.iter().collect();
+        let rows: Vec<&DeviationRow> = open.iter().collect();
         deviations::set_status_many(
             conn,
             &rows,
@@ -247,25 +247,35 @@ impl Filing<'_> {
         )?;
         // A report tried before (a crash after the server took it, a
         // connection lost after its data) may have arrived: say the truth.
-        let ids: Vec<i64> = current.iter().map(|c| c.id).collect();
-        let possibly_sent = outbox::cancel_unclaimed_reports(conn, &ids)?;
-        let told: Vec<&DeviationRow> = current
+        let open_ids: Vec<i64> = open.iter().map(|c| c.id).collect();
+        let possibly_sent = outbox::cancel_unclaimed_reports(conn, &open_ids)?;
+        let told: Vec<&DeviationRow> = open
             .iter()
             .filter(|c| c.status != DeviationStatus::Ny || possibly_sent.contains(&c.id))
             .collect();
-        let ids: Vec<i64> = told.iter().map(|c| c.id).collect();
-        let lines = deviations::history_counts(conn, &ids)?;
+        let told_ids: Vec<i64> = told.iter().map(|c| c.id).collect();
+        let lines = deviations::history_counts(conn, &told_ids)?;
         let domain = self.auditor.mail.domain();
-        let notices: Vec<_> = told
+        let notices = told
             .iter()
             .map(|c| {
                 let original = outbox::message_id(outbox::MailKind::Avvikelse.as_str(), &c.fingerprint, &domain);
-                outbox::withdrawal(c, lines.get(&c.id).copied().unwrap_or(0), &domain, &original)
+                Ok(outbox::withdrawal(c, lines_of(&lines, c.id)?, &domain, &original))
             })
-            .collect();
+            .collect::<anyhow::Result<Vec<_>>>()?;
         outbox::enqueue(conn, &notices)?;
         Ok(())
     }
+}
+
+/// How many history lines deviation `id` has: it numbers the deviation's
+/// next mail, so a count missing (never, the line was just written) is an
+/// error rather than a Message-ID used before.
+fn lines_of(counts: &HashMap<i64, usize>, id: i64) -> anyhow::Result<usize> {
+    counts
+        .get(&id)
+        .copied()
+        .ok_or_else(|| anyhow::anyhow!("avvikelsen {id} saknar historik"))
 }
 
 /// A plan's actions by kind, each kind in the plan's order.

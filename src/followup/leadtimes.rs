@@ -4,7 +4,8 @@
 //! A discharge's lead time is the whole days from its dag 0 to the local date
 //! of the `utskrivning` (dag 0 is day 0); a patient discharged before dag 0
 //! (the UK after 12:00 and home the same day) counts as discharged on dag 0.
-//! A case counts for every kommun whose units the counting UK went to.
+//! A lead time counts for every kommun whose units the counting UK went to;
+//! betalningsansvar for the patient's kommun alone (SPEC §7).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -262,8 +263,31 @@ pub fn liability(
     prices: &Prices,
     kommun: Option<&str>,
 ) -> Vec<KommunLiability> {
-    // (kommun, month) → (discharges with a UK, sum of lead days)
-    let mut means: BTreeMap<String, BTreeMap<Month, (i64, i64)>> = BTreeMap::new();
+    let (means, kommuner) = monthly_means(stays);
+    let months = period.months();
+    let empty = BTreeMap::new();
+    kommuner
+        .iter()
+        .filter(|k| kommun.is_none_or(|x| x == k.as_str()))
+        .map(|k| {
+            let ledger = Ledger {
+                kommun: k,
+                stays,
+                monthly: means.get(k).unwrap_or(&empty),
+                prices,
+                with_cases: kommun.is_some(),
+            };
+            ledger.liability(&months, model)
+        })
+        .collect()
+}
+
+/// Per kommun and month of discharge: the discharges with a UK and their
+/// lead days summed; and every kommun a stay names.
+type Means = BTreeMap<String, BTreeMap<Month, (i64, i64)>>;
+
+fn monthly_means(stays: &[Stay]) -> (Means, BTreeSet<String>) {
+    let mut means: Means = BTreeMap::new();
     let mut kommuner: BTreeSet<String> = BTreeSet::new();
     for s in stays {
         for k in s.kommun.iter() {
@@ -275,18 +299,53 @@ pub fn liability(
             }
         }
     }
-    let months = period.months();
-    let mut out = Vec::new();
-    for k in kommuner.iter().filter(|k| kommun.is_none_or(|x| x == k.as_str())) {
-        let empty = BTreeMap::new();
-        let monthly = means.get(k).unwrap_or(&empty);
+    (means, kommuner)
+}
+
+/// One kommun's books: its stays, its monthly means and the prices.
+struct Ledger<'a> {
+    kommun: &'a str,
+    stays: &'a [Stay],
+    monthly: &'a BTreeMap<Month, (i64, i64)>,
+    prices: &'a Prices,
+    /// One kommun asked for: its cases are listed too.
+    with_cases: bool,
+}
+
+impl Ledger<'_> {
+    fn liability(&self, months: &[Month], model: Model) -> KommunLiability {
+        let mut lines = Vec::new();
+        let mut kl = KommunLiability {
+            kommun: self.kommun.to_string(),
+            months: Vec::new(),
+            days: 0,
+            amount: 0,
+            cases: None,
+        };
+        for (m, (state, rolling)) in months.iter().zip(self.states(months, model)) {
+            let lm = self.month(*m, state, rolling, &mut lines);
+            kl.days += lm.days;
+            kl.amount += lm.amount;
+            kl.months.push(lm);
+        }
+        if self.with_cases {
+            lines.sort_by(|a, b| (&a.utskrivning, &a.case).cmp(&(&b.utskrivning, &b.case)));
+            kl.cases = Some(lines);
+        }
+        kl
+    }
+
+    /// The state of each month under `model`, with the rolling mean where
+    /// the model has one.
+    fn states(&self, months: &[Month], model: Model) -> Vec<(&'static str, Option<f64>)> {
+        let monthly = self.monthly;
         let over = |m: Month| {
             monthly
                 .get(&m)
                 .is_some_and(|(n, sum)| *n > 0 && *sum as f64 / *n as f64 > LIMIT_DAYS)
         };
-        let states = match model {
-            Model::Vasterbotten => vasterbotten_states(monthly, &over, &months),
+        match model {
+            Model::Vasterbotten => vasterbotten_states(monthly, &over, months),
             Model::Rullande => months
                 .iter()
                 .map(|m| {
@@ -303,71 +362,58 @@ pub fn liability(
                     (state, rolling.map(one_decimal))
                 })
                 .collect(),
-        };
-        let mut lines = Vec::new();
-        let mut kl = KommunLiability {
-            kommun: k.clone(),
-            months: Vec::new(),
+        }
+    }
+
+    /// The month `m` in state `state`: the discharges that count, those
+    /// excluded and why, the days billed; its cases added to `lines`.
+    fn month(&self, m: Month, state: &str, rolling: Option<f64>, lines: &mut Vec<CaseLine>) -> LiabilityMonth {
+        let (n, sum) = self.monthly.get(&m).copied().unwrap_or_default();
+        let billed = state == "reglering" || state == "betalningsansvar";
+        let mut lm = LiabilityMonth {
+            month: m,
+            discharges: n,
+            mean_days: (n > 0).then(|| one_decimal(sum as f64 / n as f64)),
+            rolling_mean_days: rolling,
+            state: state.to_string(),
+            counted: 0,
+            excluded_patients: 0,
+            excluded: BTreeMap::new(),
             days: 0,
+            price_per_day: self.prices.for_year(m.year),
             amount: 0,
-            cases: None,
         };
-        for (m, (state, rolling)) in months.iter().zip(states) {
-            let (n, sum) = monthly.get(m).copied().unwrap_or_default();
-            let billed = state == "reglering" || state == "betalningsansvar";
-            let mut lm = LiabilityMonth {
-                month: *m,
-                discharges: n,
-                mean_days: (n > 0).then(|| one_decimal(sum as f64 / n as f64)),
-                rolling_mean_days: rolling,
-                state: state.to_string(),
-                counted: 0,
-                excluded_patients: 0,
-                excluded: BTreeMap::new(),
-                days: 0,
-                price_per_day: prices.for_year(m.year),
-                amount: 0,
+        for s in self.stays.iter().filter(|s| s.kommun.as_deref() == Some(self.kommun)) {
+            let Some(ut) = s.utskrivning.filter(|u| Month::of(*u) == m) else {
+                continue;
             };
-            for s in stays.iter().filter(|s| s.kommun.as_ref() == Some(k)) {
-                let Some(ut) = s.utskrivning.filter(|u| Month::of(*u) == *m) else {
-                    continue;
-                };
-                let reasons = s.exclusions();
-                if reasons.is_empty() {
-                    lm.counted += 1;
-                    if billed {
-                        lm.days += s.lead_days().unwrap_or(0);
-                    }
-                } else {
-                    lm.excluded_patients += 1;
-                    for r in &reasons {
-                        *lm.excluded.entry((*r).to_string()).or_default() += 1;
-                    }
+            let reasons = s.exclusions();
+            if reasons.is_empty() {
+                lm.counted += 1;
+                if billed {
+                    lm.days += s.lead_days().unwrap_or(0);
                 }
-                if kommun.is_some() {
-                    lines.push(CaseLine {
-                        case: s.case_id.clone(),
-                        month: *m,
-                        dag0: s.dag0.map(|d| d.to_string()),
-                        utskrivning: ut.to_string(),
-                        days: s.lead_days(),
-                        counts: reasons.is_empty(),
-                        reasons: reasons.iter().map(|r| r.to_string()).collect(),
-                    });
+            } else {
+                lm.excluded_patients += 1;
+                for r in &reasons {
+                    *lm.excluded.entry((*r).to_string()).or_default() += 1;
                 }
             }
-            lm.amount = lm.days * lm.price_per_day;
-            kl.days += lm.days;
-            kl.amount += lm.amount;
-            kl.months.push(lm);
+            if self.with_cases {
+                lines.push(CaseLine {
+                    case: s.case_id.clone(),
+                    month: m,
+                    dag0: s.dag0.map(|d| d.to_string()),
+                    utskrivning: ut.to_string(),
+                    days: s.lead_days(),
+                    counts: reasons.is_empty(),
+                    reasons: reasons.iter().map(|r| r.to_string()).collect(),
+                });
+            }
         }
-        if kommun.is_some() {
-            lines.sort_by(|a, b| (&a.utskrivning, &a.case).cmp(&(&b.utskrivning, &b.case)));
-            kl.cases = Some(lines);
-        }
-        out.push(kl);
+        lm.amount = lm.days * lm.price_per_day;
+        lm
     }
-    out
 }
 
 /// The Västerbotten states of `months`, from the kommun's whole history: a

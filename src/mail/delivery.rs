@@ -14,7 +14,7 @@
 //! crash between sending and marking is recognisable as the same message.
 
 use crate::domain::handling::DeviationStatus;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
@@ -129,92 +129,138 @@ pub fn deliver(pool: &Pool, mailer: &Mailer, respect_backoff: bool) -> anyhow::R
         report.failed = 1;
         return Ok(report);
     }
-    let mut ctx = Context {
-        units: Units::new(crate::store::units::all(&mut conn)?),
-        scan_as_of: HashMap::new(),
+    let mut round = Round {
+        mailer,
+        ctx: Context {
+            units: Units::new(crate::store::units::all(&mut conn)?),
+            scan_as_of: HashMap::new(),
+        },
+        domain: mailer.config.domain(),
+        report,
+        tried: HashSet::new(),
     };
-    let domain = mailer.config.domain();
-    // Each mail is tried once a round: one put back for a retry (which an
-    // operator's round may claim again at once) ends the round when it comes back.
-    let mut tried = std::collections::HashSet::new();
-    'outer: loop {
-        let batch = outbox::claim(
-            &mut conn,
-            BATCH,
-            respect_backoff,
-            Duration::seconds(mailer.config.claim_seconds as i64),
-        )?;
-        if batch.is_empty() {
-            break;
-        }
-        let fresh = batch.iter().position(|m| tried.contains(&m.id)).unwrap_or(batch.len());
-        outbox::release(&mut conn, &batch[fresh..])?;
-        if fresh == 0 {
-            break;
-        }
-        let batch = &batch[..fresh];
-        for (i, m) in batch.iter().enumerate() {
-            tried.insert(m.id);
-            // Still ours? A claim that lapsed may have been taken by another sender.
-            if !outbox::renew_claim(&mut conn, m, Duration::seconds(mailer.config.claim_seconds as i64))? {
-                continue;
+    round.run(&mut conn, respect_backoff)?;
+    let mut report = round.report;
+    report.pending = outbox::pending_count(&mut conn)?;
+    Ok(report)
+}
+
+/// One round of delivery: what it has tried and what came of it.
+struct Round<'a> {
+    mailer: &'a Mailer,
+    ctx: Context,
+    domain: String,
+    report: DeliveryReport,
+    /// Each mail is tried once a round: one put back for a retry (which an
+    /// operator's round may claim again at once) ends the round when it comes back.
+    tried: HashSet<i64>,
+}
+
+/// After one mail: on with the next, or the server is lost for this round.
+enum Next {
+    Mail,
+    EndRound,
+}
+
+impl Round<'_> {
+    fn claim_for(&self) -> Duration {
+        Duration::seconds(self.mailer.config.claim_seconds as i64)
+    }
+
+    /// Claims and sends batch after batch, until none is left, a mail this
+    /// round tried comes back, or the server is lost (the rest handed back).
+    fn run(&mut self, conn: &mut DbConn, respect_backoff: bool) -> anyhow::Result<()> {
+        loop {
+            let batch = outbox::claim(conn, BATCH, respect_backoff, self.claim_for())?;
+            if batch.is_empty() {
+                return Ok(());
             }
-            let (content, included) = match compose(&mut conn, mailer, &mut ctx, m) {
-                Ok(Some(c)) => c,
-                Ok(None) => {
-                    outbox::mark_cancelled(&mut conn, m)?;
-                    report.cancelled += 1;
-                    continue;
-                }
-                Err(e) => {
-                    // The database or a template, not the message: try again later.
-                    report.failed += 1;
-                    let text = format!("kunde inte skapa meddelandet: {e:#}");
-                    tracing::error!(message = %m.message_id, error = %text, "meddelandet kunde inte skapas; försöker igen");
-                    outbox::mark_retry(&mut conn, m, &text, backoff(m.attempts + 1))?;
-                    continue;
-                }
-            };
-            let result = mailer
-                .message(m, &content)
-                .and_then(|msg| send(mailer, &msg, &m.recipients()));
-            match result {
-                Ok(refused_copies) => {
-                    mark_sent(&mut conn, m, &included, &domain)?;
-                    report.sent += 1;
-                    if !refused_copies.is_empty() {
-                        report.refused += refused_copies.len();
-                        tracing::error!(message = %m.message_id, copies = ?refused_copies, "kopiorna vägrades permanent; mottagaren fick meddelandet");
-                        outbox::notice_refused_copies(
-                            &mut conn,
-                            m,
-                            &refused_copies,
-                            &mailer.config.default_to,
-                            &domain,
-                        )?;
-                    }
-                }
-                Err(e) if permanent(&e) => {
-                    refuse(&mut conn, mailer, m, &format!("{e:#}"), &domain)?;
-                    report.refused += 1;
-                }
-                Err(e) => {
-                    report.failed += 1;
-                    let text = format!("{e:#}");
-                    outbox::mark_retry(&mut conn, m, &text, backoff(m.attempts + 1))?;
-                    tracing::warn!(message = %m.message_id, attempts = m.attempts + 1, error = %text, "meddelandet levererades inte; försöker igen");
-                    // A 4xx is about this message: go on with the next. A
-                    // connection lost is about the server: end the round.
-                    if !transient(&e) {
-                        outbox::release(&mut conn, &batch[i + 1..])?;
-                        break 'outer;
-                    }
+            let fresh = batch
+                .iter()
+                .position(|m| self.tried.contains(&m.id))
+                .unwrap_or(batch.len());
+            outbox::release(conn, &batch[fresh..])?;
+            if fresh == 0 {
+                return Ok(());
+            }
+            let batch = &batch[..fresh];
+            for (i, m) in batch.iter().enumerate() {
+                if let Next::EndRound = self.one(conn, m)? {
+                    outbox::release(conn, &batch[i + 1..])?;
+                    return Ok(());
                 }
             }
         }
     }
-    report.pending = outbox::pending_count(&mut conn)?;
-    Ok(report)
+
+    /// Renders, sends and marks one claimed mail.
+    fn one(&mut self, conn: &mut DbConn, m: &MailRow) -> anyhow::Result<Next> {
+        self.tried.insert(m.id);
+        // Still ours? A claim that lapsed may have been taken by another sender.
+        if !outbox::renew_claim(conn, m, self.claim_for())? {
+            return Ok(Next::Mail);
+        }
+        let Some((content, included)) = self.content(conn, m)? else {
+            return Ok(Next::Mail);
+        };
+        let result = self
+            .mailer
+            .message(m, &content)
+            .and_then(|msg| send(self.mailer, &msg, &m.recipients()));
+        match result {
+            Ok(refused_copies) => {
+                mark_sent(conn, m, &included, &self.domain)?;
+                self.report.sent += 1;
+                if !refused_copies.is_empty() {
+                    self.report.refused += refused_copies.len();
+                    tracing::error!(message = %m.message_id, copies = ?refused_copies, "kopiorna vägrades permanent; mottagaren fick meddelandet");
+                    outbox::notice_refused_copies(
+                        conn,
+                        m,
+                        &refused_copies,
+                        &self.mailer.config.default_to,
+                        &self.domain,
+                    )?;
+                }
+                Ok(Next::Mail)
+            }
+            Err(e) if permanent(&e) => {
+                refuse(conn, self.mailer, m, &format!("{e:#}"), &self.domain)?;
+                self.report.refused += 1;
+                Ok(Next::Mail)
+            }
+            Err(e) => {
+                self.report.failed += 1;
+                let text = format!("{e:#}");
+                outbox::mark_retry(conn, m, &text, backoff(m.attempts + 1))?;
+                tracing::warn!(message = %m.message_id, attempts = m.attempts + 1, error = %text, "meddelandet levererades inte; försöker igen");
+                // A 4xx is about this message: go on with the next. A
+                // connection lost is about the server: end the round.
+                Ok(if transient(&e) { Next::Mail } else { Next::EndRound })
+            }
+        }
+    }
+
+    /// What `m` says now and the deviations it holds; None when nothing is
+    /// left to say (cancelled) or it could not be made (tried again later).
+    fn content(&mut self, conn: &mut DbConn, m: &MailRow) -> anyhow::Result<Option<(Rendered, Vec<i64>)>> {
+        match compose(conn, self.mailer, &mut self.ctx, m) {
+            Ok(Some(c)) => Ok(Some(c)),
+            Ok(None) => {
+                outbox::mark_cancelled(conn, m)?;
+                self.report.cancelled += 1;
+                Ok(None)
+            }
+            Err(e) => {
+                // The database or a template, not the message: try again later.
+                self.report.failed += 1;
+                let text = format!("kunde inte skapa meddelandet: {e:#}");
+                tracing::error!(message = %m.message_id, error = %text, "meddelandet kunde inte skapas; försöker igen");
+                outbox::mark_retry(conn, m, &text, backoff(m.attempts + 1))?;
+                Ok(None)
+            }
+        }
+    }
 }
 
 /// Marks a sent mail, retrying a transaction PostgreSQL chose as a

@@ -7,16 +7,19 @@
 use std::collections::HashMap;
 
 use actix_web::http::{header, StatusCode};
-use actix_web::{get, post, web, HttpRequest, HttpResponse};
+use actix_web::{get, web, HttpRequest, HttpResponse};
 use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use super::error::{AppError, ErrorCode};
-use super::pages::{blocking, check_csrf, error_page, role_text, see_other, user_in_role, PageUser, Pages};
+use super::pages::{blocking, check_csrf, error_page, role_text, user_in_role, PageUser, Pages};
 use super::AppState;
 use crate::audit::report::local_text;
-use crate::domain::{Role, Unit};
-use crate::store::{tokens, units, users};
+use crate::domain::Role;
+use crate::store::tokens;
+
+mod units;
+mod users;
 
 /// Lines loggkontroll shows (and exports) at most per search.
 const LOG_LIMIT: i64 = 5000;
@@ -103,141 +106,6 @@ async fn runs(state: web::Data<AppState>, pages: web::Data<Pages>, req: HttpRequ
     )
 }
 
-fn unit_json(u: &Unit) -> Value {
-    json!({"id": u.id.0, "name": u.name, "kind": u.kind.as_str(), "huvudman": u.huvudman,
-           "parent": u.parent.as_ref().map(|p| p.0.clone()), "email": u.email,
-           "chef_email": u.chef_email, "storhelg": u.storhelg})
-}
-
-async fn units_page(
-    state: &web::Data<AppState>,
-    pages: &Pages,
-    user: &PageUser,
-    status: StatusCode,
-    edit: Option<String>,
-    extra: Value,
-) -> HttpResponse {
-    let st = state.clone();
-    let list = match blocking(move || {
-        let mut conn = st.pool.get()?;
-        Ok(units::all(&mut conn)?)
-    })
-    .await
-    {
-        Ok(l) => l,
-        Err(e) => return error_page(pages, Some(user), &e),
-    };
-    let editing = edit
-        .and_then(|id| list.iter().find(|u| u.id.0 == id).map(unit_json))
-        .unwrap_or_else(|| json!({"kind": "slutenvard", "storhelg": true}));
-    let mut data = json!({"units": list.iter().map(unit_json).collect::<Vec<_>>(), "edit": editing});
-    if let (Some(o), Value::Object(more)) = (data.as_object_mut(), extra) {
-        o.extend(more);
-    }
-    pages.render(status, "units", "Enheter", Some(user), data)
-}
-
-#[get("/enheter")]
-async fn units_get(
-    state: web::Data<AppState>,
-    pages: web::Data<Pages>,
-    req: HttpRequest,
-    query: web::Query<HashMap<String, String>>,
-) -> HttpResponse {
-    let user = match admin_user(&state, &pages, &req, &[Role::Admin]).await {
-        Ok(u) => u,
-        Err(r) => return r,
-    };
-    let notice = query.get("sparad").map(|id| format!("Enheten {id} är sparad."));
-    units_page(
-        &state,
-        &pages,
-        &user,
-        StatusCode::OK,
-        query.get("andra").cloned(),
-        json!({"notice": notice}),
-    )
-    .await
-}
-
-/// Registers or changes one unit from the form, with the same validation
-/// as an import (`Unit::from_json`); an empty e-mail field clears it.
-#[post("/enheter")]
-async fn units_post(
-    state: web::Data<AppState>,
-    pages: web::Data<Pages>,
-    req: HttpRequest,
-    form: web::Form<HashMap<String, String>>,
-) -> HttpResponse {
-    let user = match admin_form(&state, &pages, &req, &form).await {
-        Ok(u) => u,
-        Err(r) => return r,
-    };
-    let mut obj = Map::new();
-    for key in [
-        "id",
-        "name",
-        "kind",
-        "huvudman",
-        "parent",
-        "email",
-        "chef_email",
-        "storhelg",
-    ] {
-        obj.insert(
-            key.into(),
-            Value::String(form.get(key).map(|v| v.trim().to_string()).unwrap_or_default()),
-        );
-    }
-    let unit = match Unit::from_json(&obj, 1) {
-        Ok(u) => u,
-        Err(errors) => {
-            let text = errors
-                .iter()
-                .map(|e| format!("{}: {}", e.field, e.message))
-                .collect::<Vec<_>>()
-                .join("; ");
-            let edit = form.get("id").cloned();
-            return units_page(
-                &state,
-                &pages,
-                &user,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                edit,
-                json!({"error": format!("Enheten sparades inte: {text}")}),
-            )
-            .await;
-        }
-    };
-    let id = unit.id.0.clone();
-    let st = state.clone();
-    match blocking(move || {
-        let mut conn = st.pool.get()?;
-        Ok(units::upsert(&mut conn, &[unit]))
-    })
-    .await
-    {
-        Ok(Ok(_)) => see_other(&format!("/enheter?sparad={}", super::pages::encode(&id))),
-        Ok(Err(units::UnitsError::Cycle(cycle))) => {
-            let text = format!(
-                "Enheten sparades inte: överordnad enhet skulle bilda en slinga ({})",
-                cycle.join(" → ")
-            );
-            units_page(
-                &state,
-                &pages,
-                &user,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                Some(id),
-                json!({"error": text}),
-            )
-            .await
-        }
-        Ok(Err(units::UnitsError::Db(e))) => error_page(&pages, Some(&user), &AppError::from(e)),
-        Err(e) => error_page(&pages, Some(&user), &e),
-    }
-}
-
 /// A form field, trimmed; `None` when empty or absent.
 fn field(form: &HashMap<String, String>, name: &str) -> Option<String> {
     form.get(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
@@ -254,230 +122,6 @@ fn unit_list(form: &HashMap<String, String>) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-async fn users_page(
-    state: &web::Data<AppState>,
-    pages: &Pages,
-    user: &PageUser,
-    status: StatusCode,
-    extra: Value,
-) -> HttpResponse {
-    let st = state.clone();
-    let list = match blocking(move || {
-        let mut conn = st.pool.get()?;
-        Ok(users::list(&mut conn)?)
-    })
-    .await
-    {
-        Ok(l) => l,
-        Err(e) => return error_page(pages, Some(user), &e),
-    };
-    let now = chrono::Utc::now().naive_utc();
-    let rows: Vec<Value> = list
-        .iter()
-        .map(|u| {
-            let state = match (u.disabled, u.locked_until) {
-                (true, _) => "avstängd".to_string(),
-                (false, Some(t)) if t > now => format!("låst till {}", local_text(t)),
-                _ => "aktiv".to_string(),
-            };
-            let role = Role::parse(&u.role).map_or(u.role.clone(), |r| role_text(r).to_string());
-            json!({"id": u.id, "username": u.username, "role": role, "role_id": u.role, "units": u.units.join(", "),
-                   "email": u.email, "hsa_id": u.hsa_id, "state": state, "disabled": u.disabled,
-                   "no_units": u.units.is_empty() && u.role == Role::Handlaggare.as_str()})
-        })
-        .collect();
-    let mut data = json!({"users": rows});
-    if let (Some(o), Value::Object(more)) = (data.as_object_mut(), extra) {
-        o.extend(more);
-    }
-    pages.render(status, "users", "Användare", Some(user), data)
-}
-
-#[get("/anvandare")]
-async fn users_get(state: web::Data<AppState>, pages: web::Data<Pages>, req: HttpRequest) -> HttpResponse {
-    match admin_user(&state, &pages, &req, &[Role::Admin]).await {
-        Ok(user) => users_page(&state, &pages, &user, StatusCode::OK, json!({})).await,
-        Err(r) => r,
-    }
-}
-
-#[post("/anvandare")]
-async fn users_create(
-    state: web::Data<AppState>,
-    pages: web::Data<Pages>,
-    req: HttpRequest,
-    form: web::Form<HashMap<String, String>>,
-) -> HttpResponse {
-    let user = match admin_form(&state, &pages, &req, &form).await {
-        Ok(u) => u,
-        Err(r) => return r,
-    };
-    let username = form.get("username").map(|s| s.trim().to_string()).unwrap_or_default();
-    let role = form.get("role").and_then(|r| Role::parse(r));
-    let unit_ids = unit_list(&form);
-    let email = field(&form, "email");
-    let st = state.clone();
-    let name = username.clone();
-    let result = blocking(move || {
-        let role = role.ok_or_else(|| AppError::new(ErrorCode::Unprocessable, "välj en roll"))?;
-        let password = users::generate_password()?;
-        let mut conn = st.pool.get()?;
-        users::create(&mut conn, &name, &password, role, &unit_ids, email.as_deref())
-            .map_err(|e| AppError::new(ErrorCode::Unprocessable, e.to_string()))?;
-        Ok(password)
-    })
-    .await;
-    match result {
-        Ok(password) => {
-            users_page(
-                &state,
-                &pages,
-                &user,
-                StatusCode::OK,
-                json!({"password": {"user": username, "value": password}}),
-            )
-            .await
-        }
-        Err(e) if e.code == ErrorCode::Unprocessable => {
-            users_page(
-                &state,
-                &pages,
-                &user,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                json!({"error": format!("Användaren skapades inte: {}", e.message)}),
-            )
-            .await
-        }
-        Err(e) => error_page(&pages, Some(&user), &e),
-    }
-}
-
-fn username_of(conn: &mut crate::store::DbConn, id: i64) -> Result<String, AppError> {
-    users::get(conn, id)?
-        .map(|u| u.username)
-        .ok_or_else(|| AppError::new(ErrorCode::NotFound, "ingen sådan användare"))
-}
-
-#[post("/anvandare/{id}/losenord")]
-async fn users_password(
-    state: web::Data<AppState>,
-    pages: web::Data<Pages>,
-    req: HttpRequest,
-    path: web::Path<i64>,
-    form: web::Form<HashMap<String, String>>,
-) -> HttpResponse {
-    let user = match admin_form(&state, &pages, &req, &form).await {
-        Ok(u) => u,
-        Err(r) => return r,
-    };
-    let id = path.into_inner();
-    let st = state.clone();
-    let result = blocking(move || {
-        let mut conn = st.pool.get()?;
-        let name = username_of(&mut conn, id)?;
-        let password = users::generate_password()?;
-        users::set_password(&mut conn, &name, &password)?;
-        Ok((name, password))
-    })
-    .await;
-    match result {
-        Ok((name, password)) => {
-            users_page(
-                &state,
-                &pages,
-                &user,
-                StatusCode::OK,
-                json!({"password": {"user": name, "value": password}}),
-            )
-            .await
-        }
-        Err(e) => error_page(&pages, Some(&user), &e),
-    }
-}
-
-#[post("/anvandare/{id}/andra")]
-async fn users_change(
-    state: web::Data<AppState>,
-    pages: web::Data<Pages>,
-    req: HttpRequest,
-    path: web::Path<i64>,
-    form: web::Form<HashMap<String, String>>,
-) -> HttpResponse {
-    let user = match admin_form(&state, &pages, &req, &form).await {
-        Ok(u) => u,
-        Err(r) => return r,
-    };
-    let id = path.into_inner();
-    let role = form.get("role").and_then(|r| Role::parse(r));
-    if user.caller.user_id == Some(id) && role.is_some_and(|r| r != Role::Admin) {
-        let e = AppError::new(ErrorCode::Conflict, "du kan inte ta bort din egen administratörsroll");
-        return error_page(&pages, Some(&user), &e);
-    }
-    let units = unit_list(&form);
-    let hsa_id = field(&form, "hsa_id");
-    let st = state.clone();
-    let result = blocking(move || {
-        let mut conn = st.pool.get()?;
-        let current =
-            users::get(&mut conn, id)?.ok_or_else(|| AppError::new(ErrorCode::NotFound, "ingen sådan användare"))?;
-        let change = users::Change {
-            role: Some(role.ok_or_else(|| AppError::new(ErrorCode::Unprocessable, "välj en roll"))?),
-            // An empty field for a user who has no units leaves it so.
-            units: (!(units.is_empty() && current.units.is_empty())).then_some(units),
-            hsa_id: Some(hsa_id),
-        };
-        users::update(&mut conn, &current.username, &change)
-            .map_err(|e| AppError::new(ErrorCode::Unprocessable, e.to_string()))?;
-        Ok(())
-    })
-    .await;
-    match result {
-        Ok(()) => see_other("/anvandare"),
-        Err(e) if e.code == ErrorCode::Unprocessable => {
-            users_page(
-                &state,
-                &pages,
-                &user,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                json!({"error": format!("Användaren ändrades inte: {}", e.message)}),
-            )
-            .await
-        }
-        Err(e) => error_page(&pages, Some(&user), &e),
-    }
-}
-
-#[post("/anvandare/{id}/stang-av")]
-async fn users_disable(
-    state: web::Data<AppState>,
-    pages: web::Data<Pages>,
-    req: HttpRequest,
-    path: web::Path<i64>,
-    form: web::Form<HashMap<String, String>>,
-) -> HttpResponse {
-    let user = match admin_form(&state, &pages, &req, &form).await {
-        Ok(u) => u,
-        Err(r) => return r,
-    };
-    let id = path.into_inner();
-    if user.caller.user_id == Some(id) {
-        let e = AppError::new(ErrorCode::Conflict, "du kan inte stänga av dig själv");
-        return error_page(&pages, Some(&user), &e);
-    }
-    let st = state.clone();
-    match blocking(move || {
-        let mut conn = st.pool.get()?;
-        let name = username_of(&mut conn, id)?;
-        users::disable(&mut conn, &name)?;
-        Ok(())
-    })
-    .await
-    {
-        Ok(()) => see_other("/anvandare"),
-        Err(e) => error_page(&pages, Some(&user), &e),
-    }
 }
 
 struct LogQuery {
@@ -598,13 +242,13 @@ async fn log_csv(state: web::Data<AppState>, pages: web::Data<Pages>, req: HttpR
 
 pub fn config(cfg: &mut web::ServiceConfig) {
     cfg.service(runs)
-        .service(units_get)
-        .service(units_post)
-        .service(users_get)
-        .service(users_create)
-        .service(users_password)
-        .service(users_disable)
-        .service(users_change)
+        .service(units::units_get)
+        .service(units::units_post)
+        .service(users::users_get)
+        .service(users::users_create)
+        .service(users::users_password)
+        .service(users::users_disable)
+        .service(users::users_change)
         .service(log_page)
         .service(log_csv);
 }

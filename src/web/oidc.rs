@@ -15,11 +15,12 @@ use serde_json::json;
 
 use super::api::session::session_cookie;
 use super::auth::{cookie, same_secret};
+use super::error::AppError;
 use super::pages::{blocking, local_next, oidc_button, start_of, Pages};
 use super::AppState;
-use crate::oidc::{OidcError, Unknown};
+use crate::oidc::{Identity, Oidc, OidcError, Unknown};
 use crate::store::oidc::{self as pending, Found, Pending};
-use crate::store::users;
+use crate::store::{users, DbConn};
 
 /// The cookie that ties a begun login to the browser that began it.
 const STATE_COOKIE: &str = "svu_oidc";
@@ -123,104 +124,13 @@ async fn finish(
             "inloggningen påbörjades inte i den här webbläsaren, eller har redan använts; logga in igen",
         );
     }
-    let code = query.get("code").cloned();
-    let provider_error = query.get("error").cloned();
+    let back = Return {
+        state: given,
+        code: query.get("code").cloned(),
+        provider_error: query.get("error").cloned(),
+    };
     let st = state.clone();
-    let outcome = blocking(move || -> Result<Outcome, super::error::AppError> {
-        let mut conn = st.pool.get()?;
-        // Taken first, whatever follows: a state is good for one return.
-        let Some(p) = pending::take(&mut conn, &given)? else {
-            tracing::warn!("en retur från inloggningstjänsten med använd eller utgången state avvisades");
-            return Ok(Outcome::Refused(
-                StatusCode::BAD_REQUEST,
-                "inloggningen har redan använts eller tog för lång tid; logga in igen".into(),
-            ));
-        };
-        if let Some(e) = provider_error {
-            tracing::info!(error = %e, "inloggningstjänsten loggade inte in personen");
-            return Ok(Outcome::Refused(
-                StatusCode::UNAUTHORIZED,
-                "inloggningstjänsten loggade inte in dig; försök igen".into(),
-            ));
-        }
-        let Some(code) = code else {
-            return Ok(Outcome::Refused(
-                StatusCode::BAD_REQUEST,
-                "svaret från inloggningstjänsten saknar kod; logga in igen".into(),
-            ));
-        };
-        drop(conn);
-        let identity = match oidc.finish(&code, &p.verifier, &p.nonce) {
-            Ok(i) => i,
-            Err(e) => {
-                tracing::warn!(error = %e, "inloggning via inloggningstjänsten avvisad");
-                let status = match e {
-                    OidcError::Provider(_) => StatusCode::SERVICE_UNAVAILABLE,
-                    _ => StatusCode::UNAUTHORIZED,
-                };
-                return Ok(Outcome::Refused(status, e.for_person().into()));
-            }
-        };
-        let mut conn = st.pool.get()?;
-        let by = oidc.config.match_by;
-        let user_id = match pending::find(&mut conn, by, &identity.value)? {
-            Found::User(id) => id,
-            Found::Disabled => {
-                tracing::info!("inloggning via inloggningstjänsten av en avstängd användare avvisad");
-                return Ok(Outcome::Refused(
-                    StatusCode::FORBIDDEN,
-                    "ditt konto i svu-vakt är avstängt; kontakta en administratör".into(),
-                ));
-            }
-            Found::Ambiguous => {
-                tracing::warn!("inloggning via inloggningstjänsten matchar flera användare; avvisad");
-                return Ok(Outcome::Refused(
-                    StatusCode::FORBIDDEN,
-                    "flera användare har samma e-postadress; en administratör behöver rätta det".into(),
-                ));
-            }
-            Found::Unknown if oidc.config.unknown == Unknown::Create => {
-                match pending::create(&mut conn, by, &identity) {
-                    Ok(id) => {
-                        tracing::info!(
-                            user_id = id,
-                            "en användare skapades vid första inloggningen via inloggningstjänsten"
-                        );
-                        id
-                    }
-                    // A database error is logged, not shown; the refusals are Swedish.
-                    Err(e) if e.downcast_ref::<diesel::result::Error>().is_some() => {
-                        return Err(super::error::AppError::internal(format!("{e:#}")))
-                    }
-                    Err(e) => return Ok(Outcome::Refused(StatusCode::FORBIDDEN, e.to_string())),
-                }
-            }
-            Found::Unknown => {
-                tracing::info!("inloggning via inloggningstjänsten av någon som inte är användare här avvisad");
-                return Ok(Outcome::Refused(
-                    StatusCode::FORBIDDEN,
-                    format!(
-                        "du är inte upplagd som användare i svu-vakt ({} {}); be en administratör lägga upp dig",
-                        match by {
-                            crate::oidc::MatchBy::HsaId => "HSA-id",
-                            crate::oidc::MatchBy::Email => "e-post",
-                        },
-                        identity.value
-                    ),
-                ));
-            }
-        };
-        let (cookie, _) = users::start_session(&mut conn, user_id)?;
-        let to = match (p.next.is_empty(), users::get(&mut conn, user_id)?) {
-            (false, _) => p.next,
-            (true, Some(u)) => crate::store::tokens::Role::parse(&u.role)
-                .map_or("/avvikelser", start_of)
-                .to_string(),
-            (true, None) => "/avvikelser".into(),
-        };
-        Ok(Outcome::Session { cookie, to })
-    })
-    .await;
+    let outcome = blocking(move || complete(&st, &oidc, back)).await;
     match outcome {
         Ok(Outcome::Session { cookie, to }) => HttpResponse::SeeOther()
             .insert_header((header::LOCATION, to))
@@ -230,6 +140,109 @@ async fn finish(
         Ok(Outcome::Refused(status, message)) => refused(&state, &pages, status, &message),
         Err(e) => refused(&state, &pages, actix_web::ResponseError::status_code(&e), &e.message),
     }
+}
+
+/// What the identity provider sent back with the browser.
+struct Return {
+    state: String,
+    code: Option<String>,
+    provider_error: Option<String>,
+}
+
+/// The return taken (a state is good for one), the code exchanged for a
+/// verified identity, the person found or made, and a session started.
+fn complete(st: &AppState, oidc: &Oidc, back: Return) -> Result<Outcome, AppError> {
+    let mut conn = st.pool.get()?;
+    // Taken first, whatever follows: a state is good for one return.
+    let Some(p) = pending::take(&mut conn, &back.state)? else {
+        tracing::warn!("en retur från inloggningstjänsten med använd eller utgången state avvisades");
+        return Ok(Outcome::Refused(
+            StatusCode::BAD_REQUEST,
+            "inloggningen har redan använts eller tog för lång tid; logga in igen".into(),
+        ));
+    };
+    if let Some(e) = back.provider_error {
+        tracing::info!(error = %e, "inloggningstjänsten loggade inte in personen");
+        return Ok(Outcome::Refused(
+            StatusCode::UNAUTHORIZED,
+            "inloggningstjänsten loggade inte in dig; försök igen".into(),
+        ));
+    }
+    let Some(code) = back.code else {
+        return Ok(Outcome::Refused(
+            StatusCode::BAD_REQUEST,
+            "svaret från inloggningstjänsten saknar kod; logga in igen".into(),
+        ));
+    };
+    drop(conn);
+    let identity = match oidc.finish(&code, &p.verifier, &p.nonce) {
+        Ok(i) => i,
+        Err(e) => {
+            tracing::warn!(error = %e, "inloggning via inloggningstjänsten avvisad");
+            let status = match e {
+                OidcError::Provider(_) => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::UNAUTHORIZED,
+            };
+            return Ok(Outcome::Refused(status, e.for_person().into()));
+        }
+    };
+    let mut conn = st.pool.get()?;
+    let user_id = match user_for(&mut conn, oidc, &identity)? {
+        Ok(id) => id,
+        Err(refusal) => return Ok(refusal),
+    };
+    let (cookie, _) = users::start_session(&mut conn, user_id)?;
+    let to = match (p.next.is_empty(), users::get(&mut conn, user_id)?) {
+        (false, _) => p.next,
+        (true, Some(u)) => crate::store::tokens::Role::parse(&u.role)
+            .map_or("/avvikelser", start_of)
+            .to_string(),
+        (true, None) => "/avvikelser".into(),
+    };
+    Ok(Outcome::Session { cookie, to })
+}
+
+/// The user a verified identity names (made at the first login when the
+/// installation says so), or why the login is refused.
+fn user_for(conn: &mut DbConn, oidc: &Oidc, identity: &Identity) -> Result<Result<i64, Outcome>, AppError> {
+    let by = oidc.config.match_by;
+    let refusal = |message: String| Err(Outcome::Refused(StatusCode::FORBIDDEN, message));
+    Ok(match pending::find(conn, by, &identity.value)? {
+        Found::User(id) => Ok(id),
+        Found::Disabled => {
+            tracing::info!("inloggning via inloggningstjänsten av en avstängd användare avvisad");
+            refusal("ditt konto i svu-vakt är avstängt; kontakta en administratör".into())
+        }
+        Found::Ambiguous => {
+            tracing::warn!("inloggning via inloggningstjänsten matchar flera användare; avvisad");
+            refusal("flera användare har samma e-postadress; en administratör behöver rätta det".into())
+        }
+        Found::Unknown if oidc.config.unknown == Unknown::Create => match pending::create(conn, by, identity) {
+            Ok(id) => {
+                tracing::info!(
+                    user_id = id,
+                    "en användare skapades vid första inloggningen via inloggningstjänsten"
+                );
+                Ok(id)
+            }
+            // A database error is logged, not shown; the refusals are Swedish.
+            Err(e) if e.downcast_ref::<diesel::result::Error>().is_some() => {
+                return Err(AppError::internal(format!("{e:#}")))
+            }
+            Err(e) => refusal(e.to_string()),
+        },
+        Found::Unknown => {
+            tracing::info!("inloggning via inloggningstjänsten av någon som inte är användare här avvisad");
+            refusal(format!(
+                "du är inte upplagd som användare i svu-vakt ({} {}); be en administratör lägga upp dig",
+                match by {
+                    crate::oidc::MatchBy::HsaId => "HSA-id",
+                    crate::oidc::MatchBy::Email => "e-post",
+                },
+                identity.value
+            ))
+        }
+    })
 }
 
 pub fn config(cfg: &mut web::ServiceConfig) {
