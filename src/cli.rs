@@ -347,5 +347,12 @@ pub fn routes(config: &Config, unit: &str) -> anyhow::Result<()> {
         println!("Kopia till: {}", r.cc.join(", "));
     }
     println!("Varför: {}", r.via);
+    let channels = crate::mail::routing::channels(Some(&crate::domain::UnitId(unit.to_string())), &units, &config.mail);
+    if let Some(url) = channels.webhook {
+        println!("Avvikelsesystem (webhook): {}", crate::mail::webhook::shown(url));
+    }
+    if !channels.mail {
+        println!("Ingen e-post: vägvalet har mail = false (rapporten går bara till avvikelsesystemet)");
+    }
     Ok(())
 }

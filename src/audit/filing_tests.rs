@@ -8,9 +8,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use diesel::connection::{Connection, Instrumentation, InstrumentationEvent};
 
-use crate::domain::handling::DeviationStatus;
 use super::*;
 use crate::config::ScanConfig;
+use crate::domain::handling::DeviationStatus;
 use crate::domain::{CaseId, UnitId};
 use crate::mail::templates::Templates;
 use crate::mail::{MailConfig, SmtpUrl};
@@ -60,6 +60,7 @@ fn auditor(pool: crate::store::Pool) -> Auditor {
             templates_dir: None,
             deliver_every_seconds: 60,
             smtp_timeout_seconds: 10,
+            webhook_timeout_seconds: 10,
             claim_seconds: 300,
             max_age_days: 0,
             routes: Vec::new(),

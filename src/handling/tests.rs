@@ -51,6 +51,7 @@ fn mail() -> MailConfig {
         templates_dir: None,
         deliver_every_seconds: 60,
         smtp_timeout_seconds: 10,
+        webhook_timeout_seconds: 10,
         claim_seconds: 300,
         max_age_days: 30,
         routes: Vec::new(),
