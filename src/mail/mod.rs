@@ -1,9 +1,11 @@
 //! Mail: where a deviation goes (`routing`), what the mail says
 //! (`templates`, Swedish Handlebars templates compiled in and overridable from
 //! a directory), and getting it there (`delivery`: the outbox in the database
-//! drained over SMTP with retries and backoff).
+//! drained over SMTP with retries and backoff). `document` is the report as
+//! one JSON document for the huvudman's own deviation system (SPEC §6.0).
 
 pub mod delivery;
+pub mod document;
 pub mod outbox;
 pub mod report;
 pub mod routing;

@@ -22,5 +22,6 @@ mod pg_restart;
 mod processes;
 mod reliability;
 mod reminders;
+mod report_document;
 mod smtp;
 mod webdriver;
