@@ -334,6 +334,13 @@ pub fn scan(config: &Config, as_of: Option<&str>, full: bool) -> anyhow::Result<
             println!("E-post: ingen SMTP-server konfigurerad (--smtp-url); {pending} väntar i utkorgen");
         }
     }
+    let h = services.deliver_hooks(false)?;
+    if h.sent + h.refused + h.failed + h.cancelled > 0 || h.pending > 0 {
+        println!(
+            "Avvikelsesystem (webhook): {} skickade, {} vägrade permanent (skickas inte igen), {} misslyckade (försöks igen), {} väntar",
+            h.sent, h.refused, h.failed, h.pending
+        );
+    }
     Ok(())
 }
 

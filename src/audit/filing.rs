@@ -16,8 +16,9 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use super::plan::{self, plan, Action, Terms};
 use super::{Auditor, Counts};
 use crate::domain::handling::DeviationStatus;
-use crate::mail::outbox;
-use crate::mail::routing;
+use crate::domain::UnitId;
+use crate::mail::outbox::{self, webhook};
+use crate::mail::routing::{self, Channels};
 use crate::mail::MailMode;
 use crate::rules::{Finding, RuleId, Units};
 use crate::store::deviations::{self, DeviationRow, FactsUpdate, NewDeviation, NewHistory, OPEN};
@@ -38,6 +39,15 @@ pub struct Filing<'a> {
 }
 
 impl Filing<'_> {
+    /// How a deviation of `unit` is delivered: by mail, to a webhook (SPEC §6.0).
+    fn channels(&self, unit: Option<&str>) -> Channels<'_> {
+        routing::channels(
+            unit.map(|u| UnitId(u.to_string())).as_ref(),
+            self.units,
+            &self.auditor.mail,
+        )
+    }
+
     /// `findings` are those past due + grace; `existing` every deviation of
     /// the same scope. What to do is decided by [`plan`], with no database;
     /// here it is done set by set, each kind of action in a bounded number
@@ -110,6 +120,8 @@ impl Filing<'_> {
             .map(|(f, fp)| {
                 let risk = a.profile.risk_of(f.rule);
                 let unmailed = f.due_utc() < self.mail_cutoff;
+                // A route without mail never puts its deviations in a digest.
+                let mailed = self.channels(f.unit.as_ref().map(|u| u.as_str())).mail;
                 NewDeviation {
                     fingerprint: fp,
                     rule: f.rule.as_str(),
@@ -123,7 +135,7 @@ impl Filing<'_> {
                     sannolikhet: i32::from(risk.sannolikhet),
                     konsekvens: i32::from(risk.konsekvens),
                     recipients: routing::route(f.unit.as_ref(), self.units, &a.mail).to_json(),
-                    queued_at: (per_deviation || unmailed).then_some(t),
+                    queued_at: (per_deviation || unmailed || !mailed).then_some(t),
                     scan_id: self.scan_id,
                     created_at: t,
                 }
@@ -159,8 +171,14 @@ impl Filing<'_> {
                     .unmailed_by_unit
                     .entry(row.unit.unwrap_or_default().to_string())
                     .or_default() += 1;
-            } else if per_deviation {
-                mail.push(outbox::report(&row.to_row(id), 0, &domain));
+            } else {
+                let channels = self.channels(row.unit);
+                if per_deviation && channels.mail {
+                    mail.push(outbox::report(&row.to_row(id), 0, &domain));
+                }
+                if let Some(url) = channels.webhook {
+                    mail.push(webhook::row(&row.to_row(id), outbox::MailKind::Avvikelse, 1, url));
+                }
             }
         }
         backend::insert_history(conn, &history)?;
@@ -204,18 +222,43 @@ impl Filing<'_> {
             .map(|(d, _)| d)
             .collect();
         let ids: Vec<i64> = told.iter().map(|d| d.id).collect();
+        let mailed: Vec<&DeviationRow> = told
+            .iter()
+            .copied()
+            .filter(|d| self.channels(d.unit.as_deref()).mail)
+            .collect();
         if self.auditor.mail.mode == MailMode::PerAvvikelse {
             let lines = deviations::history_counts(conn, &ids)?;
             let domain = self.auditor.mail.domain();
-            let mail: Vec<_> = told
+            let mail: Vec<_> = mailed
                 .iter()
                 .map(|d| outbox::report(d, lines.get(&d.id).copied().unwrap_or(0), &domain))
                 .collect();
             outbox::enqueue(conn, &mail)?;
             deviations::mark_queued(conn, &ids)?;
         } else {
+            let ids: Vec<i64> = mailed.iter().map(|d| d.id).collect();
             deviations::mark_unqueued(conn, &ids)?;
         }
+        self.report_again_to_webhooks(conn, reopened)
+    }
+
+    /// A reopened deviation's report goes to its route's webhook again,
+    /// numbered after the reports before it, unless it is too old to act on
+    /// and the receiver never had it.
+    fn report_again_to_webhooks(&self, conn: &mut DbConn, reopened: &[(DeviationRow, bool)]) -> anyhow::Result<()> {
+        let hooked: Vec<(&DeviationRow, bool, String)> = reopened
+            .iter()
+            .filter_map(|(d, old)| Some((d, *old, self.channels(d.unit.as_deref()).webhook?.to_string())))
+            .collect();
+        let old: Vec<i64> = hooked.iter().filter(|(_, old, _)| *old).map(|(d, _, _)| d.id).collect();
+        let had_it = webhook::delivered_among(conn, &old)?;
+        let to: Vec<(&DeviationRow, String)> = hooked
+            .into_iter()
+            .filter(|(d, old, _)| !old || had_it.contains(&d.id))
+            .map(|(d, _, url)| (d, url))
+            .collect();
+        webhook::reports_again(conn, &to)?;
         Ok(())
     }
 
@@ -261,6 +304,8 @@ impl Filing<'_> {
             })
             .collect();
         outbox::enqueue(conn, &notices)?;
+        // The webhooks' receivers, told by their own rows (SPEC §6.0).
+        webhook::withdrawn(conn, &current)?;
         Ok(())
     }
 }

@@ -1,8 +1,10 @@
 //! Mail: where a deviation goes (`routing`), what the mail says
 //! (`templates`, Swedish Handlebars templates compiled in and overridable from
 //! a directory), and getting it there (`delivery`: the outbox in the database
-//! drained over SMTP with retries and backoff). `document` is the report as
-//! one JSON document for the huvudman's own deviation system (SPEC §6.0).
+//! drained over SMTP with retries and backoff). A route may also deliver to
+//! the huvudman's own deviation system (SPEC §6.0): the report as one JSON
+//! document (`document`), POSTed signed (`webhook`) from the same outbox
+//! (`webhook_delivery`).
 
 pub mod delivery;
 pub mod document;
@@ -11,6 +13,7 @@ pub mod report;
 pub mod routing;
 pub mod templates;
 pub mod webhook;
+pub mod webhook_delivery;
 
 use std::fmt;
 use std::path::PathBuf;

@@ -25,3 +25,5 @@ mod reminders;
 mod report_document;
 mod smtp;
 mod webdriver;
+mod webhook;
+mod webhook_receiver;
