@@ -289,9 +289,18 @@ impl Filing<'_> {
         // connection lost after its data) may have arrived: say the truth.
         let ids: Vec<i64> = current.iter().map(|c| c.id).collect();
         let possibly_sent = outbox::cancel_unclaimed_reports(conn, &ids)?;
+        // A route without mail tells by mail only a recipient mailed before
+        // (its routes edited since): a deviation worked without mail is not.
+        let unmailing: HashSet<i64> = current
+            .iter()
+            .filter(|c| !self.channels(c.unit.as_deref()).mail)
+            .map(|c| c.id)
+            .collect();
+        let mailed_before = deviations::mailed_among(conn, &unmailing.iter().copied().collect::<Vec<_>>())?;
         let told: Vec<&DeviationRow> = current
             .iter()
             .filter(|c| c.status != DeviationStatus::Ny || possibly_sent.contains(&c.id))
+            .filter(|c| !unmailing.contains(&c.id) || mailed_before.contains(&c.id))
             .collect();
         let ids: Vec<i64> = told.iter().map(|c| c.id).collect();
         let lines = deviations::history_counts(conn, &ids)?;

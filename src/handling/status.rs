@@ -60,7 +60,8 @@ fn queue_closing_notice(conn: &mut DbConn, mail: &MailConfig, d: &DeviationRow) 
     use crate::mail::routing::{matching_route, Recipients};
     let units = crate::rules::Units::new(crate::store::units::all(conn)?);
     let unit = d.unit.clone().map(crate::domain::UnitId);
-    if !matching_route(unit.as_ref(), &units, mail).is_some_and(|r| r.notify_on_close) {
+    // A route without mail (SPEC §6.0) tells its webhook instead.
+    if !matching_route(unit.as_ref(), &units, mail).is_some_and(|r| r.notify_on_close && r.mail) {
         return Ok(());
     }
     let copies = Recipients::from_json(&d.recipients).cc;

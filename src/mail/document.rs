@@ -147,13 +147,15 @@ pub struct ReportDocument {
     pub datum_och_tid: String,
     /// avvikelsens sida i svu-vakt
     pub link: String,
-    /// när svu-vakt registrerade avvikelsen, RFC 3339
+    /// när svu-vakt registrerade avvikelsen, RFC 3339 i svensk tid
     #[schema(format = DateTime)]
     pub registered_at: String,
 }
 
+/// RFC 3339 in Swedish time, whole seconds: the same text on both backends
+/// (SQLite keeps nanoseconds of `registered_at`, PostgreSQL microseconds).
 fn stockholm(t: NaiveDateTime) -> String {
-    in_stockholm(t.and_utc()).to_rfc3339()
+    in_stockholm(t.and_utc()).to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
 }
 
 fn field<T: serde::de::DeserializeOwned>(data: &Value, name: &str) -> anyhow::Result<T> {
@@ -204,7 +206,7 @@ pub fn build(
         klinik_avd_enhet,
         datum_och_tid: field(&data, "senast")?,
         link: field(&data, "lank")?,
-        registered_at: d.created_at.and_utc().to_rfc3339(),
+        registered_at: stockholm(d.created_at),
     })
 }
 
@@ -304,6 +306,7 @@ mod tests {
         assert_eq!(v["klinik_avd_enhet"], "Avdelning 1 (AVD1), Region Östergötland");
         assert_eq!(v["datum_och_tid"], "2026-05-05 kl. 08:00");
         assert_eq!(v["link"], "http://x/avvikelser/7");
+        assert_eq!(v["registered_at"], "2026-05-06T00:00:00+02:00");
         for name in ["patient", "personnummer", "namn_patient"] {
             assert!(v.get(name).is_none(), "{name}");
         }
