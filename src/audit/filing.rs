@@ -105,6 +105,32 @@ impl Filing<'_> {
         Ok(())
     }
 
+    /// The row of a new deviation for `f`, routed; queued for no digest when
+    /// it is mailed alone, too old to mail, or its route mails nothing.
+    fn new_row<'f>(&self, f: &'f Finding, fingerprint: &'f str, t: NaiveDateTime) -> NewDeviation<'f> {
+        let a = self.auditor;
+        let risk = a.profile.risk_of(f.rule);
+        let unmailed = f.due_utc() < self.mail_cutoff;
+        let mailed = self.channels(f.unit.as_ref().map(|u| u.as_str())).mail;
+        NewDeviation {
+            fingerprint,
+            rule: f.rule.as_str(),
+            case_id: f.case.as_ref().map(|c| c.as_str()),
+            unit: f.unit.as_ref().map(|u| u.as_str()),
+            due: naive(f.due_utc()),
+            finding_status: f.status.as_str(),
+            done_at: f.done.map(|t| naive(t.with_timezone(&Utc))),
+            late_minutes: f.late_minutes,
+            status: DeviationStatus::Ny,
+            sannolikhet: i32::from(risk.sannolikhet),
+            konsekvens: i32::from(risk.konsekvens),
+            recipients: routing::route(f.unit.as_ref(), self.units, &a.mail).to_json(),
+            queued_at: (a.mail.mode == MailMode::PerAvvikelse || unmailed || !mailed).then_some(t),
+            scan_id: self.scan_id,
+            created_at: t,
+        }
+    }
+
     /// New deviations, their history lines and (one mail per deviation)
     /// their mail, in a few multi-row statements; a deviation too old to act
     /// on is filed without mail.
@@ -115,32 +141,7 @@ impl Filing<'_> {
         let a = self.auditor;
         let per_deviation = a.mail.mode == MailMode::PerAvvikelse;
         let t = now();
-        let rows: Vec<NewDeviation> = new
-            .iter()
-            .map(|(f, fp)| {
-                let risk = a.profile.risk_of(f.rule);
-                let unmailed = f.due_utc() < self.mail_cutoff;
-                // A route without mail never puts its deviations in a digest.
-                let mailed = self.channels(f.unit.as_ref().map(|u| u.as_str())).mail;
-                NewDeviation {
-                    fingerprint: fp,
-                    rule: f.rule.as_str(),
-                    case_id: f.case.as_ref().map(|c| c.as_str()),
-                    unit: f.unit.as_ref().map(|u| u.as_str()),
-                    due: naive(f.due_utc()),
-                    finding_status: f.status.as_str(),
-                    done_at: f.done.map(|t| naive(t.with_timezone(&Utc))),
-                    late_minutes: f.late_minutes,
-                    status: DeviationStatus::Ny,
-                    sannolikhet: i32::from(risk.sannolikhet),
-                    konsekvens: i32::from(risk.konsekvens),
-                    recipients: routing::route(f.unit.as_ref(), self.units, &a.mail).to_json(),
-                    queued_at: (per_deviation || unmailed || !mailed).then_some(t),
-                    scan_id: self.scan_id,
-                    created_at: t,
-                }
-            })
-            .collect();
+        let rows: Vec<NewDeviation> = new.iter().map(|(f, fp)| self.new_row(f, fp, t)).collect();
         let ids: HashMap<String, i64> = deviations::insert_many(conn, &rows)?
             .into_iter()
             .map(|(id, fp)| (fp, id))
@@ -182,17 +183,7 @@ impl Filing<'_> {
             }
         }
         backend::insert_history(conn, &history)?;
-        let parties: Vec<(i64, String)> = new
-            .iter()
-            .filter_map(|(f, fp)| Some((*ids.get(fp.as_str())?, &f.affected)))
-            .flat_map(|(id, units)| {
-                let mut units: Vec<&str> = units.iter().map(|u| u.as_str()).collect();
-                units.sort_unstable();
-                units.dedup();
-                units.into_iter().map(move |u| (id, u.to_string()))
-            })
-            .collect();
-        deviations::insert_parties(conn, &parties)?;
+        deviations::insert_parties(conn, &parties(new, &ids))?;
         outbox::enqueue(conn, &mail)?;
         counts.filed += rows.len();
         Ok(())
@@ -317,6 +308,19 @@ impl Filing<'_> {
         webhook::withdrawn(conn, &current)?;
         Ok(())
     }
+}
+
+/// The berörd part of each new deviation, each unit once.
+fn parties(new: &[(&Finding, String)], ids: &HashMap<String, i64>) -> Vec<(i64, String)> {
+    new.iter()
+        .filter_map(|(f, fp)| Some((*ids.get(fp.as_str())?, &f.affected)))
+        .flat_map(|(id, units)| {
+            let mut units: Vec<&str> = units.iter().map(|u| u.as_str()).collect();
+            units.sort_unstable();
+            units.dedup();
+            units.into_iter().map(move |u| (id, u.to_string()))
+        })
+        .collect()
 }
 
 /// A plan's actions by kind, each kind in the plan's order.

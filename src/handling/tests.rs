@@ -84,7 +84,7 @@ fn caller(role: Role, units: &[&str]) -> Caller {
 }
 
 /// A migrated SQLite file with units A (B below it) and C, and one
-/// deviation of unit B in status `ny`: its id.
+/// deviation of unit B in status `ny` (mailed to b@, a copy to kopia@): its id.
 fn database(dir: &std::path::Path) -> (crate::store::Pool, i64) {
     let url = crate::store::DbUrl::Sqlite(dir.join("handling.db"));
     let pool = crate::store::pool(&url, 1).unwrap();
@@ -107,7 +107,7 @@ fn database(dir: &std::path::Path) -> (crate::store::Pool, i64) {
         status: "ny".parse().unwrap(),
         sannolikhet: 2,
         konsekvens: 3,
-        recipients: "{}".into(),
+        recipients: r#"{"to":"b@example.se","cc":["kopia@example.se"],"via":""}"#.into(),
         queued_at: None,
         scan_id: 0,
         created_at: at,
@@ -224,14 +224,6 @@ fn closing_tells_the_copies_by_mail_unless_the_route_mails_nothing_and_the_webho
         let dir = tempfile::tempdir().unwrap();
         let (pool, id) = database(dir.path());
         let conn = &mut pool.get().unwrap();
-        {
-            use crate::store::schema::deviations as d;
-            use diesel::prelude::*;
-            diesel::update(d::table.find(id))
-                .set(d::recipients.eq(r#"{"to":"b@example.se","cc":["kopia@example.se"],"via":""}"#))
-                .execute(conn)
-                .unwrap();
-        }
         let d = deviations::get(conn, id).unwrap().unwrap();
         outbox::enqueue(conn, &[webhook::row(&d, MailKind::Avvikelse, 1, url)]).unwrap();
         let mut cfg = mail();
