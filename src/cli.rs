@@ -335,6 +335,13 @@ pub fn scan(config: &Config, as_of: Option<&str>, full: bool) -> anyhow::Result<
             println!("E-post: ingen SMTP-server konfigurerad (--smtp-url); {pending} väntar i utkorgen");
         }
     }
+    let h = services.deliver_hooks(false)?;
+    if h.sent + h.refused + h.failed + h.cancelled > 0 || h.pending > 0 {
+        println!(
+            "Avvikelsesystem (webhook): {} skickade, {} vägrade permanent (skickas inte igen), {} misslyckade (försöks igen), {} väntar",
+            h.sent, h.refused, h.failed, h.pending
+        );
+    }
     Ok(())
 }
 
@@ -348,5 +355,12 @@ pub fn routes(config: &Config, unit: &str) -> anyhow::Result<()> {
         println!("Kopia till: {}", r.cc.join(", "));
     }
     println!("Varför: {}", r.via);
+    let channels = crate::mail::routing::channels(Some(&crate::domain::UnitId(unit.to_string())), &units, &config.mail);
+    if let Some(url) = channels.webhook {
+        println!("Avvikelsesystem (webhook): {}", crate::mail::webhook::shown(url));
+    }
+    if !channels.mail {
+        println!("Ingen e-post: vägvalet har mail = false (rapporten går bara till avvikelsesystemet)");
+    }
     Ok(())
 }

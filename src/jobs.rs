@@ -1,5 +1,5 @@
 //! The service's background jobs: the scheduled scan, the drop folder and
-//! the outbox drain.
+//! the outbox drain (mail and webhooks).
 //! Plain async functions over the shared [`Services`]; a failed run is
 //! logged (and recorded in `scan_runs` by the scan itself), never a panic,
 //! and the loops go on.
@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use crate::audit::schedule::Schedule;
 use crate::audit::{ScanError, ScanSummary};
 use crate::mail::delivery::DeliveryReport;
+use crate::mail::webhook_delivery::HookReport;
 use crate::service::Services;
 
 /// Runs the scan at every firing of the cron schedule (Europe/Stockholm).
@@ -31,6 +32,7 @@ pub async fn scan_loop(services: Arc<Services>, cron: cron::Schedule) {
             Err(ScanError::Failed(_)) => {}
         }
         deliver_once(&services, true).await;
+        deliver_hooks_once(&services, true).await;
     }
 }
 
@@ -39,6 +41,16 @@ pub async fn delivery_loop(services: Arc<Services>) {
     let every = StdDuration::from_secs(services.auditor.mail.deliver_every_seconds);
     loop {
         deliver_once(&services, true).await;
+        actix_web::rt::time::sleep(every).await;
+    }
+}
+
+/// Drains the outbox's webhook rows every `mail.deliver_every_seconds`,
+/// beside the mail (a receiver that does not answer holds up no mail).
+pub async fn webhook_loop(services: Arc<Services>) {
+    let every = StdDuration::from_secs(services.auditor.mail.deliver_every_seconds);
+    loop {
+        deliver_hooks_once(&services, true).await;
         actix_web::rt::time::sleep(every).await;
     }
 }
@@ -83,6 +95,19 @@ pub async fn deliver_once(services: &Arc<Services>, respect_backoff: bool) -> Op
         Ok(_) => None,
         Err(e) => {
             tracing::error!(error = %e, "e-postutskicket kunde inte köras");
+            None
+        }
+    }
+}
+
+/// One round of delivery to the webhooks on the blocking pool; None when it failed (logged).
+pub async fn deliver_hooks_once(services: &Arc<Services>, respect_backoff: bool) -> Option<HookReport> {
+    let s = services.clone();
+    match actix_web::rt::task::spawn_blocking(move || s.deliver_hooks(respect_backoff)).await {
+        Ok(Ok(r)) => Some(r),
+        Ok(Err(_)) => None,
+        Err(e) => {
+            tracing::error!(error = %e, "utskicket till avvikelsesystemen kunde inte köras");
             None
         }
     }

@@ -64,7 +64,7 @@ impl Application {
         self.state.clone()
     }
 
-    /// Serves HTTP and runs the scheduled scan, the drop folder and the mail delivery loop.
+    /// Serves HTTP and runs the scheduled scan, the drop folder and the mail and webhook delivery loops.
     pub async fn run(self) -> std::io::Result<()> {
         let services = self.state.clone().into_inner();
         if let Some(cron) = services.auditor.scan.schedule.clone() {
@@ -73,6 +73,7 @@ impl Application {
         if services.feed.is_some() {
             actix_web::rt::spawn(jobs::feed_loop(services.clone()));
         }
+        actix_web::rt::spawn(jobs::webhook_loop(services.clone()));
         if services.mailer.is_some() {
             actix_web::rt::spawn(jobs::delivery_loop(services));
         }

@@ -18,7 +18,7 @@ const BUCKETS: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 
 const METHODS: [&str; 7] = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"];
 
 /// The counters' names (the prefix and `_total` are added) and Swedish help.
-const COUNTERS: [(&str, &str); 17] = [
+const COUNTERS: [(&str, &str); 20] = [
     ("events_ingested", "Händelser sparade vid inläsning."),
     (
         "events_duplicate",
@@ -49,6 +49,15 @@ const COUNTERS: [(&str, &str); 17] = [
     (
         "mail_refused",
         "Meddelanden som SMTP-servern vägrade permanent (skickas inte igen).",
+    ),
+    ("webhook_sent", "Rapporter som ett avvikelsesystem (webhook) tog emot."),
+    (
+        "webhook_failed",
+        "Försök till avvikelsesystem som misslyckades och görs om (inget svar, 5xx, 429).",
+    ),
+    (
+        "webhook_refused",
+        "Rapporter som ett avvikelsesystem vägrade permanent (skickas inte igen).",
     ),
     (
         "feed_files_imported",
@@ -93,6 +102,9 @@ pub struct Metrics {
     pub mail_sent: Counter,
     pub mail_failed: Counter,
     pub mail_refused: Counter,
+    pub webhook_sent: Counter,
+    pub webhook_failed: Counter,
+    pub webhook_refused: Counter,
     pub feed_files_imported: Counter,
     pub feed_files_failed: Counter,
     pub feed_files_repeated: Counter,
@@ -119,6 +131,9 @@ impl Default for Metrics {
             mail_sent: Counter::default(),
             mail_failed: Counter::default(),
             mail_refused: Counter::default(),
+            webhook_sent: Counter::default(),
+            webhook_failed: Counter::default(),
+            webhook_refused: Counter::default(),
             feed_files_imported: Counter::default(),
             feed_files_failed: Counter::default(),
             feed_files_repeated: Counter::default(),
@@ -169,7 +184,7 @@ impl Metrics {
     }
 
     /// The counters, in the order of [`COUNTERS`].
-    fn counters(&self) -> [&Counter; 17] {
+    fn counters(&self) -> [&Counter; 20] {
         [
             &self.events_ingested,
             &self.events_duplicate,
@@ -184,6 +199,9 @@ impl Metrics {
             &self.mail_sent,
             &self.mail_failed,
             &self.mail_refused,
+            &self.webhook_sent,
+            &self.webhook_failed,
+            &self.webhook_refused,
             &self.feed_files_imported,
             &self.feed_files_failed,
             &self.feed_files_repeated,
@@ -198,12 +216,12 @@ impl Metrics {
         }
         registry.register(
             "outbox_failed",
-            "Meddelanden som vägrats permanent, i utkorgen.",
+            "Meddelanden och webhookrapporter som vägrats permanent, i utkorgen.",
             self.outbox_failed.clone(),
         );
         registry.register(
             "outbox_pending",
-            "Meddelanden som väntar på att skickas.",
+            "Meddelanden och webhookrapporter som väntar på att skickas.",
             self.outbox_pending.clone(),
         );
         registry.register(

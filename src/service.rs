@@ -11,6 +11,7 @@ use crate::audit::{Auditor, ScanError, ScanSummary};
 use crate::config::Config;
 use crate::domain::PatientHasher;
 use crate::mail::delivery::{DeliveryReport, Mailer};
+use crate::mail::webhook_delivery::HookReport;
 use crate::metrics::Metrics;
 use crate::store::{self, Pool};
 
@@ -129,6 +130,23 @@ impl Services {
             days,
             Utc::now(),
         )
+    }
+
+    /// One round of delivery to the routes' webhooks (blocking), whether or
+    /// not an SMTP server is configured.
+    pub fn deliver_hooks(&self, respect_backoff: bool) -> anyhow::Result<HookReport> {
+        let a = &self.auditor;
+        let result = crate::mail::webhook_delivery::deliver(&self.pool, &a.mail, &a.templates, respect_backoff);
+        match &result {
+            Ok(r) => {
+                let m = &self.metrics;
+                Metrics::add(&m.webhook_sent, r.sent);
+                Metrics::add(&m.webhook_failed, r.failed);
+                Metrics::add(&m.webhook_refused, r.refused);
+            }
+            Err(e) => tracing::error!(error = %format!("{e:#}"), "utskicket till avvikelsesystemen misslyckades"),
+        }
+        result
     }
 
     /// One round of delivery (blocking), if an SMTP server is configured.

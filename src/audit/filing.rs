@@ -16,8 +16,9 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use super::plan::{self, plan, Action, Terms};
 use super::{Auditor, Counts};
 use crate::domain::handling::DeviationStatus;
-use crate::mail::outbox;
-use crate::mail::routing;
+use crate::domain::UnitId;
+use crate::mail::outbox::{self, webhook};
+use crate::mail::routing::{self, Channels};
 use crate::mail::MailMode;
 use crate::rules::{Finding, RuleId, Units};
 use crate::store::deviations::{self, DeviationRow, FactsUpdate, NewDeviation, NewHistory, OPEN};
@@ -51,6 +52,15 @@ pub struct Filing<'a> {
 }
 
 impl Filing<'_> {
+    /// How a deviation of `unit` is delivered: by mail, to a webhook (SPEC §6.0).
+    fn channels(&self, unit: Option<&str>) -> Channels<'_> {
+        routing::channels(
+            unit.map(|u| UnitId(u.to_string())).as_ref(),
+            self.units,
+            &self.auditor.mail,
+        )
+    }
+
     /// `findings` are those past due + grace; `existing` every deviation of
     /// the same scope. What to do is decided by [`plan`], with no database;
     /// here it is done set by set, each kind of action in a bounded number
@@ -108,6 +118,32 @@ impl Filing<'_> {
         Ok(())
     }
 
+    /// The row of a new deviation for `f`, routed; queued for no digest when
+    /// it is mailed alone, too old to mail, or its route mails nothing.
+    fn new_row<'f>(&self, f: &'f Finding, fingerprint: &'f str, t: NaiveDateTime) -> NewDeviation<'f> {
+        let a = self.auditor;
+        let risk = a.profile.risk_of(f.rule);
+        let unmailed = f.due_utc() < self.mail_cutoff;
+        let mailed = self.channels(f.unit.as_ref().map(|u| u.as_str())).mail;
+        NewDeviation {
+            fingerprint,
+            rule: f.rule.as_str(),
+            case_id: f.case.as_ref().map(|c| c.as_str()),
+            unit: f.unit.as_ref().map(|u| u.as_str()),
+            due: naive(f.due_utc()),
+            finding_status: f.status.as_str(),
+            done_at: f.done.map(|t| naive(t.with_timezone(&Utc))),
+            late_minutes: f.late_minutes,
+            status: DeviationStatus::Ny,
+            sannolikhet: i32::from(risk.sannolikhet),
+            konsekvens: i32::from(risk.konsekvens),
+            recipients: routing::route(f.unit.as_ref(), self.units, &a.mail).to_json(),
+            queued_at: (a.mail.mode == MailMode::PerAvvikelse || unmailed || !mailed).then_some(t),
+            scan_id: self.scan_id,
+            created_at: t,
+        }
+    }
+
     /// New deviations, their history lines and (one mail per deviation)
     /// their mail, in a few multi-row statements; a deviation too old to act
     /// on is filed without mail.
@@ -118,30 +154,7 @@ impl Filing<'_> {
         let a = self.auditor;
         let per_deviation = a.mail.mode == MailMode::PerAvvikelse;
         let t = now();
-        let rows: Vec<NewDeviation> = new
-            .iter()
-            .map(|(f, fp)| {
-                let risk = a.profile.risk_of(f.rule);
-                let unmailed = f.due_utc() < self.mail_cutoff;
-                NewDeviation {
-                    fingerprint: fp,
-                    rule: f.rule.as_str(),
-                    case_id: f.case.as_ref().map(|c| c.as_str()),
-                    unit: f.unit.as_ref().map(|u| u.as_str()),
-                    due: naive(f.due_utc()),
-                    finding_status: f.status.as_str(),
-                    done_at: f.done.map(|t| naive(t.with_timezone(&Utc))),
-                    late_minutes: f.late_minutes,
-                    status: DeviationStatus::Ny,
-                    sannolikhet: i32::from(risk.sannolikhet),
-                    konsekvens: i32::from(risk.konsekvens),
-                    recipients: routing::route(f.unit.as_ref(), self.units, &a.mail).to_json(),
-                    queued_at: (per_deviation || unmailed).then_some(t),
-                    scan_id: self.scan_id,
-                    created_at: t,
-                }
-            })
-            .collect();
+        let rows: Vec<NewDeviation> = new.iter().map(|(f, fp)| self.new_row(f, fp, t)).collect();
         let ids: HashMap<String, i64> = deviations::insert_many(conn, &rows)?
             .into_iter()
             .map(|(id, fp)| (fp, id))
@@ -172,8 +185,14 @@ impl Filing<'_> {
                     .unmailed_by_unit
                     .entry(row.unit.unwrap_or_default().to_string())
                     .or_default() += 1;
-            } else if per_deviation {
-                mail.push(outbox::report(&row.to_row(id), 0, &domain));
+            } else {
+                let channels = self.channels(row.unit);
+                if per_deviation && channels.mail {
+                    mail.push(outbox::report(&row.to_row(id), 0, &domain));
+                }
+                if let Some(url) = channels.webhook {
+                    mail.push(webhook::row(&row.to_row(id), outbox::MailKind::Avvikelse, 1, url));
+                }
             }
         }
         backend::insert_history(conn, &history)?;
@@ -207,18 +226,43 @@ impl Filing<'_> {
             .map(|(d, _)| d)
             .collect();
         let ids: Vec<i64> = told.iter().map(|d| d.id).collect();
+        let mailed: Vec<&DeviationRow> = told
+            .iter()
+            .copied()
+            .filter(|d| self.channels(d.unit.as_deref()).mail)
+            .collect();
         if self.auditor.mail.mode == MailMode::PerAvvikelse {
             let lines = deviations::history_counts(conn, &ids)?;
             let domain = self.auditor.mail.domain();
-            let mail = told
+            let mail: Vec<_> = mailed
                 .iter()
                 .map(|d| Ok(outbox::report(d, lines_of(&lines, d.id)?, &domain)))
                 .collect::<anyhow::Result<Vec<_>>>()?;
             outbox::enqueue(conn, &mail)?;
             deviations::mark_queued(conn, &ids)?;
         } else {
+            let ids: Vec<i64> = mailed.iter().map(|d| d.id).collect();
             deviations::mark_unqueued(conn, &ids)?;
         }
+        self.report_again_to_webhooks(conn, reopened)
+    }
+
+    /// A reopened deviation's report goes to its route's webhook again,
+    /// numbered after the reports before it, unless it is too old to act on
+    /// and the receiver never had it.
+    fn report_again_to_webhooks(&self, conn: &mut DbConn, reopened: &[(DeviationRow, bool)]) -> anyhow::Result<()> {
+        let hooked: Vec<(&DeviationRow, bool, String)> = reopened
+            .iter()
+            .filter_map(|(d, old)| Some((d, *old, self.channels(d.unit.as_deref()).webhook?.to_string())))
+            .collect();
+        let old: Vec<i64> = hooked.iter().filter(|(_, old, _)| *old).map(|(d, _, _)| d.id).collect();
+        let had_it = webhook::delivered_among(conn, &old)?;
+        let to: Vec<(&DeviationRow, String)> = hooked
+            .into_iter()
+            .filter(|(d, old, _)| !old || had_it.contains(&d.id))
+            .map(|(d, _, url)| (d, url))
+            .collect();
+        webhook::reports_again(conn, &to)?;
         Ok(())
     }
 
@@ -249,9 +293,18 @@ impl Filing<'_> {
         // connection lost after its data) may have arrived: say the truth.
         let open_ids: Vec<i64> = open.iter().map(|c| c.id).collect();
         let possibly_sent = outbox::cancel_unclaimed_reports(conn, &open_ids)?;
+        // A route without mail tells by mail only a recipient mailed before
+        // (its routes edited since): a deviation worked without mail is not.
+        let unmailing: HashSet<i64> = open
+            .iter()
+            .filter(|c| !self.channels(c.unit.as_deref()).mail)
+            .map(|c| c.id)
+            .collect();
+        let mailed_before = deviations::mailed_among(conn, &unmailing.iter().copied().collect::<Vec<_>>())?;
         let told: Vec<&DeviationRow> = open
             .iter()
             .filter(|c| c.status != DeviationStatus::Ny || possibly_sent.contains(&c.id))
+            .filter(|c| !unmailing.contains(&c.id) || mailed_before.contains(&c.id))
             .collect();
         let told_ids: Vec<i64> = told.iter().map(|c| c.id).collect();
         let lines = deviations::history_counts(conn, &told_ids)?;
@@ -264,6 +317,8 @@ impl Filing<'_> {
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         outbox::enqueue(conn, &notices)?;
+        // The webhooks' receivers, told by their own rows (SPEC §6.0).
+        webhook::withdrawn(conn, &open)?;
         Ok(())
     }
 }

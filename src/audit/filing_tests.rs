@@ -60,6 +60,7 @@ fn auditor(pool: crate::store::Pool) -> Auditor {
             templates_dir: None,
             deliver_every_seconds: 60,
             smtp_timeout_seconds: 10,
+            webhook_timeout_seconds: 10,
             claim_seconds: 300,
             max_age_days: 0,
             routes: Vec::new(),

@@ -275,6 +275,77 @@ mod tests {
     }
 
     #[test]
+    fn a_webhook_needs_a_url_and_a_secret_from_the_environment_or_a_file_and_never_prints_it() {
+        let _env = ENV.lock().unwrap_or_else(|e| e.into_inner());
+        let dir = tempfile::tempdir().unwrap();
+        std::env::set_var("SVU_VAKT_PATIENT_KEY_FILE", dir.path().join("k").display().to_string());
+        std::env::remove_var("SVU_VAKT_WEBHOOK_SECRET_1");
+        std::env::remove_var("SVU_VAKT_WEBHOOK_SECRET_2");
+        let load = |text: &str| {
+            let file = dir.path().join("c.toml");
+            std::fs::write(&file, text).unwrap();
+            Config::load(Some(&file), &Overrides::default()).map(|c| c.mail)
+        };
+        let route = "[[mail.routes]]\nhuvudman = \"Motala kommun\"\nwebhook_url = \"https://avvikelser.motala.example.se/svu\"\n";
+        let e = format!("{:#}", load(route).unwrap_err());
+        assert!(
+            e.contains("mail.routes[1]") && e.contains("SVU_VAKT_WEBHOOK_SECRET_1"),
+            "{e}"
+        );
+        let secret_file = dir.path().join("hemlighet");
+        std::fs::write(&secret_file, "fran-filen-0123456789abcdef\n").unwrap();
+        let with_file = format!("{route}webhook_secret_file = \"{}\"\n", secret_file.display());
+        let m = load(&with_file).unwrap();
+        let r = &m.routes[0];
+        assert_eq!(
+            r.webhook_secret.as_ref().unwrap().expose(),
+            b"fran-filen-0123456789abcdef"
+        );
+        assert!(r.mail && !r.intake_first, "the defaults: mail, no intake_first");
+        assert!(
+            !format!("{m:?}").contains("fran-filen"),
+            "the secret is not in the debug text"
+        );
+        std::env::set_var("SVU_VAKT_WEBHOOK_SECRET_1", "fran-miljon-0123456789abcdef");
+        let m = load(&with_file).unwrap();
+        assert_eq!(
+            m.routes[0].webhook_secret.as_ref().unwrap().expose(),
+            b"fran-miljon-0123456789abcdef",
+            "the environment wins"
+        );
+        std::env::set_var("SVU_VAKT_WEBHOOK_SECRET_1", "kort");
+        let e = format!("{:#}", load(route).unwrap_err());
+        assert!(e.contains("minst 16 byte"), "{e}");
+        std::env::remove_var("SVU_VAKT_WEBHOOK_SECRET_1");
+        for (bad, names) in [
+            (
+                "[[mail.routes]]\nkind = \"kommun\"\nwebhook_url = \"ftp://x.example.se/\"\n",
+                "mail.routes[1].webhook_url",
+            ),
+            ("[[mail.routes]]\nkind = \"kommun\"\nmail = false\n", "mail = false"),
+            (
+                "[[mail.routes]]\nkind = \"kommun\"\nintake_first = true\n",
+                "intake_first",
+            ),
+            (
+                "[[mail.routes]]\nkind = \"kommun\"\nwebhook_secret_file = \"/x\"\n",
+                "webhook_secret_file",
+            ),
+            ("[[mail.routes]]\nkind = \"kommun\"\nwebhook = \"x\"\n", "webhook"),
+        ] {
+            let e = format!("{:#}", load(bad).unwrap_err());
+            assert!(e.contains(names), "{bad}: {e}");
+        }
+        std::env::set_var("SVU_VAKT_WEBHOOK_SECRET_2", "andra-vagen-0123456789abcdef");
+        let two = format!("[[mail.routes]]\nkind = \"oppenvard\"\nto = \"a@b.se\"\n{route}mail = false\n");
+        let m = load(&two).unwrap();
+        std::env::remove_var("SVU_VAKT_WEBHOOK_SECRET_2");
+        assert!(m.routes[0].webhook_secret.is_none());
+        assert!(!m.routes[1].mail);
+        assert!(m.webhook_secret("https://avvikelser.motala.example.se/svu").is_some());
+    }
+
+    #[test]
     fn the_shipped_example_config_loads() {
         let _env = ENV.lock().unwrap_or_else(|e| e.into_inner());
         let dir = tempfile::tempdir().unwrap();

@@ -339,6 +339,7 @@ pub(super) struct MailSection {
     pub(super) templates_dir: Option<PathBuf>,
     pub(super) deliver_every_seconds: u64,
     pub(super) smtp_timeout_seconds: u64,
+    pub(super) webhook_timeout_seconds: u64,
     pub(super) claim_seconds: u64,
     pub(super) max_age_days: i64,
     pub(super) routes: Vec<Route>,
@@ -355,6 +356,7 @@ impl Default for MailSection {
             templates_dir: None,
             deliver_every_seconds: 60,
             smtp_timeout_seconds: 10,
+            webhook_timeout_seconds: 10,
             claim_seconds: 300,
             max_age_days: 14,
             routes: Vec::new(),
@@ -536,6 +538,7 @@ impl MailSection {
             templates_dir: self.templates_dir,
             deliver_every_seconds: self.deliver_every_seconds.max(1),
             smtp_timeout_seconds: self.smtp_timeout_seconds.max(1),
+            webhook_timeout_seconds: self.webhook_timeout_seconds.max(1),
             claim_seconds: match env("SVU_VAKT_MAIL_CLAIM_SECONDS") {
                 Some(v) => v
                     .parse()
@@ -548,8 +551,31 @@ impl MailSection {
                     .map_err(|_| anyhow::anyhow!("SVU_VAKT_MAIL_MAX_AGE_DAYS ska vara ett heltal (dagar)"))?,
                 None => self.max_age_days,
             },
-            routes: self.routes,
+            routes: with_webhook_secrets(self.routes)?,
         }
         .validated()
     }
+}
+
+/// Each route's webhook secret: `SVU_VAKT_WEBHOOK_SECRET_<n>` (n: the
+/// route's place in the file, from 1), else the content of its
+/// `webhook_secret_file` with the line end trimmed. Whether a webhook has
+/// one is checked by `MailConfig::validated`, which refuses the start.
+fn with_webhook_secrets(mut routes: Vec<Route>) -> anyhow::Result<Vec<Route>> {
+    for (i, r) in routes.iter_mut().enumerate() {
+        let n = i + 1;
+        let secret = match (env(&format!("SVU_VAKT_WEBHOOK_SECRET_{n}")), &r.webhook_secret_file) {
+            (Some(s), _) => Some(s),
+            (None, Some(file)) => Some(
+                std::fs::read_to_string(file)
+                    .map_err(|e| anyhow::anyhow!("mail.routes[{n}].webhook_secret_file {}: {e}", file.display()))?,
+            ),
+            (None, None) => None,
+        };
+        r.webhook_secret = secret
+            .map(|s| s.trim_end_matches(['\r', '\n']).to_string())
+            .filter(|s| !s.is_empty())
+            .map(|s| crate::domain::Secret::new(s.into_bytes()));
+    }
+    Ok(routes)
 }

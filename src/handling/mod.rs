@@ -45,6 +45,9 @@ pub enum HandlingError {
     Invalid(String),
     #[error(transparent)]
     Db(#[from] diesel::result::Error),
+    /// The report document could not be built (the database, a template).
+    #[error(transparent)]
+    Report(anyhow::Error),
 }
 
 impl From<Refused> for HandlingError {
@@ -135,6 +138,22 @@ pub fn open(conn: &mut DbConn, caller: &Caller, id: i64) -> Result<(Scope, Devia
     let d = readable(conn, caller, &scope, id)?;
     tokens::log_access(conn, caller, "read_deviation", &id.to_string())?;
     Ok((scope, d))
+}
+
+/// The deviation `id` as the one JSON document a huvudman's system gets
+/// (SPEC §6.0), read and logged exactly as `read` reads it; its kind from
+/// its status now (`aterkallad`, `avslutad`, else `rapport`).
+pub fn report_document(
+    conn: &mut DbConn,
+    caller: &Caller,
+    id: i64,
+    mail: &crate::mail::MailConfig,
+    templates: &crate::mail::templates::Templates,
+) -> Result<crate::mail::document::ReportDocument, HandlingError> {
+    use crate::mail::document::{self, Kind};
+    let (_, d) = open(conn, caller, id)?;
+    let units = crate::rules::Units::new(crate::store::units::all(conn)?);
+    document::of_deviation(conn, &d, &units, mail, templates, Kind::of_status(d.status)).map_err(HandlingError::Report)
 }
 
 /// The deviation `id` with everything the caller may read of it, the read logged.

@@ -2,7 +2,7 @@
 //! `domain::handling` with the row locked, so a scan's withdrawal or a mail
 //! being marked sent is ordered with it; kept with its history line and
 //! åtgärd or reason; `avslutad` queues the closing notice to the report's
-//! copies in the same transaction.
+//! copies, and to the webhook that has its report, in the same transaction.
 
 use serde_json::json;
 
@@ -45,6 +45,8 @@ pub fn change_status(
         )?;
         if to == DeviationStatus::Avslutad {
             queue_closing_notice(conn, mail, &d)?;
+            // The receiver that has its report hears it is closed (SPEC §6.0).
+            crate::mail::outbox::webhook::closed(conn, &d)?;
         }
         Ok(())
     })?;
@@ -58,7 +60,8 @@ fn queue_closing_notice(conn: &mut DbConn, mail: &MailConfig, d: &DeviationRow) 
     use crate::mail::routing::{matching_route, Recipients};
     let units = crate::rules::Units::new(crate::store::units::all(conn)?);
     let unit = d.unit.clone().map(crate::domain::UnitId);
-    if !matching_route(unit.as_ref(), &units, mail).is_some_and(|r| r.notify_on_close) {
+    // A route without mail (SPEC §6.0) tells its webhook instead.
+    if !matching_route(unit.as_ref(), &units, mail).is_some_and(|r| r.notify_on_close && r.mail) {
         return Ok(());
     }
     let copies = Recipients::from_json(&d.recipients).cc;

@@ -51,6 +51,7 @@ fn mail() -> MailConfig {
         templates_dir: None,
         deliver_every_seconds: 60,
         smtp_timeout_seconds: 10,
+        webhook_timeout_seconds: 10,
         claim_seconds: 300,
         max_age_days: 30,
         routes: Vec::new(),
@@ -83,7 +84,7 @@ fn caller(role: Role, units: &[&str]) -> Caller {
 }
 
 /// A migrated SQLite file with units A (B below it) and C, and one
-/// deviation of unit B in status `ny`: its id.
+/// deviation of unit B in status `ny` (mailed to b@, a copy to kopia@): its id.
 fn database(dir: &std::path::Path) -> (crate::store::Pool, i64) {
     let url = crate::store::DbUrl::Sqlite(dir.join("handling.db"));
     let pool = crate::store::pool(&url, 1).unwrap();
@@ -106,7 +107,7 @@ fn database(dir: &std::path::Path) -> (crate::store::Pool, i64) {
         status: "ny".parse().unwrap(),
         sannolikhet: 2,
         konsekvens: 3,
-        recipients: "{}".into(),
+        recipients: r#"{"to":"b@example.se","cc":["kopia@example.se"],"via":""}"#.into(),
         queued_at: None,
         scan_id: 0,
         created_at: at,
@@ -213,4 +214,44 @@ fn a_list_read_is_scoped_in_the_query_and_logged_first() {
         list(conn, &none, &filter, (1, 10), "list_deviations", "alla"),
         Err(HandlingError::NoScope)
     ));
+}
+
+#[test]
+fn closing_tells_the_copies_by_mail_unless_the_route_mails_nothing_and_the_webhook_that_has_the_report() {
+    use crate::store::outbox::{self, webhook, Channel, MailKind};
+    let url = "https://avvikelser.example.se/in";
+    for mails in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let (pool, id) = database(dir.path());
+        let conn = &mut pool.get().unwrap();
+        let d = deviations::get(conn, id).unwrap().unwrap();
+        outbox::enqueue(conn, &[webhook::row(&d, MailKind::Avvikelse, 1, url)]).unwrap();
+        let mut cfg = mail();
+        cfg.routes = vec![crate::mail::Route {
+            unit: Some("A".into()),
+            notify_on_close: true,
+            mail: mails,
+            webhook_url: Some(url.into()),
+            ..Default::default()
+        }];
+        let admin = caller(Role::Admin, &[]);
+        for status in ["mottagen", "atgardad", "avslutad"] {
+            let c = StatusChange {
+                atgard: Some("Rutinen genomgången".into()),
+                ..change(status)
+            };
+            change_status(conn, &cfg, &admin, id, &c).unwrap();
+        }
+        let rows = outbox::all(conn).unwrap();
+        let closing = |channel: Channel| {
+            rows.iter()
+                .filter(|m| m.kind == MailKind::Avslutad && m.channel == channel)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(closing(Channel::Mail).len(), usize::from(mails), "mail = {mails}");
+        let hooked = closing(Channel::Webhook);
+        assert_eq!(hooked.len(), 1, "mail = {mails}: {rows:?}");
+        assert_eq!(hooked[0].message_id, "fp-1:avslutad");
+        assert_eq!(hooked[0].webhook_url().as_deref(), Some(url));
+    }
 }

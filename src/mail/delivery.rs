@@ -385,7 +385,7 @@ fn compose(
             }
             Ok(Some((t.render(m.kind, &data)?, vec![d.id])))
         }
-        MailKind::Misslyckad | MailKind::EjMejlade | MailKind::BemanningPaminnelse => {
+        MailKind::Misslyckad | MailKind::EjMejlade | MailKind::BemanningPaminnelse | MailKind::WebhookMisslyckad => {
             let payload: serde_json::Value = serde_json::from_str(m.payload.as_deref().unwrap_or("{}"))?;
             Ok(Some((t.render(m.kind, &payload)?, Vec::new())))
         }

@@ -5,5 +5,5 @@
 pub use crate::store::outbox::{
     all, cancel_unclaimed_reports, claim, enqueue, failed, failed_count, mark_cancelled, mark_failed, mark_retry,
     mark_sent, message_id, notice, notice_refused_copies, pending_count, queue_withdrawal, release, renew_claim,
-    report, withdrawal, MailKind, MailRow, NewMail, DIGEST_MAX,
+    report, webhook, withdrawal, Channel, MailKind, MailRow, NewMail, DIGEST_MAX,
 };

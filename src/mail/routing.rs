@@ -44,6 +44,11 @@ pub fn route(unit: Option<&UnitId>, units: &Units, mail: &MailConfig) -> Recipie
         return default(format!("standardmottagaren: enheten {id} är inte registrerad"));
     };
     let found = mail.routes.iter().enumerate().find(|(_, r)| matches(r, u, units));
+    if let Some((i, r)) = found.filter(|(_, r)| r.intake_first) {
+        if let Some(intake) = &r.to {
+            return intake_first(intake, u.email.as_deref(), &r.cc, i + 1);
+        }
+    }
     let cc = found.map(|(_, r)| r.cc.clone()).unwrap_or_default();
     if let Some(email) = &u.email {
         let via = match found {
@@ -69,6 +74,51 @@ pub fn route(unit: Option<&UnitId>, units: &Units, mail: &MailConfig) -> Recipie
     }
 }
 
+/// SPEC §6.0: the huvudman's central intake is the recipient; the unit's
+/// own e-mail, then the route's copies, are copies (each address once).
+fn intake_first(intake: &str, unit_email: Option<&str>, route_cc: &[String], n: usize) -> Recipients {
+    let mut cc: Vec<String> = Vec::new();
+    for a in unit_email.into_iter().chain(route_cc.iter().map(String::as_str)) {
+        if !a.eq_ignore_ascii_case(intake) && !cc.iter().any(|c| c.eq_ignore_ascii_case(a)) {
+            cc.push(a.to_string());
+        }
+    }
+    let via = match unit_email {
+        Some(_) => format!(
+            "huvudmannens mottagning enligt regel {n} i konfigurationen (intake_first); enhetens e-post som kopia"
+        ),
+        None => format!(
+            "huvudmannens mottagning enligt regel {n} i konfigurationen (intake_first; enheten har ingen e-post)"
+        ),
+    };
+    Recipients {
+        to: intake.to_string(),
+        cc,
+        via,
+    }
+}
+
+/// How a deviation of a unit is delivered besides where its mail goes: by
+/// mail or not (`mail = false` on its route), and to which webhook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Channels<'a> {
+    pub mail: bool,
+    pub webhook: Option<&'a str>,
+}
+
+pub fn channels<'a>(unit: Option<&UnitId>, units: &Units, mail: &'a MailConfig) -> Channels<'a> {
+    match matching_route(unit, units, mail) {
+        Some(r) => Channels {
+            mail: r.mail,
+            webhook: r.webhook_url.as_deref(),
+        },
+        None => Channels {
+            mail: true,
+            webhook: None,
+        },
+    }
+}
+
 /// The first route that matches the unit, if any.
 pub fn matching_route<'a>(unit: Option<&UnitId>, units: &Units, mail: &'a MailConfig) -> Option<&'a Route> {
     let u = units.get(unit?)?;
@@ -88,7 +138,7 @@ pub fn escalation(unit: Option<&UnitId>, units: &Units, mail: &MailConfig) -> (S
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::domain::UnitKind;
     use crate::mail::MailMode;
@@ -108,7 +158,7 @@ mod tests {
         }
     }
 
-    fn config(routes: Vec<Route>) -> MailConfig {
+    pub(crate) fn config(routes: Vec<Route>) -> MailConfig {
         MailConfig {
             smtp_url: Default::default(),
             from: "svu-vakt <svu@region.example.se>".into(),
@@ -118,6 +168,7 @@ mod tests {
             templates_dir: None,
             deliver_every_seconds: 60,
             smtp_timeout_seconds: 10,
+            webhook_timeout_seconds: 10,
             claim_seconds: 300,
             max_age_days: 14,
             routes,
@@ -165,5 +216,89 @@ mod tests {
         );
         assert_eq!(route(None, &units, &cfg).to, "default@example.se");
         assert_eq!(cfg.domain(), "region.example.se");
+    }
+
+    #[test]
+    fn intake_first_makes_the_huvudmans_intake_the_recipient_and_the_units_email_a_copy() {
+        let units = Units::new([
+            unit("K", UnitKind::Kommun, "Motala kommun", None, Some("k@motala.se")),
+            unit(
+                "K-HT",
+                UnitKind::Kommun,
+                "Motala kommun",
+                Some("K"),
+                Some("ht@motala.se"),
+            ),
+            unit("K-HS", UnitKind::Kommun, "Motala kommun", Some("K"), None),
+            unit("AVD", UnitKind::Slutenvard, "Region", None, Some("avd@region.se")),
+        ]);
+        let intake = Route {
+            huvudman: Some("Motala kommun".into()),
+            intake_first: true,
+            ..route_to(Some("avvikelser@motala.se"), &["svu@region.se", "ht@motala.se"])
+        };
+        let cfg = config(vec![intake, route_to(Some("annan@x.se"), &[])]);
+        let r = route(Some(&UnitId("K-HT".into())), &units, &cfg);
+        assert_eq!(r.to, "avvikelser@motala.se");
+        assert_eq!(
+            r.cc,
+            vec!["ht@motala.se".to_string(), "svu@region.se".to_string()],
+            "the unit's e-mail first, each address once"
+        );
+        assert!(r.via.contains("intake_first"), "{}", r.via);
+        let r = route(Some(&UnitId("K-HS".into())), &units, &cfg);
+        assert_eq!(
+            (r.to.as_str(), r.cc.len()),
+            ("avvikelser@motala.se", 2),
+            "no e-mail of its own: the intake all the same"
+        );
+        let r = route(Some(&UnitId("AVD".into())), &units, &cfg);
+        assert_eq!(
+            (r.to.as_str(), r.cc.len()),
+            ("avd@region.se", 0),
+            "without intake_first the unit's e-mail wins, as before"
+        );
+        let mut plain = cfg.clone();
+        plain.routes[0].intake_first = false;
+        let r = route(Some(&UnitId("K-HT".into())), &units, &plain);
+        assert_eq!(r.to, "ht@motala.se", "intake_first off: the unit's own e-mail");
+    }
+
+    #[test]
+    fn channels_follow_the_matching_route() {
+        let units = Units::new([
+            unit("K", UnitKind::Kommun, "Motala kommun", None, Some("k@motala.se")),
+            unit("VC", UnitKind::Oppenvard, "Region", None, None),
+        ]);
+        let hook = Route {
+            huvudman: Some("Motala kommun".into()),
+            webhook_url: Some("https://avvikelser.motala.se/in".into()),
+            mail: false,
+            ..route_to(None, &[])
+        };
+        let cfg = config(vec![hook]);
+        let k = channels(Some(&UnitId("K".into())), &units, &cfg);
+        assert_eq!(
+            k,
+            Channels {
+                mail: false,
+                webhook: Some("https://avvikelser.motala.se/in")
+            }
+        );
+        let vc = channels(Some(&UnitId("VC".into())), &units, &cfg);
+        assert_eq!(
+            vc,
+            Channels {
+                mail: true,
+                webhook: None
+            }
+        );
+        assert_eq!(
+            channels(None, &units, &cfg),
+            Channels {
+                mail: true,
+                webhook: None
+            }
+        );
     }
 }

@@ -52,6 +52,9 @@ const EMBEDDED: &[(&str, &str)] = embedded!(
     "mail/bemanning_paminnelse.subject.hbs",
     "mail/bemanning_paminnelse.txt.hbs",
     "mail/bemanning_paminnelse.html.hbs",
+    "mail/webhook_misslyckad.subject.hbs",
+    "mail/webhook_misslyckad.txt.hbs",
+    "mail/webhook_misslyckad.html.hbs",
 );
 
 /// A rendered mail.

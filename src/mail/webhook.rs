@@ -30,6 +30,37 @@ pub fn signature(secret: &[u8], body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
+/// An http or https URL with a host and without a user or password (the
+/// secret belongs in the secret, not in a URL that is shown to admins).
+pub fn check_url(url: &str) -> Result<(), String> {
+    let u = openidconnect::url::Url::parse(url).map_err(|e| format!("`{url}` är ingen URL: {e}"))?;
+    if !matches!(u.scheme(), "http" | "https") {
+        return Err(format!("ska börja med https:// (eller http://), inte {}:", u.scheme()));
+    }
+    if u.host_str().is_none_or(str::is_empty) {
+        return Err("saknar värddator".into());
+    }
+    if !u.username().is_empty() || u.password().is_some() {
+        return Err("får inte innehålla användarnamn eller lösenord; hemligheten anges i webhook_secret_file".into());
+    }
+    if u.fragment().is_some() {
+        return Err("får inte ha ett #fragment".into());
+    }
+    Ok(())
+}
+
+/// The URL as logs, notices and the admins' list show it: without its
+/// query string, which some receivers use for a token of their own.
+pub fn shown(url: &str) -> String {
+    match openidconnect::url::Url::parse(url) {
+        Ok(mut u) => {
+            u.set_query(None);
+            u.to_string()
+        }
+        Err(_) => "(ogiltig URL)".into(),
+    }
+}
+
 /// POSTs `body` to `url`. Redirects are not followed: a receiver that moved
 /// is a configuration to fix, not a place to send patient-adjacent data to.
 pub fn post(url: &str, secret: &[u8], idempotency_key: &str, body: &str, timeout: Duration) -> Outcome {
@@ -54,6 +85,22 @@ pub fn post(url: &str, secret: &[u8], idempotency_key: &str, body: &str, timeout
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_http_and_https_urls_with_a_host_and_no_credentials_are_taken() {
+        assert!(check_url("https://avvikelser.kommun.example.se/svu").is_ok());
+        assert!(check_url("http://127.0.0.1:8081/in?token=x").is_ok());
+        for bad in [
+            "ftp://x.example.se/",
+            "avvikelser.example.se",
+            "https://user:pw@x.example.se/",
+            "https://x.example.se/#a",
+            "",
+        ] {
+            assert!(check_url(bad).is_err(), "{bad}");
+        }
+        assert_eq!(shown("https://x.example.se/in?token=hemlig"), "https://x.example.se/in");
+    }
 
     #[test]
     fn the_signature_is_hmac_sha256_over_the_body() {

@@ -276,62 +276,61 @@ pub fn insert_mail(conn: &mut DbConn, rows: &[super::outbox::NewMail]) -> QueryR
     Ok(n)
 }
 
-/// Claims up to `limit` mails that are neither sent, cancelled nor failed,
-/// for `lease_until`, and returns their ids. PostgreSQL: rows locked by
-/// another instance are skipped (`FOR UPDATE SKIP LOCKED`), so no mail is
-/// claimed twice. SQLite: one write transaction, serial by nature.
+/// Claims up to `limit` rows of `channel` that are neither sent, cancelled
+/// nor failed, for `lease_until`, and returns their ids. PostgreSQL: rows
+/// locked by another instance are skipped (`FOR UPDATE SKIP LOCKED`), so no
+/// row is claimed twice. SQLite: one write transaction, serial by nature.
+/// A webhook row waits while an earlier row of the same deviation is
+/// still on its way: a receiver hears of a deviation in the order its
+/// notices were queued (the report before its withdrawal or closing).
 pub fn claim_mail(
     conn: &mut DbConn,
+    channel: super::outbox::Channel,
     now: chrono::NaiveDateTime,
     lease_until: chrono::NaiveDateTime,
     limit: i64,
     respect_backoff: bool,
 ) -> QueryResult<Vec<i64>> {
-    use super::schema::outbox::dsl as o;
-    match conn {
-        DbConn::Pg(c) => {
-            #[derive(diesel::QueryableByName)]
-            struct Id {
-                #[diesel(sql_type = diesel::sql_types::BigInt)]
-                id: i64,
-            }
-            let backoff = if respect_backoff {
-                "AND next_attempt_at <= $2"
-            } else {
-                ""
-            };
-            let sql = format!(
-                "UPDATE outbox SET claimed_until = $1 WHERE id IN (SELECT id FROM outbox \
-                 WHERE sent_at IS NULL AND cancelled_at IS NULL AND failed_at IS NULL \
-                 AND (claimed_until IS NULL OR claimed_until < $2) \
-                 {backoff} ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING id"
-            );
-            let rows: Vec<Id> = diesel::sql_query(sql)
-                .bind::<diesel::sql_types::Timestamp, _>(lease_until)
-                .bind::<diesel::sql_types::Timestamp, _>(now)
-                .bind::<diesel::sql_types::BigInt, _>(limit)
-                .load(c)?;
-            let mut ids: Vec<i64> = rows.into_iter().map(|r| r.id).collect();
-            ids.sort_unstable();
-            Ok(ids)
-        }
-        DbConn::Sqlite(c) => c.immediate_transaction(|c| {
-            let mut q = o::outbox
-                .filter(o::sent_at.is_null())
-                .filter(o::cancelled_at.is_null())
-                .filter(o::failed_at.is_null())
-                .filter(o::claimed_until.is_null().or(o::claimed_until.lt(now)))
-                .into_boxed();
-            if respect_backoff {
-                q = q.filter(o::next_attempt_at.le(now));
-            }
-            let ids: Vec<i64> = q.select(o::id).order(o::id).limit(limit).load(c)?;
-            diesel::update(o::outbox.filter(o::id.eq_any(&ids)))
-                .set(o::claimed_until.eq(lease_until))
-                .execute(c)?;
-            Ok(ids)
-        }),
+    #[derive(diesel::QueryableByName)]
+    struct Id {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        id: i64,
     }
+    let backoff = if respect_backoff {
+        "AND next_attempt_at <= $2"
+    } else {
+        ""
+    };
+    let in_order = if channel == super::outbox::Channel::Webhook {
+        "AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.channel = o.channel \
+         AND e.deviation_ids = o.deviation_ids AND e.id < o.id \
+         AND e.sent_at IS NULL AND e.cancelled_at IS NULL AND e.failed_at IS NULL)"
+    } else {
+        ""
+    };
+    let sql = |lock: &str| {
+        format!(
+            "UPDATE outbox SET claimed_until = $1 WHERE id IN (SELECT id FROM outbox o \
+             WHERE channel = $4 AND sent_at IS NULL AND cancelled_at IS NULL AND failed_at IS NULL \
+             AND (claimed_until IS NULL OR claimed_until < $2) \
+             {backoff} {in_order} ORDER BY id LIMIT $3 {lock}) RETURNING id"
+        )
+    };
+    let query = |sql: String| {
+        diesel::sql_query(sql)
+            .bind::<diesel::sql_types::Timestamp, _>(lease_until)
+            .bind::<diesel::sql_types::Timestamp, _>(now)
+            .bind::<diesel::sql_types::BigInt, _>(limit)
+            .bind::<diesel::sql_types::Text, _>(channel.as_str())
+    };
+    let rows: Vec<Id> = match conn {
+        DbConn::Pg(c) => query(sql("FOR UPDATE SKIP LOCKED")).load(c)?,
+        // `?N` is SQLite's numbered parameter, as `$N` is PostgreSQL's.
+        DbConn::Sqlite(c) => c.immediate_transaction(|c| query(sql("").replace('$', "?")).load(c))?,
+    };
+    let mut ids: Vec<i64> = rows.into_iter().map(|r| r.id).collect();
+    ids.sort_unstable();
+    Ok(ids)
 }
 
 /// The key of the scan's PostgreSQL advisory lock ("svuvakt1").

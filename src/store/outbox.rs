@@ -33,6 +33,8 @@ use crate::domain::handling::DeviationStatus;
 use crate::domain::recipients::Recipients;
 use crate::domain::state::words;
 
+pub mod webhook;
+
 /// What a mail is (`outbox.kind`): it picks the templates
 /// `templates/mail/<kind>.*.hbs` and what sending it does.
 #[derive(
@@ -58,10 +60,12 @@ pub enum MailKind {
     Avslutad,
     /// A förvarning before a storhelg staffing day to a unit without `bemanning` (SPEC §7).
     BemanningPaminnelse,
+    /// To the default address: a webhook's receiver refused a report for good.
+    WebhookMisslyckad,
 }
 
 impl MailKind {
-    pub const ALL: [MailKind; 9] = [
+    pub const ALL: [MailKind; 10] = [
         MailKind::Avvikelse,
         MailKind::Aterkallelse,
         MailKind::Sammanstallning,
@@ -71,6 +75,7 @@ impl MailKind {
         MailKind::Eskalering,
         MailKind::Avslutad,
         MailKind::BemanningPaminnelse,
+        MailKind::WebhookMisslyckad,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -84,11 +89,38 @@ impl MailKind {
             MailKind::Eskalering => "eskalering",
             MailKind::Avslutad => "avslutad",
             MailKind::BemanningPaminnelse => "bemanning_paminnelse",
+            MailKind::WebhookMisslyckad => "webhook_misslyckad",
         }
     }
 }
 
 words!(MailKind, "meddelandetyp");
+
+/// How a row goes (`outbox.channel`): by mail, or to a route's webhook
+/// (SPEC §6.0; its rows in `webhook`). A webhook row reuses the kinds of
+/// the notices it stands for: `Avvikelse` (the report), `Aterkallelse`,
+/// `Avslutad`.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, diesel::expression::AsExpression, diesel::deserialize::FromSqlRow,
+)]
+#[diesel(sql_type = diesel::sql_types::Text)]
+pub enum Channel {
+    Mail,
+    Webhook,
+}
+
+impl Channel {
+    pub const ALL: [Channel; 2] = [Channel::Mail, Channel::Webhook];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Mail => "mail",
+            Channel::Webhook => "webhook",
+        }
+    }
+}
+
+words!(Channel, "kanal");
 
 /// Deviations per digest: a backlog is split over several mails, never dropped.
 pub const DIGEST_MAX: usize = 100;
@@ -110,6 +142,7 @@ pub struct MailRow {
     pub cancelled_at: Option<NaiveDateTime>,
     pub failed_at: Option<NaiveDateTime>,
     pub last_error: Option<String>,
+    pub channel: Channel,
 }
 
 impl MailRow {
@@ -119,6 +152,15 @@ impl MailRow {
 
     pub fn recipients(&self) -> Recipients {
         Recipients::from_json(&self.recipients)
+    }
+
+    /// A webhook row's URL (`{"webhook": url}`); None for mail.
+    pub fn webhook_url(&self) -> Option<String> {
+        if self.channel != Channel::Webhook {
+            return None;
+        }
+        let v: serde_json::Value = serde_json::from_str(&self.recipients).ok()?;
+        v.get("webhook")?.as_str().map(String::from)
     }
 }
 
@@ -134,6 +176,7 @@ pub struct NewMail {
     pub created_at: NaiveDateTime,
     pub attempts: i32,
     pub next_attempt_at: NaiveDateTime,
+    pub channel: Channel,
 }
 
 impl NewMail {
@@ -155,6 +198,7 @@ impl NewMail {
             created_at: t,
             attempts: 0,
             next_attempt_at: t,
+            channel: Channel::Mail,
         }
     }
 }
@@ -228,7 +272,7 @@ pub fn notice(
 /// Claims up to `limit` mails that are due; see `backend::claim_mail`.
 pub fn claim(conn: &mut DbConn, limit: i64, respect_backoff: bool, lease: Duration) -> QueryResult<Vec<MailRow>> {
     let t = now();
-    let ids = backend::claim_mail(conn, t, t + lease, limit, respect_backoff)?;
+    let ids = backend::claim_mail(conn, Channel::Mail, t, t + lease, limit, respect_backoff)?;
     outbox::table
         .filter(outbox::id.eq_any(&ids))
         .order(outbox::id)
@@ -327,7 +371,7 @@ pub fn mark_failed(conn: &mut DbConn, m: &MailRow, error: &str, default_to: &str
                 outbox::claimed_until.eq(None::<NaiveDateTime>),
             ))
             .execute(conn)?;
-        if m.kind == MailKind::Misslyckad {
+        if matches!(m.kind, MailKind::Misslyckad | MailKind::WebhookMisslyckad) {
             return Ok(());
         }
         let r = m.recipients();
@@ -416,6 +460,7 @@ pub fn cancel_unclaimed_reports(conn: &mut DbConn, deviation_ids: &[i64]) -> Que
         let waiting = outbox::table
             .filter(outbox::deviation_ids.eq_any(keys))
             .filter(outbox::kind.eq(MailKind::Avvikelse))
+            .filter(outbox::channel.eq(Channel::Mail))
             .filter(outbox::sent_at.is_null())
             .filter(outbox::cancelled_at.is_null())
             .filter(outbox::failed_at.is_null())
@@ -455,8 +500,10 @@ pub fn failed_count(conn: &mut DbConn) -> QueryResult<i64> {
         .get_result(conn)
 }
 
+/// Mail neither sent, cancelled nor failed (the webhooks' rows: `webhook::pending_count`).
 pub fn pending_count(conn: &mut DbConn) -> QueryResult<i64> {
     outbox::table
+        .filter(outbox::channel.eq(Channel::Mail))
         .filter(outbox::sent_at.is_null())
         .filter(outbox::cancelled_at.is_null())
         .filter(outbox::failed_at.is_null())

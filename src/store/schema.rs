@@ -166,6 +166,7 @@ diesel::table! {
         cancelled_at -> Nullable<Timestamp>,
         failed_at -> Nullable<Timestamp>,
         last_error -> Nullable<Text>,
+        channel -> Text,
     }
 }
 

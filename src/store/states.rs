@@ -13,7 +13,7 @@ use diesel::sqlite::Sqlite;
 
 use super::MultiBackend;
 use crate::domain::handling::DeviationStatus;
-use crate::store::outbox::MailKind;
+use crate::store::outbox::{Channel, MailKind};
 use crate::store::scans::ScanStatus;
 
 macro_rules! text_column {
@@ -57,4 +57,4 @@ macro_rules! text_column {
     )*};
 }
 
-text_column!(DeviationStatus, ScanStatus, MailKind);
+text_column!(DeviationStatus, ScanStatus, MailKind, Channel);

@@ -163,10 +163,11 @@ impl From<crate::handling::HandlingError> for AppError {
             H::NoScope => ErrorCode::Forbidden,
             H::NotAllowed { .. } => ErrorCode::Conflict,
             H::Missing { .. } | H::Invalid(_) => ErrorCode::Unprocessable,
-            H::Db(_) => ErrorCode::Internal,
+            H::Db(_) | H::Report(_) => ErrorCode::Internal,
         };
         match e {
             H::Db(e) => AppError::from(e),
+            H::Report(e) => AppError::from(e),
             e => AppError::new(code, e.to_string()),
         }
     }

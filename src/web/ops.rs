@@ -40,7 +40,7 @@ async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         let mut conn = st.pool.get()?;
         Ok((
             crate::mail::outbox::failed_count(&mut conn)?,
-            crate::mail::outbox::pending_count(&mut conn)?,
+            crate::mail::outbox::pending_count(&mut conn)? + crate::mail::outbox::webhook::pending_count(&mut conn)?,
         ))
     })
     .await;

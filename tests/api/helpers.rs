@@ -179,6 +179,7 @@ pub fn config(db: &TestDb) -> Config {
             templates_dir: None,
             deliver_every_seconds: 3600,
             smtp_timeout_seconds: 5,
+            webhook_timeout_seconds: 5,
             claim_seconds: 300,
             max_age_days: 14,
             routes: Vec::new(),

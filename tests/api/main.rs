@@ -23,5 +23,8 @@ mod pg_restart;
 mod processes;
 mod reliability;
 mod reminders;
+mod report_document;
 mod smtp;
 mod webdriver;
+mod webhook;
+mod webhook_receiver;

@@ -1,6 +1,6 @@
 //! Deviations: the list (filters and paging, SPEC §8), one deviation with
-//! its history, handling and comments, a change of status (SPEC §6.1) and
-//! a comment. A handläggare sees only deviations of their units and below,
+//! its history, handling and comments, its report as the JSON document of
+//! SPEC §6.0, a change of status (SPEC §6.1) and a comment. A handläggare sees only deviations of their units and below,
 //! and another unit's deviation answers as one that does not exist; every
 //! read by anyone, list reads included with their filter, is logged.
 
@@ -218,6 +218,36 @@ async fn one(state: web::Data<AppState>, auth: Auth, path: web::Path<i64>) -> Re
     Ok(HttpResponse::Ok().json(out))
 }
 
+// The report as the one JSON document a huvudman's deviation system gets
+// by webhook (SPEC §6.0), for a system that pulls: read, scoped and logged
+// as `GET /deviations/{id}` is. (No doc comment: it would become the
+// document's English summary.)
+#[utoipa::path(get, path = "/api/v1/deviations/{id}/report.json", tag = "avvikelser",
+    params(("id" = i64, Path, description = "avvikelsens id")),
+    responses((status = 200, description = "rapporten som ett JSON-dokument, detsamma som en webhook får; kind efter avvikelsens status nu (aterkallad, avslutad, annars rapport)",
+            body = crate::mail::document::ReportDocument),
+        (status = 401, description = "ingen giltig token eller session"),
+        (status = 403, description = "en roll som inte får läsa avvikelser, eller en handläggare utan enhet"),
+        (status = 404, description = "avvikelsen finns inte, eller ligger utanför anroparens enheter")))]
+#[get("/deviations/{id}/report.json")]
+async fn report_json(state: web::Data<AppState>, auth: Auth, path: web::Path<i64>) -> Result<HttpResponse, AppError> {
+    let caller = auth.require(&READERS)?.clone();
+    let id = path.into_inner();
+    let doc = web::block(move || -> Result<_, AppError> {
+        let mut conn = state.pool.get()?;
+        let a = &state.auditor;
+        Ok(handling::report_document(
+            &mut conn,
+            &caller,
+            id,
+            &a.mail,
+            &a.templates,
+        )?)
+    })
+    .await??;
+    Ok(HttpResponse::Ok().json(doc))
+}
+
 /// A change of status (SPEC §6.1).
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -356,6 +386,7 @@ async fn post_comment(
 pub fn config(cfg: &mut web::ServiceConfig) {
     cfg.service(list)
         .service(one)
+        .service(report_json)
         .service(post_status)
         .service(post_comment)
         .service(post_assignee);

@@ -38,6 +38,7 @@ impl Modify for Security {
         super::scans::get_scans,
         super::deviations::list,
         super::deviations::one,
+        super::deviations::report_json,
         super::deviations::post_status,
         super::deviations::post_assignee,
         super::deviations::post_comment,
@@ -138,6 +139,10 @@ fn with_statuses(doc: &mut serde_json::Value) {
     if let Some(status) = doc.pointer_mut("/components/schemas/StatusRequest/properties/status") {
         status["description"] = listed("or").into();
         status["pattern"] = format!("^({alternatives})$").into();
+    }
+    let handling = "/components/schemas/ReportDocument/properties/handling_status";
+    if let Some(status) = doc.pointer_mut(handling) {
+        status["enum"] = serde_json::json!(words);
     }
 }
 

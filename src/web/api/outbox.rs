@@ -1,6 +1,7 @@
 //! `GET /api/v1/outbox?status=failed`: for admins, the mail the SMTP server
-//! refused permanently (never retried), newest first, with the server's
-//! answer. No patient identity: deviation ids and addresses only.
+//! and the reports a webhook's receiver refused permanently (never
+//! retried), newest first, with the answer. No patient identity: deviation
+//! ids, addresses and the receiver's URL (without its query) only.
 
 use actix_web::{get, web, HttpResponse};
 use serde::Deserialize;
@@ -18,8 +19,8 @@ struct Query {
 }
 
 #[utoipa::path(get, path = "/api/v1/outbox", tag = "e-post",
-    params(("status" = String, Query, pattern = "^failed$", description = "failed: e-post som SMTP-servern vägrade permanent")),
-    responses((status = 200, description = "vägrad e-post, nyast först"), (status = 400, description = "en annan status"),
+    params(("status" = String, Query, pattern = "^failed$", description = "failed: e-post som SMTP-servern och rapporter som ett avvikelsesystem (webhook) vägrade permanent")),
+    responses((status = 200, description = "vägrade utskick, nyast först; channel mail eller webhook"), (status = 400, description = "en annan status"),
         (status = 401, description = "ingen giltig token eller session"), (status = 403, description = "inte admin")))]
 #[get("/outbox")]
 async fn list(state: web::Data<AppState>, auth: Auth, q: web::Query<Query>) -> Result<HttpResponse, AppError> {
@@ -36,9 +37,10 @@ async fn list(state: web::Data<AppState>, auth: Auth, q: web::Query<Query>) -> R
         .iter()
         .map(|m| {
             let r = m.recipients();
+            let to = m.webhook_url().map_or(r.to, |u| crate::mail::webhook::shown(&u));
             json!({
-                "id": m.id, "message_id": m.message_id, "kind": m.kind, "deviations": m.ids(),
-                "to": r.to, "cc": r.cc, "attempts": m.attempts,
+                "id": m.id, "message_id": m.message_id, "kind": m.kind, "channel": m.channel, "deviations": m.ids(),
+                "to": to, "cc": r.cc, "attempts": m.attempts,
                 "created_at": m.created_at.and_utc().to_rfc3339(),
                 "failed_at": m.failed_at.map(|t| t.and_utc().to_rfc3339()),
                 "error": m.last_error,

@@ -1,4 +1,5 @@
-//! `POST /api/v1/scans` runs one scan now (then delivers pending mail);
+//! `POST /api/v1/scans` runs one scan now (then delivers pending mail and
+//! webhook reports);
 //! `GET /api/v1/scans` lists the latest runs.
 
 use actix_web::{get, post, web, HttpResponse};
@@ -65,7 +66,7 @@ fn scan_request(req: &actix_web::HttpRequest, body: &[u8]) -> Result<ScanRequest
 
 #[utoipa::path(post, path = "/api/v1/scans", tag = "granskning",
     request_body(content = Option<ScanRequest>, content_type = "application/json"),
-    responses((status = 200, description = "granskningens sammanfattning och den e-post som levererades"),
+    responses((status = 200, description = "granskningens sammanfattning, den e-post och de rapporter till avvikelsesystem (webhook) som levererades"),
         (status = 400, description = "en kropp som inte är ett JSON-objekt med as_of och full, eller ett as_of i framtiden eller som inte går att läsa"), (status = 401, description = "ingen giltig token eller session"),
         (status = 403, description = "inte admin"), (status = 409, description = "en annan granskning pågår; försök igen om en stund")))]
 #[post("/scans")]
@@ -102,7 +103,8 @@ async fn post_scan(
         Err(ScanError::Failed(e)) => return Err(AppError::from(e)),
     };
     let mail = crate::jobs::deliver_once(&services, false).await;
-    Ok(HttpResponse::Ok().json(json!({"scan": summary, "mail": mail})))
+    let webhook = crate::jobs::deliver_hooks_once(&services, false).await;
+    Ok(HttpResponse::Ok().json(json!({"scan": summary, "mail": mail, "webhook": webhook})))
 }
 
 #[utoipa::path(get, path = "/api/v1/scans", tag = "granskning",
