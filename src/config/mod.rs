@@ -317,6 +317,10 @@ mod tests {
         let e = format!("{:#}", load(route).unwrap_err());
         assert!(e.contains("minst 16 byte"), "{e}");
         std::env::remove_var("SVU_VAKT_WEBHOOK_SECRET_1");
+        let short_claim = "[mail]\nsmtp_timeout_seconds = 5\nclaim_seconds = 15\n";
+        assert!(load(short_claim).is_ok(), "no webhook: its timeout is no concern");
+        let e = format!("{:#}", load(&format!("{short_claim}{with_file}")).unwrap_err());
+        assert!(e.contains("webhook_timeout_seconds"), "{e}");
         for (bad, names) in [
             (
                 "[[mail.routes]]\nkind = \"kommun\"\nwebhook_url = \"ftp://x.example.se/\"\n",

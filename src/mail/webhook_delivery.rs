@@ -79,27 +79,32 @@ pub fn deliver(
     let units = Units::new(crate::store::units::all(&mut conn)?);
     let lease = Duration::seconds(mail.claim_seconds as i64);
     let mut tried = HashSet::new();
-    // Receivers that asked us to wait this round (or did not answer).
+    // Receivers that asked us to wait this round (or did not answer), and
+    // their rows, held claimed until the round ends so that the claims
+    // reach the other receivers' rows.
     let mut stalled: HashSet<String> = HashSet::new();
+    let mut held: Vec<MailRow> = Vec::new();
     loop {
         let batch = rows::claim(&mut conn, BATCH, respect_backoff, lease)?;
-        let fresh = batch.iter().position(|m| tried.contains(&m.id)).unwrap_or(batch.len());
-        outbox::release(&mut conn, &batch[fresh..])?;
-        if fresh == 0 {
+        // A row retried this round is claimable again when backoff is
+        // ignored: each row is tried once a round.
+        let (again, fresh): (Vec<MailRow>, Vec<MailRow>) = batch.into_iter().partition(|m| tried.contains(&m.id));
+        outbox::release(&mut conn, &again)?;
+        if fresh.is_empty() {
             break;
         }
-        for m in &batch[..fresh] {
+        for m in fresh {
             tried.insert(m.id);
             let url = m.webhook_url().unwrap_or_default();
             if stalled.contains(&url) {
-                outbox::release(&mut conn, std::slice::from_ref(m))?;
+                held.push(m);
                 continue;
             }
             // Still ours? A claim that lapsed may have been taken by another sender.
-            if !outbox::renew_claim(&mut conn, m, lease)? {
+            if !outbox::renew_claim(&mut conn, &m, lease)? {
                 continue;
             }
-            match send(&mut conn, mail, templates, &units, m, &url)? {
+            match send(&mut conn, mail, templates, &units, &m, &url)? {
                 Step::Sent => report.sent += 1,
                 Step::Cancelled => report.cancelled += 1,
                 Step::Refused => report.refused += 1,
@@ -111,6 +116,7 @@ pub fn deliver(
             }
         }
     }
+    outbox::release(&mut conn, &held)?;
     report.pending = rows::pending_count(&mut conn)?;
     Ok(report)
 }

@@ -25,6 +25,7 @@ crate::on_both!(
     a_receiver_answering_429_gets_the_report_again,
     a_receiver_that_does_not_answer_gets_the_report_again_after_the_timeout,
     a_dropped_connection_gets_the_report_again,
+    a_receiver_that_asks_to_wait_holds_up_only_its_own_reports,
     a_refusal_is_final_listed_counted_and_told_to_the_default_address,
     a_webhook_only_route_sends_no_mail,
     intake_first_mails_the_central_intake_with_the_unit_as_copy,
@@ -233,6 +234,59 @@ fn a_receiver_that_does_not_answer_gets_the_report_again_after_the_timeout(b: Ba
 
 fn a_dropped_connection_gets_the_report_again(b: Backend) {
     retried_after(b, Answer::Drop);
+}
+
+/// Two receivers: the region's answers 500 once, the kommun's takes all.
+fn a_receiver_that_asks_to_wait_holds_up_only_its_own_reports(b: Backend) {
+    let region = Receiver::start();
+    region.answer_next(&[Answer::Status(500)]);
+    let kommun = Receiver::start();
+    let routes = vec![
+        hook_route(&region),
+        Route {
+            unit: None,
+            huvudman: Some("Linköpings kommun".into()),
+            ..hook_route(&kommun)
+        },
+    ];
+    let app = spawn_app_with(b, move |c: &mut Config| {
+        c.mail.webhook_timeout_seconds = 2;
+        c.mail.routes = routes;
+    });
+    assert_eq!(app.post_units(UNITS).status, 200);
+    // AVD1: two reports at least (W1 no IM, W3 a late IM); K1-HT: the
+    // kvittens of W3's utskrivningsklar never came.
+    assert_eq!(app.post_events(IM_MISSING).status, 200);
+    assert_eq!(app.post_events(IM_LATE).status, 200);
+    let uk = r#"{"id":"w5","case":"W3","type":"utskrivningsklar","at":"2026-05-06T10:00:00+02:00","unit":"AVD1","to":["K1-HT"]}"#;
+    assert_eq!(app.post_events(uk).status, 200);
+    let r = scan(&app, "2026-05-10T00:00:00+02:00");
+    let of = |units: &[&str]| {
+        app.deviations()
+            .into_iter()
+            .filter(|d| d.unit.as_deref().is_some_and(|u| units.contains(&u)))
+            .count()
+    };
+    let (avd1, kommun_units) = (of(&["AVD1"]), of(&["K1", "K1-HT"]));
+    assert!(avd1 >= 2 && kommun_units >= 1, "{:?}", app.deviations());
+    assert_eq!(region.deliveries().len(), 1, "one 500, then the region's rows wait");
+    assert_eq!(
+        kommun.deliveries().len(),
+        kommun_units,
+        "the kommun's went all the same"
+    );
+    assert_eq!(r["webhook"]["sent"], kommun_units, "{r}");
+    assert_eq!(r["webhook"]["pending"], avd1, "{r}");
+    let waiting: Vec<MailRow> = hooks(&app).into_iter().filter(|m| m.sent_at.is_none()).collect();
+    assert_eq!(waiting.len(), avd1);
+    assert!(
+        waiting.iter().all(|m| m.claimed_until.is_none()),
+        "held only for the round: {waiting:?}"
+    );
+    assert_eq!(waiting.iter().map(|m| m.attempts).sum::<i32>(), 1, "one was tried");
+    let r = scan(&app, "2026-05-10T01:00:00+02:00");
+    assert_eq!(r["webhook"]["sent"], avd1, "{r}");
+    assert_eq!(region.deliveries().len(), 1 + avd1);
 }
 
 fn a_refusal_is_final_listed_counted_and_told_to_the_default_address(b: Backend) {
