@@ -1,6 +1,8 @@
 //! `svu-vakt bench`: the county-scale benchmark. It generates demo data,
 //! imports it, runs a first full scan, a full re-scan that files nothing, an
-//! incremental scan after 10 000 new events, and `check` on the files; then
+//! incremental scan after 10 000 new events across the year, one after
+//! 10 000 events of the last ten days, one with nothing new, and `check` on
+//! the files; then
 //! runs the plain-SQL peer of the four core rules (`ops/bench/peer-*.sql`,
 //! as a region's analysis unit would write them) on the same database,
 //! checks that it finds the very breaches the scan filed, and prints a
@@ -87,13 +89,14 @@ pub fn run(base: &Config, opts: &BenchOptions) -> anyhow::Result<()> {
         units: dir.path().join("units.json"),
         events: dir.path().join("events.jsonl"),
         new_events: dir.path().join("new.jsonl"),
+        recent_events: dir.path().join("recent.jsonl"),
     };
     let events = demo_step(&mut steps, opts, &files)?;
     let stored = measure(&mut steps, "import", || {
         crate::cli::import_quiet(&services, Some(&files.units), Some(&files.events), None)
     })?;
     label(&mut steps, format!("{stored} events"), stored, "events");
-    let later = scan_steps(&mut steps, &services, opts.seed, &files.new_events)?;
+    let later = scan_steps(&mut steps, &services, opts.seed, &files)?;
     let checked = measure(&mut steps, "check (files)", || {
         check(&files.units, &files.events, as_of())
     })?;
@@ -114,8 +117,10 @@ pub fn run(base: &Config, opts: &BenchOptions) -> anyhow::Result<()> {
 struct Files {
     units: std::path::PathBuf,
     events: std::path::PathBuf,
-    /// The events of the incremental step.
+    /// The events of the incremental steps: new cases across the year, and
+    /// new cases of the last ten days.
     new_events: std::path::PathBuf,
+    recent_events: std::path::PathBuf,
 }
 
 /// The installation's config on `url`, with no mail, no schedule and the
@@ -126,10 +131,12 @@ fn bench_config(base: &Config, url: &str) -> anyhow::Result<Config> {
     config.database_url_text = url.to_string();
     config.mail.smtp_url = crate::mail::SmtpUrl(String::new());
     config.scan.schedule = None;
-    // Nothing is ingested while the bench scans: the incremental step sees
-    // only what arrived after the re-scan, as a service scanning every 15
-    // minutes would (its margin reaches back 10 minutes before the last scan).
-    config.scan.arrival_margin = chrono::Duration::seconds(2);
+    // Nothing is ingested while the bench scans, so no arrival can commit
+    // after a scan began: an incremental step sees exactly what arrived
+    // after the scan before it. (A service's margin reaches back 10 minutes
+    // before the last scan, for stamps that commit late; with the bench's
+    // steps seconds apart it would make every step see the one before.)
+    config.scan.arrival_margin = chrono::Duration::zero();
     // The peer is written for the national profile.
     config.rules = Default::default();
     Ok(config)
@@ -140,8 +147,8 @@ fn demo_step(steps: &mut Vec<Step>, opts: &BenchOptions, files: &Files) -> anyho
     let demo_opts = DemoOptions {
         seed: opts.seed,
         cases: opts.cases,
-        from: chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap_or_default(),
-        to: chrono::NaiveDate::from_ymd_opt(2026, 12, 31).unwrap_or_default(),
+        from: year_of_2026().0,
+        to: year_of_2026().1,
     };
     let events = measure(steps, "demo", || {
         std::fs::write(&files.units, demo::units_json())?;
@@ -159,9 +166,12 @@ fn demo_step(steps: &mut Vec<Step>, opts: &BenchOptions, files: &Files) -> anyho
     Ok(events)
 }
 
-/// The first full scan, a full re-scan and, after new events are imported,
-/// an incremental scan: the instant that one judged as of.
-fn scan_steps(steps: &mut Vec<Step>, services: &Services, seed: u64, new_file: &Path) -> anyhow::Result<DateTime<Utc>> {
+/// The first full scan, a full re-scan, then three incremental scans an
+/// hour apart: after the bench's feed (new cases across the year, which
+/// reach back to January), after a realistic feed (the cases of the last
+/// ten days, as a coordination system's export brings them) and with
+/// nothing new. Returns the instant the last one judged as of.
+fn scan_steps(steps: &mut Vec<Step>, services: &Services, seed: u64, files: &Files) -> anyhow::Result<DateTime<Utc>> {
     let t = as_of();
     let first = measure(steps, "first full scan", || scan(services, t, true))?;
     label(
@@ -177,20 +187,57 @@ fn scan_steps(steps: &mut Vec<Step>, services: &Services, seed: u64, new_file: &
         again.cases_evaluated,
         "cases",
     );
-    let new_events = new_events_file(seed, new_file)?;
-    crate::cli::import_quiet(services, None, Some(new_file), None)?;
+    let year = feed(seed.wrapping_add(1_000_003), year_of_2026(), &files.new_events)?;
     let later = t + chrono::Duration::hours(1);
-    let inc = measure(steps, "incremental scan", || scan(services, later, false))?;
+    incremental(
+        steps,
+        services,
+        "incremental, year feed",
+        Some((&files.new_events, year)),
+        later,
+    )?;
+    let ten_days = (
+        t.date_naive() - chrono::Duration::days(10),
+        t.date_naive() - chrono::Duration::days(1),
+    );
+    let recent = feed(seed.wrapping_add(2_000_003), ten_days, &files.recent_events)?;
+    let later = later + chrono::Duration::hours(1);
+    incremental(
+        steps,
+        services,
+        "incremental, 10 days",
+        Some((&files.recent_events, recent)),
+        later,
+    )?;
+    let later = later + chrono::Duration::hours(1);
+    incremental(steps, services, "incremental, nothing", None, later)?;
+    Ok(later)
+}
+
+/// Imports `feed` (a file and its event count), if any, then measures an
+/// incremental scan as of `at`.
+fn incremental(
+    steps: &mut Vec<Step>,
+    services: &Services,
+    name: &'static str,
+    feed: Option<(&Path, usize)>,
+    at: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    if let Some((file, _)) = feed {
+        crate::cli::import_quiet(services, None, Some(file), None)?;
+    }
+    let inc = measure(steps, name, || scan(services, at, false))?;
+    let new = feed.map_or(0, |(_, n)| n);
     label(
         steps,
         format!(
-            "after {new_events} new events: {} cases, {} filed",
+            "after {new} new events: {} cases, {} filed",
             inc.cases_evaluated, inc.filed
         ),
         inc.cases_evaluated,
         "cases",
     );
-    Ok(later)
+    Ok(())
 }
 
 /// The plain-SQL peer on the same database, its breaches compared with the
@@ -233,13 +280,21 @@ fn check(units: &Path, events: &Path, t: DateTime<Utc>) -> anyhow::Result<usize>
     Ok(findings.len())
 }
 
-/// About 10 000 events of cases the database has not seen (another seed).
-fn new_events_file(seed: u64, path: &Path) -> anyhow::Result<usize> {
+fn year_of_2026() -> (chrono::NaiveDate, chrono::NaiveDate) {
+    (
+        chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap_or_default(),
+        chrono::NaiveDate::from_ymd_opt(2026, 12, 31).unwrap_or_default(),
+    )
+}
+
+/// About 10 000 events of cases the database has not seen (their own seed),
+/// admitted between the two dates.
+fn feed(seed: u64, (from, to): (chrono::NaiveDate, chrono::NaiveDate), path: &Path) -> anyhow::Result<usize> {
     let opts = DemoOptions {
-        seed: seed.wrapping_add(1_000_003),
+        seed,
         cases: NEW_EVENTS / 13 + 1,
-        from: chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap_or_default(),
-        to: chrono::NaiveDate::from_ymd_opt(2026, 12, 31).unwrap_or_default(),
+        from,
+        to,
     };
     let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
     let n = demo::write_case_range(&opts, 0, opts.cases, &mut out)?;
@@ -291,12 +346,12 @@ fn peak_mb() -> f64 {
 fn print_table(steps: &[Step], url: &str) {
     println!("svu-vakt bench on {}", crate::store::redact_url(url));
     println!(
-        "{:<20} {:>10} {:>18} {:>10}  work",
+        "{:<24} {:>10} {:>18} {:>10}  work",
         "step", "time (s)", "rate", "peak MB"
     );
     for s in steps {
         println!(
-            "{:<20} {:>10.2} {:>18} {:>10.0}  {}",
+            "{:<24} {:>10.2} {:>18} {:>10.0}  {}",
             s.name, s.secs, s.rate, s.peak_mb, s.work
         );
     }

@@ -114,8 +114,11 @@ pub fn peer_breaches(conn: &mut DbConn) -> QueryResult<Vec<Breach>> {
 
 /// The deviations the scan filed for `rules`, as breaches.
 pub fn filed_breaches(conn: &mut DbConn, rules: &[&str]) -> QueryResult<Vec<Breach>> {
+    use crate::domain::handling::DeviationStatus;
     deviations::table
         .filter(deviations::rule.eq_any(rules))
+        // What later data withdrew is no breach as of the last scan.
+        .filter(deviations::status.ne_all([DeviationStatus::Aterkallad, DeviationStatus::Makulerad]))
         .select((
             deviations::rule,
             deviations::case_id,
