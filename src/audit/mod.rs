@@ -10,29 +10,28 @@ pub mod plan;
 // What a report says lives with the mail that says it.
 pub use crate::mail::report;
 pub mod schedule;
+mod staffing;
 mod summary;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, NaiveDateTime, NaiveTime, Utc};
+use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 use serde::Serialize;
 use sha2::Digest as _;
 
-use crate::calendar::{local_date, local_instant, Calendar};
 use crate::config::ScanConfig;
-use crate::domain::{EventType, UnitId};
+use crate::domain::UnitId;
 use crate::mail::outbox::{self, NewMail};
 use crate::mail::routing::Recipients;
 use crate::mail::templates::Templates;
 use crate::mail::{MailConfig, MailMode};
-use crate::rules::bemanning::{staffing_dues, StaffingTracker};
 use crate::rules::{case, Finding, Profile, RuleId, Units};
 use crate::store::candidates::Candidate;
-use crate::store::followup::{self, NewObligation};
+use crate::store::followup;
 use crate::store::scans;
 use crate::store::{backend, deviations, now, DbConn, Pool};
-use summary::{obligation_row, summarise};
+use summary::summarise;
 
 /// How long a scan holds the SQLite lease before it must renew it.
 const LEASE_MINUTES: i64 = 30;
@@ -238,13 +237,7 @@ impl Auditor {
             fault_injection(chunk_no);
         }
         if active.contains(&RuleId::BemanningStorhelg) {
-            let from = self.staffing_from(conn, run, since)?;
-            if let Some(from) = from {
-                backend::write_tx(conn, |conn| {
-                    self.keep_lease(conn, &run.holder)?;
-                    self.scan_staffing(conn, &units, &filing, from, run.as_of, counts)
-                })?;
-            }
+            self.judge_staffing(conn, run, since, &units, &filing, counts)?;
         }
         backend::write_tx(conn, |conn| {
             self.keep_lease(conn, &run.holder)?;
@@ -265,31 +258,6 @@ impl Auditor {
             "granskningen tappade sitt lås (lånet gick ut och en annan granskning tog över, eller låsets databassession avslutades); den avbryts utan att registrera fler avvikelser"
         );
         Ok(())
-    }
-
-    /// The first staffing day to judge: from the first day the data covers
-    /// (as `check` does), or incrementally the lookback window widened back
-    /// to the oldest event that arrived since the last scan.
-    fn staffing_from(
-        &self,
-        conn: &mut DbConn,
-        run: &Run,
-        since: Option<NaiveDateTime>,
-    ) -> anyhow::Result<Option<chrono::NaiveDate>> {
-        let Some(earliest) = scans::earliest_event(conn, run.as_of.naive_utc())?.map(|t| local_date(t.and_utc()))
-        else {
-            return Ok(None);
-        };
-        Ok(Some(match (&run.previous, since) {
-            (Some(p), Some(since)) => {
-                let window = local_date(p.as_of.and_utc()) - Duration::days(self.scan.staffing_lookback_days);
-                let arrived = crate::store::candidates::earliest_arrival_date(conn, since)?
-                    .map(|t| local_date(t.and_utc()))
-                    .unwrap_or(window);
-                earliest.max(window.min(arrived))
-            }
-            _ => earliest,
-        }))
     }
 
     /// Runs the rules on a chunk of cases: the findings past due + grace,
@@ -363,46 +331,6 @@ impl Auditor {
             }
         }
         (ready, next)
-    }
-
-    /// Storhelg staffing, judged by the very function `check` uses: the
-    /// events of each staffing day go through a [`StaffingTracker`].
-    fn scan_staffing(
-        &self,
-        conn: &mut DbConn,
-        units: &Units,
-        filing: &filing::Filing,
-        from: chrono::NaiveDate,
-        as_of: DateTime<Utc>,
-        counts: &mut Counts,
-    ) -> anyhow::Result<()> {
-        let dues = staffing_dues(from, &Calendar::new(), &self.profile, as_of);
-        let (Some((_, lo)), Some((_, hi))) = (dues.first(), dues.last()) else {
-            return Ok(());
-        };
-        let (lo, hi) = (lo.naive_utc(), hi.naive_utc());
-        let mut tracker = StaffingTracker::default();
-        for (day, _) in &dues {
-            let start = local_instant(*day, NaiveTime::MIN).naive_utc();
-            let end = local_instant(*day + Duration::days(1), NaiveTime::MIN).naive_utc();
-            for (unit, kind, at) in scans::acts_between(conn, start, end, as_of.naive_utc())? {
-                let Some(kind) = EventType::parse(&kind) else { continue };
-                tracker.observe_act(&UnitId(unit), kind, at.and_utc(), units, as_of);
-            }
-        }
-        let findings = tracker.findings_from(from, units, &Calendar::new(), &self.profile, as_of);
-        if !filing.backfill {
-            let rows: Vec<NewObligation> = tracker
-                .obligations_from(from, units, &Calendar::new(), &self.profile, as_of)
-                .iter()
-                .map(|o| obligation_row("", o, as_of, self.scan.grace))
-                .collect();
-            followup::replace_staffing(conn, lo, hi, &rows)?;
-        }
-        let (ready, _) = self.split_by_grace(findings, None, as_of);
-        counts.findings += ready.len();
-        let existing = deviations::by_rule_due(conn, RuleId::BemanningStorhelg.as_str(), lo, hi)?;
-        filing.apply(conn, &ready, existing, counts)
     }
 
     /// Sammanställning: every deviation not yet in a mail, one digest per

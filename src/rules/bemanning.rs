@@ -104,18 +104,34 @@ impl StaffingTracker {
         let mut out = Vec::new();
         for (day, due) in staffing_dues(from, calendar, profile, as_of) {
             for unit in units.storhelg_units() {
-                if !self.is_staffed(&unit.id, day) {
-                    out.push(finding(
-                        RuleId::BemanningStorhelg,
-                        None,
-                        Some(&unit.id),
-                        due,
-                        (Status::Missing, None, None),
-                    ));
-                }
+                out.extend(self.judge(&unit.id, day, due).1);
             }
         }
         out
+    }
+
+    /// One covered unit on one staffing day, due `due`: its obligation, and
+    /// the finding when it was not staffed. An incremental scan judges the
+    /// (unit, day) pairs new events touched with it.
+    pub fn judge(&self, unit: &UnitId, day: NaiveDate, due: DateTime<Utc>) -> (Obligation, Option<Finding>) {
+        let staffed = self.is_staffed(unit, day);
+        let obligation = Obligation {
+            rule: RuleId::BemanningStorhelg,
+            unit: Some(unit.clone()),
+            due,
+            outcome: if staffed { Outcome::Met } else { Outcome::Missing },
+            done: None,
+        };
+        let missing = (!staffed).then(|| {
+            finding(
+                RuleId::BemanningStorhelg,
+                None,
+                Some(unit),
+                due,
+                (Status::Missing, None, None),
+            )
+        });
+        (obligation, missing)
     }
 
     /// Every staffing day × covered unit from `from` up to T whose due has
@@ -132,14 +148,7 @@ impl StaffingTracker {
         let mut out = Vec::new();
         for (day, due) in staffing_dues(from, calendar, profile, as_of) {
             for unit in units.storhelg_units() {
-                let staffed = self.is_staffed(&unit.id, day);
-                out.push(Obligation {
-                    rule: RuleId::BemanningStorhelg,
-                    unit: Some(unit.id.clone()),
-                    due,
-                    outcome: if staffed { Outcome::Met } else { Outcome::Missing },
-                    done: None,
-                });
+                out.push(self.judge(&unit.id, day, due).0);
             }
         }
         out

@@ -149,3 +149,64 @@ pub fn exists(conn: &mut DbConn, id: &str) -> QueryResult<bool> {
 pub fn count(conn: &mut DbConn) -> QueryResult<i64> {
     cases::table.count().get_result(conn)
 }
+
+/// Notes what the scan judged of each case: its summary's hash. On
+/// PostgreSQL one statement per chunk (`UPDATE … FROM unnest`): a
+/// statement per case was a round trip per case, most of a first full
+/// scan's time there. SQLite runs in the process, where a single-row
+/// UPDATE costs microseconds and is prepared once.
+pub fn set_summary_hashes(conn: &mut DbConn, rows: &[(&str, &str)]) -> QueryResult<()> {
+    use diesel::sql_types::{Array, Text};
+    match conn {
+        DbConn::Pg(c) => {
+            for part in rows.chunks(SET_CHUNK) {
+                let (ids, hashes): (Vec<&str>, Vec<&str>) = part.iter().copied().unzip();
+                diesel::sql_query(
+                    "UPDATE cases SET summary_hash = v.h FROM unnest($1::text[], $2::text[]) AS v(id, h) WHERE cases.id = v.id",
+                )
+                .bind::<Array<Text>, _>(ids)
+                .bind::<Array<Text>, _>(hashes)
+                .execute(c)?;
+            }
+        }
+        DbConn::Sqlite(c) => {
+            for (id, hash) in rows {
+                diesel::update(cases::table.find(id))
+                    .set(cases::summary_hash.eq(hash))
+                    .execute(c)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// When each case must be judged again; set-based on PostgreSQL as
+/// [`set_summary_hashes`].
+pub fn set_next_checks(conn: &mut DbConn, rows: &[(String, Option<NaiveDateTime>)]) -> QueryResult<()> {
+    use diesel::sql_types::{Array, Nullable, Text, Timestamp};
+    match conn {
+        DbConn::Pg(c) => {
+            for part in rows.chunks(SET_CHUNK) {
+                let ids: Vec<&str> = part.iter().map(|(id, _)| id.as_str()).collect();
+                let next: Vec<Option<NaiveDateTime>> = part.iter().map(|(_, t)| *t).collect();
+                diesel::sql_query(
+                    "UPDATE cases SET next_check = v.t FROM unnest($1::text[], $2::timestamp[]) AS v(id, t) WHERE cases.id = v.id",
+                )
+                .bind::<Array<Text>, _>(ids)
+                .bind::<Array<Nullable<Timestamp>>, _>(next)
+                .execute(c)?;
+            }
+        }
+        DbConn::Sqlite(c) => {
+            for (id, at) in rows {
+                diesel::update(cases::table.find(id))
+                    .set(cases::next_check.eq(at))
+                    .execute(c)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Cases per set-based statement.
+const SET_CHUNK: usize = 5_000;

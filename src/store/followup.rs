@@ -14,7 +14,7 @@ use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
 use diesel::result::Error as DieselError;
 
-use super::schema::{case_facts, cases, obligation_days, obligations};
+use super::schema::{case_facts, obligation_days, obligations};
 use super::DbConn;
 use crate::rules::{Outcome, RuleId};
 
@@ -185,12 +185,11 @@ pub fn replace_cases(conn: &mut DbConn, summaries: &[CaseSummary]) -> QueryResul
             DbConn::Pg(c) => diesel::insert_into(case_facts::table).values(chunk).execute(c)?,
         };
     }
-    for s in summaries {
-        diesel::update(cases::table.find(&s.case_id))
-            .set(cases::summary_hash.eq(&s.hash))
-            .execute(conn)?;
-    }
-    Ok(())
+    let hashes: Vec<(&str, &str)> = summaries
+        .iter()
+        .map(|s| (s.case_id.as_str(), s.hash.as_str()))
+        .collect();
+    super::cases::set_summary_hashes(conn, &hashes)
 }
 
 /// Adds `delta` to `obligation_days` with multi-row upserts, each key once
@@ -247,6 +246,41 @@ pub fn replace_staffing(
             .filter(obligations::due.between(lo, hi)),
     )
     .execute(conn)?;
+    let rows: Vec<&NewObligation> = rows.iter().collect();
+    insert_obligations(conn, &rows)
+}
+
+/// Whether a scan has judged the staffing day due at `due` (it left its
+/// obligations): a point lookup in the `due` index.
+pub fn staffing_judged(conn: &mut DbConn, due: NaiveDateTime) -> QueryResult<bool> {
+    let one: Option<i64> = obligations::table
+        .filter(obligations::due.eq(due))
+        .filter(obligations::case_id.eq(""))
+        .filter(obligations::rule.eq(RuleId::BemanningStorhelg.as_str()))
+        .select(obligations::id)
+        .first(conn)
+        .optional()?;
+    Ok(one.is_some())
+}
+
+/// Replaces the staffing obligations due at `due` of `units` only: the
+/// (unit, day) pairs an incremental scan judged again.
+pub fn replace_staffing_of(
+    conn: &mut DbConn,
+    due: NaiveDateTime,
+    units: &[&str],
+    rows: &[NewObligation],
+) -> QueryResult<()> {
+    for chunk in units.chunks(CHUNK) {
+        diesel::delete(
+            obligations::table
+                .filter(obligations::case_id.eq(""))
+                .filter(obligations::rule.eq(RuleId::BemanningStorhelg.as_str()))
+                .filter(obligations::due.eq(due))
+                .filter(obligations::unit.assume_not_null().eq_any(chunk)),
+        )
+        .execute(conn)?;
+    }
     let rows: Vec<&NewObligation> = rows.iter().collect();
     insert_obligations(conn, &rows)
 }

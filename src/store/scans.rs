@@ -6,7 +6,7 @@
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
-use super::schema::{cases, events, scan_runs};
+use super::schema::{events, scan_runs};
 use super::{now, DbConn};
 use crate::domain::state::words;
 
@@ -164,12 +164,7 @@ pub fn high_water(conn: &mut DbConn) -> QueryResult<Option<DateTime<Utc>>> {
 
 /// When each case must be judged again.
 pub fn set_next_checks(conn: &mut DbConn, next: &[(String, Option<NaiveDateTime>)]) -> QueryResult<()> {
-    for (id, at) in next {
-        diesel::update(cases::table.find(id))
-            .set(cases::next_check.eq(at))
-            .execute(conn)?;
-    }
-    Ok(())
+    super::cases::set_next_checks(conn, next)
 }
 
 /// The earliest event that had happened by `as_of` (the `at` index's first entry).
@@ -192,5 +187,43 @@ pub fn acts_between(
         .filter(events::at.lt(end))
         .filter(events::at.le(as_of))
         .select((events::unit, events::event_type, events::at))
+        .load(conn)
+}
+
+/// The (unit, instant) of every event that arrived after `since` and had
+/// happened by `as_of`, read through the `received_at` index: what an
+/// incremental scan's staffing judgement must look at again. `None` when
+/// more than `limit` arrived (a reload of history: the scan judges whole
+/// days then).
+pub fn arrivals_since(
+    conn: &mut DbConn,
+    since: NaiveDateTime,
+    as_of: NaiveDateTime,
+    limit: i64,
+) -> QueryResult<Option<Vec<(String, NaiveDateTime)>>> {
+    let rows: Vec<(String, NaiveDateTime)> = events::table
+        .filter(events::received_at.gt(since))
+        .filter(events::at.le(as_of))
+        .select((events::unit, events::at))
+        .limit(limit + 1)
+        .load(conn)?;
+    Ok((rows.len() as i64 <= limit).then_some(rows))
+}
+
+/// The acts (type, instant) of one unit in `[start, end)` that had happened
+/// by `as_of`, through the `(unit, at)` index.
+pub fn unit_acts_between(
+    conn: &mut DbConn,
+    unit: &str,
+    start: NaiveDateTime,
+    end: NaiveDateTime,
+    as_of: NaiveDateTime,
+) -> QueryResult<Vec<(String, NaiveDateTime)>> {
+    events::table
+        .filter(events::unit.eq(unit))
+        .filter(events::at.ge(start))
+        .filter(events::at.lt(end))
+        .filter(events::at.le(as_of))
+        .select((events::event_type, events::at))
         .load(conn)
 }

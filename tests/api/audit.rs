@@ -20,6 +20,7 @@ crate::on_both!(
     digest_mode_sends_one_mail_per_recipient_per_scan,
     the_service_scans_on_its_schedule_and_mails_without_being_asked,
     old_data_arriving_after_the_first_scan_is_judged_in_full,
+    a_late_bemanning_on_an_old_staffing_day_withdraws_that_units_deviation_only,
 );
 
 const UNITS: &str = r#"[
@@ -605,4 +606,59 @@ fn old_data_arriving_after_the_first_scan_is_judged_in_full(b: Backend) {
         "staffing of 15 May is judged although it is outside the lookback: {r}"
     );
     assert!(rules.contains("inskrivningsmeddelande_24h") && rules.contains("kvittens_utskrivningsklar"));
+}
+
+/// Months after 15 May, K1's bemanning of that day reaches us (registered
+/// late). The day lies long before the incremental scan's lookback, so the
+/// scan judges again only the (unit, day) pairs the arrival touched: K1's
+/// deviation is withdrawn, K2's of the same day stays as it was.
+fn a_late_bemanning_on_an_old_staffing_day_withdraws_that_units_deviation_only(b: Backend) {
+    let smtp = SmtpServer::start();
+    let url = smtp.url();
+    let app = spawn_app_with(b, move |c: &mut Config| {
+        c.mail.smtp_url = SmtpUrl(url);
+        c.mail.routes = routes();
+    });
+    let units = UNITS.replace(
+        "\n]",
+        ",\n {\"id\":\"K2\",\"name\":\"Äldreomsorgen\",\"kind\":\"kommun\",\"huvudman\":\"Linköpings kommun\"}\n]",
+    );
+    assert_eq!(app.post_units(&units).status, 200);
+    assert_eq!(app.post_events(EVENTS).status, 200);
+    scan_ok(&app, AS_OF);
+    let staffing = |app: &TestApp| -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> = app
+            .deviations()
+            .into_iter()
+            // 15 May, 15:00 in Stockholm (the later storhelger are filed too).
+            .filter(|d| d.rule == "bemanning_storhelg" && d.due.to_string() == "2026-05-15 13:00:00")
+            .map(|d| (d.unit.unwrap_or_default(), d.status.as_str().to_string()))
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        staffing(&app),
+        [
+            ("K1".to_string(), "skickad".to_string()),
+            ("K2".to_string(), "skickad".to_string())
+        ]
+    );
+    // A quiet scan in October moves the lookback past May.
+    assert_eq!(scan_ok(&app, "2026-10-01T00:00:00+02:00")["scan"]["withdrawn"], 0);
+    let late = r#"{"id":"b3","type":"bemanning","at":"2026-05-15T10:00:00+02:00","unit":"K1"}"#;
+    assert_eq!(app.post_events(late).status, 200);
+    let r = scan_ok(&app, "2026-11-01T00:00:00+01:00");
+    assert_eq!(
+        (r["scan"]["withdrawn"].as_i64(), r["scan"]["filed"].as_i64()),
+        (Some(1), Some(0)),
+        "{r}"
+    );
+    assert_eq!(
+        staffing(&app),
+        [
+            ("K1".to_string(), "aterkallad".to_string()),
+            ("K2".to_string(), "skickad".to_string())
+        ]
+    );
 }

@@ -1,0 +1,245 @@
+//! Storhelg staffing in the scan (SPEC §4.4), judged by the very tracker
+//! `check` uses. A full scan judges every staffing day from the data's
+//! first, every covered unit. An incremental scan judges whole the staffing
+//! days of the lookback window (their dues come as the clock moves) and any
+//! older day no scan has judged yet (history loaded late); of the older days
+//! already judged, only the (unit, day) pairs that new events touched: a
+//! unit's judged staffing day changes only by the unit's own acts that day,
+//! so the cost follows what arrived, not the county's year.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, NaiveTime, Utc};
+
+use super::summary::obligation_row;
+use super::{filing, Auditor, Counts, Run};
+use crate::calendar::{local_date, local_instant, Calendar};
+use crate::domain::{EventType, UnitId};
+use crate::rules::bemanning::{staffing_dues, StaffingTracker};
+use crate::rules::{Finding, RuleId, Units};
+use crate::store::followup::{self, NewObligation};
+use crate::store::{backend, deviations, scans, DbConn};
+
+/// More arrivals than this since the last scan and the older days are
+/// judged whole from the earliest that arrived (a reload of history).
+const ARRIVALS_MAX: i64 = 200_000;
+
+/// A staffing day and its due (15:00:00 local).
+type Day = (NaiveDate, DateTime<Utc>);
+
+/// Older staffing days judged again pair by pair: each day's due and the
+/// covered units whose acts arrived.
+type Touched = BTreeMap<NaiveDate, (DateTime<Utc>, BTreeSet<String>)>;
+
+impl Auditor {
+    /// The staffing judgement of a scan, in write transactions that hold
+    /// the scan's lock.
+    pub(super) fn judge_staffing(
+        &self,
+        conn: &mut DbConn,
+        run: &Run,
+        since: Option<NaiveDateTime>,
+        units: &Units,
+        filing: &filing::Filing,
+        counts: &mut Counts,
+    ) -> anyhow::Result<()> {
+        let as_of = run.as_of;
+        let Some(earliest) = scans::earliest_event(conn, as_of.naive_utc())?.map(|t| local_date(t.and_utc())) else {
+            return Ok(());
+        };
+        let dues_from = |from: NaiveDate| staffing_dues(from, &Calendar::new(), &self.profile, as_of);
+        let (Some(p), Some(since)) = (&run.previous, since) else {
+            return self.whole_days(conn, run, units, filing, (&dues_from(earliest), true), counts);
+        };
+        let window = earliest.max(local_date(p.as_of.and_utc()) - Duration::days(self.scan.staffing_lookback_days));
+        let Some(arrivals) = scans::arrivals_since(conn, since, as_of.naive_utc(), ARRIVALS_MAX)? else {
+            let arrived = crate::store::candidates::earliest_arrival_date(conn, since)?
+                .map_or(window, |t| local_date(t.and_utc()));
+            let from = earliest.max(arrived.min(window));
+            return self.whole_days(conn, run, units, filing, (&dues_from(from), true), counts);
+        };
+        self.whole_days(conn, run, units, filing, (&dues_from(window), true), counts)?;
+        let first = arrivals
+            .iter()
+            .map(|(_, at)| local_date(at.and_utc()))
+            .min()
+            .unwrap_or(window);
+        let mut unjudged: Vec<Day> = Vec::new();
+        let mut judged_before = BTreeMap::new();
+        for (day, due) in dues_from(earliest.max(first))
+            .into_iter()
+            .filter(|(day, _)| *day < window)
+        {
+            if followup::staffing_judged(conn, due.naive_utc())? {
+                judged_before.insert(day, due);
+            } else {
+                unjudged.push((day, due));
+            }
+        }
+        self.whole_days(conn, run, units, filing, (&unjudged, false), counts)?;
+        let touched = touched(&arrivals, units, &judged_before);
+        if touched.is_empty() {
+            return Ok(());
+        }
+        backend::write_tx(conn, |conn| {
+            self.keep_lease(conn, &run.holder)?;
+            self.touched_pairs(conn, units, filing, &touched, as_of, counts)
+        })
+    }
+
+    /// Every covered unit on each of `days`, in one write transaction.
+    /// `span`: the days are every staffing day from the first to T, and what
+    /// lies between their first and last due is theirs (a deviation or an
+    /// obligation of a day that is no longer a staffing day goes too).
+    fn whole_days(
+        &self,
+        conn: &mut DbConn,
+        run: &Run,
+        units: &Units,
+        filing: &filing::Filing,
+        (days, span): (&[Day], bool),
+        counts: &mut Counts,
+    ) -> anyhow::Result<()> {
+        if days.is_empty() {
+            return Ok(());
+        }
+        backend::write_tx(conn, |conn| {
+            self.keep_lease(conn, &run.holder)?;
+            self.scan_days(conn, units, filing, (days, span), run.as_of, counts)
+        })
+    }
+
+    /// The events of each day go through a [`StaffingTracker`]; each day's
+    /// obligations are replaced and its deviations reconciled.
+    fn scan_days(
+        &self,
+        conn: &mut DbConn,
+        units: &Units,
+        filing: &filing::Filing,
+        (days, span): (&[Day], bool),
+        as_of: DateTime<Utc>,
+        counts: &mut Counts,
+    ) -> anyhow::Result<()> {
+        let mut tracker = StaffingTracker::default();
+        for (day, _) in days {
+            let (start, end) = day_bounds(*day);
+            for (unit, kind, at) in scans::acts_between(conn, start, end, as_of.naive_utc())? {
+                let Some(kind) = EventType::parse(&kind) else { continue };
+                tracker.observe_act(&UnitId(unit), kind, at.and_utc(), units, as_of);
+            }
+        }
+        let covered = units.storhelg_units();
+        let mut findings = Vec::new();
+        let mut rows: Vec<NewObligation> = Vec::new();
+        for (day, due) in days {
+            for unit in &covered {
+                let (obligation, missing) = tracker.judge(&unit.id, *day, *due);
+                rows.push(obligation_row("", &obligation, as_of, self.scan.grace));
+                findings.extend(missing);
+            }
+        }
+        let dues: Vec<NaiveDateTime> = days.iter().map(|(_, due)| due.naive_utc()).collect();
+        let spans: Vec<(NaiveDateTime, NaiveDateTime)> = match (span, dues.first(), dues.last()) {
+            (true, Some(lo), Some(hi)) => vec![(*lo, *hi)],
+            _ => dues.iter().map(|d| (*d, *d)).collect(),
+        };
+        let mut existing = Vec::new();
+        for (lo, hi) in spans {
+            if !filing.backfill {
+                let of_span: Vec<NewObligation> = rows.iter().filter(|r| r.due >= lo && r.due <= hi).cloned().collect();
+                followup::replace_staffing(conn, lo, hi, &of_span)?;
+            }
+            existing.extend(deviations::by_rule_due(
+                conn,
+                RuleId::BemanningStorhelg.as_str(),
+                lo,
+                hi,
+            )?);
+        }
+        self.file_staffing(conn, filing, findings, existing, as_of, counts)
+    }
+
+    /// Judges the touched (unit, day) pairs from the units' own acts that
+    /// day, replaces their obligations and reconciles their deviations.
+    fn touched_pairs(
+        &self,
+        conn: &mut DbConn,
+        units: &Units,
+        filing: &filing::Filing,
+        touched: &Touched,
+        as_of: DateTime<Utc>,
+        counts: &mut Counts,
+    ) -> anyhow::Result<()> {
+        let mut findings = Vec::new();
+        let mut existing = Vec::new();
+        for (day, (due, unit_ids)) in touched {
+            let (start, end) = day_bounds(*day);
+            let mut tracker = StaffingTracker::default();
+            let mut rows: Vec<NewObligation> = Vec::new();
+            for unit in unit_ids {
+                let id = UnitId(unit.clone());
+                for (kind, at) in scans::unit_acts_between(conn, unit, start, end, as_of.naive_utc())? {
+                    let Some(kind) = EventType::parse(&kind) else { continue };
+                    tracker.observe_act(&id, kind, at.and_utc(), units, as_of);
+                }
+                let (obligation, missing) = tracker.judge(&id, *day, *due);
+                rows.push(obligation_row("", &obligation, as_of, self.scan.grace));
+                findings.extend(missing);
+            }
+            let due = due.naive_utc();
+            if !filing.backfill {
+                let names: Vec<&str> = unit_ids.iter().map(String::as_str).collect();
+                followup::replace_staffing_of(conn, due, &names, &rows)?;
+            }
+            let of_day = deviations::by_rule_due(conn, RuleId::BemanningStorhelg.as_str(), due, due)?;
+            existing.extend(
+                of_day
+                    .into_iter()
+                    .filter(|d| d.unit.as_ref().is_some_and(|u| unit_ids.contains(u))),
+            );
+        }
+        self.file_staffing(conn, filing, findings, existing, as_of, counts)
+    }
+
+    fn file_staffing(
+        &self,
+        conn: &mut DbConn,
+        filing: &filing::Filing,
+        findings: Vec<Finding>,
+        existing: Vec<deviations::DeviationRow>,
+        as_of: DateTime<Utc>,
+        counts: &mut Counts,
+    ) -> anyhow::Result<()> {
+        let (ready, _) = self.split_by_grace(findings, None, as_of);
+        counts.findings += ready.len();
+        filing.apply(conn, &ready, existing, counts)
+    }
+}
+
+/// The judged older days on which arrivals fall, with the covered units
+/// that made them.
+fn touched(arrivals: &[(String, NaiveDateTime)], units: &Units, days: &BTreeMap<NaiveDate, DateTime<Utc>>) -> Touched {
+    let mut out = Touched::new();
+    if days.is_empty() {
+        return out;
+    }
+    for (unit, at) in arrivals {
+        let day = local_date(at.and_utc());
+        let Some(due) = days.get(&day) else { continue };
+        if units.get(&UnitId(unit.clone())).is_some_and(|u| u.storhelg) {
+            out.entry(day)
+                .or_insert_with(|| (*due, BTreeSet::new()))
+                .1
+                .insert(unit.clone());
+        }
+    }
+    out
+}
+
+/// The UTC instants that bound a local day.
+fn day_bounds(day: NaiveDate) -> (NaiveDateTime, NaiveDateTime) {
+    (
+        local_instant(day, NaiveTime::MIN).naive_utc(),
+        local_instant(day + Duration::days(1), NaiveTime::MIN).naive_utc(),
+    )
+}
