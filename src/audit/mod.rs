@@ -279,6 +279,7 @@ impl Auditor {
             let outcome = case::evaluate_recorded(events, units, &self.profile, rules, as_of);
             judged.summaries.extend(summarise(c, &outcome, as_of, self.scan.grace));
             let (ready, next) = self.split_by_grace(outcome.findings, outcome.next_due, as_of);
+            let next = earliest(next, upcoming(events, as_of));
             counts.cases_evaluated += 1;
             counts.findings += ready.len();
             judged.findings.extend(ready);
@@ -433,6 +434,26 @@ struct Run {
     reference: DateTime<Utc>,
     previous: Option<scans::PreviousRun>,
     holder: String,
+}
+
+/// The first stored event of a case that has not happened by T (received
+/// ahead of its time, or a scan judging as of an earlier instant): when it
+/// happens it can change the judgement (a missing turns late), so the case
+/// is looked at again then.
+fn upcoming(events: &[crate::domain::Event], as_of: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    events
+        .iter()
+        .map(|e| e.at.timestamp())
+        .filter(|t| *t > as_of.timestamp())
+        .min()
+        .and_then(|t| DateTime::from_timestamp(t, 0))
+}
+
+fn earliest(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 /// For the crash tests: `SVU_VAKT_FAULT_ABORT_AFTER_CHUNKS=N` kills the

@@ -21,6 +21,7 @@ crate::on_both!(
     the_service_scans_on_its_schedule_and_mails_without_being_asked,
     old_data_arriving_after_the_first_scan_is_judged_in_full,
     a_late_bemanning_on_an_old_staffing_day_withdraws_that_units_deviation_only,
+    an_event_stored_ahead_of_its_time_is_judged_when_it_happens,
 );
 
 const UNITS: &str = r#"[
@@ -661,4 +662,29 @@ fn a_late_bemanning_on_an_old_staffing_day_withdraws_that_units_deviation_only(b
             ("K2".to_string(), "skickad".to_string())
         ]
     );
+}
+
+/// An event received before its `at` (a clock ahead, or a scan judging an
+/// earlier instant) has not happened at the first scan: C2's IM is missing.
+/// When it has happened, the next scan looks at C2 again though nothing new
+/// arrived, and the missing turns late.
+fn an_event_stored_ahead_of_its_time_is_judged_when_it_happens(b: Backend) {
+    let smtp = SmtpServer::start();
+    let app = app(b, &smtp.url(), MailMode::PerAvvikelse);
+    let c2 = concat!(
+        r#"{"id":"c2-1","case":"C2","type":"inskrivning","at":"2026-05-12T08:00:00+02:00","unit":"AVD1"}"#,
+        "\n",
+        r#"{"id":"c2-2","case":"C2","type":"inskrivningsmeddelande","at":"2026-05-16T01:00:00+02:00","unit":"AVD1","to":["K1-HT"]}"#
+    );
+    assert_eq!(app.post_events(c2).status, 200);
+    scan_ok(&app, AS_OF);
+    let of_c2 = |app: &TestApp| {
+        app.deviations()
+            .into_iter()
+            .find(|d| d.case_id.as_deref() == Some("C2"))
+            .map(|d| (d.finding_status, d.late_minutes))
+    };
+    assert_eq!(of_c2(&app), Some(("missing".to_string(), None)));
+    let r = scan_ok(&app, "2026-05-16T06:00:00+02:00");
+    assert_eq!(of_c2(&app), Some(("late".to_string(), Some(65 * 60))), "{r}");
 }
