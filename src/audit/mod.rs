@@ -165,7 +165,11 @@ impl Auditor {
         }
         let result = self.scan_body(&mut conn, &run, &mut counts);
         if full {
-            backend::set_bulk_cache(&mut conn, false).map_err(|e| anyhow::anyhow!(e))?;
+            // The run is recorded whatever this says (a broken connection
+            // after a failed body is the body's error).
+            if let Err(e) = backend::set_bulk_cache(&mut conn, false) {
+                tracing::warn!("sidcachen kunde inte återställas efter granskningen: {e}");
+            }
         }
         let (status, error) = match &result {
             Ok(()) => (scans::ScanStatus::Klar, None),

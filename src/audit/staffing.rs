@@ -2,10 +2,12 @@
 //! `check` uses. A full scan judges every staffing day from the data's
 //! first, every covered unit. An incremental scan judges whole the staffing
 //! days of the lookback window (their dues come as the clock moves) and any
-//! older day no scan has judged yet (history loaded late); of the older days
-//! already judged, only the (unit, day) pairs that new events touched: a
-//! unit's judged staffing day changes only by the unit's own acts that day,
-//! so the cost follows what arrived, not the county's year.
+//! older day no scan has judged yet (history loaded late, or a judgement
+//! forgotten: `store::followup::forget_staffing` when a batch is removed or
+//! a unit's storhelg flag changes); of the older days already judged, only
+//! the (unit, day) pairs that new events touched: a unit's judged staffing
+//! day changes only by the unit's own acts that day, so the cost follows
+//! what arrived, not the county's year.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -20,8 +22,8 @@ use crate::rules::{Finding, RuleId, Units};
 use crate::store::followup::{self, NewObligation};
 use crate::store::{backend, deviations, scans, DbConn};
 
-/// More arrivals than this since the last scan and the older days are
-/// judged whole from the earliest that arrived (a reload of history).
+/// More arrivals than this since the last scan and every staffing day is
+/// judged whole (a reload of history).
 const ARRIVALS_MAX: i64 = 200_000;
 
 /// A staffing day and its due (15:00:00 local).
@@ -53,29 +55,20 @@ impl Auditor {
         };
         let window = earliest.max(local_date(p.as_of.and_utc()) - Duration::days(self.scan.staffing_lookback_days));
         let Some(arrivals) = scans::arrivals_since(conn, since, as_of.naive_utc(), ARRIVALS_MAX)? else {
-            let arrived = crate::store::candidates::earliest_arrival_date(conn, since)?
-                .map_or(window, |t| local_date(t.and_utc()));
-            let from = earliest.max(arrived.min(window));
-            return self.whole_days(conn, run, units, filing, (&dues_from(from), true), counts);
+            // A reload of history: every staffing day, as a full scan.
+            return self.whole_days(conn, run, units, filing, (&dues_from(earliest), true), counts);
         };
         self.whole_days(conn, run, units, filing, (&dues_from(window), true), counts)?;
-        let first = arrivals
-            .iter()
-            .map(|(_, at)| local_date(at.and_utc()))
-            .min()
-            .unwrap_or(window);
-        let mut unjudged: Vec<Day> = Vec::new();
-        let mut judged_before = BTreeMap::new();
-        for (day, due) in dues_from(earliest.max(first))
+        let older: Vec<Day> = dues_from(earliest)
             .into_iter()
             .filter(|(day, _)| *day < window)
-        {
-            if followup::staffing_judged(conn, due.naive_utc())? {
-                judged_before.insert(day, due);
-            } else {
-                unjudged.push((day, due));
-            }
-        }
+            .collect();
+        let dues: Vec<NaiveDateTime> = older.iter().map(|(_, due)| due.naive_utc()).collect();
+        let judged = followup::staffing_judged(conn, &dues)?;
+        let (judged_before, unjudged): (Vec<Day>, Vec<Day>) = older
+            .into_iter()
+            .partition(|(_, due)| judged.contains(&due.naive_utc()));
+        let judged_before: BTreeMap<NaiveDate, DateTime<Utc>> = judged_before.into_iter().collect();
         self.whole_days(conn, run, units, filing, (&unjudged, false), counts)?;
         let touched = touched(&arrivals, units, &judged_before);
         if touched.is_empty() {

@@ -23,6 +23,10 @@ use crate::store::DbConn;
 
 pub const IMPORT_BATCH: usize = 10_000;
 
+/// A file that stored this many events gets fresh planner statistics
+/// (PostgreSQL); a drop folder's small files leave them to autovacuum.
+const ANALYZE_AFTER: usize = 50_000;
+
 /// The largest file read whole as one JSON array; larger exports are JSON
 /// Lines, which are read a batch at a time.
 pub const MAX_ARRAY_BYTES: u64 = 256 << 20;
@@ -59,6 +63,12 @@ pub fn import_events(
     crate::store::backend::set_bulk_cache(conn, true).map_err(|e| FileError::Failed(e.into()))?;
     let result = import_events_in(conn, hasher, path, mapping, source);
     let _ = crate::store::backend::set_bulk_cache(conn, false);
+    if result.as_ref().is_ok_and(|o| o.stored >= ANALYZE_AFTER) {
+        // A failure leaves the statistics to autovacuum: nothing is lost.
+        if let Err(e) = crate::store::backend::analyze_after_load(conn) {
+            tracing::warn!("statistiken efter inläsningen kunde inte uppdateras: {e}");
+        }
+    }
     result
 }
 

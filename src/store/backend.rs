@@ -32,8 +32,7 @@ pub fn insert_events(conn: &mut DbConn, rows: &[NewEvent<'_>]) -> QueryResult<us
     Ok(n)
 }
 
-/// Page cache of a connection while it loads a file (and, once it has,
-/// fresh planner statistics on PostgreSQL): the indexes of
+/// Page cache of a connection while it loads a file: the indexes of
 /// `events` take random inserts, and a cache that holds their upper levels
 /// saves a read per insert. The service's connections keep 16 MB each.
 pub fn set_bulk_cache(conn: &mut DbConn, on: bool) -> QueryResult<()> {
@@ -49,11 +48,18 @@ pub fn set_bulk_cache(conn: &mut DbConn, on: bool) -> QueryResult<()> {
         } else {
             "PRAGMA cache_size = -16000; PRAGMA wal_autocheckpoint = 1000; PRAGMA wal_checkpoint(PASSIVE)"
         }),
-        // After a load PostgreSQL's planner gets statistics at once, not
-        // when autovacuum comes by: without them it guessed a third of the
-        // events for any range and read the whole table.
-        DbConn::Pg(c) if !on => c.batch_execute("ANALYZE events; ANALYZE cases"),
         DbConn::Pg(_) => Ok(()),
+    }
+}
+
+/// After a large load PostgreSQL's planner gets statistics at once, not
+/// when autovacuum comes by: without them it guessed a third of the events
+/// for any range and read the whole table (an incremental scan's arrivals).
+pub fn analyze_after_load(conn: &mut DbConn) -> QueryResult<()> {
+    use diesel::connection::SimpleConnection;
+    match conn {
+        DbConn::Pg(c) => c.batch_execute("ANALYZE events; ANALYZE cases"),
+        DbConn::Sqlite(_) => Ok(()),
     }
 }
 

@@ -161,6 +161,7 @@ pub fn set_summary_hashes(conn: &mut DbConn, rows: &[(&str, &str)]) -> QueryResu
         DbConn::Pg(c) => {
             for part in rows.chunks(SET_CHUNK) {
                 let (ids, hashes): (Vec<&str>, Vec<&str>) = part.iter().copied().unzip();
+                lock_in_id_order(c, &ids)?;
                 diesel::sql_query(
                     "UPDATE cases SET summary_hash = v.h FROM unnest($1::text[], $2::text[]) AS v(id, h) WHERE cases.id = v.id",
                 )
@@ -189,6 +190,7 @@ pub fn set_next_checks(conn: &mut DbConn, rows: &[(String, Option<NaiveDateTime>
             for part in rows.chunks(SET_CHUNK) {
                 let ids: Vec<&str> = part.iter().map(|(id, _)| id.as_str()).collect();
                 let next: Vec<Option<NaiveDateTime>> = part.iter().map(|(_, t)| *t).collect();
+                lock_in_id_order(c, &ids)?;
                 diesel::sql_query(
                     "UPDATE cases SET next_check = v.t FROM unnest($1::text[], $2::timestamp[]) AS v(id, t) WHERE cases.id = v.id",
                 )
@@ -205,6 +207,17 @@ pub fn set_next_checks(conn: &mut DbConn, rows: &[(String, Option<NaiveDateTime>
             }
         }
     }
+    Ok(())
+}
+
+/// Takes the rows' locks in id order, as ingest does (`touch`): an UPDATE
+/// … FROM takes them in the order of its plan, and two writers taking the
+/// same rows in different orders deadlock.
+fn lock_in_id_order(c: &mut diesel::PgConnection, ids: &[&str]) -> QueryResult<()> {
+    use diesel::sql_types::{Array, Text};
+    diesel::sql_query("SELECT 1 FROM (SELECT id FROM cases WHERE id = ANY($1) ORDER BY id FOR UPDATE) AS locked")
+        .bind::<Array<Text>, _>(ids)
+        .execute(c)?;
     Ok(())
 }
 

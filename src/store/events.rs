@@ -210,7 +210,8 @@ pub fn conflicts_with_stored(conn: &mut DbConn, batch: &[IngestEvent]) -> QueryR
 /// after some of its batches were stored takes them back; an operator
 /// removes a bad export). The cases whose events go are marked changed and
 /// unsummarised, so the next scan judges them again: a deviation that no
-/// longer holds is withdrawn, and the follow-up's counts follow. Their span
+/// longer holds is withdrawn, and the follow-up's counts follow. So are
+/// the staffing days the events fell on (`followup::forget_staffing`). Their span
 /// and patient are taken again from the events they have left.
 pub fn remove_batches(conn: &mut DbConn, batches: &[i64]) -> QueryResult<usize> {
     backend::write_tx(conn, |conn| {
@@ -222,6 +223,16 @@ pub fn remove_batches(conn: &mut DbConn, batches: &[i64]) -> QueryResult<usize> 
                 .select(events::case_id.assume_not_null())
                 .distinct()
                 .load(conn)?;
+            let span: (Option<NaiveDateTime>, Option<NaiveDateTime>) = events::table
+                .filter(events::batch_id.eq_any(chunk))
+                .select((diesel::dsl::min(events::at), diesel::dsl::max(events::at)))
+                .first(conn)?;
+            // The staffing days the removed events fell on (a local day
+            // lies within a day of its UTC instants) are judged again whole.
+            if let (Some(lo), Some(hi)) = span {
+                let day = chrono::Duration::days(1);
+                super::followup::forget_staffing(conn, Some((lo - day, hi + day)))?;
+            }
             removed += diesel::delete(events::table.filter(events::batch_id.eq_any(chunk))).execute(conn)?;
             diesel::delete(ingest_batches::table.filter(ingest_batches::id.eq_any(chunk))).execute(conn)?;
             for ids in touched.chunks(500) {

@@ -250,17 +250,38 @@ pub fn replace_staffing(
     insert_obligations(conn, &rows)
 }
 
-/// Whether a scan has judged the staffing day due at `due` (it left its
-/// obligations): a point lookup in the `due` index.
-pub fn staffing_judged(conn: &mut DbConn, due: NaiveDateTime) -> QueryResult<bool> {
-    let one: Option<i64> = obligations::table
-        .filter(obligations::due.eq(due))
+/// Of the staffing dues `dues`, those a scan has judged (it left their
+/// obligations): one lookup in the `due` index.
+pub fn staffing_judged(
+    conn: &mut DbConn,
+    dues: &[NaiveDateTime],
+) -> QueryResult<std::collections::HashSet<NaiveDateTime>> {
+    let mut out = std::collections::HashSet::new();
+    for chunk in dues.chunks(CHUNK) {
+        let found: Vec<NaiveDateTime> = obligations::table
+            .filter(obligations::due.eq_any(chunk))
+            .filter(obligations::case_id.eq(""))
+            .filter(obligations::rule.eq(RuleId::BemanningStorhelg.as_str()))
+            .select(obligations::due)
+            .distinct()
+            .load(conn)?;
+        out.extend(found);
+    }
+    Ok(out)
+}
+
+/// Forgets the staffing judgement of the days due in `[lo, hi]` (all days
+/// without bounds): what could change an old staffing day other than new
+/// events — removed events, a unit's storhelg flag — makes the next scan
+/// judge those days whole again. Their adherence is empty until it has.
+pub fn forget_staffing(conn: &mut DbConn, span: Option<(NaiveDateTime, NaiveDateTime)>) -> QueryResult<usize> {
+    let staffing = obligations::table
         .filter(obligations::case_id.eq(""))
-        .filter(obligations::rule.eq(RuleId::BemanningStorhelg.as_str()))
-        .select(obligations::id)
-        .first(conn)
-        .optional()?;
-    Ok(one.is_some())
+        .filter(obligations::rule.eq(RuleId::BemanningStorhelg.as_str()));
+    match span {
+        Some((lo, hi)) => diesel::delete(staffing.filter(obligations::due.between(lo, hi))).execute(conn),
+        None => diesel::delete(staffing).execute(conn),
+    }
 }
 
 /// Replaces the staffing obligations due at `due` of `units` only: the

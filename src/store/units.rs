@@ -89,13 +89,19 @@ fn upsert_once(conn: &mut DbConn, list: &[Unit]) -> Result<(usize, usize), Units
         super::backend::lock_units(conn)?;
         let (mut created, mut updated) = (0, 0);
         let mut reshaped = false;
+        let mut restaffed = false;
         let t = now();
         for u in list {
-            let before: Option<(String, String, Option<String>)> = units::table
+            let before: Option<(String, String, Option<String>, bool)> = units::table
                 .find(u.id.as_str())
-                .select((units::kind, units::huvudman, units::parent))
+                .select((units::kind, units::huvudman, units::parent, units::storhelg))
                 .first(conn)
                 .optional()?;
+            // A unit that comes under the storhelg recommendation or leaves
+            // it changes every staffing day judged: the next scan judges
+            // them all again.
+            restaffed |= before.as_ref().map_or(u.storhelg, |b| b.3 != u.storhelg);
+            let before = before.map(|(kind, huvudman, parent, _)| (kind, huvudman, parent));
             let shape = (
                 u.kind.as_str().to_string(),
                 u.huvudman.clone(),
@@ -139,6 +145,9 @@ fn upsert_once(conn: &mut DbConn, list: &[Unit]) -> Result<(usize, usize), Units
         // A unit that is new or has another kind, huvudman or parent changes
         // what the follow-up kept of cases that name it (kommuner, the
         // öppenvård recipient): every case is summarised again by the next scan.
+        if restaffed {
+            super::followup::forget_staffing(conn, None)?;
+        }
         if reshaped {
             let pairs: Vec<(String, Option<String>)> = units::table.select((units::id, units::parent)).load(conn)?;
             if let Some(cycle) = find_cycle(&pairs) {

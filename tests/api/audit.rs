@@ -20,7 +20,7 @@ crate::on_both!(
     digest_mode_sends_one_mail_per_recipient_per_scan,
     the_service_scans_on_its_schedule_and_mails_without_being_asked,
     old_data_arriving_after_the_first_scan_is_judged_in_full,
-    a_late_bemanning_on_an_old_staffing_day_withdraws_that_units_deviation_only,
+    an_old_staffing_day_is_judged_again_by_a_late_bemanning_a_removed_batch_and_a_unit_leaving_storhelg,
     an_event_stored_ahead_of_its_time_is_judged_when_it_happens,
 );
 
@@ -612,8 +612,10 @@ fn old_data_arriving_after_the_first_scan_is_judged_in_full(b: Backend) {
 /// Months after 15 May, K1's bemanning of that day reaches us (registered
 /// late). The day lies long before the incremental scan's lookback, so the
 /// scan judges again only the (unit, day) pairs the arrival touched: K1's
-/// deviation is withdrawn, K2's of the same day stays as it was.
-fn a_late_bemanning_on_an_old_staffing_day_withdraws_that_units_deviation_only(b: Backend) {
+/// deviation is withdrawn, K2's of the same day stays as it was. Then what
+/// changes an old day without an arrival: the bemanning's batch removed,
+/// K2 leaving the storhelg recommendation.
+fn an_old_staffing_day_is_judged_again_by_a_late_bemanning_a_removed_batch_and_a_unit_leaving_storhelg(b: Backend) {
     let smtp = SmtpServer::start();
     let url = smtp.url();
     let app = spawn_app_with(b, move |c: &mut Config| {
@@ -648,20 +650,45 @@ fn a_late_bemanning_on_an_old_staffing_day_withdraws_that_units_deviation_only(b
     // A quiet scan in October moves the lookback past May.
     assert_eq!(scan_ok(&app, "2026-10-01T00:00:00+02:00")["scan"]["withdrawn"], 0);
     let late = r#"{"id":"b3","type":"bemanning","at":"2026-05-15T10:00:00+02:00","unit":"K1"}"#;
-    assert_eq!(app.post_events(late).status, 200);
+    let r = app.post_events(late);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let batch = r.json()["batch"].as_i64().unwrap();
     let r = scan_ok(&app, "2026-11-01T00:00:00+01:00");
     assert_eq!(
         (r["scan"]["withdrawn"].as_i64(), r["scan"]["filed"].as_i64()),
         (Some(1), Some(0)),
         "{r}"
     );
-    assert_eq!(
-        staffing(&app),
-        [
-            ("K1".to_string(), "aterkallad".to_string()),
-            ("K2".to_string(), "skickad".to_string())
-        ]
+    let pair = |k1: &str, k2: &str| [("K1".to_string(), k1.to_string()), ("K2".to_string(), k2.to_string())];
+    assert_eq!(staffing(&app), pair("aterkallad", "skickad"));
+
+    // The bemanning was a mistake: its batch is removed. No event arrives,
+    // yet the next scan judges 15 May again and reopens K1's deviation.
+    let out = bin()
+        .args([
+            "remove-batch",
+            "--batch",
+            &batch.to_string(),
+            "--yes",
+            "--database-url",
+            &app.db.url(),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    scan_ok(&app, "2026-11-01T06:00:00+01:00");
+    assert_eq!(staffing(&app), pair("skickad", "skickad"));
+
+    // K2 leaves the storhelg recommendation: every judged staffing day is
+    // judged again, and K2's deviation of 15 May is withdrawn, as a full
+    // scan would.
+    let k2_out = units.replace(
+        "\"huvudman\":\"Linköpings kommun\"}\n]",
+        "\"huvudman\":\"Linköpings kommun\",\"storhelg\":false}\n]",
     );
+    assert_eq!(app.post_units(&k2_out).status, 200);
+    scan_ok(&app, "2026-11-01T12:00:00+01:00");
+    assert_eq!(staffing(&app), pair("skickad", "aterkallad"));
 }
 
 /// An event received before its `at` (a clock ahead, or a scan judging an
