@@ -64,7 +64,6 @@ struct Run<'a> {
     opts: &'a CheckOptions,
     units: &'a Units,
     case_rules: Vec<RuleId>,
-    hasher: PatientHasher,
     findings: Vec<Finding>,
     staffing: StaffingTracker,
     errors: Vec<FieldError>,
@@ -73,9 +72,6 @@ struct Run<'a> {
 
 impl<'a> Run<'a> {
     fn new(opts: &'a CheckOptions, units: &'a Units) -> Run<'a> {
-        // Patient numbers are validated, never kept: a throwaway key suffices.
-        let mut key = [0u8; 32];
-        let _ = getrandom::getrandom(&mut key);
         Run {
             opts,
             units,
@@ -85,7 +81,6 @@ impl<'a> Run<'a> {
                 .copied()
                 .filter(|r| *r != RuleId::BemanningStorhelg)
                 .collect(),
-            hasher: PatientHasher::new(Secret::new(key.to_vec())),
             findings: Vec::new(),
             staffing: StaffingTracker::default(),
             errors: Vec::new(),
@@ -93,8 +88,10 @@ impl<'a> Run<'a> {
         }
     }
 
-    fn parse(&mut self, line: usize, text: &str) -> Option<Event> {
-        match Event::from_line(text, line, &self.hasher) {
+    /// The event of a parsed line, or its errors counted and (the first
+    /// [`MAX_ERRORS`]) kept.
+    fn take(&mut self, parsed: Result<Event, Vec<FieldError>>) -> Option<Event> {
+        match parsed {
             Ok(e) => Some(e),
             Err(errs) => {
                 self.error_count += errs.len();
@@ -121,6 +118,13 @@ impl<'a> Run<'a> {
     fn observe(&mut self, e: &Event) {
         self.staffing.observe(e, self.units, self.opts.as_of);
     }
+}
+
+/// Patient numbers are validated, never kept: a throwaway key suffices.
+fn throwaway_hasher() -> PatientHasher {
+    let mut key = [0u8; 32];
+    let _ = getrandom::getrandom(&mut key);
+    PatientHasher::new(Secret::new(key.to_vec()))
 }
 
 /// Evaluates the rules on an events file; the findings, sorted.
@@ -166,25 +170,60 @@ fn open(path: &Path) -> Result<BufReader<File>, CheckError> {
         .map_err(|e| CheckError::io(path, e))
 }
 
-/// Lines of the file with their numbers; a JSON array is read whole.
-fn for_each_line(path: &Path, mut f: impl FnMut(usize, &str) -> bool) -> Result<(), CheckError> {
+/// Lines parsed per block on the worker threads (`crate::parallel`).
+const BLOCK_LINES: usize = 4096;
+
+type Parsed = Result<Event, Vec<FieldError>>;
+
+/// Every line of the file with its number and its parse, in file order;
+/// a JSON array is read whole. `f` returns `false` to stop.
+fn for_each_event(
+    path: &Path,
+    hasher: &PatientHasher,
+    mut f: impl FnMut(usize, &str, Parsed) -> bool,
+) -> Result<(), CheckError> {
     let mut reader = open(path)?;
-    let mut buf = String::new();
+    let mut first = String::new();
     let mut n = 0;
-    loop {
-        buf.clear();
-        let read = reader.read_line(&mut buf).map_err(|e| CheckError::io(path, e))?;
-        if read == 0 {
+    while first.trim().is_empty() {
+        first.clear();
+        if reader.read_line(&mut first).map_err(|e| CheckError::io(path, e))? == 0 {
             return Ok(());
         }
         n += 1;
-        let line = buf.trim();
-        if n == 1 && line.starts_with('[') {
-            return whole_array(path, f);
-        }
-        if !line.is_empty() && !f(n, line) {
-            return Ok(());
-        }
+    }
+    if first.trim_start().starts_with('[') {
+        return whole_array(path, |n, text| f(n, text, Event::from_line(text, n, hasher)));
+    }
+    let mut pending = Some((n, first));
+    let mut failed = None;
+    crate::parallel::ordered_map(
+        || {
+            let mut block = crate::parallel::LineBlock::default();
+            if let Some((n, text)) = pending.take() {
+                block.push(n, &text);
+            }
+            match block.fill(&mut reader, &mut n, BLOCK_LINES) {
+                Ok(()) if block.is_empty() => None,
+                Ok(()) => Some(block),
+                Err(e) => {
+                    failed = Some(e);
+                    None
+                }
+            }
+        },
+        |block| {
+            let parsed: Vec<Parsed> = block
+                .lines()
+                .map(|(n, text)| Event::from_line(text, n, hasher))
+                .collect();
+            (block, parsed)
+        },
+        |(block, parsed)| block.lines().zip(parsed).all(|((n, text), p)| f(n, text, p)),
+    );
+    match failed {
+        Some(e) => Err(CheckError::io(path, e)),
+        None => Ok(()),
     }
 }
 
@@ -210,18 +249,18 @@ fn stream_grouped<'a>(path: &Path, units: &'a Units, opts: &'a CheckOptions) -> 
     let mut current_case: Option<CaseId> = None;
     let mut finished: HashSet<CaseId> = HashSet::new();
     let mut regrouped = false;
-    for_each_line(path, |n, line| {
-        let Some(e) = run.parse(n, line) else { return true };
+    for_each_event(path, &throwaway_hasher(), |_, _, parsed| {
+        let Some(e) = run.take(parsed) else { return true };
         run.observe(&e);
-        let Some(case) = e.case.clone() else { return true };
-        if current_case.as_ref() != Some(&case) {
-            if finished.contains(&case) {
+        let Some(case) = &e.case else { return true };
+        if current_case.as_ref() != Some(case) {
+            if finished.contains(case) {
                 regrouped = true;
                 return false;
             }
             let done = std::mem::take(&mut current);
             run.case_done(&done);
-            if let Some(prev) = current_case.replace(case) {
+            if let Some(prev) = current_case.replace(case.clone()) {
                 finished.insert(prev);
             }
         }
@@ -245,9 +284,10 @@ fn spill<'a>(path: &Path, units: &'a Units, opts: &'a CheckOptions) -> Result<Ru
         parts.push(BufWriter::new(f));
     }
     let mut run = Run::new(opts, units);
+    let hasher = throwaway_hasher();
     let mut write_error = None;
-    for_each_line(path, |n, line| {
-        let Some(e) = run.parse(n, line) else { return true };
+    for_each_event(path, &hasher, |n, line, parsed| {
+        let Some(e) = run.take(parsed) else { return true };
         run.observe(&e);
         if let Some(case) = &e.case {
             let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -270,19 +310,19 @@ fn spill<'a>(path: &Path, units: &'a Units, opts: &'a CheckOptions) -> Result<Ru
         return Ok(run);
     }
     for i in 0..SPILL_PARTS {
-        evaluate_part(&part_path(i), &mut run)?;
+        evaluate_part(&part_path(i), &mut run, &hasher)?;
     }
     Ok(run)
 }
 
-fn evaluate_part(part: &Path, run: &mut Run) -> Result<(), CheckError> {
+fn evaluate_part(part: &Path, run: &mut Run, hasher: &PatientHasher) -> Result<(), CheckError> {
     let mut cases: HashMap<CaseId, Vec<Event>> = HashMap::new();
     for line in open(part)?.lines() {
         let line = line.map_err(|e| CheckError::io(part, e))?;
         let Some((n, text)) = line.split_once('\t') else {
             continue;
         };
-        let e = Event::from_line(text, n.parse().unwrap_or(0), &run.hasher)
+        let e = Event::from_line(text, n.parse().unwrap_or(0), hasher)
             .map_err(|_| CheckError::io(part, "en redan kontrollerad rad går inte längre att läsa"))?;
         if let Some(c) = e.case.clone() {
             cases.entry(c).or_default().push(e);

@@ -17,6 +17,7 @@ pub mod jobs;
 pub mod mail;
 pub mod metrics;
 pub mod oidc;
+pub mod parallel;
 pub mod reminders;
 pub mod report;
 pub mod rules;

@@ -135,18 +135,24 @@ impl PatientHasher {
     /// (`YYMMDD-NNNN`, `YYMMDD+NNNN`, `YYYYMMDD-NNNN`).
     pub fn id_holds_personnummer(&self, id: &str) -> bool {
         // A typographic dash or minus written for the separator is one too.
-        let id: String = id
-            .trim()
-            .chars()
-            .map(|c| {
-                if matches!(c, '\u{2010}'..='\u{2015}' | '\u{2212}') {
-                    '-'
-                } else {
-                    c
-                }
-            })
-            .collect();
-        let id = id.as_str();
+        let id = id.trim();
+        // Most ids are plain ASCII: only a typographic dash costs a copy.
+        let id: std::borrow::Cow<str> = if id.is_ascii() {
+            std::borrow::Cow::Borrowed(id)
+        } else {
+            std::borrow::Cow::Owned(
+                id.chars()
+                    .map(|c| {
+                        if matches!(c, '\u{2010}'..='\u{2015}' | '\u{2212}') {
+                            '-'
+                        } else {
+                            c
+                        }
+                    })
+                    .collect(),
+            )
+        };
+        let id = id.as_ref();
         if id.bytes().all(|b| b.is_ascii_digit()) {
             return match id.len() {
                 12 => normalise(id).is_ok(),

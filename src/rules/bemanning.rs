@@ -26,7 +26,8 @@ const AFTERNOON_ACT: u8 = 4;
 
 #[derive(Debug, Default)]
 pub struct StaffingTracker {
-    shown: HashMap<(UnitId, NaiveDate), u8>,
+    /// Per unit, per local day (nested, so looking up a unit copies nothing).
+    shown: HashMap<UnitId, HashMap<NaiveDate, u8>>,
     earliest: Option<DateTime<Utc>>,
 }
 
@@ -65,14 +66,20 @@ impl StaffingTracker {
         } else {
             return;
         };
-        *self.shown.entry((unit.clone(), local.date_naive())).or_default() |= bit;
+        if !self.shown.contains_key(unit) {
+            self.shown.insert(unit.clone(), HashMap::new());
+        }
+        if let Some(days) = self.shown.get_mut(unit) {
+            *days.entry(local.date_naive()).or_default() |= bit;
+        }
     }
 
     /// Whether `unit` counts as staffed on `day` by what was observed: a
     /// `bemanning`, or acts in both readings.
     pub fn is_staffed(&self, unit: &UnitId, day: NaiveDate) -> bool {
         self.shown
-            .get(&(unit.clone(), day))
+            .get(unit)
+            .and_then(|days| days.get(&day))
             .is_some_and(|b| b & BEMANNING != 0 || b & (MORNING_ACT | AFTERNOON_ACT) == MORNING_ACT | AFTERNOON_ACT)
     }
 

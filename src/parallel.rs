@@ -1,0 +1,158 @@
+//! Parsing on every core, in order: `check` and import read a file a block
+//! of lines at a time, and the JSON of a block is parsed on a worker thread
+//! while the caller works through the blocks before it. Results come back
+//! in the order the blocks were read, so line numbers, the first errors
+//! listed and the grouping by case are what one thread would give.
+//!
+//! At most `IN_FLIGHT` blocks are read ahead, so memory holds a few blocks,
+//! never the file.
+
+use std::collections::BTreeMap;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+
+/// Blocks read ahead of the one the caller is working on.
+const IN_FLIGHT: usize = 6;
+
+/// Worker threads: every core but the caller's, at least one.
+fn workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8)
+}
+
+/// Calls `sink` with `f` of every block `source` yields, in `source`'s
+/// order, `f` running on worker threads. `source` returns `None` at the
+/// end; `sink` returns `false` to stop early (the blocks read ahead are
+/// then dropped).
+pub fn ordered_map<T, R, F>(mut source: impl FnMut() -> Option<T>, f: F, mut sink: impl FnMut(R) -> bool)
+where
+    T: Send,
+    R: Send,
+    F: Fn(T) -> R + Sync,
+{
+    std::thread::scope(|s| {
+        let (job_tx, job_rx) = mpsc::channel::<(u64, T)>();
+        let job_rx = Arc::new(Mutex::new(job_rx));
+        let (done_tx, done_rx) = mpsc::channel::<(u64, R)>();
+        for _ in 0..workers() {
+            let (job_rx, done_tx, f) = (Arc::clone(&job_rx), done_tx.clone(), &f);
+            s.spawn(move || loop {
+                let job = match job_rx.lock() {
+                    Ok(rx) => rx.recv(),
+                    Err(_) => return,
+                };
+                let Ok((seq, block)) = job else { return };
+                if done_tx.send((seq, f(block))).is_err() {
+                    return;
+                }
+            });
+        }
+        drop(done_tx);
+        let mut ahead = BTreeMap::new();
+        let (mut sent, mut next) = (0u64, 0u64);
+        let mut reading = true;
+        loop {
+            while reading && sent - next < IN_FLIGHT as u64 {
+                match source().map(|block| job_tx.send((sent, block))) {
+                    Some(Ok(())) => sent += 1,
+                    _ => reading = false,
+                }
+            }
+            if next == sent {
+                return;
+            }
+            while !ahead.contains_key(&next) {
+                match done_rx.recv() {
+                    Ok((seq, r)) => {
+                        ahead.insert(seq, r);
+                    }
+                    // A worker panicked: its panic ends the scope.
+                    Err(_) => return,
+                }
+            }
+            while let Some(r) = ahead.remove(&next) {
+                next += 1;
+                if !sink(r) {
+                    return;
+                }
+            }
+        }
+    });
+}
+
+/// Numbered lines read into one buffer: a block allocates twice, not once
+/// per line. Lines are kept trimmed; blank lines are skipped.
+#[derive(Default)]
+pub struct LineBlock {
+    text: String,
+    lines: Vec<(usize, usize, usize)>,
+}
+
+impl LineBlock {
+    pub fn push(&mut self, n: usize, line: &str) {
+        let line = line.trim();
+        if !line.is_empty() {
+            let start = self.text.len();
+            self.text.push_str(line);
+            self.lines.push((n, start, self.text.len()));
+        }
+    }
+
+    /// Reads lines until the block holds `max` or the input ends; `n` is
+    /// the number of the last line read.
+    pub fn fill(&mut self, r: &mut impl std::io::BufRead, n: &mut usize, max: usize) -> std::io::Result<()> {
+        let mut buf = String::new();
+        while self.lines.len() < max {
+            buf.clear();
+            if r.read_line(&mut buf)? == 0 {
+                break;
+            }
+            *n += 1;
+            self.push(*n, &buf);
+        }
+        Ok(())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.lines.is_empty()
+    }
+
+    /// The lines with their numbers.
+    pub fn lines(&self) -> impl Iterator<Item = (usize, &str)> {
+        self.lines.iter().map(|&(n, a, b)| (n, &self.text[a..b]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn results_come_in_the_order_read_and_a_stop_stops() {
+        let mut n = 0;
+        let mut seen = Vec::new();
+        super::ordered_map(
+            || {
+                n += 1;
+                (n <= 100).then_some(n)
+            },
+            |x: u32| {
+                // Uneven work, so workers finish out of order.
+                std::thread::sleep(std::time::Duration::from_micros(u64::from(100 - x) * 20));
+                x * 2
+            },
+            |r| {
+                seen.push(r);
+                true
+            },
+        );
+        assert_eq!(seen, (1..=100).map(|x| x * 2).collect::<Vec<_>>());
+        let mut got = 0;
+        super::ordered_map(
+            || Some(1),
+            |x: u32| x,
+            |_| {
+                got += 1;
+                got < 10
+            },
+        );
+        assert_eq!(got, 10, "the sink's false stops an endless source");
+    }
+}
