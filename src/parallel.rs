@@ -12,7 +12,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
 /// Blocks read ahead of the one the caller is working on.
-const IN_FLIGHT: usize = 6;
+const IN_FLIGHT: usize = 4;
 
 /// Worker threads: every core but the caller's, at least one.
 fn workers() -> usize {

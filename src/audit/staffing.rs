@@ -11,16 +11,16 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, NaiveTime, Utc};
+use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, Utc};
 
 use super::summary::obligation_row;
 use super::{filing, Auditor, Counts, Run};
-use crate::calendar::{local_date, local_instant, Calendar};
-use crate::domain::{EventType, UnitId};
+use crate::calendar::{local_date, Calendar};
+use crate::domain::UnitId;
 use crate::rules::bemanning::{staffing_dues, StaffingTracker};
 use crate::rules::{Finding, RuleId, Units};
 use crate::store::followup::{self, NewObligation};
-use crate::store::{backend, deviations, scans, DbConn};
+use crate::store::{backend, deviations, scans, unit_days, DbConn};
 
 /// More arrivals than this since the last scan and every staffing day is
 /// judged whole (a reload of history).
@@ -46,7 +46,7 @@ impl Auditor {
         counts: &mut Counts,
     ) -> anyhow::Result<()> {
         let as_of = run.as_of;
-        let Some(earliest) = scans::earliest_event(conn, as_of.naive_utc())?.map(|t| local_date(t.and_utc())) else {
+        let Some(earliest) = unit_days::earliest(conn, as_of.naive_utc())?.map(|t| local_date(t.and_utc())) else {
             return Ok(());
         };
         let dues_from = |from: NaiveDate| staffing_dues(from, &Calendar::new(), &self.profile, as_of);
@@ -114,11 +114,12 @@ impl Auditor {
         counts: &mut Counts,
     ) -> anyhow::Result<()> {
         let mut tracker = StaffingTracker::default();
-        for (day, _) in days {
-            let (start, end) = day_bounds(*day);
-            for (unit, kind, at) in scans::acts_between(conn, start, end, as_of.naive_utc())? {
-                let Some(kind) = EventType::parse(&kind) else { continue };
-                tracker.observe_act(&UnitId(unit), kind, at.and_utc(), units, as_of);
+        if let (Some((first, _)), Some((last, _))) = (days.first(), days.last()) {
+            let wanted: BTreeSet<NaiveDate> = days.iter().map(|(day, _)| *day).collect();
+            for d in unit_days::between(conn, *first, *last)? {
+                if wanted.contains(&d.day) {
+                    tracker.observe_day(&d, units, as_of);
+                }
             }
         }
         let covered = units.storhelg_units();
@@ -166,22 +167,20 @@ impl Auditor {
         let mut findings = Vec::new();
         let mut existing = Vec::new();
         for (day, (due, unit_ids)) in touched {
-            let (start, end) = day_bounds(*day);
             let mut tracker = StaffingTracker::default();
+            let names: Vec<&str> = unit_ids.iter().map(String::as_str).collect();
+            for d in unit_days::of_units(conn, *day, &names)? {
+                tracker.observe_day(&d, units, as_of);
+            }
             let mut rows: Vec<NewObligation> = Vec::new();
             for unit in unit_ids {
                 let id = UnitId(unit.clone());
-                for (kind, at) in scans::unit_acts_between(conn, unit, start, end, as_of.naive_utc())? {
-                    let Some(kind) = EventType::parse(&kind) else { continue };
-                    tracker.observe_act(&id, kind, at.and_utc(), units, as_of);
-                }
                 let (obligation, missing) = tracker.judge(&id, *day, *due);
                 rows.push(obligation_row("", &obligation, as_of, self.scan.grace));
                 findings.extend(missing);
             }
             let due = due.naive_utc();
             if !filing.backfill {
-                let names: Vec<&str> = unit_ids.iter().map(String::as_str).collect();
                 followup::replace_staffing_of(conn, due, &names, &rows)?;
             }
             let of_day = deviations::by_rule_due(conn, RuleId::BemanningStorhelg.as_str(), due, due)?;
@@ -227,12 +226,4 @@ fn touched(arrivals: &[(String, NaiveDateTime)], units: &Units, days: &BTreeMap<
         }
     }
     out
-}
-
-/// The UTC instants that bound a local day.
-fn day_bounds(day: NaiveDate) -> (NaiveDateTime, NaiveDateTime) {
-    (
-        local_instant(day, NaiveTime::MIN).naive_utc(),
-        local_instant(day + Duration::days(1), NaiveTime::MIN).naive_utc(),
-    )
 }

@@ -106,23 +106,16 @@ pub fn unstaffed(
         }
         // Staffed as §4.4 has it: a `bemanning` that day, or any act of the
         // unit between 08:00 and 15:00 that has happened by now.
-        let acts = reports::acts_between(
-            conn,
-            local_instant(day.date, NaiveTime::MIN).naive_utc(),
-            local_instant(day.date + Duration::days(1), NaiveTime::MIN).naive_utc(),
-        )?;
         let mut tracker = crate::rules::bemanning::StaffingTracker::default();
-        for (unit, kind, at) in acts {
-            if let Some(kind) = crate::domain::EventType::parse(&kind) {
-                // A `bemanning` dated the day counts even when registered
-                // ahead (its `at` still to come); other acts once they happened.
-                let seen = if kind == crate::domain::EventType::Bemanning {
-                    at.and_utc()
-                } else {
-                    now
-                };
-                tracker.observe_act(&crate::domain::UnitId(unit), kind, at.and_utc(), units, seen);
+        for d in crate::store::unit_days::between(conn, day.date, day.date)? {
+            // A `bemanning` dated the day counts even when registered
+            // ahead (its `at` still to come); other acts once they happened.
+            if let Some(b) = d.bemanning {
+                let unit = crate::domain::UnitId(d.unit.clone());
+                tracker.observe_act(&unit, crate::domain::EventType::Bemanning, b, units, b);
             }
+            let acts = crate::rules::bemanning::UnitDay { bemanning: None, ..d };
+            tracker.observe_day(&acts, units, now);
         }
         for u in units.storhelg_units() {
             if !tracker.is_staffed(&u.id, day.date) {

@@ -171,8 +171,43 @@ fn each_chunk(
                 &mut |chunk| f(chunk.map_err(FieldErrors::from)),
             )
         }
-        None => for_each_batch(path, &mut |lines| f(lines.and_then(|l| super::parse_lines(l, hasher)))),
+        None => parsed_ahead(path, hasher, f),
     }
+}
+
+/// JSON Lines batches read on one thread and parsed on the workers of
+/// `crate::parallel`, handed to `f` in file order: the caller stores one
+/// batch while the next ones are read and validated.
+fn parsed_ahead(
+    path: &Path,
+    hasher: &PatientHasher,
+    f: &mut dyn FnMut(Chunk) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Lines>(1);
+    std::thread::scope(|s| {
+        let reader = s.spawn(move || {
+            for_each_batch(path, &mut |lines| {
+                tx.send(lines).map_err(|_| anyhow::anyhow!("avbruten"))
+            })
+        });
+        let mut stored = Ok(());
+        crate::parallel::ordered_map(
+            move || rx.recv().ok(),
+            |lines: Lines| lines.and_then(|l| super::parse_lines(&l, hasher)),
+            |chunk| match f(chunk) {
+                Ok(()) => true,
+                Err(e) => {
+                    stored = Err(e);
+                    false
+                }
+            },
+        );
+        let read = reader
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("läsningen av filen avbröts")));
+        // The caller's error first: the reader then only saw the channel close.
+        stored.and(read)
+    })
 }
 
 type NumberedLine = (usize, String);
@@ -327,7 +362,7 @@ impl<R: std::io::Read> std::io::Read for LineCap<R> {
     }
 }
 
-type Lines<'a> = Result<&'a [NumberedLine], FieldErrors>;
+type Lines = Result<Vec<NumberedLine>, FieldErrors>;
 
 /// Numbered lines of a JSON Lines file, `IMPORT_BATCH` at a time; a file
 /// holding one JSON array is read whole. A line that is not UTF-8 or is
@@ -358,7 +393,7 @@ fn for_each_batch(path: &Path, f: &mut dyn FnMut(Lines) -> anyhow::Result<()>) -
             let text =
                 std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("kan inte läsa {}: {e}", path.display()))?;
             return match super::json_objects(text.trim_start_matches('\u{feff}')) {
-                Ok(lines) => lines.chunks(IMPORT_BATCH).try_for_each(|c| f(Ok(c))),
+                Ok(lines) => lines.chunks(IMPORT_BATCH).try_for_each(|c| f(Ok(c.to_vec()))),
                 Err(errors) => f(Err(errors.into())),
             };
         }
@@ -393,12 +428,11 @@ fn for_each_batch(path: &Path, f: &mut dyn FnMut(Lines) -> anyhow::Result<()>) -
         }
         batch.push((n, line.to_string()));
         if batch.len() == IMPORT_BATCH {
-            f(Ok(&batch))?;
-            batch.clear();
+            f(Ok(std::mem::replace(&mut batch, Vec::with_capacity(IMPORT_BATCH))))?;
         }
     }
     if !batch.is_empty() {
-        f(Ok(&batch))?;
+        f(Ok(batch))?;
     }
     Ok(())
 }

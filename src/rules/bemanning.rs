@@ -24,6 +24,78 @@ const BEMANNING: u8 = 1;
 const MORNING_ACT: u8 = 2;
 const AFTERNOON_ACT: u8 = 4;
 
+/// The local day of an act at `at`, and the bit it shows (0: none).
+fn mark(kind: EventType, at: DateTime<Utc>) -> (NaiveDate, u8) {
+    let local = at.with_timezone(&Stockholm);
+    let secs = local.num_seconds_from_midnight();
+    let bit = if kind == EventType::Bemanning {
+        BEMANNING
+    } else if MORNING.contains(&secs) {
+        MORNING_ACT
+    } else if AFTERNOON.contains(&secs) {
+        AFTERNOON_ACT
+    } else {
+        0
+    };
+    (local.date_naive(), bit)
+}
+
+/// A unit's entry in the unit-day register (`store::unit_days`, kept at
+/// ingest): its first act of the local day, and its first act of each kind
+/// that shows staffing. A day's staffing by T depends on nothing else, so
+/// the scan judges a day from these instead of the day's events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnitDay {
+    pub unit: String,
+    pub day: NaiveDate,
+    pub first: DateTime<Utc>,
+    pub bemanning: Option<DateTime<Utc>>,
+    pub morning: Option<DateTime<Utc>>,
+    pub afternoon: Option<DateTime<Utc>>,
+}
+
+impl UnitDay {
+    /// Takes in another entry of the same unit and day: each instant the earlier.
+    pub fn merge(&mut self, o: &UnitDay) {
+        let earlier = |a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>| match (a, b) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.first = self.first.min(o.first);
+        self.bemanning = earlier(self.bemanning, o.bemanning);
+        self.morning = earlier(self.morning, o.morning);
+        self.afternoon = earlier(self.afternoon, o.afternoon);
+    }
+
+    /// The register entries of some acts (unit, type, instant), one per
+    /// (unit, local day), sorted.
+    pub fn of_acts<'a>(acts: impl IntoIterator<Item = (&'a str, EventType, DateTime<Utc>)>) -> Vec<UnitDay> {
+        let mut by: HashMap<(&'a str, NaiveDate), UnitDay> = HashMap::new();
+        for (unit, kind, at) in acts {
+            let (day, bit) = mark(kind, at);
+            let d = by.entry((unit, day)).or_insert_with(|| UnitDay {
+                unit: unit.to_string(),
+                day,
+                first: at,
+                bemanning: None,
+                morning: None,
+                afternoon: None,
+            });
+            d.first = d.first.min(at);
+            let slot = match bit {
+                BEMANNING => &mut d.bemanning,
+                MORNING_ACT => &mut d.morning,
+                AFTERNOON_ACT => &mut d.afternoon,
+                _ => continue,
+            };
+            *slot = Some(slot.map_or(at, |x| x.min(at)));
+        }
+        let mut out: Vec<UnitDay> = by.into_values().collect();
+        out.sort_by(|a, b| (&a.unit, a.day).cmp(&(&b.unit, b.day)));
+        out
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct StaffingTracker {
     /// Per unit, per local day (nested, so looking up a unit copies nothing).
@@ -55,22 +127,34 @@ impl StaffingTracker {
         if !units.get(unit).is_some_and(|u| u.storhelg) {
             return;
         }
-        let local = at.with_timezone(&Stockholm);
-        let secs = local.num_seconds_from_midnight();
-        let bit = if kind == EventType::Bemanning {
-            BEMANNING
-        } else if MORNING.contains(&secs) {
-            MORNING_ACT
-        } else if AFTERNOON.contains(&secs) {
-            AFTERNOON_ACT
-        } else {
+        let (day, bit) = mark(kind, at);
+        if bit == 0 {
             return;
-        };
+        }
         if !self.shown.contains_key(unit) {
             self.shown.insert(unit.clone(), HashMap::new());
         }
         if let Some(days) = self.shown.get_mut(unit) {
-            *days.entry(local.date_naive()).or_default() |= bit;
+            *days.entry(day).or_default() |= bit;
+        }
+    }
+
+    /// Notes a unit's day from its register entry, as its acts would be:
+    /// the first act of each kind is the one that decides by T.
+    pub fn observe_day(&mut self, d: &UnitDay, units: &Units, as_of: DateTime<Utc>) {
+        let unit = UnitId(d.unit.clone());
+        if d.first <= as_of {
+            self.earliest = Some(self.earliest.map_or(d.first, |x| x.min(d.first)));
+        }
+        let marks = [
+            (EventType::Bemanning, d.bemanning),
+            (EventType::Inskrivning, d.morning),
+            (EventType::Inskrivning, d.afternoon),
+        ];
+        for (kind, at) in marks {
+            if let Some(at) = at {
+                self.observe_act(&unit, kind, at, units, as_of);
+            }
         }
     }
 
@@ -176,4 +260,87 @@ pub fn staffing_dues(
         .map(|day| (day.date, local_instant(day.date, until)))
         .filter(|(_, due)| *due < as_of)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Unit;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc)).unwrap()
+    }
+
+    /// A day judged from its register entry is judged as from its acts,
+    /// whatever T: before, between and after the acts that decide.
+    #[test]
+    fn a_register_entry_judges_a_day_as_its_acts_do() {
+        let units = Units::new(vec![Unit {
+            id: UnitId("AVD".into()),
+            name: "Avdelning".into(),
+            kind: crate::domain::UnitKind::Slutenvard,
+            huvudman: "Region".into(),
+            parent: None,
+            email: None,
+            chef_email: None,
+            storhelg: true,
+            email_given: false,
+            chef_email_given: false,
+        }]);
+        let day = NaiveDate::from_ymd_opt(2026, 12, 26).unwrap();
+        let days: Vec<Vec<(EventType, &str)>> = vec![
+            vec![
+                (EventType::Inskrivning, "2026-12-26T09:00:00+01:00"),
+                (EventType::Utskrivning, "2026-12-26T14:30:00+01:00"),
+            ],
+            vec![
+                (EventType::Inskrivning, "2026-12-26T07:00:00+01:00"),
+                (EventType::Bemanning, "2026-12-26T16:00:00+01:00"),
+            ],
+            vec![
+                (EventType::Inskrivning, "2026-12-26T10:00:00+01:00"),
+                (EventType::Inskrivning, "2026-12-26T11:00:00+01:00"),
+            ],
+            vec![
+                (EventType::Bemanning, "2026-12-26T09:30:00+01:00"),
+                (EventType::Utskrivning, "2026-12-26T15:00:00+01:00"),
+            ],
+        ];
+        for acts in days {
+            let acts: Vec<(&str, EventType, DateTime<Utc>)> = acts.iter().map(|(k, t)| ("AVD", *k, at(t))).collect();
+            let entries = UnitDay::of_acts(acts.clone());
+            assert_eq!(entries.len(), 1);
+            for hour in 0..24 {
+                let t = at("2026-12-26T00:00:00+01:00") + chrono::Duration::minutes(hour * 60 + 30);
+                let mut by_acts = StaffingTracker::default();
+                for (u, k, a) in &acts {
+                    by_acts.observe_act(&UnitId(u.to_string()), *k, *a, &units, t);
+                }
+                let mut by_entry = StaffingTracker::default();
+                by_entry.observe_day(&entries[0], &units, t);
+                let unit = UnitId("AVD".into());
+                assert_eq!(
+                    by_acts.is_staffed(&unit, day),
+                    by_entry.is_staffed(&unit, day),
+                    "{acts:?} at {t}"
+                );
+                assert_eq!(by_acts.earliest, by_entry.earliest);
+            }
+        }
+    }
+
+    #[test]
+    fn entries_merge_to_the_earlier_instant_of_each_kind() {
+        let a = UnitDay::of_acts([("AVD", EventType::Inskrivning, at("2026-12-26T10:00:00+01:00"))]);
+        let b = UnitDay::of_acts([
+            ("AVD", EventType::Inskrivning, at("2026-12-26T09:00:00+01:00")),
+            ("AVD", EventType::Bemanning, at("2026-12-26T20:00:00+01:00")),
+        ]);
+        let mut m = a[0].clone();
+        m.merge(&b[0]);
+        assert_eq!(m.first, at("2026-12-26T09:00:00+01:00"));
+        assert_eq!(m.morning, Some(at("2026-12-26T09:00:00+01:00")));
+        assert_eq!(m.bemanning, Some(at("2026-12-26T20:00:00+01:00")));
+        assert_eq!(m.afternoon, None);
+    }
 }

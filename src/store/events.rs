@@ -9,9 +9,11 @@ use serde::Serialize;
 
 use super::schema::{events, ingest_batches};
 use super::{backend, cases, now, DbConn};
+use crate::calendar::local_date;
 pub use crate::domain::Conflict;
 use crate::domain::{CaseId, Event, EventId, EventType, EventValue, PatientHash, UnitId};
 use crate::domain::{FieldErrors, IngestError, IngestEvent};
+use crate::rules::bemanning::UnitDay;
 
 #[derive(Insertable)]
 #[diesel(table_name = events, treat_none_as_default_value = false)]
@@ -173,6 +175,10 @@ fn store_in_tx(
     fresh.sort_by(|a, b| a.event.id.cmp(&b.event.id));
     let rows: Vec<NewEvent> = fresh.iter().map(|ev| new_event(ev, batch_id, received_at)).collect();
     backend::insert_events(conn, &rows)?;
+    let acts = rows
+        .iter()
+        .filter_map(|r| Some((r.unit, EventType::parse(r.event_type)?, r.at.and_utc())));
+    super::unit_days::record(conn, &UnitDay::of_acts(acts))?;
     cases::touch(conn, &fresh, received_at)?;
     let duplicates = received - fresh.len();
     diesel::update(ingest_batches::table.find(batch_id))
@@ -234,6 +240,11 @@ pub fn remove_batches(conn: &mut DbConn, batches: &[i64]) -> QueryResult<usize> 
                 super::followup::forget_staffing(conn, Some((lo - day, hi + day)))?;
             }
             removed += diesel::delete(events::table.filter(events::batch_id.eq_any(chunk))).execute(conn)?;
+            // The register's days of the removed events, from what is left.
+            if let (Some(lo), Some(hi)) = span {
+                let days = (local_date(lo.and_utc()), local_date(hi.and_utc()));
+                super::unit_days::rebuild(conn, Some(days))?;
+            }
             diesel::delete(ingest_batches::table.filter(ingest_batches::id.eq_any(chunk))).execute(conn)?;
             for ids in touched.chunks(500) {
                 diesel::update(super::schema::cases::table.filter(super::schema::cases::id.eq_any(ids)))

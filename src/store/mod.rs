@@ -20,6 +20,7 @@ pub mod scans;
 pub mod schema;
 mod states;
 pub mod tokens;
+pub mod unit_days;
 pub mod units;
 pub mod unknown_logins;
 pub mod users;
@@ -282,6 +283,10 @@ pub fn migrate(conn: &mut DbConn) -> anyhow::Result<Vec<String>> {
         }
     })?;
     let applied: Vec<String> = applied.iter().map(ToString::to_string).collect();
+    if applied.iter().any(|v| v == UNIT_DAYS) {
+        let n = unit_days::rebuild(conn, None)?;
+        tracing::info!("enhetsdagregistret byggt av de sparade händelserna: {n} enhetsdagar");
+    }
     // The scrubbed CSV rows' old pages may still sit in the WAL: written
     // into the file (where secure_delete zeroed the old cells) and dropped.
     if let (DbConn::Sqlite(c), true) = (&mut *conn, applied.iter().any(|v| v == SCRUB_CSV_ROWS)) {
@@ -312,6 +317,8 @@ fn checkpoint_truncate(c: &mut SqliteConnection) -> anyhow::Result<()> {
 
 /// The migration that rewrites CSV rows kept whole before (docs/import.md).
 const SCRUB_CSV_ROWS: &str = "20261202000014";
+/// The migration that made the unit-day register, filled when it runs.
+const UNIT_DAYS: &str = "20261203000018";
 
 /// PostgreSQL migrations this binary has that the database has not run
 /// (all of them in a database never migrated), read without writing.

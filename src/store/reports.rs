@@ -10,7 +10,7 @@ use chrono::{NaiveDate, NaiveDateTime};
 use diesel::dsl::count_star;
 use diesel::prelude::*;
 
-use super::schema::{deviation_history, deviations, events, obligation_days, obligations, staffing_reminders};
+use super::schema::{deviation_history, deviations, obligation_days, obligations, staffing_reminders};
 use super::{backend, DbConn};
 use crate::store::outbox::{self, NewMail};
 
@@ -187,19 +187,6 @@ pub fn pending_cases(conn: &mut DbConn, after: NaiveDateTime, until: NaiveDateTi
         .filter(obligations::case_id.ne(""))
         .select(obligations::case_id)
         .distinct()
-        .load(conn)
-}
-
-/// Every event in `[start, end)`: (unit, event type, at), for the staffing rule.
-pub fn acts_between(
-    conn: &mut DbConn,
-    start: NaiveDateTime,
-    end: NaiveDateTime,
-) -> QueryResult<Vec<(String, String, NaiveDateTime)>> {
-    events::table
-        .filter(events::at.ge(start))
-        .filter(events::at.lt(end))
-        .select((events::unit, events::event_type, events::at))
         .load(conn)
 }
 

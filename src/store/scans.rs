@@ -167,29 +167,6 @@ pub fn set_next_checks(conn: &mut DbConn, next: &[(String, Option<NaiveDateTime>
     super::cases::set_next_checks(conn, next)
 }
 
-/// The earliest event that had happened by `as_of` (the `at` index's first entry).
-pub fn earliest_event(conn: &mut DbConn, as_of: NaiveDateTime) -> QueryResult<Option<NaiveDateTime>> {
-    events::table
-        .filter(events::at.le(as_of))
-        .select(diesel::dsl::min(events::at))
-        .first(conn)
-}
-
-/// Every act (unit, type, instant) in `[start, end)` that had happened by `as_of`.
-pub fn acts_between(
-    conn: &mut DbConn,
-    start: NaiveDateTime,
-    end: NaiveDateTime,
-    as_of: NaiveDateTime,
-) -> QueryResult<Vec<(String, String, NaiveDateTime)>> {
-    events::table
-        .filter(events::at.ge(start))
-        .filter(events::at.lt(end))
-        .filter(events::at.le(as_of))
-        .select((events::unit, events::event_type, events::at))
-        .load(conn)
-}
-
 /// The (unit, instant) of every event that arrived after `since` and had
 /// happened by `as_of`, read through the `received_at` index: what an
 /// incremental scan's staffing judgement must look at again. `None` when
@@ -215,22 +192,4 @@ pub fn arrivals_since(
         return Ok(None);
     }
     Ok(Some(rows.into_iter().filter(|(_, at)| *at <= as_of).collect()))
-}
-
-/// The acts (type, instant) of one unit in `[start, end)` that had happened
-/// by `as_of`, through the `(unit, at)` index.
-pub fn unit_acts_between(
-    conn: &mut DbConn,
-    unit: &str,
-    start: NaiveDateTime,
-    end: NaiveDateTime,
-    as_of: NaiveDateTime,
-) -> QueryResult<Vec<(String, NaiveDateTime)>> {
-    events::table
-        .filter(events::unit.eq(unit))
-        .filter(events::at.ge(start))
-        .filter(events::at.lt(end))
-        .filter(events::at.le(as_of))
-        .select((events::event_type, events::at))
-        .load(conn)
 }

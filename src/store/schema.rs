@@ -328,3 +328,14 @@ diesel::table! {
         locked_until -> Nullable<Timestamp>,
     }
 }
+
+diesel::table! {
+    unit_days (unit, day) {
+        unit -> Text,
+        day -> Text,
+        first_at -> Timestamp,
+        bemanning_at -> Nullable<Timestamp>,
+        morning_at -> Nullable<Timestamp>,
+        afternoon_at -> Nullable<Timestamp>,
+    }
+}

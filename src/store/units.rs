@@ -4,7 +4,7 @@ use std::collections::{HashMap, HashSet};
 
 use diesel::prelude::*;
 
-use super::schema::{events, units};
+use super::schema::units;
 use super::{now, DbConn};
 use crate::domain::{Unit, UnitId, UnitKind};
 
@@ -174,11 +174,7 @@ pub fn get(conn: &mut DbConn, id: &str) -> QueryResult<Option<Unit>> {
 /// Units that events name (as performer) but that are not registered.
 pub fn unknown(conn: &mut DbConn) -> QueryResult<Vec<String>> {
     let known: HashSet<String> = units::table.select(units::id).load(conn)?.into_iter().collect();
-    let named: Vec<String> = events::table
-        .select(events::unit)
-        .distinct()
-        .order(events::unit)
-        .load(conn)?;
+    let named = super::unit_days::units(conn)?;
     Ok(named.into_iter().filter(|u| !known.contains(u)).collect())
 }
 

@@ -1,0 +1,223 @@
+//! The unit-day register (`unit_days`): per unit and local day, its first
+//! act and its first act of each kind that shows storhelg staffing
+//! (`rules::bemanning::UnitDay`). Ingest keeps it in the batch's
+//! transaction; removing a batch rebuilds the days it touched; the
+//! migration that made it fills it from the stored events. The scan's
+//! staffing judgement, the förvarning and the list of unknown units read it
+//! instead of the events.
+
+use std::collections::HashMap;
+
+use chrono::{NaiveDate, NaiveDateTime};
+use diesel::prelude::*;
+use diesel::sql_types::{Nullable, Text, Timestamp};
+
+use super::schema::{events, unit_days};
+use super::DbConn;
+use crate::calendar::local_instant;
+use crate::domain::EventType;
+use crate::rules::bemanning::UnitDay;
+
+/// Events read per page when the register is rebuilt from them.
+const PAGE: i64 = 50_000;
+
+#[derive(Queryable)]
+#[diesel(table_name = unit_days)]
+struct Row {
+    unit: String,
+    day: String,
+    first_at: NaiveDateTime,
+    bemanning_at: Option<NaiveDateTime>,
+    morning_at: Option<NaiveDateTime>,
+    afternoon_at: Option<NaiveDateTime>,
+}
+
+impl Row {
+    fn of(d: &UnitDay) -> Row {
+        Row {
+            unit: d.unit.clone(),
+            day: d.day.format("%Y-%m-%d").to_string(),
+            first_at: d.first.naive_utc(),
+            bemanning_at: d.bemanning.map(|t| t.naive_utc()),
+            morning_at: d.morning.map(|t| t.naive_utc()),
+            afternoon_at: d.afternoon.map(|t| t.naive_utc()),
+        }
+    }
+
+    fn into_day(self) -> Option<UnitDay> {
+        Some(UnitDay {
+            unit: self.unit,
+            day: NaiveDate::parse_from_str(&self.day, "%Y-%m-%d").ok()?,
+            first: self.first_at.and_utc(),
+            bemanning: self.bemanning_at.map(|t| t.and_utc()),
+            morning: self.morning_at.map(|t| t.and_utc()),
+            afternoon: self.afternoon_at.map(|t| t.and_utc()),
+        })
+    }
+}
+
+/// Entries per statement: 6 parameters each, within both databases' limits.
+const CHUNK: usize = 1000;
+
+/// Each instant of an entry that is there already becomes the earlier of
+/// the stored and the new.
+const MERGE: &str = " ON CONFLICT (unit, day) DO UPDATE SET \
+     first_at = CASE WHEN excluded.first_at < unit_days.first_at THEN excluded.first_at ELSE unit_days.first_at END, \
+     bemanning_at = CASE WHEN unit_days.bemanning_at IS NULL OR excluded.bemanning_at < unit_days.bemanning_at \
+       THEN excluded.bemanning_at ELSE unit_days.bemanning_at END, \
+     morning_at = CASE WHEN unit_days.morning_at IS NULL OR excluded.morning_at < unit_days.morning_at \
+       THEN excluded.morning_at ELSE unit_days.morning_at END, \
+     afternoon_at = CASE WHEN unit_days.afternoon_at IS NULL OR excluded.afternoon_at < unit_days.afternoon_at \
+       THEN excluded.afternoon_at ELSE unit_days.afternoon_at END";
+
+/// `INSERT … VALUES` of `n` entries with `MERGE`; `$1`… on PostgreSQL.
+fn record_sql(n: usize, numbered: bool) -> String {
+    let mut q =
+        String::from("INSERT INTO unit_days (unit, day, first_at, bemanning_at, morning_at, afternoon_at) VALUES ");
+    for i in 0..n {
+        q.push_str(if i == 0 { "(" } else { ", (" });
+        for j in 0..6 {
+            if j > 0 {
+                q.push_str(", ");
+            }
+            if numbered {
+                q.push_str(&format!("${}", i * 6 + j + 1));
+            } else {
+                q.push('?');
+            }
+        }
+        q.push(')');
+    }
+    q.push_str(MERGE);
+    q
+}
+
+/// One multi-row statement on either backend (the binds are typed per backend).
+macro_rules! record_rows {
+    ($c:expr, $db:ty, $numbered:expr, $rows:expr) => {{
+        let mut q = diesel::sql_query(record_sql($rows.len(), $numbered)).into_boxed::<$db>();
+        for r in $rows {
+            q = q
+                .bind::<Text, _>(&r.unit)
+                .bind::<Text, _>(&r.day)
+                .bind::<Timestamp, _>(r.first_at)
+                .bind::<Nullable<Timestamp>, _>(r.bemanning_at)
+                .bind::<Nullable<Timestamp>, _>(r.morning_at)
+                .bind::<Nullable<Timestamp>, _>(r.afternoon_at);
+        }
+        q.execute($c)
+    }};
+}
+
+/// Adds acts to the register (in the caller's transaction): each day's
+/// instants become the earlier of the stored and the new. `days` holds
+/// each (unit, day) once, as `UnitDay::of_acts` gives them.
+pub fn record(conn: &mut DbConn, days: &[UnitDay]) -> QueryResult<()> {
+    let rows: Vec<Row> = days.iter().map(Row::of).collect();
+    for chunk in rows.chunks(CHUNK) {
+        match conn {
+            DbConn::Sqlite(c) => record_rows!(c, diesel::sqlite::Sqlite, false, chunk)?,
+            DbConn::Pg(c) => record_rows!(c, diesel::pg::Pg, true, chunk)?,
+        };
+    }
+    Ok(())
+}
+
+/// Rebuilds the register's entries of the local days `from..=to` (every
+/// day when `None`) from the stored events: after a batch is removed, and
+/// once when the register is made. The events are read a page at a time by
+/// id, so memory holds the register's days, not the events.
+pub fn rebuild(conn: &mut DbConn, days: Option<(NaiveDate, NaiveDate)>) -> QueryResult<usize> {
+    super::backend::write_tx(conn, |conn| rebuild_in(conn, days))
+}
+
+fn rebuild_in(conn: &mut DbConn, days: Option<(NaiveDate, NaiveDate)>) -> QueryResult<usize> {
+    // Every day: from year 1 to 9999, which both databases hold.
+    let (from, to) = days.unwrap_or((
+        NaiveDate::from_ymd_opt(1, 1, 2).unwrap_or_default(),
+        NaiveDate::from_ymd_opt(9999, 12, 30).unwrap_or_default(),
+    ));
+    let (lo, hi) = (
+        local_instant(from, chrono::NaiveTime::MIN).naive_utc(),
+        local_instant(to + chrono::Duration::days(1), chrono::NaiveTime::MIN).naive_utc(),
+    );
+    // Folded page by page: memory holds (unit, day) entries, not events.
+    let mut folded: HashMap<(String, NaiveDate), UnitDay> = HashMap::new();
+    let mut after = String::new();
+    loop {
+        let page: Vec<(String, String, String, NaiveDateTime)> = events::table
+            .filter(events::id.gt(&after))
+            .filter(events::at.ge(lo))
+            .filter(events::at.lt(hi))
+            .order(events::id)
+            .select((events::id, events::unit, events::event_type, events::at))
+            .limit(PAGE)
+            .load(conn)?;
+        let Some(last) = page.last().map(|r| r.0.clone()) else {
+            break;
+        };
+        let acts = page
+            .iter()
+            .filter_map(|(_, unit, kind, at)| Some((unit.as_str(), EventType::parse(kind)?, at.and_utc())));
+        for d in UnitDay::of_acts(acts) {
+            match folded.get_mut(&(d.unit.clone(), d.day)) {
+                Some(have) => have.merge(&d),
+                None => {
+                    folded.insert((d.unit.clone(), d.day), d);
+                }
+            }
+        }
+        after = last;
+    }
+    diesel::delete(unit_days::table)
+        .filter(unit_days::day.ge(from.format("%Y-%m-%d").to_string()))
+        .filter(unit_days::day.le(to.format("%Y-%m-%d").to_string()))
+        .execute(conn)?;
+    let mut days: Vec<UnitDay> = folded.into_values().collect();
+    days.sort_by(|a, b| (&a.unit, a.day).cmp(&(&b.unit, b.day)));
+    record(conn, &days)?;
+    Ok(days.len())
+}
+
+/// The entries of the local days `from..=to`.
+pub fn between(conn: &mut DbConn, from: NaiveDate, to: NaiveDate) -> QueryResult<Vec<UnitDay>> {
+    let q = unit_days::table
+        .filter(unit_days::day.ge(from.format("%Y-%m-%d").to_string()))
+        .filter(unit_days::day.le(to.format("%Y-%m-%d").to_string()))
+        .select(unit_days::all_columns);
+    let rows: Vec<Row> = match conn {
+        DbConn::Sqlite(c) => q.load(c)?,
+        DbConn::Pg(c) => q.load(c)?,
+    };
+    Ok(rows.into_iter().filter_map(Row::into_day).collect())
+}
+
+/// The entries of some units on one local day.
+pub fn of_units(conn: &mut DbConn, day: NaiveDate, units: &[&str]) -> QueryResult<Vec<UnitDay>> {
+    let q = unit_days::table
+        .filter(unit_days::day.eq(day.format("%Y-%m-%d").to_string()))
+        .filter(unit_days::unit.eq_any(units))
+        .select(unit_days::all_columns);
+    let rows: Vec<Row> = match conn {
+        DbConn::Sqlite(c) => q.load(c)?,
+        DbConn::Pg(c) => q.load(c)?,
+    };
+    Ok(rows.into_iter().filter_map(Row::into_day).collect())
+}
+
+/// The earliest act that had happened by `as_of`.
+pub fn earliest(conn: &mut DbConn, as_of: NaiveDateTime) -> QueryResult<Option<NaiveDateTime>> {
+    unit_days::table
+        .filter(unit_days::first_at.le(as_of))
+        .select(diesel::dsl::min(unit_days::first_at))
+        .first(conn)
+}
+
+/// Every unit an event names as performer.
+pub fn units(conn: &mut DbConn) -> QueryResult<Vec<String>> {
+    unit_days::table
+        .select(unit_days::unit)
+        .distinct()
+        .order(unit_days::unit)
+        .load(conn)
+}
