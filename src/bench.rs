@@ -252,9 +252,14 @@ fn peer_step(
     let mut conn = services.pool.get()?;
     // As of the last scan's instant: the deviations hold what it saw. Its
     // grace (60 minutes) leaves out dues in the last hour, and the demo has none.
+    measure(steps, "SQL peer's index on events (at)", || {
+        Ok(peer::index_events_at(&mut conn, true)?)
+    })?;
+    label(steps, "made for the peer alone".into(), events, "events");
     prepare_peer(&mut conn, later)?;
     let peer = measure(steps, "SQL peer, 4 rules", || Ok(peer_breaches(&mut conn)?))?;
     label(steps, format!("{} breaches", peer.len()), events, "events");
+    peer::index_events_at(&mut conn, false)?;
     let ours = our_breaches(&mut conn)?;
     print_table(steps, url);
     compare(&peer, &ours, steps)

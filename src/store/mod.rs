@@ -285,7 +285,9 @@ pub fn migrate(conn: &mut DbConn) -> anyhow::Result<Vec<String>> {
     let applied: Vec<String> = applied.iter().map(ToString::to_string).collect();
     if applied.iter().any(|v| v == UNIT_DAYS) {
         let n = unit_days::rebuild(conn, None)?;
-        tracing::info!("enhetsdagregistret byggt av de sparade händelserna: {n} enhetsdagar");
+        if n > 0 {
+            tracing::info!("enhetsdagregistret byggt av de sparade händelserna: {n} enhetsdagar");
+        }
     }
     // The scrubbed CSV rows' old pages may still sit in the WAL: written
     // into the file (where secure_delete zeroed the old cells) and dropped.
