@@ -60,7 +60,9 @@ impl Row {
 const CHUNK: usize = 1000;
 
 /// Each instant of an entry that is there already becomes the earlier of
-/// the stored and the new.
+/// the stored and the new; an entry that brings nothing earlier writes
+/// nothing (on PostgreSQL an update that changes nothing still writes a
+/// new row version: most entries of a batch are such).
 const MERGE: &str = " ON CONFLICT (unit, day) DO UPDATE SET \
      first_at = CASE WHEN excluded.first_at < unit_days.first_at THEN excluded.first_at ELSE unit_days.first_at END, \
      bemanning_at = CASE WHEN unit_days.bemanning_at IS NULL OR excluded.bemanning_at < unit_days.bemanning_at \
@@ -68,7 +70,11 @@ const MERGE: &str = " ON CONFLICT (unit, day) DO UPDATE SET \
      morning_at = CASE WHEN unit_days.morning_at IS NULL OR excluded.morning_at < unit_days.morning_at \
        THEN excluded.morning_at ELSE unit_days.morning_at END, \
      afternoon_at = CASE WHEN unit_days.afternoon_at IS NULL OR excluded.afternoon_at < unit_days.afternoon_at \
-       THEN excluded.afternoon_at ELSE unit_days.afternoon_at END";
+       THEN excluded.afternoon_at ELSE unit_days.afternoon_at END \
+     WHERE excluded.first_at < unit_days.first_at \
+       OR (excluded.bemanning_at IS NOT NULL AND (unit_days.bemanning_at IS NULL OR excluded.bemanning_at < unit_days.bemanning_at)) \
+       OR (excluded.morning_at IS NOT NULL AND (unit_days.morning_at IS NULL OR excluded.morning_at < unit_days.morning_at)) \
+       OR (excluded.afternoon_at IS NOT NULL AND (unit_days.afternoon_at IS NULL OR excluded.afternoon_at < unit_days.afternoon_at))";
 
 /// `INSERT … VALUES` of `n` entries with `MERGE`; `$1`… on PostgreSQL.
 fn record_sql(n: usize, numbered: bool) -> String {
