@@ -1,7 +1,9 @@
 //! `svu-vakt check`: the rules on files, with no database (SPEC §8). The
-//! events file is read as a stream. Cases are evaluated as soon as their
-//! lines end, so memory holds one case at a time when the file is grouped by
-//! case (as exports and `svu-vakt demo` write it). If a case comes back
+//! events file is read as a stream, in blocks of lines that worker threads
+//! parse (`crate::parallel`). When the file is grouped by case (as exports
+//! and `svu-vakt demo` write it) a worker evaluates the cases whole within
+//! its block and notes the block's staffing; the caller's thread joins the
+//! cases cut between blocks, so memory holds a few blocks. If a case comes back
 //! later in the file, the check starts over in a spill mode that partitions
 //! the lines by case into temporary files and evaluates one part at a time.
 //! Every line is validated; any bad line fails the whole check.
@@ -16,6 +18,7 @@ use chrono::{DateTime, Utc};
 
 use crate::calendar::Calendar;
 use crate::domain::{CaseId, Event, FieldError, PatientHasher, Secret, Unit};
+use crate::parallel::LineBlock;
 use crate::rules::bemanning::StaffingTracker;
 use crate::rules::{evaluate_case, Finding, Profile, RuleId, Units};
 
@@ -75,12 +78,7 @@ impl<'a> Run<'a> {
         Run {
             opts,
             units,
-            case_rules: opts
-                .rules
-                .iter()
-                .copied()
-                .filter(|r| *r != RuleId::BemanningStorhelg)
-                .collect(),
+            case_rules: case_rules(opts),
             findings: Vec::new(),
             staffing: StaffingTracker::default(),
             errors: Vec::new(),
@@ -94,12 +92,16 @@ impl<'a> Run<'a> {
         match parsed {
             Ok(e) => Some(e),
             Err(errs) => {
-                self.error_count += errs.len();
-                let room = MAX_ERRORS.saturating_sub(self.errors.len());
-                self.errors.extend(errs.into_iter().take(room));
+                self.count_errors(errs.len(), errs);
                 None
             }
         }
+    }
+
+    fn count_errors(&mut self, count: usize, errs: Vec<FieldError>) {
+        self.error_count += count;
+        let room = MAX_ERRORS.saturating_sub(self.errors.len());
+        self.errors.extend(errs.into_iter().take(room));
     }
 
     fn case_done(&mut self, events: &[Event]) {
@@ -118,6 +120,15 @@ impl<'a> Run<'a> {
     fn observe(&mut self, e: &Event) {
         self.staffing.observe(e, self.units, self.opts.as_of);
     }
+}
+
+/// The rules judged per case: all but the unit's staffing.
+fn case_rules(opts: &CheckOptions) -> Vec<RuleId> {
+    opts.rules
+        .iter()
+        .copied()
+        .filter(|r| *r != RuleId::BemanningStorhelg)
+        .collect()
 }
 
 /// Patient numbers are validated, never kept: a throwaway key suffices.
@@ -175,12 +186,33 @@ const BLOCK_LINES: usize = 4096;
 
 type Parsed = Result<Event, Vec<FieldError>>;
 
-/// Every line of the file with its number and its parse, in file order;
-/// a JSON array is read whole. `f` returns `false` to stop.
+/// Every line of the file with its number and its parse, in file order.
+/// `f` returns `false` to stop.
 fn for_each_event(
     path: &Path,
     hasher: &PatientHasher,
     mut f: impl FnMut(usize, &str, Parsed) -> bool,
+) -> Result<(), CheckError> {
+    for_each_block(
+        path,
+        |block| {
+            let parsed: Vec<Parsed> = block
+                .lines()
+                .map(|(n, text)| Event::from_line(text, n, hasher))
+                .collect();
+            (block, parsed)
+        },
+        |(block, parsed)| block.lines().zip(parsed).all(|((n, text), p)| f(n, text, p)),
+    )
+}
+
+/// `work` of every block of [`BLOCK_LINES`] numbered lines, on the worker
+/// threads, handed to `sink` in file order; `sink` returns `false` to
+/// stop. A JSON array is read whole and cut into blocks of its objects.
+fn for_each_block<R: Send>(
+    path: &Path,
+    work: impl Fn(LineBlock) -> R + Sync,
+    sink: impl FnMut(R) -> bool,
 ) -> Result<(), CheckError> {
     let mut reader = open(path)?;
     let mut first = String::new();
@@ -193,78 +225,148 @@ fn for_each_event(
         n += 1;
     }
     if first.trim_start().starts_with('[') {
-        return whole_array(path, |n, text| f(n, text, Event::from_line(text, n, hasher)));
+        let mut items = whole_array(path)?.into_iter();
+        let source = || {
+            let mut block = LineBlock::default();
+            for (n, text) in items.by_ref().take(BLOCK_LINES) {
+                block.push(n, &text);
+            }
+            (!block.is_empty()).then_some(block)
+        };
+        crate::parallel::ordered_map(source, work, sink);
+        return Ok(());
     }
     let mut pending = Some((n, first));
     let mut failed = None;
-    crate::parallel::ordered_map(
-        || {
-            let mut block = crate::parallel::LineBlock::default();
-            if let Some((n, text)) = pending.take() {
-                block.push(n, &text);
+    let source = || {
+        let mut block = LineBlock::default();
+        if let Some((n, text)) = pending.take() {
+            block.push(n, &text);
+        }
+        match block.fill(&mut reader, &mut n, BLOCK_LINES) {
+            Ok(()) if block.is_empty() => None,
+            Ok(()) => Some(block),
+            Err(e) => {
+                failed = Some(e);
+                None
             }
-            match block.fill(&mut reader, &mut n, BLOCK_LINES) {
-                Ok(()) if block.is_empty() => None,
-                Ok(()) => Some(block),
-                Err(e) => {
-                    failed = Some(e);
-                    None
-                }
-            }
-        },
-        |block| {
-            let parsed: Vec<Parsed> = block
-                .lines()
-                .map(|(n, text)| Event::from_line(text, n, hasher))
-                .collect();
-            (block, parsed)
-        },
-        |(block, parsed)| block.lines().zip(parsed).all(|((n, text), p)| f(n, text, p)),
-    );
+        }
+    };
+    crate::parallel::ordered_map(source, work, sink);
     match failed {
         Some(e) => Err(CheckError::io(path, e)),
         None => Ok(()),
     }
 }
 
-fn whole_array(path: &Path, mut f: impl FnMut(usize, &str) -> bool) -> Result<(), CheckError> {
+fn whole_array(path: &Path) -> Result<Vec<(usize, String)>, CheckError> {
     let text = std::fs::read_to_string(path).map_err(|e| CheckError::io(path, e))?;
-    let items = crate::ingest::json_objects(&text).map_err(|errors| CheckError::Input {
+    crate::ingest::json_objects(&text).map_err(|errors| CheckError::Input {
         file: path.display().to_string(),
         count: errors.len(),
         errors,
-    })?;
-    for (n, item) in items {
-        if !f(n, &item) {
-            break;
-        }
-    }
-    Ok(())
+    })
 }
 
-/// One pass, one case in memory. `None` when a case reappears after others.
+/// What a worker makes of a block of a file grouped by case: the errors of
+/// its lines, the staffing its acts show, and its runs of events of one
+/// case in the order met. The first and the last run may go on in the
+/// blocks around; the runs between are whole, evaluated on the worker
+/// (their findings here, their events dropped).
+#[derive(Default)]
+struct Block {
+    errors: Vec<FieldError>,
+    error_count: usize,
+    staffing: StaffingTracker,
+    runs: Vec<(CaseId, Vec<Event>)>,
+    findings: Vec<Finding>,
+}
+
+fn grouped_block(
+    block: &LineBlock,
+    hasher: &PatientHasher,
+    units: &Units,
+    opts: &CheckOptions,
+    rules: &[RuleId],
+) -> Block {
+    let mut out = Block::default();
+    let mut events: Vec<Event> = Vec::with_capacity(BLOCK_LINES);
+    // Where each run begins in `events`, and its case.
+    let mut starts: Vec<(usize, CaseId)> = Vec::new();
+    for (n, text) in block.lines() {
+        match Event::from_line(text, n, hasher) {
+            Ok(e) => {
+                out.staffing.observe(&e, units, opts.as_of);
+                let Some(case) = &e.case else { continue };
+                if starts.last().is_none_or(|(_, c)| c != case) {
+                    starts.push((events.len(), case.clone()));
+                }
+                events.push(e);
+            }
+            Err(errs) => {
+                out.error_count += errs.len();
+                let room = MAX_ERRORS.saturating_sub(out.errors.len());
+                out.errors.extend(errs.into_iter().take(room));
+            }
+        }
+    }
+    let ends: Vec<usize> = starts.iter().skip(1).map(|(i, _)| *i).chain([events.len()]).collect();
+    let last = starts.len().saturating_sub(1);
+    if out.error_count == 0 {
+        for i in 1..last {
+            let run = &events[starts[i].0..ends[i]];
+            out.findings
+                .extend(evaluate_case(run, units, &opts.profile, rules, opts.as_of));
+        }
+    }
+    // The first and the last run go to the caller; the events between
+    // are dropped here.
+    let tail = events.split_off(starts.last().map_or(0, |(i, _)| *i));
+    events.truncate(ends.first().copied().unwrap_or(0));
+    for (i, (_, case)) in starts.into_iter().enumerate() {
+        let run = if i == 0 && last > 0 {
+            std::mem::take(&mut events)
+        } else {
+            Vec::new()
+        };
+        out.runs.push((case, run));
+    }
+    if let Some(r) = out.runs.last_mut() {
+        r.1 = tail;
+    }
+    out
+}
+
+/// One pass, one case at a time in the caller's memory, the cases whole
+/// within a block evaluated on the workers. `None` when a case reappears
+/// after others.
 fn stream_grouped<'a>(path: &Path, units: &'a Units, opts: &'a CheckOptions) -> Result<Option<Run<'a>>, CheckError> {
     let mut run = Run::new(opts, units);
     let mut current: Vec<Event> = Vec::new();
     let mut current_case: Option<CaseId> = None;
     let mut finished: HashSet<CaseId> = HashSet::new();
     let mut regrouped = false;
-    for_each_event(path, &throwaway_hasher(), |_, _, parsed| {
-        let Some(e) = run.take(parsed) else { return true };
-        run.observe(&e);
-        let Some(case) = &e.case else { return true };
-        if current_case.as_ref() != Some(case) {
-            if finished.contains(case) {
+    let (hasher, rules) = (throwaway_hasher(), case_rules(opts));
+    let work = |block: LineBlock| grouped_block(&block, &hasher, units, opts, &rules);
+    for_each_block(path, work, |block| {
+        run.count_errors(block.error_count, block.errors);
+        run.staffing.absorb(block.staffing);
+        run.findings.extend(block.findings);
+        for (i, (case, events)) in block.runs.into_iter().enumerate() {
+            if i == 0 && current_case.as_ref() == Some(&case) {
+                current.extend(events);
+                continue;
+            }
+            if finished.contains(&case) {
                 regrouped = true;
                 return false;
             }
-            let done = std::mem::take(&mut current);
+            let done = std::mem::replace(&mut current, events);
             run.case_done(&done);
-            if let Some(prev) = current_case.replace(case.clone()) {
+            if let Some(prev) = current_case.replace(case) {
                 finished.insert(prev);
             }
         }
-        current.push(e);
         true
     })?;
     if regrouped {

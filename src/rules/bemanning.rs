@@ -9,6 +9,8 @@
 
 use std::collections::HashMap;
 
+type Fast = foldhash::fast::RandomState;
+
 use chrono::{DateTime, NaiveDate, NaiveTime, Timelike, Utc};
 use chrono_tz::Europe::Stockholm;
 
@@ -99,7 +101,7 @@ impl UnitDay {
 #[derive(Debug, Default)]
 pub struct StaffingTracker {
     /// Per unit, per local day (nested, so looking up a unit copies nothing).
-    shown: HashMap<UnitId, HashMap<NaiveDate, u8>>,
+    shown: HashMap<UnitId, HashMap<NaiveDate, u8, Fast>, Fast>,
     earliest: Option<DateTime<Utc>>,
 }
 
@@ -132,7 +134,7 @@ impl StaffingTracker {
             return;
         }
         if !self.shown.contains_key(unit) {
-            self.shown.insert(unit.clone(), HashMap::new());
+            self.shown.insert(unit.clone(), HashMap::default());
         }
         if let Some(days) = self.shown.get_mut(unit) {
             *days.entry(day).or_default() |= bit;
@@ -154,6 +156,20 @@ impl StaffingTracker {
         for (kind, at) in marks {
             if let Some(at) = at {
                 self.observe_act(&unit, kind, at, units, as_of);
+            }
+        }
+    }
+
+    /// Takes in what another tracker observed (`check` keeps one per block
+    /// of lines on its worker threads): the same as observing its acts here.
+    pub fn absorb(&mut self, other: StaffingTracker) {
+        if let Some(at) = other.earliest {
+            self.earliest = Some(self.earliest.map_or(at, |x| x.min(at)));
+        }
+        for (unit, days) in other.shown {
+            let mine = self.shown.entry(unit).or_default();
+            for (day, bits) in days {
+                *mine.entry(day).or_default() |= bits;
             }
         }
     }
@@ -271,11 +287,8 @@ mod tests {
         DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc)).unwrap()
     }
 
-    /// A day judged from its register entry is judged as from its acts,
-    /// whatever T: before, between and after the acts that decide.
-    #[test]
-    fn a_register_entry_judges_a_day_as_its_acts_do() {
-        let units = Units::new(vec![Unit {
+    fn storhelg_unit() -> Units {
+        Units::new(vec![Unit {
             id: UnitId("AVD".into()),
             name: "Avdelning".into(),
             kind: crate::domain::UnitKind::Slutenvard,
@@ -286,7 +299,14 @@ mod tests {
             storhelg: true,
             email_given: false,
             chef_email_given: false,
-        }]);
+        }])
+    }
+
+    /// A day judged from its register entry is judged as from its acts,
+    /// whatever T: before, between and after the acts that decide.
+    #[test]
+    fn a_register_entry_judges_a_day_as_its_acts_do() {
+        let units = storhelg_unit();
         let day = NaiveDate::from_ymd_opt(2026, 12, 26).unwrap();
         let days: Vec<Vec<(EventType, &str)>> = vec![
             vec![
@@ -342,5 +362,43 @@ mod tests {
         assert_eq!(m.morning, Some(at("2026-12-26T09:00:00+01:00")));
         assert_eq!(m.bemanning, Some(at("2026-12-26T20:00:00+01:00")));
         assert_eq!(m.afternoon, None);
+    }
+
+    /// `check`'s workers each observe a block of lines: a morning act in
+    /// one block and an afternoon act in the next staff the day together.
+    #[test]
+    fn trackers_of_two_blocks_absorbed_judge_as_one_tracker() {
+        let units = storhelg_unit();
+        let unit = UnitId("AVD".into());
+        let t = at("2027-01-02T00:00:00+01:00");
+        let acts = [
+            (EventType::Utskrivning, at("2026-12-26T14:30:00+01:00")),
+            (EventType::Inskrivning, at("2026-12-26T09:00:00+01:00")),
+            (EventType::Inskrivning, at("2026-12-27T08:00:00+01:00")),
+            (EventType::Bemanning, at("2026-12-28T12:00:00+01:00")),
+        ];
+        let mut one = StaffingTracker::default();
+        for (k, a) in acts {
+            one.observe_act(&unit, k, a, &units, t);
+        }
+        for split in 0..=acts.len() {
+            let (mut first, mut second) = (StaffingTracker::default(), StaffingTracker::default());
+            for (i, (k, a)) in acts.into_iter().enumerate() {
+                let tracker = if i < split { &mut first } else { &mut second };
+                tracker.observe_act(&unit, k, a, &units, t);
+            }
+            first.absorb(second);
+            for d in 25..=29 {
+                let day = NaiveDate::from_ymd_opt(2026, 12, d).unwrap();
+                assert_eq!(
+                    first.is_staffed(&unit, day),
+                    one.is_staffed(&unit, day),
+                    "split {split}, day {day}"
+                );
+            }
+            assert_eq!(first.earliest, one.earliest);
+        }
+        assert!(one.is_staffed(&unit, NaiveDate::from_ymd_opt(2026, 12, 26).unwrap()));
+        assert!(!one.is_staffed(&unit, NaiveDate::from_ymd_opt(2026, 12, 27).unwrap()));
     }
 }

@@ -154,7 +154,9 @@ pub(crate) fn outcome(
 /// The registered units, as the rules need them.
 #[derive(Debug, Clone, Default)]
 pub struct Units {
-    by_id: HashMap<UnitId, Unit>,
+    /// Looked up for every event: a fast hash, not SipHash (the ids are
+    /// the county's own, not an attacker's).
+    by_id: HashMap<UnitId, Unit, foldhash::fast::RandomState>,
 }
 
 impl Units {

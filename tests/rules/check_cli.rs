@@ -163,7 +163,7 @@ fn a_file_not_grouped_by_case_gives_the_same_findings() {
         "--seed",
         "9",
         "--cases",
-        "400",
+        "700",
         "--out",
         dir.path().to_str().unwrap(),
     ]);
@@ -173,6 +173,11 @@ fn a_file_not_grouped_by_case_gives_the_same_findings() {
     // Reverse the lines: every case now comes back after others.
     let text = std::fs::read_to_string(&grouped).unwrap();
     let mut lines: Vec<&str> = text.lines().collect();
+    // More than two of check's blocks (4 096 lines), so cases are cut
+    // between blocks and evaluated on the workers and on the caller's thread.
+    assert!(lines.len() > 2 * 4096, "{} lines", lines.len());
+    let array = dir.path().join("events.json");
+    std::fs::write(&array, format!("[\n{}\n]\n", lines.join(",\n"))).unwrap();
     lines.reverse();
     let shuffled = dir.path().join("reversed.jsonl");
     std::fs::write(&shuffled, lines.join("\n")).unwrap();
@@ -190,6 +195,7 @@ fn a_file_not_grouped_by_case_gives_the_same_findings() {
     let (a, b) = (run(&grouped), run(&shuffled));
     assert!(a.as_array().unwrap().len() > 100, "the demo county has breaches");
     assert_eq!(a, b);
+    assert_eq!(a, run(&array), "a JSON array of the same events");
     let rules: std::collections::BTreeSet<&str> = a
         .as_array()
         .unwrap()
