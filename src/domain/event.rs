@@ -229,6 +229,29 @@ impl<'a> EventFields<'a> {
     }
 }
 
+/// A key of an event object: the slot of a field of the contract, or the
+/// name of any other key. Read without a copy (a key allocated a string per
+/// field of every line before).
+struct FieldKey(Result<usize, String>);
+
+impl<'de> Deserialize<'de> for FieldKey {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = FieldKey;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_str<E>(self, key: &str) -> Result<Self::Value, E> {
+                Ok(FieldKey(
+                    FIELDS.iter().position(|f| *f == key).ok_or_else(|| key.to_string()),
+                ))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
 impl<'de: 'a, 'a> Deserialize<'de> for EventFields<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V<'a>(std::marker::PhantomData<&'a ()>);
@@ -239,12 +262,12 @@ impl<'de: 'a, 'a> Deserialize<'de> for EventFields<'a> {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 let mut fields = EventFields::default();
-                while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-                    match FIELDS.iter().position(|f| *f == key) {
+                while let Some(FieldKey(key)) = map.next_key::<FieldKey>()? {
+                    match key {
                         // A repeated key: the last one counts, as in a parsed object.
-                        Some(i) => fields.slots[i] = Some(map.next_value()?),
-                        None => {
-                            fields.unknown.push(key.into_owned());
+                        Ok(i) => fields.slots[i] = Some(map.next_value()?),
+                        Err(unknown) => {
+                            fields.unknown.push(unknown);
                             map.next_value::<IgnoredAny>()?;
                         }
                     }
@@ -571,6 +594,8 @@ mod tests {
             r#"{"id":"E8","case":"C1","type":"bemanning","at":"2026-12-26T09:00:00+01:00","unit":"U","id":"E9"}"#,
             r#"{"id":"E10","type":"avslut","at":"2026-05-04T11:42:00+02:00","unit":"U","patient":"19121212-1212"}"#,
             r#"{"id":"E11","case":"C1","type":"inskrivning","at":"2026-05-04T11:42:00+02:00","unit":"U","patient":"1912"}"#,
+            // A key written with an escape is the same key.
+            r#"{"\u0069d":"E14","case":"C1","type":"kvittens","at":"2026-05-04T11:42:00Z","unit":"U","r\u00e9f":"E1"}"#,
             r#"[1,2]"#,
             r#"{"id":"E12""#,
             r#"{"id":"E13"} trailing"#,

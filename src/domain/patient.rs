@@ -134,6 +134,10 @@ impl PatientHasher {
     /// digits (unless switched off), or anywhere in it with its separator
     /// (`YYMMDD-NNNN`, `YYMMDD+NNNN`, `YYYYMMDD-NNNN`).
     pub fn id_holds_personnummer(&self, id: &str) -> bool {
+        // Every form holds ten digits at least: most ids are let go here.
+        if id.bytes().filter(u8::is_ascii_digit).count() < 10 {
+            return false;
+        }
         // A typographic dash or minus written for the separator is one too.
         let id = id.trim();
         // Most ids are plain ASCII: only a typographic dash costs a copy.
