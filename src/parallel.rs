@@ -22,7 +22,9 @@ fn workers() -> usize {
 /// Calls `sink` with `f` of every block `source` yields, in `source`'s
 /// order, `f` running on worker threads. `source` returns `None` at the
 /// end; `sink` returns `false` to stop early (the blocks read ahead are
-/// then dropped).
+/// then dropped). A panic in `f` is raised again on the caller's thread
+/// when its block's turn comes (the other workers then find no more work
+/// and end), so it fails the command as on one thread, never hangs it.
 pub fn ordered_map<T, R, F>(mut source: impl FnMut() -> Option<T>, f: F, mut sink: impl FnMut(R) -> bool)
 where
     T: Send,
@@ -32,7 +34,7 @@ where
     std::thread::scope(|s| {
         let (job_tx, job_rx) = mpsc::channel::<(u64, T)>();
         let job_rx = Arc::new(Mutex::new(job_rx));
-        let (done_tx, done_rx) = mpsc::channel::<(u64, R)>();
+        let (done_tx, done_rx) = mpsc::channel::<(u64, std::thread::Result<R>)>();
         for _ in 0..workers() {
             let (job_rx, done_tx, f) = (Arc::clone(&job_rx), done_tx.clone(), &f);
             s.spawn(move || loop {
@@ -41,7 +43,8 @@ where
                     Err(_) => return,
                 };
                 let Ok((seq, block)) = job else { return };
-                if done_tx.send((seq, f(block))).is_err() {
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(block)));
+                if done_tx.send((seq, r)).is_err() {
                     return;
                 }
             });
@@ -65,14 +68,19 @@ where
                     Ok((seq, r)) => {
                         ahead.insert(seq, r);
                     }
-                    // A worker panicked: its panic ends the scope.
+                    // Every worker gone: nothing more will come.
                     Err(_) => return,
                 }
             }
             while let Some(r) = ahead.remove(&next) {
                 next += 1;
-                if !sink(r) {
-                    return;
+                match r {
+                    Ok(r) => {
+                        if !sink(r) {
+                            return;
+                        }
+                    }
+                    Err(panic) => std::panic::resume_unwind(panic),
                 }
             }
         }
@@ -154,5 +162,31 @@ mod tests {
             },
         );
         assert_eq!(got, 10, "the sink's false stops an endless source");
+    }
+
+    /// A worker's panic fails the call on the caller's thread, after the
+    /// blocks before it were handed on; the other workers do not wait on.
+    #[test]
+    fn a_panic_in_a_worker_fails_the_call_and_does_not_hang_it() {
+        let mut handed = Vec::new();
+        let mut n = 0;
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            super::ordered_map(
+                || {
+                    n += 1;
+                    (n <= 50).then_some(n)
+                },
+                |x: u32| {
+                    assert_ne!(x, 7, "block 7 is bad");
+                    x
+                },
+                |r| {
+                    handed.push(r);
+                    true
+                },
+            )
+        }));
+        assert!(outcome.is_err(), "the panic reaches the caller");
+        assert_eq!(handed, (1..7).collect::<Vec<_>>());
     }
 }
