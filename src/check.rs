@@ -92,16 +92,11 @@ impl<'a> Run<'a> {
         match parsed {
             Ok(e) => Some(e),
             Err(errs) => {
-                self.count_errors(errs.len(), errs);
+                self.error_count += errs.len();
+                keep_first(&mut self.errors, errs);
                 None
             }
         }
-    }
-
-    fn count_errors(&mut self, count: usize, errs: Vec<FieldError>) {
-        self.error_count += count;
-        let room = MAX_ERRORS.saturating_sub(self.errors.len());
-        self.errors.extend(errs.into_iter().take(room));
     }
 
     fn case_done(&mut self, events: &[Event]) {
@@ -120,6 +115,12 @@ impl<'a> Run<'a> {
     fn observe(&mut self, e: &Event) {
         self.staffing.observe(e, self.units, self.opts.as_of);
     }
+}
+
+/// Adds errors to a list that keeps the first [`MAX_ERRORS`].
+fn keep_first(list: &mut Vec<FieldError>, errs: Vec<FieldError>) {
+    let room = MAX_ERRORS.saturating_sub(list.len());
+    list.extend(errs.into_iter().take(room));
 }
 
 /// The rules judged per case: all but the unit's staffing.
@@ -305,8 +306,7 @@ fn grouped_block(
             }
             Err(errs) => {
                 out.error_count += errs.len();
-                let room = MAX_ERRORS.saturating_sub(out.errors.len());
-                out.errors.extend(errs.into_iter().take(room));
+                keep_first(&mut out.errors, errs);
             }
         }
     }
@@ -349,7 +349,8 @@ fn stream_grouped<'a>(path: &Path, units: &'a Units, opts: &'a CheckOptions) -> 
     let (hasher, rules) = (throwaway_hasher(), case_rules(opts));
     let work = |block: LineBlock| grouped_block(&block, &hasher, units, opts, &rules);
     for_each_block(path, work, |block| {
-        run.count_errors(block.error_count, block.errors);
+        run.error_count += block.error_count;
+        keep_first(&mut run.errors, block.errors);
         run.staffing.absorb(block.staffing);
         run.findings.extend(block.findings);
         for (i, (case, events)) in block.runs.into_iter().enumerate() {

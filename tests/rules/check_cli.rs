@@ -239,3 +239,31 @@ fn calendar_prints_the_contract_json_and_text() {
     assert!(text.contains("2026-06-21  söndag"), "{text}");
     assert!(!bin(&["calendar", "1989"]).status.success());
 }
+
+/// Errors in many of check's blocks (4 096 lines each): every one counted,
+/// the first 200 listed in line order, nothing judged.
+#[test]
+fn errors_across_blocks_are_all_counted_and_the_first_listed_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let u = dir.path().join("units.json");
+    std::fs::write(&u, UNITS).unwrap();
+    let e = dir.path().join("events.jsonl");
+    let lines: Vec<String> = (0..9000)
+        .map(|i| format!(r#"{{"id":"E{i}","case":"C{i}","type":"inskrivning","unit":"AVD1"}}"#))
+        .collect();
+    std::fs::write(&e, lines.join("\n")).unwrap();
+    let out = check(
+        u.to_str().unwrap(),
+        e.to_str().unwrap(),
+        "2026-06-01T00:00:00+02:00",
+        &[],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("9000 fel, ingen granskning gjord"), "{err}");
+    let listed: Vec<&str> = err.lines().filter(|l| l.trim_start().starts_with("rad ")).collect();
+    assert_eq!(listed.len(), 200);
+    assert!(listed[0].contains("rad 1, fält at"), "{}", listed[0]);
+    assert!(listed[199].contains("rad 200, fält at"), "{}", listed[199]);
+    assert!(err.contains("… och 8800 fel till"), "{err}");
+}
