@@ -16,6 +16,7 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, NaiveDateTime, Utc};
+use foldhash::fast::RandomState as Fast;
 use sha2::{Digest, Sha256};
 
 use crate::domain::handling::DeviationStatus;
@@ -92,12 +93,13 @@ fn obligation(f: &Finding) -> Obligation {
 /// The actions for `findings` (those past due + grace) against `existing`
 /// (every deviation of the same cases or days), in the order to apply them.
 pub fn plan<'f>(findings: &'f [Finding], existing: Vec<DeviationRow>, terms: &Terms) -> Vec<Action<'f>> {
-    let covered: HashSet<Obligation> = existing
+    let covered: HashSet<Obligation, Fast> = existing
         .iter()
         .map(|d| obligation_of(&d.rule, d.case_id.as_deref(), d.unit.as_deref(), d.due))
         .collect();
-    let mut by_fp: HashMap<String, DeviationRow> = existing.into_iter().map(|d| (d.fingerprint.clone(), d)).collect();
-    let mut seen = HashSet::new();
+    let mut by_fp: HashMap<String, DeviationRow, Fast> =
+        existing.into_iter().map(|d| (d.fingerprint.clone(), d)).collect();
+    let mut seen = HashSet::with_hasher(Fast::default());
     let mut actions = Vec::new();
     for f in findings {
         let fp = fingerprint(f);

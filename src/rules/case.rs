@@ -7,6 +7,8 @@
 use std::cell::RefCell;
 use std::collections::HashSet;
 
+use foldhash::fast::RandomState as Fast;
+
 use chrono::{DateTime, Duration, FixedOffset, NaiveDate, Utc};
 
 use super::profile::SipSource;
@@ -156,7 +158,7 @@ impl<'a> CaseView<'a> {
 
     /// Recipients of the case's IMs, in order of first appearance.
     pub(crate) fn im_recipients(&self) -> Vec<&'a UnitId> {
-        let mut seen = HashSet::new();
+        let mut seen = HashSet::with_hasher(Fast::default());
         self.of(EventType::Inskrivningsmeddelande)
             .flat_map(|e| e.to.iter())
             .filter(|u| seen.insert(*u))
@@ -221,7 +223,7 @@ impl<'a> CaseView<'a> {
             Some(uk) => vec![uk],
             None => self.of(EventType::Utskrivningsklar).collect(),
         };
-        let mut seen = HashSet::new();
+        let mut seen = HashSet::with_hasher(Fast::default());
         uks.into_iter()
             .flat_map(|uk| uk.to.iter())
             .chain(self.im_recipients())
@@ -417,7 +419,7 @@ pub(crate) fn recipients<'a>(v: &CaseView<'a>, msg: &'a Event) -> Vec<&'a UnitId
     if msg.to.is_empty() && msg.kind == EventType::Utskrivningsklar {
         return v.im_recipients();
     }
-    let mut seen = HashSet::new();
+    let mut seen = HashSet::with_hasher(Fast::default());
     msg.to.iter().filter(|u| seen.insert(*u)).collect()
 }
 

@@ -356,7 +356,7 @@ pub struct EventRow {
     pub id: String,
     pub case_id: Option<String>,
     pub event_type: String,
-    pub at: NaiveDateTime,
+    pub at: super::stamp::Stamp,
     pub at_offset: i32,
     pub unit: String,
     pub to_units: String,
@@ -401,12 +401,17 @@ impl EventRow {
             .ok_or_else(|| anyhow::anyhow!("den sparade händelsen {} har en okänd typ {}", self.id, self.event_type))?;
         let offset = FixedOffset::east_opt(self.at_offset)
             .ok_or_else(|| anyhow::anyhow!("den sparade händelsen {} har en felaktig tidsförskjutning", self.id))?;
-        let to: Vec<String> = serde_json::from_str(&self.to_units)?;
+        // Most events name no recipient units: no JSON to read then.
+        let to: Vec<String> = if self.to_units == "[]" {
+            Vec::new()
+        } else {
+            serde_json::from_str(&self.to_units)?
+        };
         Ok(Event {
             id: EventId(self.id),
             case: self.case_id.map(CaseId),
             kind,
-            at: self.at.and_utc().with_timezone(&offset),
+            at: self.at.0.and_utc().with_timezone(&offset),
             unit: UnitId(self.unit),
             to: to.into_iter().map(UnitId).collect(),
             reference: self.ref_id.map(EventId),
@@ -421,18 +426,36 @@ impl EventRow {
 /// The events of some cases, per case, each in time order (ties in `at`
 /// are ordered by id where the rules read a case, `CaseView`). Read in the
 /// order of the `(case_id, at)` index: no sort in the database.
+/// Loaded on the backend's own connection: through `MultiConnection` every
+/// value of every row went through one more dispatch.
 pub fn of_cases(conn: &mut DbConn, ids: &[&str]) -> anyhow::Result<std::collections::BTreeMap<String, Vec<Event>>> {
-    let rows: Vec<EventRow> = events::table
+    let query = events::table
         .filter(events::case_id.eq_any(ids))
         .order((events::case_id, events::at))
-        .select(EVENT_COLUMNS)
-        .load(conn)?;
+        .select(EVENT_COLUMNS);
+    let rows: Vec<EventRow> = match conn {
+        DbConn::Sqlite(c) => query.load(c)?,
+        DbConn::Pg(c) => query.load(c)?,
+    };
+    // The rows come case by case: a case's events are gathered and put in
+    // the map once, not looked up there for every event.
     let mut by_case: std::collections::BTreeMap<String, Vec<Event>> = std::collections::BTreeMap::new();
+    let mut run: Option<(String, Vec<Event>)> = None;
     for row in rows {
         let e = row.into_event()?;
-        if let Some(c) = e.case.clone() {
-            by_case.entry(c.0).or_default().push(e);
+        let Some(c) = &e.case else { continue };
+        match &mut run {
+            Some((id, events)) if *id == c.0 => events.push(e),
+            _ => {
+                let next = (c.0.clone(), vec![e]);
+                if let Some((id, events)) = run.replace(next) {
+                    by_case.entry(id).or_default().extend(events);
+                }
+            }
         }
+    }
+    if let Some((id, events)) = run {
+        by_case.entry(id).or_default().extend(events);
     }
     Ok(by_case)
 }

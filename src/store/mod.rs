@@ -18,6 +18,7 @@ pub mod peer;
 pub mod reports;
 pub mod scans;
 pub mod schema;
+pub mod stamp;
 mod states;
 pub mod tokens;
 pub mod unit_days;
