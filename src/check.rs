@@ -239,14 +239,20 @@ fn for_each_block<R: Send>(
     }
     let mut pending = Some((n, first));
     let mut failed = None;
+    // Each block sized as the one before, so its text is not grown (and
+    // copied) from empty line by line.
+    let mut size = 0;
     let source = || {
-        let mut block = LineBlock::default();
+        let mut block = LineBlock::with_capacity(size + size / 8, BLOCK_LINES);
         if let Some((n, text)) = pending.take() {
             block.push(n, &text);
         }
         match block.fill(&mut reader, &mut n, BLOCK_LINES) {
             Ok(()) if block.is_empty() => None,
-            Ok(()) => Some(block),
+            Ok(()) => {
+                size = block.text_len();
+                Some(block)
+            }
             Err(e) => {
                 failed = Some(e);
                 None
@@ -344,7 +350,7 @@ fn stream_grouped<'a>(path: &Path, units: &'a Units, opts: &'a CheckOptions) -> 
     let mut run = Run::new(opts, units);
     let mut current: Vec<Event> = Vec::new();
     let mut current_case: Option<CaseId> = None;
-    let mut finished: HashSet<CaseId> = HashSet::new();
+    let mut finished: HashSet<CaseId, foldhash::fast::RandomState> = HashSet::default();
     let mut regrouped = false;
     let (hasher, rules) = (throwaway_hasher(), case_rules(opts));
     let work = |block: LineBlock| grouped_block(&block, &hasher, units, opts, &rules);

@@ -96,6 +96,14 @@ pub struct LineBlock {
 }
 
 impl LineBlock {
+    /// An empty block with room for `bytes` of text and `lines` lines.
+    pub fn with_capacity(bytes: usize, lines: usize) -> LineBlock {
+        LineBlock {
+            text: String::with_capacity(bytes),
+            lines: Vec::with_capacity(lines),
+        }
+    }
+
     pub fn push(&mut self, n: usize, line: &str) {
         let line = line.trim();
         if !line.is_empty() {
@@ -106,32 +114,106 @@ impl LineBlock {
     }
 
     /// Reads lines until the block holds `max` or the input ends; `n` is
-    /// the number of the last line read.
+    /// the number of the last line read. The lines go straight from the
+    /// reader's buffer into the block's (one copy), and the block's text is
+    /// checked to be UTF-8 once, not line by line; text that is not fails
+    /// with the number of its line.
     pub fn fill(&mut self, r: &mut impl std::io::BufRead, n: &mut usize, max: usize) -> std::io::Result<()> {
-        let mut buf = String::new();
+        let first = self.lines.len();
+        let mut bytes = std::mem::take(&mut self.text).into_bytes();
         while self.lines.len() < max {
-            buf.clear();
-            if r.read_line(&mut buf)? == 0 {
+            let start = bytes.len();
+            if r.read_until(b'\n', &mut bytes)? == 0 {
                 break;
             }
             *n += 1;
-            self.push(*n, &buf);
+            // Blank lines go; the rest is trimmed by `lines` (Unicode
+            // whitespace too, as `str::trim`), so only ASCII is looked at here.
+            if bytes[start..].iter().all(u8::is_ascii_whitespace) {
+                bytes.truncate(start);
+            } else {
+                self.lines.push((*n, start, bytes.len()));
+            }
         }
-        Ok(())
+        match String::from_utf8(bytes) {
+            Ok(text) => {
+                self.text = text;
+                Ok(())
+            }
+            Err(e) => {
+                let at = e.utf8_error().valid_up_to();
+                let line = self.lines[first..]
+                    .iter()
+                    .find(|&&(_, _, end)| at < end)
+                    .map_or(*n, |&(line, _, _)| line);
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("rad {line} är inte giltig UTF-8"),
+                ))
+            }
+        }
     }
 
     pub fn is_empty(&self) -> bool {
         self.lines.is_empty()
     }
 
-    /// The lines with their numbers.
+    /// Bytes of text the block holds.
+    pub fn text_len(&self) -> usize {
+        self.text.len()
+    }
+
+    /// The lines with their numbers, trimmed; a line of only whitespace
+    /// (Unicode whitespace that `fill` let through) is left out.
     pub fn lines(&self) -> impl Iterator<Item = (usize, &str)> {
-        self.lines.iter().map(|&(n, a, b)| (n, &self.text[a..b]))
+        self.lines
+            .iter()
+            .map(|&(n, a, b)| (n, self.text[a..b].trim()))
+            .filter(|(_, line)| !line.is_empty())
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::LineBlock;
+
+    /// `fill` reads lines as `read_line` and `push` did: numbered from the
+    /// file's first line, trimmed (Unicode whitespace too), blank lines
+    /// skipped, a line longer than the reader's buffer whole.
+    #[test]
+    fn a_filled_block_holds_the_lines_numbered_and_trimmed() {
+        let long = format!("{{\"id\":\"{}\"}}", "x".repeat(20_000));
+        let text = format!("a\r\n\n  \t \n b \n\u{a0}\n{long}\n\u{a0}c\u{2003}\nlast");
+        let mut r = std::io::BufReader::with_capacity(64, text.as_bytes());
+        let (mut block, mut n) = (LineBlock::default(), 0);
+        block.fill(&mut r, &mut n, 100).unwrap();
+        let lines: Vec<(usize, &str)> = block.lines().collect();
+        assert_eq!(
+            lines,
+            vec![(1, "a"), (4, "b"), (6, long.as_str()), (7, "c"), (8, "last")]
+        );
+        assert_eq!(n, 8);
+        // At most `max` lines a block; the next block goes on from there.
+        let mut r = std::io::BufReader::new("1\n2\n\n3\n4\n".as_bytes());
+        let (mut first, mut n) = (LineBlock::default(), 0);
+        first.fill(&mut r, &mut n, 2).unwrap();
+        let mut second = LineBlock::with_capacity(16, 2);
+        second.fill(&mut r, &mut n, 2).unwrap();
+        assert_eq!(first.lines().collect::<Vec<_>>(), vec![(1, "1"), (2, "2")]);
+        assert_eq!(second.lines().collect::<Vec<_>>(), vec![(4, "3"), (5, "4")]);
+    }
+
+    #[test]
+    fn text_that_is_not_utf8_fails_with_its_line_number() {
+        let mut bytes = b"{}\n{}\n\n{\"id\":\"".to_vec();
+        bytes.extend([0xff, 0xfe]);
+        bytes.extend(b"\"}\n{}\n");
+        let (mut block, mut n) = (LineBlock::default(), 0);
+        let e = block.fill(&mut bytes.as_slice(), &mut n, 100).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidData);
+        assert_eq!(e.to_string(), "rad 4 är inte giltig UTF-8");
+    }
+
     #[test]
     fn results_come_in_the_order_read_and_a_stop_stops() {
         let mut n = 0;

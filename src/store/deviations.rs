@@ -157,8 +157,14 @@ pub fn mailed_among(conn: &mut DbConn, ids: &[i64]) -> QueryResult<HashSet<i64>>
     Ok(out)
 }
 
+/// On the backend's own connection (every scan chunk reads these; through
+/// `MultiConnection` each value took one more dispatch).
 pub fn by_cases(conn: &mut DbConn, cases: &[&str]) -> QueryResult<Vec<DeviationRow>> {
-    deviations::table.filter(deviations::case_id.eq_any(cases)).load(conn)
+    let query = deviations::table.filter(deviations::case_id.eq_any(cases));
+    match conn {
+        DbConn::Sqlite(c) => query.load(c),
+        DbConn::Pg(c) => query.load(c),
+    }
 }
 
 pub fn by_rule_due(
