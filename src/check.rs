@@ -220,7 +220,14 @@ fn for_each_block<R: Send>(
     let mut n = 0;
     while first.trim().is_empty() {
         first.clear();
-        if reader.read_line(&mut first).map_err(|e| CheckError::io(path, e))? == 0 {
+        // The first line as `LineBlock::fill` reads the rest: bad UTF-8 named by its line.
+        let read = reader.read_line(&mut first).map_err(|e| match e.kind() {
+            std::io::ErrorKind::InvalidData => {
+                CheckError::Io(format!("{}: rad {} är inte giltig UTF-8", path.display(), n + 1))
+            }
+            _ => CheckError::io(path, e),
+        })?;
+        if read == 0 {
             return Ok(());
         }
         n += 1;

@@ -88,7 +88,10 @@ where
 }
 
 /// Numbered lines read into one buffer: a block allocates twice, not once
-/// per line. Lines are kept trimmed; blank lines are skipped.
+/// per line. Lines of ASCII whitespace are skipped as they are read; the
+/// rest are trimmed where [`LineBlock::lines`] hands them out, which leaves
+/// out a line of only Unicode whitespace too (it still counts towards the
+/// block's size).
 #[derive(Default)]
 pub struct LineBlock {
     text: String,
@@ -123,7 +126,8 @@ impl LineBlock {
         let mut bytes = std::mem::take(&mut self.text).into_bytes();
         while self.lines.len() < max {
             let start = bytes.len();
-            if r.read_until(b'\n', &mut bytes)? == 0 {
+            let read = r.read_until(b'\n', &mut bytes).inspect_err(|_| self.lines.clear())?;
+            if read == 0 {
                 break;
             }
             *n += 1;
@@ -146,6 +150,8 @@ impl LineBlock {
                     .iter()
                     .find(|&&(_, _, end)| at < end)
                     .map_or(*n, |&(line, _, _)| line);
+                // Nothing of a failed block is kept: empty, it stays whole.
+                self.lines.clear();
                 Err(std::io::Error::new(
                     std::io::ErrorKind::InvalidData,
                     format!("rad {line} är inte giltig UTF-8"),

@@ -267,3 +267,25 @@ fn errors_across_blocks_are_all_counted_and_the_first_listed_in_order() {
     assert!(listed[199].contains("rad 200, fält at"), "{}", listed[199]);
     assert!(err.contains("… och 8800 fel till"), "{err}");
 }
+
+/// A file with bytes that are not UTF-8 (an export in Latin-1, say) stops
+/// the check naming the line, the first line as any other; nothing printed.
+#[test]
+fn bytes_that_are_not_utf8_stop_the_check_naming_their_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let (u, e) = files(dir.path(), EVENTS);
+    let latin1 = |line: usize| {
+        let mut lines: Vec<Vec<u8>> = EVENTS.lines().map(|l| l.as_bytes().to_vec()).collect();
+        // "Vårdcentralen" in Latin-1: å is the single byte 0xE5.
+        lines[line - 1] = b"{\"id\":\"V\xe5rd\",\"case\":\"C9\",\"type\":\"utskrivning\",\"at\":\"2026-05-06T10:00:00+02:00\",\"unit\":\"AVD1\"}".to_vec();
+        std::fs::write(&e, lines.join(&b'\n')).unwrap();
+    };
+    for line in [1, 3, 5] {
+        latin1(line);
+        let out = check(&u, &e, "2026-06-01T00:00:00+02:00", &[]);
+        assert!(!out.status.success(), "line {line}");
+        assert!(out.stdout.is_empty(), "no partial output");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(&format!("rad {line} är inte giltig UTF-8")), "{err}");
+    }
+}
