@@ -222,9 +222,7 @@ fn for_each_block<R: Send>(
         first.clear();
         // The first line as `LineBlock::fill` reads the rest: bad UTF-8 named by its line.
         let read = reader.read_line(&mut first).map_err(|e| match e.kind() {
-            std::io::ErrorKind::InvalidData => {
-                CheckError::Io(format!("{}: rad {} är inte giltig UTF-8", path.display(), n + 1))
-            }
+            std::io::ErrorKind::InvalidData => CheckError::io(path, crate::parallel::not_utf8(n + 1)),
             _ => CheckError::io(path, e),
         })?;
         if read == 0 {

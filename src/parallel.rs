@@ -152,10 +152,7 @@ impl LineBlock {
                     .map_or(*n, |&(line, _, _)| line);
                 // Nothing of a failed block is kept: empty, it stays whole.
                 self.lines.clear();
-                Err(std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!("rad {line} är inte giltig UTF-8"),
-                ))
+                Err(not_utf8(line))
             }
         }
     }
@@ -177,6 +174,14 @@ impl LineBlock {
             .map(|&(n, a, b)| (n, self.text[a..b].trim()))
             .filter(|(_, line)| !line.is_empty())
     }
+}
+
+/// The error of text that is not UTF-8, naming its line (1-based).
+pub fn not_utf8(line: usize) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        format!("rad {line} är inte giltig UTF-8"),
+    )
 }
 
 #[cfg(test)]
