@@ -276,7 +276,7 @@ impl Auditor {
         counts: &mut Counts,
     ) -> anyhow::Result<Judged> {
         let ids: Vec<&str> = chunk.iter().map(|c| c.id.as_str()).collect();
-        let by_case = crate::store::events::of_cases(conn, &ids)?;
+        let by_case = crate::store::timelines::of_cases(conn, &ids)?;
         let mut judged = Judged::default();
         for c in chunk {
             let events = by_case.get(&c.id).map(Vec::as_slice).unwrap_or_default();

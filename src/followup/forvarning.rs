@@ -47,7 +47,7 @@ pub fn list(
     let rules = profile.case_rules();
     for chunk in pending.chunks(500) {
         let ids: Vec<&str> = chunk.iter().map(String::as_str).collect();
-        for (id, evs) in crate::store::events::of_cases(conn, &ids)? {
+        for (id, evs) in crate::store::timelines::of_cases(conn, &ids)? {
             let outcome = case::evaluate_recorded(&evs, units, profile, &rules, now);
             for o in outcome.obligations {
                 if o.outcome != Outcome::Pending || o.done.is_some() || o.due > until {

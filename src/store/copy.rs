@@ -28,10 +28,13 @@ use diesel::sqlite::SqliteConnection;
 use diesel_migrations::MigrationHarness;
 use sha2::{Digest, Sha256};
 
-use super::{PG_MIGRATIONS, SQLITE_MIGRATIONS};
+use super::{DbConn, PG_MIGRATIONS, SQLITE_MIGRATIONS};
 
-/// Tables that are state of a running process, not data: not copied.
-const NOT_COPIED: &[&str] = &["scan_lock", "oidc_logins"];
+/// Not copied: the scan lock and login states are the state of a running
+/// process, not data; the cases' packed timelines are made again from the copied events (SQLite
+/// JSON cannot carry their bytes, and the target's own packing is what it
+/// then keeps up).
+const NOT_COPIED: &[&str] = &["scan_lock", "oidc_logins", "case_timelines"];
 const MIGRATIONS_TABLE: &str = "__diesel_schema_migrations";
 /// Bind parameters per INSERT; PostgreSQL allows 65 535.
 const PARAMS_PER_INSERT: usize = 30_000;
@@ -411,14 +414,17 @@ pub fn copy(from: &Path, to: &str) -> anyhow::Result<Vec<TableCopy>> {
     );
     ensure_empty(&mut pg, &tables)?;
 
-    sqlite.transaction::<_, anyhow::Error, _>(|sqlite| {
+    let copied = sqlite.transaction::<_, anyhow::Error, _>(|sqlite| {
         pg.transaction::<_, anyhow::Error, _>(|pg| {
             // Another copy started meanwhile finds this one's rows, or waits.
             sql_query("LOCK TABLE events IN EXCLUSIVE MODE").execute(pg)?;
             ensure_empty(pg, &tables)?;
             tables.iter().map(|t| copy_table(sqlite, pg, t)).collect()
         })
-    })
+    })?;
+    // A case the copy stops before is read from its events until then.
+    super::timelines::rebuild_all(&mut DbConn::Pg(pg))?;
+    Ok(copied)
 }
 
 #[cfg(test)]

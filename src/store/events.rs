@@ -7,11 +7,13 @@ use chrono::{DateTime, FixedOffset, NaiveDateTime};
 use diesel::prelude::*;
 use serde::Serialize;
 
+use super::event_rows::{EventRow, EVENT_COLUMNS};
+use super::packed::Fields;
 use super::schema::{events, ingest_batches};
-use super::{backend, cases, now, DbConn};
+use super::{backend, cases, now, timelines, DbConn};
 use crate::calendar::local_date;
 pub use crate::domain::Conflict;
-use crate::domain::{CaseId, Event, EventId, EventType, EventValue, PatientHash, UnitId};
+use crate::domain::{Event, EventType, EventValue};
 use crate::domain::{FieldErrors, IngestError, IngestEvent};
 use crate::rules::bemanning::UnitDay;
 
@@ -179,6 +181,7 @@ fn store_in_tx(
         .iter()
         .filter_map(|r| Some((r.unit, EventType::parse(r.event_type)?, r.at.and_utc())));
     super::unit_days::record(conn, &UnitDay::of_acts(acts))?;
+    timelines::append(conn, rows.iter().filter_map(|r| Some((r.case_id?, fields(r)))))?;
     cases::touch(conn, &fresh, received_at)?;
     let duplicates = received - fresh.len();
     diesel::update(ingest_batches::table.find(batch_id))
@@ -254,6 +257,7 @@ pub fn remove_batches(conn: &mut DbConn, batches: &[i64]) -> QueryResult<usize> 
                     ))
                     .execute(conn)?;
                 cases::recompute(conn, ids)?;
+                timelines::rebuild_cases(conn, ids)?;
             }
         }
         Ok(removed)
@@ -344,120 +348,27 @@ fn new_event<'a>(ev: &'a IngestEvent, batch_id: i64, received_at: NaiveDateTime)
     }
 }
 
+/// The columns of a row being stored, as a case's packed timeline holds them.
+fn fields<'a>(r: &'a NewEvent<'_>) -> Fields<'a> {
+    Fields {
+        id: r.id,
+        event_type: r.event_type,
+        at: r.at,
+        at_offset: r.at_offset,
+        unit: r.unit,
+        to_units: &r.to_units,
+        ref_id: r.ref_id,
+        value: r.value.as_deref(),
+        patient_hash: r.patient_hash,
+        kommun: r.kommun,
+    }
+}
+
 /// The instant in UTC at whole seconds, as stored and compared.
 pub fn utc_seconds(at: &DateTime<FixedOffset>) -> NaiveDateTime {
     DateTime::from_timestamp(at.timestamp(), 0)
         .unwrap_or_default()
         .naive_utc()
-}
-
-#[derive(Debug, Clone, Queryable)]
-pub struct EventRow {
-    pub id: String,
-    pub case_id: Option<String>,
-    pub event_type: String,
-    pub at: super::stamp::Stamp,
-    pub at_offset: i32,
-    pub unit: String,
-    pub to_units: String,
-    pub ref_id: Option<String>,
-    pub value: Option<String>,
-    pub patient_hash: Option<String>,
-    pub kommun: Option<String>,
-}
-
-type EventColumns = (
-    events::id,
-    events::case_id,
-    events::event_type,
-    events::at,
-    events::at_offset,
-    events::unit,
-    events::to_units,
-    events::ref_id,
-    events::value,
-    events::patient_hash,
-    events::kommun,
-);
-
-pub const EVENT_COLUMNS: EventColumns = (
-    events::id,
-    events::case_id,
-    events::event_type,
-    events::at,
-    events::at_offset,
-    events::unit,
-    events::to_units,
-    events::ref_id,
-    events::value,
-    events::patient_hash,
-    events::kommun,
-);
-
-impl EventRow {
-    /// Back to the domain event; the database only holds what validation let in.
-    pub fn into_event(self) -> anyhow::Result<Event> {
-        let kind = EventType::parse(&self.event_type)
-            .ok_or_else(|| anyhow::anyhow!("den sparade händelsen {} har en okänd typ {}", self.id, self.event_type))?;
-        let offset = FixedOffset::east_opt(self.at_offset)
-            .ok_or_else(|| anyhow::anyhow!("den sparade händelsen {} har en felaktig tidsförskjutning", self.id))?;
-        // Most events name no recipient units: no JSON to read then.
-        let to: Vec<String> = if self.to_units == "[]" {
-            Vec::new()
-        } else {
-            serde_json::from_str(&self.to_units)?
-        };
-        Ok(Event {
-            id: EventId(self.id),
-            case: self.case_id.map(CaseId),
-            kind,
-            at: self.at.0.and_utc().with_timezone(&offset),
-            unit: UnitId(self.unit),
-            to: to.into_iter().map(UnitId).collect(),
-            reference: self.ref_id.map(EventId),
-            value: self.value.map(|v| EventValue::from_stored(kind, &v)),
-            patient: self.patient_hash.map(PatientHash),
-            kommun: self.kommun,
-            age_band: None,
-        })
-    }
-}
-
-/// The events of some cases, per case, each in time order (ties in `at`
-/// are ordered by id where the rules read a case, `CaseView`). Read in the
-/// order of the `(case_id, at)` index: no sort in the database.
-/// Loaded on the backend's own connection: through `MultiConnection` every
-/// value of every row went through one more dispatch.
-pub fn of_cases(conn: &mut DbConn, ids: &[&str]) -> anyhow::Result<std::collections::BTreeMap<String, Vec<Event>>> {
-    let query = events::table
-        .filter(events::case_id.eq_any(ids))
-        .order((events::case_id, events::at))
-        .select(EVENT_COLUMNS);
-    let rows: Vec<EventRow> = match conn {
-        DbConn::Sqlite(c) => query.load(c)?,
-        DbConn::Pg(c) => query.load(c)?,
-    };
-    // The rows come case by case: a case's events are gathered and put in
-    // the map once, not looked up there for every event.
-    let mut by_case: std::collections::BTreeMap<String, Vec<Event>> = std::collections::BTreeMap::new();
-    let mut run: Option<(String, Vec<Event>)> = None;
-    for row in rows {
-        let e = row.into_event()?;
-        let Some(c) = &e.case else { continue };
-        match &mut run {
-            Some((id, events)) if *id == c.0 => events.push(e),
-            _ => {
-                let next = (c.0.clone(), vec![e]);
-                if let Some((id, events)) = run.replace(next) {
-                    by_case.entry(id).or_default().extend(events);
-                }
-            }
-        }
-    }
-    if let Some((id, events)) = run {
-        by_case.entry(id).or_default().extend(events);
-    }
-    Ok(by_case)
 }
 
 /// A case's events in time order (ties by id).

@@ -9,17 +9,20 @@ pub mod candidates;
 pub mod cases;
 pub mod copy;
 pub mod deviations;
+pub mod event_rows;
 pub mod events;
 pub mod feed;
 pub mod followup;
 pub mod oidc;
 pub mod outbox;
+pub mod packed;
 pub mod peer;
 pub mod reports;
 pub mod scans;
 pub mod schema;
 pub mod stamp;
 mod states;
+pub mod timelines;
 pub mod tokens;
 pub mod unit_days;
 pub mod units;
@@ -290,6 +293,12 @@ pub fn migrate(conn: &mut DbConn) -> anyhow::Result<Vec<String>> {
             tracing::info!("enhetsdagregistret byggt av de sparade händelserna: {n} enhetsdagar");
         }
     }
+    if applied.iter().any(|v| v == CASE_TIMELINES) {
+        let n = timelines::rebuild_all(conn)?;
+        if n > 0 {
+            tracing::info!("ärendenas packade tidslinjer byggda av de sparade händelserna: {n} ärenden");
+        }
+    }
     // The scrubbed CSV rows' old pages may still sit in the WAL: written
     // into the file (where secure_delete zeroed the old cells) and dropped.
     if let (DbConn::Sqlite(c), true) = (&mut *conn, applied.iter().any(|v| v == SCRUB_CSV_ROWS)) {
@@ -322,6 +331,7 @@ fn checkpoint_truncate(c: &mut SqliteConnection) -> anyhow::Result<()> {
 const SCRUB_CSV_ROWS: &str = "20261202000014";
 /// The migration that made the unit-day register, filled when it runs.
 const UNIT_DAYS: &str = "20261203000018";
+const CASE_TIMELINES: &str = "20261204000019";
 
 /// PostgreSQL migrations this binary has that the database has not run
 /// (all of them in a database never migrated), read without writing.

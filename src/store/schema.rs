@@ -330,6 +330,13 @@ diesel::table! {
 }
 
 diesel::table! {
+    case_timelines (case_id) {
+        case_id -> Text,
+        packed -> Binary,
+    }
+}
+
+diesel::table! {
     unit_days (unit, day) {
         unit -> Text,
         day -> Text,

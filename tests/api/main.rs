@@ -25,6 +25,7 @@ mod reliability;
 mod reminders;
 mod report_document;
 mod smtp;
+mod timelines;
 mod unit_days;
 mod webdriver;
 mod webhook;

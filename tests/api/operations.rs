@@ -268,6 +268,15 @@ fn copy_moves_an_installation_to_postgres_and_refuses_a_full_target() {
     assert_eq!(moved_deviations, source_deviations);
     assert_eq!(history(&mut moved.conn(), id), source_history);
     assert_eq!(event_counts(&mut moved.conn()), source_events);
+    // The cases' packed timelines are not copied: the copy makes them there.
+    {
+        use svu_vakt::store::schema::{case_timelines, cases};
+        let mut c = moved.conn();
+        let packed: i64 = case_timelines::table.count().get_result(&mut *c).unwrap();
+        let all: i64 = cases::table.count().get_result(&mut *c).unwrap();
+        assert!(all > 0);
+        assert_eq!(packed, all, "every copied case has its packed timeline");
+    }
 
     // The source's token works on the moved installation.
     let r = moved.request(

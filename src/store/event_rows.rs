@@ -1,0 +1,99 @@
+//! The columns of `events` a scan reads, as rows, and their way back to
+//! the domain event: read from `events` by case, or unpacked from a case's
+//! packed timeline (`store::packed`), they are the same rows.
+
+use chrono::FixedOffset;
+use diesel::prelude::*;
+
+use super::schema::events;
+use super::DbConn;
+use crate::domain::{CaseId, Event, EventId, EventType, EventValue, PatientHash, UnitId};
+
+#[derive(Debug, Clone, Queryable)]
+pub struct EventRow {
+    pub id: String,
+    pub case_id: Option<String>,
+    pub event_type: String,
+    pub at: super::stamp::Stamp,
+    pub at_offset: i32,
+    pub unit: String,
+    pub to_units: String,
+    pub ref_id: Option<String>,
+    pub value: Option<String>,
+    pub patient_hash: Option<String>,
+    pub kommun: Option<String>,
+}
+
+type EventColumns = (
+    events::id,
+    events::case_id,
+    events::event_type,
+    events::at,
+    events::at_offset,
+    events::unit,
+    events::to_units,
+    events::ref_id,
+    events::value,
+    events::patient_hash,
+    events::kommun,
+);
+
+pub const EVENT_COLUMNS: EventColumns = (
+    events::id,
+    events::case_id,
+    events::event_type,
+    events::at,
+    events::at_offset,
+    events::unit,
+    events::to_units,
+    events::ref_id,
+    events::value,
+    events::patient_hash,
+    events::kommun,
+);
+
+impl EventRow {
+    /// Back to the domain event; the database only holds what validation let in.
+    pub fn into_event(self) -> anyhow::Result<Event> {
+        let kind = EventType::parse(&self.event_type)
+            .ok_or_else(|| anyhow::anyhow!("den sparade händelsen {} har en okänd typ {}", self.id, self.event_type))?;
+        let offset = FixedOffset::east_opt(self.at_offset)
+            .ok_or_else(|| anyhow::anyhow!("den sparade händelsen {} har en felaktig tidsförskjutning", self.id))?;
+        // Most events name no recipient units: no JSON to read then.
+        let to: Vec<String> = if self.to_units == "[]" {
+            Vec::new()
+        } else {
+            serde_json::from_str(&self.to_units)?
+        };
+        Ok(Event {
+            id: EventId(self.id),
+            case: self.case_id.map(CaseId),
+            kind,
+            at: self.at.0.and_utc().with_timezone(&offset),
+            unit: UnitId(self.unit),
+            to: to.into_iter().map(UnitId).collect(),
+            reference: self.ref_id.map(EventId),
+            value: self.value.map(|v| EventValue::from_stored(kind, &v)),
+            patient: self.patient_hash.map(PatientHash),
+            kommun: self.kommun,
+            age_band: None,
+        })
+    }
+}
+
+/// The stored events of some cases, case by case, each case's in time
+/// order (the order of the `(case_id, at)` index: no sort in the
+/// database; ties in `at` are ordered by id where the rules read a case,
+/// `CaseView`). Loaded on the backend's own connection: through
+/// `MultiConnection` every value of every row went through one more
+/// dispatch.
+pub fn of_cases(conn: &mut DbConn, ids: &[&str]) -> QueryResult<Vec<EventRow>> {
+    let query = events::table
+        .filter(events::case_id.eq_any(ids))
+        .order((events::case_id, events::at))
+        .select(EVENT_COLUMNS);
+    match conn {
+        DbConn::Sqlite(c) => query.load(c),
+        DbConn::Pg(c) => query.load(c),
+    }
+}

@@ -1,0 +1,215 @@
+//! `case_timelines`: every case's events packed in one row
+//! (`store::packed`), so a scan reads one row per case. The rows are
+//! derived from `events` and kept in the same transaction that changes a
+//! case's events: a batch appends its events to its cases' rows
+//! ([`append`]), a removed batch has its cases' rows made again from what
+//! is left ([`rebuild_cases`]). What holds: a case's row, where there is
+//! one, is exactly its events. A case without one (the table was made
+//! after the events, or `copy` has not finished it) is read from `events`,
+//! as before the table, and gets its row the next time a batch touches it
+//! or [`rebuild_all`] runs.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use diesel::prelude::*;
+
+use super::event_rows::{self, EventRow};
+use super::packed::{self, Fields};
+use super::schema::{case_timelines as t, cases};
+use super::{backend, DbConn};
+use crate::domain::Event;
+
+/// Cases per statement.
+const CHUNK: usize = 500;
+
+/// The events of some cases, per case, each in time order (ties in `at`
+/// by id): from their packed rows, and from `events` for a case that has
+/// none.
+pub fn of_cases(conn: &mut DbConn, ids: &[&str]) -> anyhow::Result<BTreeMap<String, Vec<Event>>> {
+    read(conn, ids)?.unpack()
+}
+
+/// Some cases' stored events as read, not yet unpacked: a scan reads the
+/// next chunk while another thread unpacks and judges this one.
+pub struct Read {
+    packed: Vec<(String, Vec<u8>)>,
+    /// The rows of the cases without a packed row, case by case.
+    unpacked: Vec<EventRow>,
+}
+
+/// Reads the packed rows of `ids`, and the events of those without one.
+pub fn read(conn: &mut DbConn, ids: &[&str]) -> QueryResult<Read> {
+    let mut packed = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(CHUNK) {
+        packed.extend(packed_rows(conn, chunk)?);
+    }
+    let have: HashSet<&str> = packed.iter().map(|(c, _)| c.as_str()).collect();
+    let missing: Vec<&str> = ids.iter().copied().filter(|id| !have.contains(id)).collect();
+    let mut unpacked = Vec::new();
+    for chunk in missing.chunks(CHUNK) {
+        unpacked.extend(event_rows::of_cases(conn, chunk)?);
+    }
+    Ok(Read { packed, unpacked })
+}
+
+impl Read {
+    /// The events per case, each case's in time order (ties in `at` by id).
+    pub fn unpack(self) -> anyhow::Result<BTreeMap<String, Vec<Event>>> {
+        let mut out = BTreeMap::new();
+        for (case, bytes) in self.packed {
+            let rows = packed::unpack(&case, &bytes).map_err(|e| anyhow::anyhow!(e))?;
+            let events = rows
+                .into_iter()
+                .map(EventRow::into_event)
+                .collect::<anyhow::Result<_>>()?;
+            out.insert(case, events);
+        }
+        for (case, rows) in by_case(self.unpacked) {
+            let events = rows
+                .into_iter()
+                .map(EventRow::into_event)
+                .collect::<anyhow::Result<_>>()?;
+            out.insert(case, events);
+        }
+        Ok(out)
+    }
+}
+
+/// Inside a batch's transaction, after its events were inserted and
+/// before its cases are registered (`cases::touch`): the new events of
+/// each case added to its packed row. A case with no row that was known
+/// before the batch has its row made from all its stored events, the
+/// batch's among them.
+pub fn append<'a>(conn: &mut DbConn, fresh: impl Iterator<Item = (&'a str, Fields<'a>)>) -> QueryResult<()> {
+    let mut by_case: BTreeMap<&str, Vec<Fields>> = BTreeMap::new();
+    for (case, f) in fresh {
+        by_case.entry(case).or_default().push(f);
+    }
+    let ids: Vec<&str> = by_case.keys().copied().collect();
+    let mut stored: HashMap<String, Vec<u8>> = HashMap::new();
+    let mut known: HashSet<String> = HashSet::new();
+    for chunk in ids.chunks(CHUNK) {
+        stored.extend(packed_rows(conn, chunk)?);
+        let q = cases::table.filter(cases::id.eq_any(chunk)).select(cases::id);
+        known.extend(q.load::<String>(conn)?);
+    }
+    let mut write: Vec<(&str, Vec<u8>)> = Vec::with_capacity(ids.len());
+    let mut unpacked = Vec::new();
+    for (case, mut events) in by_case {
+        match stored.get(case) {
+            Some(bytes) => {
+                let old = packed::unpack(case, bytes).map_err(damaged)?;
+                let mut all: Vec<Fields> = old.iter().map(Fields::of_row).collect();
+                all.extend(events.iter().copied());
+                write.push((case, packed::pack(&mut all)));
+            }
+            None if known.contains(case) => unpacked.push(case.to_owned()),
+            None => write.push((case, packed::pack(&mut events))),
+        }
+    }
+    let replaced: Vec<&str> = write
+        .iter()
+        .map(|(c, _)| *c)
+        .filter(|c| stored.contains_key(*c))
+        .collect();
+    delete(conn, &replaced)?;
+    insert(conn, &write)?;
+    rebuild_cases(conn, &unpacked)
+}
+
+/// The rows of `ids` made again from their stored events (a case with
+/// none left gets no row). Inside the caller's transaction.
+pub fn rebuild_cases(conn: &mut DbConn, ids: &[String]) -> QueryResult<()> {
+    for chunk in ids.chunks(CHUNK) {
+        let chunk: Vec<&str> = chunk.iter().map(String::as_str).collect();
+        delete(conn, &chunk)?;
+        let cases = by_case(event_rows::of_cases(conn, &chunk)?);
+        let write: Vec<(&str, Vec<u8>)> = cases
+            .iter()
+            .map(|(case, rows)| {
+                let mut fields: Vec<Fields> = rows.iter().map(Fields::of_row).collect();
+                (case.as_str(), packed::pack(&mut fields))
+            })
+            .collect();
+        insert(conn, &write)?;
+    }
+    Ok(())
+}
+
+/// Every case's row made from its stored events, a page of cases per
+/// transaction (a batch stored meanwhile lands before or after a page,
+/// whole): when the table is made, and after `copy`. The number of cases.
+pub fn rebuild_all(conn: &mut DbConn) -> QueryResult<usize> {
+    let mut after = String::new();
+    let mut n = 0;
+    loop {
+        let page: Vec<String> = cases::table
+            .filter(cases::id.gt(&after))
+            .order(cases::id)
+            .select(cases::id)
+            .limit(CHUNK as i64)
+            .load(conn)?;
+        let Some(last) = page.last().cloned() else {
+            return Ok(n);
+        };
+        backend::write_tx(conn, |c| rebuild_cases(c, &page))?;
+        n += page.len();
+        after = last;
+    }
+}
+
+fn packed_rows(conn: &mut DbConn, ids: &[&str]) -> QueryResult<Vec<(String, Vec<u8>)>> {
+    let q = t::table.filter(t::case_id.eq_any(ids)).select((t::case_id, t::packed));
+    match conn {
+        DbConn::Sqlite(c) => q.load(c),
+        DbConn::Pg(c) => q.load(c),
+    }
+}
+
+/// Rows that come case by case, grouped.
+fn by_case(rows: Vec<EventRow>) -> Vec<(String, Vec<EventRow>)> {
+    let mut out: Vec<(String, Vec<EventRow>)> = Vec::new();
+    for row in rows {
+        let Some(case) = row.case_id.clone() else { continue };
+        match out.last_mut() {
+            Some((id, rows)) if *id == case => rows.push(row),
+            _ => out.push((case, vec![row])),
+        }
+    }
+    out
+}
+
+fn delete(conn: &mut DbConn, ids: &[&str]) -> QueryResult<()> {
+    for chunk in ids.chunks(CHUNK) {
+        diesel::delete(t::table.filter(t::case_id.eq_any(chunk))).execute(conn)?;
+    }
+    Ok(())
+}
+
+/// On SQLite one prepared single-row statement a row (as `events`);
+/// PostgreSQL takes a chunk of rows a statement.
+fn insert(conn: &mut DbConn, rows: &[(&str, Vec<u8>)]) -> QueryResult<()> {
+    match conn {
+        DbConn::Sqlite(c) => {
+            for (case, bytes) in rows {
+                diesel::insert_into(t::table)
+                    .values((t::case_id.eq(case), t::packed.eq(bytes)))
+                    .execute(c)?;
+            }
+        }
+        DbConn::Pg(c) => {
+            for chunk in rows.chunks(CHUNK) {
+                let values: Vec<_> = chunk
+                    .iter()
+                    .map(|(case, bytes)| (t::case_id.eq(*case), t::packed.eq(bytes)))
+                    .collect();
+                diesel::insert_into(t::table).values(values).execute(c)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn damaged(e: String) -> diesel::result::Error {
+    diesel::result::Error::DeserializationError(e.into())
+}
