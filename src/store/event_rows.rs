@@ -57,21 +57,14 @@ impl EventRow {
     pub fn into_event(self) -> anyhow::Result<Event> {
         let kind = EventType::parse(&self.event_type)
             .ok_or_else(|| anyhow::anyhow!("den sparade händelsen {} har en okänd typ {}", self.id, self.event_type))?;
-        let offset = FixedOffset::east_opt(self.at_offset)
-            .ok_or_else(|| anyhow::anyhow!("den sparade händelsen {} har en felaktig tidsförskjutning", self.id))?;
-        // Most events name no recipient units: no JSON to read then.
-        let to: Vec<String> = if self.to_units == "[]" {
-            Vec::new()
-        } else {
-            serde_json::from_str(&self.to_units)?
-        };
+        let offset = offset(&self.id, self.at_offset)?;
         Ok(Event {
+            to: recipients(&self.to_units)?,
             id: EventId(self.id),
             case: self.case_id.map(CaseId),
             kind,
             at: self.at.0.and_utc().with_timezone(&offset),
             unit: UnitId(self.unit),
-            to: to.into_iter().map(UnitId).collect(),
             reference: self.ref_id.map(EventId),
             value: self.value.map(|v| EventValue::from_stored(kind, &v)),
             patient: self.patient_hash.map(PatientHash),
@@ -79,6 +72,22 @@ impl EventRow {
             age_band: None,
         })
     }
+}
+
+/// A stored offset from UTC in seconds, as the event's time zone.
+pub fn offset(id: &str, seconds: i32) -> anyhow::Result<FixedOffset> {
+    FixedOffset::east_opt(seconds)
+        .ok_or_else(|| anyhow::anyhow!("den sparade händelsen {id} har en felaktig tidsförskjutning"))
+}
+
+/// The stored recipient units (a JSON array of texts).
+pub fn recipients(to_units: &str) -> anyhow::Result<Vec<UnitId>> {
+    // Most events name no recipient units: no JSON to read then.
+    if to_units == "[]" {
+        return Ok(Vec::new());
+    }
+    let to: Vec<String> = serde_json::from_str(to_units)?;
+    Ok(to.into_iter().map(UnitId).collect())
 }
 
 /// The stored events of some cases, case by case, each case's in time

@@ -1,23 +1,27 @@
 //! A case's stored events packed in one value (`case_timelines.packed`),
 //! so a scan reads one row per case instead of one row, and ten decoded
 //! values, per event. What is packed are the columns the scan reads from
-//! `events` ([`EventRow`]), exactly as stored there: unpacked, a row is
-//! what `events` gives, and turns into the domain event the same way.
+//! `events` ([`EventRow`]), exactly as stored there: unpacked, a case's
+//! events are what its rows in `events` give (`EventRow::into_event`).
 //!
 //! The layout (version 1): a version byte, the number of events, then per
 //! event id, type, UTC seconds, nanoseconds, offset, unit, recipient units,
-//! reference, value, patient hash and kommun. Integers are LEB128 varints
-//! (the seconds and the offset zigzagged); a text is its length then its
-//! bytes; an optional text is 0 for none, 1 for the same as the event
-//! before, else its length + 2 then its bytes (a case's unit, patient and
-//! kommun repeat from event to event).
+//! reference, value, patient hash and kommun. The type is one byte, its
+//! position in `EventType::ALL` (255 and then its text for a type not in
+//! it); integers are LEB128 varints (the seconds and the offset
+//! zigzagged); a text is its length then its bytes; an optional text is 0
+//! for none, 1 for the same as the event before, else its length + 2 then
+//! its bytes (a case's unit, recipients, patient and kommun repeat from
+//! event to event, and a repeat is not read again).
 
 use chrono::NaiveDateTime;
 
-use super::event_rows::EventRow;
-use super::stamp::Stamp;
+use super::event_rows::{self, EventRow};
+use crate::domain::{CaseId, Event, EventId, EventType, EventValue, PatientHash, UnitId};
 
 const VERSION: u8 = 1;
+/// The type code of a type outside `EventType::ALL`: its text follows.
+const OTHER_TYPE: u8 = 255;
 
 /// The columns of one stored event, borrowed (from a row being inserted
 /// or one read back).
@@ -66,7 +70,13 @@ pub fn pack(events: &mut [Fields<'_>]) -> Vec<u8> {
     let mut prev: Option<&Fields> = None;
     for e in events.iter() {
         put_str(&mut out, e.id);
-        put_str(&mut out, e.event_type);
+        match EventType::ALL.iter().position(|t| t.as_str() == e.event_type) {
+            Some(code) => out.push(code as u8),
+            None => {
+                out.push(OTHER_TYPE);
+                put_str(&mut out, e.event_type);
+            }
+        }
         put_uint(&mut out, zigzag(e.at.and_utc().timestamp()));
         put_uint(&mut out, u64::from(e.at.and_utc().timestamp_subsec_nanos()));
         put_uint(&mut out, zigzag(i64::from(e.at_offset)));
@@ -81,8 +91,8 @@ pub fn pack(events: &mut [Fields<'_>]) -> Vec<u8> {
     out
 }
 
-/// The events of `case` packed by [`pack`], as `events` rows, in order.
-pub fn unpack(case: &str, bytes: &[u8]) -> Result<Vec<EventRow>, String> {
+/// The events of `case` packed by [`pack`], in order.
+pub fn unpack(case: &str, bytes: &[u8]) -> Result<Vec<Event>, String> {
     let broken = |what: &str| format!("ärendet {case}: den packade tidslinjen är skadad ({what})");
     let mut r = Reader { bytes, at: 0 };
     if r.byte() != Some(VERSION) {
@@ -93,20 +103,28 @@ pub fn unpack(case: &str, bytes: &[u8]) -> Result<Vec<EventRow>, String> {
     if n > (bytes.len() / 11) as u64 + 1 {
         return Err(broken("antal"));
     }
-    let mut rows: Vec<EventRow> = Vec::with_capacity(n as usize);
+    let case_id = CaseId(case.to_owned());
+    let mut events: Vec<Event> = Vec::with_capacity(n as usize);
     for _ in 0..n {
-        let row = r.row(case, rows.last()).ok_or_else(|| broken("händelse"))?;
-        rows.push(row);
+        let e = r.event(&case_id, events.last()).map_err(|e| broken(&e))?;
+        events.push(e);
     }
     if r.at != bytes.len() {
         return Err(broken("överskott"));
     }
-    Ok(rows)
+    Ok(events)
 }
 
 struct Reader<'a> {
     bytes: &'a [u8],
     at: usize,
+}
+
+/// What an optional text was packed as.
+enum Opt {
+    None,
+    Same,
+    Text(String),
 }
 
 impl Reader<'_> {
@@ -140,36 +158,78 @@ impl Reader<'_> {
         self.text(len)
     }
 
-    /// An optional text; `prev` is the event before's (none for the first).
-    fn opt(&mut self, prev: Option<Option<&str>>) -> Option<Option<String>> {
-        match self.uint()? {
-            0 => Some(None),
-            1 => prev.map(|p| p.map(str::to_owned)),
-            n => Some(Some(self.text(usize::try_from(n - 2).ok()?)?)),
+    fn opt(&mut self) -> Option<Opt> {
+        Some(match self.uint()? {
+            0 => Opt::None,
+            1 => Opt::Same,
+            n => Opt::Text(self.text(usize::try_from(n - 2).ok()?)?),
+        })
+    }
+
+    /// An optional text that may repeat the event before's (`prev`, none
+    /// for the first event).
+    fn opt_or<T: Clone>(&mut self, prev: Option<&Option<T>>, make: impl Fn(String) -> T) -> Option<Option<T>> {
+        match self.opt()? {
+            Opt::None => Some(None),
+            Opt::Same => prev.cloned(),
+            Opt::Text(s) => Some(Some(make(s))),
         }
     }
 
-    fn row(&mut self, case: &str, prev: Option<&EventRow>) -> Option<EventRow> {
-        let id = self.str()?;
-        let event_type = self.str()?;
-        let secs = unzigzag(self.uint()?);
-        let nanos = u32::try_from(self.uint()?).ok()?;
-        let at = chrono::DateTime::from_timestamp(secs, nanos)?.naive_utc();
-        let at_offset = i32::try_from(unzigzag(self.uint()?)).ok()?;
-        let unit = self.opt(prev.map(|p| Some(p.unit.as_str())))??;
-        let to_units = self.opt(prev.map(|p| Some(p.to_units.as_str())))??;
-        Some(EventRow {
-            id,
-            case_id: Some(case.to_owned()),
-            event_type,
-            at: Stamp(at),
-            at_offset,
+    fn kind(&mut self) -> Option<EventType> {
+        match self.byte()? {
+            OTHER_TYPE => EventType::parse(&self.str()?),
+            code => EventType::ALL.get(usize::from(code)).copied(),
+        }
+    }
+
+    fn event(&mut self, case: &CaseId, prev: Option<&Event>) -> Result<Event, String> {
+        let field = |what: &str| what.to_string();
+        let id = self.str().ok_or_else(|| field("id"))?;
+        let kind = self.kind().ok_or_else(|| field("typ"))?;
+        let secs = unzigzag(self.uint().ok_or_else(|| field("tid"))?);
+        let nanos = self
+            .uint()
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or_else(|| field("tid"))?;
+        let at = chrono::DateTime::from_timestamp(secs, nanos).ok_or_else(|| field("tid"))?;
+        let seconds = self
+            .uint()
+            .and_then(|o| i32::try_from(unzigzag(o)).ok())
+            .ok_or_else(|| field("tidszon"))?;
+        let offset = event_rows::offset(&id, seconds).map_err(|e| e.to_string())?;
+        let unit = match self.opt().ok_or_else(|| field("enhet"))? {
+            Opt::Text(s) => UnitId(s),
+            Opt::Same => prev.map(|p| p.unit.clone()).ok_or_else(|| field("enhet"))?,
+            Opt::None => return Err(field("enhet")),
+        };
+        let to = match self.opt().ok_or_else(|| field("mottagare"))? {
+            Opt::Text(s) => event_rows::recipients(&s).map_err(|_| field("mottagare"))?,
+            Opt::Same => prev.map(|p| p.to.clone()).ok_or_else(|| field("mottagare"))?,
+            Opt::None => return Err(field("mottagare")),
+        };
+        let reference = self.opt_or(None, EventId).ok_or_else(|| field("ref"))?;
+        let value = self
+            .opt_or(None, |v| EventValue::from_stored(kind, &v))
+            .ok_or_else(|| field("värde"))?;
+        let patient = self
+            .opt_or(prev.map(|p| &p.patient), PatientHash)
+            .ok_or_else(|| field("patient"))?;
+        let kommun = self
+            .opt_or(prev.map(|p| &p.kommun), |k| k)
+            .ok_or_else(|| field("kommun"))?;
+        Ok(Event {
+            id: EventId(id),
+            case: Some(case.clone()),
+            kind,
+            at: at.with_timezone(&offset),
             unit,
-            to_units,
-            ref_id: self.opt(None)?,
-            value: self.opt(None)?,
-            patient_hash: self.opt(prev.map(|p| p.patient_hash.as_deref()))?,
-            kommun: self.opt(prev.map(|p| p.kommun.as_deref()))?,
+            to,
+            reference,
+            value,
+            patient,
+            kommun,
+            age_band: None,
         })
     }
 }
@@ -211,59 +271,94 @@ fn unzigzag(v: u64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::stamp::Stamp;
 
-    fn at(s: &str) -> NaiveDateTime {
-        NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f").unwrap()
-    }
-
-    fn fields<'a>(id: &'a str, when: &str, unit: &'a str, patient: Option<&'a str>) -> Fields<'a> {
-        Fields {
-            id,
-            event_type: "inskrivning",
-            at: at(when),
+    fn row(id: &str, when: &str, unit: &str, patient: Option<&str>) -> EventRow {
+        EventRow {
+            id: id.into(),
+            case_id: Some("c1".into()),
+            event_type: "inskrivning".into(),
+            at: Stamp(NaiveDateTime::parse_from_str(when, "%Y-%m-%d %H:%M:%S%.f").unwrap()),
             at_offset: 3600,
-            unit,
-            to_units: "[]",
+            unit: unit.into(),
+            to_units: "[]".into(),
             ref_id: None,
             value: None,
-            patient_hash: patient,
-            kommun: Some("0580"),
+            patient_hash: patient.map(Into::into),
+            kommun: Some("Kommun K1".into()),
         }
     }
 
-    /// Unpacked, every column is what was packed, the events in instant
-    /// order with ties by id; repeats and absences survive, and texts
-    /// outside ASCII, empty texts and instants before 1970 too.
+    /// Unpacked, a case's events are what its rows in `events` give, in
+    /// instant order with ties by id; repeats and absences survive, and
+    /// texts outside ASCII, empty texts, a type outside the known ones'
+    /// codes and instants before 1970 too.
     #[test]
-    fn a_packed_case_unpacks_to_the_rows_it_was_made_of() {
-        let mut events = vec![
-            fields("e3", "2026-03-02 10:00:00", "avd-1", Some("ph")),
-            Fields {
-                to_units: r#"["vc-1","kommun-ä"]"#,
-                ref_id: Some("e1"),
-                value: Some("2026-03-05"),
+    fn a_packed_case_unpacks_to_the_events_its_rows_give() {
+        let rows = vec![
+            row("e3", "2026-03-02 10:00:00", "avd-1", Some("ph")),
+            EventRow {
+                event_type: "inskrivningsmeddelande".into(),
+                to_units: r#"["vc-1","kommun-ä"]"#.into(),
+                ref_id: Some("e1".into()),
+                value: Some("2026-03-05".into()),
                 at_offset: -7200,
                 kommun: None,
-                ..fields("e2", "2026-03-01 09:00:00.5", "avd-1", Some("ph"))
+                ..row("e2", "2026-03-01 09:00:00.5", "avd-1", Some("ph"))
             },
-            fields("e1", "2026-03-01 09:00:00.5", "vc-Å", None),
-            fields("", "1969-12-31 23:59:59", "", Some("")),
+            EventRow {
+                event_type: "behov_av_sip".into(),
+                value: Some("true".into()),
+                ..row("e1", "2026-03-01 09:00:00.5", "vc-Å", None)
+            },
+            EventRow {
+                to_units: r#"["vc-1","kommun-ä"]"#.into(),
+                ..row("e4", "2026-03-03 09:00:00", "vc-Å", None)
+            },
+            row("", "1969-12-31 23:59:59", "", Some("")),
         ];
-        let packed = pack(&mut events);
-        let rows = unpack("c1", &packed).unwrap();
-        assert_eq!(rows.len(), 4);
-        let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
-        assert_eq!(ids, ["", "e1", "e2", "e3"]);
-        for (row, want) in rows.iter().zip(&events) {
-            assert_eq!(Fields::of_row(row), *want);
-            assert_eq!(row.case_id.as_deref(), Some("c1"));
-        }
+        let mut fields: Vec<Fields> = rows.iter().map(Fields::of_row).collect();
+        let packed = pack(&mut fields);
+        let got = unpack("c1", &packed).unwrap();
+        let mut want: Vec<Event> = rows.into_iter().map(|r| r.into_event().unwrap()).collect();
+        want.sort_by(|a, b| (a.at, &a.id.0).cmp(&(b.at, &b.id.0)));
+        assert_eq!(got, want);
+        let ids: Vec<&str> = got.iter().map(|e| e.id.as_str()).collect();
+        assert_eq!(ids, ["", "e1", "e2", "e3", "e4"]);
+    }
+
+    /// The type codes are positions in `EventType::ALL`: stored rows read
+    /// right only while the list keeps its order (new types go last).
+    #[test]
+    fn the_type_codes_keep_their_order() {
+        let names: Vec<&str> = EventType::ALL.iter().map(|t| t.as_str()).collect();
+        assert_eq!(
+            names[..16],
+            [
+                "inskrivning",
+                "bedomning",
+                "inskrivningsmeddelande",
+                "kvittens",
+                "fast_vardkontakt",
+                "behov_av_sip",
+                "samtycke_sip",
+                "sparfarg",
+                "utskrivningsklar",
+                "atertag_utskrivningsklar",
+                "kallelse_sip",
+                "sip_mote",
+                "overflyttning",
+                "utskrivning",
+                "avslut",
+                "bemanning"
+            ]
+        );
     }
 
     #[test]
     fn a_damaged_value_is_an_error_naming_its_case_never_a_panic() {
-        let mut events = vec![fields("e1", "2026-03-01 09:00:00", "avd-1", Some("ph"))];
-        let packed = pack(&mut events);
+        let rows = [row("e1", "2026-03-01 09:00:00", "avd-1", Some("ph"))];
+        let packed = pack(&mut rows.iter().map(Fields::of_row).collect::<Vec<_>>());
         for cut in 0..packed.len() {
             let e = unpack("c9", &packed[..cut]).unwrap_err();
             assert!(e.starts_with("ärendet c9: den packade tidslinjen är skadad"), "{e}");
@@ -273,6 +368,11 @@ mod tests {
         assert!(unpack("c9", &longer).is_err());
         assert!(unpack("c9", &[1, 0xff, 0xff, 0xff, 0xff, 0x0f]).is_err());
         assert!(unpack("c9", &[2, 0]).is_err());
+        // Version, count, the id's length and its two bytes: then the type.
+        let mut bad_type = packed.clone();
+        assert_eq!(bad_type[5], 0, "inskrivning, the first type");
+        bad_type[5] = 200;
+        assert!(unpack("c9", &bad_type).unwrap_err().contains("(typ)"));
         assert_eq!(unpack("c9", &[1, 0]).unwrap().len(), 0);
     }
 }

@@ -1,15 +1,15 @@
 //! `case_timelines`: every case's events packed in one row
 //! (`store::packed`), so a scan reads one row per case. The rows are
 //! derived from `events` and kept in the same transaction that changes a
-//! case's events: a batch appends its events to its cases' rows
-//! ([`append`]), a removed batch has its cases' rows made again from what
+//! case's events: a batch packs its new cases' rows and makes its known
+//! cases' rows again ([`append`]), a removed batch has its cases' rows made again from what
 //! is left ([`rebuild_cases`]). What holds: a case's row, where there is
 //! one, is exactly its events. A case without one (the table was made
 //! after the events, or `copy` has not finished it) is read from `events`,
 //! as before the table, and gets its row the next time a batch touches it
 //! or [`rebuild_all`] runs.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 
 use diesel::prelude::*;
 
@@ -57,11 +57,7 @@ impl Read {
     pub fn unpack(self) -> anyhow::Result<BTreeMap<String, Vec<Event>>> {
         let mut out = BTreeMap::new();
         for (case, bytes) in self.packed {
-            let rows = packed::unpack(&case, &bytes).map_err(|e| anyhow::anyhow!(e))?;
-            let events = rows
-                .into_iter()
-                .map(EventRow::into_event)
-                .collect::<anyhow::Result<_>>()?;
+            let events = packed::unpack(&case, &bytes).map_err(|e| anyhow::anyhow!(e))?;
             out.insert(case, events);
         }
         for (case, rows) in by_case(self.unpacked) {
@@ -76,45 +72,33 @@ impl Read {
 }
 
 /// Inside a batch's transaction, after its events were inserted and
-/// before its cases are registered (`cases::touch`): the new events of
-/// each case added to its packed row. A case with no row that was known
-/// before the batch has its row made from all its stored events, the
-/// batch's among them.
+/// before its cases are registered (`cases::touch`): a new case's row
+/// packed from the batch's events; a case known before the batch has its
+/// row made again from all its stored events, the batch's among them
+/// (read by the `(case_id, at)` index: a few rows a case, where unpacking
+/// and merging the old row would cost as much).
 pub fn append<'a>(conn: &mut DbConn, fresh: impl Iterator<Item = (&'a str, Fields<'a>)>) -> QueryResult<()> {
     let mut by_case: BTreeMap<&str, Vec<Fields>> = BTreeMap::new();
     for (case, f) in fresh {
         by_case.entry(case).or_default().push(f);
     }
     let ids: Vec<&str> = by_case.keys().copied().collect();
-    let mut stored: HashMap<String, Vec<u8>> = HashMap::new();
     let mut known: HashSet<String> = HashSet::new();
     for chunk in ids.chunks(CHUNK) {
-        stored.extend(packed_rows(conn, chunk)?);
         let q = cases::table.filter(cases::id.eq_any(chunk)).select(cases::id);
         known.extend(q.load::<String>(conn)?);
     }
     let mut write: Vec<(&str, Vec<u8>)> = Vec::with_capacity(ids.len());
-    let mut unpacked = Vec::new();
     for (case, mut events) in by_case {
-        match stored.get(case) {
-            Some(bytes) => {
-                let old = packed::unpack(case, bytes).map_err(damaged)?;
-                let mut all: Vec<Fields> = old.iter().map(Fields::of_row).collect();
-                all.extend(events.iter().copied());
-                write.push((case, packed::pack(&mut all)));
-            }
-            None if known.contains(case) => unpacked.push(case.to_owned()),
-            None => write.push((case, packed::pack(&mut events))),
+        if !known.contains(case) {
+            write.push((case, packed::pack(&mut events)));
         }
     }
-    let replaced: Vec<&str> = write
-        .iter()
-        .map(|(c, _)| *c)
-        .filter(|c| stored.contains_key(*c))
-        .collect();
-    delete(conn, &replaced)?;
     insert(conn, &write)?;
-    rebuild_cases(conn, &unpacked)
+    // In id order, as the cases are touched: two writers never wait on each other in a cycle.
+    let mut known: Vec<String> = known.into_iter().collect();
+    known.sort_unstable();
+    rebuild_cases(conn, &known)
 }
 
 /// The rows of `ids` made again from their stored events (a case with
@@ -208,8 +192,4 @@ fn insert(conn: &mut DbConn, rows: &[(&str, Vec<u8>)]) -> QueryResult<()> {
         }
     }
     Ok(())
-}
-
-fn damaged(e: String) -> diesel::result::Error {
-    diesel::result::Error::DeserializationError(e.into())
 }
