@@ -5,6 +5,7 @@
 //! whole chunks and the next scan finishes the job; fingerprints are unique,
 //! so nothing is ever filed twice. Every run is recorded in `scan_runs`.
 
+mod chunks;
 pub mod filing;
 pub mod plan;
 // What a report says lives with the mail that says it.
@@ -30,6 +31,7 @@ use crate::rules::{case, Finding, Profile, RuleId, Units};
 use crate::store::candidates::Candidate;
 use crate::store::followup;
 use crate::store::scans;
+use crate::store::timelines;
 use crate::store::{backend, deviations, now, DbConn, Pool};
 use summary::summarise;
 
@@ -225,21 +227,18 @@ impl Auditor {
         } else {
             run.previous.as_ref().map(|p| p.started_at - self.scan.arrival_margin)
         };
-        let mut walk =
+        let walk =
             crate::store::candidates::CandidateWalk::start(conn, self.scan.chunk_cases, since, run.as_of.naive_utc())?;
-        let mut chunk_no = 0;
-        while let Some(chunk) = walk.next_chunk(conn)? {
-            // Judged from a read snapshot, without the write lock (ingest goes
-            // on); filed in a short write transaction. An event that arrived
-            // after the read has a newer `changed_at`: the next scan judges it.
-            let judged = self.judge_chunk(conn, &chunk, &case_rules, &units, run.as_of, counts)?;
+        let judge = |chunk: &[Candidate], read: timelines::Read| -> anyhow::Result<Judged> {
+            Ok(self.judge_chunk(chunk, &read.unpack()?, &case_rules, &units, run.as_of))
+        };
+        let file = |conn: &mut DbConn, chunk: &[Candidate], judged: Judged, counts: &mut Counts| {
             backend::write_tx(conn, |conn| {
                 self.keep_lease(conn, &run.holder)?;
-                self.file_chunk(conn, &chunk, judged, &filing, counts)
-            })?;
-            chunk_no += 1;
-            fault_injection(chunk_no);
-        }
+                self.file_chunk(conn, chunk, judged, &filing, counts)
+            })
+        };
+        chunks::pipelined(conn, walk, judge, file, counts)?;
         if active.contains(&RuleId::BemanningStorhelg) {
             self.judge_staffing(conn, run, since, &units, &filing, counts)?;
         }
@@ -265,18 +264,16 @@ impl Auditor {
     }
 
     /// Runs the rules on a chunk of cases: the findings past due + grace,
-    /// and each case's next check where it changed.
+    /// and each case's next check where it changed. No database: it runs
+    /// on the scan's second thread (`chunks::pipelined`).
     fn judge_chunk(
         &self,
-        conn: &mut DbConn,
         chunk: &[Candidate],
+        by_case: &BTreeMap<String, Vec<crate::domain::Event>>,
         rules: &[RuleId],
         units: &Units,
         as_of: DateTime<Utc>,
-        counts: &mut Counts,
-    ) -> anyhow::Result<Judged> {
-        let ids: Vec<&str> = chunk.iter().map(|c| c.id.as_str()).collect();
-        let by_case = crate::store::timelines::of_cases(conn, &ids)?;
+    ) -> Judged {
         let mut judged = Judged::default();
         for c in chunk {
             let events = by_case.get(&c.id).map(Vec::as_slice).unwrap_or_default();
@@ -284,15 +281,14 @@ impl Auditor {
             judged.summaries.extend(summarise(c, &outcome, as_of, self.scan.grace));
             let (ready, next) = self.split_by_grace(outcome.findings, outcome.next_due, as_of);
             let next = earliest(next, upcoming(events, as_of));
-            counts.cases_evaluated += 1;
-            counts.findings += ready.len();
+            judged.cases += 1;
             judged.findings.extend(ready);
             let next = next.map(|t| t.naive_utc());
             if next != c.next_check {
                 judged.next_checks.push((c.id.clone(), next));
             }
         }
-        Ok(judged)
+        judged
     }
 
     /// Inside the chunk's write transaction: next checks, then the deviations.
@@ -311,6 +307,8 @@ impl Auditor {
             scans::set_next_checks(conn, &judged.next_checks)?;
             followup::replace_cases(conn, &judged.summaries)?;
         }
+        counts.cases_evaluated += judged.cases;
+        counts.findings += judged.findings.len();
         let ids: Vec<&str> = chunk.iter().map(|c| c.id.as_str()).collect();
         let existing = deviations::by_cases(conn, &ids)?;
         filing.apply(conn, &judged.findings, existing, counts)
@@ -419,6 +417,8 @@ impl Auditor {
 /// What the rules said about a chunk of cases.
 #[derive(Default)]
 struct Judged {
+    /// Cases judged.
+    cases: usize,
     findings: Vec<Finding>,
     next_checks: Vec<(String, Option<NaiveDateTime>)>,
     /// The cases whose obligations or facts changed since the last scan.
@@ -459,21 +459,3 @@ fn earliest(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> Option<DateTi
         (a, b) => a.or(b),
     }
 }
-
-/// For the crash tests: `SVU_VAKT_FAULT_ABORT_AFTER_CHUNKS=N` kills the
-/// process right after the N-th chunk is committed, as a power cut would.
-/// Only in a build with the `fault-injection` feature, which `cargo test`
-/// turns on and a release build does not have (Cargo.toml).
-#[cfg(feature = "fault-injection")]
-fn fault_injection(chunk_no: usize) {
-    if let Ok(n) = std::env::var("SVU_VAKT_FAULT_ABORT_AFTER_CHUNKS") {
-        if n.parse() == Ok(chunk_no) {
-            eprintln!("fault injection: aborting after chunk {chunk_no}");
-            std::process::abort();
-        }
-    }
-}
-
-/// Without the `fault-injection` feature no environment variable can abort a scan.
-#[cfg(not(feature = "fault-injection"))]
-fn fault_injection(_chunk_no: usize) {}
