@@ -14,9 +14,10 @@ use crate::store::{timelines, DbConn};
 /// Walks the candidates a chunk at a time: reads each chunk's events,
 /// `judge`s them on the workers, `file`s each judgement here in the
 /// chunks' order. Memory holds the few chunks read ahead
-/// (`crate::parallel`). An error on either side stops the walk after the
-/// chunks already read are filed (a chunk not filed is judged by the next
-/// scan); a panic in `judge` fails the scan as it did on one thread.
+/// (`crate::parallel`). An error reading stops the walk after the chunks
+/// already read are filed; an error judging or filing stops it at once,
+/// the chunks read ahead dropped unfiled (a chunk not filed is judged by
+/// the next scan). A panic in `judge` fails the scan as it did on one thread.
 pub(super) fn pipelined(
     conn: &mut DbConn,
     mut walk: CandidateWalk,

@@ -213,7 +213,7 @@ pub fn set_next_checks(conn: &mut DbConn, rows: &[(String, Option<NaiveDateTime>
 /// Takes the rows' locks in id order, as ingest does (`touch`): an UPDATE
 /// … FROM takes them in the order of its plan, and two writers taking the
 /// same rows in different orders deadlock.
-fn lock_in_id_order(c: &mut diesel::PgConnection, ids: &[&str]) -> QueryResult<()> {
+pub(super) fn lock_in_id_order(c: &mut diesel::PgConnection, ids: &[&str]) -> QueryResult<()> {
     use diesel::sql_types::{Array, Text};
     diesel::sql_query("SELECT 1 FROM (SELECT id FROM cases WHERE id = ANY($1) ORDER BY id FOR UPDATE) AS locked")
         .bind::<Array<Text>, _>(ids)

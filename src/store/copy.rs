@@ -419,6 +419,8 @@ pub fn copy(from: &Path, to: &str) -> anyhow::Result<Vec<TableCopy>> {
             // Another copy started meanwhile finds this one's rows, or waits.
             sql_query("LOCK TABLE events IN EXCLUSIVE MODE").execute(pg)?;
             ensure_empty(pg, &tables)?;
+            // Packed rows left by an earlier copy are of no events: gone.
+            sql_query("DELETE FROM case_timelines").execute(pg)?;
             tables.iter().map(|t| copy_table(sqlite, pg, t)).collect()
         })
     })?;

@@ -232,6 +232,15 @@ pub fn remove_batches(conn: &mut DbConn, batches: &[i64]) -> QueryResult<usize> 
                 .select(events::case_id.assume_not_null())
                 .distinct()
                 .load(conn)?;
+            // Locked in id order before they change, as a batch locks them.
+            let touched = {
+                let mut t = touched;
+                t.sort_unstable();
+                t
+            };
+            if let DbConn::Pg(c) = conn {
+                cases::lock_in_id_order(c, &touched.iter().map(String::as_str).collect::<Vec<_>>())?;
+            }
             let span: (Option<NaiveDateTime>, Option<NaiveDateTime>) = events::table
                 .filter(events::batch_id.eq_any(chunk))
                 .select((diesel::dsl::min(events::at), diesel::dsl::max(events::at)))

@@ -83,6 +83,7 @@ pub fn append<'a>(conn: &mut DbConn, fresh: impl Iterator<Item = (&'a str, Field
         by_case.entry(case).or_default().push(f);
     }
     let ids: Vec<&str> = by_case.keys().copied().collect();
+    lock(conn, &ids)?;
     let mut known: HashSet<String> = HashSet::new();
     for chunk in ids.chunks(CHUNK) {
         let q = cases::table.filter(cases::id.eq_any(chunk)).select(cases::id);
@@ -104,6 +105,7 @@ pub fn append<'a>(conn: &mut DbConn, fresh: impl Iterator<Item = (&'a str, Field
 /// The rows of `ids` made again from their stored events (a case with
 /// none left gets no row). Inside the caller's transaction.
 pub fn rebuild_cases(conn: &mut DbConn, ids: &[String]) -> QueryResult<()> {
+    lock(conn, &ids.iter().map(String::as_str).collect::<Vec<_>>())?;
     for chunk in ids.chunks(CHUNK) {
         let chunk: Vec<&str> = chunk.iter().map(String::as_str).collect();
         delete(conn, &chunk)?;
@@ -121,8 +123,9 @@ pub fn rebuild_cases(conn: &mut DbConn, ids: &[String]) -> QueryResult<()> {
 }
 
 /// Every case's row made from its stored events, a page of cases per
-/// transaction (a batch stored meanwhile lands before or after a page,
-/// whole): when the table is made, and after `copy`. The number of cases.
+/// transaction (the page's cases locked first: a batch stored meanwhile
+/// lands before or after a page's packing, whole): when the table is made,
+/// and after `copy`. The number of cases.
 pub fn rebuild_all(conn: &mut DbConn) -> QueryResult<usize> {
     let mut after = String::new();
     let mut n = 0;
@@ -139,6 +142,19 @@ pub fn rebuild_all(conn: &mut DbConn) -> QueryResult<usize> {
         backend::write_tx(conn, |c| rebuild_cases(c, &page))?;
         n += page.len();
         after = last;
+    }
+}
+
+/// On PostgreSQL the cases' rows locked in id order before their events
+/// are read to be packed: a batch, a removed batch and a rebuild that pack
+/// one case take turns, and the later reads what the earlier committed
+/// (without it, READ COMMITTED lets each read the events as they were
+/// before the other's change, and the row of the one that commits last
+/// misses the other's). SQLite has one writer at a time.
+fn lock(conn: &mut DbConn, ids: &[&str]) -> QueryResult<()> {
+    match conn {
+        DbConn::Pg(c) if !ids.is_empty() => super::cases::lock_in_id_order(c, ids),
+        _ => Ok(()),
     }
 }
 

@@ -14,6 +14,7 @@ use crate::helpers::{spawn_app, Backend, TestApp, CASE_EVENTS};
 crate::on_both!(
     ingest_keeps_each_case_packed_as_its_events,
     a_removed_batch_leaves_the_timelines_of_the_events_left,
+    a_batch_and_a_removed_batch_racing_on_one_case_leave_its_row_its_events,
     the_migration_packs_the_cases_and_a_case_without_a_row_is_read_from_events
 );
 
@@ -111,6 +112,32 @@ fn a_removed_batch_leaves_the_timelines_of_the_events_left(b: Backend) {
     let expected = timelines::of_cases(&mut only_first.conn(), &["C1", "X1"]).unwrap();
     assert_eq!(timelines::of_cases(&mut c, &["C1", "X1"]).unwrap(), expected);
     assert_eq!(expected["C1"].len(), 5);
+}
+
+/// A batch for a case and the removal of another batch of the same case,
+/// at once, round after round: whichever commits last, the case's row is
+/// its events (on PostgreSQL each could otherwise pack the events as they
+/// were before the other's change).
+fn a_batch_and_a_removed_batch_racing_on_one_case_leave_its_row_its_events(b: Backend) {
+    let app = spawn_app(b);
+    let line = |id: String, day: u32| {
+        format!(
+            r#"{{"id":"{id}","case":"R","type":"inskrivning","at":"2026-06-{day:02}T08:00:00+02:00","unit":"AVD1"}}"#
+        )
+    };
+    for round in 1..=8 {
+        let old = batch(&app, &line(format!("old-{round}"), round));
+        let new = line(format!("new-{round}"), round + 10);
+        std::thread::scope(|s| {
+            s.spawn(|| svu_vakt::store::events::remove_batches(&mut app.conn(), &[old]).unwrap());
+            s.spawn(|| batch(&app, &new));
+        });
+        assert_scan_reads_the_events(&mut app.conn(), &["R"]);
+    }
+    let read = timelines::of_cases(&mut app.conn(), &["R"]).unwrap();
+    let ids: Vec<&str> = read["R"].iter().map(|e| e.id.as_str()).collect();
+    let want: Vec<String> = (1..=8).map(|r| format!("new-{r}")).collect();
+    assert_eq!(ids, want);
 }
 
 /// An installation with events from before the table: its migration
