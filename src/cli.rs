@@ -42,6 +42,11 @@ pub fn migrate(config: &Config) -> anyhow::Result<()> {
             applied.join(", ")
         }
     );
+    // What a packing cut short left (the migration's own packing runs once).
+    let packed = store::timelines::pack_missing(&mut *pool.get()?)?;
+    if packed > 0 {
+        println!("Ärenden utan packad tidslinje packade: {packed}");
+    }
     Ok(())
 }
 

@@ -336,6 +336,8 @@ diesel::table! {
     }
 }
 
+diesel::allow_tables_to_appear_in_same_query!(cases, case_timelines);
+
 diesel::table! {
     unit_days (unit, day) {
         unit -> Text,

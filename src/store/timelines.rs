@@ -7,7 +7,7 @@
 //! one, is exactly its events. A case without one (the table was made
 //! after the events, or `copy` has not finished it) is read from `events`,
 //! as before the table, and gets its row the next time a batch touches it
-//! or [`rebuild_all`] runs.
+//! or `svu-vakt migrate` runs ([`pack_missing`]).
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -127,15 +127,32 @@ pub fn rebuild_cases(conn: &mut DbConn, ids: &[String]) -> QueryResult<()> {
 /// lands before or after a page's packing, whole): when the table is made,
 /// and after `copy`. The number of cases.
 pub fn rebuild_all(conn: &mut DbConn) -> QueryResult<usize> {
+    in_pages(conn, false)
+}
+
+/// The cases that have no row packed, as [`rebuild_all`] does: what a
+/// packing cut short left (`svu-vakt migrate` runs it). The number of
+/// cases looked at (a case whose events were all removed gets no row).
+pub fn pack_missing(conn: &mut DbConn) -> QueryResult<usize> {
+    in_pages(conn, true)
+}
+
+fn in_pages(conn: &mut DbConn, missing_only: bool) -> QueryResult<usize> {
+    use diesel::dsl::{exists, not};
     let mut after = String::new();
     let mut n = 0;
     loop {
-        let page: Vec<String> = cases::table
+        let page = cases::table
             .filter(cases::id.gt(&after))
             .order(cases::id)
             .select(cases::id)
-            .limit(CHUNK as i64)
-            .load(conn)?;
+            .limit(CHUNK as i64);
+        let page: Vec<String> = if missing_only {
+            page.filter(not(exists(t::table.filter(t::case_id.eq(cases::id)))))
+                .load(conn)?
+        } else {
+            page.load(conn)?
+        };
         let Some(last) = page.last().cloned() else {
             return Ok(n);
         };

@@ -142,7 +142,8 @@ fn a_batch_and_a_removed_batch_racing_on_one_case_leave_its_row_its_events(b: Ba
 
 /// An installation with events from before the table: its migration
 /// packs every case. A case that has no row (a rebuild cut short) is read
-/// from its events, and the next batch for it packs all of them.
+/// from its events; `svu-vakt migrate` packs it, and so does the next
+/// batch for it, from all its events.
 fn the_migration_packs_the_cases_and_a_case_without_a_row_is_read_from_events(b: Backend) {
     use diesel_migrations::MigrationHarness;
     let app = spawn_app(b);
@@ -172,6 +173,19 @@ fn the_migration_packs_the_cases_and_a_case_without_a_row_is_read_from_events(b:
         from_events(conn, &["C1", "X1"]),
         "a case without its row is read from its events"
     );
+    // `svu-vakt migrate` packs what a packing cut short left.
+    let out = crate::helpers::bin()
+        .args(["migrate", "--database-url", &app.db.url()])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(said.contains("Ärenden utan packad tidslinje packade: 1"), "{said}");
+    assert_scan_reads_the_events(conn, &["C1", "X1"]);
+    assert_eq!(timelines::pack_missing(conn).unwrap(), 0);
+    diesel::delete(case_timelines::table.filter(case_timelines::case_id.eq("X1")))
+        .execute(conn)
+        .unwrap();
     batch(&app, SECOND);
     assert_scan_reads_the_events(conn, &["C1", "X1"]);
     assert_eq!(timelines::of_cases(conn, &["X1"]).unwrap()["X1"].len(), 4);
