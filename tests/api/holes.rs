@@ -120,12 +120,9 @@ fn sqlite_long_user_names_do_not_grow_the_servers_memory() {
             .unwrap(),
     );
     let base = format!("http://127.0.0.1:{port}");
-    for _ in 0..100 {
-        if ureq::get(&format!("{base}/readyz")).call().is_ok() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    // Up to a minute, and a clear failure past it: ten seconds were too
+    // few for a `serve` started while the whole suite runs on two cores.
+    crate::reliability::wait_ready(&base);
     let login = |name: &str| {
         let body = serde_json::json!({"username": name, "password": "x"}).to_string();
         match ureq::post(&format!("{base}/api/v1/session"))
