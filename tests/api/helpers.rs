@@ -413,3 +413,19 @@ pub fn demo_seed_into(url: &str, seed: &str, cases: &str) {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// Undoes migrations, the latest first, through `version` (the database
+/// as it was before that migration); the versions undone, in order.
+pub fn revert_through(conn: &mut svu_vakt::store::DbConn, b: Backend, version: &str) -> Vec<String> {
+    use diesel_migrations::MigrationHarness;
+    let migrations = || match b {
+        Backend::Sqlite => svu_vakt::store::SQLITE_MIGRATIONS,
+        Backend::Postgres => svu_vakt::store::PG_MIGRATIONS,
+    };
+    let mut undone = Vec::new();
+    while undone.last().map(String::as_str) != Some(version) {
+        undone.push(conn.revert_last_migration(migrations()).unwrap().to_string());
+        assert!(undone.len() < 10, "migration {version} was never reached: {undone:?}");
+    }
+    undone
+}

@@ -606,24 +606,12 @@ fn what_the_document_forbids_is_refused_and_what_it_allows_is_taken(b: Backend) 
 /// An installation that imported CSV before only the mapped fields were kept:
 /// the upgrade's migration rewrites every such row from its stored fields.
 fn csv_rows_stored_before_are_scrubbed_by_the_migration(b: Backend) {
-    use diesel_migrations::MigrationHarness;
     let app = spawn_app(b);
     assert_eq!(app.post_events(crate::helpers::CASE_EVENTS).status, 200);
     let mut c = app.conn();
     let conn: &mut svu_vakt::store::DbConn = &mut c;
-    let migrations = || match b {
-        Backend::Sqlite => svu_vakt::store::SQLITE_MIGRATIONS,
-        Backend::Postgres => svu_vakt::store::PG_MIGRATIONS,
-    };
     // Back to before the scrubbing migration (later ones are undone first).
-    let mut undone = Vec::new();
-    while undone.last().map(String::as_str) != Some("20261202000014") {
-        undone.push(conn.revert_last_migration(migrations()).unwrap().to_string());
-        assert!(
-            undone.len() < 10,
-            "the scrubbing migration was never reached: {undone:?}"
-        );
-    }
+    crate::helpers::revert_through(conn, b, "20261202000014");
     {
         use svu_vakt::store::schema::events;
         diesel::update(events::table.find("e1"))

@@ -145,24 +145,12 @@ fn a_batch_and_a_removed_batch_racing_on_one_case_leave_its_row_its_events(b: Ba
 /// from its events; `svu-vakt migrate` packs it, and so does the next
 /// batch for it, from all its events.
 fn the_migration_packs_the_cases_and_a_case_without_a_row_is_read_from_events(b: Backend) {
-    use diesel_migrations::MigrationHarness;
     let app = spawn_app(b);
     batch(&app, CASE_EVENTS);
     batch(&app, FIRST);
     let mut c = app.conn();
     let conn: &mut DbConn = &mut c;
-    let migrations = || match b {
-        Backend::Sqlite => svu_vakt::store::SQLITE_MIGRATIONS,
-        Backend::Postgres => svu_vakt::store::PG_MIGRATIONS,
-    };
-    let mut undone = Vec::new();
-    while undone.last().map(String::as_str) != Some("20261204000019") {
-        undone.push(conn.revert_last_migration(migrations()).unwrap().to_string());
-        assert!(
-            undone.len() < 10,
-            "the timelines' migration was never reached: {undone:?}"
-        );
-    }
+    crate::helpers::revert_through(conn, b, "20261204000019");
     svu_vakt::store::migrate(conn).unwrap();
     assert_scan_reads_the_events(conn, &["C1", "X1"]);
     diesel::delete(case_timelines::table.filter(case_timelines::case_id.eq("X1")))

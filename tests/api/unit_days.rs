@@ -47,7 +47,6 @@ fn batch(app: &TestApp, body: &str) -> i64 {
 /// An installation with events from before the register: the migration
 /// that makes it fills it with what ingest would have kept.
 fn the_migration_builds_the_register_ingest_keeps(b: Backend) {
-    use diesel_migrations::MigrationHarness;
     let app = spawn_app(b);
     for body in [CASE_EVENTS, FIRST, SECOND] {
         batch(&app, body);
@@ -72,18 +71,7 @@ fn the_migration_builds_the_register_ingest_keeps(b: Backend) {
         .find(|d| d.unit == "AVD1" && d.day == day("2026-12-25"))
         .unwrap();
     assert_eq!(avd_25.bemanning.unwrap().to_rfc3339(), "2026-12-25T05:00:00+00:00");
-    let migrations = || match b {
-        Backend::Sqlite => svu_vakt::store::SQLITE_MIGRATIONS,
-        Backend::Postgres => svu_vakt::store::PG_MIGRATIONS,
-    };
-    let mut undone = Vec::new();
-    while undone.last().map(String::as_str) != Some("20261203000018") {
-        undone.push(conn.revert_last_migration(migrations()).unwrap().to_string());
-        assert!(
-            undone.len() < 10,
-            "the register's migration was never reached: {undone:?}"
-        );
-    }
+    crate::helpers::revert_through(conn, b, "20261203000018");
     svu_vakt::store::migrate(conn).unwrap();
     assert_eq!(register(conn), kept);
     let units = svu_vakt::store::unit_days::units(conn).unwrap();
