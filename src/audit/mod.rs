@@ -32,7 +32,7 @@ use crate::store::candidates::Candidate;
 use crate::store::followup;
 use crate::store::scans;
 use crate::store::timelines;
-use crate::store::{backend, deviations, now, DbConn, Pool};
+use crate::store::{backend, cases, deviations, now, DbConn, Pool};
 use summary::summarise;
 
 /// How long a scan holds the SQLite lease before it must renew it.
@@ -229,8 +229,11 @@ impl Auditor {
         };
         let walk =
             crate::store::candidates::CandidateWalk::start(conn, self.scan.chunk_cases, since, run.as_of.naive_utc())?;
+        // A backfill files every case in full (it never notes a hash).
+        let seed = (!run.backfill).then(|| summary::findings_seed(&active));
         let judge = |chunk: &[Candidate], read: timelines::Read| -> anyhow::Result<Judged> {
-            Ok(self.judge_chunk(chunk, &read.unpack()?, &case_rules, &units, run.as_of))
+            let by_case = read.unpack()?;
+            Ok(self.judge_chunk(chunk, &by_case, &case_rules, &units, (run.as_of, seed)))
         };
         let file = |conn: &mut DbConn, chunk: &[Candidate], judged: Judged, counts: &mut Counts| {
             backend::write_tx(conn, |conn| {
@@ -263,16 +266,17 @@ impl Auditor {
         Ok(())
     }
 
-    /// Runs the rules on a chunk of cases: the findings past due + grace,
+    /// Runs the rules on a chunk of cases: the findings past due + grace
+    /// of the cases whose findings hash (`seed`'s) is not the one noted,
     /// and each case's next check where it changed. No database: it runs
-    /// on the scan's second thread (`chunks::pipelined`).
+    /// on the scan's worker threads (`chunks::pipelined`).
     fn judge_chunk(
         &self,
         chunk: &[Candidate],
         by_case: &BTreeMap<String, Vec<crate::domain::Event>>,
         rules: &[RuleId],
         units: &Units,
-        as_of: DateTime<Utc>,
+        (as_of, seed): (DateTime<Utc>, Option<u64>),
     ) -> Judged {
         let mut judged = Judged::default();
         for c in chunk {
@@ -282,7 +286,12 @@ impl Auditor {
             let (ready, next) = self.split_by_grace(outcome.findings, outcome.next_due, as_of);
             let next = earliest(next, upcoming(events, as_of));
             judged.cases += 1;
-            judged.findings.extend(ready);
+            judged.found += ready.len();
+            let hash = seed.map(|s| summary::findings_hash(s, &ready));
+            if hash.is_none() || hash != c.findings_hash {
+                judged.findings.extend(ready);
+                judged.to_file.push((c.id.clone(), hash));
+            }
             let next = next.map(|t| t.naive_utc());
             if next != c.next_check {
                 judged.next_checks.push((c.id.clone(), next));
@@ -291,7 +300,8 @@ impl Auditor {
         judged
     }
 
-    /// Inside the chunk's write transaction: next checks, then the deviations.
+    /// Inside the chunk's write transaction: the follow-up's rows, the
+    /// deviations, then what the scan notes of the cases.
     fn file_chunk(
         &self,
         conn: &mut DbConn,
@@ -300,18 +310,22 @@ impl Auditor {
         filing: &filing::Filing,
         counts: &mut Counts,
     ) -> anyhow::Result<()> {
-        // A backfill's next checks are as of its earlier instant: leave the
-        // ones a later scan set.
-        // Nor the follow-up's rows: they stay as the latest instant judged them.
+        // A backfill leaves the follow-up's rows as the latest instant
+        // judged them.
         if !filing.backfill {
-            scans::set_next_checks(conn, &judged.next_checks)?;
             followup::replace_cases(conn, &judged.summaries)?;
         }
         counts.cases_evaluated += judged.cases;
-        counts.findings += judged.findings.len();
-        let ids: Vec<&str> = chunk.iter().map(|c| c.id.as_str()).collect();
-        let existing = deviations::by_cases(conn, &ids)?;
-        filing.apply(conn, &judged.findings, existing, counts)
+        counts.findings += judged.found;
+        let ids: Vec<&str> = judged.to_file.iter().map(|(id, _)| id.as_str()).collect();
+        if !ids.is_empty() {
+            let existing = deviations::by_cases(conn, &ids)?;
+            filing.apply(conn, &judged.findings, existing, counts)?;
+        }
+        // The cases' rows after the deviations', in the order a person's
+        // change of status takes them: no lock cycle on PostgreSQL.
+        cases::note_judged(conn, &noted(chunk, &judged, filing.backfill))?;
+        Ok(())
     }
 
     /// Findings past due + grace are filed now; the rest, and dues still to
@@ -419,10 +433,47 @@ impl Auditor {
 struct Judged {
     /// Cases judged.
     cases: usize,
+    /// Findings past due + grace, of every case judged.
+    found: usize,
+    /// The findings of the cases in `to_file`.
     findings: Vec<Finding>,
+    /// The cases filing must look at, with the hash of their findings to
+    /// note (`None` in a backfill): not those whose hash is the one noted.
+    to_file: Vec<(String, Option<String>)>,
     next_checks: Vec<(String, Option<NaiveDateTime>)>,
     /// The cases whose obligations or facts changed since the last scan.
     summaries: Vec<followup::CaseSummary>,
+}
+
+/// What filing a chunk notes of its cases (`cases::note_judged`). A
+/// backfill notes nothing it judged — its next checks and summaries are as
+/// of an earlier instant, and a later scan set them — and empties the
+/// findings hash of the chunk's cases: what it files from that instant,
+/// the next scan must file in full.
+fn noted<'a>(chunk: &'a [Candidate], judged: &'a Judged, backfill: bool) -> Vec<cases::Noted<'a>> {
+    fn at<'m, 'a>(by_id: &'m mut BTreeMap<&'a str, cases::Noted<'a>>, id: &'a str) -> &'m mut cases::Noted<'a> {
+        by_id.entry(id).or_insert_with(|| cases::Noted {
+            id,
+            ..Default::default()
+        })
+    }
+    let mut by_id = BTreeMap::new();
+    if backfill {
+        for c in chunk.iter().filter(|c| c.findings_hash.is_some()) {
+            at(&mut by_id, &c.id).findings_hash = Some(None);
+        }
+    } else {
+        for (id, next) in &judged.next_checks {
+            at(&mut by_id, id).next_check = Some(*next);
+        }
+        for s in &judged.summaries {
+            at(&mut by_id, &s.case_id).summary_hash = Some(&s.hash);
+        }
+        for (id, hash) in &judged.to_file {
+            at(&mut by_id, id).findings_hash = Some(hash.as_deref());
+        }
+    }
+    by_id.into_values().collect()
 }
 
 /// One scan's settings, decided when it starts.

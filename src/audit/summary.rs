@@ -1,11 +1,16 @@
 //! What the follow-up keeps of each case a scan judged: its obligations
 //! (met, late, missing, or pending within due + grace) and its facts, as
-//! the rows `store::followup` replaces when a hash over them changed.
+//! the rows `store::followup` replaces when a hash over them changed; and
+//! the hash over its findings that lets a scan skip filing a case whose
+//! findings did not change (`findings_hash`).
+
+use std::collections::HashSet;
 
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 
+use super::plan;
 use crate::calendar::local_date;
-use crate::rules::{case, Obligation, Outcome};
+use crate::rules::{case, Finding, Obligation, Outcome, RuleId};
 use crate::store::candidates::Candidate;
 use crate::store::followup::{self, NewObligation};
 
@@ -96,4 +101,36 @@ pub(super) fn summarise(
             kommun: f.kommun.clone(),
         },
     })
+}
+
+/// Changing it makes every case's filing run in full once (do when `plan`
+/// changes what it does with the same findings and deviations).
+const FINDINGS_VERSION: u64 = 1;
+
+/// The seed of every case's findings hash in a scan: the rules the profile
+/// has on, as `plan` withdraws only deviations of a rule that is on — a
+/// rule switched on again must have every case's filing run once.
+pub(super) fn findings_seed(active: &HashSet<RuleId>) -> u64 {
+    use std::hash::BuildHasher;
+    let mut on: Vec<&str> = active.iter().map(|r| r.as_str()).collect();
+    on.sort_unstable();
+    foldhash::quality::FixedState::with_seed(SUMMARY_SEED).hash_one(&(FINDINGS_VERSION, on))
+}
+
+/// A hash over a case's findings past due + grace as `plan` compares them
+/// with its deviations: the obligation (its fingerprint's parts) and the
+/// facts. Equal to what the scan that last filed the case noted, its
+/// deviations say what these findings say (nothing but a person's change
+/// of status touches them in between, and that forgets the hash), so
+/// filing would do nothing: the case's deviations are not even read.
+pub(super) fn findings_hash(seed: u64, ready: &[Finding]) -> String {
+    use std::hash::{BuildHasher, Hash, Hasher};
+    let mut h = foldhash::quality::FixedState::with_seed(seed).build_hasher();
+    for f in ready {
+        let (status, done, late) = plan::facts(f);
+        (f.rule.as_str(), f.case.as_ref().map(|c| c.as_str())).hash(&mut h);
+        (f.unit.as_ref().map(|u| u.as_str()), f.due.timestamp()).hash(&mut h);
+        (status, done, late).hash(&mut h);
+    }
+    format!("{:016x}", h.finish())
 }

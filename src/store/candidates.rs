@@ -18,6 +18,8 @@ pub struct Candidate {
     pub id: String,
     pub next_check: Option<NaiveDateTime>,
     pub summary_hash: Option<String>,
+    /// What the last scan noted of the case's findings (`cases.findings_hash`).
+    pub findings_hash: Option<String>,
     pub patient_hash: Option<String>,
     pub age_band: Option<String>,
 }
@@ -108,12 +110,14 @@ const COLUMNS: (
     cases::id,
     cases::next_check,
     cases::summary_hash,
+    cases::findings_hash,
     cases::patient_hash,
     cases::age_band,
 ) = (
     cases::id,
     cases::next_check,
     cases::summary_hash,
+    cases::findings_hash,
     cases::patient_hash,
     cases::age_band,
 );

@@ -150,64 +150,75 @@ pub fn count(conn: &mut DbConn) -> QueryResult<i64> {
     cases::table.count().get_result(conn)
 }
 
-/// Notes what the scan judged of each case: its summary's hash. On
-/// PostgreSQL one statement per chunk (`UPDATE … FROM unnest`): a
-/// statement per case was a round trip per case, most of a first full
-/// scan's time there. SQLite runs in the process, where a single-row
-/// UPDATE costs microseconds and is prepared once.
-pub fn set_summary_hashes(conn: &mut DbConn, rows: &[(&str, &str)]) -> QueryResult<()> {
-    use diesel::sql_types::{Array, Text};
+/// What a scan noted of one case; `None` leaves that column as it is.
+#[derive(Debug, Clone, Default)]
+pub struct Noted<'a> {
+    pub id: &'a str,
+    /// When the case must be judged again.
+    pub next_check: Option<Option<NaiveDateTime>>,
+    /// The hash of what the follow-up keeps of it (`audit::summary`).
+    pub summary_hash: Option<&'a str>,
+    /// The hash of its findings as filed; `Some(None)` has the next scan
+    /// file the case in full.
+    pub findings_hash: Option<Option<&'a str>>,
+}
+
+/// Notes what a scan judged of each case — its next check, its summary's
+/// hash, its findings' hash — in one UPDATE per case: one new row version,
+/// not one per column. On PostgreSQL one `UPDATE … FROM unnest` per 5 000
+/// cases (a statement per case was a round trip per case, most of a first
+/// full scan's time there); SQLite runs in the process, where a single-row
+/// UPDATE of fixed text costs microseconds and is prepared once.
+pub fn note_judged(conn: &mut DbConn, rows: &[Noted]) -> QueryResult<()> {
+    use diesel::sql_types::{Array, Bool, Nullable, Text, Timestamp};
     match conn {
         DbConn::Pg(c) => {
             for part in rows.chunks(SET_CHUNK) {
-                let (ids, hashes): (Vec<&str>, Vec<&str>) = part.iter().copied().unzip();
+                let ids: Vec<&str> = part.iter().map(|r| r.id).collect();
                 lock_in_id_order(c, &ids)?;
                 diesel::sql_query(
-                    "UPDATE cases SET summary_hash = v.h FROM unnest($1::text[], $2::text[]) AS v(id, h) WHERE cases.id = v.id",
+                    "UPDATE cases SET next_check = CASE WHEN v.sn THEN v.n ELSE cases.next_check END, \
+                     summary_hash = COALESCE(v.s, cases.summary_hash), \
+                     findings_hash = CASE WHEN v.sf THEN v.f ELSE cases.findings_hash END \
+                     FROM unnest($1::text[], $2::bool[], $3::timestamp[], $4::text[], $5::bool[], $6::text[]) \
+                     AS v(id, sn, n, s, sf, f) WHERE cases.id = v.id",
                 )
                 .bind::<Array<Text>, _>(ids)
-                .bind::<Array<Text>, _>(hashes)
+                .bind::<Array<Bool>, _>(part.iter().map(|r| r.next_check.is_some()).collect::<Vec<_>>())
+                .bind::<Array<Nullable<Timestamp>>, _>(part.iter().map(|r| r.next_check.flatten()).collect::<Vec<_>>())
+                .bind::<Array<Nullable<Text>>, _>(part.iter().map(|r| r.summary_hash).collect::<Vec<_>>())
+                .bind::<Array<Bool>, _>(part.iter().map(|r| r.findings_hash.is_some()).collect::<Vec<_>>())
+                .bind::<Array<Nullable<Text>>, _>(part.iter().map(|r| r.findings_hash.flatten()).collect::<Vec<_>>())
                 .execute(c)?;
             }
         }
         DbConn::Sqlite(c) => {
-            for (id, hash) in rows {
-                diesel::update(cases::table.find(id))
-                    .set(cases::summary_hash.eq(hash))
-                    .execute(c)?;
+            for r in rows {
+                diesel::sql_query(
+                    "UPDATE cases SET next_check = CASE WHEN ? THEN ? ELSE next_check END, \
+                     summary_hash = COALESCE(?, summary_hash), \
+                     findings_hash = CASE WHEN ? THEN ? ELSE findings_hash END WHERE id = ?",
+                )
+                .bind::<Bool, _>(r.next_check.is_some())
+                .bind::<Nullable<Timestamp>, _>(r.next_check.flatten())
+                .bind::<Nullable<Text>, _>(r.summary_hash)
+                .bind::<Bool, _>(r.findings_hash.is_some())
+                .bind::<Nullable<Text>, _>(r.findings_hash.flatten())
+                .bind::<Text, _>(r.id)
+                .execute(c)?;
             }
         }
     }
     Ok(())
 }
 
-/// When each case must be judged again; set-based on PostgreSQL as
-/// [`set_summary_hashes`].
-pub fn set_next_checks(conn: &mut DbConn, rows: &[(String, Option<NaiveDateTime>)]) -> QueryResult<()> {
-    use diesel::sql_types::{Array, Nullable, Text, Timestamp};
-    match conn {
-        DbConn::Pg(c) => {
-            for part in rows.chunks(SET_CHUNK) {
-                let ids: Vec<&str> = part.iter().map(|(id, _)| id.as_str()).collect();
-                let next: Vec<Option<NaiveDateTime>> = part.iter().map(|(_, t)| *t).collect();
-                lock_in_id_order(c, &ids)?;
-                diesel::sql_query(
-                    "UPDATE cases SET next_check = v.t FROM unnest($1::text[], $2::timestamp[]) AS v(id, t) WHERE cases.id = v.id",
-                )
-                .bind::<Array<Text>, _>(ids)
-                .bind::<Array<Nullable<Timestamp>>, _>(next)
-                .execute(c)?;
-            }
-        }
-        DbConn::Sqlite(c) => {
-            for (id, at) in rows {
-                diesel::update(cases::table.find(id))
-                    .set(cases::next_check.eq(at))
-                    .execute(c)?;
-            }
-        }
-    }
-    Ok(())
+/// A person changed a deviation of `case`: the next scan files the case in
+/// full (its plan may act on the new status, `audit::plan`).
+pub fn forget_findings(conn: &mut DbConn, case: &str) -> QueryResult<()> {
+    diesel::update(cases::table.find(case))
+        .set(cases::findings_hash.eq(None::<String>))
+        .execute(conn)
+        .map(drop)
 }
 
 /// Takes the rows' locks in id order, as ingest does (`touch`): an UPDATE

@@ -420,6 +420,11 @@ pub fn apply_change(
     reason: Option<&str>,
 ) -> QueryResult<()> {
     set_status(conn, d, to, actor, note)?;
+    // The scan's plan acts on statuses (a reopened deviation whose finding
+    // is gone is withdrawn): the next scan files the case in full.
+    if let Some(case) = &d.case_id {
+        super::cases::forget_findings(conn, case)?;
+    }
     let t = now();
     let existing = handling_of(conn, d.id)?;
     let atgard = atgard

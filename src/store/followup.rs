@@ -143,8 +143,9 @@ fn count(delta: &mut Delta, j: &JudgedDay, by: i64) {
 }
 
 /// Inside the chunk's write transaction: replaces the rows of every case in
-/// `summaries`, moves the day counts by the difference, and notes the
-/// cases' hashes.
+/// `summaries` and moves the day counts by the difference (the cases'
+/// hashes are noted with the rest of what the scan judged of them,
+/// `cases::note_judged`).
 pub fn replace_cases(conn: &mut DbConn, summaries: &[CaseSummary]) -> QueryResult<()> {
     if summaries.is_empty() {
         return Ok(());
@@ -185,11 +186,7 @@ pub fn replace_cases(conn: &mut DbConn, summaries: &[CaseSummary]) -> QueryResul
             DbConn::Pg(c) => diesel::insert_into(case_facts::table).values(chunk).execute(c)?,
         };
     }
-    let hashes: Vec<(&str, &str)> = summaries
-        .iter()
-        .map(|s| (s.case_id.as_str(), s.hash.as_str()))
-        .collect();
-    super::cases::set_summary_hashes(conn, &hashes)
+    Ok(())
 }
 
 /// Adds `delta` to `obligation_days` with multi-row upserts, each key once

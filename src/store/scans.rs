@@ -162,11 +162,6 @@ pub fn high_water(conn: &mut DbConn) -> QueryResult<Option<DateTime<Utc>>> {
     Ok(t.map(|t| t.and_utc()))
 }
 
-/// When each case must be judged again.
-pub fn set_next_checks(conn: &mut DbConn, next: &[(String, Option<NaiveDateTime>)]) -> QueryResult<()> {
-    super::cases::set_next_checks(conn, next)
-}
-
 /// The (unit, instant) of every event that arrived after `since` and had
 /// happened by `as_of`, read through the `received_at` index: what an
 /// incremental scan's staffing judgement must look at again. `None` when

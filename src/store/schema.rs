@@ -37,6 +37,7 @@ diesel::table! {
         next_check -> Nullable<Timestamp>,
         age_band -> Nullable<Text>,
         summary_hash -> Nullable<Text>,
+        findings_hash -> Nullable<Text>,
     }
 }
 

@@ -33,7 +33,7 @@ crate::on_both!(
     the_scan_files_exactly_what_check_finds,
 );
 
-const UNITS: &str = r#"[
+pub(crate) const UNITS: &str = r#"[
  {"id":"AVD1","name":"Avdelning 1","kind":"slutenvard","huvudman":"Region Östergötland","email":"avd1@region.example.se"},
  {"id":"VC1","name":"Vårdcentralen Centrum","kind":"oppenvard","huvudman":"Region Östergötland","storhelg":false},
  {"id":"K1","name":"Socialförvaltningen","kind":"kommun","huvudman":"Linköpings kommun","email":"socialtjanst@linkoping.example.se","storhelg":false},
@@ -67,20 +67,20 @@ fn app(b: Backend, smtp: Option<&SmtpServer>, mode: MailMode) -> TestApp {
 }
 
 /// A case whose IM was never sent (AVD1); IM due the next day at 08:00.
-fn im_missing(case: &str, day: u32) -> String {
+pub(crate) fn im_missing(case: &str, day: u32) -> String {
     format!(
         r#"{{"id":"{case}-in","case":"{case}","type":"inskrivning","at":"2026-05-{day:02}T08:00:00+02:00","unit":"AVD1"}}"#
     )
 }
 
 /// The IM of `im_missing`, sent in time: evidence that withdraws.
-fn im_in_time(case: &str, day: u32) -> String {
+pub(crate) fn im_in_time(case: &str, day: u32) -> String {
     format!(
         r#"{{"id":"{case}-im","case":"{case}","type":"inskrivningsmeddelande","at":"2026-05-{day:02}T20:00:00+02:00","unit":"AVD1","to":["K1-HT"]}}"#
     )
 }
 
-fn post_scan(app: &TestApp, as_of: &str, full: bool) -> serde_json::Value {
+pub(crate) fn post_scan(app: &TestApp, as_of: &str, full: bool) -> serde_json::Value {
     let body = serde_json::json!({"as_of": as_of, "full": full}).to_string();
     let r = app.request(
         "POST",

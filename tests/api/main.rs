@@ -24,6 +24,7 @@ mod processes;
 mod reliability;
 mod reminders;
 mod report_document;
+mod settled;
 mod smtp;
 mod timelines;
 mod unit_days;
