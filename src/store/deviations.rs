@@ -158,12 +158,16 @@ pub fn mailed_among(conn: &mut DbConn, ids: &[i64]) -> QueryResult<HashSet<i64>>
 }
 
 /// On the backend's own connection (every scan chunk reads these; through
-/// `MultiConnection` each value took one more dispatch).
+/// `MultiConnection` each value took one more dispatch). Inside a write
+/// transaction: on PostgreSQL the rows are locked in id order as they are
+/// read, so the filing plan sees a person's change committed a moment
+/// before, never the status it had (on SQLite the transaction holds the
+/// write lock already).
 pub fn by_cases(conn: &mut DbConn, cases: &[&str]) -> QueryResult<Vec<DeviationRow>> {
     let query = deviations::table.filter(deviations::case_id.eq_any(cases));
     match conn {
         DbConn::Sqlite(c) => query.load(c),
-        DbConn::Pg(c) => query.load(c),
+        DbConn::Pg(c) => query.order(deviations::id).for_update().load(c),
     }
 }
 
