@@ -64,14 +64,16 @@ impl Filing<'_> {
     /// `findings` are those past due + grace; `existing` every deviation of
     /// the same scope. What to do is decided by [`plan`], with no database;
     /// here it is done set by set, each kind of action in a bounded number
-    /// of statements per chunk however many deviations it touches.
+    /// of statements per chunk however many deviations it touches. Returns
+    /// the cases of the deviations reopened: a reopening changes only the
+    /// status, so the next plan of such a case may still update its facts.
     pub fn apply(
         &self,
         conn: &mut DbConn,
         findings: &[Finding],
         existing: Vec<DeviationRow>,
         counts: &mut Counts,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<HashSet<String>> {
         // Every deviation this chunk may touch, locked once in id order (as
         // `outbox::mark_sent` locks them): no lock cycle with a sender.
         let mut ids: Vec<i64> = existing.iter().map(|d| d.id).collect();
@@ -88,7 +90,8 @@ impl Filing<'_> {
         // deviations, new reports, then withdrawal notices.
         self.reopen(conn, &sets.reopened, counts)?;
         self.file(conn, &sets.new, counts)?;
-        self.withdraw(conn, &sets.gone, counts)
+        self.withdraw(conn, &sets.gone, counts)?;
+        Ok(sets.reopened.iter().filter_map(|(d, _)| d.case_id.clone()).collect())
     }
 
     /// Changed facts, updated quietly: no mail.

@@ -318,13 +318,14 @@ impl Auditor {
         counts.cases_evaluated += judged.cases;
         counts.findings += judged.found;
         let ids: Vec<&str> = judged.to_file.iter().map(|(id, _)| id.as_str()).collect();
+        let mut reopened = HashSet::new();
         if !ids.is_empty() {
             let existing = deviations::by_cases(conn, &ids)?;
-            filing.apply(conn, &judged.findings, existing, counts)?;
+            reopened = filing.apply(conn, &judged.findings, existing, counts)?;
         }
         // The cases' rows after the deviations', in the order a person's
         // change of status takes them: no lock cycle on PostgreSQL.
-        cases::note_judged(conn, &noted(chunk, &judged, filing.backfill))?;
+        cases::note_judged(conn, &noted(chunk, &judged, filing.backfill, &reopened))?;
         Ok(())
     }
 
@@ -449,8 +450,14 @@ struct Judged {
 /// backfill notes nothing it judged — its next checks and summaries are as
 /// of an earlier instant, and a later scan set them — and empties the
 /// findings hash of the chunk's cases: what it files from that instant,
-/// the next scan must file in full.
-fn noted<'a>(chunk: &'a [Candidate], judged: &'a Judged, backfill: bool) -> Vec<cases::Noted<'a>> {
+/// the next scan must file in full. Nor is a hash noted for a case with a
+/// deviation reopened: its facts may still be updated by the next plan.
+fn noted<'a>(
+    chunk: &'a [Candidate],
+    judged: &'a Judged,
+    backfill: bool,
+    reopened: &HashSet<String>,
+) -> Vec<cases::Noted<'a>> {
     fn at<'m, 'a>(by_id: &'m mut BTreeMap<&'a str, cases::Noted<'a>>, id: &'a str) -> &'m mut cases::Noted<'a> {
         by_id.entry(id).or_insert_with(|| cases::Noted {
             id,
@@ -470,7 +477,8 @@ fn noted<'a>(chunk: &'a [Candidate], judged: &'a Judged, backfill: bool) -> Vec<
             at(&mut by_id, &s.case_id).summary_hash = Some(&s.hash);
         }
         for (id, hash) in &judged.to_file {
-            at(&mut by_id, id).findings_hash = Some(hash.as_deref());
+            let hash = hash.as_deref().filter(|_| !reopened.contains(id));
+            at(&mut by_id, id).findings_hash = Some(hash);
         }
     }
     by_id.into_values().collect()

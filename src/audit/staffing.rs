@@ -204,7 +204,7 @@ impl Auditor {
     ) -> anyhow::Result<()> {
         let (ready, _) = self.split_by_grace(findings, None, as_of);
         counts.findings += ready.len();
-        filing.apply(conn, &ready, existing, counts)
+        filing.apply(conn, &ready, existing, counts).map(drop)
     }
 }
 

@@ -12,6 +12,7 @@ crate::on_both!(
     a_full_rescan_of_the_same_findings_counts_them_and_changes_nothing,
     a_deviation_a_person_reopens_after_its_evidence_came_is_withdrawn_by_the_next_full_scan,
     what_a_backfill_filed_from_an_earlier_instant_is_withdrawn_by_the_next_full_scan,
+    a_reopened_deviation_whose_facts_changed_gets_them_from_the_next_full_scan,
 );
 
 const IM_RULE: &str = "inskrivningsmeddelande_24h";
@@ -126,4 +127,28 @@ fn what_a_backfill_filed_from_an_earlier_instant_is_withdrawn_by_the_next_full_s
     let r = post_scan(&app, "2026-05-10T01:00:00+02:00", true);
     assert_eq!(r["scan"]["withdrawn"], 1, "the later evidence withdraws it: {r}");
     assert_eq!(im_deviation(&app, "C1").1, "aterkallad");
+}
+
+fn a_reopened_deviation_whose_facts_changed_gets_them_from_the_next_full_scan(b: Backend) {
+    use diesel::prelude::*;
+    use svu_vakt::store::schema::deviations;
+    let app = county(b);
+    assert_eq!(app.post_events(&im_missing("C1", 4)).status, 200);
+    post_scan(&app, "2026-05-06T00:00:00+02:00", true);
+    let (id, _, _) = im_deviation(&app, "C1");
+    // Withdrawn, as a scan leaves it when its evidence is taken back.
+    let mut c = app.conn();
+    let conn: &mut svu_vakt::store::DbConn = &mut c;
+    diesel::update(deviations::table.find(id))
+        .set(deviations::status.eq("aterkallad"))
+        .execute(conn)
+        .unwrap();
+
+    // The IM comes, twelve hours late: the finding is back, with other facts.
+    let late = r#"{"id":"C1-im","case":"C1","type":"inskrivningsmeddelande","at":"2026-05-05T20:00:00+02:00","unit":"AVD1","to":["K1-HT"]}"#;
+    assert_eq!(app.post_events(late).status, 200);
+    post_scan(&app, "2026-05-06T01:00:00+02:00", true);
+    assert_ne!(im_deviation(&app, "C1").1, "aterkallad", "reopened");
+    post_scan(&app, "2026-05-06T02:00:00+02:00", true);
+    assert_eq!(im_deviation(&app, "C1").2, "late", "its facts follow the finding");
 }
