@@ -9,7 +9,9 @@ use super::schema::events;
 use super::DbConn;
 use crate::domain::{CaseId, Event, EventId, EventType, EventValue, PatientHash, UnitId};
 
-#[derive(Debug, Clone, Queryable)]
+/// Selected with `EventRow::as_select()`: the columns in the fields' order.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = events)]
 pub struct EventRow {
     pub id: String,
     pub case_id: Option<String>,
@@ -23,34 +25,6 @@ pub struct EventRow {
     pub patient_hash: Option<String>,
     pub kommun: Option<String>,
 }
-
-type EventColumns = (
-    events::id,
-    events::case_id,
-    events::event_type,
-    events::at,
-    events::at_offset,
-    events::unit,
-    events::to_units,
-    events::ref_id,
-    events::value,
-    events::patient_hash,
-    events::kommun,
-);
-
-pub const EVENT_COLUMNS: EventColumns = (
-    events::id,
-    events::case_id,
-    events::event_type,
-    events::at,
-    events::at_offset,
-    events::unit,
-    events::to_units,
-    events::ref_id,
-    events::value,
-    events::patient_hash,
-    events::kommun,
-);
 
 impl EventRow {
     /// Back to the domain event; the database only holds what validation let in.
@@ -99,10 +73,9 @@ pub fn recipients(to_units: &str) -> anyhow::Result<Vec<UnitId>> {
 pub fn of_cases(conn: &mut DbConn, ids: &[&str]) -> QueryResult<Vec<EventRow>> {
     let query = events::table
         .filter(events::case_id.eq_any(ids))
-        .order((events::case_id, events::at))
-        .select(EVENT_COLUMNS);
+        .order((events::case_id, events::at));
     match conn {
-        DbConn::Sqlite(c) => query.load(c),
-        DbConn::Pg(c) => query.load(c),
+        DbConn::Sqlite(c) => query.select(EventRow::as_select()).load(c),
+        DbConn::Pg(c) => query.select(EventRow::as_select()).load(c),
     }
 }

@@ -7,7 +7,7 @@ use chrono::{DateTime, FixedOffset, NaiveDateTime};
 use diesel::prelude::*;
 use serde::Serialize;
 
-use super::event_rows::{EventRow, EVENT_COLUMNS};
+use super::event_rows::EventRow;
 use super::packed::Fields;
 use super::schema::{events, ingest_batches};
 use super::{backend, cases, now, timelines, DbConn};
@@ -385,7 +385,7 @@ pub fn case_events(conn: &mut DbConn, case: &str) -> anyhow::Result<Vec<Event>> 
     let rows: Vec<EventRow> = events::table
         .filter(events::case_id.eq(case))
         .order((events::at.asc(), events::id.asc()))
-        .select(EVENT_COLUMNS)
+        .select(EventRow::as_select())
         .load(conn)?;
     rows.into_iter().map(EventRow::into_event).collect()
 }
