@@ -171,6 +171,9 @@ pub fn by_cases(conn: &mut DbConn, cases: &[&str]) -> QueryResult<Vec<DeviationR
     }
 }
 
+/// The deviations without a case (a unit's storhelg staffing) of `rule`
+/// due in `[from, to]`: read through the partial index
+/// `deviations_staffing_due` (migration 000021).
 pub fn by_rule_due(
     conn: &mut DbConn,
     rule: &str,
@@ -178,6 +181,7 @@ pub fn by_rule_due(
     to: NaiveDateTime,
 ) -> QueryResult<Vec<DeviationRow>> {
     deviations::table
+        .filter(deviations::case_id.is_null())
         .filter(deviations::rule.eq(rule))
         .filter(deviations::due.ge(from))
         .filter(deviations::due.le(to))
