@@ -297,6 +297,7 @@ impl Auditor {
                 judged.next_checks.push((c.id.clone(), next));
             }
         }
+        judged.judged_days = followup::judged_days(&judged.summaries);
         judged
     }
 
@@ -306,14 +307,14 @@ impl Auditor {
         &self,
         conn: &mut DbConn,
         chunk: &[Candidate],
-        judged: Judged,
+        mut judged: Judged,
         filing: &filing::Filing,
         counts: &mut Counts,
     ) -> anyhow::Result<()> {
         // A backfill leaves the follow-up's rows as the latest instant
         // judged them.
         if !filing.backfill {
-            followup::replace_cases(conn, &judged.summaries)?;
+            followup::replace_cases(conn, &judged.summaries, std::mem::take(&mut judged.judged_days))?;
         }
         counts.cases_evaluated += judged.cases;
         counts.findings += judged.found;
@@ -444,6 +445,8 @@ struct Judged {
     next_checks: Vec<(String, Option<NaiveDateTime>)>,
     /// The cases whose obligations or facts changed since the last scan.
     summaries: Vec<followup::CaseSummary>,
+    /// What their judged obligations add to the day counts.
+    judged_days: followup::Delta,
 }
 
 /// What filing a chunk notes of its cases (`cases::note_judged`). A

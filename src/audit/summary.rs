@@ -68,18 +68,21 @@ pub(super) fn summarise(
         .map(|o| (o, graced(o, as_of, grace).0))
         .partition(|(_, outcome)| *outcome == Outcome::Pending);
     let pending: Vec<&Obligation> = pending.into_iter().map(|(o, _)| o).collect();
+    let judged: Vec<followup::JudgedDay> = judged
+        .iter()
+        .map(|(o, outcome)| followup::JudgedDay {
+            day: local_date(o.due),
+            rule: o.rule.as_str().to_string(),
+            unit: o.unit.as_ref().map_or_else(String::new, |u| u.0.clone()),
+            outcome: *outcome,
+        })
+        .collect();
     Some(followup::CaseSummary {
         case_id: c.id.clone(),
         hash,
-        judged: judged
-            .iter()
-            .map(|(o, outcome)| followup::JudgedDay {
-                day: local_date(o.due),
-                rule: o.rule.as_str().to_string(),
-                unit: o.unit.as_ref().map_or_else(String::new, |u| u.0.clone()),
-                outcome: *outcome,
-            })
-            .collect(),
+        // Packed here, on a judging thread, not on the one that files.
+        packed: followup::pack(&judged),
+        judged,
         pending: pending
             .into_iter()
             .map(|o| obligation_row(&c.id, o, as_of, grace))

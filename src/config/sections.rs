@@ -323,7 +323,7 @@ impl Default for ScanSection {
             grace_minutes: 60,
             staffing_lookback_days: 14,
             arrival_margin_seconds: 600,
-            chunk_cases: 2000,
+            chunk_cases: 5000,
         }
     }
 }
@@ -399,7 +399,7 @@ impl ScanConfig {
             grace: chrono::Duration::minutes(grace_minutes),
             staffing_lookback_days: lookback,
             arrival_margin: chrono::Duration::minutes(10),
-            chunk_cases: 2000,
+            chunk_cases: 5000,
         })
     }
 }

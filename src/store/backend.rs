@@ -190,18 +190,26 @@ pub fn insert_deviations(
 ) -> QueryResult<Vec<(i64, String)>> {
     use super::schema::deviations as d;
     let mut out = Vec::with_capacity(rows.len());
-    for chunk in rows.chunks(CHUNK) {
-        let ids: Vec<(i64, String)> = match conn {
-            DbConn::Sqlite(c) => diesel::insert_into(d::table)
-                .values(chunk)
-                .returning((d::id, d::fingerprint))
-                .get_results(c)?,
-            DbConn::Pg(c) => diesel::insert_into(d::table)
-                .values(chunk)
-                .returning((d::id, d::fingerprint))
-                .get_results(c)?,
-        };
-        out.extend(ids);
+    match conn {
+        // One cached single-row statement, as for events.
+        DbConn::Sqlite(c) => {
+            for row in rows {
+                let id: i64 = diesel::insert_into(d::table)
+                    .values(row)
+                    .returning(d::id)
+                    .get_result(c)?;
+                out.push((id, row.fingerprint.to_string()));
+            }
+        }
+        DbConn::Pg(c) => {
+            for chunk in rows.chunks(CHUNK) {
+                let ids: Vec<(i64, String)> = diesel::insert_into(d::table)
+                    .values(chunk)
+                    .returning((d::id, d::fingerprint))
+                    .get_results(c)?;
+                out.extend(ids);
+            }
+        }
     }
     Ok(out)
 }
@@ -262,11 +270,17 @@ fn facts_sql(rows: usize, mark: impl Fn(usize) -> String) -> String {
 pub fn insert_history(conn: &mut DbConn, rows: &[super::deviations::NewHistory<'_>]) -> QueryResult<usize> {
     use super::schema::deviation_history as h;
     let mut n = 0;
-    for chunk in rows.chunks(CHUNK) {
-        n += match conn {
-            DbConn::Sqlite(c) => diesel::insert_into(h::table).values(chunk).execute(c)?,
-            DbConn::Pg(c) => diesel::insert_into(h::table).values(chunk).execute(c)?,
-        };
+    match conn {
+        DbConn::Sqlite(c) => {
+            for row in rows {
+                n += diesel::insert_into(h::table).values(row).execute(c)?;
+            }
+        }
+        DbConn::Pg(c) => {
+            for chunk in rows.chunks(CHUNK) {
+                n += diesel::insert_into(h::table).values(chunk).execute(c)?;
+            }
+        }
     }
     Ok(n)
 }

@@ -193,18 +193,22 @@ pub fn note_judged(conn: &mut DbConn, rows: &[Noted]) -> QueryResult<()> {
             }
         }
         DbConn::Sqlite(c) => {
+            // Prepared once (`Cached`), bound and stepped per case.
+            use super::cached::{param, Cached};
             for r in rows {
-                diesel::sql_query(
+                Cached::new(
                     "UPDATE cases SET next_check = CASE WHEN ? THEN ? ELSE next_check END, \
                      summary_hash = COALESCE(?, summary_hash), \
                      findings_hash = CASE WHEN ? THEN ? ELSE findings_hash END WHERE id = ?",
+                    &[
+                        &param::<Bool, _>(r.next_check.is_some()),
+                        &param::<Nullable<Timestamp>, _>(r.next_check.flatten()),
+                        &param::<Nullable<Text>, _>(r.summary_hash),
+                        &param::<Bool, _>(r.findings_hash.is_some()),
+                        &param::<Nullable<Text>, _>(r.findings_hash.flatten()),
+                        &param::<Text, _>(r.id),
+                    ],
                 )
-                .bind::<Bool, _>(r.next_check.is_some())
-                .bind::<Nullable<Timestamp>, _>(r.next_check.flatten())
-                .bind::<Nullable<Text>, _>(r.summary_hash)
-                .bind::<Bool, _>(r.findings_hash.is_some())
-                .bind::<Nullable<Text>, _>(r.findings_hash.flatten())
-                .bind::<Text, _>(r.id)
                 .execute(c)?;
             }
         }

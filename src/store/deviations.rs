@@ -108,21 +108,26 @@ pub fn insert_many(conn: &mut DbConn, rows: &[NewDeviation]) -> QueryResult<Vec<
 
 /// Notes each deviation's berörd part (SPEC §6): `(deviation id, unit)`.
 pub fn insert_parties(conn: &mut DbConn, parties: &[(i64, String)]) -> QueryResult<()> {
-    // Two columns a row: well under either backend's bind limit per statement.
-    for chunk in parties.chunks(10_000) {
-        let rows: Vec<_> = chunk
-            .iter()
-            .map(|(id, unit)| {
-                (
-                    deviation_parties::deviation_id.eq(*id),
-                    deviation_parties::unit.eq(unit.as_str()),
-                )
-            })
-            .collect();
-        match conn {
-            DbConn::Sqlite(c) => diesel::insert_into(deviation_parties::table).values(&rows).execute(c)?,
-            DbConn::Pg(c) => diesel::insert_into(deviation_parties::table).values(&rows).execute(c)?,
-        };
+    use deviation_parties::{deviation_id, unit};
+    match conn {
+        // One cached single-row statement (a multi-row one is prepared anew).
+        DbConn::Sqlite(c) => {
+            for (id, u) in parties {
+                diesel::insert_into(deviation_parties::table)
+                    .values((deviation_id.eq(*id), unit.eq(u.as_str())))
+                    .execute(c)?;
+            }
+        }
+        // Two columns a row: well under the bind limit per statement.
+        DbConn::Pg(c) => {
+            for chunk in parties.chunks(10_000) {
+                let rows: Vec<_> = chunk
+                    .iter()
+                    .map(|(id, u)| (deviation_id.eq(*id), unit.eq(u.as_str())))
+                    .collect();
+                diesel::insert_into(deviation_parties::table).values(&rows).execute(c)?;
+            }
+        }
     }
     Ok(())
 }

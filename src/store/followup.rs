@@ -53,18 +53,6 @@ pub struct FactsRow {
     pub kommun: Option<String>,
 }
 
-/// `treat_none_as_default_value = false`, as on every insertable: without
-/// it diesel inserts a batch into SQLite row by row inside a savepoint of
-/// its own, and when SQLite rolls the whole transaction back (a full file)
-/// that savepoint's "no such savepoint" is the error reported.
-#[derive(Insertable)]
-#[diesel(table_name = case_facts, treat_none_as_default_value = false)]
-struct NewFacts {
-    #[diesel(embed)]
-    facts: FactsRow,
-    judged: String,
-}
-
 /// One judged obligation as `obligation_days` counts it: the local day of
 /// its due, its rule, its unit ('' for none) and whether it was met, late
 /// or missing.
@@ -127,12 +115,24 @@ pub struct CaseSummary {
     pub case_id: String,
     pub hash: String,
     pub judged: Vec<JudgedDay>,
+    /// `judged` as `case_facts.judged` keeps it ([`pack`]).
+    pub packed: String,
     pub pending: Vec<NewObligation>,
     pub facts: FactsRow,
 }
 
 /// Changes to `obligation_days`: (day, rule, unit) → [met, late, missing].
-type Delta = BTreeMap<(String, String, String), [i64; 3]>;
+pub type Delta = BTreeMap<(String, String, String), [i64; 3]>;
+
+/// What `summaries`' judged obligations add to `obligation_days` (made on
+/// a judging thread; [`replace_cases`] subtracts what the cases had).
+pub fn judged_days(summaries: &[CaseSummary]) -> Delta {
+    let mut delta = Delta::new();
+    for j in summaries.iter().flat_map(|s| &s.judged) {
+        count(&mut delta, j, 1);
+    }
+    delta
+}
 
 fn count(delta: &mut Delta, j: &JudgedDay, by: i64) {
     if let Some(slot) = j.slot() {
@@ -143,14 +143,14 @@ fn count(delta: &mut Delta, j: &JudgedDay, by: i64) {
 }
 
 /// Inside the chunk's write transaction: replaces the rows of every case in
-/// `summaries` and moves the day counts by the difference (the cases'
-/// hashes are noted with the rest of what the scan judged of them,
-/// `cases::note_judged`).
-pub fn replace_cases(conn: &mut DbConn, summaries: &[CaseSummary]) -> QueryResult<()> {
+/// `summaries` and moves the day counts by the difference: `delta` is what
+/// their judged obligations add ([`judged_days`]), less what the cases'
+/// rows held before (the cases' hashes are noted with the rest of what the
+/// scan judged of them, `cases::note_judged`).
+pub fn replace_cases(conn: &mut DbConn, summaries: &[CaseSummary], mut delta: Delta) -> QueryResult<()> {
     if summaries.is_empty() {
         return Ok(());
     }
-    let mut delta = Delta::new();
     let ids: Vec<&str> = summaries.iter().map(|s| s.case_id.as_str()).collect();
     for chunk in ids.chunks(CHUNK) {
         let before: Vec<String> = case_facts::table
@@ -165,66 +165,88 @@ pub fn replace_cases(conn: &mut DbConn, summaries: &[CaseSummary]) -> QueryResul
         diesel::delete(obligations::table.filter(obligations::case_id.eq_any(chunk))).execute(conn)?;
         diesel::delete(case_facts::table.filter(case_facts::case_id.eq_any(chunk))).execute(conn)?;
     }
-    for s in summaries {
-        for j in &s.judged {
-            count(&mut delta, j, 1);
-        }
-    }
     add_days(conn, &delta)?;
     let pending: Vec<&NewObligation> = summaries.iter().flat_map(|s| &s.pending).collect();
     insert_obligations(conn, &pending)?;
-    let facts: Vec<NewFacts> = summaries
-        .iter()
-        .map(|s| NewFacts {
-            facts: s.facts.clone(),
-            judged: pack(&s.judged),
-        })
-        .collect();
-    for chunk in facts.chunks(CHUNK) {
-        match conn {
-            DbConn::Sqlite(c) => diesel::insert_into(case_facts::table).values(chunk).execute(c)?,
-            DbConn::Pg(c) => diesel::insert_into(case_facts::table).values(chunk).execute(c)?,
-        };
+    // A case's `case_facts` row: its facts and its packed judged obligations.
+    let row = |s: &'_ CaseSummary| (s.facts.clone(), case_facts::judged.eq(s.packed.clone()));
+    match conn {
+        // One cached single-row statement (a multi-row one is prepared anew
+        // per chunk: its text depends on the row count).
+        DbConn::Sqlite(c) => {
+            for s in summaries {
+                diesel::insert_into(case_facts::table)
+                    .values((&s.facts, case_facts::judged.eq(s.packed.as_str())))
+                    .execute(c)?;
+            }
+        }
+        DbConn::Pg(c) => {
+            for chunk in summaries.chunks(CHUNK) {
+                let rows: Vec<_> = chunk.iter().map(row).collect();
+                diesel::insert_into(case_facts::table).values(rows).execute(c)?;
+            }
+        }
     }
     Ok(())
 }
 
-/// Adds `delta` to `obligation_days` with multi-row upserts, each key once
-/// per statement (as PostgreSQL requires). Diesel prepares an upsert anew
-/// each time (it does not cache it), so one statement carries many keys: a
-/// statement per key cost a first full scan a fifth of its time.
+/// Adds `delta` to `obligation_days`. On SQLite one upsert per key, of
+/// fixed text and so prepared once (`Cached`). On PostgreSQL multi-row
+/// upserts, each key once per statement (as PostgreSQL requires): diesel
+/// prepares an upsert anew each time, and a statement per key cost a first
+/// full scan a fifth of its time.
 fn add_days(conn: &mut DbConn, delta: &Delta) -> QueryResult<()> {
+    use diesel::sql_types::{BigInt, Text};
     use diesel::upsert::excluded;
     use obligation_days::dsl as d;
-    let rows: Vec<_> = delta
-        .iter()
-        .filter(|(_, c)| c.iter().any(|n| *n != 0))
-        .map(|((day, rule, unit), n)| {
-            (
-                d::day.eq(day),
-                d::rule.eq(rule),
-                d::unit.eq(unit),
-                d::met.eq(n[0]),
-                d::late.eq(n[1]),
-                d::missing.eq(n[2]),
-            )
-        })
-        .collect();
-    let add = (
-        d::met.eq(d::met + excluded(d::met)),
-        d::late.eq(d::late + excluded(d::late)),
-        d::missing.eq(d::missing + excluded(d::missing)),
-    );
-    for chunk in rows.chunks(CHUNK) {
-        let q = diesel::insert_into(d::obligation_days)
-            .values(chunk.to_vec())
-            .on_conflict((d::day, d::rule, d::unit))
-            .do_update()
-            .set(add);
-        match conn {
-            DbConn::Sqlite(c) => q.execute(c)?,
-            DbConn::Pg(c) => q.execute(c)?,
-        };
+    let changed = delta.iter().filter(|(_, c)| c.iter().any(|n| *n != 0));
+    match conn {
+        DbConn::Sqlite(c) => {
+            use super::cached::{param, Cached};
+            for ((day, rule, unit), n) in changed {
+                Cached::new(
+                    "INSERT INTO obligation_days (day, rule, unit, met, late, missing) VALUES (?, ?, ?, ?, ?, ?) \
+                     ON CONFLICT (day, rule, unit) DO UPDATE SET met = met + excluded.met, \
+                     late = late + excluded.late, missing = missing + excluded.missing",
+                    &[
+                        &param::<Text, _>(day),
+                        &param::<Text, _>(rule),
+                        &param::<Text, _>(unit),
+                        &param::<BigInt, _>(n[0]),
+                        &param::<BigInt, _>(n[1]),
+                        &param::<BigInt, _>(n[2]),
+                    ],
+                )
+                .execute(c)?;
+            }
+        }
+        DbConn::Pg(c) => {
+            let rows: Vec<_> = changed
+                .map(|((day, rule, unit), n)| {
+                    (
+                        d::day.eq(day),
+                        d::rule.eq(rule),
+                        d::unit.eq(unit),
+                        d::met.eq(n[0]),
+                        d::late.eq(n[1]),
+                        d::missing.eq(n[2]),
+                    )
+                })
+                .collect();
+            let add = (
+                d::met.eq(d::met + excluded(d::met)),
+                d::late.eq(d::late + excluded(d::late)),
+                d::missing.eq(d::missing + excluded(d::missing)),
+            );
+            for chunk in rows.chunks(CHUNK) {
+                diesel::insert_into(d::obligation_days)
+                    .values(chunk.to_vec())
+                    .on_conflict((d::day, d::rule, d::unit))
+                    .do_update()
+                    .set(add)
+                    .execute(c)?;
+            }
+        }
     }
     Ok(())
 }

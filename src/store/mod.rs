@@ -5,6 +5,7 @@
 
 pub mod backend;
 pub mod backup;
+mod cached;
 pub mod candidates;
 pub mod cases;
 pub mod copy;
