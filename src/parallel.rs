@@ -25,12 +25,29 @@ fn workers() -> usize {
 /// then dropped). A panic in `f` is raised again on the caller's thread
 /// when its block's turn comes (the other workers then find no more work
 /// and end), so it fails the command as on one thread, never hangs it.
-pub fn ordered_map<T, R, F>(mut source: impl FnMut() -> Option<T>, f: F, mut sink: impl FnMut(R) -> bool)
+pub fn ordered_map<T, R, F>(source: impl FnMut() -> Option<T>, f: F, sink: impl FnMut(R) -> bool)
 where
     T: Send,
     R: Send,
     F: Fn(T) -> R + Sync,
 {
+    ordered_map_ahead(IN_FLIGHT, source, f, sink)
+}
+
+/// [`ordered_map`] with at most `in_flight` blocks read and not yet sunk
+/// (at least one): fewer where the blocks are large and the sink is the
+/// slow part, as a scan's chunks are.
+pub fn ordered_map_ahead<T, R, F>(
+    in_flight: usize,
+    mut source: impl FnMut() -> Option<T>,
+    f: F,
+    mut sink: impl FnMut(R) -> bool,
+) where
+    T: Send,
+    R: Send,
+    F: Fn(T) -> R + Sync,
+{
+    let in_flight = in_flight.max(1) as u64;
     std::thread::scope(|s| {
         let (job_tx, job_rx) = mpsc::channel::<(u64, T)>();
         let job_rx = Arc::new(Mutex::new(job_rx));
@@ -54,7 +71,7 @@ where
         let (mut sent, mut next) = (0u64, 0u64);
         let mut reading = true;
         loop {
-            while reading && sent - next < IN_FLIGHT as u64 {
+            while reading && sent - next < in_flight {
                 match source().map(|block| job_tx.send((sent, block))) {
                     Some(Ok(())) => sent += 1,
                     _ => reading = false,
@@ -255,6 +272,31 @@ mod tests {
             },
         );
         assert_eq!(got, 10, "the sink's false stops an endless source");
+    }
+
+    /// A scan's chunks are large: at most `in_flight` are read and not yet
+    /// handed on, so memory holds that many, in the order read.
+    #[test]
+    fn no_more_blocks_are_read_ahead_than_asked() {
+        use std::cell::Cell;
+        let (read, handed, most) = (Cell::new(0u32), Cell::new(0u32), Cell::new(0u32));
+        let mut order = Vec::new();
+        super::ordered_map_ahead(
+            2,
+            || {
+                read.set(read.get() + 1);
+                most.set(most.get().max(read.get() - handed.get()));
+                (read.get() <= 50).then_some(read.get())
+            },
+            |x: u32| x,
+            |x| {
+                handed.set(handed.get() + 1);
+                order.push(x);
+                true
+            },
+        );
+        assert_eq!(order, (1..=50).collect::<Vec<_>>());
+        assert!(most.get() <= 2, "{} blocks read ahead", most.get());
     }
 
     /// A worker's panic fails the call on the caller's thread, after the

@@ -11,6 +11,11 @@ use super::{Counts, Judged};
 use crate::store::candidates::{Candidate, CandidateWalk};
 use crate::store::{timelines, DbConn};
 
+/// Chunks read and not yet filed: one being judged on each of two cores.
+/// Filing is the slow part of a first full scan, so more only held more
+/// memory (each chunk of 5 000 cases with its judgement, tens of MB).
+const CHUNKS_AHEAD: usize = 2;
+
 /// Walks the candidates a chunk at a time: reads each chunk's events,
 /// `judge`s them on the workers, `file`s each judgement here in the
 /// chunks' order. Memory holds the few chunks read ahead
@@ -44,7 +49,8 @@ pub(super) fn pipelined(
         Ok(Some((chunk, read)))
     };
     let mut chunk_no = 0;
-    crate::parallel::ordered_map(
+    crate::parallel::ordered_map_ahead(
+        CHUNKS_AHEAD,
         || {
             read_next().unwrap_or_else(|e| {
                 fail(e);
