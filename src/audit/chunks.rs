@@ -11,9 +11,11 @@ use super::{Counts, Judged};
 use crate::store::candidates::{Candidate, CandidateWalk};
 use crate::store::{timelines, DbConn};
 
-/// Chunks read and not yet filed: one being judged on each of two cores.
-/// Filing is the slow part of a first full scan, so more only held more
-/// memory (each chunk of 5 000 cases with its judgement, tens of MB).
+/// Chunks read and not yet filed (`parallel::ordered_map_ahead`): while
+/// one is filed, the next is judged. Filing is the slow part of a first
+/// full scan, so more only held more memory (each chunk of 5 000 cases
+/// with its judgement, tens of MB); a full re-scan, which judges and files
+/// little, took the same time with two and with three.
 const CHUNKS_AHEAD: usize = 2;
 
 /// Walks the candidates a chunk at a time: reads each chunk's events,

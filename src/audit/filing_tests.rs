@@ -1,6 +1,7 @@
 //! Filing on a SQLite file: a chunk's actions go to the database set by
-//! set, so the statements a chunk sends do not grow with the deviations it
-//! files, updates, reopens or withdraws.
+//! set, in the same few kinds of statement however many deviations it
+//! files, updates, reopens or withdraws; on SQLite a statement run per row
+//! stays prepared, so only the set statements are prepared per chunk.
 
 use std::sync::{Arc, Mutex};
 

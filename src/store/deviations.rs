@@ -101,7 +101,8 @@ pub struct NewHistory<'a> {
     pub note: Option<&'a str>,
 }
 
-/// Files many deviations at once (multi-row inserts): their ids by fingerprint.
+/// Files many deviations (single-row statements prepared once on SQLite,
+/// multi-row inserts on PostgreSQL): their ids with their fingerprints.
 pub fn insert_many(conn: &mut DbConn, rows: &[NewDeviation]) -> QueryResult<Vec<(i64, String)>> {
     backend::insert_deviations(conn, rows)
 }
@@ -226,8 +227,8 @@ pub fn all(conn: &mut DbConn) -> QueryResult<Vec<DeviationRow>> {
 }
 
 /// The same change of status for many deviations, each with its history
-/// line from the status it had: one UPDATE and one multi-row INSERT per
-/// 500 deviations.
+/// line from the status it had: one UPDATE per 500 deviations, the history
+/// lines as `backend::insert_history` writes them.
 pub fn set_status_many(
     conn: &mut DbConn,
     rows: &[&DeviationRow],
@@ -304,7 +305,8 @@ pub struct FactsUpdate<'a> {
 }
 
 /// The facts of deviations whose findings changed, with a history line
-/// each: a multi-row UPDATE and a multi-row INSERT per 500 deviations.
+/// each: a multi-row UPDATE per 500 deviations, the history lines as
+/// `backend::insert_history` writes them.
 pub fn update_facts(conn: &mut DbConn, updates: &[FactsUpdate]) -> QueryResult<()> {
     backend::update_facts(conn, updates)?;
     let notes: Vec<String> = updates
