@@ -25,9 +25,9 @@ struct Seen {
     cached: HashSet<String>,
 }
 
-struct Counter(Arc<Mutex<Seen>>);
+struct Recorder(Arc<Mutex<Seen>>);
 
-impl Instrumentation for Counter {
+impl Instrumentation for Recorder {
     fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
         let Ok(mut seen) = self.0.lock() else { return };
         match event {
@@ -95,7 +95,7 @@ fn file_each_kind(n: usize) -> Filed {
     let mut conn = pool.get().unwrap();
     crate::store::migrate(&mut conn).unwrap();
     let seen = Arc::new(Mutex::new(Seen::default()));
-    conn.set_instrumentation(Counter(seen.clone()));
+    conn.set_instrumentation(Recorder(seen.clone()));
     let a = auditor(pool.clone());
     let units = Units::new(Vec::new());
     let active: HashSet<RuleId> = a.profile.enabled.iter().copied().collect();

@@ -183,7 +183,8 @@ pub fn touch_unknown_login(conn: &mut DbConn, key: &str, at: chrono::NaiveDateTi
     Ok(())
 }
 
-/// Inserts deviations in multi-row statements, returning (id, fingerprint).
+/// Inserts deviations, returning (id, fingerprint): on SQLite a cached
+/// single-row statement per deviation, on PostgreSQL multi-row statements.
 pub fn insert_deviations(
     conn: &mut DbConn,
     rows: &[super::deviations::NewDeviation<'_>],
@@ -266,7 +267,8 @@ fn facts_sql(rows: usize, mark: impl Fn(usize) -> String) -> String {
     )
 }
 
-/// Inserts history lines in multi-row statements.
+/// Inserts history lines: on SQLite a cached single-row statement per
+/// line, on PostgreSQL multi-row statements.
 pub fn insert_history(conn: &mut DbConn, rows: &[super::deviations::NewHistory<'_>]) -> QueryResult<usize> {
     use super::schema::deviation_history as h;
     let mut n = 0;

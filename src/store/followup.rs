@@ -169,15 +169,15 @@ pub fn replace_cases(conn: &mut DbConn, summaries: &[CaseSummary], mut delta: De
     let pending: Vec<&NewObligation> = summaries.iter().flat_map(|s| &s.pending).collect();
     insert_obligations(conn, &pending)?;
     // A case's `case_facts` row: its facts and its packed judged obligations.
-    let row = |s: &'_ CaseSummary| (s.facts.clone(), case_facts::judged.eq(s.packed.clone()));
+    fn row(s: &CaseSummary) -> (&FactsRow, diesel::dsl::Eq<case_facts::judged, &str>) {
+        (&s.facts, case_facts::judged.eq(s.packed.as_str()))
+    }
     match conn {
         // One cached single-row statement (a multi-row one is prepared anew
         // per chunk: its text depends on the row count).
         DbConn::Sqlite(c) => {
             for s in summaries {
-                diesel::insert_into(case_facts::table)
-                    .values((&s.facts, case_facts::judged.eq(s.packed.as_str())))
-                    .execute(c)?;
+                diesel::insert_into(case_facts::table).values(row(s)).execute(c)?;
             }
         }
         DbConn::Pg(c) => {
