@@ -268,13 +268,24 @@ pub fn is_unreachable(e: &anyhow::Error) -> bool {
 /// in the schema (ops/postgres/grants.sql), starts without the migration
 /// harness's `CREATE TABLE IF NOT EXISTS`.
 pub fn migrate(conn: &mut DbConn) -> anyhow::Result<Vec<String>> {
+    let names = |v: Vec<diesel::migration::MigrationVersion<'_>>| v.iter().map(ToString::to_string).collect::<Vec<_>>();
     let applied = match conn {
-        DbConn::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS),
+        DbConn::Sqlite(c) => {
+            let applied = c.run_pending_migrations(SQLITE_MIGRATIONS).map(names);
+            if applied.is_err() {
+                // A migration that runs its own transaction with foreign
+                // keys off (metadata.toml) and stops half-way leaves both:
+                // its changes are rolled back, the connection as it was.
+                let _ = c.batch_execute("ROLLBACK");
+                let _ = c.batch_execute("PRAGMA foreign_keys = ON");
+            }
+            applied
+        }
         DbConn::Pg(c) => {
             if pg_pending(c)? == 0 {
                 return Ok(Vec::new());
             }
-            c.run_pending_migrations(PG_MIGRATIONS)
+            c.run_pending_migrations(PG_MIGRATIONS).map(names)
         }
     }
     .map_err(|e| {
@@ -287,7 +298,6 @@ pub fn migrate(conn: &mut DbConn) -> anyhow::Result<Vec<String>> {
             anyhow::anyhow!("migreringen misslyckades: {e}")
         }
     })?;
-    let applied: Vec<String> = applied.iter().map(ToString::to_string).collect();
     if applied.iter().any(|v| v == UNIT_DAYS) {
         let n = unit_days::rebuild(conn, None)?;
         if n > 0 {
