@@ -29,6 +29,7 @@ use crate::mail::templates::Templates;
 use crate::mail::{MailConfig, MailMode};
 use crate::rules::{case, Finding, Profile, RuleId, Units};
 use crate::store::candidates::Candidate;
+use crate::store::day_counts;
 use crate::store::followup;
 use crate::store::scans;
 use crate::store::timelines;
@@ -206,6 +207,12 @@ impl Auditor {
     }
 
     fn scan_body(&self, conn: &mut DbConn, run: &Run, counts: &mut Counts) -> anyhow::Result<()> {
+        let behind = day_counts::catch_up(conn)?;
+        if !behind.is_empty() {
+            tracing::warn!(
+                "dagräkningarna räknades om från ärendenas bedömda skyldigheter: granskning {behind:?} avbröts innan den förde in sina"
+            );
+        }
         let units = Units::new(crate::store::units::all(conn)?);
         let active: HashSet<RuleId> = self.profile.enabled.iter().copied().collect();
         let case_rules = self.profile.case_rules();
@@ -235,13 +242,28 @@ impl Auditor {
             let by_case = read.unpack()?;
             Ok(self.judge_chunk(chunk, &by_case, &case_rules, &units, (run.as_of, seed)))
         };
+        // The day counts the committed chunks moved, added when the walk
+        // ends, whole or not (store::day_counts); the first chunk marks
+        // the run as owing them.
+        let mut owed = followup::Delta::new();
+        let mut owing = false;
         let file = |conn: &mut DbConn, chunk: &[Candidate], judged: Judged, counts: &mut Counts| {
-            backend::write_tx(conn, |conn| {
+            let moved = backend::write_tx(conn, |conn| {
                 self.keep_lease(conn, &run.holder)?;
+                if !owing {
+                    day_counts::owe(conn, run.id)?;
+                }
                 self.file_chunk(conn, chunk, judged, &filing, counts)
-            })
+            })?;
+            owing = true;
+            day_counts::merge(&mut owed, moved);
+            Ok(())
         };
-        chunks::pipelined(conn, walk, judge, file, counts)?;
+        let walked = chunks::pipelined(conn, walk, judge, file, counts);
+        if owing {
+            day_counts::settle(conn, run.id, &owed)?;
+        }
+        walked?;
         if active.contains(&RuleId::BemanningStorhelg) {
             self.judge_staffing(conn, run, since, &units, &filing, counts)?;
         }
@@ -302,7 +324,8 @@ impl Auditor {
     }
 
     /// Inside the chunk's write transaction: the follow-up's rows, the
-    /// deviations, then what the scan notes of the cases.
+    /// deviations, then what the scan notes of the cases. What the day
+    /// counts move by, for the scan to add when it ends.
     fn file_chunk(
         &self,
         conn: &mut DbConn,
@@ -310,11 +333,12 @@ impl Auditor {
         mut judged: Judged,
         filing: &filing::Filing,
         counts: &mut Counts,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<followup::Delta> {
         // A backfill leaves the follow-up's rows as the latest instant
         // judged them.
+        let mut moved = followup::Delta::new();
         if !filing.backfill {
-            followup::replace_cases(conn, &judged.summaries, std::mem::take(&mut judged.judged_days))?;
+            moved = followup::replace_cases(conn, &judged.summaries, std::mem::take(&mut judged.judged_days))?;
         }
         counts.cases_evaluated += judged.cases;
         counts.findings += judged.found;
@@ -327,7 +351,7 @@ impl Auditor {
         // The cases' rows after the deviations', in the order a person's
         // change of status takes them: no lock cycle on PostgreSQL.
         cases::note_judged(conn, &noted(chunk, &judged, filing.backfill, &reopened))?;
-        Ok(())
+        Ok(moved)
     }
 
     /// Findings past due + grace are filed now; the rest, and dues still to

@@ -134,7 +134,7 @@ pub fn judged_days(summaries: &[CaseSummary]) -> Delta {
     delta
 }
 
-fn count(delta: &mut Delta, j: &JudgedDay, by: i64) {
+pub(super) fn count(delta: &mut Delta, j: &JudgedDay, by: i64) {
     if let Some(slot) = j.slot() {
         delta
             .entry((j.day.to_string(), j.rule.clone(), j.unit.clone()))
@@ -143,13 +143,15 @@ fn count(delta: &mut Delta, j: &JudgedDay, by: i64) {
 }
 
 /// Inside the chunk's write transaction: replaces the rows of every case in
-/// `summaries` and moves the day counts by the difference: `delta` is what
-/// their judged obligations add ([`judged_days`]), less what the cases'
-/// rows held before (the cases' hashes are noted with the rest of what the
-/// scan judged of them, `cases::note_judged`).
-pub fn replace_cases(conn: &mut DbConn, summaries: &[CaseSummary], mut delta: Delta) -> QueryResult<()> {
+/// `summaries` and returns what the day counts move by: `delta`, what their
+/// judged obligations add ([`judged_days`]), less what the cases' rows held
+/// before. The scan adds the moves of all its chunks at once when it ends
+/// (`day_counts`): each chunk's were the same keys again, four upserts a
+/// case. (The cases' hashes are noted with the rest of what the scan judged
+/// of them, `cases::note_judged`.)
+pub fn replace_cases(conn: &mut DbConn, summaries: &[CaseSummary], mut delta: Delta) -> QueryResult<Delta> {
     if summaries.is_empty() {
-        return Ok(());
+        return Ok(Delta::new());
     }
     let ids: Vec<&str> = summaries.iter().map(|s| s.case_id.as_str()).collect();
     for chunk in ids.chunks(CHUNK) {
@@ -165,7 +167,6 @@ pub fn replace_cases(conn: &mut DbConn, summaries: &[CaseSummary], mut delta: De
         diesel::delete(obligations::table.filter(obligations::case_id.eq_any(chunk))).execute(conn)?;
         diesel::delete(case_facts::table.filter(case_facts::case_id.eq_any(chunk))).execute(conn)?;
     }
-    add_days(conn, &delta)?;
     let pending: Vec<&NewObligation> = summaries.iter().flat_map(|s| &s.pending).collect();
     insert_obligations(conn, &pending)?;
     // A case's `case_facts` row: its facts and its packed judged obligations.
@@ -187,7 +188,7 @@ pub fn replace_cases(conn: &mut DbConn, summaries: &[CaseSummary], mut delta: De
             }
         }
     }
-    Ok(())
+    Ok(delta)
 }
 
 /// Adds `delta` to `obligation_days`. On SQLite one upsert per key, of
@@ -195,7 +196,7 @@ pub fn replace_cases(conn: &mut DbConn, summaries: &[CaseSummary], mut delta: De
 /// upserts, each key once per statement (as PostgreSQL requires): diesel
 /// prepares an upsert anew each time, and a statement per key cost a first
 /// full scan a fifth of its time.
-fn add_days(conn: &mut DbConn, delta: &Delta) -> QueryResult<()> {
+pub(super) fn add_days(conn: &mut DbConn, delta: &Delta) -> QueryResult<()> {
     use diesel::sql_types::{BigInt, Text};
     use diesel::upsert::excluded;
     use obligation_days::dsl as d;

@@ -9,6 +9,7 @@ mod cached;
 pub mod candidates;
 pub mod cases;
 pub mod copy;
+pub mod day_counts;
 pub mod deviations;
 pub mod event_rows;
 pub mod events;

@@ -71,6 +71,9 @@ pub struct RunRow {
     pub error_text: Option<String>,
     pub status: ScanStatus,
     pub unmailed: i32,
+    /// The run committed chunks and has not yet added the day counts they
+    /// moved (`store::day_counts`): it is running, or it stopped.
+    pub days_owed: bool,
 }
 
 /// The latest `limit` scan runs, newest first.

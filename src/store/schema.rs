@@ -106,6 +106,7 @@ diesel::table! {
         error_text -> Nullable<Text>,
         status -> Text,
         unmailed -> Integer,
+        days_owed -> Bool,
     }
 }
 

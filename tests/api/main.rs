@@ -8,6 +8,7 @@ mod audit;
 mod bad_input;
 mod browser;
 mod core;
+mod day_counts;
 mod deviation_keys;
 mod feed;
 mod followup;

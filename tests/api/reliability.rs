@@ -288,6 +288,14 @@ fn serve_killed_at_random_points_loses_and_doubles_nothing(b: Backend) {
     );
     assert_eq!(ids.len(), sent, "every mail marked sent was received");
     assert_eq!(ids.len(), expected.len(), "one mail per deviation");
+    // A scan killed after some chunks left its day counts owed; a later
+    // scan counted them again: they are the cases' judged obligations.
+    let mut conn = app.conn();
+    assert_eq!(
+        svu_vakt::store::day_counts::stored(&mut conn).unwrap(),
+        svu_vakt::store::day_counts::from_facts(&mut conn).unwrap(),
+        "the day counts are those of the cases' facts"
+    );
 }
 
 /// One POST of a batch: the status and the body.

@@ -1,0 +1,2 @@
+DROP INDEX scan_runs_days_owed;
+ALTER TABLE scan_runs DROP COLUMN days_owed;

@@ -1,0 +1,122 @@
+//! The day counts (`obligation_days`) a scan owes until it ends.
+//!
+//! Each chunk of a scan replaces its cases' facts and judged obligations
+//! (`followup::replace_cases`) and the counts move by the difference. A
+//! chunk's difference touches nearly every (day, rule, unit) of the year
+//! again: adding it per chunk was four upserts a case, a fifth of a first
+//! full scan. So the scan sums its chunks' differences and adds them once,
+//! when it ends ([`settle`]). Its first chunk marks the run as owing them
+//! ([`owe`], in the chunk's transaction); [`settle`] clears the mark in the
+//! transaction that adds them. Until then the counts are those of the last
+//! scan that settled: a report read during a scan sees no half of it.
+//!
+//! A run still marked — the process died, or the database went away before
+//! the end — left the counts behind the cases' facts. The next scan, before
+//! it judges anything, counts them again from every case's judged
+//! obligations ([`catch_up`]). Only scans write the facts and the counts,
+//! one at a time under the scan lock, so what it reads stays true.
+
+use diesel::prelude::*;
+
+use super::followup::{self, Delta};
+use super::schema::{case_facts, obligation_days, scan_runs};
+use super::{backend, DbConn};
+
+/// Cases read per page when the counts are made again.
+const PAGE: i64 = 5_000;
+
+/// Adds a committed chunk's move to what the scan owes.
+pub fn merge(owed: &mut Delta, moved: Delta) {
+    for (key, n) in moved {
+        let slot = owed.entry(key).or_default();
+        for (total, by) in slot.iter_mut().zip(n) {
+            *total += by;
+        }
+    }
+}
+
+/// In the transaction of a scan's first chunk: the run owes day counts.
+pub fn owe(conn: &mut DbConn, run: i64) -> QueryResult<()> {
+    diesel::update(scan_runs::table.find(run))
+        .set(scan_runs::days_owed.eq(true))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Adds what the scan's committed chunks moved, and clears its mark.
+pub fn settle(conn: &mut DbConn, run: i64, owed: &Delta) -> QueryResult<()> {
+    backend::write_tx(conn, |conn| -> QueryResult<()> {
+        followup::add_days(conn, owed)?;
+        diesel::update(scan_runs::table.find(run))
+            .set(scan_runs::days_owed.eq(false))
+            .execute(conn)?;
+        Ok(())
+    })
+}
+
+/// When a run left its counts owed: counts them again from every case's
+/// judged obligations and clears every mark. The runs that owed them, none
+/// when the counts were whole.
+pub fn catch_up(conn: &mut DbConn) -> QueryResult<Vec<i64>> {
+    let owing: Vec<i64> = scan_runs::table
+        .filter(scan_runs::days_owed.eq(true))
+        .select(scan_runs::id)
+        .order(scan_runs::id)
+        .load(conn)?;
+    if owing.is_empty() {
+        return Ok(owing);
+    }
+    let counts = from_facts(conn)?;
+    backend::write_tx(conn, |conn| -> QueryResult<()> {
+        diesel::delete(obligation_days::table).execute(conn)?;
+        followup::add_days(conn, &counts)?;
+        diesel::update(scan_runs::table.filter(scan_runs::id.eq_any(&owing)))
+            .set(scan_runs::days_owed.eq(false))
+            .execute(conn)?;
+        Ok(())
+    })?;
+    Ok(owing)
+}
+
+/// The day counts from scratch: every case's judged obligations counted.
+pub fn from_facts(conn: &mut DbConn) -> QueryResult<Delta> {
+    let mut counts = Delta::new();
+    let mut after = String::new();
+    loop {
+        let page: Vec<(String, String)> = case_facts::table
+            .filter(case_facts::case_id.gt(&after))
+            .order(case_facts::case_id)
+            .select((case_facts::case_id, case_facts::judged))
+            .limit(PAGE)
+            .load(conn)?;
+        let Some((last, _)) = page.last() else {
+            return Ok(counts);
+        };
+        after = last.clone();
+        for (_, judged) in &page {
+            let days = followup::unpack(judged).map_err(|e| diesel::result::Error::DeserializationError(e.into()))?;
+            for j in &days {
+                followup::count(&mut counts, j, 1);
+            }
+        }
+    }
+}
+
+/// The day counts as stored, without the keys whose counts are all zero.
+pub fn stored(conn: &mut DbConn) -> QueryResult<Delta> {
+    let rows: Vec<(String, String, String, i64, i64, i64)> = obligation_days::table
+        .select((
+            obligation_days::day,
+            obligation_days::rule,
+            obligation_days::unit,
+            obligation_days::met,
+            obligation_days::late,
+            obligation_days::missing,
+        ))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .filter(|r| r.3 != 0 || r.4 != 0 || r.5 != 0)
+        .map(|(day, rule, unit, met, late, missing)| ((day, rule, unit), [met, late, missing]))
+        .collect())
+}

@@ -1,0 +1,129 @@
+//! The day counts a scan owes until it ends (`store::day_counts`): a scan
+//! that stops half-way adds what its committed chunks moved, and one that
+//! could not (the database refused, as after a crash) leaves its run marked,
+//! so the next scan counts them again from the cases' facts.
+
+use diesel::prelude::*;
+use svu_vakt::store::day_counts;
+use svu_vakt::store::schema::scan_runs;
+use svu_vakt::store::DbConn;
+
+use crate::core::{im_missing, UNITS};
+use crate::helpers::{spawn_app_with, Backend, TestApp};
+
+crate::on_both!(
+    a_scan_that_stops_half_way_adds_what_its_chunks_moved,
+    counts_a_scan_could_not_add_are_counted_again_by_the_next
+);
+
+const AS_OF: &str = "2026-05-20T00:00:00+02:00";
+
+/// Five cases without an IM, judged one case a chunk.
+fn county(b: Backend) -> TestApp {
+    let app = spawn_app_with(b, |cfg| cfg.scan.chunk_cases = 1);
+    assert_eq!(app.post_units(UNITS).status, 200);
+    let events: Vec<String> = (1..=5).map(|i| im_missing(&format!("C{i}"), i)).collect();
+    assert_eq!(app.post_events(&(events.join("\n") + "\n")).status, 200);
+    app
+}
+
+/// Makes every insert into `table` that `when` holds for fail.
+fn refuse(conn: &mut DbConn, b: Backend, table: &str, when: &str) {
+    let name = format!("refuse_{table}");
+    let sql = match b {
+        Backend::Sqlite => vec![format!(
+            "CREATE TRIGGER {name} BEFORE INSERT ON {table} WHEN {when} BEGIN SELECT RAISE(ABORT, 'provocerat fel'); END"
+        )],
+        Backend::Postgres => vec![
+            "CREATE OR REPLACE FUNCTION refuse() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'provocerat fel'; END $$ LANGUAGE plpgsql".to_string(),
+            format!("CREATE TRIGGER {name} BEFORE INSERT ON {table} FOR EACH ROW WHEN ({when}) EXECUTE FUNCTION refuse()"),
+        ],
+    };
+    for s in sql {
+        diesel::sql_query(s).execute(conn).unwrap();
+    }
+}
+
+fn allow(conn: &mut DbConn, b: Backend, table: &str) {
+    let sql = match b {
+        Backend::Sqlite => format!("DROP TRIGGER refuse_{table}"),
+        Backend::Postgres => format!("DROP TRIGGER refuse_{table} ON {table}"),
+    };
+    diesel::sql_query(sql).execute(conn).unwrap();
+}
+
+fn owing(conn: &mut DbConn) -> Vec<i64> {
+    scan_runs::table
+        .filter(scan_runs::days_owed.eq(true))
+        .select(scan_runs::id)
+        .load(conn)
+        .unwrap()
+}
+
+fn judged(counts: &svu_vakt::store::followup::Delta) -> i64 {
+    counts.values().flatten().sum()
+}
+
+/// C3's facts are refused: C1 and C2 are committed, the scan fails, and
+/// the counts hold exactly the two cases' obligations.
+fn a_scan_that_stops_half_way_adds_what_its_chunks_moved(b: Backend) {
+    let app = county(b);
+    let mut c = app.conn();
+    let conn: &mut DbConn = &mut c;
+    refuse(conn, b, "case_facts", "NEW.case_id = 'C3'");
+    let r = app.scan(AS_OF);
+    assert_ne!(r.status, 200, "the scan went through C3: {}", r.body);
+    let stored = day_counts::stored(conn).unwrap();
+    assert_eq!(
+        stored,
+        day_counts::from_facts(conn).unwrap(),
+        "the counts of the committed chunks"
+    );
+    assert!(judged(&stored) >= 2, "C1 and C2 counted: {stored:?}");
+    assert_eq!(
+        owing(conn),
+        Vec::<i64>::new(),
+        "nothing owed after the counts were added"
+    );
+
+    allow(conn, b, "case_facts");
+    assert_eq!(app.scan(AS_OF).status, 200);
+    let all = day_counts::stored(conn).unwrap();
+    assert_eq!(all, day_counts::from_facts(conn).unwrap());
+    assert!(judged(&all) > judged(&stored), "the other cases counted too: {all:?}");
+}
+
+/// C3's facts and the counts are refused: the scan commits C1 and C2 and
+/// cannot add their counts, as if it had died. Its run stays marked; the
+/// next scan counts from the facts and ends where one scan without faults
+/// does.
+fn counts_a_scan_could_not_add_are_counted_again_by_the_next(b: Backend) {
+    let app = county(b);
+    let mut c = app.conn();
+    let conn: &mut DbConn = &mut c;
+    refuse(conn, b, "case_facts", "NEW.case_id = 'C3'");
+    refuse(conn, b, "obligation_days", "TRUE");
+    assert_ne!(app.scan(AS_OF).status, 200);
+    assert_eq!(judged(&day_counts::stored(conn).unwrap()), 0, "nothing added");
+    assert!(
+        judged(&day_counts::from_facts(conn).unwrap()) >= 2,
+        "C1 and C2 committed"
+    );
+    let marked = owing(conn);
+    assert_eq!(marked.len(), 1, "the run that could not add them is marked");
+
+    allow(conn, b, "case_facts");
+    allow(conn, b, "obligation_days");
+    assert_eq!(app.scan(AS_OF).status, 200);
+    assert_eq!(owing(conn), Vec::<i64>::new());
+    let counted = day_counts::stored(conn).unwrap();
+    assert_eq!(counted, day_counts::from_facts(conn).unwrap());
+
+    let clean = county(b);
+    assert_eq!(clean.scan(AS_OF).status, 200);
+    assert_eq!(
+        counted,
+        day_counts::stored(&mut clean.conn()).unwrap(),
+        "as one scan without faults"
+    );
+}
