@@ -261,7 +261,14 @@ impl Auditor {
         };
         let walked = chunks::pipelined(conn, walk, judge, file, counts);
         if owing {
-            day_counts::settle(conn, run.id, &owed)?;
+            if let Err(e) = day_counts::settle(conn, run.id, &owed) {
+                // The walk's own error says why the scan stopped; the run
+                // stays marked and the next scan counts the days again.
+                if walked.is_ok() {
+                    return Err(e.into());
+                }
+                tracing::warn!("dagräkningarna kunde inte föras in efter felet ({e}): nästa granskning räknar om dem");
+            }
         }
         walked?;
         if active.contains(&RuleId::BemanningStorhelg) {

@@ -8,13 +8,17 @@
 //! when it ends ([`settle`]). Its first chunk marks the run as owing them
 //! ([`owe`], in the chunk's transaction); [`settle`] clears the mark in the
 //! transaction that adds them. Until then the counts are those of the last
-//! scan that settled: a report read during a scan sees no half of it.
+//! scan that settled: adherence read during a scan sees none of it.
 //!
 //! A run still marked — the process died, or the database went away before
 //! the end — left the counts behind the cases' facts. The next scan, before
 //! it judges anything, counts them again from every case's judged
-//! obligations ([`catch_up`]). Only scans write the facts and the counts,
-//! one at a time under the scan lock, so what it reads stays true.
+//! obligations ([`catch_up`]). Only scans write the facts and the counts;
+//! a scan that lost its lock to the one counting them again cannot commit
+//! a chunk meanwhile, and adds nothing after (its mark is gone).
+//!
+//! Only the day counts wait for the end: the cases' facts (lead times,
+//! betalningsansvar) and the deviations change per chunk, as before.
 
 use diesel::prelude::*;
 
@@ -43,39 +47,57 @@ pub fn owe(conn: &mut DbConn, run: i64) -> QueryResult<()> {
     Ok(())
 }
 
-/// Adds what the scan's committed chunks moved, and clears its mark.
-pub fn settle(conn: &mut DbConn, run: i64, owed: &Delta) -> QueryResult<()> {
-    backend::write_tx(conn, |conn| -> QueryResult<()> {
-        followup::add_days(conn, owed)?;
-        diesel::update(scan_runs::table.find(run))
+/// Adds what the scan's committed chunks moved and clears its mark, only
+/// while the mark is there: a scan that lost its lock may find another scan
+/// has counted them again from the facts, its own chunks included
+/// ([`catch_up`]). Whether it added them.
+pub fn settle(conn: &mut DbConn, run: i64, owed: &Delta) -> QueryResult<bool> {
+    backend::write_tx(conn, |conn| -> QueryResult<bool> {
+        let cleared = diesel::update(scan_runs::table.find(run).filter(scan_runs::days_owed))
             .set(scan_runs::days_owed.eq(false))
             .execute(conn)?;
-        Ok(())
+        if cleared == 1 {
+            followup::add_days(conn, owed)?;
+        }
+        Ok(cleared == 1)
     })
 }
 
-/// When a run left its counts owed: counts them again from every case's
-/// judged obligations and clears every mark. The runs that owed them, none
-/// when the counts were whole.
-pub fn catch_up(conn: &mut DbConn) -> QueryResult<Vec<i64>> {
-    let owing: Vec<i64> = scan_runs::table
-        .filter(scan_runs::days_owed.eq(true))
+/// The runs whose day counts are owed, in id order.
+fn owing(conn: &mut DbConn) -> QueryResult<Vec<i64>> {
+    scan_runs::table
+        .filter(scan_runs::days_owed)
         .select(scan_runs::id)
         .order(scan_runs::id)
-        .load(conn)?;
-    if owing.is_empty() {
-        return Ok(owing);
+        .load(conn)
+}
+
+/// When a run left its counts owed: counts them again from every case's
+/// judged obligations and clears every mark, in one write transaction that
+/// no chunk of a scan can commit into (SQLite's write lock; on PostgreSQL
+/// `case_facts` held in SHARE mode: a chunk of a scan that lost its lock
+/// and is still committing is waited for, and one after it waits). The runs
+/// that owed them, none when the counts were whole.
+pub fn catch_up(conn: &mut DbConn) -> QueryResult<Vec<i64>> {
+    if owing(conn)?.is_empty() {
+        return Ok(Vec::new());
     }
-    let counts = from_facts(conn)?;
-    backend::write_tx(conn, |conn| -> QueryResult<()> {
+    backend::write_tx(conn, |conn| -> QueryResult<Vec<i64>> {
+        if let DbConn::Pg(c) = conn {
+            diesel::sql_query("LOCK TABLE case_facts IN SHARE MODE").execute(c)?;
+        }
+        let runs = owing(conn)?;
+        if runs.is_empty() {
+            return Ok(runs);
+        }
+        let counts = from_facts(conn)?;
         diesel::delete(obligation_days::table).execute(conn)?;
         followup::add_days(conn, &counts)?;
-        diesel::update(scan_runs::table.filter(scan_runs::id.eq_any(&owing)))
+        diesel::update(scan_runs::table.filter(scan_runs::id.eq_any(&runs)))
             .set(scan_runs::days_owed.eq(false))
             .execute(conn)?;
-        Ok(())
-    })?;
-    Ok(owing)
+        Ok(runs)
+    })
 }
 
 /// The day counts from scratch: every case's judged obligations counted.

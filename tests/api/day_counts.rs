@@ -13,7 +13,8 @@ use crate::helpers::{spawn_app_with, Backend, TestApp};
 
 crate::on_both!(
     a_scan_that_stops_half_way_adds_what_its_chunks_moved,
-    counts_a_scan_could_not_add_are_counted_again_by_the_next
+    counts_a_scan_could_not_add_are_counted_again_by_the_next,
+    a_scan_whose_counts_were_counted_again_adds_nothing_after
 );
 
 const AS_OF: &str = "2026-05-20T00:00:00+02:00";
@@ -126,4 +127,28 @@ fn counts_a_scan_could_not_add_are_counted_again_by_the_next(b: Backend) {
         day_counts::stored(&mut clean.conn()).unwrap(),
         "as one scan without faults"
     );
+}
+
+/// A scan that lost its lock while another counted the days again from the
+/// facts (its own chunks included) adds nothing when it settles: its mark
+/// is gone.
+fn a_scan_whose_counts_were_counted_again_adds_nothing_after(b: Backend) {
+    let app = county(b);
+    assert_eq!(app.scan(AS_OF).status, 200);
+    let mut c = app.conn();
+    let conn: &mut DbConn = &mut c;
+    let run: i64 = scan_runs::table.select(scan_runs::id).first(conn).unwrap();
+    let counted = day_counts::stored(conn).unwrap();
+    diesel::update(scan_runs::table.find(run))
+        .set(scan_runs::days_owed.eq(true))
+        .execute(conn)
+        .unwrap();
+    assert_eq!(day_counts::catch_up(conn).unwrap(), vec![run]);
+    assert_eq!(day_counts::stored(conn).unwrap(), counted, "counted again, the same");
+    assert!(
+        !day_counts::settle(conn, run, &counted).unwrap(),
+        "added after the count"
+    );
+    assert_eq!(day_counts::stored(conn).unwrap(), counted, "nothing added twice");
+    assert_eq!(day_counts::catch_up(conn).unwrap(), Vec::<i64>::new());
 }

@@ -131,6 +131,15 @@ fn the_migration_keeps_every_deviation_and_what_refers_to_it(b: Backend) {
     }
     revert_through(conn, b, MIGRATION);
     assert_eq!(snapshot(conn), before, "the way back keeps every row");
+    // The newest deviation deleted by hand: its id is never given again.
+    let newest = count(conn, "SELECT max(id) AS n FROM deviations");
+    diesel::sql_query(format!("DELETE FROM deviation_history WHERE deviation_id = {newest}"))
+        .execute(conn)
+        .unwrap();
+    diesel::sql_query(format!("DELETE FROM deviations WHERE id = {newest}"))
+        .execute(conn)
+        .unwrap();
+    let before = snapshot(conn);
     svu_vakt::store::migrate(conn).unwrap();
     assert_eq!(snapshot(conn), before, "the migration keeps every row");
 
@@ -139,6 +148,10 @@ fn the_migration_keeps_every_deviation_and_what_refers_to_it(b: Backend) {
     let refused = insert_again(conn, id, None).unwrap_err().to_string();
     assert!(refused.to_lowercase().contains("unique"), "{refused}");
     assert_eq!(insert_again(conn, id, Some("bemanning-x")).unwrap(), 1);
+    assert!(
+        count(conn, "SELECT max(id) AS n FROM deviations") > newest,
+        "the id of the deleted deviation given again"
+    );
     let refused = insert_again(conn, id, Some("bemanning-x")).unwrap_err().to_string();
     assert!(refused.to_lowercase().contains("unique"), "{refused}");
     // The references still hold: a comment on no deviation is refused,
@@ -196,4 +209,19 @@ fn a_rebuild_that_finds_a_broken_reference_changes_nothing(b: Backend) {
         .unwrap();
     assert!(svu_vakt::store::migrate(conn).unwrap().contains(&MIGRATION.to_string()));
     assert_eq!(snapshot(conn), before);
+
+    // Run again, as a second process that listed it as pending before the
+    // first ran it would: it stops before touching the table.
+    use diesel::migration::MigrationSource;
+    use diesel_migrations::MigrationHarness;
+    let DbConn::Sqlite(sqlite) = conn else { unreachable!() };
+    let all = MigrationSource::<diesel::sqlite::Sqlite>::migrations(&svu_vakt::store::SQLITE_MIGRATIONS).unwrap();
+    let again = all
+        .iter()
+        .find(|m| m.name().version().to_string() == MIGRATION)
+        .unwrap();
+    let err = sqlite.run_migration(again.as_ref()).unwrap_err().to_string();
+    assert!(err.contains("CHECK"), "{err}");
+    let _ = diesel::connection::SimpleConnection::batch_execute(sqlite, "ROLLBACK; PRAGMA foreign_keys = ON");
+    assert_eq!(snapshot(conn), before, "nothing rebuilt");
 }

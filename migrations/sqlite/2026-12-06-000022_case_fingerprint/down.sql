@@ -1,6 +1,7 @@
 -- Back to UNIQUE (fingerprint) and deviations_case, rebuilt as up.sql does.
 PRAGMA foreign_keys = OFF;
 BEGIN IMMEDIATE;
+CREATE TEMP TABLE seq_kept AS SELECT seq FROM sqlite_sequence WHERE name = 'deviations';
 DROP TABLE IF EXISTS deviations_new;
 CREATE TABLE deviations_new (
     id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
@@ -27,6 +28,12 @@ SELECT id, fingerprint, rule, case_id, unit, due, finding_status, done_at, late_
 FROM deviations ORDER BY id;
 DROP TABLE deviations;
 ALTER TABLE deviations_new RENAME TO deviations;
+INSERT INTO sqlite_sequence (name, seq)
+SELECT 'deviations', seq FROM seq_kept
+WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'deviations');
+UPDATE sqlite_sequence SET seq = (SELECT seq FROM seq_kept)
+WHERE name = 'deviations' AND seq < (SELECT seq FROM seq_kept);
+DROP TABLE seq_kept;
 CREATE INDEX deviations_case ON deviations (case_id);
 CREATE INDEX deviations_unqueued ON deviations (id) WHERE queued_at IS NULL;
 CREATE INDEX deviations_status_unit ON deviations (status, unit);

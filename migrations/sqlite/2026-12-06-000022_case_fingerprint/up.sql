@@ -12,10 +12,21 @@
 -- procedure of SQLite's ALTER TABLE documentation. Foreign keys are off
 -- while it runs (DROP TABLE would otherwise delete deviation_parties' rows,
 -- ON DELETE CASCADE, and refuse for history, handling and comments), and
--- checked before the commit (a failure rolls it back: store::migrate). Run again after a crash before diesel noted
--- it, it rebuilds the rebuilt table the same way.
+-- checked before the commit (a failure rolls it back: store::migrate).
+-- Run again after a crash between its commit and diesel noting it, it
+-- rebuilds the rebuilt table the same way (no later migration ran).
 PRAGMA foreign_keys = OFF;
 BEGIN IMMEDIATE;
+-- A second process that listed this migration as pending before the first
+-- ran it stops here (it would rebuild a table later migrations may have
+-- changed): a count above zero fails the CHECK and rolls back.
+CREATE TEMP TABLE migration_ran (n INTEGER NOT NULL CHECK (n = 0));
+INSERT INTO migration_ran
+SELECT count(*) FROM __diesel_schema_migrations WHERE version = '20261206000022';
+DROP TABLE migration_ran;
+-- DROP TABLE forgets the table's AUTOINCREMENT counter: kept, so an id of
+-- a deviation deleted by hand is never given again.
+CREATE TEMP TABLE seq_kept AS SELECT seq FROM sqlite_sequence WHERE name = 'deviations';
 DROP TABLE IF EXISTS deviations_new;
 CREATE TABLE deviations_new (
     id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
@@ -42,6 +53,12 @@ SELECT id, fingerprint, rule, case_id, unit, due, finding_status, done_at, late_
 FROM deviations ORDER BY id;
 DROP TABLE deviations;
 ALTER TABLE deviations_new RENAME TO deviations;
+INSERT INTO sqlite_sequence (name, seq)
+SELECT 'deviations', seq FROM seq_kept
+WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'deviations');
+UPDATE sqlite_sequence SET seq = (SELECT seq FROM seq_kept)
+WHERE name = 'deviations' AND seq < (SELECT seq FROM seq_kept);
+DROP TABLE seq_kept;
 CREATE UNIQUE INDEX deviations_case_fingerprint ON deviations (case_id, fingerprint);
 CREATE UNIQUE INDEX deviations_caseless_fingerprint ON deviations (fingerprint) WHERE case_id IS NULL;
 CREATE INDEX deviations_unqueued ON deviations (id) WHERE queued_at IS NULL;
