@@ -41,6 +41,10 @@ pub struct BenchOptions {
     pub database_url: Option<String>,
     /// Run the plain-SQL peer and compare.
     pub peer: bool,
+    /// Import the demo's file as written, grouped by case in case id
+    /// order; by default its lines are imported in a random order, as the
+    /// import target is set.
+    pub case_order: bool,
 }
 
 struct Step {
@@ -88,14 +92,30 @@ pub fn run(base: &Config, opts: &BenchOptions) -> anyhow::Result<()> {
     let files = Files {
         units: dir.path().join("units.json"),
         events: dir.path().join("events.jsonl"),
+        shuffled: dir.path().join("shuffled.jsonl"),
         new_events: dir.path().join("new.jsonl"),
         recent_events: dir.path().join("recent.jsonl"),
     };
     let events = demo_step(&mut steps, opts, &files)?;
+    let imported = match opts.case_order {
+        true => &files.events,
+        false => {
+            measure(&mut steps, "shuffle", || {
+                shuffle(&files.events, &files.shuffled, opts.seed)
+            })?;
+            label(&mut steps, format!("{events} lines in a random order"), events, "lines");
+            &files.shuffled
+        }
+    };
     let stored = measure(&mut steps, "import", || {
-        crate::cli::import_quiet(&services, Some(&files.units), Some(&files.events), None)
+        crate::cli::import_quiet(&services, Some(&files.units), Some(imported), None)
     })?;
-    label(&mut steps, format!("{stored} events"), stored, "events");
+    let order = if opts.case_order {
+        "in case order"
+    } else {
+        "in random order"
+    };
+    label(&mut steps, format!("{stored} events, {order}"), stored, "events");
     let later = scan_steps(&mut steps, &services, opts.seed, &files)?;
     let checked = measure(&mut steps, "check (files)", || {
         check(&files.units, &files.events, as_of())
@@ -117,6 +137,8 @@ pub fn run(base: &Config, opts: &BenchOptions) -> anyhow::Result<()> {
 struct Files {
     units: std::path::PathBuf,
     events: std::path::PathBuf,
+    /// The same lines in a random order.
+    shuffled: std::path::PathBuf,
     /// The events of the incremental steps: new cases across the year, and
     /// new cases of the last ten days.
     new_events: std::path::PathBuf,
@@ -164,6 +186,50 @@ fn demo_step(steps: &mut Vec<Step>, opts: &BenchOptions, files: &Files) -> anyho
         "events",
     );
     Ok(events)
+}
+
+/// The lines of `from` written to `to` in a random order fixed by `seed`,
+/// with memory for a 64th of the file: each line dealt to one of 64 files at
+/// random, each of those shuffled whole and appended.
+fn shuffle(from: &Path, to: &Path, seed: u64) -> anyhow::Result<usize> {
+    use std::io::BufRead;
+    const PILES: u64 = 64;
+    let mut state = seed ^ 0x9e37_79b9_7f4a_7c15;
+    // splitmix64
+    let mut next = move || {
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    let dir = tempfile::tempdir_in(to.parent().unwrap_or(Path::new(".")))?;
+    let pile = |i: u64| dir.path().join(format!("{i}.jsonl"));
+    let mut piles = (0..PILES)
+        .map(|i| Ok(std::io::BufWriter::new(std::fs::File::create(pile(i))?)))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut n = 0;
+    for line in std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(from)?).lines() {
+        writeln!(piles[(next() % PILES) as usize], "{}", line?)?;
+        n += 1;
+    }
+    for p in &mut piles {
+        p.flush()?;
+    }
+    drop(piles);
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(to)?);
+    for i in 0..PILES {
+        let text = std::fs::read_to_string(pile(i))?;
+        let mut lines: Vec<&str> = text.lines().collect();
+        for k in (1..lines.len()).rev() {
+            lines.swap(k, (next() % (k as u64 + 1)) as usize);
+        }
+        for l in lines {
+            writeln!(out, "{l}")?;
+        }
+    }
+    out.flush()?;
+    Ok(n)
 }
 
 /// The first full scan, a full re-scan, then three incremental scans an
@@ -455,5 +521,33 @@ fn compare(peer: &BTreeSet<Breach>, ours: &BTreeSet<Breach>, steps: &[Step]) -> 
             peer.difference(ours).count(),
             ours.difference(peer).count()
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn shuffle_keeps_every_line_once_in_another_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let (from, to) = (dir.path().join("a"), dir.path().join("b"));
+        let lines: Vec<String> = (0..5000).map(|i| format!("{{\"id\":\"e{i}\"}}")).collect();
+        std::fs::write(&from, lines.join("\n") + "\n").unwrap();
+        assert_eq!(super::shuffle(&from, &to, 7).unwrap(), 5000);
+        let text = std::fs::read_to_string(&to).unwrap();
+        let got: Vec<&str> = text.lines().collect();
+        assert_ne!(
+            got,
+            lines.iter().map(String::as_str).collect::<Vec<_>>(),
+            "not shuffled"
+        );
+        let (mut a, mut b) = (got.clone(), lines.iter().map(String::as_str).collect::<Vec<_>>());
+        a.sort_unstable();
+        b.sort_unstable();
+        assert_eq!(a, b, "every line once");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            2,
+            "the piles are removed"
+        );
     }
 }

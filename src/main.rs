@@ -85,6 +85,9 @@ enum Command {
         /// Hoppa över SQL-jämförelsen (den växer snabbare än linjärt på SQLite)
         #[arg(long)]
         without_peer: bool,
+        /// Importera demofilen i ärendeordning (standard: raderna i slumpordning)
+        #[arg(long)]
+        in_case_order: bool,
     },
     /// Visa vart en enhets avvikelser mejlas
     Routes {
@@ -368,7 +371,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             seed,
             database_url,
             without_peer,
-        } => bench(cfg, cases, seed, database_url, without_peer),
+            in_case_order,
+        } => bench(cfg, cases, seed, database_url, without_peer, in_case_order),
         Command::Routes { db, unit } => cli::routes(&load(cfg, &db, None, None)?, &unit),
         Command::Migrate { db } => cli::migrate(&load(cfg, &db, None, None)?),
         Command::Backup { db, to } => cli::backup(&load(cfg, &db, None, None)?, &to),
@@ -429,6 +433,7 @@ fn bench(
     seed: u64,
     database_url: Option<String>,
     without_peer: bool,
+    in_case_order: bool,
 ) -> anyhow::Result<()> {
     svu_vakt::bench::throwaway_key()?;
     let db = DbArgs {
@@ -443,6 +448,7 @@ fn bench(
         seed,
         database_url,
         peer: !without_peer,
+        case_order: in_case_order,
     };
     svu_vakt::bench::run(&load(cfg, &db, None, None)?, &opts)
 }

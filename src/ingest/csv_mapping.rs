@@ -97,7 +97,7 @@ impl CsvMapping {
             Ok(())
         };
         if let Err(e) = self.for_each_chunk(
-            super::file::LineCap::new(body.as_bytes()),
+            super::lines::LineCap::new(body.as_bytes()),
             hasher,
             usize::MAX,
             &mut collect,
@@ -127,11 +127,11 @@ impl CsvMapping {
             Ok(h) => h.clone(),
             Err(e) => {
                 let long = match e.kind() {
-                    csv::ErrorKind::Io(io) => io.get_ref().and_then(|i| i.downcast_ref::<super::file::LongLine>()),
+                    csv::ErrorKind::Io(io) => io.get_ref().and_then(|i| i.downcast_ref::<super::lines::LongLine>()),
                     _ => None,
                 };
                 let message = match long {
-                    Some(_) => format!("är längre än {} byte", super::file::MAX_LINE_BYTES),
+                    Some(_) => format!("är längre än {} byte", super::lines::MAX_LINE_BYTES),
                     None => csv_message(&e),
                 };
                 return f(Err(vec![FieldError::new(1, "header", &message)]));
@@ -158,12 +158,12 @@ impl CsvMapping {
                     if let csv::ErrorKind::Io(io) = e.kind() {
                         // Unreadable or a line past the cap: the rest of the
                         // file cannot be read as records.
-                        let long = io.get_ref().and_then(|i| i.downcast_ref::<super::file::LongLine>());
+                        let long = io.get_ref().and_then(|i| i.downcast_ref::<super::lines::LongLine>());
                         errors.push(match long {
                             Some(l) => FieldError::new(
                                 l.0,
                                 "rad",
-                                &format!("är längre än {} byte", super::file::MAX_LINE_BYTES),
+                                &format!("är längre än {} byte", super::lines::MAX_LINE_BYTES),
                             ),
                             None => FieldError::new(0, "fil", &format!("kan inte läsas: {io}")),
                         });

@@ -15,10 +15,11 @@
 use std::path::Path;
 
 use super::csv_mapping::CsvMapping;
+use super::lines::{read_line_capped, LineCap, NumberedLine, MAX_LINE_BYTES};
 use super::{IngestError, IngestEvent};
 use crate::domain::ingested::Conflict;
 use crate::domain::{FieldError, FieldErrors, PatientHasher};
-use crate::store::events::BatchOutcome;
+use crate::store::events::{store_group, BatchOutcome, FileContext, StoreBatchError, GROUP};
 use crate::store::DbConn;
 
 pub const IMPORT_BATCH: usize = 10_000;
@@ -72,21 +73,33 @@ pub fn import_events(
     result
 }
 
-fn import_events_in(
+/// What pass one learnt of a valid file with no conflict.
+struct PassOne {
+    /// Its events come grouped by case in case id order.
+    sorted: bool,
+    /// Some of its ids are stored already.
+    any_stored: bool,
+}
+
+/// Pass one: every line validated, every id compared with what is stored.
+fn pass_one(
     conn: &mut DbConn,
     hasher: &PatientHasher,
     path: &Path,
     mapping: Option<&CsvMapping>,
-    source: &str,
-) -> Result<BatchOutcome, FileError> {
+) -> Result<PassOne, FileError> {
     let mut errors = FieldErrors::default();
     let mut conflicts = Vec::new();
     let mut conflicts_total = 0;
-    each_chunk(path, mapping, hasher, &mut |chunk| {
+    let mut order = CaseOrder::default();
+    let mut any_stored = false;
+    each_chunk(path, mapping, hasher, None, &mut |chunk| {
         match chunk {
             Err(e) => errors.append(e),
             Ok(events) if errors.is_empty() => {
-                let found = crate::store::events::conflicts_with_stored(conn, &events)?;
+                order.see(&events);
+                let (found, stored) = crate::store::events::compare_with_stored(conn, &events)?;
+                any_stored |= stored > 0;
                 conflicts_total += found.len();
                 let room = FieldErrors::LISTED.saturating_sub(conflicts.len());
                 conflicts.extend(found.into_iter().take(room));
@@ -101,26 +114,46 @@ fn import_events_in(
     if !conflicts.is_empty() {
         return Err(FileError::Conflict(conflicts, conflicts_total));
     }
-    let mut total = BatchOutcome::default();
-    let mut stored_batches = Vec::new();
-    let mut refused = None;
-    let result = each_chunk(
-        path,
-        mapping,
-        hasher,
-        &mut |chunk| match crate::store::events::store_parsed(conn, chunk, source) {
-            Ok(outcome) => {
-                stored_batches.extend(outcome.batch);
-                total.add(outcome);
-                Ok(())
-            }
-            Err(IngestError::Db(e)) => Err(e),
-            Err(e) => {
-                refused = Some(e);
-                anyhow::bail!("avbruten")
-            }
+    Ok(PassOne {
+        sorted: order.sorted,
+        any_stored,
+    })
+}
+
+fn import_events_in(
+    conn: &mut DbConn,
+    hasher: &PatientHasher,
+    path: &Path,
+    mapping: Option<&CsvMapping>,
+    source: &str,
+) -> Result<BatchOutcome, FileError> {
+    let PassOne { sorted, any_stored } = pass_one(conn, hasher, path, mapping)?;
+    // JSON Lines out of case order are stored sorted by case (CSV exports
+    // are read as they come).
+    let runs = match (mapping, sorted) {
+        (None, false) => Some(super::sorted::sort_file(path)?),
+        _ => None,
+    };
+    let mut storing = Storing {
+        conn,
+        ctx: match any_stored {
+            true => FileContext::new(source),
+            false => FileContext::of_new_ids(source),
         },
-    );
+        pending: Vec::with_capacity(GROUP),
+        total: BatchOutcome::default(),
+        stored_batches: Vec::new(),
+        refused: None,
+    };
+    let result = each_chunk(path, mapping, hasher, runs.as_ref(), &mut |chunk| storing.take(chunk))
+        .and_then(|()| storing.flush());
+    let Storing {
+        conn,
+        total,
+        stored_batches,
+        refused,
+        ..
+    } = storing;
     if let Err(e) = result {
         // A database failure leaves whole batches: a re-run stores the rest,
         // and what was stored may already have been acknowledged to another
@@ -152,12 +185,90 @@ fn import_events_in(
 
 type Chunk = Result<Vec<IngestEvent>, FieldErrors>;
 
+/// Whether a file's events come grouped by case in case id order (events
+/// without a case may stand anywhere).
+struct CaseOrder {
+    last: Option<String>,
+    sorted: bool,
+}
+
+impl Default for CaseOrder {
+    fn default() -> CaseOrder {
+        CaseOrder {
+            last: None,
+            sorted: true,
+        }
+    }
+}
+
+impl CaseOrder {
+    fn see(&mut self, events: &[IngestEvent]) {
+        for case in events.iter().filter_map(|ev| ev.event.case.as_ref()) {
+            if !self.sorted {
+                return;
+            }
+            match &self.last {
+                Some(last) if last.as_str() > case.as_str() => self.sorted = false,
+                Some(last) if last.as_str() == case.as_str() => {}
+                _ => self.last = Some(case.as_str().to_string()),
+            }
+        }
+    }
+}
+
+/// Pass two: the parsed batches stored [`GROUP`] at a time
+/// (`store::events::store_group`), each its own ingest batch.
+struct Storing<'c> {
+    conn: &'c mut DbConn,
+    ctx: FileContext<'c>,
+    pending: Vec<Vec<IngestEvent>>,
+    total: BatchOutcome,
+    /// The batches committed so far, to take back after a refusal.
+    stored_batches: Vec<i64>,
+    /// Why the import stopped, when the file itself was at fault.
+    refused: Option<IngestError>,
+}
+
+impl Storing<'_> {
+    fn take(&mut self, chunk: Chunk) -> anyhow::Result<()> {
+        match chunk {
+            Ok(events) => self.pending.push(events),
+            Err(e) => {
+                self.refused = Some(IngestError::Invalid(e));
+                anyhow::bail!("avbruten")
+            }
+        }
+        if self.pending.len() < GROUP {
+            return Ok(());
+        }
+        self.flush()
+    }
+
+    fn flush(&mut self) -> anyhow::Result<()> {
+        let batches = std::mem::take(&mut self.pending);
+        let (total, ids) = (&mut self.total, &mut self.stored_batches);
+        let mut stored = |o: BatchOutcome| {
+            ids.extend(o.batch);
+            total.add(o);
+        };
+        match store_group(self.conn, &batches, &mut self.ctx, &mut stored) {
+            Ok(()) => Ok(()),
+            Err(StoreBatchError::Conflict(c)) => {
+                self.refused = Some(IngestError::Conflict(c));
+                anyhow::bail!("avbruten")
+            }
+            Err(StoreBatchError::Db(e)) => Err(e.into()),
+        }
+    }
+}
+
 /// The file's events, validated, `IMPORT_BATCH` at a time: JSON Lines (a
 /// file holding one JSON array is read whole), or CSV through `mapping`.
 fn each_chunk(
     path: &Path,
     mapping: Option<&CsvMapping>,
     hasher: &PatientHasher,
+    sorted: Option<&super::sorted::Runs>,
     f: &mut dyn FnMut(Chunk) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
     match mapping {
@@ -171,7 +282,7 @@ fn each_chunk(
                 &mut |chunk| f(chunk.map_err(FieldErrors::from)),
             )
         }
-        None => parsed_ahead(path, hasher, f),
+        None => parsed_ahead(path, sorted, hasher, f),
     }
 }
 
@@ -180,15 +291,18 @@ fn each_chunk(
 /// batch while the next ones are read and validated.
 fn parsed_ahead(
     path: &Path,
+    sorted: Option<&super::sorted::Runs>,
     hasher: &PatientHasher,
     f: &mut dyn FnMut(Chunk) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
     let (tx, rx) = std::sync::mpsc::sync_channel::<Lines>(1);
     std::thread::scope(|s| {
         let reader = s.spawn(move || {
-            for_each_batch(path, &mut |lines| {
-                tx.send(lines).map_err(|_| anyhow::anyhow!("avbruten"))
-            })
+            let send = &mut |lines| tx.send(lines).map_err(|_| anyhow::anyhow!("avbruten"));
+            match sorted {
+                Some(runs) => runs.for_each_batch(send),
+                None => for_each_batch(path, send),
+            }
         });
         let mut stored = Ok(());
         crate::parallel::ordered_map(
@@ -210,164 +324,12 @@ fn parsed_ahead(
     })
 }
 
-type NumberedLine = (usize, String);
-
-/// The longest line read: an event is well under a kilobyte; a longer line
-/// is reported, never held in memory.
-pub const MAX_LINE_BYTES: usize = 1 << 20;
-
-/// One line into `buf` (without its line break), at most `cap` bytes kept:
-/// `None` at the end of the input, `Some(false)` when the line was longer
-/// (the rest is skipped).
-fn read_line_capped(r: &mut impl std::io::BufRead, buf: &mut Vec<u8>, cap: usize) -> std::io::Result<Option<bool>> {
-    buf.clear();
-    let mut fits = true;
-    let mut any = false;
-    loop {
-        let chunk = r.fill_buf()?;
-        if chunk.is_empty() {
-            return Ok(any.then_some(fits));
-        }
-        any = true;
-        let (part, done) = match chunk.iter().position(|&b| b == b'\n') {
-            Some(i) => (&chunk[..i], Some(i + 1)),
-            None => (chunk, None),
-        };
-        if fits && buf.len() + part.len() <= cap {
-            buf.extend_from_slice(part);
-        } else {
-            fits = false;
-            buf.clear();
-        }
-        let used = done.unwrap_or(chunk.len());
-        r.consume(used);
-        if done.is_some() {
-            if buf.last() == Some(&b'\r') {
-                buf.pop();
-            }
-            return Ok(Some(fits));
-        }
-    }
-}
-
-/// A line of a CSV export longer than [`MAX_LINE_BYTES`], by number: the
-/// error [`LineCap`] stops the CSV reader with.
-#[derive(Debug)]
-pub struct LongLine(pub usize);
-
-impl std::fmt::Display for LongLine {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "rad {} är längre än {MAX_LINE_BYTES} byte", self.0)
-    }
-}
-
-impl std::error::Error for LongLine {}
-
-/// Passes a CSV export through with CRLF and lone CR line ends made LF,
-/// failing with [`LongLine`] once a line runs past [`MAX_LINE_BYTES`]: the
-/// CSV reader holds a whole record in memory, and a gigabyte without a line
-/// break must not become one. (The CSV reader numbers the lines of a CRLF
-/// or CR file wrongly; with LF it names the line an editor shows.)
-pub struct LineCap<R> {
-    inner: R,
-    line: usize,
-    run: usize,
-    /// A `\r` that ended the last read: dropped if a `\n` follows, a line
-    /// end of its own otherwise.
-    pending_cr: bool,
-    /// The second byte of a read into a one-byte buffer.
-    spill: Option<u8>,
-}
-
-impl<R> LineCap<R> {
-    pub fn new(inner: R) -> LineCap<R> {
-        LineCap {
-            inner,
-            line: 1,
-            run: 0,
-            pending_cr: false,
-            spill: None,
-        }
-    }
-}
-
-impl<R: std::io::Read> std::io::Read for LineCap<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        if buf.is_empty() {
-            return Ok(0);
-        }
-        if let Some(b) = self.spill.take() {
-            buf[0] = b;
-            return Ok(1);
-        }
-        if buf.len() == 1 {
-            // The line-end work below needs room for two bytes.
-            let mut two = [0u8; 2];
-            let n = self.read(&mut two)?;
-            if n == 2 {
-                self.spill = Some(two[1]);
-            }
-            buf[0] = two[0];
-            return Ok(n.min(1));
-        }
-        loop {
-            let held = usize::from(self.pending_cr);
-            let n = self.inner.read(&mut buf[held..])?;
-            if held == 1 {
-                buf[0] = b'\r';
-            }
-            self.pending_cr = false;
-            let total = held + n;
-            if n == 0 {
-                if held == 1 {
-                    // A CR at the very end: a line end.
-                    buf[0] = b'\n';
-                    self.line += 1;
-                    self.run = 0;
-                }
-                return Ok(total);
-            }
-            let mut kept = 0;
-            for i in 0..total {
-                let mut b = buf[i];
-                if b == b'\r' {
-                    if i + 1 == total {
-                        self.pending_cr = true;
-                        continue;
-                    }
-                    if buf[i + 1] == b'\n' {
-                        continue;
-                    }
-                    b = b'\n';
-                }
-                if b == b'\n' {
-                    self.line += 1;
-                    self.run = 0;
-                } else {
-                    self.run += 1;
-                    if self.run > MAX_LINE_BYTES {
-                        return Err(std::io::Error::new(
-                            std::io::ErrorKind::InvalidData,
-                            LongLine(self.line),
-                        ));
-                    }
-                }
-                buf[kept] = b;
-                kept += 1;
-            }
-            if kept > 0 {
-                return Ok(kept);
-            }
-        }
-    }
-}
-
-type Lines = Result<Vec<NumberedLine>, FieldErrors>;
+pub(super) type Lines = Result<Vec<NumberedLine>, FieldErrors>;
 
 /// Numbered lines of a JSON Lines file, `IMPORT_BATCH` at a time; a file
 /// holding one JSON array is read whole. A line that is not UTF-8 or is
 /// longer than [`MAX_LINE_BYTES`] is given as an error naming it.
-fn for_each_batch(path: &Path, f: &mut dyn FnMut(Lines) -> anyhow::Result<()>) -> anyhow::Result<()> {
+pub(super) fn for_each_batch(path: &Path, f: &mut dyn FnMut(Lines) -> anyhow::Result<()>) -> anyhow::Result<()> {
     let file = std::fs::File::open(path).map_err(|e| anyhow::anyhow!("kan inte läsa {}: {e}", path.display()))?;
     let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
     // A JSON array (often on one long line) is read whole, before the line cap.
@@ -435,100 +397,4 @@ fn for_each_batch(path: &Path, f: &mut dyn FnMut(Lines) -> anyhow::Result<()>) -
         f(Ok(batch))?;
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_long_line_is_skipped_and_the_next_read_whole() {
-        let input = format!("kort\r\n{}\nnästa\nsista", "x".repeat(100));
-        let mut r = std::io::BufReader::with_capacity(16, input.as_bytes());
-        let mut buf = Vec::new();
-        let mut got = Vec::new();
-        while let Some(fits) = read_line_capped(&mut r, &mut buf, 50).unwrap() {
-            got.push((fits, String::from_utf8(buf.clone()).unwrap()));
-        }
-        assert_eq!(
-            got,
-            vec![
-                (true, "kort".to_string()),
-                (false, String::new()),
-                (true, "nästa".to_string()),
-                (true, "sista".to_string())
-            ]
-        );
-    }
-
-    /// Reads through a reader that hands out one byte at a time, so that a
-    /// `\r` and its `\n` fall in different reads.
-    struct Trickle<'a>(&'a [u8]);
-
-    impl std::io::Read for Trickle<'_> {
-        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-            let Some((&b, rest)) = self.0.split_first() else {
-                return Ok(0);
-            };
-            buf[0] = b;
-            self.0 = rest;
-            Ok(1)
-        }
-    }
-
-    #[test]
-    fn crlf_and_a_lone_cr_become_lf_whatever_the_reads() {
-        let input = b"a;b\r\nc\rd;e\r\n\r\nf\r";
-        let expected = b"a;b\nc\nd;e\n\nf\n";
-        for whole in [true, false] {
-            let mut out = Vec::new();
-            if whole {
-                std::io::Read::read_to_end(&mut LineCap::new(&input[..]), &mut out).unwrap();
-            } else {
-                std::io::Read::read_to_end(&mut LineCap::new(Trickle(input)), &mut out).unwrap();
-            }
-            assert_eq!(out, expected, "whole reads: {whole}");
-        }
-        // A reader asking one byte at a time gets the same.
-        let mut cap = LineCap::new(&input[..]);
-        let mut out = Vec::new();
-        let mut one = [0u8; 1];
-        while std::io::Read::read(&mut cap, &mut one).unwrap() == 1 {
-            out.push(one[0]);
-        }
-        assert_eq!(out, expected);
-    }
-
-    #[test]
-    fn an_old_mac_file_is_read_line_by_line_not_capped_as_one_line() {
-        let rows = 2 * MAX_LINE_BYTES / 1000;
-        let input = format!("{}\r", "x".repeat(1000)).repeat(rows);
-        let mut out = Vec::new();
-        std::io::Read::read_to_end(&mut LineCap::new(input.as_bytes()), &mut out).unwrap();
-        assert_eq!(out.iter().filter(|&&b| b == b'\n').count(), rows);
-    }
-
-    #[test]
-    fn one_byte_reads_still_hit_the_cap() {
-        let input = "x".repeat(MAX_LINE_BYTES + 1);
-        let mut cap = LineCap::new(input.as_bytes());
-        let mut one = [0u8; 1];
-        let e = loop {
-            match std::io::Read::read(&mut cap, &mut one) {
-                Ok(1) => continue,
-                Ok(_) => panic!("read to the end past the cap"),
-                Err(e) => break e,
-            }
-        };
-        assert!(e.get_ref().is_some_and(|i| i.is::<LongLine>()));
-    }
-
-    #[test]
-    fn a_line_past_the_cap_is_named_by_its_number() {
-        let input = format!("kort\r\nkort\n{}\n", "x".repeat(MAX_LINE_BYTES + 1));
-        let mut out = Vec::new();
-        let e = std::io::Read::read_to_end(&mut LineCap::new(input.as_bytes()), &mut out).unwrap_err();
-        let long = e.get_ref().and_then(|i| i.downcast_ref::<LongLine>()).map(|l| l.0);
-        assert_eq!(long, Some(3));
-    }
 }

@@ -5,6 +5,8 @@
 
 pub mod csv_mapping;
 pub mod file;
+mod lines;
+mod sorted;
 
 use serde_json::{Map, Value};
 

@@ -48,6 +48,16 @@ pub struct BatchOutcome {
 }
 
 impl BatchOutcome {
+    /// A batch whose every event was stored already.
+    fn nothing_new(received: usize) -> BatchOutcome {
+        BatchOutcome {
+            batch: None,
+            received,
+            stored: 0,
+            duplicates: received,
+        }
+    }
+
     /// Adds another batch's counts (the batch id stays this one's).
     pub fn add(&mut self, o: BatchOutcome) {
         self.received += o.received;
@@ -67,7 +77,8 @@ pub enum StoreBatchError {
 /// Why a transaction stops without committing.
 enum Abort {
     Conflict(Vec<Conflict>),
-    NothingNew,
+    /// Every event was stored already; the batch row it began with.
+    NothingNew(i64),
     Db(diesel::result::Error),
 }
 
@@ -88,16 +99,10 @@ pub fn store_batch(conn: &mut DbConn, batch: &[IngestEvent], source: &str) -> Re
     let mut attempt = 0;
     loop {
         attempt += 1;
-        match backend::write_tx(conn, |c| store_in_tx(c, &unique, batch.len(), in_batch_dups, source)) {
+        let mut ctx = FileContext::new(source);
+        match backend::write_tx(conn, |c| store_in_tx(c, &unique, batch.len(), in_batch_dups, &mut ctx)) {
             Ok(outcome) => return Ok(outcome),
-            Err(Abort::NothingNew) => {
-                return Ok(BatchOutcome {
-                    batch: None,
-                    received: batch.len(),
-                    stored: 0,
-                    duplicates: batch.len(),
-                })
-            }
+            Err(Abort::NothingNew(_)) => return Ok(BatchOutcome::nothing_new(batch.len())),
             Err(Abort::Conflict(c)) => return Err(StoreBatchError::Conflict(c)),
             // Another writer stored one of these ids meanwhile, or PostgreSQL
             // chose this transaction as a deadlock victim: look again.
@@ -105,6 +110,113 @@ pub fn store_batch(conn: &mut DbConn, batch: &[IngestEvent], source: &str) -> Re
             Err(Abort::Db(e)) => return Err(e.into()),
         }
     }
+}
+
+/// What the batches of one file's import share.
+pub struct FileContext<'a> {
+    source: &'a str,
+    /// Pass one found none of the file's ids stored: the batches' lookup of
+    /// stored ids is left out (an id another writer stores meanwhile fails
+    /// the group on its unique key, and the group is stored again batch by
+    /// batch, looking).
+    ids_new: bool,
+    recorded: super::unit_days::Recorded,
+}
+
+impl<'a> FileContext<'a> {
+    pub fn new(source: &'a str) -> FileContext<'a> {
+        FileContext {
+            source,
+            ids_new: false,
+            recorded: Default::default(),
+        }
+    }
+
+    /// For a file none of whose ids pass one found stored.
+    pub fn of_new_ids(source: &'a str) -> FileContext<'a> {
+        FileContext {
+            ids_new: true,
+            ..FileContext::new(source)
+        }
+    }
+}
+
+/// Batches of one file stored in one write transaction on SQLite.
+pub const GROUP: usize = 5;
+
+/// Stores a file's consecutive batches, each its own ingest batch, and
+/// hands every stored batch's outcome to `stored` once it is committed. On
+/// SQLite they share one write transaction: its commit writes each page
+/// the batches changed once, where a commit per batch wrote the same index
+/// and timeline pages again for every batch (half of an import's writes
+/// with ids out of order). A batch that turns out to hold only stored
+/// events takes its batch row out again in the transaction, as a batch of
+/// its own rolls back. A conflict stores nothing of the group; a lock or a
+/// unique id another writer took meanwhile stores the group batch by batch
+/// instead. PostgreSQL stores batch by batch: each batch locks its cases
+/// in id order, and a transaction holding several batches' locks would
+/// deadlock with a concurrent sender.
+pub fn store_group(
+    conn: &mut DbConn,
+    batches: &[Vec<IngestEvent>],
+    ctx: &mut FileContext<'_>,
+    stored: &mut dyn FnMut(BatchOutcome),
+) -> Result<(), StoreBatchError> {
+    if batches.len() < 2 || matches!(conn, DbConn::Pg(_)) {
+        return one_by_one(conn, batches, ctx.source, stored);
+    }
+    let mut deduped = Vec::with_capacity(batches.len());
+    for batch in batches {
+        let (unique, in_batch_dups, mut conflicts) = dedupe(batch);
+        if !conflicts.is_empty() {
+            conflicts.sort_by_key(|c| c.line);
+            return Err(StoreBatchError::Conflict(conflicts));
+        }
+        deduped.push((batch.len(), unique, in_batch_dups));
+    }
+    let result = backend::write_tx(conn, |c| {
+        let mut outcomes = Vec::with_capacity(deduped.len());
+        for (received, unique, in_batch_dups) in &deduped {
+            outcomes.push(match store_in_tx(c, unique, *received, *in_batch_dups, ctx) {
+                Ok(outcome) => outcome,
+                Err(Abort::NothingNew(batch_id)) => {
+                    diesel::delete(ingest_batches::table.find(batch_id)).execute(c)?;
+                    BatchOutcome::nothing_new(*received)
+                }
+                Err(e) => return Err(e),
+            });
+        }
+        Ok(outcomes)
+    });
+    if result.is_err() {
+        // What it recorded was rolled back, and an id it took for new was
+        // perhaps not: the rest of the file is stored as a stranger's.
+        ctx.recorded.forget();
+        ctx.ids_new = false;
+    }
+    match result {
+        Ok(outcomes) => {
+            outcomes.into_iter().for_each(stored);
+            Ok(())
+        }
+        Err(Abort::Conflict(c)) => Err(StoreBatchError::Conflict(c)),
+        Err(Abort::Db(e)) if super::retryable(&e) => one_by_one(conn, batches, ctx.source, stored),
+        Err(Abort::Db(e)) => Err(e.into()),
+        // Not returned by the group (such a batch is taken out in it).
+        Err(Abort::NothingNew(_)) => one_by_one(conn, batches, ctx.source, stored),
+    }
+}
+
+fn one_by_one(
+    conn: &mut DbConn,
+    batches: &[Vec<IngestEvent>],
+    source: &str,
+    stored: &mut dyn FnMut(BatchOutcome),
+) -> Result<(), StoreBatchError> {
+    for batch in batches {
+        stored(store_batch(conn, batch, source)?);
+    }
+    Ok(())
 }
 
 /// Why a stored id with other content is refused.
@@ -138,8 +250,9 @@ fn store_in_tx(
     unique: &[&IngestEvent],
     received: usize,
     in_batch_dups: usize,
-    source: &str,
+    ctx: &mut FileContext<'_>,
 ) -> Result<BatchOutcome, Abort> {
+    let source = ctx.source;
     let received_at = now();
     // Writing first takes SQLite's write lock at once, so two concurrent
     // batches serialise instead of failing to upgrade a read lock.
@@ -153,7 +266,10 @@ fn store_in_tx(
         ))
         .returning(ingest_batches::id)
         .get_result(conn)?;
-    let stored = existing_hashes(conn, unique)?;
+    let stored = match ctx.ids_new {
+        true => HashMap::new(),
+        false => existing_hashes(conn, unique)?,
+    };
     let mut conflicts = Vec::new();
     let mut fresh = Vec::with_capacity(unique.len());
     for ev in unique {
@@ -171,7 +287,7 @@ fn store_in_tx(
         return Err(Abort::Conflict(conflicts));
     }
     if fresh.is_empty() {
-        return Err(Abort::NothingNew);
+        return Err(Abort::NothingNew(batch_id));
     }
     // In id order: concurrent batches lock the same keys in the same order.
     fresh.sort_by(|a, b| a.event.id.cmp(&b.event.id));
@@ -180,7 +296,7 @@ fn store_in_tx(
     let acts = rows
         .iter()
         .filter_map(|r| Some((r.unit, EventType::parse(r.event_type)?, r.at.and_utc())));
-    super::unit_days::record(conn, &UnitDay::of_acts(acts))?;
+    super::unit_days::record(conn, &UnitDay::of_acts(acts), &mut ctx.recorded)?;
     timelines::append(conn, rows.iter().filter_map(|r| Some((r.case_id?, fields(r)))))?;
     cases::touch(conn, &fresh, received_at)?;
     let duplicates = received - fresh.len();
@@ -200,11 +316,12 @@ fn store_in_tx(
     })
 }
 
-/// The events of `batch` whose id is stored with other content.
-pub fn conflicts_with_stored(conn: &mut DbConn, batch: &[IngestEvent]) -> QueryResult<Vec<Conflict>> {
+/// The events of `batch` whose id is stored with other content, and how
+/// many of its ids are stored at all.
+pub fn compare_with_stored(conn: &mut DbConn, batch: &[IngestEvent]) -> QueryResult<(Vec<Conflict>, usize)> {
     let refs: Vec<&IngestEvent> = batch.iter().collect();
     let stored = existing_hashes(conn, &refs)?;
-    Ok(batch
+    let conflicts = batch
         .iter()
         .filter(|ev| stored.get(ev.event.id.as_str()).is_some_and(|h| *h != ev.content_hash))
         .map(|ev| Conflict {
@@ -212,7 +329,8 @@ pub fn conflicts_with_stored(conn: &mut DbConn, batch: &[IngestEvent]) -> QueryR
             id: ev.event.id.0.clone(),
             message: STORED_OTHER.into(),
         })
-        .collect())
+        .collect();
+    Ok((conflicts, stored.len()))
 }
 
 /// Removes what the given ingest batches stored (an import that failed

@@ -13,6 +13,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{Nullable, Text, Timestamp};
 
 use super::schema::{events, unit_days};
+use super::stamp::Stamp;
 use super::DbConn;
 use crate::calendar::local_instant;
 use crate::domain::EventType;
@@ -106,20 +107,66 @@ macro_rules! record_rows {
             q = q
                 .bind::<Text, _>(&r.unit)
                 .bind::<Text, _>(&r.day)
-                .bind::<Timestamp, _>(r.first_at)
-                .bind::<Nullable<Timestamp>, _>(r.bemanning_at)
-                .bind::<Nullable<Timestamp>, _>(r.morning_at)
-                .bind::<Nullable<Timestamp>, _>(r.afternoon_at);
+                .bind::<Timestamp, _>(Stamp(r.first_at))
+                .bind::<Nullable<Timestamp>, _>(r.bemanning_at.map(Stamp))
+                .bind::<Nullable<Timestamp>, _>(r.morning_at.map(Stamp))
+                .bind::<Nullable<Timestamp>, _>(r.afternoon_at.map(Stamp));
         }
         q.execute($c)
     }};
 }
 
+/// What one import has added to the register so far: for each (unit, day)
+/// the earliest instants it recorded, which the stored entry's are at or
+/// before (the register only ever takes the earlier, and a batch removed
+/// meanwhile is rebuilt from the events left, this import's among them).
+/// An entry of a later batch that brings nothing earlier than these would
+/// change nothing stored and is not sent: most of a file's entries, since
+/// its batches fall on the same days. A transaction that recorded into it
+/// and rolled back must [`Recorded::forget`] it.
+#[derive(Debug, Default)]
+pub struct Recorded(HashMap<(String, NaiveDate), UnitDay>);
+
+impl Recorded {
+    /// Forgets everything: the next batch sends all its entries.
+    pub fn forget(&mut self) {
+        self.0.clear();
+    }
+
+    /// The entries of `days` that bring something earlier than recorded,
+    /// taken in.
+    fn news<'a>(&mut self, days: &'a [UnitDay]) -> Vec<&'a UnitDay> {
+        let earlier = |new: Option<chrono::DateTime<chrono::Utc>>, known: Option<chrono::DateTime<chrono::Utc>>| {
+            new.is_some_and(|n| known.is_none_or(|k| n < k))
+        };
+        let mut out = Vec::new();
+        for d in days {
+            match self.0.get_mut(&(d.unit.clone(), d.day)) {
+                Some(k)
+                    if !(d.first < k.first
+                        || earlier(d.bemanning, k.bemanning)
+                        || earlier(d.morning, k.morning)
+                        || earlier(d.afternoon, k.afternoon)) => {}
+                Some(k) => {
+                    k.merge(d);
+                    out.push(d);
+                }
+                None => {
+                    self.0.insert((d.unit.clone(), d.day), d.clone());
+                    out.push(d);
+                }
+            }
+        }
+        out
+    }
+}
+
 /// Adds acts to the register (in the caller's transaction): each day's
 /// instants become the earlier of the stored and the new. `days` holds
-/// each (unit, day) once, as `UnitDay::of_acts` gives them.
-pub fn record(conn: &mut DbConn, days: &[UnitDay]) -> QueryResult<()> {
-    let rows: Vec<Row> = days.iter().map(Row::of).collect();
+/// each (unit, day) once, as `UnitDay::of_acts` gives them; those that
+/// bring nothing earlier than `recorded` are left out.
+pub fn record(conn: &mut DbConn, days: &[UnitDay], recorded: &mut Recorded) -> QueryResult<()> {
+    let rows: Vec<Row> = recorded.news(days).into_iter().map(Row::of).collect();
     for chunk in rows.chunks(CHUNK) {
         match conn {
             DbConn::Sqlite(c) => record_rows!(c, diesel::sqlite::Sqlite, false, chunk)?,
@@ -181,7 +228,7 @@ fn rebuild_in(conn: &mut DbConn, days: Option<(NaiveDate, NaiveDate)>) -> QueryR
         .execute(conn)?;
     let mut days: Vec<UnitDay> = folded.into_values().collect();
     days.sort_by(|a, b| (&a.unit, a.day).cmp(&(&b.unit, b.day)));
-    record(conn, &days)?;
+    record(conn, &days, &mut Recorded::default())?;
     Ok(days.len())
 }
 

@@ -17,6 +17,7 @@ mod handling;
 mod helpers;
 mod holes;
 mod import;
+mod import_order;
 mod ingest;
 mod oidc;
 mod openapi;
