@@ -3,9 +3,11 @@
 //!
 //! Pass one reads the file as a stream, validates every line and compares
 //! every id with what is stored: a bad line or a conflicting id anywhere
-//! stores nothing. Pass two stores it in batches of 10 000 lines (memory
-//! holds one batch, never the file; the feed is never locked out for the
-//! length of a file). Should a conflict still surface there (an id repeated
+//! stores nothing. Pass two stores it in batches of 10 000 lines, sorted
+//! by case first when the file is out of case order (`sorted`), five
+//! batches to a write transaction on SQLite (memory holds those batches and
+//! the few parsed ahead, never the file; the feed waits for one
+//! transaction, never for the length of a file). Should a conflict still surface there (an id repeated
 //! with other content further apart in the file than one batch, or stored
 //! by another writer between the passes), the batches this import stored
 //! are removed again. A crash or a database failure between batches
@@ -19,7 +21,7 @@ use super::lines::{read_line_capped, LineCap, NumberedLine, MAX_LINE_BYTES};
 use super::{IngestError, IngestEvent};
 use crate::domain::ingested::Conflict;
 use crate::domain::{FieldError, FieldErrors, PatientHasher};
-use crate::store::events::{store_group, BatchOutcome, FileContext, StoreBatchError, GROUP};
+use crate::store::events::{group_size, store_group, BatchOutcome, FileContext, StoreBatchError, GROUP};
 use crate::store::DbConn;
 
 pub const IMPORT_BATCH: usize = 10_000;
@@ -131,7 +133,7 @@ fn import_events_in(
     // JSON Lines out of case order are stored sorted by case (CSV exports
     // are read as they come).
     let runs = match (mapping, sorted) {
-        (None, false) => Some(super::sorted::sort_file(path)?),
+        (None, false) => super::sorted::sort_file(path)?,
         _ => None,
     };
     let mut storing = Storing {
@@ -238,7 +240,7 @@ impl Storing<'_> {
                 anyhow::bail!("avbruten")
             }
         }
-        if self.pending.len() < GROUP {
+        if self.pending.len() < group_size(self.conn) {
             return Ok(());
         }
         self.flush()
@@ -300,7 +302,7 @@ fn parsed_ahead(
         let reader = s.spawn(move || {
             let send = &mut |lines| tx.send(lines).map_err(|_| anyhow::anyhow!("avbruten"));
             match sorted {
-                Some(runs) => runs.for_each_batch(send),
+                Some(runs) => runs.for_each_batch(path, send),
                 None => for_each_batch(path, send),
             }
         });

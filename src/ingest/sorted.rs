@@ -1,5 +1,5 @@
 //! A JSON Lines file whose events come out of case order, sorted by case
-//! for pass two of an import (an external merge sort).
+//! for pass two of an import (an external merge sort of the lines' places).
 //!
 //! Stored in the order they came, a million cases' events in a random or
 //! time order touch a random page of every per-case structure (the events'
@@ -8,22 +8,32 @@
 //! than the same file grouped by case. Sorted by case id (and, within a
 //! case, by line) a batch touches each of its cases once.
 //!
-//! The lines are kept in runs of [`RUN_BYTES`], each sorted in memory and
-//! written to a temporary directory (`TMPDIR`), then merged as pass two
-//! reads them: memory holds one run while sorting and one record of every
-//! run while merging, never the file. The directory goes when the import
-//! ends, whichever way. Every line keeps its number in the file, so an error
-//! or conflict found in pass two names the line an editor shows.
+//! What is sorted is each line's case id, number and place in the file,
+//! never its text: a line of an `inskrivning` holds a personnummer in
+//! clear, which is not copied anywhere. The places are sorted in runs of
+//! [`RUN_BYTES`] in memory and written to a temporary directory (`TMPDIR`,
+//! a few dozen bytes a line), then merged as pass two reads them, each line
+//! read again from the file at its place. Memory holds one run while
+//! sorting and one record of every run while merging, never the file. The
+//! directory is removed when the import returns, whichever way. A JSON
+//! array (at most 256 MiB, read whole) is stored in the order it comes.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-use super::file::{for_each_batch, Lines, IMPORT_BATCH};
+use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 
-/// The text of the lines sorted in memory at a time.
+use super::file::{Lines, IMPORT_BATCH};
+use super::lines::{read_line_capped, MAX_LINE_BYTES};
+
+/// The memory the lines' places take while a run is sorted.
 const RUN_BYTES: usize = 64 << 20;
+
+/// Why a file read again no longer matches what pass one read.
+const CHANGED: &str = "filen ändrades under inläsningen";
 
 /// The sorted runs of one file, removed when dropped.
 pub struct Runs {
@@ -31,53 +41,130 @@ pub struct Runs {
     count: usize,
 }
 
-/// The case a line belongs to, read without the rest of the event (pass
-/// one has validated every line already).
-#[derive(serde::Deserialize)]
-struct CaseOf<'a> {
-    #[serde(borrow, default)]
-    case: Option<std::borrow::Cow<'a, str>>,
-}
-
-/// One line in a run: sorted by case (lines without a case first), then by
+/// One line's place, sorted by case (lines without a case first), then by
 /// its number in the file.
 #[derive(PartialEq, Eq, PartialOrd, Ord)]
 struct Record {
     case: Option<String>,
     line: u64,
-    text: String,
+    offset: u64,
+    len: u32,
 }
 
-/// Sorts the lines of `path` into runs.
-pub fn sort_file(path: &Path) -> anyhow::Result<Runs> {
+/// The case a line belongs to, read without the rest of the event (pass
+/// one has validated every line already): a repeated key counts last, as
+/// the event parser reads it.
+struct CaseOf(Option<String>);
+
+impl<'de> serde::Deserialize<'de> for CaseOf {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct IsCase(bool);
+        impl<'de> serde::Deserialize<'de> for IsCase {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct K;
+                impl Visitor<'_> for K {
+                    type Value = IsCase;
+                    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                        f.write_str("a key")
+                    }
+                    fn visit_str<E>(self, v: &str) -> Result<IsCase, E> {
+                        Ok(IsCase(v == "case"))
+                    }
+                }
+                d.deserialize_str(K)
+            }
+        }
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = CaseOf;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<CaseOf, A::Error> {
+                let mut case = None;
+                while let Some(IsCase(is_case)) = map.next_key()? {
+                    match is_case {
+                        true => case = map.next_value::<Option<String>>()?,
+                        false => map.next_value::<IgnoredAny>().map(|_| ())?,
+                    }
+                }
+                Ok(CaseOf(case))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// A reader that knows how far into the file it has handed out.
+struct Tell<R> {
+    inner: R,
+    pos: u64,
+}
+
+impl<R: BufRead> Read for Tell<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl<R: BufRead> BufRead for Tell<R> {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        self.inner.fill_buf()
+    }
+    fn consume(&mut self, n: usize) {
+        self.pos += n as u64;
+        self.inner.consume(n);
+    }
+}
+
+/// Sorts the places of the lines of `path` into runs; `None` for a JSON
+/// array.
+pub fn sort_file(path: &Path) -> anyhow::Result<Option<Runs>> {
+    let fail = |e: std::io::Error| anyhow::anyhow!("kan inte läsa {}: {e}", path.display());
+    let mut r = Tell {
+        inner: BufReader::with_capacity(1 << 20, std::fs::File::open(path).map_err(fail)?),
+        pos: 0,
+    };
+    let head = r.fill_buf().map_err(fail)?;
+    let bom = if head.starts_with(b"\xEF\xBB\xBF") { 3 } else { 0 };
+    if head[bom..].iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return Ok(None);
+    }
     let dir = tempfile::Builder::new()
         .prefix("svu-vakt-sortering")
         .tempdir()
         .map_err(|e| anyhow::anyhow!("kan inte skapa en tillfällig katalog för sorteringen: {e}"))?;
     let mut runs = Runs { dir, count: 0 };
-    let mut run: Vec<Record> = Vec::new();
-    let mut bytes = 0;
-    for_each_batch(path, &mut |lines| {
-        for (line, text) in lines.map_err(|e| anyhow::anyhow!("filen ändrades under inläsningen: {}", e.summary()))? {
-            let case = serde_json::from_str::<CaseOf>(&text)
-                .map_err(|e| anyhow::anyhow!("filen ändrades under inläsningen: rad {line}: {e}"))?
-                .case
-                .map(|c| c.into_owned());
-            bytes += text.len() + case.as_ref().map_or(0, String::len) + 64;
-            run.push(Record {
-                case,
-                line: line as u64,
-                text,
-            });
-            if bytes >= RUN_BYTES {
-                runs.write(&mut run)?;
-                bytes = 0;
-            }
+    let (mut run, mut bytes, mut buf, mut n) = (Vec::new(), 0, Vec::new(), 0u64);
+    loop {
+        let start = r.pos + if n == 0 { bom as u64 } else { 0 };
+        match read_line_capped(&mut r, &mut buf, MAX_LINE_BYTES).map_err(fail)? {
+            None => break,
+            Some(false) => anyhow::bail!("{CHANGED}: rad {} är för lång", n + 1),
+            Some(true) => n += 1,
         }
-        Ok(())
-    })?;
+        let line = buf.get(usize::from(n == 1) * bom..).unwrap_or_default();
+        let text = std::str::from_utf8(line).map_err(|_| anyhow::anyhow!("{CHANGED}: rad {n} är inte UTF-8"))?;
+        if text.trim().is_empty() {
+            continue;
+        }
+        let CaseOf(case) = serde_json::from_str(text).map_err(|e| anyhow::anyhow!("{CHANGED}: rad {n}: {e}"))?;
+        bytes += case.as_ref().map_or(0, String::len) + std::mem::size_of::<Record>();
+        run.push(Record {
+            case,
+            line: n,
+            offset: start,
+            len: line.len() as u32,
+        });
+        if bytes >= RUN_BYTES {
+            runs.write(&mut run)?;
+            bytes = 0;
+        }
+    }
     runs.write(&mut run)?;
-    Ok(runs)
+    Ok(Some(runs))
 }
 
 impl Runs {
@@ -102,15 +189,15 @@ impl Runs {
         Ok(())
     }
 
-    /// The lines in case order, [`IMPORT_BATCH`] at a time.
-    pub fn for_each_batch(&self, f: &mut dyn FnMut(Lines) -> anyhow::Result<()>) -> anyhow::Result<()> {
+    /// The lines of `path` in case order, [`IMPORT_BATCH`] at a time.
+    pub fn for_each_batch(&self, path: &Path, f: &mut dyn FnMut(Lines) -> anyhow::Result<()>) -> anyhow::Result<()> {
+        let file = std::fs::File::open(path).map_err(|e| anyhow::anyhow!("kan inte läsa {}: {e}", path.display()))?;
         let mut readers = Vec::with_capacity(self.count);
         let mut heads = BinaryHeap::with_capacity(self.count);
         for n in 0..self.count {
-            let path = self.path(n);
-            let file =
-                std::fs::File::open(&path).map_err(|e| anyhow::anyhow!("kan inte läsa {}: {e}", path.display()))?;
-            let mut r = BufReader::with_capacity(256 << 10, file);
+            let run = self.path(n);
+            let run = std::fs::File::open(&run).map_err(|e| anyhow::anyhow!("kan inte läsa {}: {e}", run.display()))?;
+            let mut r = BufReader::with_capacity(64 << 10, run);
             if let Some(rec) = read_record(&mut r)? {
                 heads.push(Reverse((rec, n)));
             }
@@ -121,7 +208,11 @@ impl Runs {
             if let Some(next) = read_record(&mut readers[n])? {
                 heads.push(Reverse((next, n)));
             }
-            batch.push((rec.line as usize, rec.text));
+            let mut text = vec![0u8; rec.len as usize];
+            file.read_exact_at(&mut text, rec.offset)
+                .map_err(|e| anyhow::anyhow!("kan inte läsa {}: {e}", path.display()))?;
+            let text = String::from_utf8(text).map_err(|_| anyhow::anyhow!("{CHANGED}: rad {}", rec.line))?;
+            batch.push((rec.line as usize, text));
             if batch.len() == IMPORT_BATCH {
                 f(Ok(std::mem::replace(&mut batch, Vec::with_capacity(IMPORT_BATCH))))?;
             }
@@ -137,12 +228,11 @@ impl Runs {
 const NO_CASE: u32 = u32::MAX;
 
 fn write_record(out: &mut impl Write, r: &Record) -> std::io::Result<()> {
-    let case = r.case.as_deref().unwrap_or("");
     out.write_all(&r.line.to_le_bytes())?;
+    out.write_all(&r.offset.to_le_bytes())?;
+    out.write_all(&r.len.to_le_bytes())?;
     out.write_all(&r.case.as_ref().map_or(NO_CASE, |c| c.len() as u32).to_le_bytes())?;
-    out.write_all(&(r.text.len() as u32).to_le_bytes())?;
-    out.write_all(case.as_bytes())?;
-    out.write_all(r.text.as_bytes())
+    out.write_all(r.case.as_deref().unwrap_or("").as_bytes())
 }
 
 fn read_record(r: &mut impl BufRead) -> anyhow::Result<Option<Record>> {
@@ -150,39 +240,34 @@ fn read_record(r: &mut impl BufRead) -> anyhow::Result<Option<Record>> {
     if r.fill_buf().map_err(fail)?.is_empty() {
         return Ok(None);
     }
-    let mut line = [0u8; 8];
-    let (mut case_len, mut text_len) = ([0u8; 4], [0u8; 4]);
-    for part in [&mut line[..], &mut case_len[..], &mut text_len[..]] {
+    let (mut line, mut offset) = ([0u8; 8], [0u8; 8]);
+    let (mut len, mut case_len) = ([0u8; 4], [0u8; 4]);
+    for part in [&mut line[..], &mut offset[..], &mut len[..], &mut case_len[..]] {
         r.read_exact(part).map_err(fail)?;
     }
-    let line = u64::from_le_bytes(line);
-    let case_len = u32::from_le_bytes(case_len);
-    let text_len = u32::from_le_bytes(text_len) as usize;
-    let case = match case_len {
+    let case = match u32::from_le_bytes(case_len) {
         NO_CASE => None,
-        n => Some(read_string(r, n as usize)?),
+        n => {
+            let mut buf = vec![0u8; n as usize];
+            r.read_exact(&mut buf).map_err(fail)?;
+            Some(String::from_utf8(buf).map_err(|_| anyhow::anyhow!("sorteringens tillfälliga fil är skadad"))?)
+        }
     };
     Ok(Some(Record {
         case,
-        line,
-        text: read_string(r, text_len)?,
+        line: u64::from_le_bytes(line),
+        offset: u64::from_le_bytes(offset),
+        len: u32::from_le_bytes(len),
     }))
-}
-
-fn read_string(r: &mut impl Read, len: usize) -> anyhow::Result<String> {
-    let mut buf = vec![0u8; len];
-    r.read_exact(&mut buf)
-        .map_err(|e| anyhow::anyhow!("kan inte läsa sorteringens tillfälliga fil: {e}"))?;
-    String::from_utf8(buf).map_err(|_| anyhow::anyhow!("sorteringens tillfälliga fil är skadad"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn merged(runs: &Runs) -> Vec<(usize, String)> {
+    fn merged(runs: &Runs, path: &Path) -> Vec<(usize, String)> {
         let mut out = Vec::new();
-        runs.for_each_batch(&mut |b| {
+        runs.for_each_batch(path, &mut |b| {
             out.extend(b.unwrap());
             Ok(())
         })
@@ -191,47 +276,75 @@ mod tests {
     }
 
     #[test]
-    fn lines_come_back_by_case_then_line_with_their_numbers() {
+    fn lines_come_back_by_case_then_line_with_their_numbers_and_text() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("e.jsonl");
         let lines = [
             r#"{"id":"b1","case":"B"}"#,
             r#"{"id":"a1","case":"A","x":"ä\"}"}"#,
-            "",
+            "  ",
             r#"{"id":"s1","unit":"U"}"#,
             r#"{"case":"A","id":"a2"}"#,
-            r#"{"id":"b2","case":"B"}"#,
+            r#"{"id":"b2","case":"X","c\u0061se":"B"}"#,
         ];
-        std::fs::write(&path, lines.join("\n")).unwrap();
-        let runs = sort_file(&path).unwrap();
-        let got: Vec<usize> = merged(&runs).into_iter().map(|(n, _)| n).collect();
-        assert_eq!(got, vec![4, 2, 5, 1, 6]);
-        assert_eq!(merged(&runs)[1].1, lines[1]);
+        // A BOM, CRLF line ends, a blank line.
+        std::fs::write(&path, format!("\u{feff}{}\r\n", lines.join("\r\n"))).unwrap();
+        let runs = sort_file(&path).unwrap().unwrap();
+        let got = merged(&runs, &path);
+        let numbers: Vec<usize> = got.iter().map(|(n, _)| *n).collect();
+        assert_eq!(numbers, vec![4, 2, 5, 1, 6], "a repeated (escaped) key counts last");
+        for (n, text) in got {
+            assert_eq!(text, lines[n - 1], "line {n}");
+        }
+    }
+
+    #[test]
+    fn a_json_array_is_not_sorted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("e.json");
+        std::fs::write(
+            &path,
+            "\u{feff} [{\"id\":\"b\",\"case\":\"B\"},{\"id\":\"a\",\"case\":\"A\"}]",
+        )
+        .unwrap();
+        assert!(sort_file(&path).unwrap().is_none());
+    }
+
+    #[test]
+    fn no_personnummer_leaves_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("e.jsonl");
+        let text = "{\"id\":\"b1\",\"case\":\"B\",\"patient\":\"19121212-1212\"}\n{\"id\":\"a1\",\"case\":\"A\"}\n";
+        std::fs::write(&path, text).unwrap();
+        let runs = sort_file(&path).unwrap().unwrap();
+        for entry in std::fs::read_dir(runs.dir.path()).unwrap() {
+            let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+            assert!(
+                !String::from_utf8_lossy(&bytes).contains("1212"),
+                "a personnummer in a run"
+            );
+        }
+        assert_eq!(merged(&runs, &path)[1].1, text.lines().next().unwrap());
     }
 
     #[test]
     fn many_runs_merge_in_order_and_their_files_go_when_dropped() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("e.jsonl");
-        // Lines of a few hundred bytes, enough for several runs of RUN_BYTES.
-        let pad = "x".repeat(400);
-        let n = 3 * RUN_BYTES / 400;
+        // Enough lines for several runs of RUN_BYTES.
+        let n = 3 * RUN_BYTES / (std::mem::size_of::<Record>() + 6);
         let text: String = (0..n)
-            .map(|i| {
-                format!(
-                    "{{\"id\":\"e{i}\",\"case\":\"C{:05}\",\"p\":\"{pad}\"}}\n",
-                    (i * 7919) % 1000
-                )
-            })
+            .map(|i| format!("{{\"id\":\"e{i}\",\"case\":\"C{:05}\"}}\n", (i * 7919) % 1000))
             .collect();
         std::fs::write(&path, text).unwrap();
-        let runs = sort_file(&path).unwrap();
+        let runs = sort_file(&path).unwrap().unwrap();
         assert!(runs.count >= 3, "{} runs", runs.count);
         let kept = runs.dir.path().to_path_buf();
-        let got = merged(&runs);
+        let got = merged(&runs, &path);
         assert_eq!(got.len(), n);
         let key = |(line, _): &(usize, String)| (((line - 1) * 7919) % 1000, *line);
         assert!(got.windows(2).all(|w| key(&w[0]) < key(&w[1])), "not in case order");
+        assert!(got[17].1.contains(&format!("\"e{}\"", got[17].0 - 1)));
         drop(runs);
         assert!(!kept.exists(), "the runs are left in {}", kept.display());
     }

@@ -144,6 +144,15 @@ impl<'a> FileContext<'a> {
 /// Batches of one file stored in one write transaction on SQLite.
 pub const GROUP: usize = 5;
 
+/// The batches a file's import hands [`store_group`] at a time: on
+/// PostgreSQL, which stores them one by one, one.
+pub fn group_size(conn: &DbConn) -> usize {
+    match conn {
+        DbConn::Sqlite(_) => GROUP,
+        DbConn::Pg(_) => 1,
+    }
+}
+
 /// Stores a file's consecutive batches, each its own ingest batch, and
 /// hands every stored batch's outcome to `stored` once it is committed. On
 /// SQLite they share one write transaction: its commit writes each page
@@ -151,11 +160,13 @@ pub const GROUP: usize = 5;
 /// and timeline pages again for every batch (half of an import's writes
 /// with ids out of order). A batch that turns out to hold only stored
 /// events takes its batch row out again in the transaction, as a batch of
-/// its own rolls back. A conflict stores nothing of the group; a lock or a
-/// unique id another writer took meanwhile stores the group batch by batch
-/// instead. PostgreSQL stores batch by batch: each batch locks its cases
-/// in id order, and a transaction holding several batches' locks would
-/// deadlock with a concurrent sender.
+/// its own rolls back. A conflict stores nothing of the group; a unique id
+/// another writer took meanwhile (or a serialization failure) stores the
+/// group batch by batch instead; any other failure, the write lock not had
+/// within the busy timeout among them, fails it as it fails a batch.
+/// PostgreSQL stores batch by batch: each batch locks its cases in id
+/// order, and a transaction holding several batches' locks would deadlock
+/// with a concurrent sender.
 pub fn store_group(
     conn: &mut DbConn,
     batches: &[Vec<IngestEvent>],
