@@ -164,13 +164,13 @@ impl Auditor {
         // A full scan rewrites the follow-up's rows of many cases: the larger
         // page cache of a bulk load keeps their indexes' upper levels.
         if full {
-            backend::set_bulk_cache(&mut conn, true).map_err(|e| anyhow::anyhow!(e))?;
+            crate::store::bulk::set_bulk_cache(&mut conn, true).map_err(|e| anyhow::anyhow!(e))?;
         }
         let result = self.scan_body(&mut conn, &run, &mut counts);
         if full {
             // The run is recorded whatever this says (a broken connection
             // after a failed body is the body's error).
-            if let Err(e) = backend::set_bulk_cache(&mut conn, false) {
+            if let Err(e) = crate::store::bulk::set_bulk_cache(&mut conn, false) {
                 tracing::warn!("sidcachen kunde inte återställas efter granskningen: {e}");
             }
         }

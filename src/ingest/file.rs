@@ -17,11 +17,13 @@
 use std::path::Path;
 
 use super::csv_mapping::CsvMapping;
-use super::lines::{read_line_capped, LineCap, NumberedLine, MAX_LINE_BYTES};
+use super::lines::{read_line_capped, LineCap, NumberedLine, Tell, MAX_LINE_BYTES};
+use super::sorted::{Place, Runs, Sorter};
 use super::{IngestError, IngestEvent};
 use crate::domain::ingested::Conflict;
 use crate::domain::{FieldError, FieldErrors, PatientHasher};
-use crate::store::events::{group_size, store_group, BatchOutcome, FileContext, StoreBatchError, GROUP};
+use crate::store::events::{BatchOutcome, FileContext, StoreBatchError};
+use crate::store::file_batches::FileBatches;
 use crate::store::DbConn;
 
 pub const IMPORT_BATCH: usize = 10_000;
@@ -63,12 +65,23 @@ pub fn import_events(
     mapping: Option<&CsvMapping>,
     source: &str,
 ) -> Result<BatchOutcome, FileError> {
-    crate::store::backend::set_bulk_cache(conn, true).map_err(|e| FileError::Failed(e.into()))?;
-    let result = import_events_in(conn, hasher, path, mapping, source);
-    let _ = crate::store::backend::set_bulk_cache(conn, false);
+    use crate::store::bulk::{set_bulk_cache, set_commit_wait, sync_commits};
+    set_bulk_cache(conn, true).map_err(|e| FileError::Failed(e.into()))?;
+    let mut result = set_commit_wait(conn, false)
+        .map_err(|e| FileError::Failed(e.into()))
+        .and_then(|()| import_events_in(conn, hasher, path, mapping, source));
+    // What was committed reaches the disk before the import answers (a
+    // failed import too: the batches it reports stored are stored).
+    let synced = set_commit_wait(conn, true).and_then(|()| sync_commits(conn));
+    let _ = set_bulk_cache(conn, false);
+    if let (Ok(_), Err(e)) = (&result, synced) {
+        result = Err(FileError::Failed(anyhow::anyhow!(
+            "inläsningen kunde inte skrivas till disken: {e}; kör igen"
+        )));
+    }
     if result.as_ref().is_ok_and(|o| o.stored >= ANALYZE_AFTER) {
         // A failure leaves the statistics to autovacuum: nothing is lost.
-        if let Err(e) = crate::store::backend::analyze_after_load(conn) {
+        if let Err(e) = crate::store::bulk::analyze_after_load(conn) {
             tracing::warn!("statistiken efter inläsningen kunde inte uppdateras: {e}");
         }
     }
@@ -77,13 +90,15 @@ pub fn import_events(
 
 /// What pass one learnt of a valid file with no conflict.
 struct PassOne {
-    /// Its events come grouped by case in case id order.
-    sorted: bool,
+    /// Its lines' places sorted by case, when it is JSON Lines out of case
+    /// order (events without a case may stand anywhere).
+    runs: Option<Runs>,
     /// Some of its ids are stored already.
     any_stored: bool,
 }
 
-/// Pass one: every line validated, every id compared with what is stored.
+/// Pass one: every line validated, every id compared with what is stored,
+/// each line's place and case handed to the sort.
 fn pass_one(
     conn: &mut DbConn,
     hasher: &PatientHasher,
@@ -94,12 +109,23 @@ fn pass_one(
     let mut conflicts = Vec::new();
     let mut conflicts_total = 0;
     let mut order = CaseOrder::default();
+    // Only JSON Lines are sorted (CSV exports are stored as they come).
+    let mut sorter = mapping.is_none().then(Sorter::default);
     let mut any_stored = false;
-    each_chunk(path, mapping, hasher, None, &mut |chunk| {
+    each_chunk(path, mapping, hasher, None, &mut |chunk, places| {
         match chunk {
             Err(e) => errors.append(e),
             Ok(events) if errors.is_empty() => {
                 order.see(&events);
+                match (&mut sorter, places) {
+                    (Some(s), Some(places)) if places.len() == events.len() => {
+                        for (ev, place) in events.iter().zip(places) {
+                            s.push(ev.event.case.as_ref().map(|c| c.as_str()), *place)?;
+                        }
+                    }
+                    // A JSON array: stored as it comes.
+                    _ => sorter = None,
+                }
                 let (found, stored) = crate::store::events::compare_with_stored(conn, &events)?;
                 any_stored |= stored > 0;
                 conflicts_total += found.len();
@@ -116,10 +142,11 @@ fn pass_one(
     if !conflicts.is_empty() {
         return Err(FileError::Conflict(conflicts, conflicts_total));
     }
-    Ok(PassOne {
-        sorted: order.sorted,
-        any_stored,
-    })
+    let runs = match (sorter, order.sorted) {
+        (Some(s), false) => Some(s.finish()?),
+        _ => None,
+    };
+    Ok(PassOne { runs, any_stored })
 }
 
 fn import_events_in(
@@ -129,34 +156,32 @@ fn import_events_in(
     mapping: Option<&CsvMapping>,
     source: &str,
 ) -> Result<BatchOutcome, FileError> {
-    let PassOne { sorted, any_stored } = pass_one(conn, hasher, path, mapping)?;
-    // JSON Lines out of case order are stored sorted by case (CSV exports
-    // are read as they come).
-    let runs = match (mapping, sorted) {
-        (None, false) => super::sorted::sort_file(path)?,
-        _ => None,
-    };
+    let PassOne { runs, any_stored } = pass_one(conn, hasher, path, mapping)?;
     let mut storing = Storing {
-        conn,
-        ctx: match any_stored {
-            true => FileContext::new(source),
-            false => FileContext::of_new_ids(source),
-        },
-        pending: Vec::with_capacity(GROUP),
+        writer: FileBatches::new(
+            conn,
+            match any_stored {
+                true => FileContext::new(source),
+                false => FileContext::of_new_ids(source),
+            },
+        ),
         total: BatchOutcome::default(),
         stored_batches: Vec::new(),
         refused: None,
     };
-    let result = each_chunk(path, mapping, hasher, runs.as_ref(), &mut |chunk| storing.take(chunk))
-        .and_then(|()| storing.flush());
-    let Storing {
-        conn,
-        total,
-        stored_batches,
-        refused,
-        ..
-    } = storing;
+    let result = each_chunk(path, mapping, hasher, runs.as_ref(), &mut |chunk, _| {
+        storing.take(chunk)
+    })
+    .and_then(|()| storing.finish());
     if let Err(e) = result {
+        let Storing {
+            mut writer,
+            stored_batches,
+            refused,
+            ..
+        } = storing;
+        // The open group is rolled back whichever way.
+        let conn = writer.rolled_back();
         // A database failure leaves whole batches: a re-run stores the rest,
         // and what was stored may already have been acknowledged to another
         // sender as a duplicate. Only a refusal takes this import back.
@@ -182,10 +207,13 @@ fn import_events_in(
             ))),
         });
     }
-    Ok(total)
+    Ok(storing.total)
 }
 
 type Chunk = Result<Vec<IngestEvent>, FieldErrors>;
+
+/// Takes each chunk of a file, with its lines' places when it has them.
+type ChunkSink<'a> = dyn FnMut(Chunk, Option<&[Place]>) -> anyhow::Result<()> + 'a;
 
 /// Whether a file's events come grouped by case in case id order (events
 /// without a case may stand anywhere).
@@ -218,12 +246,10 @@ impl CaseOrder {
     }
 }
 
-/// Pass two: the parsed batches stored [`GROUP`] at a time
-/// (`store::events::store_group`), each its own ingest batch.
+/// Pass two: the parsed batches stored as they come
+/// (`store::file_batches`), each its own ingest batch.
 struct Storing<'c> {
-    conn: &'c mut DbConn,
-    ctx: FileContext<'c>,
-    pending: Vec<Vec<IngestEvent>>,
+    writer: FileBatches<'c>,
     total: BatchOutcome,
     /// The batches committed so far, to take back after a refusal.
     stored_batches: Vec<i64>,
@@ -233,27 +259,32 @@ struct Storing<'c> {
 
 impl Storing<'_> {
     fn take(&mut self, chunk: Chunk) -> anyhow::Result<()> {
-        match chunk {
-            Ok(events) => self.pending.push(events),
+        let events = match chunk {
+            Ok(events) => events,
             Err(e) => {
                 self.refused = Some(IngestError::Invalid(e));
                 anyhow::bail!("avbruten")
             }
-        }
-        if self.pending.len() < group_size(self.conn) {
-            return Ok(());
-        }
-        self.flush()
-    }
-
-    fn flush(&mut self) -> anyhow::Result<()> {
-        let batches = std::mem::take(&mut self.pending);
+        };
         let (total, ids) = (&mut self.total, &mut self.stored_batches);
-        let mut stored = |o: BatchOutcome| {
+        let result = self.writer.store(events, &mut |o: BatchOutcome| {
             ids.extend(o.batch);
             total.add(o);
-        };
-        match store_group(self.conn, &batches, &mut self.ctx, &mut stored) {
+        });
+        self.outcome(result)
+    }
+
+    fn finish(&mut self) -> anyhow::Result<()> {
+        let (total, ids) = (&mut self.total, &mut self.stored_batches);
+        let result = self.writer.finish(&mut |o: BatchOutcome| {
+            ids.extend(o.batch);
+            total.add(o);
+        });
+        self.outcome(result)
+    }
+
+    fn outcome(&mut self, result: Result<(), StoreBatchError>) -> anyhow::Result<()> {
+        match result {
             Ok(()) => Ok(()),
             Err(StoreBatchError::Conflict(c)) => {
                 self.refused = Some(IngestError::Conflict(c));
@@ -266,12 +297,13 @@ impl Storing<'_> {
 
 /// The file's events, validated, `IMPORT_BATCH` at a time: JSON Lines (a
 /// file holding one JSON array is read whole), or CSV through `mapping`.
+/// JSON Lines read in file order come with each line's place.
 fn each_chunk(
     path: &Path,
     mapping: Option<&CsvMapping>,
     hasher: &PatientHasher,
-    sorted: Option<&super::sorted::Runs>,
-    f: &mut dyn FnMut(Chunk) -> anyhow::Result<()>,
+    sorted: Option<&Runs>,
+    f: &mut ChunkSink<'_>,
 ) -> anyhow::Result<()> {
     match mapping {
         Some(m) => {
@@ -281,23 +313,27 @@ fn each_chunk(
                 LineCap::new(std::io::BufReader::with_capacity(1 << 20, file)),
                 hasher,
                 IMPORT_BATCH,
-                &mut |chunk| f(chunk.map_err(FieldErrors::from)),
+                &mut |chunk| f(chunk.map_err(FieldErrors::from), None),
             )
         }
         None => parsed_ahead(path, sorted, hasher, f),
     }
 }
 
+/// Batches read and parsed ahead of the one being stored: the storing
+/// thread takes each as it comes, inside its open group, so a few suffice.
+const READ_AHEAD: usize = 4;
+
 /// JSON Lines batches read on one thread and parsed on the workers of
 /// `crate::parallel`, handed to `f` in file order: the caller stores one
 /// batch while the next ones are read and validated.
 fn parsed_ahead(
     path: &Path,
-    sorted: Option<&super::sorted::Runs>,
+    sorted: Option<&Runs>,
     hasher: &PatientHasher,
-    f: &mut dyn FnMut(Chunk) -> anyhow::Result<()>,
+    f: &mut ChunkSink<'_>,
 ) -> anyhow::Result<()> {
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Lines>(1);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Lines>(2);
     std::thread::scope(|s| {
         let reader = s.spawn(move || {
             let send = &mut |lines| tx.send(lines).map_err(|_| anyhow::anyhow!("avbruten"));
@@ -307,10 +343,14 @@ fn parsed_ahead(
             }
         });
         let mut stored = Ok(());
-        crate::parallel::ordered_map(
+        crate::parallel::ordered_map_ahead(
+            READ_AHEAD,
             move || rx.recv().ok(),
-            |lines: Lines| lines.and_then(|l| super::parse_lines(&l, hasher)),
-            |chunk| match f(chunk) {
+            |lines: Lines| match lines {
+                Ok(b) => (super::parse_lines(&b.lines, hasher), b.places),
+                Err(e) => (Err(e), None),
+            },
+            |(chunk, places)| match f(chunk, places.as_deref()) {
                 Ok(()) => true,
                 Err(e) => {
                     stored = Err(e);
@@ -326,14 +366,30 @@ fn parsed_ahead(
     })
 }
 
-pub(super) type Lines = Result<Vec<NumberedLine>, FieldErrors>;
+/// Numbered lines and, when read in file order from JSON Lines, where each
+/// of them is in the file (for the sort).
+pub(super) struct LineBatch {
+    pub lines: Vec<NumberedLine>,
+    pub places: Option<Vec<Place>>,
+}
+
+impl LineBatch {
+    pub fn unplaced(lines: Vec<NumberedLine>) -> LineBatch {
+        LineBatch { lines, places: None }
+    }
+}
+
+pub(super) type Lines = Result<LineBatch, FieldErrors>;
 
 /// Numbered lines of a JSON Lines file, `IMPORT_BATCH` at a time; a file
 /// holding one JSON array is read whole. A line that is not UTF-8 or is
 /// longer than [`MAX_LINE_BYTES`] is given as an error naming it.
 pub(super) fn for_each_batch(path: &Path, f: &mut dyn FnMut(Lines) -> anyhow::Result<()>) -> anyhow::Result<()> {
     let file = std::fs::File::open(path).map_err(|e| anyhow::anyhow!("kan inte läsa {}: {e}", path.display()))?;
-    let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+    let mut reader = Tell {
+        inner: std::io::BufReader::with_capacity(1 << 20, file),
+        pos: 0,
+    };
     // A JSON array (often on one long line) is read whole, before the line cap.
     {
         use std::io::BufRead as _;
@@ -342,32 +398,20 @@ pub(super) fn for_each_batch(path: &Path, f: &mut dyn FnMut(Lines) -> anyhow::Re
             .map_err(|e| anyhow::anyhow!("kan inte läsa {}: {e}", path.display()))?;
         let head = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
         if head.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
-            let size = std::fs::metadata(path).map_or(0, |m| m.len());
-            if size > MAX_ARRAY_BYTES {
-                return f(Err(FieldErrors::from(FieldError::new(
-                    1,
-                    "fil",
-                    &format!(
-                        "är en JSON-array på {} MiB; en array läses hel och får vara högst {} MiB: skicka JSON Lines (en händelse per rad) i stället",
-                        size >> 20,
-                        MAX_ARRAY_BYTES >> 20
-                    ),
-                ))));
-            }
-            let text =
-                std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("kan inte läsa {}: {e}", path.display()))?;
-            return match super::json_objects(text.trim_start_matches('\u{feff}')) {
-                Ok(lines) => lines.chunks(IMPORT_BATCH).try_for_each(|c| f(Ok(c.to_vec()))),
-                Err(errors) => f(Err(errors.into())),
-            };
+            return array(path, f);
         }
     }
     let mut batch = Vec::with_capacity(IMPORT_BATCH);
+    let mut places = Vec::with_capacity(IMPORT_BATCH);
     let mut buf = Vec::new();
     let mut n = 0;
-    while let Some(fits) = read_line_capped(&mut reader, &mut buf, MAX_LINE_BYTES)
-        .map_err(|e| anyhow::anyhow!("kan inte läsa {}: {e}", path.display()))?
-    {
+    loop {
+        let start = reader.pos;
+        let Some(fits) = read_line_capped(&mut reader, &mut buf, MAX_LINE_BYTES)
+            .map_err(|e| anyhow::anyhow!("kan inte läsa {}: {e}", path.display()))?
+        else {
+            break;
+        };
         n += 1;
         if !fits {
             f(Err(FieldError::new(
@@ -378,10 +422,9 @@ pub(super) fn for_each_batch(path: &Path, f: &mut dyn FnMut(Lines) -> anyhow::Re
             .into()))?;
             continue;
         }
-        let bytes = if n == 1 {
-            buf.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&buf)
-        } else {
-            &buf[..]
+        let (bytes, offset) = match (n, buf.strip_prefix(b"\xEF\xBB\xBF")) {
+            (1, Some(rest)) => (rest, start + 3),
+            _ => (&buf[..], start),
         };
         let Ok(line) = std::str::from_utf8(bytes) else {
             f(Err(FieldError::new(n, "rad", "är inte giltig UTF-8").into()))?;
@@ -390,13 +433,47 @@ pub(super) fn for_each_batch(path: &Path, f: &mut dyn FnMut(Lines) -> anyhow::Re
         if line.trim().is_empty() {
             continue;
         }
+        places.push(Place {
+            line: n as u64,
+            offset,
+            len: bytes.len() as u32,
+        });
         batch.push((n, line.to_string()));
         if batch.len() == IMPORT_BATCH {
-            f(Ok(std::mem::replace(&mut batch, Vec::with_capacity(IMPORT_BATCH))))?;
+            f(Ok(LineBatch {
+                lines: std::mem::replace(&mut batch, Vec::with_capacity(IMPORT_BATCH)),
+                places: Some(std::mem::replace(&mut places, Vec::with_capacity(IMPORT_BATCH))),
+            }))?;
         }
     }
     if !batch.is_empty() {
-        f(Ok(batch))?;
+        f(Ok(LineBatch {
+            lines: batch,
+            places: Some(places),
+        }))?;
     }
     Ok(())
+}
+
+/// A file holding one JSON array, read whole (at most [`MAX_ARRAY_BYTES`]).
+fn array(path: &Path, f: &mut dyn FnMut(Lines) -> anyhow::Result<()>) -> anyhow::Result<()> {
+    let size = std::fs::metadata(path).map_or(0, |m| m.len());
+    if size > MAX_ARRAY_BYTES {
+        return f(Err(FieldErrors::from(FieldError::new(
+            1,
+            "fil",
+            &format!(
+                "är en JSON-array på {} MiB; en array läses hel och får vara högst {} MiB: skicka JSON Lines (en händelse per rad) i stället",
+                size >> 20,
+                MAX_ARRAY_BYTES >> 20
+            ),
+        ))));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("kan inte läsa {}: {e}", path.display()))?;
+    match super::json_objects(text.trim_start_matches('\u{feff}')) {
+        Ok(lines) => lines
+            .chunks(IMPORT_BATCH)
+            .try_for_each(|c| f(Ok(LineBatch::unplaced(c.to_vec())))),
+        Err(errors) => f(Err(errors.into())),
+    }
 }

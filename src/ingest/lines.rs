@@ -4,6 +4,30 @@
 
 pub(super) type NumberedLine = (usize, String);
 
+/// A reader that knows how far into the file it has handed out.
+pub(super) struct Tell<R> {
+    pub inner: R,
+    pub pos: u64,
+}
+
+impl<R: std::io::BufRead> std::io::Read for Tell<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl<R: std::io::BufRead> std::io::BufRead for Tell<R> {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        self.inner.fill_buf()
+    }
+    fn consume(&mut self, n: usize) {
+        self.pos += n as u64;
+        self.inner.consume(n);
+    }
+}
+
 /// The longest line read: an event is well under a kilobyte; a longer line
 /// is reported, never held in memory.
 pub const MAX_LINE_BYTES: usize = 1 << 20;

@@ -10,30 +10,38 @@
 //!
 //! What is sorted is each line's case id, number and place in the file,
 //! never its text: a line of an `inskrivning` holds a personnummer in
-//! clear, which is not copied anywhere. The places are sorted in runs of
-//! [`RUN_BYTES`] in memory and written to a temporary directory (`TMPDIR`,
-//! a few dozen bytes a line), then merged as pass two reads them, each line
-//! read again from the file at its place. Memory holds one run while
-//! sorting and one record of every run while merging, never the file. The
-//! directory is removed when the import returns, whichever way. A JSON
-//! array (at most 256 MiB, read whole) is stored in the order it comes.
+//! clear, which is not copied anywhere. Pass one, which parses every line
+//! anyway, hands each line's place and case to a [`Sorter`]; the places
+//! are sorted in runs of [`RUN_BYTES`] in memory and written to a temporary
+//! directory (`TMPDIR`, a few dozen bytes a line), then merged as pass two
+//! reads them, each line read again from the file at its place. Memory
+//! holds one run while sorting and one record of every run while merging,
+//! never the file. The directory is removed when the import returns,
+//! whichever way. A JSON array (at most 256 MiB, read whole) is stored in
+//! the order it comes.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
-
-use super::file::{Lines, IMPORT_BATCH};
-use super::lines::{read_line_capped, MAX_LINE_BYTES};
+use super::file::{LineBatch, Lines, IMPORT_BATCH};
 
 /// The memory the lines' places take while a run is sorted.
-const RUN_BYTES: usize = 64 << 20;
+const RUN_BYTES: usize = 32 << 20;
 
 /// Why a file read again no longer matches what pass one read.
 const CHANGED: &str = "filen ändrades under inläsningen";
+
+/// Where a line of the file is: its number, the byte it starts at (after a
+/// BOM) and its length without the line break.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Place {
+    pub line: u64,
+    pub offset: u64,
+    pub len: u32,
+}
 
 /// The sorted runs of one file, removed when dropped.
 pub struct Runs {
@@ -51,123 +59,55 @@ struct Record {
     len: u32,
 }
 
-/// The case a line belongs to, read without the rest of the event (pass
-/// one has validated every line already): a repeated key counts last, as
-/// the event parser reads it.
-struct CaseOf(Option<String>);
-
-impl<'de> serde::Deserialize<'de> for CaseOf {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct IsCase(bool);
-        impl<'de> serde::Deserialize<'de> for IsCase {
-            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                struct K;
-                impl Visitor<'_> for K {
-                    type Value = IsCase;
-                    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                        f.write_str("a key")
-                    }
-                    fn visit_str<E>(self, v: &str) -> Result<IsCase, E> {
-                        Ok(IsCase(v == "case"))
-                    }
-                }
-                d.deserialize_str(K)
-            }
-        }
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = CaseOf;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<CaseOf, A::Error> {
-                let mut case = None;
-                while let Some(IsCase(is_case)) = map.next_key()? {
-                    match is_case {
-                        true => case = map.next_value::<Option<String>>()?,
-                        false => map.next_value::<IgnoredAny>().map(|_| ())?,
-                    }
-                }
-                Ok(CaseOf(case))
-            }
-        }
-        d.deserialize_map(V)
-    }
+/// Takes the lines' places and cases in any order and sorts them into
+/// [`Runs`]; the temporary directory is made when the first run is written.
+#[derive(Default)]
+pub struct Sorter {
+    runs: Option<Runs>,
+    run: Vec<Record>,
+    bytes: usize,
 }
 
-/// A reader that knows how far into the file it has handed out.
-struct Tell<R> {
-    inner: R,
-    pos: u64,
-}
-
-impl<R: BufRead> Read for Tell<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.pos += n as u64;
-        Ok(n)
-    }
-}
-
-impl<R: BufRead> BufRead for Tell<R> {
-    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
-        self.inner.fill_buf()
-    }
-    fn consume(&mut self, n: usize) {
-        self.pos += n as u64;
-        self.inner.consume(n);
-    }
-}
-
-/// Sorts the places of the lines of `path` into runs; `None` for a JSON
-/// array.
-pub fn sort_file(path: &Path) -> anyhow::Result<Option<Runs>> {
-    let fail = |e: std::io::Error| anyhow::anyhow!("kan inte läsa {}: {e}", path.display());
-    let mut r = Tell {
-        inner: BufReader::with_capacity(1 << 20, std::fs::File::open(path).map_err(fail)?),
-        pos: 0,
-    };
-    let head = r.fill_buf().map_err(fail)?;
-    let bom = if head.starts_with(b"\xEF\xBB\xBF") { 3 } else { 0 };
-    if head[bom..].iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
-        return Ok(None);
-    }
-    let dir = tempfile::Builder::new()
-        .prefix("svu-vakt-sortering")
-        .tempdir()
-        .map_err(|e| anyhow::anyhow!("kan inte skapa en tillfällig katalog för sorteringen: {e}"))?;
-    let mut runs = Runs { dir, count: 0 };
-    let (mut run, mut bytes, mut buf, mut n) = (Vec::new(), 0, Vec::new(), 0u64);
-    loop {
-        let start = r.pos + if n == 0 { bom as u64 } else { 0 };
-        match read_line_capped(&mut r, &mut buf, MAX_LINE_BYTES).map_err(fail)? {
-            None => break,
-            Some(false) => anyhow::bail!("{CHANGED}: rad {} är för lång", n + 1),
-            Some(true) => n += 1,
-        }
-        let line = buf.get(usize::from(n == 1) * bom..).unwrap_or_default();
-        let text = std::str::from_utf8(line).map_err(|_| anyhow::anyhow!("{CHANGED}: rad {n} är inte UTF-8"))?;
-        if text.trim().is_empty() {
-            continue;
-        }
-        let CaseOf(case) = serde_json::from_str(text).map_err(|e| anyhow::anyhow!("{CHANGED}: rad {n}: {e}"))?;
-        bytes += case.as_ref().map_or(0, String::len) + std::mem::size_of::<Record>();
-        run.push(Record {
-            case,
-            line: n,
-            offset: start,
-            len: line.len() as u32,
+impl Sorter {
+    pub fn push(&mut self, case: Option<&str>, place: Place) -> anyhow::Result<()> {
+        self.bytes += case.map_or(0, str::len) + std::mem::size_of::<Record>();
+        self.run.push(Record {
+            case: case.map(str::to_owned),
+            line: place.line,
+            offset: place.offset,
+            len: place.len,
         });
-        if bytes >= RUN_BYTES {
-            runs.write(&mut run)?;
-            bytes = 0;
+        if self.bytes >= RUN_BYTES {
+            self.write_run()?;
         }
+        Ok(())
     }
-    runs.write(&mut run)?;
-    Ok(Some(runs))
+
+    fn write_run(&mut self) -> anyhow::Result<()> {
+        self.bytes = 0;
+        let runs = match &mut self.runs {
+            Some(runs) => runs,
+            None => self.runs.insert(Runs::new()?),
+        };
+        runs.write(&mut self.run)
+    }
+
+    /// The runs of every line pushed.
+    pub fn finish(mut self) -> anyhow::Result<Runs> {
+        self.write_run()?;
+        self.runs.take().map_or_else(Runs::new, Ok)
+    }
 }
 
 impl Runs {
+    fn new() -> anyhow::Result<Runs> {
+        let dir = tempfile::Builder::new()
+            .prefix("svu-vakt-sortering")
+            .tempdir()
+            .map_err(|e| anyhow::anyhow!("kan inte skapa en tillfällig katalog för sorteringen: {e}"))?;
+        Ok(Runs { dir, count: 0 })
+    }
+
     fn path(&self, n: usize) -> std::path::PathBuf {
         self.dir.path().join(format!("{n}.run"))
     }
@@ -214,11 +154,14 @@ impl Runs {
             let text = String::from_utf8(text).map_err(|_| anyhow::anyhow!("{CHANGED}: rad {}", rec.line))?;
             batch.push((rec.line as usize, text));
             if batch.len() == IMPORT_BATCH {
-                f(Ok(std::mem::replace(&mut batch, Vec::with_capacity(IMPORT_BATCH))))?;
+                f(Ok(LineBatch::unplaced(std::mem::replace(
+                    &mut batch,
+                    Vec::with_capacity(IMPORT_BATCH),
+                ))))?;
             }
         }
         if !batch.is_empty() {
-            f(Ok(batch))?;
+            f(Ok(LineBatch::unplaced(batch)))?;
         }
         Ok(())
     }
@@ -265,10 +208,32 @@ fn read_record(r: &mut impl BufRead) -> anyhow::Result<Option<Record>> {
 mod tests {
     use super::*;
 
+    /// What pass one hands the sorter: each line's place as the import's
+    /// reader gives it, its case (here read from the JSON, as the event
+    /// parser reads it: a repeated key counts last).
+    fn sort(path: &Path) -> Option<Runs> {
+        let mut sorter = Sorter::default();
+        let mut placed = true;
+        super::super::file::for_each_batch(path, &mut |b| {
+            let b = b.unwrap();
+            let Some(places) = b.places else {
+                placed = false;
+                return Ok(());
+            };
+            for ((_, text), place) in b.lines.iter().zip(places) {
+                let v: serde_json::Value = serde_json::from_str(text).unwrap();
+                sorter.push(v["case"].as_str(), place)?;
+            }
+            Ok(())
+        })
+        .unwrap();
+        placed.then(|| sorter.finish().unwrap())
+    }
+
     fn merged(runs: &Runs, path: &Path) -> Vec<(usize, String)> {
         let mut out = Vec::new();
         runs.for_each_batch(path, &mut |b| {
-            out.extend(b.unwrap());
+            out.extend(b.unwrap().lines);
             Ok(())
         })
         .unwrap();
@@ -289,17 +254,17 @@ mod tests {
         ];
         // A BOM, CRLF line ends, a blank line.
         std::fs::write(&path, format!("\u{feff}{}\r\n", lines.join("\r\n"))).unwrap();
-        let runs = sort_file(&path).unwrap().unwrap();
+        let runs = sort(&path).unwrap();
         let got = merged(&runs, &path);
         let numbers: Vec<usize> = got.iter().map(|(n, _)| *n).collect();
-        assert_eq!(numbers, vec![4, 2, 5, 1, 6], "a repeated (escaped) key counts last");
+        assert_eq!(numbers, vec![4, 2, 5, 1, 6]);
         for (n, text) in got {
             assert_eq!(text, lines[n - 1], "line {n}");
         }
     }
 
     #[test]
-    fn a_json_array_is_not_sorted() {
+    fn a_json_array_has_no_places_and_is_not_sorted() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("e.json");
         std::fs::write(
@@ -307,7 +272,7 @@ mod tests {
             "\u{feff} [{\"id\":\"b\",\"case\":\"B\"},{\"id\":\"a\",\"case\":\"A\"}]",
         )
         .unwrap();
-        assert!(sort_file(&path).unwrap().is_none());
+        assert!(sort(&path).is_none());
     }
 
     #[test]
@@ -316,7 +281,7 @@ mod tests {
         let path = dir.path().join("e.jsonl");
         let text = "{\"id\":\"b1\",\"case\":\"B\",\"patient\":\"19121212-1212\"}\n{\"id\":\"a1\",\"case\":\"A\"}\n";
         std::fs::write(&path, text).unwrap();
-        let runs = sort_file(&path).unwrap().unwrap();
+        let runs = sort(&path).unwrap();
         for entry in std::fs::read_dir(runs.dir.path()).unwrap() {
             let bytes = std::fs::read(entry.unwrap().path()).unwrap();
             assert!(
@@ -337,7 +302,7 @@ mod tests {
             .map(|i| format!("{{\"id\":\"e{i}\",\"case\":\"C{:05}\"}}\n", (i * 7919) % 1000))
             .collect();
         std::fs::write(&path, text).unwrap();
-        let runs = sort_file(&path).unwrap().unwrap();
+        let runs = sort(&path).unwrap();
         assert!(runs.count >= 3, "{} runs", runs.count);
         let kept = runs.dir.path().to_path_buf();
         let got = merged(&runs, &path);
@@ -347,5 +312,14 @@ mod tests {
         assert!(got[17].1.contains(&format!("\"e{}\"", got[17].0 - 1)));
         drop(runs);
         assert!(!kept.exists(), "the runs are left in {}", kept.display());
+    }
+
+    #[test]
+    fn an_empty_sort_merges_to_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("e.jsonl");
+        std::fs::write(&path, "").unwrap();
+        let runs = Sorter::default().finish().unwrap();
+        assert!(merged(&runs, &path).is_empty());
     }
 }

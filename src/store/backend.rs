@@ -88,37 +88,6 @@ pub fn insert_events(conn: &mut DbConn, rows: &[NewEvent<'_>]) -> QueryResult<us
     Ok(n)
 }
 
-/// Page cache of a connection while it loads a file: the indexes of
-/// `events` take random inserts, and a cache that holds their upper levels
-/// saves a read per insert. The service's connections keep 16 MB each.
-pub fn set_bulk_cache(conn: &mut DbConn, on: bool) -> QueryResult<()> {
-    use diesel::connection::SimpleConnection;
-    match conn {
-        // The WAL is folded into the database every 1000 pages by default:
-        // at every commit of a batch, with the same index pages written again
-        // each time. While a file loads, once per 256 MB of WAL; at the end,
-        // once. Commits still reach the disk (synchronous = FULL) before an
-        // event counts as stored.
-        DbConn::Sqlite(c) => c.batch_execute(if on {
-            "PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 65536"
-        } else {
-            "PRAGMA cache_size = -16000; PRAGMA wal_autocheckpoint = 1000; PRAGMA wal_checkpoint(PASSIVE)"
-        }),
-        DbConn::Pg(_) => Ok(()),
-    }
-}
-
-/// After a large load PostgreSQL's planner gets statistics at once, not
-/// when autovacuum comes by: without them it guessed a third of the events
-/// for any range and read the whole table (an incremental scan's arrivals).
-pub fn analyze_after_load(conn: &mut DbConn) -> QueryResult<()> {
-    use diesel::connection::SimpleConnection;
-    match conn {
-        DbConn::Pg(c) => c.batch_execute("ANALYZE events; ANALYZE cases"),
-        DbConn::Sqlite(_) => Ok(()),
-    }
-}
-
 pub fn insert_cases(conn: &mut DbConn, rows: &[NewCase<'_>]) -> QueryResult<usize> {
     let mut n = 0;
     for chunk in rows.chunks(CHUNK) {
@@ -142,34 +111,51 @@ where
     F: FnOnce(&mut DbConn) -> Result<T, E>,
     E: From<diesel::result::Error>,
 {
-    use diesel::connection::{AnsiTransactionManager, TransactionManager};
-    type Manager = <DbConn as Connection>::TransactionManager;
-    match conn {
-        DbConn::Sqlite(c) => match AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE") {
-            Ok(()) => {}
-            // Inside a write transaction already: a savepoint, the lock is held.
-            Err(diesel::result::Error::AlreadyInTransaction) => Manager::begin_transaction(conn)?,
-            Err(e) => return Err(e.into()),
-        },
-        DbConn::Pg(_) => Manager::begin_transaction(conn)?,
-    }
+    begin_write(conn)?;
     match f(conn) {
         Ok(value) => {
-            Manager::commit_transaction(conn)?;
+            commit(conn)?;
             Ok(value)
         }
         Err(e) => {
-            // SQLite rolls a whole transaction back itself after some errors
-            // (a full database or disk): then ROLLBACK, or ROLLBACK TO a
-            // savepoint, finds none. The first error is the one to report
-            // (diesel's own `transaction` would report the rollback's "no
-            // such savepoint" instead); a connection whose rollback failed
-            // is marked broken and the pool drops it.
-            if let Err(r) = Manager::rollback_transaction(conn) {
-                tracing::warn!(error = %r, "rollback efter en misslyckad skrivtransaktion");
-            }
+            rollback(conn);
             Err(e)
         }
+    }
+}
+
+type Manager = <DbConn as Connection>::TransactionManager;
+
+/// Begins what [`write_tx`] runs in: `BEGIN IMMEDIATE` on SQLite, a
+/// savepoint inside a transaction. For a transaction that spans calls (an
+/// import's group of batches); it ends with [`commit`] or [`rollback`].
+pub fn begin_write(conn: &mut DbConn) -> QueryResult<()> {
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    match conn {
+        DbConn::Sqlite(c) => match AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE") {
+            Ok(()) => Ok(()),
+            // Inside a write transaction already: a savepoint, the lock is held.
+            Err(diesel::result::Error::AlreadyInTransaction) => Manager::begin_transaction(conn),
+            Err(e) => Err(e),
+        },
+        DbConn::Pg(_) => Manager::begin_transaction(conn),
+    }
+}
+
+pub fn commit(conn: &mut DbConn) -> QueryResult<()> {
+    use diesel::connection::TransactionManager;
+    Manager::commit_transaction(conn)
+}
+
+/// SQLite rolls a whole transaction back itself after some errors (a full
+/// database or disk): then ROLLBACK, or ROLLBACK TO a savepoint, finds none.
+/// The first error is the one to report (diesel's own `transaction` would
+/// report the rollback's "no such savepoint" instead); a connection whose
+/// rollback failed is marked broken and the pool drops it.
+pub fn rollback(conn: &mut DbConn) {
+    use diesel::connection::TransactionManager;
+    if let Err(r) = Manager::rollback_transaction(conn) {
+        tracing::warn!(error = %r, "rollback efter en misslyckad skrivtransaktion");
     }
 }
 

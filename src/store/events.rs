@@ -49,7 +49,7 @@ pub struct BatchOutcome {
 
 impl BatchOutcome {
     /// A batch whose every event was stored already.
-    fn nothing_new(received: usize) -> BatchOutcome {
+    pub(super) fn nothing_new(received: usize) -> BatchOutcome {
         BatchOutcome {
             batch: None,
             received,
@@ -75,7 +75,7 @@ pub enum StoreBatchError {
 }
 
 /// Why a transaction stops without committing.
-enum Abort {
+pub(super) enum Abort {
     Conflict(Vec<Conflict>),
     /// Every event was stored already; the batch row it began with.
     NothingNew(i64),
@@ -114,13 +114,13 @@ pub fn store_batch(conn: &mut DbConn, batch: &[IngestEvent], source: &str) -> Re
 
 /// What the batches of one file's import share.
 pub struct FileContext<'a> {
-    source: &'a str,
+    pub(super) source: &'a str,
     /// Pass one found none of the file's ids stored: the batches' lookup of
     /// stored ids is left out (an id another writer stores meanwhile fails
     /// the group on its unique key, and the group is stored again batch by
     /// batch, looking).
-    ids_new: bool,
-    recorded: super::unit_days::Recorded,
+    pub(super) ids_new: bool,
+    pub(super) recorded: super::unit_days::Recorded,
 }
 
 impl<'a> FileContext<'a> {
@@ -141,100 +141,11 @@ impl<'a> FileContext<'a> {
     }
 }
 
-/// Batches of one file stored in one write transaction on SQLite.
-pub const GROUP: usize = 5;
-
-/// The batches a file's import hands [`store_group`] at a time: on
-/// PostgreSQL, which stores them one by one, one.
-pub fn group_size(conn: &DbConn) -> usize {
-    match conn {
-        DbConn::Sqlite(_) => GROUP,
-        DbConn::Pg(_) => 1,
-    }
-}
-
-/// Stores a file's consecutive batches, each its own ingest batch, and
-/// hands every stored batch's outcome to `stored` once it is committed. On
-/// SQLite they share one write transaction: its commit writes each page
-/// the batches changed once, where a commit per batch wrote the same index
-/// and timeline pages again for every batch (half of an import's writes
-/// with ids out of order). A batch that turns out to hold only stored
-/// events takes its batch row out again in the transaction, as a batch of
-/// its own rolls back. A conflict stores nothing of the group; a unique id
-/// another writer took meanwhile (or a serialization failure) stores the
-/// group batch by batch instead; any other failure, the write lock not had
-/// within the busy timeout among them, fails it as it fails a batch.
-/// PostgreSQL stores batch by batch: each batch locks its cases in id
-/// order, and a transaction holding several batches' locks would deadlock
-/// with a concurrent sender.
-pub fn store_group(
-    conn: &mut DbConn,
-    batches: &[Vec<IngestEvent>],
-    ctx: &mut FileContext<'_>,
-    stored: &mut dyn FnMut(BatchOutcome),
-) -> Result<(), StoreBatchError> {
-    if batches.len() < 2 || matches!(conn, DbConn::Pg(_)) {
-        return one_by_one(conn, batches, ctx.source, stored);
-    }
-    let mut deduped = Vec::with_capacity(batches.len());
-    for batch in batches {
-        let (unique, in_batch_dups, mut conflicts) = dedupe(batch);
-        if !conflicts.is_empty() {
-            conflicts.sort_by_key(|c| c.line);
-            return Err(StoreBatchError::Conflict(conflicts));
-        }
-        deduped.push((batch.len(), unique, in_batch_dups));
-    }
-    let result = backend::write_tx(conn, |c| {
-        let mut outcomes = Vec::with_capacity(deduped.len());
-        for (received, unique, in_batch_dups) in &deduped {
-            outcomes.push(match store_in_tx(c, unique, *received, *in_batch_dups, ctx) {
-                Ok(outcome) => outcome,
-                Err(Abort::NothingNew(batch_id)) => {
-                    diesel::delete(ingest_batches::table.find(batch_id)).execute(c)?;
-                    BatchOutcome::nothing_new(*received)
-                }
-                Err(e) => return Err(e),
-            });
-        }
-        Ok(outcomes)
-    });
-    if result.is_err() {
-        // What it recorded was rolled back, and an id it took for new was
-        // perhaps not: the rest of the file is stored as a stranger's.
-        ctx.recorded.forget();
-        ctx.ids_new = false;
-    }
-    match result {
-        Ok(outcomes) => {
-            outcomes.into_iter().for_each(stored);
-            Ok(())
-        }
-        Err(Abort::Conflict(c)) => Err(StoreBatchError::Conflict(c)),
-        Err(Abort::Db(e)) if super::retryable(&e) => one_by_one(conn, batches, ctx.source, stored),
-        Err(Abort::Db(e)) => Err(e.into()),
-        // Not returned by the group (such a batch is taken out in it).
-        Err(Abort::NothingNew(_)) => one_by_one(conn, batches, ctx.source, stored),
-    }
-}
-
-fn one_by_one(
-    conn: &mut DbConn,
-    batches: &[Vec<IngestEvent>],
-    source: &str,
-    stored: &mut dyn FnMut(BatchOutcome),
-) -> Result<(), StoreBatchError> {
-    for batch in batches {
-        stored(store_batch(conn, batch, source)?);
-    }
-    Ok(())
-}
-
 /// Why a stored id with other content is refused.
 const STORED_OTHER: &str = "en händelse med detta id finns redan sparad med annat innehåll";
 
 /// Drops repeats inside the batch; a repeat with other content is a conflict.
-fn dedupe(batch: &[IngestEvent]) -> (Vec<&IngestEvent>, usize, Vec<Conflict>) {
+pub(super) fn dedupe(batch: &[IngestEvent]) -> (Vec<&IngestEvent>, usize, Vec<Conflict>) {
     let mut first: HashMap<&str, &IngestEvent> = HashMap::with_capacity(batch.len());
     let mut unique = Vec::with_capacity(batch.len());
     let mut dups = 0;
@@ -256,7 +167,7 @@ fn dedupe(batch: &[IngestEvent]) -> (Vec<&IngestEvent>, usize, Vec<Conflict>) {
     (unique, dups, conflicts)
 }
 
-fn store_in_tx(
+pub(super) fn store_in_tx(
     conn: &mut DbConn,
     unique: &[&IngestEvent],
     received: usize,

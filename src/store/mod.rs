@@ -5,6 +5,7 @@
 
 pub mod backend;
 pub mod backup;
+pub mod bulk;
 mod cached;
 pub mod candidates;
 pub mod cases;
@@ -14,6 +15,7 @@ pub mod deviations;
 pub mod event_rows;
 pub mod events;
 pub mod feed;
+pub mod file_batches;
 pub mod followup;
 pub mod oidc;
 pub mod outbox;

@@ -1,7 +1,7 @@
 //! Importing a file whatever the order of its lines: out of case order it
 //! is sorted by case before it is stored (`ingest::sorted`), its batches
-//! share write transactions on SQLite (`store::events::store_group`), and
-//! what is stored, counted and refused is what the file in case order gives.
+//! share write transactions on SQLite (`store::file_batches`), and what is
+//! stored, counted and refused is what the file in case order gives.
 
 use diesel::prelude::*;
 use svu_vakt::store::schema::{case_timelines, cases, events, unit_days};
@@ -14,6 +14,7 @@ crate::on_both!(
     a_conflict_in_a_file_out_of_order_names_its_line_and_stores_nothing,
     a_case_less_event_repeated_batches_apart_is_stored_once,
     a_batch_of_only_stored_events_in_a_group_leaves_no_batch_behind,
+    an_import_killed_mid_file_leaves_whole_batches_and_a_rerun_stores_the_rest,
 );
 
 /// `n` events of cases `M00000`…, ten each, in case id order.
@@ -208,6 +209,124 @@ fn a_batch_of_only_stored_events_in_a_group_leaves_no_batch_behind(b: Backend) {
         4,
         "one batch row for the batch that stored something"
     );
+}
+
+/// Every stored batch as (its count, its events in `events`).
+fn batch_counts(app: &TestApp) -> Vec<(i32, i64)> {
+    use svu_vakt::store::schema::ingest_batches;
+    let mut c = app.conn();
+    let conn: &mut DbConn = &mut c;
+    let batches: Vec<(i64, i32)> = ingest_batches::table
+        .select((ingest_batches::id, ingest_batches::stored))
+        .order(ingest_batches::id)
+        .load(conn)
+        .unwrap();
+    batches
+        .into_iter()
+        .map(|(id, n)| {
+            let have: i64 = events::table
+                .filter(events::batch_id.eq(id))
+                .count()
+                .get_result(conn)
+                .unwrap();
+            (n, have)
+        })
+        .collect()
+}
+
+/// A production import stopped by `kill -9` while its write transaction
+/// holds batches not yet committed (the lines come sorted by case in
+/// reverse, so sorted first): what it committed is whole batches, what it
+/// had not is gone, and running the same import again stores exactly the
+/// rest, as an import of the file in one go does.
+fn an_import_killed_mid_file_leaves_whole_batches_and_a_rerun_stores_the_rest(b: Backend) {
+    let n = 200_000;
+    let text: String = sorted_events(n).lines().rev().map(|l| format!("{l}\n")).collect();
+    let (app, whole) = (spawn_app(b), spawn_app(b));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.jsonl");
+    std::fs::write(&path, &text).unwrap();
+    let mut child = bin()
+        .args(["import", "--database-url", &app.db.url(), "--events"])
+        .arg(&path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
+    while app.batch_count() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no batch committed in ten minutes"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the import ended before it was killed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "killed, not finished: {status:?}");
+    let before = app.event_count();
+    let counts = batch_counts(&app);
+    assert!(!counts.is_empty());
+    for (i, (n, have)) in counts.iter().enumerate() {
+        assert_eq!(i64::from(*n), *have, "batch {i} is whole");
+    }
+    assert_eq!(counts.iter().map(|(_, have)| have).sum::<i64>(), before);
+    assert!(before < n as i64, "killed before the end: {before} stored");
+
+    let tmp = tempfile::tempdir().unwrap();
+    let rerun = import(&app, &text, tmp.path(), None);
+    assert!(rerun.status.success(), "{}", String::from_utf8_lossy(&rerun.stderr));
+    let stdout = String::from_utf8_lossy(&rerun.stdout);
+    assert!(
+        stdout.contains(&format!(
+            "{n} händelser lästa, {} nya sparade, {before} fanns redan",
+            n as i64 - before
+        )),
+        "{stdout}"
+    );
+    assert!(import(&whole, &text, tmp.path(), None).status.success());
+    assert_eq!(
+        stored(&app),
+        stored(&whole),
+        "the killed and re-run import stores what one run does"
+    );
+}
+
+/// The import's commits wait for the disk once, at its end
+/// (`store::bulk::set_commit_wait`): the connection it used, which the
+/// drop folder takes from the service's pool, waits for every commit again
+/// afterwards, whether the file was stored or refused.
+#[test]
+fn an_import_gives_its_connection_back_waiting_for_every_commit() {
+    let app = spawn_app(Backend::Sqlite);
+    let hasher = svu_vakt::domain::PatientHasher::new(svu_vakt::domain::Secret::new(b"k".to_vec()));
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.jsonl");
+    std::fs::write(&good, sorted_events(30)).unwrap();
+    let bad = dir.path().join("bad.jsonl");
+    std::fs::write(&bad, format!("{}{{\"id\":\"x\"}}\n", sorted_events(30))).unwrap();
+    let mut c = app.conn();
+    let conn: &mut DbConn = &mut c;
+    #[derive(QueryableByName)]
+    struct Sync {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        synchronous: i32,
+    }
+    let sync = |conn: &mut DbConn| {
+        diesel::sql_query("PRAGMA synchronous")
+            .get_result::<Sync>(conn)
+            .unwrap()
+            .synchronous
+    };
+    let stored = svu_vakt::ingest::file::import_events(conn, &hasher, &good, None, "test").unwrap();
+    assert_eq!(stored.stored, 30);
+    assert_eq!(sync(conn), 2, "FULL after an import that stored");
+    assert!(svu_vakt::ingest::file::import_events(conn, &hasher, &bad, None, "test").is_err());
+    assert_eq!(sync(conn), 2, "FULL after an import that was refused");
 }
 
 /// `svu-vakt bench` imports the demo's lines shuffled, and the plain-SQL

@@ -1,0 +1,172 @@
+//! The batches of one file's import, stored as they come: on SQLite
+//! [`GROUP`] of them to a write transaction, each its own ingest batch.
+//!
+//! The transaction stays open while the next batches are read and parsed,
+//! so the storing thread never waits for a whole group to be parsed after a
+//! commit (it waited for the last batch of every group), and memory holds
+//! the open group and the few batches parsed ahead. A shared commit writes
+//! each page the group's batches changed once, where a commit per batch
+//! wrote the same index and timeline pages again for every batch (half of
+//! an import's writes with ids out of order). A batch that turns out to
+//! hold only stored events takes its batch row out again in the
+//! transaction, as a batch of its own rolls back. A conflict stores nothing
+//! of the group; a unique id another writer took meanwhile (or a
+//! serialization failure) stores the group batch by batch instead; any
+//! other failure, the write lock not had within the busy timeout among
+//! them, fails it as it fails a batch. PostgreSQL stores batch by batch:
+//! each batch locks its cases in id order, and a transaction holding
+//! several batches' locks would deadlock with a concurrent sender.
+
+use diesel::prelude::*;
+
+use super::events::{dedupe, store_batch, store_in_tx, Abort, BatchOutcome, FileContext, StoreBatchError};
+use super::schema::ingest_batches;
+use super::{backend, DbConn};
+use crate::domain::IngestEvent;
+
+/// Batches of one file stored in one write transaction on SQLite.
+pub const GROUP: usize = 5;
+
+/// Stores a file's batches in the order given; hands every batch's outcome
+/// to the caller once it is committed. Dropped with a transaction open, it
+/// rolls it back.
+pub struct FileBatches<'c> {
+    conn: &'c mut DbConn,
+    ctx: FileContext<'c>,
+    /// The batches of the open transaction, kept to be stored one by one
+    /// should it fail retryably, and what each did in it.
+    open: Vec<Vec<IngestEvent>>,
+    outcomes: Vec<BatchOutcome>,
+    in_tx: bool,
+}
+
+impl<'c> FileBatches<'c> {
+    pub fn new(conn: &'c mut DbConn, ctx: FileContext<'c>) -> FileBatches<'c> {
+        FileBatches {
+            conn,
+            ctx,
+            open: Vec::with_capacity(GROUP),
+            outcomes: Vec::with_capacity(GROUP),
+            in_tx: false,
+        }
+    }
+
+    /// Stores `batch` (in the open group on SQLite, committed with the
+    /// group's last); `stored` hears of every batch committed.
+    pub fn store(
+        &mut self,
+        batch: Vec<IngestEvent>,
+        stored: &mut dyn FnMut(BatchOutcome),
+    ) -> Result<(), StoreBatchError> {
+        if matches!(self.conn, DbConn::Pg(_)) {
+            stored(store_batch(self.conn, &batch, self.ctx.source)?);
+            return Ok(());
+        }
+        let outcome = match self.store_in_group(&batch) {
+            Ok(outcome) => outcome,
+            Err(Abort::Conflict(mut c)) => {
+                self.rollback();
+                c.sort_by_key(|c| c.line);
+                return Err(StoreBatchError::Conflict(c));
+            }
+            Err(e) => {
+                self.rollback();
+                self.open.push(batch);
+                return self.after_failure(e, stored);
+            }
+        };
+        self.open.push(batch);
+        self.outcomes.push(outcome);
+        match self.open.len() < GROUP {
+            true => Ok(()),
+            false => self.commit(stored),
+        }
+    }
+
+    /// Commits the open group.
+    pub fn finish(&mut self, stored: &mut dyn FnMut(BatchOutcome)) -> Result<(), StoreBatchError> {
+        match self.in_tx {
+            true => self.commit(stored),
+            false => Ok(()),
+        }
+    }
+
+    /// Rolls back the open group (nothing of it stored) and lends the
+    /// connection, to take back what the import stored before it.
+    pub fn rolled_back(&mut self) -> &mut DbConn {
+        self.rollback();
+        self.conn
+    }
+
+    fn store_in_group(&mut self, batch: &[IngestEvent]) -> Result<BatchOutcome, Abort> {
+        let (unique, in_batch_dups, conflicts) = dedupe(batch);
+        if !conflicts.is_empty() {
+            return Err(Abort::Conflict(conflicts));
+        }
+        if !self.in_tx {
+            backend::begin_write(self.conn)?;
+            self.in_tx = true;
+        }
+        match store_in_tx(self.conn, &unique, batch.len(), in_batch_dups, &mut self.ctx) {
+            Err(Abort::NothingNew(batch_id)) => {
+                diesel::delete(ingest_batches::table.find(batch_id)).execute(self.conn)?;
+                Ok(BatchOutcome::nothing_new(batch.len()))
+            }
+            other => other,
+        }
+    }
+
+    fn commit(&mut self, stored: &mut dyn FnMut(BatchOutcome)) -> Result<(), StoreBatchError> {
+        self.in_tx = false;
+        match backend::commit(self.conn) {
+            Ok(()) => {
+                self.open.clear();
+                self.outcomes.drain(..).for_each(stored);
+                Ok(())
+            }
+            Err(e) => {
+                self.in_tx = true;
+                self.rollback();
+                self.after_failure(Abort::Db(e), stored)
+            }
+        }
+    }
+
+    /// After the open group rolled back: a unique id another writer took
+    /// meanwhile, or a serialization failure, stores its batches one by
+    /// one, looking up every id; anything else fails the import.
+    fn after_failure(&mut self, e: Abort, stored: &mut dyn FnMut(BatchOutcome)) -> Result<(), StoreBatchError> {
+        let batches = std::mem::take(&mut self.open);
+        match e {
+            Abort::Db(e) if super::retryable(&e) => {
+                for batch in &batches {
+                    stored(store_batch(self.conn, batch, self.ctx.source)?);
+                }
+                Ok(())
+            }
+            Abort::Db(e) => Err(e.into()),
+            Abort::Conflict(c) => Err(StoreBatchError::Conflict(c)),
+            // Taken out inside the group, never returned by it.
+            Abort::NothingNew(_) => Err(diesel::result::Error::RollbackTransaction.into()),
+        }
+    }
+
+    /// Rolls back the open transaction: what it recorded of the unit days
+    /// is forgotten, and an id it took for new was perhaps not, so the rest
+    /// of the file looks every id up.
+    fn rollback(&mut self) {
+        if self.in_tx {
+            backend::rollback(self.conn);
+            self.in_tx = false;
+        }
+        self.outcomes.clear();
+        self.ctx.recorded.forget();
+        self.ctx.ids_new = false;
+    }
+}
+
+impl Drop for FileBatches<'_> {
+    fn drop(&mut self) {
+        self.rollback();
+    }
+}
