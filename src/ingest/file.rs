@@ -67,12 +67,14 @@ pub fn import_events(
 ) -> Result<BatchOutcome, FileError> {
     use crate::store::bulk::{set_bulk_cache, set_commit_wait, sync_commits};
     set_bulk_cache(conn, true).map_err(|e| FileError::Failed(e.into()))?;
+    let checkpoints = crate::store::bulk::Checkpoints::beside(conn);
     let mut result = set_commit_wait(conn, false)
         .map_err(|e| FileError::Failed(e.into()))
         .and_then(|()| import_events_in(conn, hasher, path, mapping, source));
     // What was committed reaches the disk before the import answers (a
     // failed import too: the batches it reports stored are stored).
     let synced = set_commit_wait(conn, true).and_then(|()| sync_commits(conn));
+    drop(checkpoints);
     let _ = set_bulk_cache(conn, false);
     if let (Ok(_), Err(e)) = (&result, synced) {
         result = Err(FileError::Failed(anyhow::anyhow!(

@@ -70,3 +70,114 @@ pub fn analyze_after_load(conn: &mut DbConn) -> QueryResult<()> {
         DbConn::Sqlite(_) => Ok(()),
     }
 }
+
+/// How often the WAL is folded into the database beside a bulk load.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Folds the WAL into the database on a thread and connection of its own
+/// while one connection loads a file or scans the county (SQLite): the
+/// writing connection's own checkpoints, every 256 MB of WAL, stopped its
+/// thread for a tenth of an import. A passive checkpoint copies what is
+/// committed while the writer goes on appending; the writer starts the WAL
+/// over at its next transaction once all of it is copied. The writer keeps
+/// its own checkpoints at 1 GB of WAL as a floor, should this one fall
+/// behind. Stopped (and joined) when dropped.
+pub struct Checkpoints {
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Checkpoints {
+    /// Starts beside `conn`; nothing on PostgreSQL or for a database with
+    /// no file, nothing (the writer checkpoints itself) if the file cannot
+    /// be opened a second time.
+    pub fn beside(conn: &mut DbConn) -> Checkpoints {
+        let none = Checkpoints {
+            stop: None,
+            thread: None,
+        };
+        let DbConn::Sqlite(c) = conn else {
+            return none;
+        };
+        #[derive(QueryableByName)]
+        struct File {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            file: String,
+        }
+        let file = match diesel::sql_query("SELECT file FROM pragma_database_list WHERE name = 'main'")
+            .get_result::<File>(c)
+        {
+            Ok(f) if !f.file.is_empty() => f.file,
+            _ => return none,
+        };
+        let Ok(mut other) = diesel::sqlite::SqliteConnection::establish(&file) else {
+            return none;
+        };
+        use diesel::connection::SimpleConnection;
+        if c.batch_execute("PRAGMA wal_autocheckpoint = 262144").is_err() {
+            return none;
+        }
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_EVERY) {
+                if let Err(e) = other.batch_execute("PRAGMA wal_checkpoint(PASSIVE)") {
+                    tracing::debug!("checkpoint vid sidan av inläsningen: {e}");
+                }
+            }
+        });
+        Checkpoints {
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Checkpoints {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use diesel::connection::SimpleConnection;
+
+    /// Writes 30 transactions of about 1 MB, 50 ms apart, on a fresh
+    /// SQLite file in WAL mode (the writer's own checkpoints at 1 GB), with
+    /// or without `Checkpoints` beside it; the WAL file's size after.
+    fn wal_after_writes(beside: bool) -> u64 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        let c = diesel::sqlite::SqliteConnection::establish(path.to_str().unwrap()).unwrap();
+        let mut conn = DbConn::Sqlite(c);
+        if let DbConn::Sqlite(c) = &mut conn {
+            c.batch_execute("PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 262144; CREATE TABLE t (b BLOB)")
+                .unwrap();
+        }
+        let checkpoints = beside.then(|| Checkpoints::beside(&mut conn));
+        for _ in 0..30 {
+            if let DbConn::Sqlite(c) = &mut conn {
+                c.batch_execute(
+                    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000) \
+                     INSERT INTO t SELECT randomblob(1000) FROM n",
+                )
+                .unwrap();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        drop(checkpoints);
+        std::fs::metadata(dir.path().join("w.db-wal")).unwrap().len()
+    }
+
+    #[test]
+    fn checkpoints_beside_a_writer_keep_its_wal_small() {
+        let alone = wal_after_writes(false);
+        assert!(alone > 25 << 20, "without them the WAL holds every write: {alone}");
+        let beside = wal_after_writes(true);
+        assert!(beside < 15 << 20, "the WAL starts over once copied: {beside}");
+    }
+}

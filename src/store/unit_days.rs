@@ -125,7 +125,7 @@ macro_rules! record_rows {
 /// its batches fall on the same days. A transaction that recorded into it
 /// and rolled back must [`Recorded::forget`] it.
 #[derive(Debug, Default)]
-pub struct Recorded(HashMap<(String, NaiveDate), UnitDay>);
+pub struct Recorded(HashMap<String, HashMap<NaiveDate, UnitDay>>);
 
 impl Recorded {
     /// Forgets everything: the next batch sends all its entries.
@@ -134,14 +134,18 @@ impl Recorded {
     }
 
     /// The entries of `days` that bring something earlier than recorded,
-    /// taken in.
+    /// taken in. Keyed by unit, then day: a lookup copies nothing.
     fn news<'a>(&mut self, days: &'a [UnitDay]) -> Vec<&'a UnitDay> {
         let earlier = |new: Option<chrono::DateTime<chrono::Utc>>, known: Option<chrono::DateTime<chrono::Utc>>| {
             new.is_some_and(|n| known.is_none_or(|k| n < k))
         };
         let mut out = Vec::new();
         for d in days {
-            match self.0.get_mut(&(d.unit.clone(), d.day)) {
+            let unit = match self.0.get_mut(d.unit.as_str()) {
+                Some(unit) => unit,
+                None => self.0.entry(d.unit.clone()).or_default(),
+            };
+            match unit.get_mut(&d.day) {
                 Some(k)
                     if !(d.first < k.first
                         || earlier(d.bemanning, k.bemanning)
@@ -152,7 +156,7 @@ impl Recorded {
                     out.push(d);
                 }
                 None => {
-                    self.0.insert((d.unit.clone(), d.day), d.clone());
+                    unit.insert(d.day, d.clone());
                     out.push(d);
                 }
             }
