@@ -166,9 +166,7 @@ impl Auditor {
         if full {
             crate::store::bulk::set_bulk_cache(&mut conn, true).map_err(|e| anyhow::anyhow!(e))?;
         }
-        let checkpoints = full.then(|| crate::store::bulk::Checkpoints::beside(&mut conn));
         let result = self.scan_body(&mut conn, &run, &mut counts);
-        drop(checkpoints);
         if full {
             // The run is recorded whatever this says (a broken connection
             // after a failed body is the body's error).

@@ -75,7 +75,7 @@ pub fn analyze_after_load(conn: &mut DbConn) -> QueryResult<()> {
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// Folds the WAL into the database on a thread and connection of its own
-/// while one connection loads a file or scans the county (SQLite): the
+/// while one connection loads a file (SQLite): the
 /// writing connection's own checkpoints, every 256 MB of WAL, stopped its
 /// thread for a tenth of an import. A passive checkpoint copies what is
 /// committed while the writer goes on appending; the writer starts the WAL
