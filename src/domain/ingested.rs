@@ -172,4 +172,41 @@ mod tests {
         assert_eq!(hashes[0], hashes[1], "the same instant spelt two ways");
         assert_ne!(hashes[0], hashes[2], "a fraction of a second counts");
     }
+
+    #[test]
+    fn the_instant_is_spelt_as_chrono_spells_it() {
+        use chrono::{FixedOffset, NaiveDate, TimeZone};
+        let at = |y, mo, d, h, mi, s, nano, off: i32| {
+            let t = NaiveDate::from_ymd_opt(y, mo, d)
+                .unwrap()
+                .and_hms_nano_opt(h, mi, s, nano)
+                .unwrap();
+            FixedOffset::east_opt(off).unwrap().from_local_datetime(&t).unwrap()
+        };
+        let instants = [
+            at(2026, 5, 4, 8, 0, 0, 0, 7200),
+            // A negative offset across midnight and the year.
+            at(2026, 12, 31, 22, 30, 5, 0, -5 * 3600),
+            at(999, 1, 1, 0, 0, 0, 0, 0),
+            at(1, 1, 1, 12, 0, 0, 0, 0),
+            at(9999, 12, 31, 23, 59, 59, 0, 0),
+            // A leap second and fractions are left to chrono.
+            at(2016, 12, 31, 23, 59, 59, 1_000_000_000, 0),
+            at(2026, 5, 4, 8, 0, 0, 250_000_000, 3600),
+        ];
+        for t in instants {
+            let chrono = t
+                .with_timezone(&chrono::Utc)
+                .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
+            let mut buf = [0u8; 20];
+            if let Some(ours) = utc_seconds(&t, &mut buf) {
+                assert_eq!(std::str::from_utf8(ours).unwrap(), chrono, "{t}");
+            } else {
+                assert!(
+                    chrono.contains('.') || chrono.contains(":60"),
+                    "{chrono} left to chrono"
+                );
+            }
+        }
+    }
 }

@@ -65,22 +65,12 @@ pub fn import_events(
     mapping: Option<&CsvMapping>,
     source: &str,
 ) -> Result<BatchOutcome, FileError> {
-    use crate::store::bulk::{set_bulk_cache, set_commit_wait, sync_commits};
+    use crate::store::bulk::{set_bulk_cache, Checkpoints};
     set_bulk_cache(conn, true).map_err(|e| FileError::Failed(e.into()))?;
-    let checkpoints = crate::store::bulk::Checkpoints::beside(conn);
-    let mut result = set_commit_wait(conn, false)
-        .map_err(|e| FileError::Failed(e.into()))
-        .and_then(|()| import_events_in(conn, hasher, path, mapping, source));
-    // What was committed reaches the disk before the import answers (a
-    // failed import too: the batches it reports stored are stored).
-    let synced = set_commit_wait(conn, true).and_then(|()| sync_commits(conn));
+    let checkpoints = Checkpoints::beside(conn);
+    let result = import_events_in(conn, hasher, path, mapping, source);
     drop(checkpoints);
     let _ = set_bulk_cache(conn, false);
-    if let (Ok(_), Err(e)) = (&result, synced) {
-        result = Err(FileError::Failed(anyhow::anyhow!(
-            "inläsningen kunde inte skrivas till disken: {e}; kör igen"
-        )));
-    }
     if result.as_ref().is_ok_and(|o| o.stored >= ANALYZE_AFTER) {
         // A failure leaves the statistics to autovacuum: nothing is lost.
         if let Err(e) = crate::store::bulk::analyze_after_load(conn) {

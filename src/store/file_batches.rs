@@ -27,6 +27,18 @@ use crate::domain::IngestEvent;
 /// Batches of one file stored in one write transaction on SQLite.
 pub const GROUP: usize = 5;
 
+/// How long an import holds SQLite's write lock, group after group, before
+/// it lets go for [`GAP`]: the next group's batches are parsed while one is
+/// stored, so without a pause the lock is free only for the instant between
+/// a commit and the next `BEGIN`, and the API, the drop folder or a scan
+/// waiting in SQLite's busy handler (which sleeps up to 100 ms between
+/// tries) would wait out its whole timeout behind a large file.
+const HOLD: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Longer than the busy handler's longest sleep, so every waiting writer
+/// gets its turn: at most about [`HOLD`] plus its own work.
+const GAP: std::time::Duration = std::time::Duration::from_millis(110);
+
 /// Stores a file's batches in the order given; hands every batch's outcome
 /// to the caller once it is committed. Dropped with a transaction open, it
 /// rolls it back.
@@ -38,6 +50,8 @@ pub struct FileBatches<'c> {
     open: Vec<Vec<IngestEvent>>,
     outcomes: Vec<BatchOutcome>,
     in_tx: bool,
+    /// Since when this import has held the write lock without a [`GAP`].
+    holding: Option<std::time::Instant>,
 }
 
 impl<'c> FileBatches<'c> {
@@ -48,6 +62,7 @@ impl<'c> FileBatches<'c> {
             open: Vec::with_capacity(GROUP),
             outcomes: Vec::with_capacity(GROUP),
             in_tx: false,
+            holding: None,
         }
     }
 
@@ -79,14 +94,14 @@ impl<'c> FileBatches<'c> {
         self.outcomes.push(outcome);
         match self.open.len() < GROUP {
             true => Ok(()),
-            false => self.commit(stored),
+            false => self.commit(stored, false),
         }
     }
 
     /// Commits the open group.
     pub fn finish(&mut self, stored: &mut dyn FnMut(BatchOutcome)) -> Result<(), StoreBatchError> {
         match self.in_tx {
-            true => self.commit(stored),
+            true => self.commit(stored, true),
             false => Ok(()),
         }
     }
@@ -106,6 +121,7 @@ impl<'c> FileBatches<'c> {
         if !self.in_tx {
             backend::begin_write(self.conn)?;
             self.in_tx = true;
+            self.holding.get_or_insert_with(std::time::Instant::now);
         }
         match store_in_tx(self.conn, &unique, batch.len(), in_batch_dups, &mut self.ctx) {
             Err(Abort::NothingNew(batch_id)) => {
@@ -116,12 +132,18 @@ impl<'c> FileBatches<'c> {
         }
     }
 
-    fn commit(&mut self, stored: &mut dyn FnMut(BatchOutcome)) -> Result<(), StoreBatchError> {
+    /// Commits the open group; lets go of the lock for a [`GAP`] when it
+    /// was held [`HOLD`] and more is to come (not `last`).
+    fn commit(&mut self, stored: &mut dyn FnMut(BatchOutcome), last: bool) -> Result<(), StoreBatchError> {
         self.in_tx = false;
         match backend::commit(self.conn) {
             Ok(()) => {
                 self.open.clear();
                 self.outcomes.drain(..).for_each(stored);
+                if !last && self.holding.is_some_and(|since| since.elapsed() >= HOLD) {
+                    std::thread::sleep(GAP);
+                    self.holding = None;
+                }
                 Ok(())
             }
             Err(e) => {

@@ -15,6 +15,7 @@ crate::on_both!(
     a_case_less_event_repeated_batches_apart_is_stored_once,
     a_batch_of_only_stored_events_in_a_group_leaves_no_batch_behind,
     an_import_killed_mid_file_leaves_whole_batches_and_a_rerun_stores_the_rest,
+    the_api_stores_events_while_a_large_file_imports,
 );
 
 /// `n` events of cases `M00000`…, ten each, in case id order.
@@ -234,18 +235,13 @@ fn batch_counts(app: &TestApp) -> Vec<(i32, i64)> {
         .collect()
 }
 
-/// A production import stopped by `kill -9` while its write transaction
-/// holds batches not yet committed (the lines come sorted by case in
-/// reverse, so sorted first): what it committed is whole batches, what it
-/// had not is gone, and running the same import again stores exactly the
-/// rest, as an import of the file in one go does.
-fn an_import_killed_mid_file_leaves_whole_batches_and_a_rerun_stores_the_rest(b: Backend) {
-    let n = 200_000;
-    let text: String = sorted_events(n).lines().rev().map(|l| format!("{l}\n")).collect();
-    let (app, whole) = (spawn_app(b), spawn_app(b));
+/// `svu-vakt import` of `text` started as a process of its own, returned
+/// once it has committed a batch and while it is still running (with the
+/// directory its file is in).
+fn import_until_a_batch_is_stored(app: &TestApp, text: &str) -> (tempfile::TempDir, std::process::Child) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("events.jsonl");
-    std::fs::write(&path, &text).unwrap();
+    std::fs::write(&path, text).unwrap();
     let mut child = bin()
         .args(["import", "--database-url", &app.db.url(), "--events"])
         .arg(&path)
@@ -261,10 +257,23 @@ fn an_import_killed_mid_file_leaves_whole_batches_and_a_rerun_stores_the_rest(b:
         );
         assert!(
             child.try_wait().unwrap().is_none(),
-            "the import ended before it was killed"
+            "the import ended before its first batch was seen"
         );
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
+    (dir, child)
+}
+
+/// A production import stopped by `kill -9` while its write transaction
+/// holds batches not yet committed (the lines come sorted by case in
+/// reverse, so sorted first): what it committed is whole batches, what it
+/// had not is gone, and running the same import again stores exactly the
+/// rest, as an import of the file in one go does.
+fn an_import_killed_mid_file_leaves_whole_batches_and_a_rerun_stores_the_rest(b: Backend) {
+    let n = 200_000;
+    let text: String = sorted_events(n).lines().rev().map(|l| format!("{l}\n")).collect();
+    let (app, whole) = (spawn_app(b), spawn_app(b));
+    let (_dir, mut child) = import_until_a_batch_is_stored(&app, &text);
     child.kill().unwrap();
     let status = child.wait().unwrap();
     assert!(!status.success(), "killed, not finished: {status:?}");
@@ -296,37 +305,32 @@ fn an_import_killed_mid_file_leaves_whole_batches_and_a_rerun_stores_the_rest(b:
     );
 }
 
-/// The import's commits wait for the disk once, at its end
-/// (`store::bulk::set_commit_wait`): the connection it used, which the
-/// drop folder takes from the service's pool, waits for every commit again
-/// afterwards, whether the file was stored or refused.
-#[test]
-fn an_import_gives_its_connection_back_waiting_for_every_commit() {
-    let app = spawn_app(Backend::Sqlite);
-    let hasher = svu_vakt::domain::PatientHasher::new(svu_vakt::domain::Secret::new(b"k".to_vec()));
-    let dir = tempfile::tempdir().unwrap();
-    let good = dir.path().join("good.jsonl");
-    std::fs::write(&good, sorted_events(30)).unwrap();
-    let bad = dir.path().join("bad.jsonl");
-    std::fs::write(&bad, format!("{}{{\"id\":\"x\"}}\n", sorted_events(30))).unwrap();
-    let mut c = app.conn();
-    let conn: &mut DbConn = &mut c;
-    #[derive(QueryableByName)]
-    struct Sync {
-        #[diesel(sql_type = diesel::sql_types::Integer)]
-        synchronous: i32,
+/// Events posted to the API while `svu-vakt import` (another process)
+/// stores a large file are stored within a few seconds each: on SQLite the
+/// import lets go of the write lock for a moment every two seconds
+/// (`store::file_batches`), so the API's write does not wait out its busy
+/// timeout behind the whole file.
+fn the_api_stores_events_while_a_large_file_imports(b: Backend) {
+    let n = 400_000;
+    let text: String = sorted_events(n).lines().rev().map(|l| format!("{l}\n")).collect();
+    let app = spawn_app(b);
+    let (_dir, mut child) = import_until_a_batch_is_stored(&app, &text);
+    for i in 0..4 {
+        let line = format!(
+            "{{\"id\":\"api{i}\",\"case\":\"API{i}\",\"type\":\"bedomning\",\"at\":\"2026-05-04T08:00:00+02:00\",\"unit\":\"AVD1\"}}"
+        );
+        let started = std::time::Instant::now();
+        let reply = app.post_events(&line);
+        let took = started.elapsed();
+        assert_eq!(reply.status, 200, "post {i} after {took:?}: {}", reply.body);
+        assert!(took < std::time::Duration::from_secs(5), "post {i} waited {took:?}");
     }
-    let sync = |conn: &mut DbConn| {
-        diesel::sql_query("PRAGMA synchronous")
-            .get_result::<Sync>(conn)
-            .unwrap()
-            .synchronous
-    };
-    let stored = svu_vakt::ingest::file::import_events(conn, &hasher, &good, None, "test").unwrap();
-    assert_eq!(stored.stored, 30);
-    assert_eq!(sync(conn), 2, "FULL after an import that stored");
-    assert!(svu_vakt::ingest::file::import_events(conn, &hasher, &bad, None, "test").is_err());
-    assert_eq!(sync(conn), 2, "FULL after an import that was refused");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the import was still storing while the API stored"
+    );
+    assert!(child.wait().unwrap().success());
+    assert_eq!(app.event_count(), n as i64 + 4);
 }
 
 /// `svu-vakt bench` imports the demo's lines shuffled, and the plain-SQL
