@@ -238,6 +238,14 @@ impl CaseOrder {
     }
 }
 
+/// Adds each committed batch's counts to `total` and its id to `ids`.
+fn counted<'a>(total: &'a mut BatchOutcome, ids: &'a mut Vec<i64>) -> impl FnMut(BatchOutcome) + 'a {
+    |o| {
+        ids.extend(o.batch);
+        total.add(o);
+    }
+}
+
 /// Pass two: the parsed batches stored as they come
 /// (`store::file_batches`), each its own ingest batch.
 struct Storing<'c> {
@@ -258,20 +266,16 @@ impl Storing<'_> {
                 anyhow::bail!("avbruten")
             }
         };
-        let (total, ids) = (&mut self.total, &mut self.stored_batches);
-        let result = self.writer.store(events, &mut |o: BatchOutcome| {
-            ids.extend(o.batch);
-            total.add(o);
-        });
+        let result = self
+            .writer
+            .store(events, &mut counted(&mut self.total, &mut self.stored_batches));
         self.outcome(result)
     }
 
     fn finish(&mut self) -> anyhow::Result<()> {
-        let (total, ids) = (&mut self.total, &mut self.stored_batches);
-        let result = self.writer.finish(&mut |o: BatchOutcome| {
-            ids.extend(o.batch);
-            total.add(o);
-        });
+        let result = self
+            .writer
+            .finish(&mut counted(&mut self.total, &mut self.stored_batches));
         self.outcome(result)
     }
 
@@ -312,10 +316,6 @@ fn each_chunk(
     }
 }
 
-/// Batches read and parsed ahead of the one being stored: the storing
-/// thread takes each as it comes, inside its open group, so a few suffice.
-const READ_AHEAD: usize = 4;
-
 /// JSON Lines batches read on one thread and parsed on the workers of
 /// `crate::parallel`, handed to `f` in file order: the caller stores one
 /// batch while the next ones are read and validated.
@@ -335,8 +335,9 @@ fn parsed_ahead(
             }
         });
         let mut stored = Ok(());
-        crate::parallel::ordered_map_ahead(
-            READ_AHEAD,
+        // The storing thread takes each batch as it comes, inside its open
+        // group: the few read ahead by default suffice.
+        crate::parallel::ordered_map(
             move || rx.recv().ok(),
             |lines: Lines| match lines {
                 Ok(b) => (super::parse_lines(&b.lines, hasher), b.places),
