@@ -22,6 +22,7 @@ use crate::mail::routing::{self, Channels};
 use crate::mail::MailMode;
 use crate::rules::{Finding, RuleId, Units};
 use crate::store::deviations::{self, DeviationRow, FactsUpdate, NewDeviation, NewHistory, OPEN};
+use crate::store::stamp::Stamp;
 use crate::store::{backend, now, DbConn};
 
 /// The berörd part of each new deviation (SPEC §6), by its id: each unit once.
@@ -133,17 +134,17 @@ impl Filing<'_> {
             rule: f.rule.as_str(),
             case_id: f.case.as_ref().map(|c| c.as_str()),
             unit: f.unit.as_ref().map(|u| u.as_str()),
-            due: naive(f.due_utc()),
+            due: Stamp(naive(f.due_utc())),
             finding_status: f.status.as_str(),
-            done_at: f.done.map(|t| naive(t.with_timezone(&Utc))),
+            done_at: f.done.map(|t| Stamp(naive(t.with_timezone(&Utc)))),
             late_minutes: f.late_minutes,
             status: DeviationStatus::Ny,
             sannolikhet: i32::from(risk.sannolikhet),
             konsekvens: i32::from(risk.konsekvens),
             recipients: routing::route(f.unit.as_ref(), self.units, &a.mail).to_json(),
-            queued_at: (a.mail.mode == MailMode::PerAvvikelse || unmailed || !mailed).then_some(t),
+            queued_at: (a.mail.mode == MailMode::PerAvvikelse || unmailed || !mailed).then_some(Stamp(t)),
             scan_id: self.scan_id,
-            created_at: t,
+            created_at: Stamp(t),
         }
     }
 
@@ -169,10 +170,10 @@ impl Filing<'_> {
             let id = *ids
                 .get(row.fingerprint)
                 .ok_or_else(|| anyhow::anyhow!("avvikelsen {} sparades inte", row.fingerprint))?;
-            let unmailed = row.due.and_utc() < self.mail_cutoff;
+            let unmailed = row.due.0.and_utc() < self.mail_cutoff;
             history.push(NewHistory {
                 deviation_id: id,
-                at: t,
+                at: Stamp(t),
                 actor: "svu-vakt",
                 from_status: None,
                 to_status: DeviationStatus::Ny,

@@ -221,12 +221,7 @@ impl Auditor {
             units: &units,
             scan_id: run.id,
             backfill: run.backfill,
-            // 0: no age limit, everything is mailed.
-            mail_cutoff: if self.mail.max_age_days == 0 {
-                DateTime::<Utc>::MIN_UTC
-            } else {
-                run.reference - Duration::days(self.mail.max_age_days)
-            },
+            mail_cutoff: self.mail_cutoff(run),
             active: &active,
         };
         let since = if run.full {
@@ -245,9 +240,9 @@ impl Auditor {
         // The day counts the committed chunks moved, added when the walk
         // ends, whole or not (store::day_counts); the first chunk marks
         // the run as owing them.
-        let mut owed = followup::Delta::new();
+        let mut owed = day_counts::Owed::default();
         let mut owing = false;
-        let file = |conn: &mut DbConn, chunk: &[Candidate], judged: Judged, counts: &mut Counts| {
+        let file = |conn: &mut DbConn, chunk: &[Candidate], judged: &mut Judged, counts: &mut Counts| {
             let moved = backend::write_tx(conn, |conn| {
                 self.keep_lease(conn, &run.holder)?;
                 if !owing {
@@ -256,12 +251,19 @@ impl Auditor {
                 self.file_chunk(conn, chunk, judged, &filing, counts)
             })?;
             owing = true;
-            day_counts::merge(&mut owed, moved);
+            judged.judged_days = moved;
             Ok(())
         };
-        let walked = chunks::pipelined(conn, walk, judge, file, counts);
+        // On the thread that drops the filed chunks (a twentieth of the
+        // writing thread's time: tens of thousands of keys a chunk).
+        let owe_moved = |judged: Judged| owed.merge(judged.judged_days);
+        // A full scan reads its chunks on a second connection, when the
+        // pool has one to spare; an incremental one, and a full one without
+        // it, reads them on this one between the filings.
+        let reader = if run.full { self.spare_connection() } else { None };
+        let walked = chunks::pipelined(conn, reader, walk, judge, (file, owe_moved), counts);
         if owing {
-            if let Err(e) = day_counts::settle(conn, run.id, &owed) {
+            if let Err(e) = day_counts::settle(conn, run.id, owed) {
                 // The walk's own error says why the scan stopped; the run
                 // stays marked and the next scan counts the days again.
                 if walked.is_ok() {
@@ -281,6 +283,27 @@ impl Auditor {
             }
             self.queue_unmailed_summary(conn, &units, run, counts)
         })
+    }
+
+    /// Deviations due before this are filed without mail; with
+    /// `mail.max_age_days` 0 there is no age limit, everything is mailed.
+    fn mail_cutoff(&self, run: &Run) -> DateTime<Utc> {
+        if self.mail.max_age_days == 0 {
+            DateTime::<Utc>::MIN_UTC
+        } else {
+            run.reference - Duration::days(self.mail.max_age_days)
+        }
+    }
+
+    /// A connection of the pool not needed elsewhere: one that is idle, or
+    /// a new one while the pool is below its size; none when every one is
+    /// in use (`database.pool_size` reached), rather than waiting for one.
+    fn spare_connection(&self) -> Option<crate::store::PooledConn> {
+        let state = self.pool.state();
+        if state.idle_connections == 0 && state.connections >= self.pool.max_size() {
+            return None;
+        }
+        self.pool.get_timeout(std::time::Duration::from_secs(2)).ok()
     }
 
     /// Inside a chunk's transaction: the chunk commits only while this scan
@@ -337,7 +360,7 @@ impl Auditor {
         &self,
         conn: &mut DbConn,
         chunk: &[Candidate],
-        mut judged: Judged,
+        judged: &mut Judged,
         filing: &filing::Filing,
         counts: &mut Counts,
     ) -> anyhow::Result<followup::Delta> {
@@ -357,7 +380,7 @@ impl Auditor {
         }
         // The cases' rows after the deviations', in the order a person's
         // change of status takes them: no lock cycle on PostgreSQL.
-        cases::note_judged(conn, &noted(chunk, &judged, filing.backfill, &reopened))?;
+        cases::note_judged(conn, &noted(chunk, judged, filing.backfill, &reopened))?;
         Ok(moved)
     }
 
@@ -476,7 +499,9 @@ struct Judged {
     next_checks: Vec<(String, Option<NaiveDateTime>)>,
     /// The cases whose obligations or facts changed since the last scan.
     summaries: Vec<followup::CaseSummary>,
-    /// What their judged obligations add to the day counts.
+    /// What their judged obligations add to the day counts; once the chunk
+    /// is filed, what filing moved the counts by (the cases' rows before
+    /// subtracted), for the scan to owe.
     judged_days: followup::Delta,
 }
 

@@ -95,6 +95,7 @@ fn database(dir: &std::path::Path) -> (crate::store::Pool, i64) {
     let at = chrono::NaiveDate::from_ymd_opt(2026, 5, 4)
         .and_then(|d| d.and_hms_opt(9, 0, 0))
         .unwrap();
+    let at = crate::store::stamp::Stamp(at);
     let row = NewDeviation {
         fingerprint: "fp-1",
         rule: "inskrivningsmeddelande_24h",

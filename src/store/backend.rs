@@ -225,38 +225,6 @@ pub fn touch_unknown_login(conn: &mut DbConn, key: &str, at: chrono::NaiveDateTi
     Ok(())
 }
 
-/// Inserts deviations, returning (id, fingerprint): on SQLite a cached
-/// single-row statement per deviation, on PostgreSQL multi-row statements.
-pub fn insert_deviations(
-    conn: &mut DbConn,
-    rows: &[super::deviations::NewDeviation<'_>],
-) -> QueryResult<Vec<(i64, String)>> {
-    use super::schema::deviations as d;
-    let mut out = Vec::with_capacity(rows.len());
-    match conn {
-        // One cached single-row statement, as for events.
-        DbConn::Sqlite(c) => {
-            for row in rows {
-                let id: i64 = diesel::insert_into(d::table)
-                    .values(row)
-                    .returning(d::id)
-                    .get_result(c)?;
-                out.push((id, row.fingerprint.to_string()));
-            }
-        }
-        DbConn::Pg(c) => {
-            for chunk in rows.chunks(CHUNK) {
-                let ids: Vec<(i64, String)> = diesel::insert_into(d::table)
-                    .values(chunk)
-                    .returning((d::id, d::fingerprint))
-                    .get_results(c)?;
-                out.extend(ids);
-            }
-        }
-    }
-    Ok(out)
-}
-
 /// New facts for many deviations, one UPDATE per 500: the rows' values
 /// joined as a `VALUES` list (`UPDATE … FROM`, SQLite 3.33 and PostgreSQL
 /// alike; only the placeholders differ). Diesel's `update` sets one value

@@ -4,11 +4,12 @@
 //! that the text is fixed), and a multi-row INSERT too (its text depends on
 //! the row count). On the scan's one writing thread that preparing was a
 //! sixth of a first full scan: one UPDATE per case, one multi-row INSERT
-//! per table and chunk. A [`Cached`] statement tells diesel's statement
-//! cache that its text is the same each time, so it is prepared once per
-//! connection and only bound and stepped after that (the cache is keyed
-//! by the text and the bind types). Only for statements whose text is a
-//! constant: a text built from data would fill the cache.
+//! per table and chunk. A [`Cached`] statement, made by [`cached!`], tells
+//! diesel's statement cache that its text is the same each time: it is
+//! prepared once per connection and only bound and stepped after that. The
+//! cache finds it by a type of its own, made at the macro's call site (one
+//! text literal per site): keyed by its text, diesel built the text and
+//! hashed it on every run, a twentieth of the statements' cost.
 
 use std::marker::PhantomData;
 
@@ -41,20 +42,37 @@ where
     }
 }
 
-/// `Cached::new(CONSTANT, &[&param::<Text, _>(x), …])`: the text with one
-/// `?` per value (no `?` in a literal of the text), run like any query.
-pub struct Cached<'a> {
+/// `cached!("… ? …", &[&param::<Text, _>(x), …])`: the text (a literal,
+/// one `?` per value, no `?` in a literal of the text) as a [`Cached`]
+/// statement whose cache key is a type made here, run like any query.
+macro_rules! cached {
+    ($sql:literal, $binds:expr $(,)?) => {{
+        /// The cache key of this call site's statement.
+        struct Site;
+        $crate::store::cached::Cached::<Site>::new($sql, $binds)
+    }};
+}
+pub(crate) use cached;
+
+/// A statement of fixed text with its values; `Q` is its cache key, one
+/// type per text ([`cached!`] makes one per call site).
+pub struct Cached<'a, Q> {
     sql: &'static str,
     binds: &'a [&'a dyn Bind],
+    site: PhantomData<Q>,
 }
 
-impl<'a> Cached<'a> {
-    pub fn new(sql: &'static str, binds: &'a [&'a dyn Bind]) -> Cached<'a> {
-        Cached { sql, binds }
+impl<'a, Q> Cached<'a, Q> {
+    pub fn new(sql: &'static str, binds: &'a [&'a dyn Bind]) -> Cached<'a, Q> {
+        Cached {
+            sql,
+            binds,
+            site: PhantomData,
+        }
     }
 }
 
-impl QueryFragment<Sqlite> for Cached<'_> {
+impl<Q> QueryFragment<Sqlite> for Cached<'_, Q> {
     /// The text's pieces between its `?`s, each `?` bound to the next value.
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
         let mut binds = self.binds.iter();
@@ -76,14 +94,14 @@ impl QueryFragment<Sqlite> for Cached<'_> {
     }
 }
 
-/// No static query id: the cache is keyed by the statement's text. Nothing
-/// in `walk_ast` marks the statement unsafe to cache, so diesel keeps it.
-impl QueryId for Cached<'_> {
-    type QueryId = ();
-    const HAS_STATIC_QUERY_ID: bool = false;
+/// The statement's type is its cache key: nothing in `walk_ast` marks it
+/// unsafe to cache, so diesel keeps it, found without building its text.
+impl<Q: 'static> QueryId for Cached<'_, Q> {
+    type QueryId = Q;
+    const HAS_STATIC_QUERY_ID: bool = true;
 }
 
-impl<Conn> RunQueryDsl<Conn> for Cached<'_> {}
+impl<Q, Conn> RunQueryDsl<Conn> for Cached<'_, Q> {}
 
 #[cfg(test)]
 mod tests {
@@ -121,9 +139,9 @@ mod tests {
             .unwrap();
         for x in 0..5 {
             let y = format!("y{x}");
-            Cached::new(
+            cached!(
                 "INSERT INTO t (x, y) VALUES (?, ?)",
-                &[&param::<Integer, _>(x), &param::<Text, _>(y.as_str())],
+                &[&param::<Integer, _>(x), &param::<Text, _>(y.as_str())]
             )
             .execute(&mut c)
             .unwrap();
@@ -133,22 +151,41 @@ mod tests {
             .get_result(&mut c)
             .unwrap();
         assert_eq!(n.n, 5, "every run inserted its own values");
+        // Another text at another site is a statement of its own, however
+        // the two alternate.
+        for x in 5..7 {
+            cached!("INSERT INTO t (x, y) VALUES (?, 'z')", &[&param::<Integer, _>(x)])
+                .execute(&mut c)
+                .unwrap();
+            cached!("DELETE FROM t WHERE x = ?", &[&param::<Integer, _>(x - 5)])
+                .execute(&mut c)
+                .unwrap();
+        }
+        assert_eq!(*cached.lock().unwrap(), 3, "each text prepared once");
+        let n: N = diesel::sql_query("SELECT count(*) AS n FROM t WHERE y = 'z' AND x IN (5, 6)")
+            .get_result(&mut c)
+            .unwrap();
+        assert_eq!(n.n, 2);
+        let n: N = diesel::sql_query("SELECT count(*) AS n FROM t WHERE x IN (0, 1)")
+            .get_result(&mut c)
+            .unwrap();
+        assert_eq!(n.n, 0, "the other statement deleted its rows");
         // A plain sql_query is never cached.
         diesel::sql_query("INSERT INTO t (x, y) VALUES (9, 'y9')")
             .execute(&mut c)
             .unwrap();
-        assert_eq!(*cached.lock().unwrap(), 1);
+        assert_eq!(*cached.lock().unwrap(), 3);
     }
 
     #[test]
     fn a_count_of_values_that_does_not_match_the_text_is_an_error_not_a_statement() {
         let mut c = SqliteConnection::establish(":memory:").unwrap();
         diesel::sql_query("CREATE TABLE t (x INTEGER)").execute(&mut c).unwrap();
-        let few = Cached::new("INSERT INTO t (x) VALUES (?)", &[]).execute(&mut c);
+        let few = cached!("INSERT INTO t (x) VALUES (?)", &[]).execute(&mut c);
         assert!(format!("{:?}", few.unwrap_err()).contains("för få värden"));
-        let many = Cached::new(
+        let many = cached!(
             "INSERT INTO t (x) VALUES (?)",
-            &[&param::<Integer, _>(1), &param::<Integer, _>(2)],
+            &[&param::<Integer, _>(1), &param::<Integer, _>(2)]
         )
         .execute(&mut c);
         assert!(format!("{:?}", many.unwrap_err()).contains("för många värden"));

@@ -194,9 +194,9 @@ pub fn note_judged(conn: &mut DbConn, rows: &[Noted]) -> QueryResult<()> {
         }
         DbConn::Sqlite(c) => {
             // Prepared once (`Cached`), bound and stepped per case.
-            use super::cached::{param, Cached};
+            use super::cached::{cached, param};
             for r in rows {
-                Cached::new(
+                cached!(
                     "UPDATE cases SET next_check = CASE WHEN ? THEN ? ELSE next_check END, \
                      summary_hash = COALESCE(?, summary_hash), \
                      findings_hash = CASE WHEN ? THEN ? ELSE findings_hash END WHERE id = ?",

@@ -20,6 +20,8 @@
 //! Only the day counts wait for the end: the cases' facts (lead times,
 //! betalningsansvar) and the deviations change per chunk, as before.
 
+use std::collections::HashMap;
+
 use diesel::prelude::*;
 
 use super::followup::{self, Delta};
@@ -29,12 +31,23 @@ use super::{backend, DbConn};
 /// Cases read per page when the counts are made again.
 const PAGE: i64 = 5_000;
 
-/// Adds a committed chunk's move to what the scan owes.
-pub fn merge(owed: &mut Delta, moved: Delta) {
-    for (key, n) in moved {
-        let slot = owed.entry(key).or_default();
-        for (total, by) in slot.iter_mut().zip(n) {
-            *total += by;
+/// What a scan's committed chunks moved the day counts by, summed as they
+/// commit. A hash map: each chunk's move is tens of thousands of (day,
+/// rule, unit) keys, and adding them to an ordered map of three strings
+/// was a twentieth of the writing thread of a first full scan (string
+/// comparisons along its search paths); the keys are ordered once, when
+/// [`settle`] adds them.
+#[derive(Default)]
+pub struct Owed(HashMap<(String, String, String), [i64; 3], foldhash::fast::RandomState>);
+
+impl Owed {
+    /// Adds a committed chunk's move.
+    pub fn merge(&mut self, moved: Delta) {
+        for (key, n) in moved {
+            let slot = self.0.entry(key).or_default();
+            for (total, by) in slot.iter_mut().zip(n) {
+                *total += by;
+            }
         }
     }
 }
@@ -51,13 +64,14 @@ pub fn owe(conn: &mut DbConn, run: i64) -> QueryResult<()> {
 /// while the mark is there: a scan that lost its lock may find another scan
 /// has counted them again from the facts, its own chunks included
 /// ([`catch_up`]). Whether it added them.
-pub fn settle(conn: &mut DbConn, run: i64, owed: &Delta) -> QueryResult<bool> {
+pub fn settle(conn: &mut DbConn, run: i64, owed: Owed) -> QueryResult<bool> {
+    let owed: Delta = owed.0.into_iter().collect();
     backend::write_tx(conn, |conn| -> QueryResult<bool> {
         let cleared = diesel::update(scan_runs::table.find(run).filter(scan_runs::days_owed))
             .set(scan_runs::days_owed.eq(false))
             .execute(conn)?;
         if cleared == 1 {
-            followup::add_days(conn, owed)?;
+            followup::add_days(conn, &owed)?;
         }
         Ok(cleared == 1)
     })

@@ -8,12 +8,14 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use serde::Serialize;
 
+mod insert;
 mod list;
 
 pub use list::{log_encode, open_counts, page, ListFilter};
 
 use super::backend::{self, CHUNK};
 use super::schema::{deviation_comments, deviation_handling, deviation_history, deviation_parties, deviations};
+use super::stamp::Stamp;
 use super::{now, DbConn};
 use crate::domain::handling::DeviationStatus;
 
@@ -53,17 +55,17 @@ pub struct NewDeviation<'a> {
     pub rule: &'a str,
     pub case_id: Option<&'a str>,
     pub unit: Option<&'a str>,
-    pub due: NaiveDateTime,
+    pub due: Stamp,
     pub finding_status: &'a str,
-    pub done_at: Option<NaiveDateTime>,
+    pub done_at: Option<Stamp>,
     pub late_minutes: Option<i64>,
     pub status: DeviationStatus,
     pub sannolikhet: i32,
     pub konsekvens: i32,
     pub recipients: String,
-    pub queued_at: Option<NaiveDateTime>,
+    pub queued_at: Option<Stamp>,
     pub scan_id: i64,
-    pub created_at: NaiveDateTime,
+    pub created_at: Stamp,
 }
 
 impl NewDeviation<'_> {
@@ -75,17 +77,17 @@ impl NewDeviation<'_> {
             rule: self.rule.to_string(),
             case_id: self.case_id.map(String::from),
             unit: self.unit.map(String::from),
-            due: self.due,
+            due: self.due.0,
             finding_status: self.finding_status.to_string(),
-            done_at: self.done_at,
+            done_at: self.done_at.map(|t| t.0),
             late_minutes: self.late_minutes,
             status: self.status,
             sannolikhet: self.sannolikhet,
             konsekvens: self.konsekvens,
             recipients: self.recipients.clone(),
-            queued_at: self.queued_at,
+            queued_at: self.queued_at.map(|t| t.0),
             scan_id: self.scan_id,
-            created_at: self.created_at,
+            created_at: self.created_at.0,
         }
     }
 }
@@ -94,7 +96,7 @@ impl NewDeviation<'_> {
 #[diesel(table_name = deviation_history, treat_none_as_default_value = false)]
 pub struct NewHistory<'a> {
     pub deviation_id: i64,
-    pub at: NaiveDateTime,
+    pub at: Stamp,
     pub actor: &'a str,
     pub from_status: Option<DeviationStatus>,
     pub to_status: DeviationStatus,
@@ -104,7 +106,7 @@ pub struct NewHistory<'a> {
 /// Files many deviations (single-row statements prepared once on SQLite,
 /// multi-row inserts on PostgreSQL): their ids with their fingerprints.
 pub fn insert_many(conn: &mut DbConn, rows: &[NewDeviation]) -> QueryResult<Vec<(i64, String)>> {
-    backend::insert_deviations(conn, rows)
+    insert::insert_many(conn, rows)
 }
 
 /// Notes each deviation's berörd part (SPEC §6): `(deviation id, unit)`.
@@ -247,7 +249,7 @@ pub fn set_status_many(
         .iter()
         .map(|d| NewHistory {
             deviation_id: d.id,
-            at,
+            at: Stamp(at),
             actor,
             from_status: Some(d.status),
             to_status: to,
@@ -322,7 +324,7 @@ pub fn update_facts(conn: &mut DbConn, updates: &[FactsUpdate]) -> QueryResult<(
         .zip(&notes)
         .map(|(u, note)| NewHistory {
             deviation_id: u.id,
-            at,
+            at: Stamp(at),
             actor: "svu-vakt",
             from_status: Some(u.status),
             to_status: u.status,
