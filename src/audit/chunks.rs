@@ -37,7 +37,8 @@ fn read_chunk(conn: &mut DbConn, walk: &mut CandidateWalk) -> anyhow::Result<Opt
 }
 
 /// Where the chunks come from: read on the scan's thread, or received from
-/// the reading thread (one chunk ahead of what the workers were given).
+/// the reading thread (which holds one chunk read ahead of what the
+/// workers were given).
 enum Source {
     Here(CandidateWalk),
     Thread(mpsc::Receiver<anyhow::Result<Option<Chunk>>>),
@@ -51,7 +52,9 @@ impl Source {
         let Some(mut reader) = reader else {
             return Source::Here(walk);
         };
-        let (read, read_rx) = mpsc::sync_channel(1);
+        // Handed over when asked for: the thread holds the one chunk it read
+        // ahead, none queued.
+        let (read, read_rx) = mpsc::sync_channel(0);
         scope.spawn(move || loop {
             let next = read_chunk(&mut reader, &mut walk);
             let more = matches!(next, Ok(Some(_)));
@@ -87,7 +90,9 @@ pub(super) fn pipelined(
     counts: &mut Counts,
 ) -> anyhow::Result<()> {
     std::thread::scope(|s| {
-        let (spent, spent_rx) = mpsc::sync_channel::<(Vec<Candidate>, Judged)>(1);
+        // Handed over, not queued: memory holds no more filed chunks than
+        // the one being summed and dropped.
+        let (spent, spent_rx) = mpsc::sync_channel::<(Vec<Candidate>, Judged)>(0);
         s.spawn(move || spent_rx.into_iter().for_each(|(_, judged)| filed(judged)));
         let mut source = Source::start(s, reader, walk);
         // The source and the sink both run on this thread, one at a time.

@@ -161,11 +161,13 @@ fn case_no(d: &DeviationRow) -> usize {
 }
 
 /// Each kind of action is done in the same few kinds of statement however
-/// many deviations it holds, and on SQLite a statement run per row is kept
-/// prepared: only the set statements (a bounded number per chunk) are
-/// prepared for their one run (preparing was a sixth of a first full scan).
+/// many deviations it holds, and on SQLite a statement run per row or per
+/// block of rows is kept prepared: only the set statements (a bounded
+/// number per chunk) are prepared for their one run (preparing was a sixth
+/// of a first full scan). From a block's worth of rows on (`ROWS`, 32) the
+/// blocks' statements join the one-row ones: none more after that.
 #[test]
-fn forty_deviations_of_each_kind_run_the_statements_three_do_each_prepared_once() {
+fn forty_or_a_hundred_deviations_of_each_kind_run_the_statements_three_do_each_prepared_once() {
     let few = file_each_kind(3);
     assert_eq!((few.counts.filed, few.counts.updated, few.counts.withdrawn), (6, 3, 3));
     let many = file_each_kind(40);
@@ -173,13 +175,22 @@ fn forty_deviations_of_each_kind_run_the_statements_three_do_each_prepared_once(
         (many.counts.filed, many.counts.updated, many.counts.withdrawn),
         (80, 40, 40)
     );
+    let more = file_each_kind(100);
+    assert_eq!(more.counts.filed, 200);
     assert_eq!(
-        few.kinds, many.kinds,
-        "kinds of statement, 3 and 40 deviations of each kind"
+        many.kinds, more.kinds,
+        "kinds of statement, 40 and 100 deviations of each kind"
+    );
+    assert!(
+        few.kinds < many.kinds && many.kinds <= few.kinds + 4,
+        "the blocks' statements (deviations, their ids, history, parties): {} and {}",
+        few.kinds,
+        many.kinds
     );
     assert_eq!(
-        few.uncached_runs, many.uncached_runs,
-        "statements prepared for one run, 3 and 40 deviations of each kind"
+        (few.uncached_runs, many.uncached_runs),
+        (more.uncached_runs, more.uncached_runs),
+        "statements prepared for one run, 3, 40 and 100 deviations of each kind"
     );
 }
 

@@ -295,15 +295,10 @@ impl Auditor {
         }
     }
 
-    /// A connection of the pool not needed elsewhere: one that is idle, or
-    /// a new one while the pool is below its size; none when every one is
-    /// in use (`database.pool_size` reached), rather than waiting for one.
+    /// A connection of the pool that is idle now (r2d2 keeps the pool's
+    /// size open), never a wait for one: none when every one is in use.
     fn spare_connection(&self) -> Option<crate::store::PooledConn> {
-        let state = self.pool.state();
-        if state.idle_connections == 0 && state.connections >= self.pool.max_size() {
-            return None;
-        }
-        self.pool.get_timeout(std::time::Duration::from_secs(2)).ok()
+        self.pool.try_get()
     }
 
     /// Inside a chunk's transaction: the chunk commits only while this scan

@@ -277,16 +277,18 @@ fn facts_sql(rows: usize, mark: impl Fn(usize) -> String) -> String {
     )
 }
 
-/// Inserts history lines: on SQLite a cached single-row statement per
-/// line, on PostgreSQL multi-row statements.
+/// Inserts history lines: on SQLite statements of a fixed number of rows
+/// prepared once (`insert_rows!`), on PostgreSQL multi-row statements.
 pub fn insert_history(conn: &mut DbConn, rows: &[super::deviations::NewHistory<'_>]) -> QueryResult<usize> {
     use super::schema::deviation_history as h;
     let mut n = 0;
     match conn {
         DbConn::Sqlite(c) => {
-            for row in rows {
-                n += diesel::insert_into(h::table).values(row).execute(c)?;
-            }
+            n = super::cached::insert_rows!(
+                c,
+                "INSERT INTO deviation_history (deviation_id, at, actor, from_status, to_status, note) VALUES ",
+                rows,
+            )?;
         }
         DbConn::Pg(c) => {
             for chunk in rows.chunks(CHUNK) {

@@ -113,13 +113,9 @@ pub fn insert_many(conn: &mut DbConn, rows: &[NewDeviation]) -> QueryResult<Vec<
 pub fn insert_parties(conn: &mut DbConn, parties: &[(i64, String)]) -> QueryResult<()> {
     use deviation_parties::{deviation_id, unit};
     match conn {
-        // One cached single-row statement (a multi-row one is prepared anew).
+        // Statements of a fixed number of rows, prepared once.
         DbConn::Sqlite(c) => {
-            for (id, u) in parties {
-                diesel::insert_into(deviation_parties::table)
-                    .values((deviation_id.eq(*id), unit.eq(u.as_str())))
-                    .execute(c)?;
-            }
+            super::cached::insert_rows!(c, "INSERT INTO deviation_parties (deviation_id, unit) VALUES ", parties)?;
         }
         // Two columns a row: well under the bind limit per statement.
         DbConn::Pg(c) => {

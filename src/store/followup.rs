@@ -190,12 +190,15 @@ pub fn replace_cases(conn: &mut DbConn, summaries: &[CaseSummary], mut delta: De
         (&s.facts, case_facts::judged.eq(s.packed.as_str()))
     }
     match conn {
-        // One cached single-row statement (a multi-row one is prepared anew
-        // per chunk: its text depends on the row count).
         DbConn::Sqlite(c) => {
-            for s in summaries {
-                insert_facts(c, &s.facts, &s.packed)?;
-            }
+            let rows: Vec<NewFacts> = summaries.iter().map(NewFacts::of).collect();
+            super::cached::insert_rows!(
+                c,
+                "INSERT INTO case_facts (case_id, kommuner, patient_hash, age_band, inskrivning_at, uk_at, dag0, \
+                 utskrivning_at, utskrivning_date, avslut_date, im_in_time, sip_needed, kallelse_in_time, judged, \
+                 kommun) VALUES ",
+                &rows,
+            )?;
         }
         DbConn::Pg(c) => {
             for chunk in summaries.chunks(CHUNK) {
@@ -207,37 +210,47 @@ pub fn replace_cases(conn: &mut DbConn, summaries: &[CaseSummary], mut delta: De
     Ok(delta)
 }
 
-/// One `case_facts` row on SQLite, of fixed text and so prepared once
-/// (`cached!`); its instants written by `Stamp` (chrono's formatter was a
-/// seventh of the rows' cost on a first full scan's writing thread).
-fn insert_facts(c: &mut diesel::SqliteConnection, f: &FactsRow, judged: &str) -> QueryResult<()> {
-    use super::cached::{cached, param};
-    use diesel::sql_types::{Bool, Nullable, Text, Timestamp};
-    let stamp = |t: Option<NaiveDateTime>| param::<Nullable<Timestamp>, _>(t.map(Stamp));
-    cached!(
-        "INSERT INTO case_facts (case_id, kommuner, patient_hash, age_band, inskrivning_at, uk_at, dag0, \
-         utskrivning_at, utskrivning_date, avslut_date, im_in_time, sip_needed, kallelse_in_time, judged, kommun) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        &[
-            &param::<Text, _>(f.case_id.as_str()),
-            &param::<Text, _>(f.kommuner.as_str()),
-            &param::<Nullable<Text>, _>(f.patient_hash.as_deref()),
-            &param::<Nullable<Text>, _>(f.age_band.as_deref()),
-            &stamp(f.inskrivning_at),
-            &stamp(f.uk_at),
-            &param::<Nullable<Text>, _>(f.dag0.as_deref()),
-            &stamp(f.utskrivning_at),
-            &param::<Nullable<Text>, _>(f.utskrivning_date.as_deref()),
-            &param::<Nullable<Text>, _>(f.avslut_date.as_deref()),
-            &param::<Nullable<Bool>, _>(f.im_in_time),
-            &param::<Bool, _>(f.sip_needed),
-            &param::<Nullable<Bool>, _>(f.kallelse_in_time),
-            &param::<Text, _>(judged),
-            &param::<Nullable<Text>, _>(f.kommun.as_deref()),
-        ],
-    )
-    .execute(c)
-    .map(drop)
+/// A case's `case_facts` row as SQLite's inserts bind it; its instants
+/// written by `Stamp` (chrono's formatter was a seventh of the rows' cost
+/// on a first full scan's writing thread).
+struct NewFacts<'a> {
+    summary: &'a CaseSummary,
+    /// The instants to bind: inskrivning, utskrivningsklar, utskrivning.
+    at: [Option<Stamp>; 3],
+}
+
+impl<'a> NewFacts<'a> {
+    fn of(summary: &'a CaseSummary) -> NewFacts<'a> {
+        let f = &summary.facts;
+        NewFacts {
+            summary,
+            at: [f.inskrivning_at, f.uk_at, f.utskrivning_at].map(|t| t.map(Stamp)),
+        }
+    }
+}
+
+impl super::cached::Row for NewFacts<'_> {
+    fn bind<'b>(&'b self, out: &mut diesel::query_builder::AstPass<'_, 'b, diesel::sqlite::Sqlite>) -> QueryResult<()> {
+        use diesel::sql_types::{Bool, Nullable, Text, Timestamp};
+        let f = &self.summary.facts;
+        super::cached::bind!(out;
+            Text => &f.case_id,
+            Text => &f.kommuner,
+            Nullable<Text> => &f.patient_hash,
+            Nullable<Text> => &f.age_band,
+            Nullable<Timestamp> => &self.at[0],
+            Nullable<Timestamp> => &self.at[1],
+            Nullable<Text> => &f.dag0,
+            Nullable<Timestamp> => &self.at[2],
+            Nullable<Text> => &f.utskrivning_date,
+            Nullable<Text> => &f.avslut_date,
+            Nullable<Bool> => &f.im_in_time,
+            Bool => &f.sip_needed,
+            Nullable<Bool> => &f.kallelse_in_time,
+            Text => &self.summary.packed,
+            Nullable<Text> => &f.kommun,
+        )
+    }
 }
 
 /// Adds `delta` to `obligation_days`. On SQLite one upsert per key, of
