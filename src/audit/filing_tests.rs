@@ -1,7 +1,8 @@
 //! Filing on a SQLite file: a chunk's actions go to the database set by
 //! set, in the same few kinds of statement however many deviations it
 //! files, updates, reopens or withdraws; on SQLite a statement run per row
-//! stays prepared, so only the set statements are prepared per chunk.
+//! or per block of rows stays prepared, so only the set statements are
+//! prepared per chunk.
 
 use std::sync::{Arc, Mutex};
 
@@ -59,7 +60,7 @@ fn finding(case: usize, done: Option<DateTime<Utc>>) -> Finding {
         status: if done.is_some() { Status::Late } else { Status::Missing },
         done: done.map(|d| d.fixed_offset()),
         late_minutes: done.map(|d| (d - due).num_minutes()),
-        affected: Vec::new(),
+        affected: vec![UnitId(format!("AVD{}", case % 7))],
     }
 }
 
@@ -132,6 +133,8 @@ fn file_each_kind(n: usize) -> Filed {
     for sql in run {
         *times.entry(sql.as_str()).or_default() += 1;
     }
+    let all = deviations::all(&mut conn).unwrap();
+    let ids: Vec<i64> = all.iter().map(|d| d.id).collect();
     Filed {
         kinds: times.len(),
         uncached_runs: times
@@ -140,7 +143,9 @@ fn file_each_kind(n: usize) -> Filed {
             .map(|(_, n)| n)
             .sum(),
         counts,
-        deviations: deviations::all(&mut conn).unwrap(),
+        parties: deviations::parties_of(&mut conn, &ids).unwrap(),
+        stepped: deviations::last_steps(&mut conn, &ids).unwrap().into_keys().collect(),
+        deviations: all,
         mail: crate::store::outbox::all(&mut conn).unwrap(),
     }
 }
@@ -153,6 +158,10 @@ struct Filed {
     uncached_runs: usize,
     counts: Counts,
     deviations: Vec<DeviationRow>,
+    /// Each deviation's berörda units.
+    parties: std::collections::BTreeMap<i64, Vec<String>>,
+    /// The deviations with a line of history.
+    stepped: HashSet<i64>,
     mail: Vec<crate::store::outbox::MailRow>,
 }
 
@@ -194,14 +203,23 @@ fn forty_or_a_hundred_deviations_of_each_kind_run_the_statements_three_do_each_p
     );
 }
 
+/// With 11 of each kind the first filing (33 deviations) goes through a
+/// block of 32 rows and one alone, whose ids are read back: each
+/// deviation's history and berörd part are its own.
 #[test]
 fn each_set_is_stored_as_its_action_says() {
-    let n = 4;
+    let n = 11;
     let filed = file_each_kind(n);
     let d = &filed.deviations;
     assert_eq!(d.len(), 4 * n);
     for d in d {
         let case = case_no(d);
+        assert_eq!(
+            filed.parties.get(&d.id),
+            Some(&vec![format!("AVD{}", case % 7)]),
+            "K{case}'s berörd part"
+        );
+        assert!(filed.stepped.contains(&d.id), "K{case} has its history line");
         let expected = match case / n {
             0 => ("skickad", "late", Some(180)),
             1 => ("ny", "missing", None),

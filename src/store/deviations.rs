@@ -103,8 +103,9 @@ pub struct NewHistory<'a> {
     pub note: Option<&'a str>,
 }
 
-/// Files many deviations (single-row statements prepared once on SQLite,
-/// multi-row inserts on PostgreSQL): their ids with their fingerprints.
+/// Files many deviations (on SQLite statements of 32 rows and of one, each
+/// prepared once; multi-row inserts on PostgreSQL): their ids with their
+/// fingerprints.
 pub fn insert_many(conn: &mut DbConn, rows: &[NewDeviation]) -> QueryResult<Vec<(i64, String)>> {
     insert::insert_many(conn, rows)
 }
