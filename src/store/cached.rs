@@ -228,14 +228,19 @@ mod tests {
         n: i64,
     }
 
-    #[test]
-    fn a_cached_statement_is_prepared_once_and_binds_its_values_in_order() {
+    /// A database in memory with the table `create`, and the count of the
+    /// statements its connection puts in its cache.
+    fn counting(create: &str) -> (SqliteConnection, Arc<Mutex<usize>>) {
         let mut c = SqliteConnection::establish(":memory:").unwrap();
         let cached = Arc::new(Mutex::new(0));
         c.set_instrumentation(Prepares(cached.clone()));
-        diesel::sql_query("CREATE TABLE t (x INTEGER, y TEXT)")
-            .execute(&mut c)
-            .unwrap();
+        diesel::sql_query(create).execute(&mut c).unwrap();
+        (c, cached)
+    }
+
+    #[test]
+    fn a_cached_statement_is_prepared_once_and_binds_its_values_in_order() {
+        let (mut c, cached) = counting("CREATE TABLE t (x INTEGER, y TEXT)");
         for x in 0..5 {
             let y = format!("y{x}");
             cached!(
@@ -288,12 +293,7 @@ mod tests {
 
     #[test]
     fn rows_are_inserted_in_blocks_and_one_by_one_each_statement_prepared_once() {
-        let mut c = SqliteConnection::establish(":memory:").unwrap();
-        let cached = Arc::new(Mutex::new(0));
-        c.set_instrumentation(Prepares(cached.clone()));
-        diesel::sql_query("CREATE TABLE t (id INTEGER PRIMARY KEY AUTOINCREMENT, x INTEGER, y TEXT)")
-            .execute(&mut c)
-            .unwrap();
+        let (mut c, cached) = counting("CREATE TABLE t (id INTEGER PRIMARY KEY AUTOINCREMENT, x INTEGER, y TEXT)");
         let rows: Vec<T> = (0..(2 * ROWS as i32 + 6))
             .map(|x| T(x, (x % 3 != 0).then(|| format!("y{x}"))))
             .collect();
