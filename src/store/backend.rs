@@ -8,84 +8,55 @@ use diesel::prelude::*;
 use super::cases::NewCase;
 use super::events::NewEvent;
 use super::schema::{cases, events};
-use super::stamp::Stamp;
 use super::DbConn;
 
 /// Rows per INSERT or per id list: 15 columns × 500 stays far below the
 /// bundled SQLite's variable limit (32 766) and PostgreSQL's (65 535).
 pub(super) const CHUNK: usize = 500;
 
-/// On SQLite one prepared single-row statement, run once per event: a
-/// multi-row INSERT is prepared anew for every chunk and needs a statement
-/// journal, which together cost more than the per-row calls. PostgreSQL
-/// loads the rows with `COPY … FROM STDIN (FORMAT binary)`, one statement
-/// per batch, inside the batch's transaction.
-/// An event row that owns its text: a statement of a fixed number of rows
-/// is cached by its type, which must not borrow.
-#[derive(Insertable)]
-#[diesel(table_name = events, treat_none_as_default_value = false)]
-struct OwnedEvent {
-    id: String,
-    case_id: Option<String>,
-    event_type: String,
-    at: Stamp,
-    at_offset: i32,
-    unit: String,
-    to_units: String,
-    ref_id: Option<String>,
-    value: Option<String>,
-    patient_hash: Option<String>,
-    content_hash: String,
-    raw: String,
-    batch_id: i64,
-    received_at: Stamp,
-    kommun: Option<String>,
-}
-
-impl OwnedEvent {
-    fn of(r: &NewEvent<'_>) -> OwnedEvent {
-        OwnedEvent {
-            id: r.id.to_owned(),
-            case_id: r.case_id.map(str::to_owned),
-            event_type: r.event_type.to_owned(),
-            at: Stamp(r.at),
-            at_offset: r.at_offset,
-            unit: r.unit.to_owned(),
-            to_units: r.to_units.clone(),
-            ref_id: r.ref_id.map(str::to_owned),
-            value: r.value.clone(),
-            patient_hash: r.patient_hash.map(str::to_owned),
-            content_hash: r.content_hash.to_owned(),
-            raw: r.raw.to_owned(),
-            batch_id: r.batch_id,
-            received_at: Stamp(r.received_at),
-            kommun: r.kommun.map(str::to_owned),
-        }
+/// An event row's values in the columns' order of [`insert_events`].
+impl super::cached::Row for NewEvent<'_> {
+    fn bind<'b>(&'b self, out: &mut diesel::query_builder::AstPass<'_, 'b, diesel::sqlite::Sqlite>) -> QueryResult<()> {
+        use diesel::sql_types::{BigInt, Integer, Nullable, Text, Timestamp};
+        super::cached::bind!(out;
+            Text => &self.id,
+            Nullable<Text> => &self.case_id,
+            Text => &self.event_type,
+            Timestamp => &self.at,
+            Integer => &self.at_offset,
+            Text => &self.unit,
+            Text => &self.to_units,
+            Nullable<Text> => &self.ref_id,
+            Nullable<Text> => &self.value,
+            Nullable<Text> => &self.patient_hash,
+            Text => &self.content_hash,
+            Text => &self.raw,
+            BigInt => &self.batch_id,
+            Timestamp => &self.received_at,
+            Nullable<Text> => &self.kommun,
+        )
     }
 }
 
-/// Events per INSERT on SQLite: 15 parameters each.
-const EVENT_ROWS: usize = 64;
-
+/// A batch's event rows: on SQLite in multi-row statements prepared once
+/// per connection; PostgreSQL loads them with `COPY … FROM STDIN (FORMAT
+/// binary)`, one statement per batch, inside the batch's transaction.
 pub fn insert_events(conn: &mut DbConn, rows: &[NewEvent<'_>]) -> QueryResult<usize> {
-    let mut n = 0;
     match conn {
-        // Rows a statement at a time, in statements of a fixed size that
-        // are prepared once: one statement per row spent a third of the
-        // insert on finding the cached statement and stepping it.
-        DbConn::Sqlite(c) => {
-            let mut whole = rows.chunks_exact(EVENT_ROWS);
-            for chunk in whole.by_ref() {
-                let owned: [OwnedEvent; EVENT_ROWS] = std::array::from_fn(|i| OwnedEvent::of(&chunk[i]));
-                n += diesel::insert_into(events::table).values(&owned).execute(c)?;
-            }
-            for row in whole.remainder() {
-                n += diesel::insert_into(events::table).values(row).execute(c)?;
-            }
-        }
-        DbConn::Pg(c) => n = diesel::copy_from(events::table).from_insertable(rows).execute(c)?,
+        // In statements of a fixed number of rows, prepared once: one
+        // statement per row spent a third of the insert on finding the
+        // cached statement and stepping it. The rows are bound as they are
+        // borrowed: diesel's own multi-row statement is cached only for
+        // owned rows, and copying every field of every event into owned
+        // strings cost a tenth of the insert.
+        DbConn::Sqlite(c) => super::cached::insert_rows!(
+            c,
+            "INSERT INTO events (id, case_id, event_type, at, at_offset, unit, to_units, ref_id, value, \
+             patient_hash, content_hash, raw, batch_id, received_at, kommun) VALUES ",
+            rows
+        ),
+        DbConn::Pg(c) => diesel::copy_from(events::table).from_insertable(rows).execute(c),
     }
-    Ok(n)
 }
 
 pub fn insert_cases(conn: &mut DbConn, rows: &[NewCase<'_>]) -> QueryResult<usize> {

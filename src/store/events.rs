@@ -10,6 +10,7 @@ use serde::Serialize;
 use super::event_rows::EventRow;
 use super::packed::Fields;
 use super::schema::{events, ingest_batches};
+use super::stamp::Stamp;
 use super::{backend, cases, now, timelines, DbConn};
 use crate::calendar::local_date;
 pub use crate::domain::Conflict;
@@ -23,7 +24,7 @@ pub struct NewEvent<'a> {
     pub id: &'a str,
     pub case_id: Option<&'a str>,
     pub event_type: &'a str,
-    pub at: NaiveDateTime,
+    pub at: Stamp,
     pub at_offset: i32,
     pub unit: &'a str,
     pub to_units: String,
@@ -33,7 +34,7 @@ pub struct NewEvent<'a> {
     pub content_hash: &'a str,
     pub raw: &'a str,
     pub batch_id: i64,
-    pub received_at: NaiveDateTime,
+    pub received_at: Stamp,
     pub kommun: Option<&'a str>,
 }
 
@@ -217,7 +218,7 @@ pub(super) fn store_in_tx(
     backend::insert_events(conn, &rows)?;
     let acts = rows
         .iter()
-        .filter_map(|r| Some((r.unit, EventType::parse(r.event_type)?, r.at.and_utc())));
+        .filter_map(|r| Some((r.unit, EventType::parse(r.event_type)?, r.at.0.and_utc())));
     super::unit_days::record(conn, &UnitDay::of_acts(acts), &mut ctx.recorded)?;
     timelines::append(conn, rows.iter().filter_map(|r| Some((r.case_id?, fields(r)))))?;
     cases::touch(conn, &fresh, received_at)?;
@@ -382,7 +383,7 @@ fn new_event<'a>(ev: &'a IngestEvent, batch_id: i64, received_at: NaiveDateTime)
         id: e.id.as_str(),
         case_id: e.case.as_ref().map(|c| c.as_str()),
         event_type: e.kind.as_str(),
-        at: utc_seconds(&e.at),
+        at: Stamp(utc_seconds(&e.at)),
         at_offset: e.at.offset().local_minus_utc(),
         unit: e.unit.as_str(),
         to_units: serde_json::Value::from(to).to_string(),
@@ -392,7 +393,7 @@ fn new_event<'a>(ev: &'a IngestEvent, batch_id: i64, received_at: NaiveDateTime)
         content_hash: &ev.content_hash,
         raw: &ev.raw,
         batch_id,
-        received_at,
+        received_at: Stamp(received_at),
         kommun: e.kommun.as_deref(),
     }
 }
@@ -402,7 +403,7 @@ fn fields<'a>(r: &'a NewEvent<'_>) -> Fields<'a> {
     Fields {
         id: r.id,
         event_type: r.event_type,
-        at: r.at,
+        at: r.at.0,
         at_offset: r.at_offset,
         unit: r.unit,
         to_units: &r.to_units,

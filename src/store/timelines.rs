@@ -203,16 +203,20 @@ fn delete(conn: &mut DbConn, ids: &[&str]) -> QueryResult<()> {
     Ok(())
 }
 
-/// On SQLite one prepared single-row statement a row (as `events`);
+/// A case's packed row as SQLite's multi-row inserts bind it.
+impl super::cached::Row for (&str, Vec<u8>) {
+    fn bind<'b>(&'b self, out: &mut diesel::query_builder::AstPass<'_, 'b, diesel::sqlite::Sqlite>) -> QueryResult<()> {
+        use diesel::sql_types::{Binary, Text};
+        super::cached::bind!(out; Text => &self.0, Binary => &self.1)
+    }
+}
+
+/// On SQLite in multi-row statements prepared once (as `events`);
 /// PostgreSQL takes a chunk of rows a statement.
 fn insert(conn: &mut DbConn, rows: &[(&str, Vec<u8>)]) -> QueryResult<()> {
     match conn {
         DbConn::Sqlite(c) => {
-            for (case, bytes) in rows {
-                diesel::insert_into(t::table)
-                    .values((t::case_id.eq(case), t::packed.eq(bytes)))
-                    .execute(c)?;
-            }
+            super::cached::insert_rows!(c, "INSERT INTO case_timelines (case_id, packed) VALUES ", rows)?;
         }
         DbConn::Pg(c) => {
             for chunk in rows.chunks(CHUNK) {
