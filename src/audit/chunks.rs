@@ -59,6 +59,9 @@ impl Source {
             let next = read_chunk(&mut reader, &mut walk);
             let more = matches!(next, Ok(Some(_)));
             if read.send(next).is_err() || !more {
+                // It read the whole county: its cache goes back before the
+                // connection goes back to the pool.
+                crate::store::bulk::release_cache(&mut reader);
                 return;
             }
         });

@@ -10,7 +10,8 @@ use super::DbConn;
 
 /// Page cache of a connection while it loads a file: the indexes of
 /// `events` take random inserts, and a cache that holds their upper levels
-/// saves a read per insert. The service's connections keep 16 MB each.
+/// saves a read per insert. The service's connections keep 16 MB each; the
+/// bulk cache is handed back when the load ends (`PRAGMA shrink_memory`).
 pub fn set_bulk_cache(conn: &mut DbConn, on: bool) -> QueryResult<()> {
     use diesel::connection::SimpleConnection;
     match conn {
@@ -23,9 +24,24 @@ pub fn set_bulk_cache(conn: &mut DbConn, on: bool) -> QueryResult<()> {
         DbConn::Sqlite(c) => c.batch_execute(if on {
             "PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 65536"
         } else {
-            "PRAGMA cache_size = -16000; PRAGMA wal_autocheckpoint = 1000; PRAGMA wal_checkpoint(PASSIVE)"
+            "PRAGMA cache_size = -16000; PRAGMA wal_autocheckpoint = 1000; PRAGMA wal_checkpoint(PASSIVE); PRAGMA shrink_memory"
         }),
         DbConn::Pg(_) => Ok(()),
+    }
+}
+
+/// Hands back the page cache a connection filled reading the whole county
+/// (SQLite): up to 16 MB, 64 MB in a bulk load, held by an idle pooled
+/// connection until the pool closes it. Without this, a `serve` process
+/// kept every cache a full scan had filled (135 MB after a scan of 100 000
+/// cases) and the next scan grew on top of it. Best effort: a connection
+/// that cannot shrink still works.
+pub fn release_cache(conn: &mut DbConn) {
+    use diesel::connection::SimpleConnection;
+    if let DbConn::Sqlite(c) = conn {
+        if let Err(e) = c.batch_execute("PRAGMA shrink_memory") {
+            tracing::debug!("sidcachen kunde inte lämnas tillbaka: {e}");
+        }
     }
 }
 
@@ -42,6 +58,9 @@ pub fn analyze_after_load(conn: &mut DbConn) -> QueryResult<()> {
 
 /// How often the WAL is folded into the database beside a bulk load.
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// How often the folding thread looks whether it is to stop.
+const SLICE: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// Folds the WAL into the database on a thread and connection of its own
 /// while one connection loads a file (SQLite): the
@@ -88,7 +107,21 @@ impl Checkpoints {
         }
         let (stop, stopped) = std::sync::mpsc::channel::<()>();
         let thread = std::thread::spawn(move || {
-            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_EVERY) {
+            // Slept in short slices, the stop asked for in between: a wait
+            // with a deadline (`recv_timeout`) takes it from the monotonic
+            // clock, which a faked clock moves (the bench runs under
+            // faketime), and then never woke: no checkpoint was made.
+            let mut slept = std::time::Duration::ZERO;
+            loop {
+                std::thread::sleep(SLICE);
+                if !matches!(stopped.try_recv(), Err(std::sync::mpsc::TryRecvError::Empty)) {
+                    return;
+                }
+                slept += SLICE;
+                if slept < CHECKPOINT_EVERY {
+                    continue;
+                }
+                slept = std::time::Duration::ZERO;
                 if let Err(e) = other.batch_execute("PRAGMA wal_checkpoint(PASSIVE)") {
                     tracing::debug!("checkpoint vid sidan av inläsningen: {e}");
                 }
