@@ -168,6 +168,10 @@ fn migrations_applied(names: Vec<Name>) -> BTreeSet<String> {
     names.into_iter().map(|n| n.name).collect()
 }
 
+/// Links PostgreSQL checks with triggers, not foreign keys (migration
+/// `2026-12-06-000024_deviation_links`): their parents are copied first too.
+const LINKED_BY_TRIGGER: [(&str, &str); 2] = [("deviation_parties", "deviations"), ("deviation_history", "deviations")];
+
 /// The target's tables, parents before the tables that refer to them.
 fn target_tables(pg: &mut PgConnection) -> anyhow::Result<Vec<Table>> {
     let names: Vec<Name> = sql_query(
@@ -184,6 +188,9 @@ fn target_tables(pg: &mut PgConnection) -> anyhow::Result<Vec<Table>> {
     let mut parents: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for e in edges.into_iter().filter(|e| e.child != e.parent) {
         parents.entry(e.child).or_default().insert(e.parent);
+    }
+    for (child, parent) in LINKED_BY_TRIGGER {
+        parents.entry(child.to_string()).or_default().insert(parent.to_string());
     }
     let mut pending: Vec<String> = names
         .into_iter()

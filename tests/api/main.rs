@@ -10,6 +10,7 @@ mod browser;
 mod core;
 mod day_counts;
 mod deviation_keys;
+mod deviation_links;
 mod feed;
 mod followup;
 mod guideline;

@@ -1,0 +1,139 @@
+//! A deviation's berörd parts and history lines name a deviation that
+//! exists, on both databases: SQLite by its foreign keys, PostgreSQL by
+//! statement-level triggers that took their place (migration
+//! `deviation_links`: the row-level keys were a quarter of a first full
+//! scan there). Each rule the keys kept is tried here as an operator's
+//! hand would break it.
+
+use diesel::prelude::*;
+use svu_vakt::store::DbConn;
+
+use crate::core::{im_missing, UNITS};
+use crate::helpers::{spawn_app, Backend, TestApp};
+
+crate::on_both!(
+    a_party_or_history_line_without_its_deviation_is_refused,
+    a_deviation_with_history_is_kept_and_one_without_takes_its_parties_along
+);
+
+const AS_OF: &str = "2026-05-20T00:00:00+02:00";
+
+/// Three cases without an IM, scanned: deviations, each with history.
+fn county(b: Backend) -> TestApp {
+    let app = spawn_app(b);
+    assert_eq!(app.post_units(UNITS).status, 200);
+    let events: Vec<String> = (1..=3).map(|i| im_missing(&format!("C{i}"), i)).collect();
+    assert_eq!(app.post_events(&(events.join("\n") + "\n")).status, 200);
+    assert_eq!(app.scan(AS_OF).status, 200);
+    app
+}
+
+fn ids(conn: &mut DbConn) -> Vec<i64> {
+    use svu_vakt::store::schema::deviations;
+    deviations::table
+        .select(deviations::id)
+        .order(deviations::id)
+        .load(conn)
+        .unwrap()
+}
+
+fn count(conn: &mut DbConn, sql: &str) -> i64 {
+    #[derive(QueryableByName)]
+    struct N {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    diesel::sql_query(sql).get_result::<N>(conn).unwrap().n
+}
+
+fn run(conn: &mut DbConn, sql: &str) -> QueryResult<usize> {
+    diesel::sql_query(sql).execute(conn)
+}
+
+fn a_party_or_history_line_without_its_deviation_is_refused(b: Backend) {
+    let app = county(b);
+    let mut c = app.conn();
+    let conn: &mut DbConn = &mut c;
+    let ids = ids(conn);
+    assert!(ids.len() >= 3, "a deviation or more for each case: {ids:?}");
+    let (known, missing) = (ids[0], ids[ids.len() - 1] + 1000);
+    let parties = count(conn, "SELECT count(*) AS n FROM deviation_parties");
+    let history = count(conn, "SELECT count(*) AS n FROM deviation_history");
+
+    let mixed = format!(
+        "INSERT INTO deviation_parties (deviation_id, unit) VALUES ({known}, 'NY-ENHET'), ({missing}, 'NY-ENHET')"
+    );
+    assert!(
+        run(conn, &mixed).is_err(),
+        "a party of no deviation, beside one of a deviation"
+    );
+    let line = format!(
+        "INSERT INTO deviation_history (deviation_id, at, actor, to_status) VALUES ({missing}, '2026-05-20 00:00:00', 'test', 'ny')"
+    );
+    assert!(run(conn, &line).is_err(), "a history line of no deviation");
+    let moved = format!("UPDATE deviation_history SET deviation_id = {missing} WHERE deviation_id = {known}");
+    assert!(run(conn, &moved).is_err(), "history moved to no deviation");
+    let renumbered = format!("UPDATE deviations SET id = {missing} WHERE id = {known}");
+    assert!(
+        run(conn, &renumbered).is_err(),
+        "a deviation renumbered away from its history"
+    );
+    assert_eq!(
+        (
+            count(conn, "SELECT count(*) AS n FROM deviation_parties"),
+            count(conn, "SELECT count(*) AS n FROM deviation_history")
+        ),
+        (parties, history),
+        "nothing of the refused statements is stored"
+    );
+
+    let good = format!("INSERT INTO deviation_parties (deviation_id, unit) VALUES ({known}, 'NY-ENHET')");
+    assert_eq!(run(conn, &good).unwrap(), 1, "a party of a deviation that exists");
+}
+
+fn a_deviation_with_history_is_kept_and_one_without_takes_its_parties_along(b: Backend) {
+    let app = county(b);
+    let mut c = app.conn();
+    let conn: &mut DbConn = &mut c;
+    let ids = ids(conn);
+    let (kept, gone) = (ids[0], ids[1]);
+    for id in [kept, gone] {
+        run(
+            conn,
+            &format!("INSERT INTO deviation_parties (deviation_id, unit) VALUES ({id}, 'NY-ENHET')"),
+        )
+        .unwrap();
+    }
+    let parties_of = |conn: &mut DbConn, id: i64| {
+        count(
+            conn,
+            &format!("SELECT count(*) AS n FROM deviation_parties WHERE deviation_id = {id}"),
+        )
+    };
+    let kept_parties = parties_of(conn, kept);
+
+    assert!(
+        run(conn, &format!("DELETE FROM deviations WHERE id = {kept}")).is_err(),
+        "a deviation with history cannot be deleted"
+    );
+    assert_eq!(
+        count(conn, &format!("SELECT count(*) AS n FROM deviations WHERE id = {kept}")),
+        1
+    );
+
+    run(
+        conn,
+        &format!("DELETE FROM deviation_history WHERE deviation_id = {gone}"),
+    )
+    .unwrap();
+    assert_eq!(
+        run(conn, &format!("DELETE FROM deviations WHERE id = {gone}")).unwrap(),
+        1
+    );
+    assert_eq!(parties_of(conn, gone), 0, "its parties went with it");
+    assert_eq!(
+        parties_of(conn, kept),
+        kept_parties,
+        "the other deviation's parties are untouched"
+    );
+}
