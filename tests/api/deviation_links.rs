@@ -13,7 +13,8 @@ use crate::helpers::{spawn_app, Backend, TestApp};
 
 crate::on_both!(
     a_party_or_history_line_without_its_deviation_is_refused,
-    a_deviation_with_history_is_kept_and_one_without_takes_its_parties_along
+    a_deviation_with_history_is_kept_and_one_without_takes_its_parties_along,
+    a_delete_beside_a_history_line_being_added_waits_for_it_and_is_refused
 );
 
 const AS_OF: &str = "2026-05-20T00:00:00+02:00";
@@ -50,6 +51,16 @@ fn run(conn: &mut DbConn, sql: &str) -> QueryResult<usize> {
     diesel::sql_query(sql).execute(conn)
 }
 
+/// The statement fails as a broken foreign key does (SQLSTATE 23503 on
+/// PostgreSQL), not for another reason.
+fn refused(conn: &mut DbConn, sql: &str) -> bool {
+    use diesel::result::{DatabaseErrorKind, Error};
+    match run(conn, sql) {
+        Err(Error::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, _)) => true,
+        other => panic!("{sql}: expected a foreign-key violation, got {other:?}"),
+    }
+}
+
 fn a_party_or_history_line_without_its_deviation_is_refused(b: Backend) {
     let app = county(b);
     let mut c = app.conn();
@@ -64,18 +75,18 @@ fn a_party_or_history_line_without_its_deviation_is_refused(b: Backend) {
         "INSERT INTO deviation_parties (deviation_id, unit) VALUES ({known}, 'NY-ENHET'), ({missing}, 'NY-ENHET')"
     );
     assert!(
-        run(conn, &mixed).is_err(),
+        refused(conn, &mixed),
         "a party of no deviation, beside one of a deviation"
     );
     let line = format!(
         "INSERT INTO deviation_history (deviation_id, at, actor, to_status) VALUES ({missing}, '2026-05-20 00:00:00', 'test', 'ny')"
     );
-    assert!(run(conn, &line).is_err(), "a history line of no deviation");
+    assert!(refused(conn, &line), "a history line of no deviation");
     let moved = format!("UPDATE deviation_history SET deviation_id = {missing} WHERE deviation_id = {known}");
-    assert!(run(conn, &moved).is_err(), "history moved to no deviation");
+    assert!(refused(conn, &moved), "history moved to no deviation");
     let renumbered = format!("UPDATE deviations SET id = {missing} WHERE id = {known}");
     assert!(
-        run(conn, &renumbered).is_err(),
+        refused(conn, &renumbered),
         "a deviation renumbered away from its history"
     );
     assert_eq!(
@@ -113,7 +124,7 @@ fn a_deviation_with_history_is_kept_and_one_without_takes_its_parties_along(b: B
     let kept_parties = parties_of(conn, kept);
 
     assert!(
-        run(conn, &format!("DELETE FROM deviations WHERE id = {kept}")).is_err(),
+        refused(conn, &format!("DELETE FROM deviations WHERE id = {kept}")),
         "a deviation with history cannot be deleted"
     );
     assert_eq!(
@@ -135,5 +146,63 @@ fn a_deviation_with_history_is_kept_and_one_without_takes_its_parties_along(b: B
         parties_of(conn, kept),
         kept_parties,
         "the other deviation's parties are untouched"
+    );
+}
+
+/// A history line is being added to a deviation (a transaction still
+/// open) while an operator deletes the deviation by hand: the delete waits
+/// for it and is refused, as the foreign key's lock made it do.
+fn a_delete_beside_a_history_line_being_added_waits_for_it_and_is_refused(b: Backend) {
+    let app = county(b);
+    let mut writer = app.conn();
+    let mut deleter = app.conn();
+    let gone = ids(&mut writer)[1];
+    run(
+        &mut writer,
+        &format!("DELETE FROM deviation_history WHERE deviation_id = {gone}"),
+    )
+    .unwrap();
+
+    run(
+        &mut writer,
+        if b == Backend::Sqlite {
+            "BEGIN IMMEDIATE"
+        } else {
+            "BEGIN"
+        },
+    )
+    .unwrap();
+    let line = format!(
+        "INSERT INTO deviation_history (deviation_id, at, actor, to_status) VALUES ({gone}, '2026-05-20 00:00:00', 'test', 'ny')"
+    );
+    assert_eq!(run(&mut writer, &line).unwrap(), 1);
+    let (done, result) = std::sync::mpsc::channel();
+    let delete = std::thread::spawn(move || {
+        let conn: &mut DbConn = &mut deleter;
+        let _ = done.send(run(conn, &format!("DELETE FROM deviations WHERE id = {gone}")));
+    });
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(result.try_recv().is_err(), "the delete waits for the open transaction");
+    run(&mut writer, "COMMIT").unwrap();
+    let deleted = result
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("the delete ended");
+    delete.join().unwrap();
+    assert!(
+        matches!(
+            deleted,
+            Err(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::ForeignKeyViolation,
+                _
+            ))
+        ),
+        "refused: the history line is there now: {deleted:?}"
+    );
+    assert_eq!(
+        count(
+            &mut writer,
+            &format!("SELECT count(*) AS n FROM deviations WHERE id = {gone}")
+        ),
+        1
     );
 }
