@@ -168,9 +168,14 @@ fn migrations_applied(names: Vec<Name>) -> BTreeSet<String> {
     names.into_iter().map(|n| n.name).collect()
 }
 
-/// Links PostgreSQL checks with triggers, not foreign keys (migration
-/// `2026-12-06-000024_deviation_links`): their parents are copied first too.
-const LINKED_BY_TRIGGER: [(&str, &str); 2] = [("deviation_parties", "deviations"), ("deviation_history", "deviations")];
+/// Links PostgreSQL checks with triggers, not foreign keys (migrations
+/// `2026-12-06-000024_deviation_links` and `…000025_event_batch_links`):
+/// their parents are copied first too.
+const LINKED_BY_TRIGGER: [(&str, &str); 3] = [
+    ("deviation_parties", "deviations"),
+    ("deviation_history", "deviations"),
+    ("events", "ingest_batches"),
+];
 
 /// The target's tables, parents before the tables that refer to them.
 fn target_tables(pg: &mut PgConnection) -> anyhow::Result<Vec<Table>> {

@@ -92,6 +92,19 @@ impl From<diesel::result::Error> for Abort {
 /// Stores a validated batch. The same events again are counted as
 /// duplicates and change nothing; an id with other content stores nothing.
 pub fn store_batch(conn: &mut DbConn, batch: &[IngestEvent], source: &str) -> Result<BatchOutcome, StoreBatchError> {
+    store_with(conn, batch, &mut FileContext::new(source))
+}
+
+/// Stores `batch` in a transaction of its own with what the file's batches
+/// share: the id lookup left out while `ctx` says every id is new, the unit
+/// days recorded before not sent again. A unique id another writer took
+/// meanwhile, or a deadlock, rolls it back and it is stored again looking
+/// up every id (the rest of the file too).
+pub(super) fn store_with(
+    conn: &mut DbConn,
+    batch: &[IngestEvent],
+    ctx: &mut FileContext<'_>,
+) -> Result<BatchOutcome, StoreBatchError> {
     let (unique, in_batch_dups, mut conflicts) = dedupe(batch);
     if !conflicts.is_empty() {
         conflicts.sort_by_key(|c| c.line);
@@ -100,8 +113,13 @@ pub fn store_batch(conn: &mut DbConn, batch: &[IngestEvent], source: &str) -> Re
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let mut ctx = FileContext::new(source);
-        match backend::write_tx(conn, |c| store_in_tx(c, &unique, batch.len(), in_batch_dups, &mut ctx)) {
+        let result = backend::write_tx(conn, |c| store_in_tx(c, &unique, batch.len(), in_batch_dups, ctx));
+        if result.is_err() {
+            // Rolled back: what it recorded was not kept, and an id it took for new perhaps was not.
+            ctx.recorded.forget();
+            ctx.ids_new = false;
+        }
+        match result {
             Ok(outcome) => return Ok(outcome),
             Err(Abort::NothingNew(_)) => return Ok(BatchOutcome::nothing_new(batch.len())),
             Err(Abort::Conflict(c)) => return Err(StoreBatchError::Conflict(c)),
@@ -265,6 +283,13 @@ pub fn compare_with_stored(conn: &mut DbConn, batch: &[IngestEvent]) -> QueryRes
 /// and patient are taken again from the events they have left.
 pub fn remove_batches(conn: &mut DbConn, batches: &[i64]) -> QueryResult<usize> {
     backend::write_tx(conn, |conn| {
+        if let DbConn::Pg(c) = conn {
+            // Waits for the imports that are adding events and keeps new
+            // ones out until this commits, before any case is locked: the
+            // batches' delete trigger then waits for none of them
+            // (migration `2026-12-06-000025_event_batch_links`).
+            diesel::sql_query("LOCK TABLE events IN SHARE ROW EXCLUSIVE MODE").execute(c)?;
+        }
         let mut removed = 0;
         for chunk in batches.chunks(500) {
             let touched: Vec<String> = events::table

@@ -13,13 +13,15 @@
 //! of the group; a unique id another writer took meanwhile (or a
 //! serialization failure) stores the group batch by batch instead; any
 //! other failure, the write lock not had within the busy timeout among
-//! them, fails it as it fails a batch. PostgreSQL stores batch by batch:
-//! each batch locks its cases in id order, and a transaction holding
-//! several batches' locks would deadlock with a concurrent sender.
+//! them, fails it as it fails a batch. PostgreSQL stores batch by batch
+//! (each batch locks its cases in id order, and a transaction holding
+//! several batches' locks would deadlock with a concurrent sender), with
+//! what the file's batches share as on SQLite: no id lookup while pass one's
+//! finding holds, unit days recorded before not sent again.
 
 use diesel::prelude::*;
 
-use super::events::{dedupe, store_batch, store_in_tx, Abort, BatchOutcome, FileContext, StoreBatchError};
+use super::events::{dedupe, store_batch, store_in_tx, store_with, Abort, BatchOutcome, FileContext, StoreBatchError};
 use super::schema::ingest_batches;
 use super::{backend, DbConn};
 use crate::domain::IngestEvent;
@@ -74,7 +76,7 @@ impl<'c> FileBatches<'c> {
         stored: &mut dyn FnMut(BatchOutcome),
     ) -> Result<(), StoreBatchError> {
         if matches!(self.conn, DbConn::Pg(_)) {
-            stored(store_batch(self.conn, &batch, self.ctx.source)?);
+            stored(store_with(self.conn, &batch, &mut self.ctx)?);
             return Ok(());
         }
         let outcome = match self.store_in_group(&batch) {

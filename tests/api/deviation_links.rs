@@ -38,7 +38,7 @@ fn ids(conn: &mut DbConn) -> Vec<i64> {
         .unwrap()
 }
 
-fn count(conn: &mut DbConn, sql: &str) -> i64 {
+pub(crate) fn count(conn: &mut DbConn, sql: &str) -> i64 {
     #[derive(QueryableByName)]
     struct N {
         #[diesel(sql_type = diesel::sql_types::BigInt)]
@@ -47,13 +47,13 @@ fn count(conn: &mut DbConn, sql: &str) -> i64 {
     diesel::sql_query(sql).get_result::<N>(conn).unwrap().n
 }
 
-fn run(conn: &mut DbConn, sql: &str) -> QueryResult<usize> {
+pub(crate) fn run(conn: &mut DbConn, sql: &str) -> QueryResult<usize> {
     diesel::sql_query(sql).execute(conn)
 }
 
 /// The statement fails as a broken foreign key does (SQLSTATE 23503 on
 /// PostgreSQL), not for another reason.
-fn refused(conn: &mut DbConn, sql: &str) -> bool {
+pub(crate) fn refused(conn: &mut DbConn, sql: &str) -> bool {
     use diesel::result::{DatabaseErrorKind, Error};
     match run(conn, sql) {
         Err(Error::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, _)) => true,

@@ -11,6 +11,7 @@ mod core;
 mod day_counts;
 mod deviation_keys;
 mod deviation_links;
+mod event_batch_links;
 mod feed;
 mod followup;
 mod guideline;
