@@ -30,7 +30,7 @@ use crate::ingest::csv_mapping::CsvMapping;
 use crate::ingest::file::{import_events, FileError};
 use crate::metrics::Metrics;
 use crate::store::feed::{self, NewFeedFile};
-use crate::store::{DbConn, Pool};
+use crate::store::{DbConn, Pool, PooledConn};
 
 pub const DONE: &str = "done";
 pub const FAILED: &str = "failed";
@@ -151,7 +151,8 @@ pub fn poll_once(
         let mut conn = pool.get()?;
         // Any other failure is this file's: logged, the file left for the
         // next look, and the newer files go on.
-        let t = match take(&mut conn, hasher, cfg, &path) {
+        // A second connection, when one is idle, stores every other batch on PostgreSQL.
+        let t = match take(&mut conn, pool.try_get(), hasher, cfg, &path) {
             Ok(t) => t,
             Err(e) => {
                 tracing::error!(file = %path.display(), error = %format!("{e:#}"), "inkorgen: filen lämnas kvar och prövas igen");
@@ -231,7 +232,13 @@ fn write_whole(path: &Path, text: &str) -> anyhow::Result<()> {
 }
 
 /// Imports one file and moves it.
-pub fn take(conn: &mut DbConn, hasher: &PatientHasher, cfg: &FeedConfig, path: &Path) -> anyhow::Result<Taken> {
+pub fn take(
+    conn: &mut DbConn,
+    spare: Option<PooledConn>,
+    hasher: &PatientHasher,
+    cfg: &FeedConfig,
+    path: &Path,
+) -> anyhow::Result<Taken> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -239,7 +246,7 @@ pub fn take(conn: &mut DbConn, hasher: &PatientHasher, cfg: &FeedConfig, path: &
     let (hash, bytes) = sha256_file(path)?;
     let received_at = crate::store::now();
     let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
-    let read = read_in(conn, hasher, cfg, path, &name, &hash)?;
+    let read = read_in((conn, spare), hasher, cfg, path, &name, &hash)?;
 
     let dir = cfg
         .directory
@@ -314,7 +321,7 @@ impl Read {
 /// Imports the file unless its content was imported before. The database
 /// or the disk failing is an error: the file stays to be tried again.
 fn read_in(
-    conn: &mut DbConn,
+    (conn, spare): (&mut DbConn, Option<PooledConn>),
     hasher: &PatientHasher,
     cfg: &FeedConfig,
     path: &Path,
@@ -338,7 +345,7 @@ fn read_in(
         Format::Csv(c) => Some(&c.mapping),
         Format::JsonLines => None,
     };
-    match import_events(conn, hasher, path, mapping, &format!("mapp:{name}")) {
+    match import_events(conn, spare, hasher, path, mapping, &format!("mapp:{name}")) {
         Ok(o) => Ok(Read {
             outcome: feed::IMPORTED,
             received: o.received,

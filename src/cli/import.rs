@@ -26,11 +26,16 @@ pub fn import_quiet(
     }
     let Some(path) = events_file else { return Ok(0) };
     let mapping = mapping.map(|m| CsvMapping::from_toml(&read(m)?)).transpose()?;
-    Ok(
-        ingest::file::import_events(&mut conn, &services.hasher, path, mapping.as_ref(), "import")
-            .map_err(|e| file_error(path, e))?
-            .stored,
+    Ok(ingest::file::import_events(
+        &mut conn,
+        services.pool.try_get(),
+        &services.hasher,
+        path,
+        mapping.as_ref(),
+        "import",
     )
+    .map_err(|e| file_error(path, e))?
+    .stored)
 }
 
 pub fn import(
@@ -55,8 +60,15 @@ pub fn import(
     }
     if let Some(path) = events_file {
         let mapping = mapping.map(|m| CsvMapping::from_toml(&read(m)?)).transpose()?;
-        let total = ingest::file::import_events(&mut conn, &state.hasher, path, mapping.as_ref(), "import")
-            .map_err(|e| file_error(path, e))?;
+        let total = ingest::file::import_events(
+            &mut conn,
+            state.pool.try_get(),
+            &state.hasher,
+            path,
+            mapping.as_ref(),
+            "import",
+        )
+        .map_err(|e| file_error(path, e))?;
         println!(
             "{}: {} händelser lästa, {} nya sparade, {} fanns redan",
             path.display(),

@@ -24,7 +24,7 @@ use crate::domain::ingested::Conflict;
 use crate::domain::{FieldError, FieldErrors, PatientHasher};
 use crate::store::events::{BatchOutcome, FileContext, StoreBatchError};
 use crate::store::file_batches::FileBatches;
-use crate::store::DbConn;
+use crate::store::{DbConn, PooledConn};
 
 pub const IMPORT_BATCH: usize = 10_000;
 
@@ -60,6 +60,7 @@ impl From<anyhow::Error> for FileError {
 /// `mapping`), its batches marked with `source`.
 pub fn import_events(
     conn: &mut DbConn,
+    spare: Option<PooledConn>,
     hasher: &PatientHasher,
     path: &Path,
     mapping: Option<&CsvMapping>,
@@ -68,7 +69,7 @@ pub fn import_events(
     use crate::store::bulk::{set_bulk_cache, Checkpoints};
     set_bulk_cache(conn, true).map_err(|e| FileError::Failed(e.into()))?;
     let checkpoints = Checkpoints::beside(conn);
-    let result = import_events_in(conn, hasher, path, mapping, source);
+    let result = import_events_in((conn, spare), hasher, path, mapping, source);
     drop(checkpoints);
     let _ = set_bulk_cache(conn, false);
     if result.as_ref().is_ok_and(|o| o.stored >= ANALYZE_AFTER) {
@@ -142,7 +143,7 @@ fn pass_one(
 }
 
 fn import_events_in(
-    conn: &mut DbConn,
+    (conn, spare): (&mut DbConn, Option<PooledConn>),
     hasher: &PatientHasher,
     path: &Path,
     mapping: Option<&CsvMapping>,
@@ -156,7 +157,8 @@ fn import_events_in(
                 true => FileContext::new(source),
                 false => FileContext::of_new_ids(source),
             },
-        ),
+        )
+        .with_spare(spare),
         total: BatchOutcome::default(),
         stored_batches: Vec::new(),
         refused: None,
@@ -168,12 +170,12 @@ fn import_events_in(
     if let Err(e) = result {
         let Storing {
             mut writer,
-            stored_batches,
+            mut stored_batches,
+            mut total,
             refused,
-            ..
         } = storing;
         // The open group is rolled back whichever way.
-        let conn = writer.rolled_back();
+        let conn = writer.rolled_back(&mut counted(&mut total, &mut stored_batches));
         // A database failure leaves whole batches: a re-run stores the rest,
         // and what was stored may already have been acknowledged to another
         // sender as a duplicate. Only a refusal takes this import back.

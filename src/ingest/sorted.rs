@@ -129,7 +129,8 @@ impl Runs {
         Ok(())
     }
 
-    /// The lines of `path` in case order, [`IMPORT_BATCH`] at a time.
+    /// The lines of `path` in case order, about [`IMPORT_BATCH`] at a time: a
+    /// batch ends where a case does.
     pub fn for_each_batch(&self, path: &Path, f: &mut dyn FnMut(Lines) -> anyhow::Result<()>) -> anyhow::Result<()> {
         let file = std::fs::File::open(path).map_err(|e| anyhow::anyhow!("kan inte läsa {}: {e}", path.display()))?;
         let mut readers = Vec::with_capacity(self.count);
@@ -144,7 +145,19 @@ impl Runs {
             readers.push(r);
         }
         let mut batch = Vec::with_capacity(IMPORT_BATCH);
+        // A batch ends where a case does, once it holds IMPORT_BATCH lines
+        // (lines without a case end it anywhere): no two batches share a
+        // case, so PostgreSQL stores two at once without either waiting for
+        // the other's new case (`store::file_batches`), and no case is
+        // packed twice.
+        let mut last_case: Option<String> = None;
         while let Some(Reverse((rec, n))) = heads.pop() {
+            if batch.len() >= IMPORT_BATCH && (rec.case.is_none() || rec.case != last_case) {
+                f(Ok(LineBatch::unplaced(std::mem::replace(
+                    &mut batch,
+                    Vec::with_capacity(IMPORT_BATCH),
+                ))))?;
+            }
             if let Some(next) = read_record(&mut readers[n])? {
                 heads.push(Reverse((next, n)));
             }
@@ -153,12 +166,7 @@ impl Runs {
                 .map_err(|e| anyhow::anyhow!("kan inte läsa {}: {e}", path.display()))?;
             let text = String::from_utf8(text).map_err(|_| anyhow::anyhow!("{CHANGED}: rad {}", rec.line))?;
             batch.push((rec.line as usize, text));
-            if batch.len() == IMPORT_BATCH {
-                f(Ok(LineBatch::unplaced(std::mem::replace(
-                    &mut batch,
-                    Vec::with_capacity(IMPORT_BATCH),
-                ))))?;
-            }
+            last_case = rec.case;
         }
         if !batch.is_empty() {
             f(Ok(LineBatch::unplaced(batch)))?;
@@ -260,6 +268,42 @@ mod tests {
         assert_eq!(numbers, vec![4, 2, 5, 1, 6]);
         for (n, text) in got {
             assert_eq!(text, lines[n - 1], "line {n}");
+        }
+    }
+
+    /// 11 000 lines without a case and three cases of 4 000 lines,
+    /// interleaved: the case-less lines are cut at IMPORT_BATCH, the next
+    /// batch runs on to its last case's end, no two batches share a case.
+    #[test]
+    fn a_batch_ends_where_a_case_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("e.jsonl");
+        let mut lines: Vec<String> = (0..11_000).map(|i| format!(r#"{{"id":"u{i}","unit":"U"}}"#)).collect();
+        for i in 0..12_000 {
+            let line = format!(r#"{{"id":"e{i}","case":"K{}"}}"#, i % 3);
+            lines.insert(i * 23 / 12, line);
+        }
+        std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+        let runs = sort(&path).unwrap();
+        let mut batches: Vec<Vec<Option<String>>> = Vec::new();
+        runs.for_each_batch(&path, &mut |b| {
+            let b = b.unwrap();
+            let cases = b.lines.iter().map(|(_, t)| {
+                let v: serde_json::Value = serde_json::from_str(t).unwrap();
+                v["case"].as_str().map(str::to_string)
+            });
+            batches.push(cases.collect());
+            Ok(())
+        })
+        .unwrap();
+        let sizes: Vec<usize> = batches.iter().map(Vec::len).collect();
+        assert_eq!(sizes, vec![IMPORT_BATCH, 1_000 + 3 * 4_000], "{sizes:?}");
+        for pair in batches.windows(2) {
+            let last = pair[0].last().unwrap();
+            assert!(
+                last.is_none() || !pair[1].contains(last),
+                "a case in two batches: {last:?}"
+            );
         }
     }
 

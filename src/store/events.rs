@@ -234,12 +234,15 @@ pub(super) fn store_in_tx(
     fresh.sort_by(|a, b| a.event.id.cmp(&b.event.id));
     let rows: Vec<NewEvent> = fresh.iter().map(|ev| new_event(ev, batch_id, received_at)).collect();
     backend::insert_events(conn, &rows)?;
+    timelines::append(conn, rows.iter().filter_map(|r| Some((r.case_id?, fields(r)))))?;
+    cases::touch(conn, &fresh, received_at)?;
+    // Last: two batches of one file stored at once on PostgreSQL share
+    // their unit days, and the later waits here for the earlier to commit,
+    // its own events and cases written meanwhile.
     let acts = rows
         .iter()
         .filter_map(|r| Some((r.unit, EventType::parse(r.event_type)?, r.at.0.and_utc())));
     super::unit_days::record(conn, &UnitDay::of_acts(acts), &mut ctx.recorded)?;
-    timelines::append(conn, rows.iter().filter_map(|r| Some((r.case_id?, fields(r)))))?;
-    cases::touch(conn, &fresh, received_at)?;
     let duplicates = received - fresh.len();
     diesel::update(ingest_batches::table.find(batch_id))
         .set((

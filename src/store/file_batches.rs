@@ -19,11 +19,14 @@
 //! what the file's batches share as on SQLite: no id lookup while pass one's
 //! finding holds, unit days recorded before not sent again.
 
+mod beside;
+
 use diesel::prelude::*;
 
+use self::beside::Beside;
 use super::events::{dedupe, store_batch, store_in_tx, store_with, Abort, BatchOutcome, FileContext, StoreBatchError};
 use super::schema::ingest_batches;
-use super::{backend, DbConn};
+use super::{backend, DbConn, PooledConn};
 use crate::domain::IngestEvent;
 
 /// Batches of one file stored in one write transaction on SQLite.
@@ -54,6 +57,8 @@ pub struct FileBatches<'c> {
     in_tx: bool,
     /// Since when this import has held the write lock without a [`GAP`].
     holding: Option<std::time::Instant>,
+    /// PostgreSQL: the second connection storing every other batch.
+    beside: Option<Beside>,
 }
 
 impl<'c> FileBatches<'c> {
@@ -65,7 +70,23 @@ impl<'c> FileBatches<'c> {
             outcomes: Vec::with_capacity(GROUP),
             in_tx: false,
             holding: None,
+            beside: None,
         }
+    }
+
+    /// On PostgreSQL, stores every other batch on `spare` (a connection
+    /// idle in the pool), on a thread of its own, while this connection
+    /// stores the next ([`beside`]). Without one, or on SQLite (one writer
+    /// at a time), batches are stored on this connection alone.
+    pub fn with_spare(mut self, spare: Option<PooledConn>) -> FileBatches<'c> {
+        let spare = spare.filter(|s| matches!(**s, DbConn::Pg(_)) && matches!(self.conn, DbConn::Pg(_)));
+        if let Some(conn) = spare {
+            match Beside::start(conn, self.ctx.source, self.ctx.ids_new) {
+                Ok(beside) => self.beside = Some(beside),
+                Err(e) => tracing::warn!("inläsningen lagrar på en anslutning: ingen tråd för den andra ({e})"),
+            }
+        }
+        self
     }
 
     /// Stores `batch` (in the open group on SQLite, committed with the
@@ -76,8 +97,7 @@ impl<'c> FileBatches<'c> {
         stored: &mut dyn FnMut(BatchOutcome),
     ) -> Result<(), StoreBatchError> {
         if matches!(self.conn, DbConn::Pg(_)) {
-            stored(store_with(self.conn, &batch, &mut self.ctx)?);
-            return Ok(());
+            return self.store_pg(batch, stored);
         }
         let outcome = match self.store_in_group(&batch) {
             Ok(outcome) => outcome,
@@ -100,8 +120,48 @@ impl<'c> FileBatches<'c> {
         }
     }
 
-    /// Commits the open group.
+    /// PostgreSQL: `batch` in a transaction of its own, on the connection
+    /// beside when it is idle, else on this one while it stores its own.
+    fn store_pg(
+        &mut self,
+        batch: Vec<IngestEvent>,
+        stored: &mut dyn FnMut(BatchOutcome),
+    ) -> Result<(), StoreBatchError> {
+        let Some(beside) = self.beside.as_mut() else {
+            stored(store_with(self.conn, &batch, &mut self.ctx)?);
+            return Ok(());
+        };
+        match beside.shares(&batch) {
+            None => {}
+            // A case of both: this one waits for that one.
+            Some(true) => {
+                if let Some(earlier) = beside.wait() {
+                    stored(earlier?);
+                }
+            }
+            Some(false) => {
+                let here = store_with(self.conn, &batch, &mut self.ctx);
+                // In the file's order; the first failure is the import's.
+                let earlier = beside.wait().map(|r| r.map(&mut *stored));
+                let here = here.map(stored);
+                return earlier.unwrap_or(Ok(())).and(here);
+            }
+        }
+        beside.send(batch);
+        Ok(())
+    }
+
+    /// The batch beside, if one is being stored, waited for.
+    fn settle(&mut self, stored: &mut dyn FnMut(BatchOutcome)) -> Result<(), StoreBatchError> {
+        match self.beside.as_mut().and_then(Beside::wait) {
+            Some(earlier) => earlier.map(stored),
+            None => Ok(()),
+        }
+    }
+
+    /// Commits the open group (on PostgreSQL: waits for the batch beside).
     pub fn finish(&mut self, stored: &mut dyn FnMut(BatchOutcome)) -> Result<(), StoreBatchError> {
+        self.settle(stored)?;
         match self.in_tx {
             true => self.commit(stored, true),
             false => Ok(()),
@@ -109,8 +169,11 @@ impl<'c> FileBatches<'c> {
     }
 
     /// Rolls back the open group (nothing of it stored) and lends the
-    /// connection, to take back what the import stored before it.
-    pub fn rolled_back(&mut self) -> &mut DbConn {
+    /// connection, to take back what the import stored before it; the batch
+    /// being stored beside is waited for, and `stored` hears of it when it
+    /// was committed.
+    pub fn rolled_back(&mut self, stored: &mut dyn FnMut(BatchOutcome)) -> &mut DbConn {
+        let _ = self.settle(stored);
         self.rollback();
         self.conn
     }
