@@ -13,6 +13,7 @@ mod deviation_keys;
 mod deviation_links;
 mod event_batch_links;
 mod feed;
+mod file_batches;
 mod followup;
 mod guideline;
 mod handling;
