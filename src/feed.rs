@@ -30,7 +30,7 @@ use crate::ingest::csv_mapping::CsvMapping;
 use crate::ingest::file::{import_events, FileError};
 use crate::metrics::Metrics;
 use crate::store::feed::{self, NewFeedFile};
-use crate::store::{DbConn, Pool, PooledConn};
+use crate::store::{DbConn, Pool};
 
 pub const DONE: &str = "done";
 pub const FAILED: &str = "failed";
@@ -151,8 +151,8 @@ pub fn poll_once(
         let mut conn = pool.get()?;
         // Any other failure is this file's: logged, the file left for the
         // next look, and the newer files go on.
-        // A second connection, when one is idle, stores every other batch on PostgreSQL.
-        let t = match take(&mut conn, pool.try_get(), hasher, cfg, &path) {
+        // PostgreSQL stores every other batch on a second connection when one is idle.
+        let t = match take(&mut conn, Some(pool), hasher, cfg, &path) {
             Ok(t) => t,
             Err(e) => {
                 tracing::error!(file = %path.display(), error = %format!("{e:#}"), "inkorgen: filen lämnas kvar och prövas igen");
@@ -234,7 +234,7 @@ fn write_whole(path: &Path, text: &str) -> anyhow::Result<()> {
 /// Imports one file and moves it.
 pub fn take(
     conn: &mut DbConn,
-    spare: Option<PooledConn>,
+    pool: Option<&Pool>,
     hasher: &PatientHasher,
     cfg: &FeedConfig,
     path: &Path,
@@ -246,7 +246,7 @@ pub fn take(
     let (hash, bytes) = sha256_file(path)?;
     let received_at = crate::store::now();
     let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
-    let read = read_in((conn, spare), hasher, cfg, path, &name, &hash)?;
+    let read = read_in((conn, pool), hasher, cfg, path, &name, &hash)?;
 
     let dir = cfg
         .directory
@@ -321,7 +321,7 @@ impl Read {
 /// Imports the file unless its content was imported before. The database
 /// or the disk failing is an error: the file stays to be tried again.
 fn read_in(
-    (conn, spare): (&mut DbConn, Option<PooledConn>),
+    (conn, pool): (&mut DbConn, Option<&Pool>),
     hasher: &PatientHasher,
     cfg: &FeedConfig,
     path: &Path,
@@ -345,7 +345,7 @@ fn read_in(
         Format::Csv(c) => Some(&c.mapping),
         Format::JsonLines => None,
     };
-    match import_events(conn, spare, hasher, path, mapping, &format!("mapp:{name}")) {
+    match import_events(conn, pool, hasher, path, mapping, &format!("mapp:{name}")) {
         Ok(o) => Ok(Read {
             outcome: feed::IMPORTED,
             received: o.received,

@@ -28,7 +28,7 @@ pub fn import_quiet(
     let mapping = mapping.map(|m| CsvMapping::from_toml(&read(m)?)).transpose()?;
     Ok(ingest::file::import_events(
         &mut conn,
-        services.pool.try_get(),
+        Some(&services.pool),
         &services.hasher,
         path,
         mapping.as_ref(),
@@ -62,7 +62,7 @@ pub fn import(
         let mapping = mapping.map(|m| CsvMapping::from_toml(&read(m)?)).transpose()?;
         let total = ingest::file::import_events(
             &mut conn,
-            state.pool.try_get(),
+            Some(&state.pool),
             &state.hasher,
             path,
             mapping.as_ref(),

@@ -24,7 +24,7 @@ use crate::domain::ingested::Conflict;
 use crate::domain::{FieldError, FieldErrors, PatientHasher};
 use crate::store::events::{BatchOutcome, FileContext, StoreBatchError};
 use crate::store::file_batches::FileBatches;
-use crate::store::{DbConn, PooledConn};
+use crate::store::{DbConn, Pool};
 
 pub const IMPORT_BATCH: usize = 10_000;
 
@@ -60,7 +60,7 @@ impl From<anyhow::Error> for FileError {
 /// `mapping`), its batches marked with `source`.
 pub fn import_events(
     conn: &mut DbConn,
-    spare: Option<PooledConn>,
+    pool: Option<&Pool>,
     hasher: &PatientHasher,
     path: &Path,
     mapping: Option<&CsvMapping>,
@@ -69,7 +69,7 @@ pub fn import_events(
     use crate::store::bulk::{set_bulk_cache, Checkpoints};
     set_bulk_cache(conn, true).map_err(|e| FileError::Failed(e.into()))?;
     let checkpoints = Checkpoints::beside(conn);
-    let result = import_events_in((conn, spare), hasher, path, mapping, source);
+    let result = import_events_in((conn, pool), hasher, path, mapping, source);
     drop(checkpoints);
     let _ = set_bulk_cache(conn, false);
     if result.as_ref().is_ok_and(|o| o.stored >= ANALYZE_AFTER) {
@@ -143,13 +143,19 @@ fn pass_one(
 }
 
 fn import_events_in(
-    (conn, spare): (&mut DbConn, Option<PooledConn>),
+    (conn, pool): (&mut DbConn, Option<&Pool>),
     hasher: &PatientHasher,
     path: &Path,
     mapping: Option<&CsvMapping>,
     source: &str,
 ) -> Result<BatchOutcome, FileError> {
     let PassOne { runs, any_stored } = pass_one(conn, hasher, path, mapping)?;
+    // PostgreSQL stores every other batch on a second connection when the
+    // pool has one idle, taken only now that the file is known good.
+    let spare = match conn {
+        DbConn::Pg(_) => pool.and_then(Pool::try_get),
+        DbConn::Sqlite(_) => None,
+    };
     let mut storing = Storing {
         writer: FileBatches::new(
             conn,

@@ -149,10 +149,12 @@ impl Runs {
         // (lines without a case end it anywhere): no two batches share a
         // case, so PostgreSQL stores two at once without either waiting for
         // the other's new case (`store::file_batches`), and no case is
-        // packed twice.
+        // packed twice. A case of more than MAX_BATCH lines (a broken
+        // export) is cut anyway: memory and a transaction stay bounded.
         let mut last_case: Option<String> = None;
         while let Some(Reverse((rec, n))) = heads.pop() {
-            if batch.len() >= IMPORT_BATCH && (rec.case.is_none() || rec.case != last_case) {
+            let at_case_end = rec.case.is_none() || rec.case != last_case;
+            if batch.len() >= MAX_BATCH || (batch.len() >= IMPORT_BATCH && at_case_end) {
                 f(Ok(LineBatch::unplaced(std::mem::replace(
                     &mut batch,
                     Vec::with_capacity(IMPORT_BATCH),
@@ -174,6 +176,9 @@ impl Runs {
         Ok(())
     }
 }
+
+/// The most lines a batch holds when one case runs on past [`IMPORT_BATCH`].
+const MAX_BATCH: usize = 4 * IMPORT_BATCH;
 
 /// A line without a case is written with this case length.
 const NO_CASE: u32 = u32::MAX;
@@ -305,6 +310,26 @@ mod tests {
                 "a case in two batches: {last:?}"
             );
         }
+    }
+
+    /// One case of 45 000 lines (a broken export): cut at MAX_BATCH.
+    #[test]
+    fn a_case_too_long_for_a_batch_is_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("e.jsonl");
+        let lines: Vec<String> = (0..45_000)
+            .rev()
+            .map(|i| format!(r#"{{"id":"e{i}","case":"K"}}"#))
+            .collect();
+        std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+        let runs = sort(&path).unwrap();
+        let mut sizes = Vec::new();
+        runs.for_each_batch(&path, &mut |b| {
+            sizes.push(b.unwrap().lines.len());
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(sizes, vec![MAX_BATCH, 45_000 - MAX_BATCH]);
     }
 
     #[test]

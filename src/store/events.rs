@@ -286,13 +286,6 @@ pub fn compare_with_stored(conn: &mut DbConn, batch: &[IngestEvent]) -> QueryRes
 /// and patient are taken again from the events they have left.
 pub fn remove_batches(conn: &mut DbConn, batches: &[i64]) -> QueryResult<usize> {
     backend::write_tx(conn, |conn| {
-        if let DbConn::Pg(c) = conn {
-            // Waits for the imports that are adding events and keeps new
-            // ones out until this commits, before any case is locked: the
-            // batches' delete trigger then waits for none of them
-            // (migration `2026-12-06-000025_event_batch_links`).
-            diesel::sql_query("LOCK TABLE events IN SHARE ROW EXCLUSIVE MODE").execute(c)?;
-        }
         let mut removed = 0;
         for chunk in batches.chunks(500) {
             let touched: Vec<String> = events::table

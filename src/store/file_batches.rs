@@ -141,10 +141,13 @@ impl<'c> FileBatches<'c> {
             }
             Some(false) => {
                 let here = store_with(self.conn, &batch, &mut self.ctx);
-                // In the file's order; the first failure is the import's.
-                let earlier = beside.wait().map(|r| r.map(&mut *stored));
-                let here = here.map(stored);
-                return earlier.unwrap_or(Ok(())).and(here);
+                // In the file's order; a refusal before a failure, so that
+                // what was committed is taken back; else the first failure.
+                let earlier = beside.wait().map_or(Ok(()), |r| r.map(&mut *stored));
+                return match (earlier, here.map(stored)) {
+                    (Err(e @ StoreBatchError::Conflict(_)), _) | (_, Err(e @ StoreBatchError::Conflict(_))) => Err(e),
+                    (earlier, here) => earlier.and(here),
+                };
             }
         }
         beside.send(batch);

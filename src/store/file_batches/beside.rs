@@ -67,7 +67,10 @@ impl Beside {
     }
 
     /// The outcome of the batch it was storing, once committed or rolled
-    /// back; `None` when it stored none.
+    /// back; `None` when it stored none. A thread that panicked fails the
+    /// import as a database failure does: what was committed stays and a
+    /// re-run stores the rest (its connection, left in a transaction, is
+    /// not taken back into the pool).
     pub(super) fn wait(&mut self) -> Option<Stored> {
         self.busy.take()?;
         match self.from.recv() {
@@ -75,21 +78,19 @@ impl Beside {
             Err(_) => {
                 self.end();
                 Some(Err(diesel::result::Error::QueryBuilderError(
-                    "lagringstråden för inläsningen avslutades".into(),
+                    "lagringstråden för inläsningen avbröts".into(),
                 )
                 .into()))
             }
         }
     }
 
-    /// Ends the thread after the batch it stores; its panic is raised here.
+    /// Ends the thread after the batch it stores.
     fn end(&mut self) {
         self.to = None;
         if let Some(thread) = self.thread.take() {
-            if let Err(panic) = thread.join() {
-                if !std::thread::panicking() {
-                    std::panic::resume_unwind(panic);
-                }
+            if thread.join().is_err() {
+                tracing::error!("lagringstråden för inläsningen avbröts (panik)");
             }
         }
     }
