@@ -69,40 +69,121 @@ impl Source {
     }
 }
 
+/// PostgreSQL, a full scan: a second connection that files every other
+/// chunk on a thread of its own while the scan's thread files the next.
+/// The server took turns with the scan's one writing connection: a first
+/// full scan of 100 000 cases kept the two cores a third idle. Chunks hold
+/// other cases, so the two transactions lock no row in common (the run's
+/// `days_owed` mark aside, set by the first chunks).
+struct Beside {
+    to: Option<mpsc::Sender<(Vec<Candidate>, Judged)>>,
+    from: mpsc::Receiver<Filed>,
+    busy: bool,
+}
+
+/// A chunk filed, or why not, with what its filing counted.
+type Filed = (Vec<Candidate>, anyhow::Result<Judged>, Counts);
+
+impl Beside {
+    fn start<'s, F>(scope: &'s std::thread::Scope<'s, '_>, conn: Option<PooledConn>, file: &'s F) -> Option<Beside>
+    where
+        F: Fn(&mut DbConn, &[Candidate], &mut Judged, &mut Counts) -> anyhow::Result<()> + Sync,
+    {
+        let mut conn = conn?;
+        let (to, chunks) = mpsc::channel::<(Vec<Candidate>, Judged)>();
+        let (done, from) = mpsc::channel();
+        scope.spawn(move || {
+            for (chunk, mut judged) in chunks {
+                let mut counts = Counts::default();
+                let filed = file(&mut conn, &chunk, &mut judged, &mut counts).map(|()| judged);
+                if done.send((chunk, filed, counts)).is_err() {
+                    return;
+                }
+            }
+        });
+        Some(Beside {
+            to: Some(to),
+            from,
+            busy: false,
+        })
+    }
+
+    /// The chunk it was filing, once committed or rolled back.
+    fn wait(&mut self) -> Option<Filed> {
+        if !std::mem::take(&mut self.busy) {
+            return None;
+        }
+        Some(self.from.recv().unwrap_or_else(|_| {
+            let gone = anyhow::anyhow!("granskningens andra skrivande anslutning avbröts");
+            (Vec::new(), Err(gone), Counts::default())
+        }))
+    }
+}
+
+impl Counts {
+    fn absorb(&mut self, other: Counts) {
+        self.cases_evaluated += other.cases_evaluated;
+        self.findings += other.findings;
+        self.filed += other.filed;
+        self.updated += other.updated;
+        self.withdrawn += other.withdrawn;
+        self.unmailed += other.unmailed;
+        for (unit, n) in other.unmailed_by_unit {
+            *self.unmailed_by_unit.entry(unit).or_default() += n;
+        }
+    }
+}
+
 /// Walks the candidates a chunk at a time: reads each chunk's events (on
 /// `reader`, a second connection, on a thread of its own; on `conn`
 /// between the filings without one), `judge`s them on the workers,
-/// `file`s each judgement here in the chunks' order, then hands it to
-/// `filed` on a thread of its own, which drops it. The reading took a
-/// twelfth of the writing thread of a first full scan, the dropping of
-/// filed chunks (allocated on the judging threads) a thirtieth. Memory
-/// holds the few chunks read ahead (`crate::parallel`). An error reading
-/// stops the walk after the chunks already read are filed; an error
-/// judging or filing stops it at once, the chunks read ahead dropped
-/// unfiled (a chunk not filed is judged by the next scan). A panic in
-/// `judge` fails the scan as it did on one thread.
-pub(super) fn pipelined(
+/// `file`s each judgement here in the chunks' order (every other one on
+/// `beside`, a third connection, when there is one: [`Beside`]), then
+/// hands each committed chunk, in the chunks' order, to `filed` on a
+/// thread of its own, which drops it. The reading took a twelfth of the
+/// writing thread of a first full scan, the dropping of filed chunks
+/// (allocated on the judging threads) a thirtieth. Memory holds the few
+/// chunks read ahead (`crate::parallel`). An error reading stops the walk
+/// after the chunks already read are filed; an error judging or filing
+/// stops it at once, the chunks read ahead dropped unfiled (a chunk not
+/// filed is judged by the next scan; one filed beside meanwhile is kept and
+/// counted). A panic in `judge` fails the scan as it did on one thread.
+pub(super) fn pipelined<F>(
     conn: &mut DbConn,
-    reader: Option<PooledConn>,
+    (reader, beside): (Option<PooledConn>, Option<PooledConn>),
     walk: CandidateWalk,
     judge: impl Fn(&[Candidate], timelines::Read) -> anyhow::Result<Judged> + Sync,
-    (mut file, mut filed): (
-        impl FnMut(&mut DbConn, &[Candidate], &mut Judged, &mut Counts) -> anyhow::Result<()>,
-        impl FnMut(Judged) + Send,
-    ),
+    (file, mut filed): (F, impl FnMut(Judged) + Send),
     counts: &mut Counts,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<()>
+where
+    F: Fn(&mut DbConn, &[Candidate], &mut Judged, &mut Counts) -> anyhow::Result<()> + Sync,
+{
     std::thread::scope(|s| {
         // Handed over, not queued: memory holds no more filed chunks than
         // the one being summed and dropped.
         let (spent, spent_rx) = mpsc::sync_channel::<(Vec<Candidate>, Judged)>(0);
         s.spawn(move || spent_rx.into_iter().for_each(|(_, judged)| filed(judged)));
         let mut source = Source::start(s, reader, walk);
+        let mut beside = Beside::start(s, beside, &file);
         // The source and the sink both run on this thread, one at a time.
         let conn = RefCell::new(conn);
         let failed: RefCell<Option<anyhow::Error>> = RefCell::new(None);
-        let fail = |e: anyhow::Error| {
-            failed.borrow_mut().get_or_insert(e);
+        let mut chunk_no = 0;
+        // A chunk's filing, taken in the chunks' order: committed, it is
+        // counted and handed on; else the walk stops.
+        let mut settle = |(chunk, result, n): Filed, counts: &mut Counts| match result {
+            Ok(judged) => {
+                counts.absorb(n);
+                chunk_no += 1;
+                fault_injection(chunk_no);
+                let _ = spent.send((chunk, judged));
+                true
+            }
+            Err(e) => {
+                failed.borrow_mut().get_or_insert(e);
+                false
+            }
         };
         let mut read_next = || -> anyhow::Result<Option<Chunk>> {
             match &mut source {
@@ -113,12 +194,11 @@ pub(super) fn pipelined(
                     .unwrap_or_else(|_| Err(anyhow::anyhow!("läsningen av ärendena avbröts"))),
             }
         };
-        let mut chunk_no = 0;
         crate::parallel::ordered_map_ahead(
             CHUNKS_AHEAD,
             || {
                 read_next().unwrap_or_else(|e| {
-                    fail(e);
+                    failed.borrow_mut().get_or_insert(e);
                     None
                 })
             },
@@ -126,28 +206,26 @@ pub(super) fn pipelined(
                 let judged = judge(&chunk, read);
                 (chunk, judged)
             },
-            |(chunk, judged)| {
-                // Filed in a short write transaction of its own.
-                let filed = judged.and_then(|mut j| {
-                    file(&mut conn.borrow_mut(), &chunk, &mut j, counts)?;
-                    Ok(j)
-                });
-                match filed {
-                    Ok(j) => {
-                        chunk_no += 1;
-                        fault_injection(chunk_no);
-                        let _ = spent.send((chunk, j));
-                        true
-                    }
-                    Err(e) => {
-                        fail(e);
-                        false
-                    }
+            |(chunk, judged)| match (judged, beside.as_mut().filter(|b| !b.busy)) {
+                (Err(e), _) => settle((chunk, Err(e), Counts::default()), counts),
+                (Ok(judged), Some(b)) => {
+                    b.busy = true;
+                    b.to.as_ref().is_some_and(|to| to.send((chunk, judged)).is_ok())
+                }
+                (Ok(mut judged), None) => {
+                    let mut n = Counts::default();
+                    let here = file(&mut conn.borrow_mut(), &chunk, &mut judged, &mut n).map(|()| judged);
+                    let earlier = beside.as_mut().and_then(Beside::wait).is_none_or(|f| settle(f, counts));
+                    settle((chunk, here, n), counts) && earlier
                 }
             },
         );
-        // A reading thread still reading ahead, and the dropping thread,
-        // end when their channels close; the scope waits for both.
+        // The chunk beside, if one is being filed, ends the walk with it;
+        // then the threads end as their channels close, and the scope waits.
+        if let Some(f) = beside.as_mut().and_then(Beside::wait) {
+            settle(f, counts);
+        }
+        drop(beside);
         drop(source);
         drop(spent);
         match failed.into_inner() {

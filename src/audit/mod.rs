@@ -241,16 +241,17 @@ impl Auditor {
         // ends, whole or not (store::day_counts); the first chunk marks
         // the run as owing them.
         let mut owed = day_counts::Owed::default();
-        let mut owing = false;
+        let owing = std::sync::atomic::AtomicBool::new(false);
         let file = |conn: &mut DbConn, chunk: &[Candidate], judged: &mut Judged, counts: &mut Counts| {
+            use std::sync::atomic::Ordering::Relaxed;
             let moved = backend::write_tx(conn, |conn| {
                 self.keep_lease(conn, &run.holder)?;
-                if !owing {
+                if !owing.load(Relaxed) {
                     day_counts::owe(conn, run.id)?;
                 }
                 self.file_chunk(conn, chunk, judged, &filing, counts)
             })?;
-            owing = true;
+            owing.store(true, Relaxed);
             judged.judged_days = moved;
             Ok(())
         };
@@ -261,8 +262,14 @@ impl Auditor {
         // pool has one to spare; an incremental one, and a full one without
         // it, reads them on this one between the filings.
         let reader = if run.full { self.spare_connection() } else { None };
-        let walked = chunks::pipelined(conn, reader, walk, judge, (file, owe_moved), counts);
-        if owing {
+        // On PostgreSQL a full scan files every other chunk on a second
+        // connection too (`chunks`); SQLite has one writer.
+        let beside = match (run.full, &*conn) {
+            (true, DbConn::Pg(_)) => self.spare_connection(),
+            _ => None,
+        };
+        let walked = chunks::pipelined(conn, (reader, beside), walk, judge, (file, owe_moved), counts);
+        if owing.into_inner() {
             if let Err(e) = day_counts::settle(conn, run.id, owed) {
                 // The walk's own error says why the scan stopped; the run
                 // stays marked and the next scan counts the days again.

@@ -14,14 +14,19 @@ use crate::helpers::{spawn_app_with, Backend, TestApp};
 crate::on_both!(
     a_scan_that_stops_half_way_adds_what_its_chunks_moved,
     counts_a_scan_could_not_add_are_counted_again_by_the_next,
-    a_scan_whose_counts_were_counted_again_adds_nothing_after
+    a_scan_whose_counts_were_counted_again_adds_nothing_after,
+    a_scan_a_case_a_chunk_files_what_one_chunk_does
 );
 
 const AS_OF: &str = "2026-05-20T00:00:00+02:00";
 
 /// Five cases without an IM, judged one case a chunk.
 fn county(b: Backend) -> TestApp {
-    let app = spawn_app_with(b, |cfg| cfg.scan.chunk_cases = 1);
+    let app = spawn_app_with(b, |cfg| {
+        cfg.scan.chunk_cases = 1;
+        // Room for the scan's reading and second writing connection.
+        cfg.pool_size = 8;
+    });
     assert_eq!(app.post_units(UNITS).status, 200);
     let events: Vec<String> = (1..=5).map(|i| im_missing(&format!("C{i}"), i)).collect();
     assert_eq!(app.post_events(&(events.join("\n") + "\n")).status, 200);
@@ -158,4 +163,44 @@ fn a_scan_whose_counts_were_counted_again_adds_nothing_after(b: Backend) {
     );
     assert_eq!(day_counts::stored(conn).unwrap(), counted, "nothing added twice");
     assert_eq!(day_counts::catch_up(conn).unwrap(), Vec::<i64>::new());
+}
+
+/// What a scan left that a person or the follow-up reads: each
+/// deviation's case, rule, status, unit and due; the mail queued; the day
+/// counts; the case facts.
+fn filed(app: &TestApp) -> (Vec<String>, usize, svu_vakt::store::followup::Delta, i64) {
+    let mut deviations: Vec<String> = app
+        .deviations()
+        .iter()
+        .map(|d| format!("{:?} {} {} {:?} {}", d.case_id, d.rule, d.status, d.unit, d.due))
+        .collect();
+    deviations.sort();
+    let mut c = app.conn();
+    let facts = crate::deviation_links::count(&mut c, "SELECT count(*) AS n FROM case_facts");
+    (
+        deviations,
+        app.outbox().len(),
+        day_counts::stored(&mut c).unwrap(),
+        facts,
+    )
+}
+
+/// A full scan a case a chunk (on PostgreSQL every other chunk filed on a
+/// second connection beside the scan's, `audit::chunks`) leaves what one
+/// chunk of every case does.
+fn a_scan_a_case_a_chunk_files_what_one_chunk_does(b: Backend) {
+    let chunked = county(b);
+    assert_eq!(chunked.scan(AS_OF).status, 200);
+    let whole = spawn_app_with(b, |cfg| {
+        cfg.scan.chunk_cases = 5000;
+        cfg.pool_size = 8;
+    });
+    assert_eq!(whole.post_units(UNITS).status, 200);
+    let events: Vec<String> = (1..=5).map(|i| im_missing(&format!("C{i}"), i)).collect();
+    assert_eq!(whole.post_events(&(events.join("\n") + "\n")).status, 200);
+    assert_eq!(whole.scan(AS_OF).status, 200);
+    let (a, b_) = (filed(&chunked), filed(&whole));
+    let of_cases = a.0.iter().filter(|d| d.starts_with("Some")).count();
+    assert_eq!(of_cases, 5, "a deviation for each case: {:?}", a.0);
+    assert_eq!(a, b_);
 }
