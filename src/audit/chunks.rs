@@ -134,6 +134,32 @@ impl Counts {
     }
 }
 
+/// The chunks' filings, taken in the order read: a committed chunk is
+/// counted and handed on to be dropped; a failure stops the walk.
+struct Settled<'f> {
+    spent: mpsc::SyncSender<(Vec<Candidate>, Judged)>,
+    chunk_no: usize,
+    failed: &'f RefCell<Option<anyhow::Error>>,
+}
+
+impl Settled<'_> {
+    fn take(&mut self, (chunk, result, n): Filed, counts: &mut Counts) -> bool {
+        match result {
+            Ok(judged) => {
+                counts.absorb(n);
+                self.chunk_no += 1;
+                fault_injection(self.chunk_no);
+                let _ = self.spent.send((chunk, judged));
+                true
+            }
+            Err(e) => {
+                self.failed.borrow_mut().get_or_insert(e);
+                false
+            }
+        }
+    }
+}
+
 /// Walks the candidates a chunk at a time: reads each chunk's events (on
 /// `reader`, a second connection, on a thread of its own; on `conn`
 /// between the filings without one), `judge`s them on the workers,
@@ -169,22 +195,12 @@ where
         // The source and the sink both run on this thread, one at a time.
         let conn = RefCell::new(conn);
         let failed: RefCell<Option<anyhow::Error>> = RefCell::new(None);
-        let mut chunk_no = 0;
-        // A chunk's filing, taken in the chunks' order: committed, it is
-        // counted and handed on; else the walk stops.
-        let mut settle = |(chunk, result, n): Filed, counts: &mut Counts| match result {
-            Ok(judged) => {
-                counts.absorb(n);
-                chunk_no += 1;
-                fault_injection(chunk_no);
-                let _ = spent.send((chunk, judged));
-                true
-            }
-            Err(e) => {
-                failed.borrow_mut().get_or_insert(e);
-                false
-            }
+        let mut settled = Settled {
+            spent,
+            chunk_no: 0,
+            failed: &failed,
         };
+        let mut settle = |filed: Filed, counts: &mut Counts| settled.take(filed, counts);
         let mut read_next = || -> anyhow::Result<Option<Chunk>> {
             match &mut source {
                 Source::Here(walk) => read_chunk(&mut conn.borrow_mut(), walk),
@@ -227,7 +243,7 @@ where
         }
         drop(beside);
         drop(source);
-        drop(spent);
+        drop(settled);
         match failed.into_inner() {
             Some(e) => Err(e),
             None => Ok(()),

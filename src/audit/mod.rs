@@ -258,17 +258,8 @@ impl Auditor {
         // On the thread that drops the filed chunks (a twentieth of the
         // writing thread's time: tens of thousands of keys a chunk).
         let owe_moved = |judged: Judged| owed.merge(judged.judged_days);
-        // A full scan reads its chunks on a second connection, when the
-        // pool has one to spare; an incremental one, and a full one without
-        // it, reads them on this one between the filings.
-        let reader = if run.full { self.spare_connection() } else { None };
-        // On PostgreSQL a full scan files every other chunk on a second
-        // connection too (`chunks`); SQLite has one writer.
-        let beside = match (run.full, &*conn) {
-            (true, DbConn::Pg(_)) => self.spare_connection(),
-            _ => None,
-        };
-        let walked = chunks::pipelined(conn, (reader, beside), walk, judge, (file, owe_moved), counts);
+        let spares = self.spares(conn, run.full);
+        let walked = chunks::pipelined(conn, spares, walk, judge, (file, owe_moved), counts);
         if owing.into_inner() {
             if let Err(e) = day_counts::settle(conn, run.id, owed) {
                 // The walk's own error says why the scan stopped; the run
@@ -300,6 +291,23 @@ impl Auditor {
         } else {
             run.reference - Duration::days(self.mail.max_age_days)
         }
+    }
+
+    /// A full scan reads its chunks on a second connection and, on
+    /// PostgreSQL, files every other one on a third (`chunks`; SQLite has
+    /// one writer), when the pool has them idle; an incremental one reads
+    /// and files on its own.
+    fn spares(
+        &self,
+        conn: &DbConn,
+        full: bool,
+    ) -> (Option<crate::store::PooledConn>, Option<crate::store::PooledConn>) {
+        let reader = if full { self.spare_connection() } else { None };
+        let beside = match (full, conn) {
+            (true, DbConn::Pg(_)) => self.spare_connection(),
+            _ => None,
+        };
+        (reader, beside)
     }
 
     /// A connection of the pool that is idle now (r2d2 keeps the pool's
