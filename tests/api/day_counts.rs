@@ -22,8 +22,13 @@ const AS_OF: &str = "2026-05-20T00:00:00+02:00";
 
 /// Five cases without an IM, judged one case a chunk.
 fn county(b: Backend) -> TestApp {
+    county_in_chunks(b, 1)
+}
+
+/// Five cases without an IM, judged `chunk_cases` cases a chunk.
+fn county_in_chunks(b: Backend, chunk_cases: i64) -> TestApp {
     let app = spawn_app_with(b, |cfg| {
-        cfg.scan.chunk_cases = 1;
+        cfg.scan.chunk_cases = chunk_cases;
         // Room for the scan's reading and second writing connection.
         cfg.pool_size = 8;
     });
@@ -191,13 +196,7 @@ fn filed(app: &TestApp) -> (Vec<String>, usize, svu_vakt::store::followup::Delta
 fn a_scan_a_case_a_chunk_files_what_one_chunk_does(b: Backend) {
     let chunked = county(b);
     assert_eq!(chunked.scan(AS_OF).status, 200);
-    let whole = spawn_app_with(b, |cfg| {
-        cfg.scan.chunk_cases = 5000;
-        cfg.pool_size = 8;
-    });
-    assert_eq!(whole.post_units(UNITS).status, 200);
-    let events: Vec<String> = (1..=5).map(|i| im_missing(&format!("C{i}"), i)).collect();
-    assert_eq!(whole.post_events(&(events.join("\n") + "\n")).status, 200);
+    let whole = county_in_chunks(b, 5000);
     assert_eq!(whole.scan(AS_OF).status, 200);
     let (a, b_) = (filed(&chunked), filed(&whole));
     let of_cases = a.0.iter().filter(|d| d.starts_with("Some")).count();

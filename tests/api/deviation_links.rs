@@ -6,7 +6,7 @@
 //! hand would break it.
 
 use diesel::prelude::*;
-use svu_vakt::store::DbConn;
+use svu_vakt::store::{DbConn, PooledConn};
 
 use crate::core::{im_missing, UNITS};
 use crate::helpers::{spawn_app, Backend, TestApp};
@@ -155,7 +155,7 @@ fn a_deviation_with_history_is_kept_and_one_without_takes_its_parties_along(b: B
 fn a_delete_beside_a_history_line_being_added_waits_for_it_and_is_refused(b: Backend) {
     let app = county(b);
     let mut writer = app.conn();
-    let mut deleter = app.conn();
+    let deleter = app.conn();
     let gone = ids(&mut writer)[1];
     run(
         &mut writer,
@@ -176,18 +176,31 @@ fn a_delete_beside_a_history_line_being_added_waits_for_it_and_is_refused(b: Bac
         "INSERT INTO deviation_history (deviation_id, at, actor, to_status) VALUES ({gone}, '2026-05-20 00:00:00', 'test', 'ny')"
     );
     assert_eq!(run(&mut writer, &line).unwrap(), 1);
+    let delete = format!("DELETE FROM deviations WHERE id = {gone}");
+    waits_then_refused(&mut writer, deleter, delete, "the history line is there now");
+    assert_eq!(
+        count(
+            &mut writer,
+            &format!("SELECT count(*) AS n FROM deviations WHERE id = {gone}")
+        ),
+        1
+    );
+}
+
+/// Runs `delete` on `deleter` while `writer`'s transaction is open: it
+/// waits for the transaction, which is then committed, and is refused as
+/// a broken foreign key is (`why` it must be).
+pub(crate) fn waits_then_refused(writer: &mut DbConn, mut deleter: PooledConn, delete: String, why: &str) {
+    use std::time::Duration;
     let (done, result) = std::sync::mpsc::channel();
-    let delete = std::thread::spawn(move || {
-        let conn: &mut DbConn = &mut deleter;
-        let _ = done.send(run(conn, &format!("DELETE FROM deviations WHERE id = {gone}")));
+    let deleting = std::thread::spawn(move || {
+        let _ = done.send(run(&mut deleter, &delete));
     });
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    std::thread::sleep(Duration::from_millis(500));
     assert!(result.try_recv().is_err(), "the delete waits for the open transaction");
-    run(&mut writer, "COMMIT").unwrap();
-    let deleted = result
-        .recv_timeout(std::time::Duration::from_secs(20))
-        .expect("the delete ended");
-    delete.join().unwrap();
+    run(writer, "COMMIT").unwrap();
+    let deleted = result.recv_timeout(Duration::from_secs(20)).expect("the delete ended");
+    deleting.join().unwrap();
     assert!(
         matches!(
             deleted,
@@ -196,13 +209,6 @@ fn a_delete_beside_a_history_line_being_added_waits_for_it_and_is_refused(b: Bac
                 _
             ))
         ),
-        "refused: the history line is there now: {deleted:?}"
-    );
-    assert_eq!(
-        count(
-            &mut writer,
-            &format!("SELECT count(*) AS n FROM deviations WHERE id = {gone}")
-        ),
-        1
+        "refused: {why}: {deleted:?}"
     );
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use svu_vakt::store::DbConn;
 
 use crate::core::{im_missing, UNITS};
-use crate::deviation_links::{count, refused, run};
+use crate::deviation_links::{count, refused, run, waits_then_refused};
 use crate::helpers::{spawn_app, Backend, TestApp};
 
 crate::on_both!(
@@ -107,34 +107,14 @@ fn a_batch_with_events_is_kept_and_remove_batch_takes_both(b: Backend) {
 fn a_delete_beside_an_event_being_added_waits_for_it_and_is_refused(b: Backend) {
     let (app, ids) = county(b);
     let mut writer = app.conn();
-    let mut deleter = app.conn();
+    let deleter = app.conn();
     let gone = ids[1];
     run(&mut writer, &format!("DELETE FROM events WHERE batch_id = {gone}")).unwrap();
 
     begin(&mut writer, b);
     assert_eq!(run(&mut writer, &event("H1", gone)).unwrap(), 1);
-    let (done, result) = mpsc::channel();
-    let delete = std::thread::spawn(move || {
-        let _ = done.send(run(
-            &mut deleter,
-            &format!("DELETE FROM ingest_batches WHERE id = {gone}"),
-        ));
-    });
-    std::thread::sleep(Duration::from_millis(500));
-    assert!(result.try_recv().is_err(), "the delete waits for the open transaction");
-    run(&mut writer, "COMMIT").unwrap();
-    let deleted = result.recv_timeout(Duration::from_secs(20)).expect("the delete ended");
-    delete.join().unwrap();
-    assert!(
-        matches!(
-            deleted,
-            Err(diesel::result::Error::DatabaseError(
-                diesel::result::DatabaseErrorKind::ForeignKeyViolation,
-                _
-            ))
-        ),
-        "refused: the event is there now: {deleted:?}"
-    );
+    let delete = format!("DELETE FROM ingest_batches WHERE id = {gone}");
+    waits_then_refused(&mut writer, deleter, delete, "the event is there now");
     assert_eq!(batch_ids(&mut writer), ids);
 }
 
