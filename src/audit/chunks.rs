@@ -1,11 +1,12 @@
 //! The scan's chunks on every core: the scan's thread files chunks, worker
 //! threads unpack and judge them (`crate::parallel::ordered_map_ahead`).
-//! Judging needs no database (the rules on the events read), so the writing
-//! connection stays on the scan's thread; the chunks are filed in the order
-//! they were read, each in its own transaction, as on one thread. The
-//! chunks are read on a thread and connection of their own when the pool
-//! has one to spare, else on the scan's thread between its transactions;
-//! a filed chunk is dropped on a thread of its own.
+//! Judging needs no database (the rules on the events read); each chunk is
+//! filed in its own transaction and its outcome taken in the order read. A
+//! full scan on PostgreSQL files every other chunk on a second writing
+//! connection on a thread of its own ([`Beside`]), the first chunk alone.
+//! The chunks are read on a thread and connection of their own when the
+//! pool has one to spare, else on the scan's thread between its
+//! transactions; a filed chunk is dropped on a thread of its own.
 
 use std::cell::RefCell;
 use std::sync::mpsc;
@@ -67,6 +68,17 @@ impl Source {
         });
         Source::Thread(read_rx)
     }
+
+    /// The next chunk: read here on `conn`, or from the reading thread.
+    fn next(&mut self, conn: &mut DbConn) -> anyhow::Result<Option<Chunk>> {
+        match self {
+            Source::Here(walk) => read_chunk(conn, walk),
+            // Asked again only while the thread has not said it ended.
+            Source::Thread(rx) => rx
+                .recv()
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("läsningen av ärendena avbröts"))),
+        }
+    }
 }
 
 /// PostgreSQL, a full scan: a second connection that files every other
@@ -74,7 +86,7 @@ impl Source {
 /// The server took turns with the scan's one writing connection: a first
 /// full scan of 100 000 cases kept the two cores a third idle. Chunks hold
 /// other cases, so the two transactions lock no row in common (the run's
-/// `days_owed` mark aside, set by the first chunks).
+/// `days_owed` mark is set by the first chunk, filed alone).
 struct Beside {
     to: Option<mpsc::Sender<(Vec<Candidate>, Judged)>>,
     from: mpsc::Receiver<Filed>,
@@ -200,20 +212,10 @@ where
             chunk_no: 0,
             failed: &failed,
         };
-        let mut settle = |filed: Filed, counts: &mut Counts| settled.take(filed, counts);
-        let mut read_next = || -> anyhow::Result<Option<Chunk>> {
-            match &mut source {
-                Source::Here(walk) => read_chunk(&mut conn.borrow_mut(), walk),
-                // Asked again only while the thread has not said it ended.
-                Source::Thread(rx) => rx
-                    .recv()
-                    .unwrap_or_else(|_| Err(anyhow::anyhow!("läsningen av ärendena avbröts"))),
-            }
-        };
         crate::parallel::ordered_map_ahead(
             CHUNKS_AHEAD,
             || {
-                read_next().unwrap_or_else(|e| {
+                source.next(&mut conn.borrow_mut()).unwrap_or_else(|e| {
                     failed.borrow_mut().get_or_insert(e);
                     None
                 })
@@ -222,24 +224,34 @@ where
                 let judged = judge(&chunk, read);
                 (chunk, judged)
             },
-            |(chunk, judged)| match (judged, beside.as_mut().filter(|b| !b.busy)) {
-                (Err(e), _) => settle((chunk, Err(e), Counts::default()), counts),
-                (Ok(judged), Some(b)) => {
-                    b.busy = true;
-                    b.to.as_ref().is_some_and(|to| to.send((chunk, judged)).is_ok())
-                }
-                (Ok(mut judged), None) => {
-                    let mut n = Counts::default();
-                    let here = file(&mut conn.borrow_mut(), &chunk, &mut judged, &mut n).map(|()| judged);
-                    let earlier = beside.as_mut().and_then(Beside::wait).is_none_or(|f| settle(f, counts));
-                    settle((chunk, here, n), counts) && earlier
-                }
+            |(chunk, judged)| {
+                // The first chunk alone: it sets the run's `days_owed` mark,
+                // which the next would wait for.
+                let idle = beside.as_mut().filter(|b| !b.busy && settled.chunk_no > 0);
+                let here = match (judged, idle) {
+                    (Ok(judged), Some(b)) => {
+                        b.busy = true;
+                        return b.to.as_ref().is_some_and(|to| to.send((chunk, judged)).is_ok());
+                    }
+                    (Ok(mut judged), None) => {
+                        let mut n = Counts::default();
+                        let here = file(&mut conn.borrow_mut(), &chunk, &mut judged, &mut n).map(|()| judged);
+                        (chunk, here, n)
+                    }
+                    (Err(e), _) => (chunk, Err(e), Counts::default()),
+                };
+                // The chunk beside came first.
+                let earlier = beside
+                    .as_mut()
+                    .and_then(Beside::wait)
+                    .is_none_or(|f| settled.take(f, counts));
+                settled.take(here, counts) && earlier
             },
         );
         // The chunk beside, if one is being filed, ends the walk with it;
         // then the threads end as their channels close, and the scope waits.
         if let Some(f) = beside.as_mut().and_then(Beside::wait) {
-            settle(f, counts);
+            settled.take(f, counts);
         }
         drop(beside);
         drop(source);
@@ -252,7 +264,9 @@ where
 }
 
 /// For the crash tests: `SVU_VAKT_FAULT_ABORT_AFTER_CHUNKS=N` kills the
-/// process right after the N-th chunk is committed, as a power cut would.
+/// process right after the N-th chunk's commit is taken, as a power cut
+/// would (on PostgreSQL with a chunk beside, the next may be committed too:
+/// at least N are).
 /// Only in a build with the `fault-injection` feature, which `cargo test`
 /// turns on and a release build does not have (Cargo.toml).
 #[cfg(feature = "fault-injection")]

@@ -303,8 +303,9 @@ impl Auditor {
         full: bool,
     ) -> (Option<crate::store::PooledConn>, Option<crate::store::PooledConn>) {
         let reader = if full { self.spare_connection() } else { None };
+        // Only with another left idle for the pages, the API and the mail.
         let beside = match (full, conn) {
-            (true, DbConn::Pg(_)) => self.spare_connection(),
+            (true, DbConn::Pg(_)) if self.pool.state().idle_connections >= 2 => self.spare_connection(),
             _ => None,
         };
         (reader, beside)
