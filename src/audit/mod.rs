@@ -188,6 +188,9 @@ impl Auditor {
         };
         scans::finish(&mut conn, run_id, &tally, status, error.as_deref()).map_err(|e| anyhow::anyhow!(e))?;
         result?;
+        if full {
+            crate::store::bulk::tidy_after_full_scan(&mut conn);
+        }
         tracing::info!(
             run = run_id,
             cases = counts.cases_evaluated,
