@@ -39,6 +39,10 @@ use summary::summarise;
 /// How long a scan holds the SQLite lease before it must renew it.
 const LEASE_MINUTES: i64 = 30;
 
+/// An incremental scan that judged this many cases walked the county (more
+/// than `candidates` lists): its tables are tidied as after a full scan.
+const TIDY_AFTER_CASES: usize = 200_000;
+
 /// Everything a scan needs, shared by `serve`, `scan` and the API.
 pub struct Auditor {
     pub pool: Pool,
@@ -188,7 +192,7 @@ impl Auditor {
         };
         scans::finish(&mut conn, run_id, &tally, status, error.as_deref()).map_err(|e| anyhow::anyhow!(e))?;
         result?;
-        if full {
+        if full || counts.cases_evaluated >= TIDY_AFTER_CASES {
             crate::store::bulk::tidy_after_full_scan(&mut conn);
         }
         tracing::info!(

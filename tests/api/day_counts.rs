@@ -16,7 +16,7 @@ crate::on_both!(
     counts_a_scan_could_not_add_are_counted_again_by_the_next,
     a_scan_whose_counts_were_counted_again_adds_nothing_after,
     a_scan_a_case_a_chunk_files_what_one_chunk_does,
-    a_full_scan_leaves_postgres_its_cases_vacuumed_and_counted
+    a_full_scan_leaves_postgres_its_tables_vacuumed_and_counted
 );
 
 const AS_OF: &str = "2026-05-20T00:00:00+02:00";
@@ -210,7 +210,7 @@ fn a_scan_a_case_a_chunk_files_what_one_chunk_does(b: Backend) {
 /// summarised reads neither the dead versions nor the whole table (a
 /// sequential scan on the import's statistics was most of an idle scan at
 /// 1 M cases). SQLite has no such statistics to renew.
-fn a_full_scan_leaves_postgres_its_cases_vacuumed_and_counted(b: Backend) {
+fn a_full_scan_leaves_postgres_its_tables_vacuumed_and_counted(b: Backend) {
     let app = county(b);
     assert_eq!(app.scan(AS_OF).status, 200);
     if b == Backend::Sqlite {
@@ -223,4 +223,11 @@ fn a_full_scan_leaves_postgres_its_cases_vacuumed_and_counted(b: Backend) {
          WHERE relname = 'cases' AND last_vacuum IS NOT NULL AND last_analyze IS NOT NULL",
     );
     assert_eq!(tidied, 1, "cases vacuumed and analysed after the full scan");
+    // The tables the scan filled have statistics for the next scans' plans.
+    let analysed = crate::deviation_links::count(
+        &mut c,
+        "SELECT count(*) AS n FROM pg_stat_user_tables WHERE last_analyze IS NOT NULL \
+         AND relname IN ('deviations', 'deviation_history', 'case_facts', 'obligation_days')",
+    );
+    assert_eq!(analysed, 4, "the scan's tables analysed after the full scan");
 }
