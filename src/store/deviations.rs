@@ -104,7 +104,7 @@ pub struct NewHistory<'a> {
 }
 
 /// Files many deviations (on SQLite statements of 32 rows and of one, each
-/// prepared once; multi-row inserts on PostgreSQL): their ids with their
+/// prepared once; COPY on PostgreSQL, `store::loaded`): their ids with their
 /// fingerprints.
 pub fn insert_many(conn: &mut DbConn, rows: &[NewDeviation]) -> QueryResult<Vec<(i64, String)>> {
     insert::insert_many(conn, rows)
@@ -112,21 +112,13 @@ pub fn insert_many(conn: &mut DbConn, rows: &[NewDeviation]) -> QueryResult<Vec<
 
 /// Notes each deviation's berörd part (SPEC §6): `(deviation id, unit)`.
 pub fn insert_parties(conn: &mut DbConn, parties: &[(i64, String)]) -> QueryResult<()> {
-    use deviation_parties::{deviation_id, unit};
     match conn {
         // Statements of a fixed number of rows, prepared once.
         DbConn::Sqlite(c) => {
             super::cached::insert_rows!(c, "INSERT INTO deviation_parties (deviation_id, unit) VALUES ", parties)?;
         }
-        // Two columns a row: well under the bind limit per statement.
         DbConn::Pg(c) => {
-            for chunk in parties.chunks(10_000) {
-                let rows: Vec<_> = chunk
-                    .iter()
-                    .map(|(id, u)| (deviation_id.eq(*id), unit.eq(u.as_str())))
-                    .collect();
-                diesel::insert_into(deviation_parties::table).values(&rows).execute(c)?;
-            }
+            super::loaded::parties(c, parties)?;
         }
     }
     Ok(())

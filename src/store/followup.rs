@@ -185,10 +185,6 @@ pub fn replace_cases(conn: &mut DbConn, summaries: &[CaseSummary], mut delta: De
     }
     let pending: Vec<&NewObligation> = summaries.iter().flat_map(|s| &s.pending).collect();
     insert_obligations(conn, &pending)?;
-    // A case's `case_facts` row: its facts and its packed judged obligations.
-    fn row(s: &CaseSummary) -> (&FactsRow, diesel::dsl::Eq<case_facts::judged, &str>) {
-        (&s.facts, case_facts::judged.eq(s.packed.as_str()))
-    }
     match conn {
         DbConn::Sqlite(c) => {
             let rows: Vec<NewFacts> = summaries.iter().map(NewFacts::of).collect();
@@ -201,10 +197,7 @@ pub fn replace_cases(conn: &mut DbConn, summaries: &[CaseSummary], mut delta: De
             )?;
         }
         DbConn::Pg(c) => {
-            for chunk in summaries.chunks(CHUNK) {
-                let rows: Vec<_> = chunk.iter().map(row).collect();
-                diesel::insert_into(case_facts::table).values(rows).execute(c)?;
-            }
+            super::loaded::facts(c, summaries)?;
         }
     }
     Ok(delta)

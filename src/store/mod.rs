@@ -17,6 +17,7 @@ pub mod events;
 pub mod feed;
 pub mod file_batches;
 pub mod followup;
+mod loaded;
 pub mod oidc;
 pub mod outbox;
 pub mod packed;

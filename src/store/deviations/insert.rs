@@ -7,7 +7,6 @@ use diesel::query_builder::AstPass;
 use diesel::sqlite::Sqlite;
 
 use super::NewDeviation;
-use crate::store::backend::CHUNK;
 use crate::store::cached::{insert_rows, ROWS};
 use crate::store::DbConn;
 
@@ -103,9 +102,8 @@ fn block_ids(c: &mut diesel::SqliteConnection, block: &[NewDeviation<'_>]) -> Qu
 }
 
 /// Inserts deviations, returning (id, fingerprint): on SQLite statements of
-/// a fixed number of rows and of one, on PostgreSQL multi-row statements.
+/// a fixed number of rows and of one, on PostgreSQL by COPY (`store::loaded`).
 pub(super) fn insert_many(conn: &mut DbConn, rows: &[NewDeviation<'_>]) -> QueryResult<Vec<(i64, String)>> {
-    use crate::store::schema::deviations as d;
     let mut out = Vec::with_capacity(rows.len());
     match conn {
         // Statements of a fixed number of rows prepared once, the rest
@@ -128,15 +126,7 @@ pub(super) fn insert_many(conn: &mut DbConn, rows: &[NewDeviation<'_>]) -> Query
                 out.push(deviation_row(c, row)?);
             }
         }
-        DbConn::Pg(c) => {
-            for chunk in rows.chunks(CHUNK) {
-                let ids: Vec<(i64, String)> = diesel::insert_into(d::table)
-                    .values(chunk)
-                    .returning((d::id, d::fingerprint))
-                    .get_results(c)?;
-                out.extend(ids);
-            }
-        }
+        DbConn::Pg(c) => out = crate::store::loaded::deviations(c, rows)?,
     }
     Ok(out)
 }
