@@ -33,7 +33,11 @@ fn read_chunk(conn: &mut DbConn, walk: &mut CandidateWalk) -> anyhow::Result<Opt
         return Ok(None);
     };
     let ids: Vec<&str> = chunk.iter().map(|c| c.id.as_str()).collect();
-    let read = timelines::read(conn, &ids)?;
+    let read = if walk.whole() {
+        timelines::read_run(conn, &ids)?
+    } else {
+        timelines::read(conn, &ids)?
+    };
     Ok(Some((chunk, read)))
 }
 

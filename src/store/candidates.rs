@@ -60,6 +60,12 @@ impl CandidateWalk {
         })
     }
 
+    /// Whether every chunk holds every case between its first and its last
+    /// (a walk over all cases, not a listing nor a filtered walk).
+    pub fn whole(&self) -> bool {
+        self.since.is_none() && self.listed.is_none()
+    }
+
     pub fn next_chunk(&mut self, conn: &mut DbConn) -> QueryResult<Option<Vec<Candidate>>> {
         let rows = match &mut self.listed {
             Some(ids) => {

@@ -15,7 +15,8 @@ crate::on_both!(
     ingest_keeps_each_case_packed_as_its_events,
     a_removed_batch_leaves_the_timelines_of_the_events_left,
     a_batch_and_a_removed_batch_racing_on_one_case_leave_its_row_its_events,
-    the_migration_packs_the_cases_and_a_case_without_a_row_is_read_from_events
+    the_migration_packs_the_cases_and_a_case_without_a_row_is_read_from_events,
+    a_run_of_cases_read_as_a_range_is_exactly_the_cases_listed
 );
 
 /// Two cases, out of order, across batches; C1's later batch adds events
@@ -177,4 +178,44 @@ fn the_migration_packs_the_cases_and_a_case_without_a_row_is_read_from_events(b:
     batch(&app, SECOND);
     assert_scan_reads_the_events(conn, &["C1", "X1"]);
     assert_eq!(timelines::of_cases(conn, &["X1"]).unwrap()["X1"].len(), 4);
+}
+
+/// A full scan's chunk is every case from its first to its last: its rows
+/// are read as one range of the key (`timelines::read_run`). What it reads
+/// is what a probe per case reads; a case stored inside the range after
+/// the chunk was listed is left to the next scan, and a case without its
+/// packed row is read from its events.
+fn a_run_of_cases_read_as_a_range_is_exactly_the_cases_listed(b: Backend) {
+    let app = spawn_app(b);
+    for body in [CASE_EVENTS, FIRST, SECOND] {
+        batch(&app, body);
+    }
+    let mut c = app.conn();
+    let listed = ["C1", "X1"];
+    let probed = timelines::of_cases(&mut c, &listed).unwrap();
+    assert_eq!(timelines::read_run(&mut c, &listed).unwrap().unpack().unwrap(), probed);
+    // D1 falls between C1 and X1 in the key's order.
+    batch(
+        &app,
+        r#"{"id":"d1","case":"D1","type":"inskrivning","at":"2026-06-01T08:00:00+02:00","unit":"AVD1"}"#,
+    );
+    let run = timelines::read_run(&mut c, &listed).unwrap().unpack().unwrap();
+    assert_eq!(run, probed, "the case stored since the listing is not read");
+    assert_eq!(
+        timelines::read_run(&mut c, &["C1", "D1", "X1"])
+            .unwrap()
+            .unpack()
+            .unwrap()["D1"]
+            .len(),
+        1
+    );
+    diesel::delete(case_timelines::table.filter(case_timelines::case_id.eq("X1")))
+        .execute(&mut c)
+        .unwrap();
+    assert_eq!(
+        timelines::read_run(&mut c, &listed).unwrap().unpack().unwrap(),
+        from_events(&mut c, &listed),
+        "a case without its row is read from its events"
+    );
+    assert!(timelines::read_run(&mut c, &[]).unwrap().unpack().unwrap().is_empty());
 }
