@@ -171,17 +171,23 @@ pub fn replace_cases(conn: &mut DbConn, summaries: &[CaseSummary], mut delta: De
     }
     let ids: Vec<&str> = summaries.iter().map(|s| s.case_id.as_str()).collect();
     for chunk in ids.chunks(CHUNK) {
-        let before: Vec<String> = case_facts::table
-            .filter(case_facts::case_id.eq_any(chunk))
-            .select(case_facts::judged)
-            .load(conn)?;
+        let facts = case_facts::table.filter(case_facts::case_id.eq_any(chunk));
+        // PostgreSQL deletes and returns in one look-up a case; SQLite
+        // runs `RETURNING` as a trigger with a statement journal.
+        let before: Vec<String> = match conn {
+            DbConn::Pg(c) => diesel::delete(facts).returning(case_facts::judged).get_results(c)?,
+            DbConn::Sqlite(_) => {
+                let before = facts.clone().select(case_facts::judged).load(conn)?;
+                diesel::delete(facts).execute(conn)?;
+                before
+            }
+        };
         for text in before {
             for j in unpack(&text).map_err(|e| DieselError::DeserializationError(e.into()))? {
                 count(&mut delta, &j, -1);
             }
         }
         diesel::delete(obligations::table.filter(obligations::case_id.eq_any(chunk))).execute(conn)?;
-        diesel::delete(case_facts::table.filter(case_facts::case_id.eq_any(chunk))).execute(conn)?;
     }
     let pending: Vec<&NewObligation> = summaries.iter().flat_map(|s| &s.pending).collect();
     insert_obligations(conn, &pending)?;
