@@ -144,6 +144,7 @@ impl Counts {
         self.updated += other.updated;
         self.withdrawn += other.withdrawn;
         self.unmailed += other.unmailed;
+        self.cases_noted += other.cases_noted;
         for (unit, n) in other.unmailed_by_unit {
             *self.unmailed_by_unit.entry(unit).or_default() += n;
         }

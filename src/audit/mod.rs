@@ -39,10 +39,6 @@ use summary::summarise;
 /// How long a scan holds the SQLite lease before it must renew it.
 const LEASE_MINUTES: i64 = 30;
 
-/// An incremental scan that judged this many cases walked the county (more
-/// than `candidates` lists): its tables are tidied as after a full scan.
-const TIDY_AFTER_CASES: usize = 200_000;
-
 /// Everything a scan needs, shared by `serve`, `scan` and the API.
 pub struct Auditor {
     pub pool: Pool,
@@ -63,6 +59,9 @@ pub struct Counts {
     pub unmailed: usize,
     #[serde(skip)]
     pub unmailed_by_unit: BTreeMap<String, usize>,
+    /// Cases whose scan columns the scan wrote (`cases::note_judged`).
+    #[serde(skip)]
+    pub cases_noted: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -192,9 +191,7 @@ impl Auditor {
         };
         scans::finish(&mut conn, run_id, &tally, status, error.as_deref()).map_err(|e| anyhow::anyhow!(e))?;
         result?;
-        if full || counts.cases_evaluated >= TIDY_AFTER_CASES {
-            crate::store::bulk::tidy_after_full_scan(&mut conn);
-        }
+        crate::store::bulk::tidy_after_scan(&mut conn, full, (counts.cases_evaluated, counts.cases_noted));
         tracing::info!(
             run = run_id,
             cases = counts.cases_evaluated,
@@ -398,7 +395,9 @@ impl Auditor {
         }
         // The cases' rows after the deviations', in the order a person's
         // change of status takes them: no lock cycle on PostgreSQL.
-        cases::note_judged(conn, &noted(chunk, judged, filing.backfill, &reopened))?;
+        let noted = noted(chunk, judged, filing.backfill, &reopened);
+        counts.cases_noted += noted.len();
+        cases::note_judged(conn, &noted)?;
         Ok(moved)
     }
 

@@ -67,9 +67,24 @@ pub fn analyze_after_load(conn: &mut DbConn) -> QueryResult<()> {
 /// other tables are read by their keys.
 const SCAN_STATISTICS: &str = "ANALYZE deviations (case_id)";
 
-/// After a scan that judged the county on PostgreSQL (a full scan, or an
-/// incremental one that walked every case): it rewrote every case's scan
-/// columns, so `cases` holds a dead row version for each live one, its
+/// An incremental scan that judged this many cases walked the county (more
+/// than `candidates` lists): it is tidied as a full scan is.
+const TIDY_AFTER_CASES: usize = 200_000;
+
+/// After a scan on PostgreSQL that judged the county (a full scan, or an
+/// incremental one of [`TIDY_AFTER_CASES`] or more) and wrote the scan
+/// columns of more than half the cases it judged, as a first scan does
+/// ([`tidy_after_full_scan`]). A full re-scan that changed little leaves
+/// no more dead rows than autovacuum's own threshold, and its tidying was
+/// a fifth of a re-scan of 100 000 cases.
+pub fn tidy_after_scan(conn: &mut DbConn, full: bool, (judged, noted): (usize, usize)) {
+    if (full || judged >= TIDY_AFTER_CASES) && noted * 2 > judged {
+        tidy_after_full_scan(conn);
+    }
+}
+
+/// After a scan that judged the county on PostgreSQL: it rewrote every
+/// case's scan columns, so `cases` holds a dead row version for each live one, its
 /// partial index of cases never summarised as many dead entries, and
 /// statistics from before (an import's: every case unsummarised). The next
 /// scans' query for cases never summarised then read the whole table
