@@ -249,7 +249,7 @@ fn facts_sql(rows: usize, mark: impl Fn(usize) -> String) -> String {
 }
 
 /// Inserts history lines: on SQLite statements of a fixed number of rows
-/// prepared once (`insert_rows!`), on PostgreSQL multi-row statements.
+/// prepared once (`insert_rows!`), on PostgreSQL by COPY.
 pub fn insert_history(conn: &mut DbConn, rows: &[super::deviations::NewHistory<'_>]) -> QueryResult<usize> {
     use super::schema::deviation_history as h;
     let mut n = 0;

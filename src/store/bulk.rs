@@ -1,7 +1,8 @@
 //! What a connection does differently while it loads a file or scans a
 //! whole county: a larger page cache and fewer checkpoints of its own (an
 //! import's WAL folded into the database beside it), fresh planner
-//! statistics after a load.
+//! statistics after a load, and on PostgreSQL a vacuum and statistics
+//! after a scan that judged the county.
 //! Backend-specific, as `backend` is.
 
 use diesel::prelude::*;
@@ -71,14 +72,57 @@ const SCAN_STATISTICS: &str = "ANALYZE deviations (case_id)";
 /// than `candidates` lists): it is tidied as a full scan is.
 const TIDY_AFTER_CASES: usize = 200_000;
 
+/// What PostgreSQL says of the tables a scan tidies.
+#[derive(QueryableByName)]
+struct TidyState {
+    /// The connection's role may vacuum and analyse them (owns them or
+    /// has the owner's rights): another role's `VACUUM` is skipped with a
+    /// mere warning, so it is not sent.
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    owner: bool,
+    /// `cases` holds dead row versions for more than a fifth of its live
+    /// ones (autovacuum's own threshold): a first scan cut short and
+    /// finished by the next leaves them although that one wrote little.
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    dead: bool,
+    /// `deviations` was never analysed, by hand or by autovacuum.
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    unanalysed: bool,
+}
+
+const TIDY_STATE: &str = "SELECT pg_has_role(c.relowner, 'USAGE') AS owner, \
+     COALESCE(s.n_dead_tup * 5 > s.n_live_tup, false) AS dead, \
+     COALESCE((SELECT d.last_analyze IS NULL AND d.last_autoanalyze IS NULL FROM pg_stat_user_tables d \
+               WHERE d.relid = 'deviations'::regclass), true) AS unanalysed \
+     FROM pg_class c LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid WHERE c.oid = 'cases'::regclass";
+
 /// After a scan on PostgreSQL that judged the county (a full scan, or an
-/// incremental one of [`TIDY_AFTER_CASES`] or more) and wrote the scan
-/// columns of more than half the cases it judged, as a first scan does
-/// ([`tidy_after_full_scan`]). A full re-scan that changed little leaves
-/// no more dead rows than autovacuum's own threshold, and its tidying was
-/// a fifth of a re-scan of 100 000 cases.
+/// incremental one of [`TIDY_AFTER_CASES`] or more): [`tidy_after_full_scan`]
+/// when the scan wrote the scan columns of more than a fifth of the cases
+/// it judged (autovacuum's threshold; a first scan writes them all), when
+/// `cases` holds that many dead rows anyway, or when `deviations` was
+/// never analysed. A full re-scan that changed little is not tidied (its
+/// tidying was a fifth of a re-scan of 100 000 cases). A role that does
+/// not own the tables (the service role of `ops/postgres/setup.sql`)
+/// leaves them to autovacuum, with a warning that says so.
 pub fn tidy_after_scan(conn: &mut DbConn, full: bool, (judged, noted): (usize, usize)) {
-    if (full || judged >= TIDY_AFTER_CASES) && noted * 2 > judged {
+    let DbConn::Pg(c) = conn else { return };
+    if !(full || judged >= TIDY_AFTER_CASES) {
+        return;
+    }
+    let state = match diesel::sql_query(TIDY_STATE).get_result::<TidyState>(c) {
+        Ok(state) => state,
+        Err(e) => {
+            tracing::warn!("tabellernas skick kunde inte läsas efter granskningen: {e}");
+            return;
+        }
+    };
+    if !state.owner {
+        tracing::warn!(
+            "ärendetabellen städas inte efter granskningen: databasrollen äger inte tabellerna \
+             (autovacuum gör det; se docs/OPERATIONS.md)"
+        );
+    } else if noted * 5 > judged || state.dead || state.unanalysed {
         tidy_after_full_scan(conn);
     }
 }
@@ -93,7 +137,7 @@ pub fn tidy_after_scan(conn: &mut DbConn, full: bool, (judged, noted): (usize, u
 /// deviations are analysed too ([`SCAN_STATISTICS`]). Outside a
 /// transaction; a failure is logged (autovacuum comes later) and the scan
 /// stands. SQLite: nothing (its idle scan stays at 0.02 s).
-pub fn tidy_after_full_scan(conn: &mut DbConn) {
+fn tidy_after_full_scan(conn: &mut DbConn) {
     use diesel::connection::SimpleConnection;
     if let DbConn::Pg(c) = conn {
         // Two statements sent apart: sent together they run in one implicit

@@ -141,7 +141,8 @@ pub(super) fn deviations(c: &mut PgConnection, rows: &[NewDeviation<'_>]) -> Que
     .collect();
     ids.sort_unstable();
     if ids.len() != rows.len() {
-        return Err(diesel::result::Error::NotFound);
+        let why = format!("{} id ur sekvensen för {} avvikelser", ids.len(), rows.len());
+        return Err(diesel::result::Error::QueryBuilderError(why.into()));
     }
     let numbered: Vec<Numbered> = ids.iter().zip(rows).map(|(id, d)| Numbered::of(*id, d)).collect();
     diesel::copy_from(deviations::table)
