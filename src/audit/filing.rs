@@ -47,6 +47,9 @@ pub struct Filing<'a> {
     pub units: &'a Units,
     pub scan_id: i64,
     pub backfill: bool,
+    /// A full scan: each chunk is every case from its first to its last
+    /// (`CandidateWalk::whole`), its deviations read as a range of the key.
+    pub whole: bool,
     /// Deviations due before this are filed without mail.
     pub mail_cutoff: DateTime<Utc>,
     pub active: &'a HashSet<RuleId>,

@@ -105,6 +105,7 @@ fn file_each_kind(n: usize) -> Filed {
         units: &units,
         scan_id: 1,
         backfill: false,
+        whole: false,
         mail_cutoff: DateTime::<Utc>::MIN_UTC,
         active: &active,
     };

@@ -225,6 +225,7 @@ impl Auditor {
             units: &units,
             scan_id: run.id,
             backfill: run.backfill,
+            whole: run.full,
             mail_cutoff: self.mail_cutoff(run),
             active: &active,
         };
@@ -246,6 +247,7 @@ impl Auditor {
         // the run as owing them.
         let mut owed = day_counts::Owed::default();
         let owing = std::sync::atomic::AtomicBool::new(false);
+        let statistics = crate::store::bulk::FilingStatistics::new(conn);
         let file = |conn: &mut DbConn, chunk: &[Candidate], judged: &mut Judged, counts: &mut Counts| {
             use std::sync::atomic::Ordering::Relaxed;
             let moved = backend::write_tx(conn, |conn| {
@@ -256,6 +258,7 @@ impl Auditor {
                 self.file_chunk(conn, chunk, judged, &filing, counts)
             })?;
             owing.store(true, Relaxed);
+            statistics.after_chunk(conn);
             judged.judged_days = moved;
             Ok(())
         };
@@ -390,7 +393,7 @@ impl Auditor {
         let ids: Vec<&str> = judged.to_file.iter().map(|(id, _)| id.as_str()).collect();
         let mut reopened = HashSet::new();
         if !ids.is_empty() {
-            let existing = deviations::by_cases(conn, &ids)?;
+            let existing = deviations::by_cases(conn, &ids, filing.whole)?;
             reopened = filing.apply(conn, &judged.findings, existing, counts)?;
         }
         // The cases' rows after the deviations', in the order a person's

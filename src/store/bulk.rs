@@ -1,8 +1,9 @@
 //! What a connection does differently while it loads a file or scans a
 //! whole county: a larger page cache and fewer checkpoints of its own (an
 //! import's WAL folded into the database beside it), fresh planner
-//! statistics after a load, and on PostgreSQL a vacuum and statistics
-//! after a scan that judged the county.
+//! statistics after a load, and on PostgreSQL statistics on the
+//! deviations while a scan files them and after a scan that judged the
+//! county.
 //! Backend-specific, as `backend` is.
 
 use diesel::prelude::*;
@@ -68,44 +69,107 @@ pub fn analyze_after_load(conn: &mut DbConn) -> QueryResult<()> {
 /// other tables are read by their keys.
 const SCAN_STATISTICS: &str = "ANALYZE deviations (case_id)";
 
+/// Statistics on `deviations.case_id` while a scan files, on PostgreSQL.
+/// Each chunk locks its cases' deviations (`deviations::by_cases`,
+/// `case_id = ANY(…) ORDER BY id`), planned from them. Without any — a
+/// table never analysed since it was empty, which a first full scan fills
+/// from nothing — the planner takes each of the chunk's 5 000 ids to match
+/// a two-hundredth of the table, so all of it, and walks every deviation
+/// in id order to find none: the chunk's cost grows with what the scan
+/// has filed, 47.8 s of the server's time in a first full scan of 1 M
+/// cases (`pg_stat_statements`, auto_explain; docs/PERFORMANCE.md,
+/// fifteenth round). Analysed once it holds rows, the column's distinct
+/// values are kept as a share of the table, so the estimate grows with it
+/// and the look-up stays on the index. Wanted only where the column has no
+/// statistics and the role may analyse the table (another role's `ANALYZE`
+/// is skipped with a warning; autovacuum analyses a table that grows from
+/// nothing within its first minute).
+pub struct FilingStatistics(std::sync::atomic::AtomicBool);
+
+#[derive(QueryableByName)]
+struct Wanted {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    wanted: bool,
+}
+
+const DEVIATION_STATISTICS_WANTED: &str = "SELECT pg_has_role(c.relowner, 'USAGE') AND NOT EXISTS \
+     (SELECT 1 FROM pg_stats s WHERE s.schemaname = n.nspname AND s.tablename = 'deviations' \
+      AND s.attname = 'case_id') AS wanted \
+     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = 'deviations'::regclass";
+
+impl FilingStatistics {
+    /// Whether this scan's filing wants them (never on SQLite, whose
+    /// look-up is planned on the index without statistics).
+    pub fn new(conn: &mut DbConn) -> FilingStatistics {
+        let wanted = match conn {
+            DbConn::Pg(c) => diesel::sql_query(DEVIATION_STATISTICS_WANTED)
+                .get_result::<Wanted>(c)
+                .is_ok_and(|w| w.wanted),
+            DbConn::Sqlite(_) => false,
+        };
+        FilingStatistics(std::sync::atomic::AtomicBool::new(wanted))
+    }
+
+    /// After a chunk's commit, outside its transaction: analyses the
+    /// deviations until the column has statistics (from the first chunk
+    /// that filed one: 10–20 ms then). One connection at a time; a failure
+    /// is logged and not tried again (the scan stands, only slower).
+    pub fn after_chunk(&self, conn: &mut DbConn) {
+        use diesel::connection::SimpleConnection;
+        use std::sync::atomic::Ordering::Relaxed;
+        let DbConn::Pg(c) = conn else { return };
+        if !self.0.swap(false, Relaxed) {
+            return;
+        }
+        let still = c
+            .batch_execute(SCAN_STATISTICS)
+            .and_then(|()| diesel::sql_query(DEVIATION_STATISTICS_WANTED).get_result::<Wanted>(c));
+        match still {
+            Ok(w) => self.0.store(w.wanted, Relaxed),
+            Err(e) => tracing::warn!("avvikelsetabellen kunde inte analyseras under granskningen: {e}"),
+        }
+    }
+}
+
 /// An incremental scan that judged this many cases walked the county (more
 /// than `candidates` lists): it is tidied as a full scan is.
 const TIDY_AFTER_CASES: usize = 200_000;
 
-/// What PostgreSQL says of the tables a scan tidies.
+/// What PostgreSQL says of the deviations after a scan.
 #[derive(QueryableByName)]
 struct TidyState {
-    /// The connection's role may vacuum and analyse them (owns them or
-    /// has the owner's rights): another role's `VACUUM` is skipped with a
-    /// mere warning, so it is not sent.
+    /// The connection's role may analyse them (owns them or has the
+    /// owner's rights): another role's `ANALYZE` is skipped with a mere
+    /// warning, so it is not sent.
     #[diesel(sql_type = diesel::sql_types::Bool)]
     owner: bool,
-    /// `cases` holds dead row versions for more than a fifth of its live
-    /// ones (autovacuum's own threshold): a first scan cut short and
-    /// finished by the next leaves them although that one wrote little.
-    #[diesel(sql_type = diesel::sql_types::Bool)]
-    dead: bool,
     /// `deviations` was never analysed, by hand or by autovacuum.
     #[diesel(sql_type = diesel::sql_types::Bool)]
     unanalysed: bool,
 }
 
 const TIDY_STATE: &str = "SELECT pg_has_role(c.relowner, 'USAGE') AS owner, \
-     COALESCE(s.n_dead_tup * 5 > s.n_live_tup, false) AS dead, \
-     COALESCE((SELECT d.last_analyze IS NULL AND d.last_autoanalyze IS NULL FROM pg_stat_user_tables d \
-               WHERE d.relid = 'deviations'::regclass), true) AS unanalysed \
-     FROM pg_class c LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid WHERE c.oid = 'cases'::regclass";
+     COALESCE(s.last_analyze IS NULL AND s.last_autoanalyze IS NULL, true) AS unanalysed \
+     FROM pg_class c LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid WHERE c.oid = 'deviations'::regclass";
 
 /// After a scan on PostgreSQL that judged the county (a full scan, or an
-/// incremental one of [`TIDY_AFTER_CASES`] or more): [`tidy_after_full_scan`]
+/// incremental one of [`TIDY_AFTER_CASES`] or more): [`SCAN_STATISTICS`]
 /// when the scan wrote the scan columns of more than a fifth of the cases
-/// it judged (autovacuum's threshold; a first scan writes them all), when
-/// `cases` holds that many dead rows anyway, or when `deviations` was
-/// never analysed. A full re-scan that changed little is not tidied (its
-/// tidying was a fifth of a re-scan of 100 000 cases). A role that does
+/// it judged (autovacuum's threshold; a first scan writes them all) or
+/// `deviations` was never analysed. Outside a transaction; a failure is
+/// logged (autovacuum comes later) and the scan stands. A role that does
 /// not own the tables (the service role of `ops/postgres/setup.sql`)
-/// leaves them to autovacuum, with a warning that says so.
+/// leaves them to autovacuum, with a warning that says so. SQLite:
+/// nothing.
+///
+/// `cases` is no longer vacuumed here (4.7 s at the end of a first full
+/// scan of 1 M cases): the scan's notes of a case are HOT updates (migration
+/// `scan_notes_in_place`), whose old versions the next reader of the page
+/// prunes, and no query of a scan reads a partial index that the notes
+/// emptied (the one of cases never summarised, which needed the vacuum,
+/// is gone).
 pub fn tidy_after_scan(conn: &mut DbConn, full: bool, (judged, noted): (usize, usize)) {
+    use diesel::connection::SimpleConnection;
     let DbConn::Pg(c) = conn else { return };
     if !(full || judged >= TIDY_AFTER_CASES) {
         return;
@@ -113,40 +177,20 @@ pub fn tidy_after_scan(conn: &mut DbConn, full: bool, (judged, noted): (usize, u
     let state = match diesel::sql_query(TIDY_STATE).get_result::<TidyState>(c) {
         Ok(state) => state,
         Err(e) => {
-            tracing::warn!("tabellernas skick kunde inte läsas efter granskningen: {e}");
+            tracing::warn!("avvikelsetabellens skick kunde inte läsas efter granskningen: {e}");
             return;
         }
     };
     if !state.owner {
         tracing::warn!(
-            "ärendetabellen städas inte efter granskningen: databasrollen äger inte tabellerna \
+            "avvikelsetabellen analyseras inte efter granskningen: databasrollen äger inte tabellerna \
              (autovacuum gör det; se docs/OPERATIONS.md)"
         );
-    } else if noted * 5 > judged || state.dead || state.unanalysed {
-        tidy_after_full_scan(conn);
-    }
-}
-
-/// After a scan that judged the county on PostgreSQL: it rewrote every
-/// case's scan columns, so `cases` holds a dead row version for each live one, its
-/// partial index of cases never summarised as many dead entries, and
-/// statistics from before (an import's: every case unsummarised). The next
-/// scans' query for cases never summarised then read the whole table
-/// (331 ms of an idle scan's 0.66 s at 1 M cases) until autovacuum came
-/// by; `VACUUM (ANALYZE) cases` (0.9 s at 1 M) makes it 0.02 ms. The
-/// deviations are analysed too ([`SCAN_STATISTICS`]). Outside a
-/// transaction; a failure is logged (autovacuum comes later) and the scan
-/// stands. SQLite: nothing (its idle scan stays at 0.02 s).
-fn tidy_after_full_scan(conn: &mut DbConn) {
-    use diesel::connection::SimpleConnection;
-    if let DbConn::Pg(c) = conn {
-        // Two statements sent apart: sent together they run in one implicit
-        // transaction, where VACUUM is refused.
-        let tidied = c
-            .batch_execute("VACUUM (ANALYZE) cases")
-            .and_then(|()| c.batch_execute(SCAN_STATISTICS));
-        if let Err(e) = tidied {
-            tracing::warn!("tabellerna kunde inte städas efter granskningen (autovacuum gör det senare): {e}");
+    } else if noted * 5 > judged || state.unanalysed {
+        if let Err(e) = c.batch_execute(SCAN_STATISTICS) {
+            tracing::warn!(
+                "avvikelsetabellen kunde inte analyseras efter granskningen (autovacuum gör det senare): {e}"
+            );
         }
     }
 }

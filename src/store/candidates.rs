@@ -1,10 +1,17 @@
 //! What a scan asks of the case register and the batches: the candidate
 //! cases, chunk by chunk, and the earliest event that arrived since the last
 //! scan. Incrementally every question is answered from an index that
-//! follows what is new (`cases.changed_at`, `cases.next_check`, the partial
-//! index of cases never summarised, `ingest_batches.received_at` with each
-//! batch's earliest `at`), so an idle or a small scan reads no history
-//! (tests/scan_reads.rs holds the plans to that).
+//! follows what is new (`cases.changed_at`, `cases.next_check`,
+//! `ingest_batches.received_at` with each batch's earliest `at`), so an
+//! idle or a small scan reads no history (tests/scan_reads.rs holds the
+//! plans to that).
+//!
+//! A case without a summary needs no question of its own: whatever leaves
+//! a case unsummarised — its first event, a removed batch, a reshaped unit
+//! register — marks it changed then (`changed_at`), after the last scan
+//! started. Its own index (`summary_hash IS NULL`) was one every first
+//! scan had to update for every case, and kept PostgreSQL from noting a
+//! scan in place (migration `scan_notes_in_place`).
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -29,8 +36,8 @@ pub struct Candidate {
 const LISTED_MAX: i64 = 200_000;
 
 /// The cases a scan evaluates, chunk by chunk in id order. Incrementally,
-/// the candidates are listed first from three indexes that follow what is
-/// new (`changed_at`, `next_check`, never summarised), so an incremental
+/// the candidates are listed first from two indexes that follow what is
+/// new (`changed_at`, `next_check`), so an incremental
 /// scan costs what changed, never the county's history.
 pub struct CandidateWalk {
     chunk: i64,
@@ -87,8 +94,9 @@ impl CandidateWalk {
     }
 }
 
-/// The ids of the cases with new events, a due that has come, or no summary
-/// yet, sorted; `None` when there are more than [`LISTED_MAX`].
+/// The ids of the cases changed since the last scan (new events, no summary
+/// yet) or with a due that has come, sorted; `None` when there are more
+/// than [`LISTED_MAX`].
 fn incremental_ids(conn: &mut DbConn, since: NaiveDateTime, as_of: NaiveDateTime) -> QueryResult<Option<Vec<String>>> {
     let changed: Vec<String> = cases::table
         .filter(cases::changed_at.gt(since))
@@ -100,12 +108,7 @@ fn incremental_ids(conn: &mut DbConn, since: NaiveDateTime, as_of: NaiveDateTime
         .select(cases::id)
         .limit(LISTED_MAX + 1)
         .load(conn)?;
-    let unsummarised: Vec<String> = cases::table
-        .filter(cases::summary_hash.is_null())
-        .select(cases::id)
-        .limit(LISTED_MAX + 1)
-        .load(conn)?;
-    let mut all: Vec<String> = changed.into_iter().chain(due).chain(unsummarised).collect();
+    let mut all: Vec<String> = changed.into_iter().chain(due).collect();
     all.sort_unstable();
     all.dedup();
     Ok((all.len() as i64 <= LISTED_MAX).then_some(all))
@@ -137,8 +140,7 @@ fn candidates_by_id(conn: &mut DbConn, ids: &[String]) -> QueryResult<Vec<Candid
 }
 
 /// The next chunk of cases to evaluate, after `after` in id order: all of
-/// them, or those with new events, a due that has come, or no summary yet
-/// (a case stored before the follow-up existed).
+/// them, or those changed since the last scan or with a due that has come.
 fn candidates(
     conn: &mut DbConn,
     chunk: i64,
@@ -153,12 +155,7 @@ fn candidates(
         .limit(chunk)
         .into_boxed();
     if let Some(s) = since {
-        q = q.filter(
-            cases::changed_at
-                .gt(s)
-                .or(cases::next_check.le(as_of))
-                .or(cases::summary_hash.is_null()),
-        );
+        q = q.filter(cases::changed_at.gt(s).or(cases::next_check.le(as_of)));
     }
     q.load(conn)
 }

@@ -144,7 +144,8 @@ fn upsert_once(conn: &mut DbConn, list: &[Unit]) -> Result<(usize, usize), Units
         }
         // A unit that is new or has another kind, huvudman or parent changes
         // what the follow-up kept of cases that name it (kommuner, the
-        // öppenvård recipient): every case is summarised again by the next scan.
+        // öppenvård recipient): every case is summarised again by the next
+        // scan, which finds them changed (`store::candidates`).
         if restaffed {
             super::followup::forget_staffing(conn, None)?;
         }
@@ -154,7 +155,10 @@ fn upsert_once(conn: &mut DbConn, list: &[Unit]) -> Result<(usize, usize), Units
                 return Err(UnitsError::Cycle(cycle));
             }
             diesel::update(super::schema::cases::table.filter(super::schema::cases::summary_hash.is_not_null()))
-                .set(super::schema::cases::summary_hash.eq(None::<String>))
+                .set((
+                    super::schema::cases::summary_hash.eq(None::<String>),
+                    super::schema::cases::changed_at.eq(super::now()),
+                ))
                 .execute(conn)?;
         }
         Ok((created, updated))

@@ -16,7 +16,7 @@ crate::on_both!(
     counts_a_scan_could_not_add_are_counted_again_by_the_next,
     a_scan_whose_counts_were_counted_again_adds_nothing_after,
     a_scan_a_case_a_chunk_files_what_one_chunk_does,
-    a_full_scan_leaves_postgres_its_tables_vacuumed_and_counted
+    a_full_scan_leaves_postgres_its_deviations_counted
 );
 
 const AS_OF: &str = "2026-05-20T00:00:00+02:00";
@@ -205,32 +205,33 @@ fn a_scan_a_case_a_chunk_files_what_one_chunk_does(b: Backend) {
     assert_eq!(a, b_);
 }
 
-/// A full scan rewrites every case's scan columns: on PostgreSQL it ends
-/// with `VACUUM (ANALYZE) cases`, so the next scan's query for cases never
-/// summarised reads neither the dead versions nor the whole table (a
-/// sequential scan on the import's statistics was most of an idle scan at
-/// 1 M cases). SQLite has no such statistics to renew.
-fn a_full_scan_leaves_postgres_its_tables_vacuumed_and_counted(b: Backend) {
+/// A full scan files the county's deviations: on PostgreSQL it ends with
+/// `ANALYZE deviations (case_id)`, so the next scans' look-up of a chunk's
+/// deviations is planned on the index, not as a walk of the table (with
+/// autovacuum off, 279 ms of an incremental scan's 0.72 s at 1 M cases).
+/// `cases` is left to autovacuum: the scan's notes are HOT updates (a
+/// vacuum was 4.7 s of a first full scan of 1 M cases). SQLite has no such
+/// statistics to renew.
+fn a_full_scan_leaves_postgres_its_deviations_counted(b: Backend) {
     let app = county(b);
     assert_eq!(app.scan(AS_OF).status, 200);
     if b == Backend::Sqlite {
         return;
     }
     let mut c = app.conn();
-    let tidied = crate::deviation_links::count(
+    let analyses = "SELECT analyze_count AS n FROM pg_stat_user_tables WHERE relname = 'deviations'";
+    let after_first = crate::deviation_links::count(&mut c, analyses);
+    assert!(after_first >= 1, "the deviations analysed by the full scan");
+    let vacuumed = crate::deviation_links::count(
         &mut c,
-        "SELECT count(*) AS n FROM pg_stat_user_tables \
-         WHERE relname = 'cases' AND last_vacuum IS NOT NULL AND last_analyze IS NOT NULL",
+        "SELECT vacuum_count AS n FROM pg_stat_user_tables WHERE relname = 'cases'",
     );
-    assert_eq!(tidied, 1, "cases vacuumed and analysed after the full scan");
-    // The deviations the scan filed have statistics for the next scans' plans.
-    let analysed = crate::deviation_links::count(
-        &mut c,
-        "SELECT count(*) AS n FROM pg_stat_user_tables WHERE last_analyze IS NOT NULL AND relname = 'deviations'",
-    );
-    assert_eq!(analysed, 1, "the deviations analysed after the full scan");
+    assert_eq!(vacuumed, 0, "cases left to autovacuum");
     // A full re-scan that wrote no case's scan columns leaves them be.
     crate::core::post_scan(&app, AS_OF, true);
-    let vacuums = "SELECT vacuum_count AS n FROM pg_stat_user_tables WHERE relname = 'cases'";
-    assert_eq!(crate::deviation_links::count(&mut c, vacuums), 1, "not tidied again");
+    assert_eq!(
+        crate::deviation_links::count(&mut c, analyses),
+        after_first,
+        "not analysed again"
+    );
 }

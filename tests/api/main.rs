@@ -30,6 +30,7 @@ mod processes;
 mod reliability;
 mod reminders;
 mod report_document;
+mod scan_notes;
 mod settled;
 mod smtp;
 mod timelines;

@@ -1,0 +1,195 @@
+//! What a scan notes of each case (`cases.next_check`, `summary_hash`,
+//! `findings_hash`) and how the next scan finds the cases it must judge
+//! again (migration `scan_notes_in_place`): a case without a summary is
+//! found as changed, and on PostgreSQL a first scan notes every case in
+//! place on its page.
+
+use std::time::{Duration, Instant};
+
+use diesel::prelude::*;
+use svu_vakt::store::schema::{case_facts, cases};
+use svu_vakt::store::DbConn;
+
+use crate::helpers::{spawn_app, Backend, TestDb, CASE_EVENTS};
+
+crate::on_both!(a_case_an_earlier_version_left_unsummarised_is_judged_by_the_next_scan);
+
+const MIGRATION: &str = "20261206000026";
+
+fn facts_of(conn: &mut DbConn, case: &str) -> i64 {
+    case_facts::table
+        .filter(case_facts::case_id.eq(case))
+        .count()
+        .get_result(conn)
+        .unwrap()
+}
+
+/// An earlier version found a case without a summary by an index of its
+/// own (a unit register reshaped after the last scan left every case so).
+/// The migration marks such a case changed: the next incremental scan
+/// judges it and the follow-up counts it again.
+fn a_case_an_earlier_version_left_unsummarised_is_judged_by_the_next_scan(b: Backend) {
+    let app = spawn_app(b);
+    assert_eq!(app.post_events(CASE_EVENTS).status, 200);
+    assert_eq!(app.scan("2026-06-01T00:00:00+02:00").status, 200);
+    let mut c = app.conn();
+    let conn: &mut DbConn = &mut c;
+    assert_eq!(facts_of(conn, "C1"), 1, "the first scan summarised C1");
+    crate::helpers::revert_through(conn, b, MIGRATION);
+    // What the earlier version left: no summary, a change from before the
+    // last scan, and the follow-up without the case.
+    let long_ago = chrono::NaiveDate::from_ymd_opt(2026, 5, 4)
+        .unwrap()
+        .and_hms_opt(12, 0, 0)
+        .unwrap();
+    diesel::update(cases::table.find("C1"))
+        .set((cases::summary_hash.eq(None::<String>), cases::changed_at.eq(long_ago)))
+        .execute(conn)
+        .unwrap();
+    diesel::delete(case_facts::table.filter(case_facts::case_id.eq("C1")))
+        .execute(conn)
+        .unwrap();
+    svu_vakt::store::migrate(conn).unwrap();
+    drop(c);
+    // Nothing new arrived and nothing came due: the case is judged
+    // because the migration marked it changed.
+    let r = app.scan("2026-06-01T00:00:01+02:00");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["scan"]["full"], false, "an incremental scan: {}", r.body);
+    let mut c = app.conn();
+    assert_eq!(facts_of(&mut c, "C1"), 1, "the next scan summarised C1 again");
+    let summary: Option<String> = cases::table
+        .find("C1")
+        .select(cases::summary_hash)
+        .first(&mut *c)
+        .unwrap();
+    assert!(summary.is_some(), "C1 has its summary again");
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+#[derive(QueryableByName)]
+struct Updates {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    updated: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    in_place: i64,
+}
+
+/// A first full scan notes three columns of every case. On PostgreSQL no
+/// indexed column changes and each page has room, so each case's new
+/// version stays on its page without new index entries (a HOT update:
+/// docs/PERFORMANCE.md, fifteenth round) — but for a case given a next
+/// check, which `cases_next_check` must then index. An index over another
+/// column the scan notes, or a table without room, fails this.
+#[test]
+fn postgres_a_first_full_scan_notes_every_case_in_place() {
+    if crate::helpers::pg_admin_url().is_none() {
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
+            "postgres_a_first_full_scan_notes_every_case_in_place skipped: SVU_VAKT_TEST_PG_URL is not set"
+        );
+        return;
+    }
+    let db = TestDb::new(Backend::Postgres);
+    crate::helpers::demo_into(&db.url(), "600");
+    let mut c = PgConnection::establish(&db.url()).unwrap();
+    // What the demo's connections counted (ingest inserts cases).
+    let before = settled_updates(&mut c, 0);
+    // A process of its own: its connections' statistics reach the server
+    // when it ends.
+    let out = crate::helpers::bin()
+        .args([
+            "scan",
+            "--full",
+            "--as-of",
+            "2026-11-01T00:00:00+01:00",
+            "--database-url",
+            &db.url(),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let after = settled_updates(&mut c, before.updated + 600);
+    let (updated, in_place) = (after.updated - before.updated, after.in_place - before.in_place);
+    assert!(updated >= 600, "the scan's updates of the 600 cases counted: {updated}");
+    // A case given a next check gets an entry in its index: that update
+    // cannot be in place. Every other one is, but for a twentieth.
+    let with_next_check: i64 = diesel::sql_query("SELECT count(*) AS n FROM cases WHERE next_check IS NOT NULL")
+        .get_result::<Count>(&mut c)
+        .unwrap()
+        .n;
+    assert!(
+        (updated - in_place - with_next_check) * 20 <= updated,
+        "{in_place} of the scan's {updated} updates of cases in place, {with_next_check} cases with a next check"
+    );
+}
+
+/// The updates of `cases` counted so far, once at least `least` and the
+/// same for half a second (the counts of a backend arrive when it ends).
+fn settled_updates(c: &mut PgConnection, least: i64) -> Updates {
+    let counted =
+        "SELECT n_tup_upd AS updated, n_tup_hot_upd AS in_place FROM pg_stat_user_tables WHERE relname = 'cases'";
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut last: Updates = diesel::sql_query(counted).get_result(c).unwrap();
+    loop {
+        std::thread::sleep(Duration::from_millis(500));
+        let now: Updates = diesel::sql_query(counted).get_result(c).unwrap();
+        let settled = now.updated == last.updated && now.updated >= least;
+        if settled || Instant::now() > deadline {
+            return now;
+        }
+        last = now;
+    }
+}
+
+/// A first full scan on PostgreSQL files its deviations into a table that
+/// had none and no statistics: the chunks' look-up of their deviations is
+/// planned from statistics, and without them walked every deviation filed
+/// so far (`store::bulk::FilingStatistics`). They are taken as the scan
+/// files, not only when it ends: a scan killed after its second chunk has
+/// left them.
+#[test]
+fn postgres_a_first_scan_analyses_the_deviations_as_it_files_them() {
+    if crate::helpers::pg_admin_url().is_none() {
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
+            "postgres_a_first_scan_analyses_the_deviations_as_it_files_them skipped: SVU_VAKT_TEST_PG_URL is not set"
+        );
+        return;
+    }
+    let db = TestDb::new(Backend::Postgres);
+    crate::helpers::demo_into(&db.url(), "700");
+    let out = crate::helpers::bin()
+        .args([
+            "scan",
+            "--as-of",
+            "2026-11-20T00:00:00+01:00",
+            "--database-url",
+            &db.url(),
+        ])
+        .env("SVU_VAKT_FAULT_ABORT_AFTER_CHUNKS", "2")
+        .env("SVU_VAKT_SCAN_CHUNK_CASES", "250")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "the fault injection kills the scan");
+    let mut c = PgConnection::establish(&db.url()).unwrap();
+    let filed: Count = diesel::sql_query("SELECT count(*) AS n FROM deviations")
+        .get_result(&mut c)
+        .unwrap();
+    assert!(filed.n > 0, "the first chunks were committed");
+    let known: Count =
+        diesel::sql_query("SELECT count(*) AS n FROM pg_stats WHERE tablename = 'deviations' AND attname = 'case_id'")
+            .get_result(&mut c)
+            .unwrap();
+    assert_eq!(
+        known.n, 1,
+        "statistics on deviations.case_id after two chunks of a first scan"
+    );
+}
