@@ -10,9 +10,12 @@ use diesel::prelude::*;
 use svu_vakt::store::schema::{case_facts, cases};
 use svu_vakt::store::DbConn;
 
-use crate::helpers::{spawn_app, Backend, TestDb, CASE_EVENTS};
+use crate::helpers::{spawn_app, spawn_app_with, Backend, TestDb, CASE_EVENTS};
 
-crate::on_both!(a_case_an_earlier_version_left_unsummarised_is_judged_by_the_next_scan);
+crate::on_both!(
+    a_case_an_earlier_version_left_unsummarised_is_judged_by_the_next_scan,
+    a_feed_on_the_cases_full_scans_note_never_deadlocks_with_them
+);
 
 const MIGRATION: &str = "20261206000026";
 
@@ -192,4 +195,109 @@ fn postgres_a_first_scan_analyses_the_deviations_as_it_files_them() {
         known.n, 1,
         "statistics on deviations.case_id after two chunks of a first scan"
     );
+}
+
+/// The notes of a chunk's cases take their rows in id order by the UPDATE
+/// itself (`store::cases::NOTE_JUDGED` under `IN_ID_ORDER`): the plan is
+/// a nested loop over the notes sorted by id, each case found by its key,
+/// whatever order the notes come in and however few the cases (at 600,
+/// left to itself, the planner may hash them).
+#[test]
+fn postgres_the_notes_of_a_chunk_take_their_cases_in_id_order() {
+    if crate::helpers::pg_admin_url().is_none() {
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
+            "postgres_the_notes_of_a_chunk_take_their_cases_in_id_order skipped: SVU_VAKT_TEST_PG_URL is not set"
+        );
+        return;
+    }
+    use diesel::connection::SimpleConnection;
+    let db = TestDb::new(Backend::Postgres);
+    crate::helpers::demo_into(&db.url(), "600");
+    let mut c = PgConnection::establish(&db.url()).unwrap();
+    let mut ids: Vec<String> = cases::table.select(cases::id).load(&mut c).unwrap();
+    ids.reverse();
+    let list = |v: &[String]| format!("'{{{}}}'", v.join(","));
+    let n = ids.len();
+    let (falses, nulls) = (vec!["false".to_string(); n], vec!["NULL".to_string(); n]);
+    c.batch_execute("BEGIN").unwrap();
+    c.batch_execute(svu_vakt::store::cases::IN_ID_ORDER).unwrap();
+    c.batch_execute(&format!(
+        "PREPARE notes(text[], bool[], timestamp[], text[], bool[], text[]) AS {}",
+        svu_vakt::store::cases::NOTE_JUDGED
+    ))
+    .unwrap();
+    let plan: Vec<PlanLine> = diesel::sql_query(format!(
+        "EXPLAIN (COSTS OFF) EXECUTE notes({ids}, {b}, {t}, {t}, {b}, {t})",
+        ids = list(&ids),
+        b = list(&falses),
+        t = list(&nulls)
+    ))
+    .load(&mut c)
+    .unwrap();
+    c.batch_execute("ROLLBACK").unwrap();
+    let lines: Vec<&str> = plan.iter().map(|l| l.line.trim()).collect();
+    let at = |what: &str| lines.iter().position(|l| l.starts_with(what));
+    let (Some(nested), Some(sorted), Some(by_key)) = (
+        at("->  Nested Loop"),
+        at("Sort Key: u.id"),
+        at("->  Index Scan using cases_pkey on cases"),
+    ) else {
+        panic!("not a nested loop over the notes sorted by id: {lines:#?}");
+    };
+    assert!(
+        nested < sorted && sorted < by_key,
+        "the sorted notes are the outer side: {lines:#?}"
+    );
+}
+
+#[derive(QueryableByName)]
+struct PlanLine {
+    #[diesel(sql_type = diesel::sql_types::Text, column_name = "QUERY PLAN")]
+    line: String,
+}
+
+/// A feed that adds events to cases the full scans are judging, in many
+/// small chunks, batch after batch of forty cases each: ingest locks its
+/// cases in id order and so do the scan's notes, so neither ever waits on
+/// the other in a circle (PostgreSQL would abort one with a deadlock).
+fn a_feed_on_the_cases_full_scans_note_never_deadlocks_with_them(b: Backend) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let app = spawn_app_with(b, |cfg| cfg.scan.chunk_cases = 200);
+    crate::helpers::demo_into(&app.db.url(), "1500");
+    let ids: Vec<String> = cases::table
+        .select(cases::id)
+        .order(cases::id)
+        .load(&mut *app.conn())
+        .unwrap();
+    let stop = AtomicBool::new(false);
+    let batches = std::thread::scope(|s| {
+        let feeder = s.spawn(|| {
+            let mut batch = 0;
+            while !stop.load(Ordering::SeqCst) {
+                // Forty cases across the county, the last first.
+                let lines: String = (0..40)
+                    .rev()
+                    .map(|k| {
+                        let case = &ids[(k * 37 + batch * 11) % ids.len()];
+                        format!(
+                            "{{\"id\":\"sip-{batch}-{k}\",\"case\":\"{case}\",\"type\":\"behov_av_sip\",\"at\":\"2026-06-01T08:00:00+02:00\",\"unit\":\"VC1\",\"value\":true}}\n"
+                        )
+                    })
+                    .collect();
+                let r = app.post_events(&lines);
+                assert_eq!(r.status, 200, "the feed is never refused: {}", r.body);
+                batch += 1;
+            }
+            batch
+        });
+        for _ in 0..3 {
+            let r = crate::core::post_scan(&app, "2026-11-20T00:00:00+01:00", true);
+            assert!(r["scan"]["cases_evaluated"].as_u64().unwrap() >= 1500, "{r}");
+        }
+        stop.store(true, Ordering::SeqCst);
+        feeder.join().unwrap()
+    });
+    assert!(batches >= 3, "the feed ran during the scans ({batches} batches)");
 }
