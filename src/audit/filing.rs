@@ -56,6 +56,14 @@ pub struct Filing<'a> {
 }
 
 impl Filing<'_> {
+    /// The first and the last case of a chunk of a full scan's walk, in
+    /// the walk's order: the range its deviations are read by
+    /// (`deviations::by_cases`). `None` for a listed or filtered walk.
+    pub fn run_of<'c>(&self, chunk: &'c [crate::store::candidates::Candidate]) -> Option<(&'c str, &'c str)> {
+        let (first, last) = chunk.first().zip(chunk.last()).filter(|_| self.whole)?;
+        Some((first.id.as_str(), last.id.as_str()))
+    }
+
     /// How a deviation of `unit` is delivered: by mail, to a webhook (SPEC §6.0).
     fn channels(&self, unit: Option<&str>) -> Channels<'_> {
         routing::channels(

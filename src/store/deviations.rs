@@ -161,22 +161,24 @@ pub fn mailed_among(conn: &mut DbConn, ids: &[i64]) -> QueryResult<HashSet<i64>>
 /// before, never the status it had (on SQLite the transaction holds the
 /// write lock already).
 ///
-/// `run`: `cases` lie in a chunk of a walk over every case, which
-/// holds every case between its first and its last. PostgreSQL then reads
-/// and locks the deviations of that range of the key, those of the chunk's
-/// other cases left out here: one descent of `(case_id, fingerprint)`
-/// where a list of 5 000 ids was 5 000, most finding nothing in a first
-/// full scan (13.6 → 1.2 s of the server's time at 1 M cases, and no
-/// statistics to go wrong: docs/PERFORMANCE.md, fifteenth round). The
-/// extra rows locked belong to the chunk's cases, which no other writer
-/// of the scan holds.
-pub fn by_cases(conn: &mut DbConn, cases: &[&str], run: bool) -> QueryResult<Vec<DeviationRow>> {
+/// `run`: the first and the last case of a chunk of a walk over every
+/// case, in the walk's (the database's) order, which holds every case
+/// between them. PostgreSQL then reads and locks the deviations of that
+/// range of the key, those of cases not in `cases` left out here: one
+/// descent of `(case_id, fingerprint)` where a list of 5 000 ids was 5 000,
+/// most finding nothing in a first full scan (13.6 s of the server's time
+/// at 1 M cases, and no statistics to go wrong: docs/PERFORMANCE.md,
+/// fifteenth round). The bounds are the walk's, never a sort of `cases`
+/// here: under a collation other than C the two orders differ. The extra
+/// rows locked belong to the chunk's cases, which no other writer of the
+/// scan holds.
+pub fn by_cases(conn: &mut DbConn, cases: &[&str], run: Option<(&str, &str)>) -> QueryResult<Vec<DeviationRow>> {
     let query = deviations::table.filter(deviations::case_id.eq_any(cases));
-    match (conn, cases.iter().min(), cases.iter().max()) {
-        (DbConn::Sqlite(c), _, _) => query.load(c),
-        (DbConn::Pg(c), Some(first), Some(last)) if run => {
+    match (conn, run) {
+        (DbConn::Sqlite(c), _) => query.load(c),
+        (DbConn::Pg(c), Some((first, last))) => {
             let rows: Vec<DeviationRow> = deviations::table
-                .filter(deviations::case_id.between(*first, *last))
+                .filter(deviations::case_id.between(first, last))
                 .order(deviations::id)
                 .for_update()
                 .load(c)?;
@@ -186,7 +188,7 @@ pub fn by_cases(conn: &mut DbConn, cases: &[&str], run: bool) -> QueryResult<Vec
                 .filter(|d| d.case_id.as_deref().is_some_and(|c| listed.contains(c)))
                 .collect())
         }
-        (DbConn::Pg(c), _, _) => query.order(deviations::id).for_update().load(c),
+        (DbConn::Pg(c), None) => query.order(deviations::id).for_update().load(c),
     }
 }
 
