@@ -56,12 +56,20 @@ pub struct Filing<'a> {
 }
 
 impl Filing<'_> {
-    /// The first and the last case of a chunk of a full scan's walk, in
-    /// the walk's order: the range its deviations are read by
-    /// (`deviations::by_cases`). `None` for a listed or filtered walk.
-    pub fn run_of<'c>(&self, chunk: &'c [crate::store::candidates::Candidate]) -> Option<(&'c str, &'c str)> {
-        let (first, last) = chunk.first().zip(chunk.last()).filter(|_| self.whole)?;
-        Some((first.id.as_str(), last.id.as_str()))
+    /// The range a chunk's deviations are read by (`deviations::by_cases`):
+    /// in a full scan's walk, which holds every case between any two of its
+    /// cases, from the first to the last of `ids`, the cases to file, in
+    /// the walk's (the database's) order, as `to_file` follows the chunk —
+    /// when they are at least half of its `cases` (a first scan files nearly
+    /// all). `None` for a listed walk, or a re-scan that files a few cases
+    /// of a chunk: their list is read by the key, and no other case's
+    /// deviations are locked.
+    pub fn run_of<'c>(&self, cases: usize, ids: &[&'c str]) -> Option<(&'c str, &'c str)> {
+        let (first, last) = ids
+            .first()
+            .zip(ids.last())
+            .filter(|_| self.whole && ids.len() * 2 >= cases)?;
+        Some((*first, *last))
     }
 
     /// How a deviation of `unit` is delivered: by mail, to a webhook (SPEC §6.0).

@@ -393,7 +393,7 @@ impl Auditor {
         let ids: Vec<&str> = judged.to_file.iter().map(|(id, _)| id.as_str()).collect();
         let mut reopened = HashSet::new();
         if !ids.is_empty() {
-            let existing = deviations::by_cases(conn, &ids, filing.run_of(chunk))?;
+            let existing = deviations::by_cases(conn, &ids, filing.run_of(chunk.len(), &ids))?;
             reopened = filing.apply(conn, &judged.findings, existing, counts)?;
         }
         // The cases' rows after the deviations', in the order a person's

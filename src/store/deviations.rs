@@ -161,10 +161,10 @@ pub fn mailed_among(conn: &mut DbConn, ids: &[i64]) -> QueryResult<HashSet<i64>>
 /// before, never the status it had (on SQLite the transaction holds the
 /// write lock already).
 ///
-/// `run`: the first and the last case of a chunk of a walk over every
-/// case, in the walk's (the database's) order, which holds every case
-/// between them. PostgreSQL then reads and locks the deviations of that
-/// range of the key, those of cases not in `cases` left out here: one
+/// `run`: the first and the last of `cases` in the order of a walk over
+/// every case (the database's), which holds every case between them
+/// (`Filing::run_of`). PostgreSQL then reads and locks the deviations of
+/// that range of the key, those of cases not in `cases` left out here: one
 /// descent of `(case_id, fingerprint)` where a list of 5 000 ids was 5 000,
 /// most finding nothing in a first full scan (13.6 s of the server's time
 /// at 1 M cases, and no statistics to go wrong: docs/PERFORMANCE.md,

@@ -17,7 +17,8 @@ UPDATE cases SET changed_at = (SELECT max(started_at) FROM scan_runs) + interval
     AND changed_at <= (SELECT max(started_at) FROM scan_runs);
 DROP INDEX cases_unsummarised;
 -- 2. Only a case with a next check is indexed by it (after a scan nearly
---    every case has none): a note of NULL over NULL changes no index.
+--    every case has none): a smaller index. (A note of NULL over NULL was
+--    in place already; a case given a next check never is.)
 DROP INDEX cases_next_check;
 CREATE INDEX cases_next_check ON cases (next_check) WHERE next_check IS NOT NULL;
 -- 3. Room on each page for the case's next version. Pages written before
