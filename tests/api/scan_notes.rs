@@ -19,6 +19,17 @@ crate::on_both!(
 
 const MIGRATION: &str = "20261206000026";
 
+/// A database of its own on PostgreSQL, or `None` (said on stderr, which
+/// the harness shows) where the PostgreSQL tests are off.
+fn postgres(test: &str) -> Option<TestDb> {
+    if crate::helpers::pg_admin_url().is_none() {
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), "{test} skipped: SVU_VAKT_TEST_PG_URL is not set");
+        return None;
+    }
+    Some(TestDb::new(Backend::Postgres))
+}
+
 fn facts_of(conn: &mut DbConn, case: &str) -> i64 {
     case_facts::table
         .filter(case_facts::case_id.eq(case))
@@ -91,15 +102,9 @@ struct Updates {
 /// column the scan notes, or a table without room, fails this.
 #[test]
 fn postgres_a_first_full_scan_notes_every_case_in_place() {
-    if crate::helpers::pg_admin_url().is_none() {
-        use std::io::Write as _;
-        let _ = writeln!(
-            std::io::stderr(),
-            "postgres_a_first_full_scan_notes_every_case_in_place skipped: SVU_VAKT_TEST_PG_URL is not set"
-        );
+    let Some(db) = postgres("postgres_a_first_full_scan_notes_every_case_in_place") else {
         return;
-    }
-    let db = TestDb::new(Backend::Postgres);
+    };
     crate::helpers::demo_into(&db.url(), "600");
     let mut c = PgConnection::establish(&db.url()).unwrap();
     // What the demo's connections counted (ingest inserts cases).
@@ -159,15 +164,9 @@ fn settled_updates(c: &mut PgConnection, least: i64) -> Updates {
 /// left them.
 #[test]
 fn postgres_a_first_scan_analyses_the_deviations_as_it_files_them() {
-    if crate::helpers::pg_admin_url().is_none() {
-        use std::io::Write as _;
-        let _ = writeln!(
-            std::io::stderr(),
-            "postgres_a_first_scan_analyses_the_deviations_as_it_files_them skipped: SVU_VAKT_TEST_PG_URL is not set"
-        );
+    let Some(db) = postgres("postgres_a_first_scan_analyses_the_deviations_as_it_files_them") else {
         return;
-    }
-    let db = TestDb::new(Backend::Postgres);
+    };
     crate::helpers::demo_into(&db.url(), "700");
     let out = crate::helpers::bin()
         .args([
@@ -204,16 +203,10 @@ fn postgres_a_first_scan_analyses_the_deviations_as_it_files_them() {
 /// left to itself, the planner may hash them).
 #[test]
 fn postgres_the_notes_of_a_chunk_take_their_cases_in_id_order() {
-    if crate::helpers::pg_admin_url().is_none() {
-        use std::io::Write as _;
-        let _ = writeln!(
-            std::io::stderr(),
-            "postgres_the_notes_of_a_chunk_take_their_cases_in_id_order skipped: SVU_VAKT_TEST_PG_URL is not set"
-        );
-        return;
-    }
     use diesel::connection::SimpleConnection;
-    let db = TestDb::new(Backend::Postgres);
+    let Some(db) = postgres("postgres_the_notes_of_a_chunk_take_their_cases_in_id_order") else {
+        return;
+    };
     crate::helpers::demo_into(&db.url(), "600");
     let mut c = PgConnection::establish(&db.url()).unwrap();
     let mut ids: Vec<String> = cases::table.select(cases::id).load(&mut c).unwrap();
