@@ -10,9 +10,10 @@
 //! a case unsummarised — its first event, a removed batch, a reshaped unit
 //! register — marks it changed then (`changed_at`), as any change is
 //! marked; the margin that covers an ingest committed after a scan read
-//! (`scan.arrival_margin_seconds`) covers these too. Its own index (`summary_hash IS NULL`) was one every first
-//! scan had to update for every case, and kept PostgreSQL from noting a
-//! scan in place (migration `scan_notes_in_place`).
+//! (`scan.arrival_margin_seconds`) covers these too. Its own index
+//! (`summary_hash IS NULL`) was one every first scan had to update for
+//! every case, and kept PostgreSQL from noting a scan in place (migration
+//! `scan_notes_in_place`).
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
