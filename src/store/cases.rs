@@ -180,12 +180,14 @@ pub const NOTE_JUDGED: &str = "UPDATE cases SET next_check = CASE WHEN v.sn THEN
 /// The planner settings [`NOTE_JUDGED`] runs under, for the rest of the
 /// chunk's transaction or until [`ANY_ORDER`]: no hash join, no merge
 /// join and no sequential scan of `cases` (a nested loop over the table
-/// in its pages' order), which take the rows in another order.
+/// in its pages' order), which take the rows in another order. A chunk's
+/// deviations by the list of its cases are read under them too
+/// (`deviations::BY_CASE_LIST`).
 pub const IN_ID_ORDER: &str =
     "SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off; SET LOCAL enable_seqscan = off";
 
 /// The planner's own settings again.
-const ANY_ORDER: &str =
+pub(super) const ANY_ORDER: &str =
     "SET LOCAL enable_hashjoin TO DEFAULT; SET LOCAL enable_mergejoin TO DEFAULT; SET LOCAL enable_seqscan TO DEFAULT";
 
 /// Notes what a scan judged of each case — its next check, its summary's

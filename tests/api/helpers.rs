@@ -429,3 +429,51 @@ pub fn revert_through(conn: &mut svu_vakt::store::DbConn, b: Backend, version: &
     }
     undone
 }
+
+/// A database of its own on PostgreSQL, or `None` (said on stderr, which
+/// the harness shows) where the PostgreSQL tests are off.
+pub fn postgres(test: &str) -> Option<TestDb> {
+    if pg_admin_url().is_none() {
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), "{test} skipped: SVU_VAKT_TEST_PG_URL is not set");
+        return None;
+    }
+    Some(TestDb::new(Backend::Postgres))
+}
+
+#[derive(diesel::QueryableByName, Debug, Clone, Copy)]
+pub struct Updates {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub updated: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub in_place: i64,
+}
+
+/// The updates of `table` counted so far (PostgreSQL's statistics), and
+/// how many of them in place (HOT), once at least `least` and the same
+/// for half a second (the counts of a backend arrive when it ends).
+pub fn settled_updates(c: &mut diesel::PgConnection, table: &str, least: i64) -> Updates {
+    use diesel::RunQueryDsl;
+    let counted = diesel::sql_query(
+        "SELECT n_tup_upd AS updated, n_tup_hot_upd AS in_place FROM pg_stat_user_tables WHERE relname = $1",
+    )
+    .bind::<diesel::sql_types::Text, _>(table.to_string());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut last: Updates = counted.clone().get_result(c).unwrap();
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let now: Updates = counted.clone().get_result(c).unwrap();
+        let settled = now.updated == last.updated && now.updated >= least;
+        if settled || std::time::Instant::now() > deadline {
+            return now;
+        }
+        last = now;
+    }
+}
+
+/// A line of `EXPLAIN`'s output.
+#[derive(diesel::QueryableByName)]
+pub struct PlanLine {
+    #[diesel(sql_type = diesel::sql_types::Text, column_name = "QUERY PLAN")]
+    pub line: String,
+}

@@ -21,6 +21,7 @@ mod helpers;
 mod holes;
 mod import;
 mod import_order;
+mod incremental_scan;
 mod ingest;
 mod oidc;
 mod openapi;

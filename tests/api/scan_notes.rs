@@ -4,13 +4,11 @@
 //! found as changed, and on PostgreSQL a first scan notes every case in
 //! place on its page.
 
-use std::time::{Duration, Instant};
-
 use diesel::prelude::*;
 use svu_vakt::store::schema::{case_facts, cases};
 use svu_vakt::store::DbConn;
 
-use crate::helpers::{spawn_app, spawn_app_with, Backend, TestDb, CASE_EVENTS};
+use crate::helpers::{postgres, settled_updates, spawn_app, spawn_app_with, Backend, CASE_EVENTS};
 
 crate::on_both!(
     a_case_an_earlier_version_left_unsummarised_is_judged_by_the_next_scan,
@@ -18,17 +16,6 @@ crate::on_both!(
 );
 
 const MIGRATION: &str = "20261206000026";
-
-/// A database of its own on PostgreSQL, or `None` (said on stderr, which
-/// the harness shows) where the PostgreSQL tests are off.
-fn postgres(test: &str) -> Option<TestDb> {
-    if crate::helpers::pg_admin_url().is_none() {
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), "{test} skipped: SVU_VAKT_TEST_PG_URL is not set");
-        return None;
-    }
-    Some(TestDb::new(Backend::Postgres))
-}
 
 fn facts_of(conn: &mut DbConn, case: &str) -> i64 {
     case_facts::table
@@ -86,14 +73,6 @@ struct Count {
     n: i64,
 }
 
-#[derive(QueryableByName)]
-struct Updates {
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    updated: i64,
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    in_place: i64,
-}
-
 /// A first full scan notes three columns of every case. On PostgreSQL no
 /// indexed column changes and each page has room, so each case's new
 /// version stays on its page without new index entries (a HOT update:
@@ -108,7 +87,7 @@ fn postgres_a_first_full_scan_notes_every_case_in_place() {
     crate::helpers::demo_into(&db.url(), "600");
     let mut c = PgConnection::establish(&db.url()).unwrap();
     // What the demo's connections counted (ingest inserts cases).
-    let before = settled_updates(&mut c, 0);
+    let before = settled_updates(&mut c, "cases", 0);
     // A process of its own: its connections' statistics reach the server
     // when it ends.
     let out = crate::helpers::bin()
@@ -123,7 +102,7 @@ fn postgres_a_first_full_scan_notes_every_case_in_place() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let after = settled_updates(&mut c, before.updated + 600);
+    let after = settled_updates(&mut c, "cases", before.updated + 600);
     let (updated, in_place) = (after.updated - before.updated, after.in_place - before.in_place);
     assert!(updated >= 600, "the scan's updates of the 600 cases counted: {updated}");
     // A case given a next check gets an entry in its index: that update
@@ -136,24 +115,6 @@ fn postgres_a_first_full_scan_notes_every_case_in_place() {
         (updated - in_place - with_next_check) * 20 <= updated,
         "{in_place} of the scan's {updated} updates of cases in place, {with_next_check} cases with a next check"
     );
-}
-
-/// The updates of `cases` counted so far, once at least `least` and the
-/// same for half a second (the counts of a backend arrive when it ends).
-fn settled_updates(c: &mut PgConnection, least: i64) -> Updates {
-    let counted =
-        "SELECT n_tup_upd AS updated, n_tup_hot_upd AS in_place FROM pg_stat_user_tables WHERE relname = 'cases'";
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut last: Updates = diesel::sql_query(counted).get_result(c).unwrap();
-    loop {
-        std::thread::sleep(Duration::from_millis(500));
-        let now: Updates = diesel::sql_query(counted).get_result(c).unwrap();
-        let settled = now.updated == last.updated && now.updated >= least;
-        if settled || Instant::now() > deadline {
-            return now;
-        }
-        last = now;
-    }
 }
 
 /// A first full scan on PostgreSQL files its deviations into a table that
@@ -221,7 +182,7 @@ fn postgres_the_notes_of_a_chunk_take_their_cases_in_id_order() {
         svu_vakt::store::cases::NOTE_JUDGED
     ))
     .unwrap();
-    let plan: Vec<PlanLine> = diesel::sql_query(format!(
+    let plan: Vec<crate::helpers::PlanLine> = diesel::sql_query(format!(
         "EXPLAIN (COSTS OFF) EXECUTE notes({ids}, {b}, {t}, {t}, {b}, {t})",
         ids = list(&ids),
         b = list(&falses),
@@ -243,12 +204,6 @@ fn postgres_the_notes_of_a_chunk_take_their_cases_in_id_order() {
         nested < sorted && sorted < by_key,
         "the sorted notes are the outer side: {lines:#?}"
     );
-}
-
-#[derive(QueryableByName)]
-struct PlanLine {
-    #[diesel(sql_type = diesel::sql_types::Text, column_name = "QUERY PLAN")]
-    line: String,
 }
 
 /// A feed that adds events to cases the full scans are judging, in many

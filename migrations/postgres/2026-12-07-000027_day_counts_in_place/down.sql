@@ -1,0 +1,1 @@
+ALTER TABLE obligation_days RESET (fillfactor);

@@ -1,0 +1,11 @@
+-- A scan adds what it moved to the day counts once it ends: an upsert of
+-- every (day, rule, unit) its cases' obligations touched, thousands of
+-- rows even for an incremental scan of a few hundred cases. Each is an
+-- UPDATE of three counters no index follows, which PostgreSQL writes on
+-- the row's own page (a HOT update) only where the page has room; a full
+-- page costs a new version elsewhere and a new entry in the primary key.
+-- Measured on 100 000 cases (docs/PERFORMANCE.md, sixteenth round): an
+-- upsert of 4 500 rows 46 ms as the table was, 17 ms with room.
+-- Pages written before keep their fill until they are rewritten
+-- (VACUUM FULL obligation_days, docs/OPERATIONS.md).
+ALTER TABLE obligation_days SET (fillfactor = 50);
