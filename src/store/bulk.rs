@@ -70,8 +70,12 @@ pub fn analyze_after_load(conn: &mut DbConn) -> QueryResult<()> {
 const SCAN_STATISTICS: &str = "ANALYZE deviations (case_id)";
 
 /// Statistics on `deviations.case_id` while a scan files, on PostgreSQL.
-/// Each chunk locks its cases' deviations (`deviations::by_cases`,
-/// `case_id = ANY(…) ORDER BY id`), planned from them. Without any — a
+/// Each chunk locks its cases' deviations (`deviations::by_cases`), which
+/// was `case_id = ANY(…) ORDER BY id`, planned from them. (A full scan's
+/// chunk now reads a range of the key and other chunks join their list
+/// of cases into it, plans that no estimate turns into a walk of the
+/// table; the statistics stay for every other read of deviations by
+/// case, the pages' among them.) Without any — a
 /// table never analysed since it was empty, which a first full scan fills
 /// from nothing — the planner takes each of the chunk's 5 000 ids to match
 /// a two-hundredth of the table, so all of it, and walks every deviation

@@ -15,7 +15,9 @@
 //! it judges anything, counts them again from every case's judged
 //! obligations ([`catch_up`]). Only scans write the facts and the counts;
 //! a scan that lost its lock to the one counting them again cannot commit
-//! a chunk meanwhile, and adds nothing after (its mark is gone).
+//! a chunk meanwhile, and adds nothing after (its mark is gone); one
+//! adding them as the recount begins is waited for on PostgreSQL, and its
+//! run, then no longer marked, is not counted again.
 //!
 //! Only the day counts wait for the end: the cases' facts (lead times,
 //! betalningsansvar) and the deviations change per chunk, as before.
@@ -97,10 +99,24 @@ pub fn catch_up(conn: &mut DbConn) -> QueryResult<Vec<i64>> {
         return Ok(Vec::new());
     }
     backend::write_tx(conn, |conn| -> QueryResult<Vec<i64>> {
-        if let DbConn::Pg(c) = conn {
-            diesel::sql_query("LOCK TABLE case_facts IN SHARE MODE").execute(c)?;
-        }
-        let runs = owing(conn)?;
+        let runs = match conn {
+            DbConn::Pg(c) => {
+                diesel::sql_query("LOCK TABLE case_facts IN SHARE MODE").execute(c)?;
+                // A scan adding its counts ([`settle`]) holds its run's
+                // row from clearing the mark until it commits, and the
+                // keys it inserts meanwhile are invisible to the DELETE
+                // below, which would leave them to be counted again on
+                // top. Locking the marked runs waits for such a scan;
+                // its run, no longer marked, is then not counted again.
+                scan_runs::table
+                    .filter(scan_runs::days_owed)
+                    .select(scan_runs::id)
+                    .order(scan_runs::id)
+                    .for_update()
+                    .load(c)?
+            }
+            DbConn::Sqlite(_) => owing(conn)?,
+        };
         if runs.is_empty() {
             return Ok(runs);
         }

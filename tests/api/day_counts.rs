@@ -235,3 +235,82 @@ fn a_full_scan_leaves_postgres_its_deviations_counted(b: Backend) {
         "not analysed again"
     );
 }
+
+/// A scan that lost its lock may still be adding its counts (`settle`:
+/// its run's mark cleared, its keys upserted, not yet committed) while the
+/// next scan counts them again from the facts (`catch_up`). A key the
+/// settle inserted was invisible to the recount's emptying of the table
+/// and got the recount added on top when the settle committed. The
+/// recount now waits for the settle, and a run no longer marked is not
+/// counted again: the key holds what one of them counted.
+#[test]
+fn postgres_counts_added_while_they_are_counted_again_are_counted_once() {
+    use diesel::connection::SimpleConnection;
+    use diesel::sql_types::{BigInt, Text};
+    use svu_vakt::store::schema::obligation_days as d;
+    let Some(db) = crate::helpers::postgres("postgres_counts_added_while_they_are_counted_again_are_counted_once")
+    else {
+        return;
+    };
+    let url = db.url();
+    crate::helpers::demo_into(&url, "100");
+    let scanned = crate::helpers::bin()
+        .args([
+            "scan",
+            "--full",
+            "--as-of",
+            "2026-11-20T00:00:00+01:00",
+            "--database-url",
+            &url,
+        ])
+        .output()
+        .unwrap();
+    assert!(scanned.status.success(), "{}", String::from_utf8_lossy(&scanned.stderr));
+    let mut c = PgConnection::establish(&url).unwrap();
+    let (day, rule, unit): (String, String, String) = d::table
+        .filter(d::met.gt(0))
+        .select((d::day, d::rule, d::unit))
+        .order((d::day, d::rule, d::unit))
+        .first(&mut c)
+        .unwrap();
+    let key = d::day.eq(&day).and(d::rule.eq(&rule)).and(d::unit.eq(&unit));
+    diesel::delete(d::table.filter(key)).execute(&mut c).unwrap();
+    let run: i64 = scan_runs::table
+        .select(diesel::dsl::max(scan_runs::id))
+        .first::<Option<i64>>(&mut c)
+        .unwrap()
+        .unwrap();
+    diesel::update(scan_runs::table.find(run))
+        .set(scan_runs::days_owed.eq(true))
+        .execute(&mut c)
+        .unwrap();
+    let mut settling = PgConnection::establish(&url).unwrap();
+    settling.batch_execute("BEGIN").unwrap();
+    diesel::sql_query("UPDATE scan_runs SET days_owed = false WHERE id = $1 AND days_owed")
+        .bind::<BigInt, _>(run)
+        .execute(&mut settling)
+        .unwrap();
+    diesel::sql_query("INSERT INTO obligation_days (day, rule, unit, met, late, missing) VALUES ($1, $2, $3, 1, 0, 0)")
+        .bind::<Text, _>(&day)
+        .bind::<Text, _>(&rule)
+        .bind::<Text, _>(&unit)
+        .execute(&mut settling)
+        .unwrap();
+    let recount = std::thread::spawn(move || {
+        let mut conn = DbConn::Pg(PgConnection::establish(&url).unwrap());
+        day_counts::catch_up(&mut conn).unwrap()
+    });
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    settling.batch_execute("COMMIT").unwrap();
+    let recounted = recount.join().unwrap();
+    let counted: (i64, i64, i64) = d::table
+        .filter(key)
+        .select((d::met, d::late, d::missing))
+        .first(&mut c)
+        .unwrap();
+    assert_eq!(
+        counted,
+        (1, 0, 0),
+        "the settle's count alone, not the recount's on top of it (runs counted again: {recounted:?})"
+    );
+}

@@ -54,7 +54,10 @@ fn the_deviations_read_by_a_list_of_cases_are_theirs_alone(b: Backend) {
         .order(deviations::id)
         .load(conn)
         .unwrap();
-    let read = svu_vakt::store::deviations::by_cases(conn, &listed, None).unwrap();
+    // In a write transaction, as a scan's chunk reads them (on PostgreSQL
+    // under the chunk's planner settings, which hold only inside one).
+    let read =
+        svu_vakt::store::backend::write_tx(conn, |c| svu_vakt::store::deviations::by_cases(c, &listed, None)).unwrap();
     let mut ids: Vec<i64> = read.iter().map(|d| d.id).collect();
     if b == Backend::Postgres {
         assert!(ids.is_sorted(), "locked and read in id order: {ids:?}");
