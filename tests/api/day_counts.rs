@@ -254,18 +254,7 @@ fn postgres_counts_added_while_they_are_counted_again_are_counted_once() {
     };
     let url = db.url();
     crate::helpers::demo_into(&url, "100");
-    let scanned = crate::helpers::bin()
-        .args([
-            "scan",
-            "--full",
-            "--as-of",
-            "2026-11-20T00:00:00+01:00",
-            "--database-url",
-            &url,
-        ])
-        .output()
-        .unwrap();
-    assert!(scanned.status.success(), "{}", String::from_utf8_lossy(&scanned.stderr));
+    crate::helpers::run_on(&url, &["scan", "--full", "--as-of", "2026-11-20T00:00:00+01:00"]);
     let mut c = PgConnection::establish(&url).unwrap();
     let (day, rule, unit): (String, String, String) = d::table
         .filter(d::met.gt(0))

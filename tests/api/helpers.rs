@@ -477,3 +477,10 @@ pub struct PlanLine {
     #[diesel(sql_type = diesel::sql_types::Text, column_name = "QUERY PLAN")]
     pub line: String,
 }
+
+/// `svu-vakt ARGS --database-url URL` as a process of its own; it must
+/// succeed (its stderr is the failure's message).
+pub fn run_on(url: &str, args: &[&str]) {
+    let out = bin().args(args).args(["--database-url", url]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}

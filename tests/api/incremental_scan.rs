@@ -80,18 +80,7 @@ fn postgres_a_chunks_deviations_are_read_through_their_cases_key() {
         return;
     };
     crate::helpers::demo_into(&db.url(), "400");
-    let scanned = crate::helpers::bin()
-        .args([
-            "scan",
-            "--full",
-            "--as-of",
-            "2026-11-20T00:00:00+01:00",
-            "--database-url",
-            &db.url(),
-        ])
-        .output()
-        .unwrap();
-    assert!(scanned.status.success(), "{}", String::from_utf8_lossy(&scanned.stderr));
+    crate::helpers::run_on(&db.url(), &["scan", "--full", "--as-of", "2026-11-20T00:00:00+01:00"]);
     let mut c = PgConnection::establish(&db.url()).unwrap();
     c.batch_execute("ANALYZE deviations").unwrap();
     let ids: Vec<String> = deviations::table
@@ -140,14 +129,7 @@ fn postgres_an_incremental_scan_adds_its_day_counts_in_place() {
         return;
     };
     let url = db.url();
-    let run = |args: &[&str]| {
-        let out = crate::helpers::bin()
-            .args(args)
-            .args(["--database-url", &url])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    };
+    let run = |args: &[&str]| crate::helpers::run_on(&url, args);
     crate::helpers::demo_into(&url, "600");
     run(&["scan", "--full", "--as-of", "2026-11-20T00:00:00+01:00"]);
     let mut c = PgConnection::establish(&url).unwrap();
