@@ -187,8 +187,21 @@ pub const IN_ID_ORDER: &str =
     "SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off; SET LOCAL enable_seqscan = off";
 
 /// The planner's own settings again.
-pub(super) const ANY_ORDER: &str =
+const ANY_ORDER: &str =
     "SET LOCAL enable_hashjoin TO DEFAULT; SET LOCAL enable_mergejoin TO DEFAULT; SET LOCAL enable_seqscan TO DEFAULT";
+
+/// `f` under [`IN_ID_ORDER`], inside the caller's transaction (on an
+/// error the transaction's rollback undoes the settings too).
+pub(super) fn in_id_order<T>(
+    c: &mut diesel::PgConnection,
+    f: impl FnOnce(&mut diesel::PgConnection) -> QueryResult<T>,
+) -> QueryResult<T> {
+    use diesel::connection::SimpleConnection;
+    c.batch_execute(IN_ID_ORDER)?;
+    let out = f(c)?;
+    c.batch_execute(ANY_ORDER)?;
+    Ok(out)
+}
 
 /// Notes what a scan judged of each case — its next check, its summary's
 /// hash, its findings' hash — in one UPDATE per case: one new row version,
@@ -199,11 +212,9 @@ pub(super) const ANY_ORDER: &str =
 pub fn note_judged(conn: &mut DbConn, rows: &[Noted]) -> QueryResult<()> {
     use diesel::sql_types::{Array, Bool, Nullable, Text, Timestamp};
     match conn {
-        DbConn::Pg(c) => {
-            use diesel::connection::SimpleConnection;
-            // The rows are locked in id order, as ingest locks them, by
-            // the UPDATE itself: [`NOTE_JUDGED`] under [`IN_ID_ORDER`].
-            c.batch_execute(IN_ID_ORDER)?;
+        // The rows are locked in id order, as ingest locks them, by the
+        // UPDATE itself: [`NOTE_JUDGED`] under [`IN_ID_ORDER`].
+        DbConn::Pg(c) => in_id_order(c, |c| {
             for part in rows.chunks(SET_CHUNK) {
                 let ids: Vec<&str> = part.iter().map(|r| r.id).collect();
                 diesel::sql_query(NOTE_JUDGED)
@@ -219,8 +230,8 @@ pub fn note_judged(conn: &mut DbConn, rows: &[Noted]) -> QueryResult<()> {
                     )
                     .execute(c)?;
             }
-            c.batch_execute(ANY_ORDER)?;
-        }
+            Ok(())
+        })?,
         DbConn::Sqlite(c) => {
             // Prepared once (`Cached`), bound and stepped per case.
             use super::cached::{cached, param};

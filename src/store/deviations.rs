@@ -188,15 +188,11 @@ pub fn by_cases(conn: &mut DbConn, cases: &[&str], run: Option<(&str, &str)>) ->
                 .filter(|d| d.case_id.as_deref().is_some_and(|c| listed.contains(c)))
                 .collect())
         }
-        (DbConn::Pg(c), None) => {
-            use diesel::connection::SimpleConnection;
-            c.batch_execute(super::cases::IN_ID_ORDER)?;
-            let rows = diesel::sql_query(BY_CASE_LIST)
+        (DbConn::Pg(c), None) => super::cases::in_id_order(c, |c| {
+            diesel::sql_query(BY_CASE_LIST)
                 .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(cases)
-                .load(c)?;
-            c.batch_execute(super::cases::ANY_ORDER)?;
-            Ok(rows)
-        }
+                .load(c)
+        }),
     }
 }
 
