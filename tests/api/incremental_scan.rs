@@ -1,8 +1,9 @@
 //! What an incremental scan reads and writes besides its cases, so that on
 //! PostgreSQL its cost follows what is new and not the county: a chunk's
 //! deviations read by the list of its cases through their key
-//! (`store::deviations::BY_CASE_LIST`), and the day counts added in place
-//! on their pages (migration `day_counts_in_place`).
+//! (`store::deviations::BY_CASE_LIST`), the day counts added in place
+//! on their pages (migration `day_counts_in_place`), and the candidates of
+//! a listing that fits one chunk taken as listed, not read again by id.
 
 use std::collections::BTreeSet;
 
@@ -13,7 +14,10 @@ use svu_vakt::store::DbConn;
 
 use crate::helpers::{postgres, settled_updates, spawn_app, Backend};
 
-crate::on_both!(the_deviations_read_by_a_list_of_cases_are_theirs_alone);
+crate::on_both!(
+    the_deviations_read_by_a_list_of_cases_are_theirs_alone,
+    an_incremental_walk_lists_each_changed_or_due_case_once_in_one_chunk_or_many
+);
 
 /// The deviations `by_cases` gives for a list of cases — some with
 /// deviations, some without, one twice, one unknown — are exactly those of
@@ -169,4 +173,82 @@ fn postgres_an_incremental_scan_adds_its_day_counts_in_place() {
 struct TextRow {
     #[diesel(sql_type = diesel::sql_types::Text)]
     v: String,
+}
+
+/// The candidates of an incremental walk are exactly the cases changed
+/// since the last scan or with a due that has come — a case both changed
+/// and due once — in id order, whether they fit one chunk (taken as the
+/// listing read them) or are read chunk by chunk by id; and their rows
+/// are the cases' as stored.
+fn an_incremental_walk_lists_each_changed_or_due_case_once_in_one_chunk_or_many(b: Backend) {
+    use chrono::NaiveDateTime;
+    use svu_vakt::store::candidates::CandidateWalk;
+    use svu_vakt::store::schema::cases;
+    let app = spawn_app(b);
+    crate::helpers::demo_into(&app.db.url(), "300");
+    assert_eq!(app.scan("2026-11-20T00:00:00+01:00").status, 200);
+    let mut c = app.conn();
+    let conn: &mut DbConn = &mut c;
+    let dues: Vec<(String, NaiveDateTime)> = cases::table
+        .filter(cases::next_check.is_not_null())
+        .select((cases::id, cases::next_check.assume_not_null()))
+        .order((cases::next_check, cases::id))
+        .limit(6)
+        .load(conn)
+        .unwrap();
+    assert_eq!(dues.len(), 6, "the demo has cases with a check to come");
+    // The first five are due; the first of them also changes.
+    let as_of = dues[4].1;
+    let since = chrono::Utc::now().naive_utc();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let others: Vec<String> = cases::table
+        .filter(cases::id.ne_all(dues.iter().map(|d| d.0.clone()).collect::<Vec<_>>()))
+        .select(cases::id)
+        .order(cases::id)
+        .limit(2)
+        .load(conn)
+        .unwrap();
+    let changed = [&dues[0].0, &others[0], &others[1]];
+    let lines: String = changed
+        .iter()
+        .enumerate()
+        .map(|(k, case)| {
+            format!(
+                "{{\"id\":\"walk-{k}\",\"case\":\"{case}\",\"type\":\"behov_av_sip\",\"at\":\"2026-06-01T08:00:00+02:00\",\"unit\":\"VC1\",\"value\":true}}\n"
+            )
+        })
+        .collect();
+    assert_eq!(app.post_events(&lines).status, 200);
+    let mut expected: Vec<String> = cases::table
+        .filter(cases::next_check.le(as_of))
+        .select(cases::id)
+        .load(conn)
+        .unwrap();
+    assert!(expected.len() >= 5 && expected.contains(&dues[0].0), "{expected:?}");
+    expected.extend(others);
+    expected.sort();
+    expected.dedup();
+    type Row = (String, Option<NaiveDateTime>, Option<String>, Option<String>);
+    let stored: Vec<Row> = cases::table
+        .filter(cases::id.eq_any(&expected))
+        .select((cases::id, cases::next_check, cases::summary_hash, cases::patient_hash))
+        .order(cases::id)
+        .load(conn)
+        .unwrap();
+    for chunk in [1000, 7, 2] {
+        let mut walk = CandidateWalk::start(conn, chunk, Some(since), as_of).unwrap();
+        assert!(!walk.whole(), "a listing, not a walk of the county");
+        let mut rows: Vec<Row> = Vec::new();
+        let mut chunks = 0;
+        while let Some(part) = walk.next_chunk(conn).unwrap() {
+            assert!(part.len() as i64 <= chunk, "a chunk of at most {chunk}: {}", part.len());
+            chunks += 1;
+            rows.extend(
+                part.into_iter()
+                    .map(|c| (c.id, c.next_check, c.summary_hash, c.patient_hash)),
+            );
+        }
+        assert_eq!(rows, stored, "chunks of {chunk}");
+        assert_eq!(chunks, expected.len().div_ceil(chunk as usize), "chunks of {chunk}");
+    }
 }
