@@ -105,6 +105,11 @@ fn pass_one(
     // Only JSON Lines are sorted (CSV exports are stored as they come).
     let mut sorter = mapping.is_none().then(Sorter::default);
     let mut any_stored = false;
+    // Into a database with no event yet (a region's first load of its
+    // history) no id can conflict and none is looked up: an id another
+    // writer stores meanwhile is found in pass two, as one stored between
+    // the passes is (the batches' unique key), and the import refused.
+    let compare = !crate::store::events::none_stored(conn).map_err(|e| FileError::Failed(e.into()))?;
     each_chunk(path, mapping, hasher, None, &mut |chunk, places| {
         match chunk {
             Err(e) => errors.append(e),
@@ -118,6 +123,9 @@ fn pass_one(
                     }
                     // A JSON array: stored as it comes.
                     _ => sorter = None,
+                }
+                if !compare {
+                    return Ok(());
                 }
                 let (found, stored) = crate::store::events::compare_with_stored(conn, &events)?;
                 any_stored |= stored > 0;

@@ -260,6 +260,13 @@ pub(super) fn store_in_tx(
     })
 }
 
+/// Whether no event is stored at all (a new database before its first
+/// load): no id of a file can then conflict with a stored one.
+pub fn none_stored(conn: &mut DbConn) -> QueryResult<bool> {
+    let any: bool = diesel::select(diesel::dsl::exists(events::table.select(events::id))).get_result(conn)?;
+    Ok(!any)
+}
+
 /// The events of `batch` whose id is stored with other content, and how
 /// many of its ids are stored at all.
 pub fn compare_with_stored(conn: &mut DbConn, batch: &[IngestEvent]) -> QueryResult<(Vec<Conflict>, usize)> {

@@ -59,6 +59,44 @@ pub struct FileBatches<'c> {
     holding: Option<std::time::Instant>,
     /// PostgreSQL: the second connection storing every other batch.
     beside: Option<Beside>,
+    /// SQLite: where committed batches go to be dropped.
+    spent: Spent,
+}
+
+/// Drops committed groups of batches on a thread of its own, started with
+/// the first: their events were allocated on the parsing threads, and
+/// freeing their strings took a fourteenth of the storing thread of an
+/// import. Handed over, not queued: memory holds one group being dropped.
+#[derive(Default)]
+struct Spent {
+    to: Option<std::sync::mpsc::SyncSender<Vec<Vec<IngestEvent>>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Spent {
+    fn drop_beside(&mut self, group: Vec<Vec<IngestEvent>>) {
+        if self.to.is_none() {
+            let (to, from) = std::sync::mpsc::sync_channel::<Vec<Vec<IngestEvent>>>(0);
+            self.thread = std::thread::Builder::new()
+                .name("import-spent".into())
+                .spawn(move || from.into_iter().for_each(drop))
+                .ok();
+            self.to = self.thread.is_some().then_some(to);
+        }
+        // Without the thread (it could not start), here.
+        if let Some(Err(back)) = self.to.as_ref().map(|to| to.send(group)) {
+            drop(back.0);
+        }
+    }
+}
+
+impl Drop for Spent {
+    fn drop(&mut self) {
+        drop(self.to.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 impl<'c> FileBatches<'c> {
@@ -71,6 +109,7 @@ impl<'c> FileBatches<'c> {
             in_tx: false,
             holding: None,
             beside: None,
+            spent: Spent::default(),
         }
     }
 
@@ -206,7 +245,7 @@ impl<'c> FileBatches<'c> {
         self.in_tx = false;
         match backend::commit(self.conn) {
             Ok(()) => {
-                self.open.clear();
+                self.spent.drop_beside(std::mem::take(&mut self.open));
                 self.outcomes.drain(..).for_each(stored);
                 if !last && self.holding.is_some_and(|since| since.elapsed() >= HOLD) {
                     std::thread::sleep(GAP);
