@@ -2,14 +2,15 @@
 //! by the drop folder (`feed`).
 //!
 //! Pass one reads the file as a stream, validates every line and compares
-//! every id with what is stored: a bad line or a conflicting id anywhere
-//! stores nothing. Pass two stores it in batches of 10 000 lines, sorted
+//! every id with what is stored (none when no event is stored at all): a
+//! bad line or a conflicting id anywhere stores nothing. Pass two stores it in batches of 10 000 lines, sorted
 //! by case first when the file is out of case order (`sorted`), five
 //! batches to a write transaction on SQLite (memory holds those batches and
 //! the few parsed ahead, never the file; the feed waits for one
 //! transaction, never for the length of a file). Should a conflict still surface there (an id repeated
 //! with other content further apart in the file than one batch, or stored
-//! by another writer between the passes), the batches this import stored
+//! by another writer between the passes or, into a database that held no
+//! event, during pass one), the batches this import stored
 //! are removed again. A crash or a database failure between batches
 //! leaves whole batches (never taken back: another sender may have been
 //! told they are stored); a re-run stores only what is missing.
@@ -90,8 +91,8 @@ struct PassOne {
     any_stored: bool,
 }
 
-/// Pass one: every line validated, every id compared with what is stored,
-/// each line's place and case handed to the sort.
+/// Pass one: every line validated, every id compared with what is stored
+/// (when anything is), each line's place and case handed to the sort.
 fn pass_one(
     conn: &mut DbConn,
     hasher: &PatientHasher,
@@ -108,7 +109,8 @@ fn pass_one(
     // Into a database with no event yet (a region's first load of its
     // history) no id can conflict and none is looked up: an id another
     // writer stores meanwhile is found in pass two, as one stored between
-    // the passes is (the batches' unique key), and the import refused.
+    // the passes is (the batches' unique key): with other content the
+    // import is refused and what it stored removed; the same is a duplicate.
     let compare = !crate::store::events::none_stored(conn).map_err(|e| FileError::Failed(e.into()))?;
     each_chunk(path, mapping, hasher, None, &mut |chunk, places| {
         match chunk {

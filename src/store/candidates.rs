@@ -85,6 +85,12 @@ impl CandidateWalk {
         self.since.is_none() && self.listed.is_none()
     }
 
+    /// Whether the listing came with the candidates' rows: one chunk, not
+    /// read again by id.
+    pub fn in_one_chunk(&self) -> bool {
+        matches!(self.listed, Some(Listed::Rows(_)))
+    }
+
     pub fn next_chunk(&mut self, conn: &mut DbConn) -> QueryResult<Option<Vec<Candidate>>> {
         let rows = match &mut self.listed {
             Some(Listed::Rows(rows)) => match rows.take() {

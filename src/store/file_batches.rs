@@ -66,7 +66,8 @@ pub struct FileBatches<'c> {
 /// Drops committed groups of batches on a thread of its own, started with
 /// the first: their events were allocated on the parsing threads, and
 /// freeing their strings took a fourteenth of the storing thread of an
-/// import. Handed over, not queued: memory holds one group being dropped.
+/// import. Handed over, not queued: memory holds at most one group more
+/// than before (one being dropped while the next waits to be handed over).
 #[derive(Default)]
 struct Spent {
     to: Option<std::sync::mpsc::SyncSender<Vec<Vec<IngestEvent>>>>,

@@ -235,9 +235,18 @@ fn an_incremental_walk_lists_each_changed_or_due_case_once_in_one_chunk_or_many(
         .order(cases::id)
         .load(conn)
         .unwrap();
-    for chunk in [1000, 7, 2] {
+    // Every way through the listing: the rows as listed (1000, and as many
+    // as there are), the due fitting a chunk and the union not, neither.
+    let due = expected.len() - 2;
+    for chunk in [1000, expected.len(), expected.len() - 1, due, 2, 1] {
+        let chunk = chunk as i64;
         let mut walk = CandidateWalk::start(conn, chunk, Some(since), as_of).unwrap();
         assert!(!walk.whole(), "a listing, not a walk of the county");
+        assert_eq!(
+            walk.in_one_chunk(),
+            expected.len() as i64 <= chunk,
+            "the rows as listed exactly when they fit a chunk of {chunk}"
+        );
         let mut rows: Vec<Row> = Vec::new();
         let mut chunks = 0;
         while let Some(part) = walk.next_chunk(conn).unwrap() {
