@@ -3,15 +3,15 @@
 //!
 //! Pass one reads the file as a stream, validates every line and compares
 //! every id with what is stored (none when no event is stored at all): a
-//! bad line or a conflicting id anywhere stores nothing. Pass two stores it in batches of 10 000 lines, sorted
-//! by case first when the file is out of case order (`sorted`), five
-//! batches to a write transaction on SQLite (memory holds those batches and
-//! the few parsed ahead, never the file; the feed waits for one
-//! transaction, never for the length of a file). Should a conflict still surface there (an id repeated
-//! with other content further apart in the file than one batch, or stored
-//! by another writer between the passes or, into a database that held no
-//! event, during pass one), the batches this import stored
-//! are removed again. A crash or a database failure between batches
+//! bad line or a conflicting id anywhere stores nothing. Pass two stores
+//! it in batches of 10 000 lines, sorted by case first when the file is
+//! out of case order (`sorted`), five batches to a write transaction on
+//! SQLite (memory holds those batches and the few parsed ahead, never the
+//! file; the feed waits for one transaction, never for the length of a
+//! file). Should a conflict still surface there (an id repeated with other
+//! content further apart in the file than one batch, or stored by another
+//! writer between the passes or, into a database that held no event,
+//! during pass one), the batches this import stored are removed again. A crash or a database failure between batches
 //! leaves whole batches (never taken back: another sender may have been
 //! told they are stored); a re-run stores only what is missing.
 

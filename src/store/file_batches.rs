@@ -84,9 +84,9 @@ impl Spent {
                 .ok();
             self.to = self.thread.is_some().then_some(to);
         }
-        // Without the thread (it could not start), here.
-        if let Some(Err(back)) = self.to.as_ref().map(|to| to.send(group)) {
-            drop(back.0);
+        // Without the thread (it could not start, or is gone), dropped here.
+        if let Some(to) = &self.to {
+            let _ = to.send(group);
         }
     }
 }
