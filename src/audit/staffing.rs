@@ -5,9 +5,11 @@
 //! older day no scan has judged yet (history loaded late, or a judgement
 //! forgotten: `store::followup::forget_staffing` when a batch is removed or
 //! a unit's storhelg flag changes); of the older days already judged, only
-//! the (unit, day) pairs that new events touched: a unit's judged staffing
-//! day changes only by the unit's own acts that day, so the cost follows
-//! what arrived, not the county's year.
+//! the (unit, day) pairs whose entry in the unit-day register changed since
+//! the last scan (`unit_days::changed_since`): a unit's judged staffing day
+//! depends on nothing but that entry (`StaffingTracker::observe_day`), so
+//! the cost follows what changed, not the county's year nor the events
+//! that arrived.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -20,11 +22,11 @@ use crate::domain::UnitId;
 use crate::rules::bemanning::{staffing_dues, StaffingTracker};
 use crate::rules::{Finding, RuleId, Units};
 use crate::store::followup::{self, NewObligation};
-use crate::store::{backend, deviations, scans, unit_days, DbConn};
+use crate::store::{backend, deviations, unit_days, DbConn};
 
-/// More arrivals than this since the last scan and every staffing day is
-/// judged whole (a reload of history).
-const ARRIVALS_MAX: i64 = 200_000;
+/// More entries of the unit-day register changed than this since the last
+/// scan and every staffing day is judged whole (a reload of history).
+const CHANGED_MAX: i64 = 200_000;
 
 /// A staffing day and its due (15:00:00 local).
 type Day = (NaiveDate, DateTime<Utc>);
@@ -54,7 +56,7 @@ impl Auditor {
             return self.whole_days(conn, run, units, filing, (&dues_from(earliest), true), counts);
         };
         let window = earliest.max(local_date(p.as_of.and_utc()) - Duration::days(self.scan.staffing_lookback_days));
-        let Some(arrivals) = scans::arrivals_since(conn, since, as_of.naive_utc(), ARRIVALS_MAX)? else {
+        let Some(changed) = unit_days::changed_since(conn, since, CHANGED_MAX)? else {
             // A reload of history: every staffing day, as a full scan.
             return self.whole_days(conn, run, units, filing, (&dues_from(earliest), true), counts);
         };
@@ -70,7 +72,7 @@ impl Auditor {
             .partition(|(_, due)| judged.contains(&due.naive_utc()));
         let judged_before: BTreeMap<NaiveDate, DateTime<Utc>> = judged_before.into_iter().collect();
         self.whole_days(conn, run, units, filing, (&unjudged, false), counts)?;
-        let touched = touched(&arrivals, units, &judged_before);
+        let touched = touched(&changed, units, &judged_before);
         if touched.is_empty() {
             return Ok(());
         }
@@ -208,18 +210,17 @@ impl Auditor {
     }
 }
 
-/// The judged older days on which arrivals fall, with the covered units
-/// that made them.
-fn touched(arrivals: &[(String, NaiveDateTime)], units: &Units, days: &BTreeMap<NaiveDate, DateTime<Utc>>) -> Touched {
+/// The judged older days whose entries changed, with the covered units
+/// whose entries they are.
+fn touched(changed: &[(String, NaiveDate)], units: &Units, days: &BTreeMap<NaiveDate, DateTime<Utc>>) -> Touched {
     let mut out = Touched::new();
     if days.is_empty() {
         return out;
     }
-    for (unit, at) in arrivals {
-        let day = local_date(at.and_utc());
-        let Some(due) = days.get(&day) else { continue };
+    for (unit, day) in changed {
+        let Some(due) = days.get(day) else { continue };
         if units.get(&UnitId(unit.clone())).is_some_and(|u| u.storhelg) {
-            out.entry(day)
+            out.entry(*day)
                 .or_insert_with(|| (*due, BTreeSet::new()))
                 .1
                 .insert(unit.clone());

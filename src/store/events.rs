@@ -242,7 +242,7 @@ pub(super) fn store_in_tx(
     let acts = rows
         .iter()
         .filter_map(|r| Some((r.unit, EventType::parse(r.event_type)?, r.at.0.and_utc())));
-    super::unit_days::record(conn, &UnitDay::of_acts(acts), &mut ctx.recorded)?;
+    super::unit_days::record(conn, &UnitDay::of_acts(acts), &mut ctx.recorded, received_at)?;
     let duplicates = received - fresh.len();
     diesel::update(ingest_batches::table.find(batch_id))
         .set((

@@ -6,7 +6,7 @@
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
-use super::schema::{events, scan_runs};
+use super::schema::scan_runs;
 use super::{now, DbConn};
 use crate::domain::state::words;
 
@@ -163,31 +163,4 @@ pub fn high_water(conn: &mut DbConn) -> QueryResult<Option<DateTime<Utc>>> {
         .select(diesel::dsl::max(scan_runs::as_of))
         .first(conn)?;
     Ok(t.map(|t| t.and_utc()))
-}
-
-/// The (unit, instant) of every event that arrived after `since` and had
-/// happened by `as_of`, read through the `received_at` index: what an
-/// incremental scan's staffing judgement must look at again. `None` when
-/// more than `limit` arrived (a reload of history: the scan judges whole
-/// days then).
-pub fn arrivals_since(
-    conn: &mut DbConn,
-    since: NaiveDateTime,
-    as_of: NaiveDateTime,
-    limit: i64,
-) -> QueryResult<Option<Vec<(String, NaiveDateTime)>>> {
-    // Only `received_at` in the query: with `at <= as_of` beside it SQLite
-    // plans on the `at` index, which covers the whole history. The order
-    // keeps PostgreSQL on the `received_at` index while the table has no
-    // statistics yet (it guessed a third of the table and read all of it).
-    let rows: Vec<(String, NaiveDateTime)> = events::table
-        .filter(events::received_at.gt(since))
-        .order(events::received_at)
-        .select((events::unit, events::at))
-        .limit(limit + 1)
-        .load(conn)?;
-    if rows.len() as i64 > limit {
-        return Ok(None);
-    }
-    Ok(Some(rows.into_iter().filter(|(_, at)| *at <= as_of).collect()))
 }

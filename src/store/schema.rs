@@ -348,5 +348,6 @@ diesel::table! {
         bemanning_at -> Nullable<Timestamp>,
         morning_at -> Nullable<Timestamp>,
         afternoon_at -> Nullable<Timestamp>,
+        changed_at -> Nullable<Timestamp>,
     }
 }

@@ -4,7 +4,10 @@
 //! transaction; removing a batch rebuilds the days it touched; the
 //! migration that made it fills it from the stored events. The scan's
 //! staffing judgement, the förvarning and the list of unknown units read it
-//! instead of the events.
+//! instead of the events. Each entry says when it last changed (the
+//! `received_at` of the batch that changed it): an incremental scan judges
+//! again the older staffing days whose entries changed since the last scan
+//! (`changed_since`), never the events that arrived.
 
 use std::collections::HashMap;
 
@@ -57,14 +60,35 @@ impl Row {
     }
 }
 
-/// Entries per statement: 6 parameters each, within both databases' limits.
+/// The columns a [`Row`] reads.
+type Columns = (
+    unit_days::unit,
+    unit_days::day,
+    unit_days::first_at,
+    unit_days::bemanning_at,
+    unit_days::morning_at,
+    unit_days::afternoon_at,
+);
+
+const COLUMNS: Columns = (
+    unit_days::unit,
+    unit_days::day,
+    unit_days::first_at,
+    unit_days::bemanning_at,
+    unit_days::morning_at,
+    unit_days::afternoon_at,
+);
+
+/// Entries per statement: 7 parameters each, within both databases' limits.
 const CHUNK: usize = 1000;
 
 /// Each instant of an entry that is there already becomes the earlier of
 /// the stored and the new; an entry that brings nothing earlier writes
 /// nothing (on PostgreSQL an update that changes nothing still writes a
-/// new row version: most entries of a batch are such).
+/// new row version: most entries of a batch are such), its `changed_at`
+/// included: an entry's `changed_at` moves only when its instants do.
 const MERGE: &str = " ON CONFLICT (unit, day) DO UPDATE SET \
+     changed_at = excluded.changed_at, \
      first_at = CASE WHEN excluded.first_at < unit_days.first_at THEN excluded.first_at ELSE unit_days.first_at END, \
      bemanning_at = CASE WHEN unit_days.bemanning_at IS NULL OR excluded.bemanning_at < unit_days.bemanning_at \
        THEN excluded.bemanning_at ELSE unit_days.bemanning_at END, \
@@ -79,16 +103,17 @@ const MERGE: &str = " ON CONFLICT (unit, day) DO UPDATE SET \
 
 /// `INSERT … VALUES` of `n` entries with `MERGE`; `$1`… on PostgreSQL.
 fn record_sql(n: usize, numbered: bool) -> String {
-    let mut q =
-        String::from("INSERT INTO unit_days (unit, day, first_at, bemanning_at, morning_at, afternoon_at) VALUES ");
+    let mut q = String::from(
+        "INSERT INTO unit_days (unit, day, first_at, bemanning_at, morning_at, afternoon_at, changed_at) VALUES ",
+    );
     for i in 0..n {
         q.push_str(if i == 0 { "(" } else { ", (" });
-        for j in 0..6 {
+        for j in 0..7 {
             if j > 0 {
                 q.push_str(", ");
             }
             if numbered {
-                q.push_str(&format!("${}", i * 6 + j + 1));
+                q.push_str(&format!("${}", i * 7 + j + 1));
             } else {
                 q.push('?');
             }
@@ -101,7 +126,7 @@ fn record_sql(n: usize, numbered: bool) -> String {
 
 /// One multi-row statement on either backend (the binds are typed per backend).
 macro_rules! record_rows {
-    ($c:expr, $db:ty, $numbered:expr, $rows:expr) => {{
+    ($c:expr, $db:ty, $numbered:expr, $rows:expr, $changed_at:expr) => {{
         let mut q = diesel::sql_query(record_sql($rows.len(), $numbered)).into_boxed::<$db>();
         for r in $rows {
             q = q
@@ -110,7 +135,8 @@ macro_rules! record_rows {
                 .bind::<Timestamp, _>(Stamp(r.first_at))
                 .bind::<Nullable<Timestamp>, _>(r.bemanning_at.map(Stamp))
                 .bind::<Nullable<Timestamp>, _>(r.morning_at.map(Stamp))
-                .bind::<Nullable<Timestamp>, _>(r.afternoon_at.map(Stamp));
+                .bind::<Nullable<Timestamp>, _>(r.afternoon_at.map(Stamp))
+                .bind::<Timestamp, _>(Stamp($changed_at));
         }
         q.execute($c)
     }};
@@ -166,15 +192,21 @@ impl Recorded {
 }
 
 /// Adds acts to the register (in the caller's transaction): each day's
-/// instants become the earlier of the stored and the new. `days` holds
-/// each (unit, day) once, as `UnitDay::of_acts` gives them; those that
-/// bring nothing earlier than `recorded` are left out.
-pub fn record(conn: &mut DbConn, days: &[UnitDay], recorded: &mut Recorded) -> QueryResult<()> {
+/// instants become the earlier of the stored and the new, and an entry so
+/// changed is marked changed at `changed_at` (the batch's `received_at`).
+/// `days` holds each (unit, day) once, as `UnitDay::of_acts` gives them;
+/// those that bring nothing earlier than `recorded` are left out.
+pub fn record(
+    conn: &mut DbConn,
+    days: &[UnitDay],
+    recorded: &mut Recorded,
+    changed_at: NaiveDateTime,
+) -> QueryResult<()> {
     let rows: Vec<Row> = recorded.news(days).into_iter().map(Row::of).collect();
     for chunk in rows.chunks(CHUNK) {
         match conn {
-            DbConn::Sqlite(c) => record_rows!(c, diesel::sqlite::Sqlite, false, chunk)?,
-            DbConn::Pg(c) => record_rows!(c, diesel::pg::Pg, true, chunk)?,
+            DbConn::Sqlite(c) => record_rows!(c, diesel::sqlite::Sqlite, false, chunk, changed_at)?,
+            DbConn::Pg(c) => record_rows!(c, diesel::pg::Pg, true, chunk, changed_at)?,
         };
     }
     Ok(())
@@ -232,7 +264,8 @@ fn rebuild_in(conn: &mut DbConn, days: Option<(NaiveDate, NaiveDate)>) -> QueryR
         .execute(conn)?;
     let mut days: Vec<UnitDay> = folded.into_values().collect();
     days.sort_by(|a, b| (&a.unit, a.day).cmp(&(&b.unit, b.day)));
-    record(conn, &days, &mut Recorded::default())?;
+    // Rebuilt entries count as changed now: a scan judges their days again.
+    record(conn, &days, &mut Recorded::default(), crate::store::now())?;
     Ok(days.len())
 }
 
@@ -241,7 +274,7 @@ pub fn between(conn: &mut DbConn, from: NaiveDate, to: NaiveDate) -> QueryResult
     let q = unit_days::table
         .filter(unit_days::day.ge(from.format("%Y-%m-%d").to_string()))
         .filter(unit_days::day.le(to.format("%Y-%m-%d").to_string()))
-        .select(unit_days::all_columns);
+        .select(COLUMNS);
     let rows: Vec<Row> = match conn {
         DbConn::Sqlite(c) => q.load(c)?,
         DbConn::Pg(c) => q.load(c)?,
@@ -254,12 +287,36 @@ pub fn of_units(conn: &mut DbConn, day: NaiveDate, units: &[&str]) -> QueryResul
     let q = unit_days::table
         .filter(unit_days::day.eq(day.format("%Y-%m-%d").to_string()))
         .filter(unit_days::unit.eq_any(units))
-        .select(unit_days::all_columns);
+        .select(COLUMNS);
     let rows: Vec<Row> = match conn {
         DbConn::Sqlite(c) => q.load(c)?,
         DbConn::Pg(c) => q.load(c)?,
     };
     Ok(rows.into_iter().filter_map(Row::into_day).collect())
+}
+
+/// The (unit, day) of every entry changed after `since`, read through its
+/// index: the staffing an incremental scan must judge again of the days
+/// it judged before. `None` when more than `limit` changed (a reload of
+/// history: the scan judges whole days then).
+pub fn changed_since(
+    conn: &mut DbConn,
+    since: NaiveDateTime,
+    limit: i64,
+) -> QueryResult<Option<Vec<(String, NaiveDate)>>> {
+    let rows: Vec<(String, String)> = unit_days::table
+        .filter(unit_days::changed_at.gt(since))
+        .select((unit_days::unit, unit_days::day))
+        .limit(limit + 1)
+        .load(conn)?;
+    if rows.len() as i64 > limit {
+        return Ok(None);
+    }
+    Ok(Some(
+        rows.into_iter()
+            .filter_map(|(unit, day)| Some((unit, NaiveDate::parse_from_str(&day, "%Y-%m-%d").ok()?)))
+            .collect(),
+    ))
 }
 
 /// The earliest act that had happened by `as_of`.

@@ -76,6 +76,15 @@ fn stored(app: &TestApp) -> Vec<String> {
     out.extend(
         unit_days::table
             .order((unit_days::unit, unit_days::day))
+            // Not `changed_at`: when the entry was stored.
+            .select((
+                unit_days::unit,
+                unit_days::day,
+                unit_days::first_at,
+                unit_days::bemanning_at,
+                unit_days::morning_at,
+                unit_days::afternoon_at,
+            ))
             .load::<(
                 String,
                 String,

@@ -10,7 +10,8 @@ use crate::helpers::{spawn_app, Backend, TestApp, CASE_EVENTS};
 
 crate::on_both!(
     the_migration_builds_the_register_ingest_keeps,
-    a_removed_batch_leaves_the_register_of_the_events_left
+    a_removed_batch_leaves_the_register_of_the_events_left,
+    an_entry_is_changed_when_a_batch_brings_it_something_earlier_and_every_entry_at_the_migration
 );
 
 /// Acts of two units over Christmas: a `bemanning` at night, morning and
@@ -92,4 +93,65 @@ fn a_removed_batch_leaves_the_register_of_the_events_left(b: Backend) {
     let only_first = spawn_app(b);
     batch(&only_first, FIRST);
     assert_eq!(left, register(&mut only_first.conn()));
+}
+
+/// What an incremental scan judges again of older staffing days: the
+/// entries a batch made or moved earlier, not those its acts left as they
+/// were; and, at the migration that gave the entries their `changed_at`,
+/// every entry (one that changed before it is never missed).
+fn an_entry_is_changed_when_a_batch_brings_it_something_earlier_and_every_entry_at_the_migration(b: Backend) {
+    let app = spawn_app(b);
+    let before_first = svu_vakt::store::now();
+    batch(&app, FIRST);
+    let mut c = app.conn();
+    let changed = |conn: &mut DbConn, since| {
+        let mut v: Vec<(String, String)> = svu_vakt::store::unit_days::changed_since(conn, since, 1000)
+            .unwrap()
+            .unwrap()
+            .into_iter()
+            .map(|(unit, day)| (unit, day.to_string()))
+            .collect();
+        v.sort();
+        v
+    };
+    let pair = |u: &str, d: &str| (u.to_string(), d.to_string());
+    let all = vec![
+        pair("AVD1", "2026-12-25"),
+        pair("AVD1", "2026-12-26"),
+        pair("VC1", "2026-12-26"),
+    ];
+    assert_eq!(changed(&mut c, before_first), all);
+    let before_second = svu_vakt::store::now();
+    assert!(changed(&mut c, before_second).is_empty());
+    batch(&app, SECOND);
+    // AVD1's 25th (an earlier bemanning) and 26th (an earlier morning
+    // act), VC1's new 27th; VC1's 26th is as it was.
+    assert_eq!(
+        changed(&mut c, before_second),
+        vec![
+            pair("AVD1", "2026-12-25"),
+            pair("AVD1", "2026-12-26"),
+            pair("VC1", "2026-12-27")
+        ]
+    );
+    // A batch of acts no earlier than the stored changes nothing.
+    let after_second = svu_vakt::store::now();
+    batch(
+        &app,
+        r#"{"id":"z1","case":"Z1","type":"inskrivning","at":"2026-12-26T16:00:00+01:00","unit":"AVD1"}"#,
+    );
+    assert!(changed(&mut c, after_second).is_empty());
+    assert_eq!(
+        svu_vakt::store::unit_days::changed_since(&mut c, before_first, 3).unwrap(),
+        None,
+        "more than the limit changed"
+    );
+    let conn: &mut DbConn = &mut c;
+    crate::helpers::revert_through(conn, b, "20261207000028");
+    svu_vakt::store::migrate(conn).unwrap();
+    assert_eq!(
+        changed(conn, after_second).len(),
+        4,
+        "every entry changed at the migration"
+    );
 }
