@@ -219,7 +219,7 @@ impl StaffingTracker {
 
     /// One covered unit on one staffing day, due `due`: its obligation, and
     /// the finding when it was not staffed. An incremental scan judges the
-    /// (unit, day) pairs new events touched with it.
+    /// (unit, day) pairs whose register entry changed with it.
     pub fn judge(&self, unit: &UnitId, day: NaiveDate, due: DateTime<Utc>) -> (Obligation, Option<Finding>) {
         let staffed = self.is_staffed(unit, day);
         let obligation = Obligation {

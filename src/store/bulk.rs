@@ -49,11 +49,12 @@ pub fn release_cache(conn: &mut DbConn) {
 
 /// After a large load PostgreSQL's planner gets statistics at once, not
 /// when autovacuum comes by: without them it guessed a third of the events
-/// for any range and read the whole table (an incremental scan's arrivals).
+/// for any range and read the whole table (an incremental scan's arrivals,
+/// which it now reads from the unit-day register's changed entries).
 pub fn analyze_after_load(conn: &mut DbConn) -> QueryResult<()> {
     use diesel::connection::SimpleConnection;
     match conn {
-        DbConn::Pg(c) => c.batch_execute("ANALYZE events; ANALYZE cases"),
+        DbConn::Pg(c) => c.batch_execute("ANALYZE events; ANALYZE cases; ANALYZE unit_days"),
         DbConn::Sqlite(_) => Ok(()),
     }
 }

@@ -86,9 +86,12 @@ const CHUNK: usize = 1000;
 /// the stored and the new; an entry that brings nothing earlier writes
 /// nothing (on PostgreSQL an update that changes nothing still writes a
 /// new row version: most entries of a batch are such), its `changed_at`
-/// included: an entry's `changed_at` moves only when its instants do.
+/// included: an entry's `changed_at` moves only when its instants do, and
+/// never back (a batch whose transaction began before another's and
+/// commits after it keeps the later time the other wrote).
 const MERGE: &str = " ON CONFLICT (unit, day) DO UPDATE SET \
-     changed_at = excluded.changed_at, \
+     changed_at = CASE WHEN unit_days.changed_at IS NULL OR excluded.changed_at > unit_days.changed_at \
+       THEN excluded.changed_at ELSE unit_days.changed_at END, \
      first_at = CASE WHEN excluded.first_at < unit_days.first_at THEN excluded.first_at ELSE unit_days.first_at END, \
      bemanning_at = CASE WHEN unit_days.bemanning_at IS NULL OR excluded.bemanning_at < unit_days.bemanning_at \
        THEN excluded.bemanning_at ELSE unit_days.bemanning_at END, \
@@ -304,8 +307,11 @@ pub fn changed_since(
     since: NaiveDateTime,
     limit: i64,
 ) -> QueryResult<Option<Vec<(String, NaiveDate)>>> {
+    // The order keeps PostgreSQL on the index while the table has no
+    // statistics yet (it guessed a third of a table for a range).
     let rows: Vec<(String, String)> = unit_days::table
         .filter(unit_days::changed_at.gt(since))
+        .order(unit_days::changed_at)
         .select((unit_days::unit, unit_days::day))
         .limit(limit + 1)
         .load(conn)?;

@@ -154,4 +154,21 @@ fn an_entry_is_changed_when_a_batch_brings_it_something_earlier_and_every_entry_
         4,
         "every entry changed at the migration"
     );
+    // A batch whose transaction began before another's and commits after
+    // it: its earlier instant is taken, its older time is not.
+    let earlier = UnitDay {
+        unit: "AVD1".into(),
+        day: NaiveDate::from_ymd_opt(2026, 12, 25).unwrap(),
+        first: "2026-12-25T00:30:00Z".parse().unwrap(),
+        bemanning: None,
+        morning: None,
+        afternoon: None,
+    };
+    let mut recorded = svu_vakt::store::unit_days::Recorded::default();
+    svu_vakt::store::unit_days::record(conn, &[earlier], &mut recorded, before_first).unwrap();
+    let avd_25 = register(conn)
+        .into_iter()
+        .find(|d| d.unit == "AVD1" && d.day.to_string() == "2026-12-25");
+    assert_eq!(avd_25.unwrap().first.to_rfc3339(), "2026-12-25T00:30:00+00:00");
+    assert_eq!(changed(conn, after_second).len(), 4, "the later time is kept");
 }
