@@ -34,6 +34,7 @@ mod report_document;
 mod scan_notes;
 mod settled;
 mod smtp;
+mod staffing_days;
 mod timelines;
 mod unit_days;
 mod webdriver;
