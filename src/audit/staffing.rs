@@ -1,11 +1,10 @@
 //! Storhelg staffing in the scan (SPEC §4.4), judged by the very tracker
 //! `check` uses. A full scan judges every staffing day from the data's
 //! first, every covered unit. An incremental scan judges whole the staffing
-//! days of the lookback window (their dues come as the clock moves) and
-//! any day the last scan judged before it was over (acts of it still to
-//! come by T, its due's grace still running: `over_after`) — nothing of
-//! them when each was over at the last scan, judged, and no entry of it
-//! changed since — and any older day no scan has judged yet (history loaded late, or a judgement
+//! days of the lookback window (their dues come as the clock moves), any
+//! older day the last scan judged before it was over (acts of it still to
+//! come by T, its due's grace still running: `over_after`), and any older
+//! day no scan has judged yet (history loaded late, or a judgement
 //! forgotten: `store::followup::forget_staffing` when a batch is removed or
 //! a unit's storhelg flag changes); of the older days already judged, only
 //! the (unit, day) pairs whose entry in the unit-day register changed since
@@ -63,29 +62,19 @@ impl Auditor {
             // A reload of history: every staffing day, as a full scan.
             return self.whole_days(conn, run, units, filing, (&dues_from(earliest), true), counts);
         };
-        // The lookback window's days, and any day the last scan judged
-        // before it was over (a grace longer than the lookback), are judged
-        // whole as one span (they are the last days) — unless each was
-        // over when the last scan judged it, was judged, and no entry of
-        // it changed since: then nothing of them can have changed (not in
-        // a backfill). Older days: their changed pairs, or whole when no
-        // scan has judged them.
+        // The lookback window's days, and any older day the last scan
+        // judged before it was over (a grace longer than the lookback), are
+        // judged whole as one span (they are the last days), every scan:
+        // what a backfill filed, a scan without the rule or a unit changed
+        // during a scan left of them is set right within the window. Older
+        // days: their changed pairs, or whole when no scan has judged them.
         let p_as_of = p.as_of.and_utc();
         let (recent, older): (Vec<Day>, Vec<Day>) = dues_from(earliest)
             .into_iter()
             .partition(|&(day, due)| day >= window || self.over_after(day, due) > p_as_of);
-        let dues: Vec<NaiveDateTime> = recent.iter().chain(&older).map(|(_, due)| due.naive_utc()).collect();
+        self.whole_days(conn, run, units, filing, (&recent, true), counts)?;
+        let dues: Vec<NaiveDateTime> = older.iter().map(|(_, due)| due.naive_utc()).collect();
         let judged = followup::staffing_judged(conn, &dues)?;
-        let changed_days: BTreeSet<NaiveDate> = changed.iter().map(|(_, day)| *day).collect();
-        let quiet = !run.backfill
-            && recent.iter().all(|&(day, due)| {
-                self.over_after(day, due) <= p_as_of
-                    && judged.contains(&due.naive_utc())
-                    && !changed_days.contains(&day)
-            });
-        if !quiet {
-            self.whole_days(conn, run, units, filing, (&recent, true), counts)?;
-        }
         let (judged_before, unjudged): (Vec<Day>, Vec<Day>) = older
             .into_iter()
             .partition(|(_, due)| judged.contains(&due.naive_utc()));

@@ -1,8 +1,9 @@
-//! Which storhelg staffing days an incremental scan judges whole: those
-//! the last scan judged before they were over. A day whose acts are all
-//! in by T and whose grace has passed changes only by its units' entries
-//! in the unit-day register; one judged earlier can still change by an
-//! act that happens later that day, or by its grace running out.
+//! Which storhelg staffing days an incremental scan judges whole: the
+//! lookback window's, and an older day the last scan judged before it was
+//! over. A day whose acts are all in by T and whose grace has passed
+//! changes only by its units' entries in the unit-day register; one judged
+//! earlier can still change by an act that happens later that day, or by
+//! its grace running out.
 
 use svu_vakt::config::Config;
 
@@ -61,17 +62,20 @@ fn a_staffing_day_judged_before_it_was_over_is_judged_again_when_it_is(b: Backen
     );
 }
 
-/// A grace of 14 hours: the day is over at midnight, its grace runs to
-/// 05:00 the next morning. K1's `bemanning` is moved out of the day: the
-/// 01:00 scan files nothing (within the grace), the 06:00 scan files it.
+/// A grace of 48 hours and a lookback of one day: the day of 15 May is
+/// older than the window when its grace runs out (17 May 15:00). The scan
+/// of 17 May 10:00 files nothing (within the grace); the scan of 18 May,
+/// whose window starts on 16 May, judges 15 May whole again because the
+/// last scan judged it within its grace, and files the deviation.
 fn a_staffing_day_judged_within_its_grace_is_judged_again_when_the_grace_has_passed(b: Backend) {
     let app = spawn_app_with(b, |c: &mut Config| {
-        c.scan.grace = chrono::Duration::hours(14);
+        c.scan.grace = chrono::Duration::hours(48);
+        c.scan.staffing_lookback_days = 1;
         c.scan.arrival_margin = chrono::Duration::zero();
     });
     assert_eq!(app.post_units(UNITS).status, 200);
-    let events = EVENTS.replace("2026-05-15T20:00:00+02:00", "2026-05-17T20:00:00+02:00");
+    let events = EVENTS.replace("2026-05-15T20:00:00+02:00", "2026-05-20T20:00:00+02:00");
     assert_eq!(app.post_events(&events).status, 200);
-    assert_eq!(staffing(&app, "2026-05-16T01:00:00+02:00"), None);
-    assert_eq!(staffing(&app, "2026-05-16T06:00:00+02:00").as_deref(), Some("ny"));
+    assert_eq!(staffing(&app, "2026-05-17T10:00:00+02:00"), None);
+    assert_eq!(staffing(&app, "2026-05-18T10:00:00+02:00").as_deref(), Some("ny"));
 }
