@@ -25,7 +25,9 @@ use crate::rules::bemanning::UnitDay;
 /// Events read per page when the register is rebuilt from them.
 const PAGE: i64 = 50_000;
 
-#[derive(Queryable)]
+/// An entry as read (its columns but `changed_at`, which only
+/// `changed_since` reads).
+#[derive(Queryable, Selectable)]
 #[diesel(table_name = unit_days)]
 struct Row {
     unit: String,
@@ -59,25 +61,6 @@ impl Row {
         })
     }
 }
-
-/// The columns a [`Row`] reads.
-type Columns = (
-    unit_days::unit,
-    unit_days::day,
-    unit_days::first_at,
-    unit_days::bemanning_at,
-    unit_days::morning_at,
-    unit_days::afternoon_at,
-);
-
-const COLUMNS: Columns = (
-    unit_days::unit,
-    unit_days::day,
-    unit_days::first_at,
-    unit_days::bemanning_at,
-    unit_days::morning_at,
-    unit_days::afternoon_at,
-);
 
 /// Entries per statement: 7 parameters each, within both databases' limits.
 const CHUNK: usize = 1000;
@@ -276,11 +259,10 @@ fn rebuild_in(conn: &mut DbConn, days: Option<(NaiveDate, NaiveDate)>) -> QueryR
 pub fn between(conn: &mut DbConn, from: NaiveDate, to: NaiveDate) -> QueryResult<Vec<UnitDay>> {
     let q = unit_days::table
         .filter(unit_days::day.ge(from.format("%Y-%m-%d").to_string()))
-        .filter(unit_days::day.le(to.format("%Y-%m-%d").to_string()))
-        .select(COLUMNS);
+        .filter(unit_days::day.le(to.format("%Y-%m-%d").to_string()));
     let rows: Vec<Row> = match conn {
-        DbConn::Sqlite(c) => q.load(c)?,
-        DbConn::Pg(c) => q.load(c)?,
+        DbConn::Sqlite(c) => q.select(Row::as_select()).load(c)?,
+        DbConn::Pg(c) => q.select(Row::as_select()).load(c)?,
     };
     Ok(rows.into_iter().filter_map(Row::into_day).collect())
 }
@@ -289,11 +271,10 @@ pub fn between(conn: &mut DbConn, from: NaiveDate, to: NaiveDate) -> QueryResult
 pub fn of_units(conn: &mut DbConn, day: NaiveDate, units: &[&str]) -> QueryResult<Vec<UnitDay>> {
     let q = unit_days::table
         .filter(unit_days::day.eq(day.format("%Y-%m-%d").to_string()))
-        .filter(unit_days::unit.eq_any(units))
-        .select(COLUMNS);
+        .filter(unit_days::unit.eq_any(units));
     let rows: Vec<Row> = match conn {
-        DbConn::Sqlite(c) => q.load(c)?,
-        DbConn::Pg(c) => q.load(c)?,
+        DbConn::Sqlite(c) => q.select(Row::as_select()).load(c)?,
+        DbConn::Pg(c) => q.select(Row::as_select()).load(c)?,
     };
     Ok(rows.into_iter().filter_map(Row::into_day).collect())
 }
