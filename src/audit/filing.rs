@@ -99,6 +99,18 @@ impl Filing<'_> {
         let mut ids: Vec<i64> = existing.iter().map(|d| d.id).collect();
         ids.sort_unstable();
         backend::lock_deviations(conn, &ids)?;
+        self.apply_locked(conn, findings, existing, counts)
+    }
+
+    /// [`Filing::apply`] with `existing` read locked, in id order, by the
+    /// statement that read them (`deviations::by_cases`): not locked again.
+    pub fn apply_locked(
+        &self,
+        conn: &mut DbConn,
+        findings: &[Finding],
+        existing: Vec<DeviationRow>,
+        counts: &mut Counts,
+    ) -> anyhow::Result<HashSet<String>> {
         let terms = Terms {
             backfill: self.backfill,
             mail_cutoff: self.mail_cutoff,

@@ -5,7 +5,7 @@
 //! older day the last scan judged before it was over (acts of it still to
 //! come by T, its due's grace still running: `over_after`), and any older
 //! day no scan has judged yet (history loaded late, or a judgement
-//! forgotten: `store::followup::forget_staffing` when a batch is removed or
+//! forgotten: `store::staffing::forget` when a batch is removed or
 //! a unit's storhelg flag changes); of the older days already judged, only
 //! the (unit, day) pairs whose entry in the unit-day register changed since
 //! the last scan (`unit_days::changed_since`): a unit's judged staffing day
@@ -22,9 +22,9 @@ use super::{filing, Auditor, Counts, Run};
 use crate::calendar::{local_date, Calendar};
 use crate::domain::UnitId;
 use crate::rules::bemanning::{staffing_dues, StaffingTracker};
-use crate::rules::{Finding, RuleId, Units};
-use crate::store::followup::{self, NewObligation};
-use crate::store::{backend, deviations, unit_days, DbConn};
+use crate::rules::{Finding, Units};
+use crate::store::followup::NewObligation;
+use crate::store::{backend, deviations, staffing, unit_days, DbConn};
 
 /// More entries of the unit-day register changed than this since the last
 /// scan and every staffing day is judged whole (a reload of history).
@@ -74,7 +74,7 @@ impl Auditor {
             .partition(|&(day, due)| day >= window || self.over_after(day, due) > p_as_of);
         self.whole_days(conn, run, units, filing, (&recent, true), counts)?;
         let dues: Vec<NaiveDateTime> = older.iter().map(|(_, due)| due.naive_utc()).collect();
-        let judged = followup::staffing_judged(conn, &dues)?;
+        let judged = staffing::judged(conn, &dues)?;
         let (judged_before, unjudged): (Vec<Day>, Vec<Day>) = older
             .into_iter()
             .partition(|(_, due)| judged.contains(&due.naive_utc()));
@@ -157,19 +157,17 @@ impl Auditor {
             _ => dues.iter().map(|d| (*d, *d)).collect(),
         };
         let mut existing = Vec::new();
+        // One span's deviations come locked in id order; several spans'
+        // are locked again, all at once in that order.
+        let locked = spans.len() == 1;
         for (lo, hi) in spans {
             if !filing.backfill {
                 let of_span: Vec<NewObligation> = rows.iter().filter(|r| r.due >= lo && r.due <= hi).cloned().collect();
-                followup::replace_staffing(conn, lo, hi, &of_span)?;
+                staffing::replace(conn, lo, hi, &of_span)?;
             }
-            existing.extend(deviations::by_rule_due(
-                conn,
-                RuleId::BemanningStorhelg.as_str(),
-                lo,
-                hi,
-            )?);
+            existing.extend(staffing::deviations_due(conn, lo, hi)?);
         }
-        self.file_staffing(conn, filing, findings, existing, as_of, counts)
+        self.file_staffing(conn, filing, findings, (existing, locked), as_of, counts)
     }
 
     /// Judges the touched (unit, day) pairs from the units' own acts that
@@ -200,30 +198,35 @@ impl Auditor {
             }
             let due = due.naive_utc();
             if !filing.backfill {
-                followup::replace_staffing_of(conn, due, &names, &rows)?;
+                staffing::replace_of(conn, due, &names, &rows)?;
             }
-            let of_day = deviations::by_rule_due(conn, RuleId::BemanningStorhelg.as_str(), due, due)?;
+            let of_day = staffing::deviations_due(conn, due, due)?;
             existing.extend(
                 of_day
                     .into_iter()
                     .filter(|d| d.unit.as_ref().is_some_and(|u| unit_ids.contains(u))),
             );
         }
-        self.file_staffing(conn, filing, findings, existing, as_of, counts)
+        self.file_staffing(conn, filing, findings, (existing, false), as_of, counts)
     }
 
+    /// `existing`: the deviations of the days judged, and whether they
+    /// were read locked in id order.
     fn file_staffing(
         &self,
         conn: &mut DbConn,
         filing: &filing::Filing,
         findings: Vec<Finding>,
-        existing: Vec<deviations::DeviationRow>,
+        (existing, locked): (Vec<deviations::DeviationRow>, bool),
         as_of: DateTime<Utc>,
         counts: &mut Counts,
     ) -> anyhow::Result<()> {
         let (ready, _) = self.split_by_grace(findings, None, as_of);
         counts.findings += ready.len();
-        filing.apply(conn, &ready, existing, counts).map(drop)
+        match locked {
+            true => filing.apply_locked(conn, &ready, existing, counts).map(drop),
+            false => filing.apply(conn, &ready, existing, counts).map(drop),
+        }
     }
 }
 

@@ -207,23 +207,6 @@ pub fn by_cases(conn: &mut DbConn, cases: &[&str], run: Option<(&str, &str)>) ->
 pub const BY_CASE_LIST: &str = "SELECT d.* FROM (SELECT DISTINCT unnest($1::text[]) AS id) AS u \
      JOIN deviations d ON d.case_id = u.id ORDER BY d.id FOR UPDATE OF d";
 
-/// The deviations without a case (a unit's storhelg staffing) of `rule`
-/// due in `[from, to]`: read through the partial index
-/// `deviations_staffing_due` (migration 000021).
-pub fn by_rule_due(
-    conn: &mut DbConn,
-    rule: &str,
-    from: NaiveDateTime,
-    to: NaiveDateTime,
-) -> QueryResult<Vec<DeviationRow>> {
-    deviations::table
-        .filter(deviations::case_id.is_null())
-        .filter(deviations::rule.eq(rule))
-        .filter(deviations::due.ge(from))
-        .filter(deviations::due.le(to))
-        .load(conn)
-}
-
 pub fn get(conn: &mut DbConn, id: i64) -> QueryResult<Option<DeviationRow>> {
     deviations::table.find(id).first(conn).optional()
 }

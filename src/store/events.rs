@@ -289,7 +289,7 @@ pub fn compare_with_stored(conn: &mut DbConn, batch: &[IngestEvent]) -> QueryRes
 /// removes a bad export). The cases whose events go are marked changed and
 /// unsummarised, so the next scan judges them again: a deviation that no
 /// longer holds is withdrawn, and the follow-up's counts follow. So are
-/// the staffing days the events fell on (`followup::forget_staffing`). Their span
+/// the staffing days the events fell on (`staffing::forget`). Their span
 /// and patient are taken again from the events they have left.
 pub fn remove_batches(conn: &mut DbConn, batches: &[i64]) -> QueryResult<usize> {
     backend::write_tx(conn, |conn| {
@@ -318,7 +318,7 @@ pub fn remove_batches(conn: &mut DbConn, batches: &[i64]) -> QueryResult<usize> 
             // lies within a day of its UTC instants) are judged again whole.
             if let (Some(lo), Some(hi)) = span {
                 let day = chrono::Duration::days(1);
-                super::followup::forget_staffing(conn, Some((lo - day, hi + day)))?;
+                super::staffing::forget(conn, Some((lo - day, hi + day)))?;
             }
             removed += diesel::delete(events::table.filter(events::batch_id.eq_any(chunk))).execute(conn)?;
             // The register's days of the removed events, from what is left.

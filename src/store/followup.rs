@@ -17,7 +17,7 @@ use diesel::result::Error as DieselError;
 use super::schema::{case_facts, obligations};
 use super::stamp::Stamp;
 use super::DbConn;
-use crate::rules::{Outcome, RuleId};
+use crate::rules::Outcome;
 
 /// Rows per multi-row statement (at most 14 columns: 7 000 variables, below
 /// either database's limit).
@@ -310,84 +310,10 @@ const ADD_DAYS: &str = "INSERT INTO obligation_days (day, rule, unit, met, late,
      ON CONFLICT (day, rule, unit) DO UPDATE SET met = obligation_days.met + excluded.met, \
      late = obligation_days.late + excluded.late, missing = obligation_days.missing + excluded.missing";
 
-/// Replaces the staffing obligations with dues in `[lo, hi]`.
-pub fn replace_staffing(
-    conn: &mut DbConn,
-    lo: NaiveDateTime,
-    hi: NaiveDateTime,
-    rows: &[NewObligation],
-) -> QueryResult<()> {
-    diesel::delete(
-        obligations::table
-            .filter(obligations::case_id.eq(""))
-            .filter(obligations::rule.eq(RuleId::BemanningStorhelg.as_str()))
-            .filter(obligations::due.between(lo, hi)),
-    )
-    .execute(conn)?;
-    let rows: Vec<&NewObligation> = rows.iter().collect();
-    insert_obligations(conn, &rows)
-}
-
-/// Of the staffing dues `dues`, those a scan has judged (it left their
-/// obligations): one lookup in the `due` index.
-pub fn staffing_judged(
-    conn: &mut DbConn,
-    dues: &[NaiveDateTime],
-) -> QueryResult<std::collections::HashSet<NaiveDateTime>> {
-    let mut out = std::collections::HashSet::new();
-    for chunk in dues.chunks(CHUNK) {
-        let found: Vec<NaiveDateTime> = obligations::table
-            .filter(obligations::due.eq_any(chunk))
-            .filter(obligations::case_id.eq(""))
-            .filter(obligations::rule.eq(RuleId::BemanningStorhelg.as_str()))
-            .select(obligations::due)
-            .distinct()
-            .load(conn)?;
-        out.extend(found);
-    }
-    Ok(out)
-}
-
-/// Forgets the staffing judgement of the days due in `[lo, hi]` (all days
-/// without bounds): what could change an old staffing day other than new
-/// events — removed events, a unit's storhelg flag — makes the next scan
-/// judge those days whole again. Their adherence is empty until it has.
-pub fn forget_staffing(conn: &mut DbConn, span: Option<(NaiveDateTime, NaiveDateTime)>) -> QueryResult<usize> {
-    let staffing = obligations::table
-        .filter(obligations::case_id.eq(""))
-        .filter(obligations::rule.eq(RuleId::BemanningStorhelg.as_str()));
-    match span {
-        Some((lo, hi)) => diesel::delete(staffing.filter(obligations::due.between(lo, hi))).execute(conn),
-        None => diesel::delete(staffing).execute(conn),
-    }
-}
-
-/// Replaces the staffing obligations due at `due` of `units` only: the
-/// (unit, day) pairs an incremental scan judged again.
-pub fn replace_staffing_of(
-    conn: &mut DbConn,
-    due: NaiveDateTime,
-    units: &[&str],
-    rows: &[NewObligation],
-) -> QueryResult<()> {
-    for chunk in units.chunks(CHUNK) {
-        diesel::delete(
-            obligations::table
-                .filter(obligations::case_id.eq(""))
-                .filter(obligations::rule.eq(RuleId::BemanningStorhelg.as_str()))
-                .filter(obligations::due.eq(due))
-                .filter(obligations::unit.assume_not_null().eq_any(chunk)),
-        )
-        .execute(conn)?;
-    }
-    let rows: Vec<&NewObligation> = rows.iter().collect();
-    insert_obligations(conn, &rows)
-}
-
 /// As events are stored (`backend::insert_events`): on SQLite one cached
 /// single-row statement (a multi-row one is prepared anew per chunk), on
 /// PostgreSQL `COPY`.
-fn insert_obligations(conn: &mut DbConn, rows: &[&NewObligation]) -> QueryResult<()> {
+pub(super) fn insert_obligations(conn: &mut DbConn, rows: &[&NewObligation]) -> QueryResult<()> {
     match conn {
         DbConn::Sqlite(c) => {
             for row in rows {

@@ -25,6 +25,7 @@ pub mod peer;
 pub mod reports;
 pub mod scans;
 pub mod schema;
+pub mod staffing;
 pub mod stamp;
 mod states;
 pub mod timelines;

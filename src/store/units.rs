@@ -147,7 +147,7 @@ fn upsert_once(conn: &mut DbConn, list: &[Unit]) -> Result<(usize, usize), Units
         // öppenvård recipient): every case is summarised again by the next
         // scan, which finds them changed (`store::candidates`).
         if restaffed {
-            super::followup::forget_staffing(conn, None)?;
+            super::staffing::forget(conn, None)?;
         }
         if reshaped {
             let pairs: Vec<(String, Option<String>)> = units::table.select((units::id, units::parent)).load(conn)?;

@@ -11,7 +11,8 @@ use crate::helpers::{spawn_app_with, Backend, TestApp};
 
 crate::on_both!(
     a_staffing_day_judged_before_it_was_over_is_judged_again_when_it_is,
-    a_staffing_day_judged_within_its_grace_is_judged_again_when_the_grace_has_passed
+    a_staffing_day_judged_within_its_grace_is_judged_again_when_the_grace_has_passed,
+    a_scan_rewrites_only_the_staffing_obligations_that_changed
 );
 
 const UNITS: &str = r#"[
@@ -78,4 +79,69 @@ fn a_staffing_day_judged_within_its_grace_is_judged_again_when_the_grace_has_pas
     assert_eq!(app.post_events(&events).status, 200);
     assert_eq!(staffing(&app, "2026-05-17T10:00:00+02:00"), None);
     assert_eq!(staffing(&app, "2026-05-18T10:00:00+02:00").as_deref(), Some("ny"));
+}
+
+/// K1's and K2's staffing obligations of 15 May as stored: (unit, row id,
+/// outcome).
+fn obligations_of_15_may(app: &TestApp) -> Vec<(String, i64, String)> {
+    use diesel::prelude::*;
+    use svu_vakt::store::schema::obligations as o;
+    let mut c = app.conn();
+    let conn: &mut svu_vakt::store::DbConn = &mut c;
+    let rows: Vec<(Option<String>, i64, String)> = o::table
+        .filter(o::case_id.eq(""))
+        .filter(o::rule.eq("bemanning_storhelg"))
+        .filter(
+            o::due.eq(chrono::NaiveDate::from_ymd_opt(2026, 5, 15)
+                .unwrap()
+                .and_hms_opt(13, 0, 0)
+                .unwrap()),
+        )
+        .select((o::unit, o::id, o::outcome))
+        .order(o::unit)
+        .load(conn)
+        .unwrap();
+    rows.into_iter()
+        .map(|(u, id, out)| (u.unwrap_or_default(), id, out))
+        .collect()
+}
+
+/// The lookback window's days are judged whole every scan, and most of
+/// them come out as before: those rows stay as they are (an idle scan
+/// rewrote them all, each time). A scan after K2's `bemanning` of 15 May
+/// arrives replaces K2's row alone, with what it now is; K1's stays.
+fn a_scan_rewrites_only_the_staffing_obligations_that_changed(b: Backend) {
+    let app = spawn_app_with(b, |c: &mut Config| {
+        c.scan.arrival_margin = chrono::Duration::zero();
+    });
+    let units = r#"[
+ {"id":"K1","name":"Socialförvaltningen","kind":"kommun","huvudman":"Linköpings kommun"},
+ {"id":"K2","name":"Hemtjänsten","kind":"kommun","huvudman":"Linköpings kommun"}
+]"#;
+    assert_eq!(app.post_units(units).status, 200);
+    let acts = r#"{"id":"k1","case":"C1","type":"inskrivning","at":"2026-05-10T08:00:00+02:00","unit":"K1"}
+{"id":"k2","case":"C2","type":"inskrivning","at":"2026-05-10T08:00:00+02:00","unit":"K2"}
+"#;
+    assert_eq!(app.post_events(acts).status, 200);
+    assert_eq!(app.scan("2026-05-15T18:00:00+02:00").status, 200);
+    let first = obligations_of_15_may(&app);
+    assert_eq!(first.len(), 2, "K1 and K2 judged on 15 May: {first:?}");
+    assert!(
+        first.iter().all(|(_, _, out)| out != "met"),
+        "no staffing shown yet: {first:?}"
+    );
+
+    assert_eq!(app.scan("2026-05-15T19:00:00+02:00").status, 200);
+    assert_eq!(obligations_of_15_may(&app), first, "nothing new: the same rows");
+
+    let late = r#"{"id":"b2","type":"bemanning","at":"2026-05-15T14:00:00+02:00","unit":"K2"}
+"#;
+    assert_eq!(app.post_events(late).status, 200);
+    assert_eq!(app.scan("2026-05-15T20:00:00+02:00").status, 200);
+    let after = obligations_of_15_may(&app);
+    assert_eq!(after.len(), 2, "{after:?}");
+    assert_eq!(after[0], first[0], "K1's row untouched");
+    assert_eq!(after[1].0, "K2");
+    assert_ne!(after[1].1, first[1].1, "K2's row replaced");
+    assert_eq!(after[1].2, "met", "K2 showed staffing before 15:00: {after:?}");
 }
