@@ -8,6 +8,7 @@
 mod chunks;
 pub mod filing;
 pub mod plan;
+mod queue;
 // What a report says lives with the mail that says it.
 pub use crate::mail::report;
 pub mod schedule;
@@ -19,14 +20,10 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 use serde::Serialize;
-use sha2::Digest as _;
 
 use crate::config::ScanConfig;
-use crate::domain::UnitId;
-use crate::mail::outbox::{self, NewMail};
-use crate::mail::routing::Recipients;
 use crate::mail::templates::Templates;
-use crate::mail::{MailConfig, MailMode};
+use crate::mail::MailConfig;
 use crate::rules::{case, Finding, Profile, RuleId, Units};
 use crate::store::candidates::Candidate;
 use crate::store::day_counts;
@@ -243,22 +240,29 @@ impl Auditor {
             Ok(self.judge_chunk(chunk, &by_case, &case_rules, &units, (run.as_of, seed)))
         };
         // The day counts the committed chunks moved, added when the walk
-        // ends, whole or not (store::day_counts); the first chunk marks
-        // the run as owing them.
+        // ends, whole or not (store::day_counts); the first chunk that moves
+        // any marks the run as owing them.
         let mut owed = day_counts::Owed::default();
         let owing = std::sync::atomic::AtomicBool::new(false);
         let statistics = crate::store::bulk::FilingStatistics::new(conn);
         let file = |conn: &mut DbConn, chunk: &[Candidate], judged: &mut Judged, counts: &mut Counts| {
             use std::sync::atomic::Ordering::Relaxed;
+            let filed = counts.filed;
             let moved = backend::write_tx(conn, |conn| {
                 self.keep_lease(conn, &run.holder)?;
-                if !owing.load(Relaxed) {
+                let moved = self.file_chunk(conn, chunk, judged, &filing, counts)?;
+                // A chunk that moves no count owes none: a scan whose chunks
+                // all judged as before (an idle one) neither marks its run
+                // nor adds counts when it ends.
+                if !moved.is_empty() && !owing.load(Relaxed) {
                     day_counts::owe(conn, run.id)?;
                 }
-                self.file_chunk(conn, chunk, judged, &filing, counts)
+                anyhow::Ok(moved)
             })?;
-            owing.store(true, Relaxed);
-            statistics.after_chunk(conn);
+            if !moved.is_empty() {
+                owing.store(true, Relaxed);
+            }
+            statistics.after_chunk(conn, counts.filed > filed);
             judged.judged_days = moved;
             Ok(())
         };
@@ -281,13 +285,7 @@ impl Auditor {
         if active.contains(&RuleId::BemanningStorhelg) {
             self.judge_staffing(conn, run, since, &units, &filing, counts)?;
         }
-        backend::write_tx(conn, |conn| {
-            self.keep_lease(conn, &run.holder)?;
-            if self.mail.mode == MailMode::Sammanstallning {
-                self.queue_digests(conn, run.id)?;
-            }
-            self.queue_unmailed_summary(conn, &units, run, counts)
-        })
+        self.queue_after_scan(conn, &units, run, counts)
     }
 
     /// Deviations due before this are filed without mail; with
@@ -394,7 +392,7 @@ impl Auditor {
         let mut reopened = HashSet::new();
         if !ids.is_empty() {
             let existing = deviations::by_cases(conn, &ids, filing.run_of(chunk.len(), &ids))?;
-            reopened = filing.apply(conn, &judged.findings, existing, counts)?;
+            reopened = filing.apply_locked(conn, &judged.findings, existing, counts)?;
         }
         // The cases' rows after the deviations', in the order a person's
         // change of status takes them: no lock cycle on PostgreSQL.
@@ -424,83 +422,6 @@ impl Auditor {
             }
         }
         (ready, next)
-    }
-
-    /// Sammanställning: every deviation not yet in a mail, one digest per
-    /// address per scan — an address gets the deviations it is the recipient
-    /// of and those it has a copy of, in one mail — at most `DIGEST_MAX`
-    /// deviations a mail: a backlog is split, never dropped.
-    fn queue_digests(&self, conn: &mut DbConn, run_id: i64) -> anyhow::Result<()> {
-        let mut by_address: BTreeMap<String, Vec<i64>> = BTreeMap::new();
-        let mut queued = Vec::new();
-        for (id, recipients) in deviations::unqueued(conn)? {
-            let r = Recipients::from_json(&recipients);
-            let mut addresses: Vec<String> = std::iter::once(r.to).chain(r.cc).collect();
-            addresses.sort();
-            addresses.dedup();
-            for a in addresses {
-                by_address.entry(a).or_default().push(id);
-            }
-            queued.push(id);
-        }
-        let domain = self.mail.domain();
-        for (address, ids) in by_address {
-            let key = hex::encode(sha2::Sha256::digest(address.as_bytes()));
-            let recipients = Recipients {
-                to: address,
-                cc: Vec::new(),
-                via: String::new(),
-            };
-            for (n, part) in ids.chunks(outbox::DIGEST_MAX).enumerate() {
-                let kind = outbox::MailKind::Sammanstallning;
-                let mid = format!("<{kind}-{run_id}-{}-{n}@{domain}>", &key[..16]);
-                outbox::enqueue(conn, &[NewMail::new(mid, kind, part, &recipients)])?;
-            }
-        }
-        deviations::mark_queued(conn, &queued)?;
-        Ok(())
-    }
-
-    /// One summary to the default address of what this scan filed without
-    /// mail because it was too old to act on, per unit.
-    fn queue_unmailed_summary(
-        &self,
-        conn: &mut DbConn,
-        units: &Units,
-        run: &Run,
-        counts: &Counts,
-    ) -> anyhow::Result<()> {
-        if counts.unmailed == 0 {
-            return Ok(());
-        }
-        let per_unit: Vec<serde_json::Value> = counts
-            .unmailed_by_unit
-            .iter()
-            .map(|(id, n)| {
-                let name = units
-                    .get(&UnitId(id.clone()))
-                    .map_or_else(|| "okänd eller ingen enhet".to_string(), |u| u.name.clone());
-                serde_json::json!({"id": if id.is_empty() { "–" } else { id }, "namn": name, "antal": n})
-            })
-            .collect();
-        let mut m = NewMail::new(
-            format!("<{}-{}@{}>", outbox::MailKind::EjMejlade, run.id, self.mail.domain()),
-            outbox::MailKind::EjMejlade,
-            &[],
-            &Recipients {
-                to: self.mail.default_to.clone(),
-                cc: Vec::new(),
-                via: String::new(),
-            },
-        );
-        m.payload = Some(
-            serde_json::json!({
-                "antal": counts.unmailed, "dagar": self.mail.max_age_days, "granskning": run.id, "enheter": per_unit,
-            })
-            .to_string(),
-        );
-        outbox::enqueue(conn, &[m])?;
-        Ok(())
     }
 }
 

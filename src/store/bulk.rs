@@ -89,7 +89,17 @@ const SCAN_STATISTICS: &str = "ANALYZE deviations (case_id)";
 /// statistics and the role may analyse the table (another role's `ANALYZE`
 /// is skipped with a warning; autovacuum analyses a table that grows from
 /// nothing within its first minute).
-pub struct FilingStatistics(std::sync::atomic::AtomicBool);
+pub struct FilingStatistics(std::sync::atomic::AtomicU8);
+
+/// [`FilingStatistics`]' states: not asked yet (asked after the first
+/// chunk that files a deviation: a table grows from nothing only by a
+/// scan that files, and a scan that files none — an idle one — asks
+/// nothing), wanted, not wanted (or given up after an error), and being
+/// asked or made on one connection.
+const UNASKED: u8 = 0;
+const WANTED: u8 = 1;
+const SETTLED: u8 = 2;
+const BUSY: u8 = 3;
 
 #[derive(QueryableByName)]
 struct Wanted {
@@ -103,35 +113,50 @@ const DEVIATION_STATISTICS_WANTED: &str = "SELECT pg_has_role(c.relowner, 'USAGE
      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = 'deviations'::regclass";
 
 impl FilingStatistics {
-    /// Whether this scan's filing wants them (never on SQLite, whose
+    /// For a scan on `conn`'s database (never wanted on SQLite, whose
     /// look-up is planned on the index without statistics).
-    pub fn new(conn: &mut DbConn) -> FilingStatistics {
-        let wanted = match conn {
-            DbConn::Pg(c) => diesel::sql_query(DEVIATION_STATISTICS_WANTED)
-                .get_result::<Wanted>(c)
-                .is_ok_and(|w| w.wanted),
-            DbConn::Sqlite(_) => false,
+    pub fn new(conn: &DbConn) -> FilingStatistics {
+        let state = match conn {
+            DbConn::Pg(_) => UNASKED,
+            DbConn::Sqlite(_) => SETTLED,
         };
-        FilingStatistics(std::sync::atomic::AtomicBool::new(wanted))
+        FilingStatistics(std::sync::atomic::AtomicU8::new(state))
     }
 
-    /// After a chunk's commit, outside its transaction: analyses the
-    /// deviations until the column has statistics (from the first chunk
-    /// that filed one: 10–20 ms then). One connection at a time; a failure
-    /// is logged and not tried again (the scan stands, only slower).
-    pub fn after_chunk(&self, conn: &mut DbConn) {
+    /// After a chunk's commit, outside its transaction (`filed`: the chunk
+    /// filed a deviation): analyses the deviations until the column has
+    /// statistics (from the first chunk that filed one: 10–20 ms then).
+    /// One connection at a time; a failure is logged and not tried again
+    /// (the scan stands, only slower).
+    pub fn after_chunk(&self, conn: &mut DbConn, filed: bool) {
         use diesel::connection::SimpleConnection;
         use std::sync::atomic::Ordering::Relaxed;
         let DbConn::Pg(c) = conn else { return };
-        if !self.0.swap(false, Relaxed) {
+        let state = self.0.load(Relaxed);
+        if !(state == WANTED || (state == UNASKED && filed))
+            || self.0.compare_exchange(state, BUSY, Relaxed, Relaxed).is_err()
+        {
             return;
         }
-        let still = c
-            .batch_execute(SCAN_STATISTICS)
-            .and_then(|()| diesel::sql_query(DEVIATION_STATISTICS_WANTED).get_result::<Wanted>(c));
+        let wanted = |c: &mut diesel::PgConnection| {
+            diesel::sql_query(DEVIATION_STATISTICS_WANTED)
+                .get_result::<Wanted>(c)
+                .map(|w| w.wanted)
+        };
+        let asked = if state == UNASKED { wanted(c) } else { Ok(true) };
+        let still = asked.and_then(|w| {
+            if w {
+                c.batch_execute(SCAN_STATISTICS).and_then(|()| wanted(c))
+            } else {
+                Ok(false)
+            }
+        });
         match still {
-            Ok(w) => self.0.store(w.wanted, Relaxed),
-            Err(e) => tracing::warn!("avvikelsetabellen kunde inte analyseras under granskningen: {e}"),
+            Ok(w) => self.0.store(if w { WANTED } else { SETTLED }, Relaxed),
+            Err(e) => {
+                self.0.store(SETTLED, Relaxed);
+                tracing::warn!("avvikelsetabellen kunde inte analyseras under granskningen: {e}");
+            }
         }
     }
 }

@@ -203,6 +203,19 @@ pub(super) fn in_id_order<T>(
     Ok(out)
 }
 
+/// `f` under [`IN_ID_ORDER`] to the end of the caller's transaction, which
+/// commits after it with nothing that needs the planner's own settings
+/// back (each statement left is by a key): one round trip less than
+/// [`in_id_order`].
+fn in_id_order_to_commit<T>(
+    c: &mut diesel::PgConnection,
+    f: impl FnOnce(&mut diesel::PgConnection) -> QueryResult<T>,
+) -> QueryResult<T> {
+    use diesel::connection::SimpleConnection;
+    c.batch_execute(IN_ID_ORDER)?;
+    f(c)
+}
+
 /// Notes what a scan judged of each case — its next check, its summary's
 /// hash, its findings' hash — in one UPDATE per case: one new row version,
 /// not one per column. On PostgreSQL one `UPDATE … FROM unnest` per 5 000
@@ -213,8 +226,9 @@ pub fn note_judged(conn: &mut DbConn, rows: &[Noted]) -> QueryResult<()> {
     use diesel::sql_types::{Array, Bool, Nullable, Text, Timestamp};
     match conn {
         // The rows are locked in id order, as ingest locks them, by the
-        // UPDATE itself: [`NOTE_JUDGED`] under [`IN_ID_ORDER`].
-        DbConn::Pg(c) => in_id_order(c, |c| {
+        // UPDATE itself: [`NOTE_JUDGED`] under [`IN_ID_ORDER`], the last of
+        // a scan's chunk but for the run's mark (`day_counts::owe`, by key).
+        DbConn::Pg(c) => in_id_order_to_commit(c, |c| {
             for part in rows.chunks(SET_CHUNK) {
                 let ids: Vec<&str> = part.iter().map(|r| r.id).collect();
                 diesel::sql_query(NOTE_JUDGED)

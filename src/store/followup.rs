@@ -206,6 +206,8 @@ pub fn replace_cases(conn: &mut DbConn, summaries: &[CaseSummary], mut delta: De
             super::loaded::facts(c, summaries)?;
         }
     }
+    // A case judged as before adds back what it took: no move at all.
+    delta.retain(|_, n| n.iter().any(|&by| by != 0));
     Ok(delta)
 }
 

@@ -16,7 +16,8 @@ crate::on_both!(
     counts_a_scan_could_not_add_are_counted_again_by_the_next,
     a_scan_whose_counts_were_counted_again_adds_nothing_after,
     a_scan_a_case_a_chunk_files_what_one_chunk_does,
-    a_full_scan_leaves_postgres_its_deviations_counted
+    a_full_scan_leaves_postgres_its_deviations_counted,
+    a_scan_that_moves_no_count_owes_none
 );
 
 const AS_OF: &str = "2026-05-20T00:00:00+02:00";
@@ -302,4 +303,53 @@ fn postgres_counts_added_while_they_are_counted_again_are_counted_once() {
         (1, 0, 0),
         "the settle's count alone, not the recount's on top of it (runs counted again: {recounted:?})"
     );
+}
+
+/// A full re-scan that writes every case's rows again, each as it was,
+/// moves no count: it neither marks its run nor adds anything when it
+/// ends. Killed after two chunks, it leaves nothing for the next scan to
+/// count again (each chunk marked the run before, and the next scan
+/// recounted the county from the facts). A run whose chunks moved counts
+/// it could not add stays marked:
+/// `counts_a_scan_could_not_add_are_counted_again_by_the_next`.
+fn a_scan_that_moves_no_count_owes_none(b: Backend) {
+    use svu_vakt::store::schema::cases;
+    let app = county(b);
+    assert_eq!(app.scan(AS_OF).status, 200);
+    let mut c = app.conn();
+    let conn: &mut DbConn = &mut c;
+    let counted = day_counts::stored(conn).unwrap();
+    assert!(judged(&counted) >= 5, "the county counted: {counted:?}");
+    // Every case's rows written again (as after an upgrade that hashes
+    // them otherwise).
+    diesel::update(cases::table)
+        .set(cases::summary_hash.eq(None::<String>))
+        .execute(conn)
+        .unwrap();
+    let out = crate::helpers::bin()
+        .args(["scan", "--full", "--as-of", AS_OF, "--database-url", &app.db.url()])
+        .env("SVU_VAKT_FAULT_ABORT_AFTER_CHUNKS", "2")
+        .env("SVU_VAKT_SCAN_CHUNK_CASES", "1")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "the fault injection kills the scan");
+    let killed: (String, bool) = scan_runs::table
+        .order(scan_runs::id.desc())
+        .select((scan_runs::status, scan_runs::days_owed))
+        .first(conn)
+        .unwrap();
+    assert_eq!(
+        killed,
+        ("pagar".to_string(), false),
+        "killed while running, owing nothing"
+    );
+    let written: i64 = cases::table
+        .filter(cases::summary_hash.is_not_null())
+        .count()
+        .get_result(conn)
+        .unwrap();
+    // PostgreSQL files every other chunk on a second connection: one
+    // more may have committed before the kill.
+    assert!((2..5).contains(&written), "{written} chunks of one case committed");
+    assert_eq!(day_counts::stored(conn).unwrap(), counted);
 }
