@@ -1,8 +1,8 @@
 //! `svu-vakt bench`: the county-scale benchmark. It generates demo data,
 //! imports it, runs a first full scan, a full re-scan that files nothing, an
 //! incremental scan after 10 000 new events across the year, one after
-//! 10 000 events of the last ten days, one with nothing new, and `check` on
-//! the files; then
+//! 10 000 events of the last ten days, one with nothing new and the median
+//! of 21 more, and `check` on the files; then
 //! runs the plain-SQL peer of the four core rules (`ops/bench/peer-*.sql`,
 //! as a region's analysis unit would write them) on the same database,
 //! checks that it finds the very breaches the scan filed, and prints a
@@ -238,7 +238,8 @@ fn shuffle(from: &Path, to: &Path, seed: u64) -> anyhow::Result<usize> {
 /// hour apart: after the bench's feed (new cases across the year, which
 /// reach back to January), after a realistic feed (the cases of the last
 /// ten days, as a coordination system's export brings them) and with
-/// nothing new. Returns the instant the last one judged as of.
+/// nothing new, then [`IDLE_SCANS`] more with nothing new. Returns the
+/// instant the last one judged as of.
 fn scan_steps(steps: &mut Vec<Step>, services: &Services, seed: u64, files: &Files) -> anyhow::Result<DateTime<Utc>> {
     let t = as_of();
     let first = measure(steps, "first full scan", || scan(services, t, true))?;
@@ -279,7 +280,42 @@ fn scan_steps(steps: &mut Vec<Step>, services: &Services, seed: u64, files: &Fil
     )?;
     let later = later + chrono::Duration::hours(1);
     incremental(steps, services, "incremental, nothing", None, later)?;
-    Ok(later)
+    idle_median(steps, services, later)
+}
+
+/// Idle scans measured after the single one, a minute apart.
+const IDLE_SCANS: i64 = 21;
+
+/// [`IDLE_SCANS`] scans with nothing new, a minute apart, and their
+/// median: one takes milliseconds, no more than the machine's own noise
+/// from one run to the next. Returns the instant the last judged as of.
+fn idle_median(steps: &mut Vec<Step>, services: &Services, from: DateTime<Utc>) -> anyhow::Result<DateTime<Utc>> {
+    let name = "nothing, median of 21";
+    reset_peak();
+    eprintln!("bench: {name} …");
+    let mut secs = Vec::new();
+    let mut cases = 0;
+    for i in 1..=IDLE_SCANS {
+        let started = Instant::now();
+        cases += scan(services, from + chrono::Duration::minutes(i), false)?.cases_evaluated;
+        secs.push(started.elapsed().as_secs_f64());
+    }
+    secs.sort_by(f64::total_cmp);
+    steps.push(Step {
+        name,
+        work: String::new(),
+        secs: secs[secs.len() / 2],
+        rate: String::new(),
+        peak_mb: peak_mb(),
+    });
+    let per_scan = cases / IDLE_SCANS as usize;
+    label(
+        steps,
+        format!("{IDLE_SCANS} scans a minute apart, {per_scan} cases each"),
+        per_scan,
+        "cases",
+    );
+    Ok(from + chrono::Duration::minutes(IDLE_SCANS))
 }
 
 /// Imports `feed` (a file and its event count), if any, then measures an
