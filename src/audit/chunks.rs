@@ -89,8 +89,11 @@ impl Source {
 /// chunk on a thread of its own while the scan's thread files the next.
 /// The server took turns with the scan's one writing connection: a first
 /// full scan of 100 000 cases kept the two cores a third idle. Chunks hold
-/// other cases, so the two transactions lock no row in common (the run's
-/// `days_owed` mark is set by the first chunk, filed alone).
+/// other cases, so the two transactions lock no row in common but the
+/// run's: its `days_owed` mark is set by the first chunk whose day counts
+/// move (the first chunk, filed alone, in a first scan), as the last
+/// statement of its transaction, so a chunk that sets it too beside it
+/// waits for that commit, never in a cycle.
 struct Beside {
     to: Option<mpsc::Sender<(Vec<Candidate>, Judged)>>,
     from: mpsc::Receiver<Filed>,
@@ -230,8 +233,9 @@ where
                 (chunk, judged)
             },
             |(chunk, judged)| {
-                // The first chunk alone: it sets the run's `days_owed` mark,
-                // which the next would wait for.
+                // The first chunk alone: it most often sets the run's
+                // `days_owed` mark (a first scan's), which the next would
+                // wait for.
                 let idle = beside.as_mut().filter(|b| !b.busy && settled.chunk_no > 0);
                 let here = match (judged, idle) {
                     (Ok(judged), Some(b)) => {

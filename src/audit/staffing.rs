@@ -165,7 +165,7 @@ impl Auditor {
                 let of_span: Vec<NewObligation> = rows.iter().filter(|r| r.due >= lo && r.due <= hi).cloned().collect();
                 staffing::replace(conn, lo, hi, &of_span)?;
             }
-            existing.extend(staffing::deviations_due(conn, lo, hi)?);
+            existing.extend(staffing::deviations_due(conn, (lo, hi), locked)?);
         }
         self.file_staffing(conn, filing, findings, (existing, locked), as_of, counts)
     }
@@ -200,7 +200,7 @@ impl Auditor {
             if !filing.backfill {
                 staffing::replace_of(conn, due, &names, &rows)?;
             }
-            let of_day = staffing::deviations_due(conn, due, due)?;
+            let of_day = staffing::deviations_due(conn, (due, due), false)?;
             existing.extend(
                 of_day
                     .into_iter()

@@ -206,7 +206,8 @@ pub(super) fn in_id_order<T>(
 /// `f` under [`IN_ID_ORDER`] to the end of the caller's transaction, which
 /// commits after it with nothing that needs the planner's own settings
 /// back (each statement left is by a key): one round trip less than
-/// [`in_id_order`].
+/// [`in_id_order`]. Only in a transaction of its own, never a savepoint
+/// inside another (`SET LOCAL` lasts to the outer transaction's end).
 fn in_id_order_to_commit<T>(
     c: &mut diesel::PgConnection,
     f: impl FnOnce(&mut diesel::PgConnection) -> QueryResult<T>,
@@ -224,6 +225,9 @@ fn in_id_order_to_commit<T>(
 /// UPDATE of fixed text costs microseconds and is prepared once.
 pub fn note_judged(conn: &mut DbConn, rows: &[Noted]) -> QueryResult<()> {
     use diesel::sql_types::{Array, Bool, Nullable, Text, Timestamp};
+    if rows.is_empty() {
+        return Ok(());
+    }
     match conn {
         // The rows are locked in id order, as ingest locks them, by the
         // UPDATE itself: [`NOTE_JUDGED`] under [`IN_ID_ORDER`], the last of

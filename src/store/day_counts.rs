@@ -5,9 +5,10 @@
 //! chunk's difference touches nearly every (day, rule, unit) of the year
 //! again: adding it per chunk was four upserts a case, a fifth of a first
 //! full scan. So the scan sums its chunks' differences and adds them once,
-//! when it ends ([`settle`]). Its first chunk marks the run as owing them
-//! ([`owe`], in the chunk's transaction); [`settle`] clears the mark in the
-//! transaction that adds them. Until then the counts are those of the last
+//! when it ends ([`settle`]). Its first chunk that moves them marks the
+//! run as owing them ([`owe`], in the chunk's transaction; a scan whose
+//! chunks move nothing, an idle one, marks nothing and adds nothing);
+//! [`settle`] clears the mark in the transaction that adds them. Until then the counts are those of the last
 //! scan that settled: adherence read during a scan sees none of it.
 //!
 //! A run still marked — the process died, or the database went away before
@@ -54,7 +55,8 @@ impl Owed {
     }
 }
 
-/// In the transaction of a scan's first chunk: the run owes day counts.
+/// In the transaction of a scan's first chunk that moves the day counts,
+/// its last statement: the run owes them.
 pub fn owe(conn: &mut DbConn, run: i64) -> QueryResult<()> {
     diesel::update(scan_runs::table.find(run))
         .set(scan_runs::days_owed.eq(true))

@@ -39,10 +39,30 @@ fn key(row: &NewObligation) -> Key<'_> {
     (&row.rule, row.unit.as_deref(), row.due, &row.outcome, row.done_at)
 }
 
+/// The key of the transaction lock that keeps a scan's [`replace`] and a
+/// [`forget`] (a removed batch, a unit's storhelg flag) apart on
+/// PostgreSQL: `replace` leaves the rows it found as they were, so a
+/// `forget` committed between its read and its commit would leave the day
+/// with only the rows that changed, and the day taken for judged (SQLite's
+/// write transactions are serial already).
+const STAFFING_LOCK_KEY: i64 = 0x7376_752d_7374_6166; // "svu-staf"
+
+/// Takes the staffing lock until the transaction ends (PostgreSQL; a
+/// statement of its own, so the reads after it see what a `forget` that
+/// held it committed).
+fn serialise(conn: &mut DbConn) -> QueryResult<()> {
+    if let DbConn::Pg(c) = conn {
+        diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
+            .bind::<diesel::sql_types::BigInt, _>(STAFFING_LOCK_KEY)
+            .execute(c)?;
+    }
+    Ok(())
+}
+
 /// Makes the staffing obligations with dues in `[lo, hi]` those of `rows`:
 /// a held row that `rows` has as it is stays, the other held rows go, and
-/// the rows not held are inserted. Two statements when nothing changed
-/// (the read), at most a delete and an insert more.
+/// the rows not held are inserted. On PostgreSQL the staffing lock and
+/// the read when nothing changed, at most a delete and an insert more.
 pub fn replace(conn: &mut DbConn, lo: NaiveDateTime, hi: NaiveDateTime, rows: &[NewObligation]) -> QueryResult<()> {
     type Held = (
         i64,
@@ -52,6 +72,7 @@ pub fn replace(conn: &mut DbConn, lo: NaiveDateTime, hi: NaiveDateTime, rows: &[
         String,
         Option<NaiveDateTime>,
     );
+    serialise(conn)?;
     let held: Vec<Held> = staffing()
         .filter(obligations::due.between(lo, hi))
         .select((
@@ -107,6 +128,7 @@ pub fn judged(conn: &mut DbConn, dues: &[NaiveDateTime]) -> QueryResult<std::col
 /// events — removed events, a unit's storhelg flag — makes the next scan
 /// judge those days whole again. Their adherence is empty until it has.
 pub fn forget(conn: &mut DbConn, span: Option<(NaiveDateTime, NaiveDateTime)>) -> QueryResult<usize> {
+    serialise(conn)?;
     let staffing = staffing();
     match span {
         Some((lo, hi)) => diesel::delete(staffing.filter(obligations::due.between(lo, hi))).execute(conn),
@@ -131,18 +153,25 @@ pub fn replace_of(conn: &mut DbConn, due: NaiveDateTime, units: &[&str], rows: &
 
 /// The staffing deviations (no case, the staffing rule) due in `[from,
 /// to]`, read through the partial index `deviations_staffing_due`
-/// (migration 000021). On PostgreSQL locked as they are read, in id order,
-/// as `Filing::apply` would lock them: a scan that reads one span files
-/// them without a second statement to lock them
-/// (`Filing::apply_locked`).
-pub fn deviations_due(conn: &mut DbConn, from: NaiveDateTime, to: NaiveDateTime) -> QueryResult<Vec<DeviationRow>> {
+/// (migration 000021). `lock`: on PostgreSQL locked as they are read, in
+/// id order, as `Filing::apply` would lock them, for a scan that reads one
+/// span and files them without a second statement to lock them
+/// (`Filing::apply_locked`). A scan that reads several spans locks none
+/// here: locked span by span, ids of a later span below those of an
+/// earlier one would be locked out of order (a sender locks them in
+/// order: a deadlock), so `Filing::apply` locks them all at once.
+pub fn deviations_due(
+    conn: &mut DbConn,
+    (from, to): (NaiveDateTime, NaiveDateTime),
+    lock: bool,
+) -> QueryResult<Vec<DeviationRow>> {
     let of_span = deviations::table
         .filter(deviations::case_id.is_null())
         .filter(deviations::rule.eq(RuleId::BemanningStorhelg.as_str()))
         .filter(deviations::due.ge(from))
         .filter(deviations::due.le(to));
     match conn {
-        DbConn::Pg(c) => of_span.order(deviations::id).for_update().load(c),
-        DbConn::Sqlite(c) => of_span.load(c),
+        DbConn::Pg(c) if lock => of_span.order(deviations::id).for_update().load(c),
+        _ => of_span.load(conn),
     }
 }

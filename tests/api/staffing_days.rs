@@ -145,3 +145,67 @@ fn a_scan_rewrites_only_the_staffing_obligations_that_changed(b: Backend) {
     assert_ne!(after[1].1, first[1].1, "K2's row replaced");
     assert_eq!(after[1].2, "met", "K2 showed staffing before 15:00: {after:?}");
 }
+
+/// On PostgreSQL a scan's `staffing::replace` keeps the rows it found
+/// unchanged, so a `forget` (a removed batch, a unit's storhelg flag)
+/// committed between its read and its commit would leave the day with
+/// only the rows that changed — none here — and the day taken for judged.
+/// The two wait for each other: the scan's replace, begun while a forget
+/// is open, waits for it and then writes the whole day.
+#[test]
+fn postgres_a_forget_while_a_scan_replaces_the_staffing_rows_leaves_the_day_whole() {
+    use diesel::connection::SimpleConnection;
+    use diesel::prelude::*;
+    use svu_vakt::store::followup::NewObligation;
+    use svu_vakt::store::{backend, staffing, DbConn};
+    if crate::helpers::pg_admin_url().is_none() {
+        eprintln!("skipped: SVU_VAKT_TEST_PG_URL is not set");
+        return;
+    }
+    let app = spawn_app_with(Backend::Postgres, |_| {});
+    let url = app.db.url();
+    let due = chrono::NaiveDate::from_ymd_opt(2026, 5, 15)
+        .unwrap()
+        .and_hms_opt(13, 0, 0)
+        .unwrap();
+    let rows: Vec<NewObligation> = ["K1", "K2"]
+        .iter()
+        .map(|u| NewObligation {
+            case_id: String::new(),
+            rule: "bemanning_storhelg".into(),
+            unit: Some(u.to_string()),
+            due,
+            outcome: "missing".into(),
+            done_at: None,
+        })
+        .collect();
+    let mut scan = DbConn::Pg(diesel::PgConnection::establish(&url).unwrap());
+    backend::write_tx(&mut scan, |c| staffing::replace(c, due, due, &rows)).unwrap();
+
+    let mut remover = DbConn::Pg(diesel::PgConnection::establish(&url).unwrap());
+    remover.batch_execute("BEGIN").unwrap();
+    assert_eq!(staffing::forget(&mut remover, Some((due, due))).unwrap(), 2);
+    let again = rows.clone();
+    let scanner = std::thread::spawn(move || {
+        backend::write_tx(&mut scan, |c| staffing::replace(c, due, due, &again)).unwrap();
+        scan
+    });
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(!scanner.is_finished(), "the scan's replace waits for the open forget");
+    remover.batch_execute("COMMIT").unwrap();
+    let mut scan = scanner.join().unwrap();
+
+    use svu_vakt::store::schema::obligations as o;
+    let units: Vec<Option<String>> = o::table
+        .filter(o::case_id.eq(""))
+        .filter(o::due.eq(due))
+        .select(o::unit)
+        .order(o::unit)
+        .load(&mut scan)
+        .unwrap();
+    assert_eq!(
+        units,
+        vec![Some("K1".to_string()), Some("K2".to_string())],
+        "the day whole"
+    );
+}
