@@ -223,9 +223,10 @@ impl Auditor {
     ) -> anyhow::Result<()> {
         let (ready, _) = self.split_by_grace(findings, None, as_of);
         counts.findings += ready.len();
-        match locked {
-            true => filing.apply_locked(conn, &ready, existing, counts).map(drop),
-            false => filing.apply(conn, &ready, existing, counts).map(drop),
+        if locked {
+            filing.apply_locked(conn, &ready, existing, counts).map(drop)
+        } else {
+            filing.apply(conn, &ready, existing, counts).map(drop)
         }
     }
 }

@@ -168,6 +168,24 @@ pub fn lock_units(conn: &mut DbConn) -> QueryResult<()> {
     Ok(())
 }
 
+/// The key of the transaction lock that keeps a scan's writing of the
+/// staffing obligations (`staffing::replace`) and their forgetting
+/// (`staffing::forget`: a removed batch, a unit's storhelg flag) apart.
+const STAFFING_LOCK_KEY: i64 = 0x7376_752d_7374_6166;
+
+/// Serialises the staffing obligations' writers until the transaction ends
+/// (PostgreSQL; SQLite's write transactions are serial already): `replace`
+/// leaves the rows it found as they were, so a `forget` committed between
+/// its read and its commit would leave the day with only the rows that
+/// changed, and the day taken for judged. A statement of its own, so the
+/// reads after it see what the other committed.
+pub fn lock_staffing(conn: &mut DbConn) -> QueryResult<()> {
+    if let DbConn::Pg(c) = conn {
+        diesel::sql_query(format!("SELECT pg_advisory_xact_lock({STAFFING_LOCK_KEY})")).execute(c)?;
+    }
+    Ok(())
+}
+
 /// Makes sure an unknown name's row exists (failed 0) and, on PostgreSQL,
 /// locks it for the rest of the transaction, so concurrent failures under
 /// one name are counted one by one.

@@ -39,26 +39,6 @@ fn key(row: &NewObligation) -> Key<'_> {
     (&row.rule, row.unit.as_deref(), row.due, &row.outcome, row.done_at)
 }
 
-/// The key of the transaction lock that keeps a scan's [`replace`] and a
-/// [`forget`] (a removed batch, a unit's storhelg flag) apart on
-/// PostgreSQL: `replace` leaves the rows it found as they were, so a
-/// `forget` committed between its read and its commit would leave the day
-/// with only the rows that changed, and the day taken for judged (SQLite's
-/// write transactions are serial already).
-const STAFFING_LOCK_KEY: i64 = 0x7376_752d_7374_6166; // "svu-staf"
-
-/// Takes the staffing lock until the transaction ends (PostgreSQL; a
-/// statement of its own, so the reads after it see what a `forget` that
-/// held it committed).
-fn serialise(conn: &mut DbConn) -> QueryResult<()> {
-    if let DbConn::Pg(c) = conn {
-        diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
-            .bind::<diesel::sql_types::BigInt, _>(STAFFING_LOCK_KEY)
-            .execute(c)?;
-    }
-    Ok(())
-}
-
 /// Makes the staffing obligations with dues in `[lo, hi]` those of `rows`:
 /// a held row that `rows` has as it is stays, the other held rows go, and
 /// the rows not held are inserted. On PostgreSQL the staffing lock and
@@ -72,7 +52,7 @@ pub fn replace(conn: &mut DbConn, lo: NaiveDateTime, hi: NaiveDateTime, rows: &[
         String,
         Option<NaiveDateTime>,
     );
-    serialise(conn)?;
+    super::backend::lock_staffing(conn)?;
     let held: Vec<Held> = staffing()
         .filter(obligations::due.between(lo, hi))
         .select((
@@ -128,7 +108,7 @@ pub fn judged(conn: &mut DbConn, dues: &[NaiveDateTime]) -> QueryResult<std::col
 /// events — removed events, a unit's storhelg flag — makes the next scan
 /// judge those days whole again. Their adherence is empty until it has.
 pub fn forget(conn: &mut DbConn, span: Option<(NaiveDateTime, NaiveDateTime)>) -> QueryResult<usize> {
-    serialise(conn)?;
+    super::backend::lock_staffing(conn)?;
     let staffing = staffing();
     match span {
         Some((lo, hi)) => diesel::delete(staffing.filter(obligations::due.between(lo, hi))).execute(conn),
