@@ -59,7 +59,9 @@ fn statements_of_scan(db: &TestDb, as_of: &str) -> Vec<String> {
 fn reads_history(sql: &str) -> bool {
     let s = sql.to_ascii_lowercase();
     let names = ["\"events\"", "`events`", "\"cases\"", "`cases`"];
-    s.trim_start().starts_with("select") && names.iter().any(|n| s.contains(n))
+    // A compound statement of PostgreSQL's starts with its first part's
+    // parenthesis.
+    s.trim_start().trim_start_matches('(').starts_with("select") && names.iter().any(|n| s.contains(n))
 }
 
 #[derive(QueryableByName)]

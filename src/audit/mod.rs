@@ -145,20 +145,17 @@ impl Auditor {
         let as_of = as_of.unwrap_or_else(Utc::now);
         let as_of = DateTime::from_timestamp(as_of.timestamp(), 0).unwrap_or(as_of);
         // Holding the lock, any run still marked running was killed.
-        scans::mark_interrupted(&mut conn).map_err(|e| anyhow::anyhow!(e))?;
-        let previous = scans::last_good_run(&mut conn).map_err(|e| anyhow::anyhow!(e))?;
-        let high_water = scans::high_water(&mut conn).map_err(|e| anyhow::anyhow!(e))?;
-        let full = full || previous.is_none();
-        let backfill = high_water.is_some_and(|h| as_of < h);
-        let run_id = scans::begin(&mut conn, as_of.naive_utc(), full, backfill).map_err(|e| anyhow::anyhow!(e))?;
+        let opened = scans::open(&mut conn, as_of.naive_utc(), full).map_err(|e| anyhow::anyhow!(e))?;
+        let (run_id, full) = (opened.id, opened.full);
         let mut counts = Counts::default();
         let run = Run {
             id: run_id,
             as_of,
             full,
-            backfill,
-            reference: high_water.map_or(as_of, |h| h.max(as_of)),
-            previous,
+            backfill: opened.backfill,
+            reference: opened.high_water.map_or(as_of, |h| h.max(as_of)),
+            previous: opened.previous,
+            days_owed: opened.days_owed,
             holder,
         };
         // A full scan rewrites the follow-up's rows of many cases: the larger
@@ -208,12 +205,7 @@ impl Auditor {
     }
 
     fn scan_body(&self, conn: &mut DbConn, run: &Run, counts: &mut Counts) -> anyhow::Result<()> {
-        let behind = day_counts::catch_up(conn)?;
-        if !behind.is_empty() {
-            tracing::warn!(
-                "dagräkningarna räknades om från ärendenas bedömda skyldigheter: granskning {behind:?} avbröts innan den förde in sina"
-            );
-        }
+        recount_owed_days(conn, run)?;
         let units = Units::new(crate::store::units::all(conn)?);
         let active: HashSet<RuleId> = self.profile.enabled.iter().copied().collect();
         let case_rules = self.profile.case_rules();
@@ -496,6 +488,8 @@ struct Run {
     /// "Now" for the mail age limit: the latest instant any scan judged.
     reference: DateTime<Utc>,
     previous: Option<scans::PreviousRun>,
+    /// A run before it left its day counts owed: counted again first.
+    days_owed: bool,
     holder: String,
 }
 
@@ -503,6 +497,21 @@ struct Run {
 /// ahead of its time, or a scan judging as of an earlier instant): when it
 /// happens it can change the judgement (a missing turns late), so the case
 /// is looked at again then.
+/// When a run before this one left its day counts owed (`scans::open`
+/// saw its mark): counted again from every case's facts first.
+fn recount_owed_days(conn: &mut DbConn, run: &Run) -> anyhow::Result<()> {
+    if !run.days_owed {
+        return Ok(());
+    }
+    let behind = day_counts::recount_owed(conn)?;
+    if !behind.is_empty() {
+        tracing::warn!(
+            "dagräkningarna räknades om från ärendenas bedömda skyldigheter: granskning {behind:?} avbröts innan den förde in sina"
+        );
+    }
+    Ok(())
+}
+
 fn upcoming(events: &[crate::domain::Event], as_of: DateTime<Utc>) -> Option<DateTime<Utc>> {
     events
         .iter()

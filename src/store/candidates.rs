@@ -126,25 +126,27 @@ impl CandidateWalk {
 /// Both listings are read before the chunk, as the ids were: what changes
 /// after it is marked changed and judged by the next scan.
 fn listed(conn: &mut DbConn, chunk: i64, since: NaiveDateTime, as_of: NaiveDateTime) -> QueryResult<Option<Listed>> {
-    let due: Vec<Candidate> = cases::table
+    // One statement, one round trip: more than `chunk` due or changed
+    // cases make more than `chunk` cases in all. A case in both comes twice,
+    // as one row (one snapshot).
+    let both = cases::table
         .select(COLUMNS)
         .filter(cases::next_check.le(as_of))
         .limit(chunk + 1)
-        .load(conn)?;
-    if due.len() as i64 <= chunk {
-        let changed: Vec<Candidate> = cases::table
-            .select(COLUMNS)
-            .filter(cases::changed_at.gt(since))
-            .limit(chunk + 1)
-            .load(conn)?;
-        // Stable: of a case in both, the row read last is kept.
-        let mut all = changed;
-        all.extend(due);
-        all.sort_by(|a, b| a.id.cmp(&b.id));
-        all.dedup_by(|later, kept| later.id == kept.id);
-        if all.len() as i64 <= chunk {
-            return Ok(Some(Listed::Rows(Some(all))));
-        }
+        .union_all(
+            cases::table
+                .select(COLUMNS)
+                .filter(cases::changed_at.gt(since))
+                .limit(chunk + 1),
+        );
+    let mut all: Vec<Candidate> = match conn {
+        DbConn::Pg(c) => both.load(c)?,
+        DbConn::Sqlite(c) => both.load(c)?,
+    };
+    all.sort_by(|a, b| a.id.cmp(&b.id));
+    all.dedup_by(|later, kept| later.id == kept.id);
+    if all.len() as i64 <= chunk {
+        return Ok(Some(Listed::Rows(Some(all))));
     }
     Ok(incremental_ids(conn, since, as_of)?.map(|ids| Listed::Ids(ids.into_iter())))
 }

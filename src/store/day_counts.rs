@@ -100,6 +100,12 @@ pub fn catch_up(conn: &mut DbConn) -> QueryResult<Vec<i64>> {
     if owing(conn)?.is_empty() {
         return Ok(Vec::new());
     }
+    recount_owed(conn)
+}
+
+/// [`catch_up`] once a run was seen owing (`scans::Opened::days_owed`):
+/// the marked runs are read again inside the transaction.
+pub fn recount_owed(conn: &mut DbConn) -> QueryResult<Vec<i64>> {
     backend::write_tx(conn, |conn| -> QueryResult<Vec<i64>> {
         let runs = match conn {
             DbConn::Pg(c) => {

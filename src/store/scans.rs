@@ -99,16 +99,120 @@ pub struct PreviousRun {
     pub as_of: NaiveDateTime,
 }
 
+/// What a run left behind by a killed process says on the scan-runs page.
+const INTERRUPTED: &str =
+    "granskningen avbröts innan den blev klar (processen stoppades eller förbindelsen med databasen bröts)";
+
 /// Holding the scan lock, any run still marked running was killed.
 pub fn mark_interrupted(conn: &mut DbConn) -> QueryResult<usize> {
     diesel::update(scan_runs::table.filter(scan_runs::status.eq(ScanStatus::Pagar)))
         .set((
             scan_runs::status.eq(ScanStatus::Avbruten),
-            scan_runs::error_text.eq(
-                "granskningen avbröts innan den blev klar (processen stoppades eller förbindelsen med databasen bröts)",
-            ),
+            scan_runs::error_text.eq(INTERRUPTED),
         ))
         .execute(conn)
+}
+
+/// A run begun ([`open`]) and what the log said when it began.
+#[derive(Debug, Clone)]
+pub struct Opened {
+    pub id: i64,
+    /// Where an incremental scan starts from ([`last_good_run`]).
+    pub previous: Option<PreviousRun>,
+    /// The latest instant a run judged as of ([`high_water`]).
+    pub high_water: Option<DateTime<Utc>>,
+    /// Asked for, or no good run before it.
+    pub full: bool,
+    /// Judged as of an instant before the high-water mark.
+    pub backfill: bool,
+    /// Some run left its day counts owed (`store::day_counts`).
+    pub days_owed: bool,
+}
+
+/// Holding the scan lock: marks the runs a killed process left running
+/// ([`mark_interrupted`]), reads the last good run and the high-water mark
+/// and begins a run ([`begin`]), full when asked for or when no run was
+/// good. On PostgreSQL in one statement (five were five round trips of an
+/// idle scan's few dozen); on SQLite in one transaction.
+pub fn open(conn: &mut DbConn, as_of: NaiveDateTime, full: bool) -> QueryResult<Opened> {
+    match conn {
+        DbConn::Pg(c) => open_pg(c, as_of, full),
+        DbConn::Sqlite(_) => super::backend::write_tx(conn, |conn| {
+            mark_interrupted(conn)?;
+            let previous = last_good_run(conn)?;
+            let high_water = high_water(conn)?;
+            let full = full || previous.is_none();
+            let backfill = high_water.is_some_and(|h| as_of < h.naive_utc());
+            let id = begin(conn, as_of, full, backfill)?;
+            let days_owed =
+                diesel::select(diesel::dsl::exists(scan_runs::table.filter(scan_runs::days_owed))).get_result(conn)?;
+            Ok(Opened {
+                id,
+                previous,
+                high_water,
+                full,
+                backfill,
+                days_owed,
+            })
+        }),
+    }
+}
+
+/// [`open`] on PostgreSQL. The statement's parts see the log as it was
+/// before it: the high-water mark is the latest `as_of` of every run
+/// (those marked interrupted by it included, as [`high_water`] reads them
+/// after [`mark_interrupted`]); the last good run and the owed marks are
+/// not touched by the marking.
+const OPEN_PG: &str = "WITH gone AS (\
+       UPDATE scan_runs SET status = 'avbruten', error_text = $1 WHERE status = 'pagar' RETURNING id), \
+     prev AS (SELECT started_at, as_of FROM scan_runs WHERE status = 'klar' AND NOT backfill \
+       ORDER BY id DESC LIMIT 1), \
+     hw AS (SELECT max(as_of) AS at FROM scan_runs), \
+     run AS (INSERT INTO scan_runs (started_at, as_of, full_scan, backfill, status) \
+       SELECT $2, $3, $4 OR NOT EXISTS (SELECT 1 FROM prev), coalesce($3 < hw.at, false), 'pagar' FROM hw \
+       RETURNING id, full_scan, backfill) \
+     SELECT run.id, run.full_scan, run.backfill, prev.started_at AS prev_started_at, prev.as_of AS prev_as_of, \
+       hw.at AS high_water, EXISTS (SELECT 1 FROM scan_runs WHERE days_owed) AS days_owed \
+     FROM run CROSS JOIN hw LEFT JOIN prev ON true";
+
+#[derive(diesel::QueryableByName)]
+struct OpenRow {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    id: i64,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    full_scan: bool,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    backfill: bool,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Timestamp>)]
+    prev_started_at: Option<NaiveDateTime>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Timestamp>)]
+    prev_as_of: Option<NaiveDateTime>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Timestamp>)]
+    high_water: Option<NaiveDateTime>,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    days_owed: bool,
+}
+
+fn open_pg(c: &mut diesel::PgConnection, as_of: NaiveDateTime, full: bool) -> QueryResult<Opened> {
+    use diesel::sql_types::{Bool, Text, Timestamp};
+    let row: OpenRow = diesel::sql_query(OPEN_PG)
+        .bind::<Text, _>(INTERRUPTED)
+        .bind::<Timestamp, _>(now())
+        .bind::<Timestamp, _>(as_of)
+        .bind::<Bool, _>(full)
+        .get_result(c)?;
+    let previous = match (row.prev_started_at, row.prev_as_of) {
+        (Some(started_at), Some(as_of)) => Some(PreviousRun { started_at, as_of }),
+        _ => None,
+    };
+    Ok(Opened {
+        id: row.id,
+        previous,
+        high_water: row.high_water.map(|t| t.and_utc()),
+        full: row.full_scan,
+        backfill: row.backfill,
+        days_owed: row.days_owed,
+    })
 }
 
 /// Records a run begun now (`pagar`); its id.

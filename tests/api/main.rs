@@ -32,6 +32,7 @@ mod reliability;
 mod reminders;
 mod report_document;
 mod scan_notes;
+mod scan_runs;
 mod settled;
 mod smtp;
 mod staffing_days;
