@@ -443,7 +443,7 @@ fn label(steps: &mut [Step], work: String, n: usize, unit: &str) {
         s.rate = format!("{:.0} {unit}/s", n as f64 / s.secs.max(1e-9));
         s.work = work;
         eprintln!(
-            "bench: {} {:.3} s, {}, peak {:.0} MB: {}",
+            "bench: {} {:.4} s, {}, peak {:.0} MB: {}",
             s.name, s.secs, s.rate, s.peak_mb, s.work
         );
     }
@@ -472,7 +472,7 @@ fn print_table(steps: &[Step], url: &str) {
     );
     for s in steps {
         println!(
-            "{:<24} {:>10.3} {:>18} {:>10.0}  {}",
+            "{:<24} {:>10.4} {:>18} {:>10.0}  {}",
             s.name, s.secs, s.rate, s.peak_mb, s.work
         );
     }

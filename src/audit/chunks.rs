@@ -194,6 +194,8 @@ impl Settled<'_> {
 /// stops it at once, the chunks read ahead dropped unfiled (a chunk not
 /// filed is judged by the next scan; one filed beside meanwhile is kept and
 /// counted). A panic in `judge` fails the scan as it did on one thread.
+/// A walk listed whole in one chunk, with no second connection, is
+/// [`at_once`], on this thread alone.
 pub(super) fn pipelined<F>(
     conn: &mut DbConn,
     (reader, beside): (Option<PooledConn>, Option<PooledConn>),
@@ -205,6 +207,9 @@ pub(super) fn pipelined<F>(
 where
     F: Fn(&mut DbConn, &[Candidate], &mut Judged, &mut Counts) -> anyhow::Result<()> + Sync,
 {
+    if reader.is_none() && beside.is_none() && walk.in_one_chunk() {
+        return at_once(conn, walk, judge, (file, filed), counts);
+    }
     std::thread::scope(|s| {
         // Handed over, not queued: memory holds no more filed chunks than
         // the one being summed and dropped.
@@ -278,6 +283,34 @@ where
 /// at least N are).
 /// Only in a build with the `fault-injection` feature, which `cargo test`
 /// turns on and a release build does not have (Cargo.toml).
+/// [`pipelined`] for a walk listed whole in one chunk (an idle scan's few
+/// due cases, a day's feed): read, judged, filed and dropped on the
+/// scan's thread. One chunk leaves the threads nothing to overlap — one
+/// worker judged it while this thread waited — and starting them (a
+/// dropping thread and a worker per core, each with its allocator's heap)
+/// cost an idle scan more than its rules.
+fn at_once<F>(
+    conn: &mut DbConn,
+    mut walk: CandidateWalk,
+    judge: impl Fn(&[Candidate], timelines::Read) -> anyhow::Result<Judged>,
+    (file, mut filed): (F, impl FnMut(Judged)),
+    counts: &mut Counts,
+) -> anyhow::Result<()>
+where
+    F: Fn(&mut DbConn, &[Candidate], &mut Judged, &mut Counts) -> anyhow::Result<()>,
+{
+    let Some((chunk, read)) = read_chunk(conn, &mut walk)? else {
+        return Ok(());
+    };
+    let mut judged = judge(&chunk, read)?;
+    let mut n = Counts::default();
+    file(conn, &chunk, &mut judged, &mut n)?;
+    counts.absorb(n);
+    fault_injection(1);
+    filed(judged);
+    Ok(())
+}
+
 #[cfg(feature = "fault-injection")]
 fn fault_injection(chunk_no: usize) {
     if let Ok(n) = std::env::var("SVU_VAKT_FAULT_ABORT_AFTER_CHUNKS") {
