@@ -277,12 +277,6 @@ where
     })
 }
 
-/// For the crash tests: `SVU_VAKT_FAULT_ABORT_AFTER_CHUNKS=N` kills the
-/// process right after the N-th chunk's commit is taken, as a power cut
-/// would (on PostgreSQL with a chunk beside, the next may be committed too:
-/// at least N are).
-/// Only in a build with the `fault-injection` feature, which `cargo test`
-/// turns on and a release build does not have (Cargo.toml).
 /// [`pipelined`] for a walk listed whole in one chunk (an idle scan's few
 /// due cases, a day's feed): read, judged, filed and dropped on the
 /// scan's thread. One chunk leaves the threads nothing to overlap — one
@@ -311,6 +305,12 @@ where
     Ok(())
 }
 
+/// For the crash tests: `SVU_VAKT_FAULT_ABORT_AFTER_CHUNKS=N` kills the
+/// process right after the N-th chunk's commit is taken, as a power cut
+/// would (on PostgreSQL with a chunk beside, the next may be committed too:
+/// at least N are).
+/// Only in a build with the `fault-injection` feature, which `cargo test`
+/// turns on and a release build does not have (Cargo.toml).
 #[cfg(feature = "fault-injection")]
 fn fault_injection(chunk_no: usize) {
     if let Ok(n) = std::env::var("SVU_VAKT_FAULT_ABORT_AFTER_CHUNKS") {

@@ -14,7 +14,8 @@
 //! A run still marked — the process died, or the database went away before
 //! the end — left the counts behind the cases' facts. The next scan, before
 //! it judges anything, counts them again from every case's judged
-//! obligations ([`catch_up`]). Only scans write the facts and the counts;
+//! obligations ([`recount_owed`], when the scan's `scans::open` saw a
+//! mark; [`catch_up`] looks for one itself). Only scans write the facts and the counts;
 //! a scan that lost its lock to the one counting them again cannot commit
 //! a chunk meanwhile, and adds nothing after (its mark is gone); one
 //! adding them as the recount begins is waited for on PostgreSQL, and its

@@ -161,10 +161,14 @@ pub fn open(conn: &mut DbConn, as_of: NaiveDateTime, full: bool) -> QueryResult<
 /// [`open`] on PostgreSQL. The statement's parts see the log as it was
 /// before it: the high-water mark is the latest `as_of` of every run
 /// (those marked interrupted by it included, as [`high_water`] reads them
-/// after [`mark_interrupted`]); the last good run and the owed marks are
-/// not touched by the marking.
+/// after [`mark_interrupted`]). A run left running may still be
+/// committing a chunk that marks it owing (a scan that lost its lock):
+/// the marking waits for that commit and returns the row as committed,
+/// which the snapshot's read of the marks does not see, so its mark is
+/// taken from the marked rows too.
 const OPEN_PG: &str = "WITH gone AS (\
-       UPDATE scan_runs SET status = 'avbruten', error_text = $1 WHERE status = 'pagar' RETURNING id), \
+       UPDATE scan_runs SET status = 'avbruten', error_text = $1 WHERE status = 'pagar' \
+       RETURNING id, days_owed), \
      prev AS (SELECT started_at, as_of FROM scan_runs WHERE status = 'klar' AND NOT backfill \
        ORDER BY id DESC LIMIT 1), \
      hw AS (SELECT max(as_of) AS at FROM scan_runs), \
@@ -172,7 +176,8 @@ const OPEN_PG: &str = "WITH gone AS (\
        SELECT $2, $3, $4 OR NOT EXISTS (SELECT 1 FROM prev), coalesce($3 < hw.at, false), 'pagar' FROM hw \
        RETURNING id, full_scan, backfill) \
      SELECT run.id, run.full_scan, run.backfill, prev.started_at AS prev_started_at, prev.as_of AS prev_as_of, \
-       hw.at AS high_water, EXISTS (SELECT 1 FROM scan_runs WHERE days_owed) AS days_owed \
+       hw.at AS high_water, \
+       EXISTS (SELECT 1 FROM scan_runs WHERE days_owed) OR EXISTS (SELECT 1 FROM gone WHERE days_owed) AS days_owed \
      FROM run CROSS JOIN hw LEFT JOIN prev ON true";
 
 #[derive(diesel::QueryableByName)]

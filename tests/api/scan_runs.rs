@@ -87,3 +87,36 @@ fn a_scan_begins_from_the_log_as_the_runs_before_it_left_it(b: Backend) {
     let runs: i64 = scan_runs::table.count().get_result(conn).unwrap();
     assert_eq!(runs, 5, "one run recorded each time");
 }
+
+/// A scan that lost its lock (its lock session died) may be committing a
+/// chunk that marks its run owing as the next scan begins: the next waits
+/// for that commit as it marks the run interrupted, and must see the mark,
+/// or the day counts stay behind the cases' facts until some later scan
+/// (its snapshot, taken before the wait, has no mark).
+#[test]
+fn postgres_a_mark_committed_while_the_next_scan_begins_is_seen() {
+    use diesel::connection::SimpleConnection;
+    if crate::helpers::pg_admin_url().is_none() {
+        eprintln!("skipped: SVU_VAKT_TEST_PG_URL is not set");
+        return;
+    }
+    let app = spawn_app(Backend::Postgres);
+    let url = app.db.url();
+    let mut next = DbConn::Pg(diesel::PgConnection::establish(&url).unwrap());
+    let left = scans::open(&mut next, at("2026-05-10 12:00"), false).unwrap();
+
+    let mut lost = DbConn::Pg(diesel::PgConnection::establish(&url).unwrap());
+    lost.batch_execute("BEGIN").unwrap();
+    diesel::update(scan_runs::table.find(left.id))
+        .set(scan_runs::days_owed.eq(true))
+        .execute(&mut lost)
+        .unwrap();
+    let begins = std::thread::spawn(move || scans::open(&mut next, at("2026-05-10 12:15"), false).unwrap());
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(!begins.is_finished(), "the next scan waits for the chunk's commit");
+    lost.batch_execute("COMMIT").unwrap();
+    let opened = begins.join().unwrap();
+    assert!(opened.days_owed, "the mark committed meanwhile is seen");
+    let (was, _) = status(&mut lost, left.id);
+    assert_eq!(was, "avbruten");
+}
