@@ -104,7 +104,7 @@ const INTERRUPTED: &str =
     "granskningen avbröts innan den blev klar (processen stoppades eller förbindelsen med databasen bröts)";
 
 /// Holding the scan lock, any run still marked running was killed.
-pub fn mark_interrupted(conn: &mut DbConn) -> QueryResult<usize> {
+fn mark_interrupted(conn: &mut DbConn) -> QueryResult<usize> {
     diesel::update(scan_runs::table.filter(scan_runs::status.eq(ScanStatus::Pagar)))
         .set((
             scan_runs::status.eq(ScanStatus::Avbruten),
@@ -221,7 +221,7 @@ fn open_pg(c: &mut diesel::PgConnection, as_of: NaiveDateTime, full: bool) -> Qu
 }
 
 /// Records a run begun now (`pagar`); its id.
-pub fn begin(conn: &mut DbConn, as_of: NaiveDateTime, full: bool, backfill: bool) -> QueryResult<i64> {
+fn begin(conn: &mut DbConn, as_of: NaiveDateTime, full: bool, backfill: bool) -> QueryResult<i64> {
     diesel::insert_into(scan_runs::table)
         .values((
             scan_runs::started_at.eq(now()),
@@ -254,7 +254,7 @@ pub fn finish(conn: &mut DbConn, id: i64, t: &Tally, status: ScanStatus, error: 
 
 /// A backfill judged as of an earlier instant: what it did not look at
 /// again (it leaves `next_check` alone) the next scan must still see.
-pub fn last_good_run(conn: &mut DbConn) -> QueryResult<Option<PreviousRun>> {
+fn last_good_run(conn: &mut DbConn) -> QueryResult<Option<PreviousRun>> {
     let row: Option<(NaiveDateTime, NaiveDateTime)> = scan_runs::table
         .filter(scan_runs::status.eq(ScanStatus::Klar))
         .filter(scan_runs::backfill.eq(false))
@@ -266,7 +266,7 @@ pub fn last_good_run(conn: &mut DbConn) -> QueryResult<Option<PreviousRun>> {
 }
 
 /// The latest instant a scan (finished or failed midway) judged as of.
-pub fn high_water(conn: &mut DbConn) -> QueryResult<Option<DateTime<Utc>>> {
+fn high_water(conn: &mut DbConn) -> QueryResult<Option<DateTime<Utc>>> {
     let t: Option<NaiveDateTime> = scan_runs::table
         .filter(scan_runs::status.ne(ScanStatus::Pagar))
         .select(diesel::dsl::max(scan_runs::as_of))
